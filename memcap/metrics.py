@@ -1,0 +1,280 @@
+"""Capacity metrics of Kuratov et al. 2025 as pure functions over per-sample records.
+
+Usage::
+
+    from memcap.metrics import load_records, summarise, pass_rate_by_length
+    df = load_records(["results/demo/compress/smollm2-135m/lee.jsonl"])
+    summary = summarise(df)          # one row per (model, dataset, protocol, K)
+    passes = pass_rate_by_length(df)  # one row per (model, dataset, protocol, K, L)
+
+Records follow docs/records.md. ``load_records`` adds per-sample totals according to
+each row's protocol:
+
+* ``paper``: the paper's totals, a per-position mean times the target length L
+  (``CE_mem = min_loss_sum / scored * L``, accuracy = ``max_accuracy``), so numbers
+  compare with the paper's.
+* ``strict``: exact sums with the saved vectors (``CE_mem = loss_sum``,
+  ``C_mem = correct``, accuracy = ``accuracy``).
+
+Threshold convention (PAPER.md section 6, item 4), used everywhere in this package:
+a sample is *lossless* iff its accuracy >= 0.99 (``LOSSLESS_ACCURACY``); every other
+sample is *saturated*. A length passes iff the mean accuracy of its samples is >= 0.99.
+Token gain, information gain and the CE fit use the saturated samples (accuracy < 0.99);
+the lossless CE threshold uses the lossless ones. (The paper mixes ``<= 0.99`` and
+``< 0.99``; the two differ only for samples at exactly 0.99.)
+
+Records whose ``status`` is not ``ok`` carry no usable numbers: they are kept in the
+frame (``ok`` column False, derived columns NaN), excluded from every metric, and
+counted in ``n_failed``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+LOSSLESS_ACCURACY = 0.99
+# Accuracies are ratios of small integers; this guards 0.99-as-float comparisons only.
+_FLOAT_SLACK = 1e-9
+BITS_PER_VALUE = 16  # Eq. 1 of the paper: b = 16 bits per mem-vector component
+LN2 = math.log(2.0)
+
+GROUP = ["model", "dataset", "protocol", "K"]
+SAMPLE_KEY = ["model", "dataset", "protocol", "K", "L", "sample_id"]
+DERIVED = ["ce_orig", "ce_mem", "c_orig", "c_mem", "acc", "d_ce", "d_tok"]
+_REQUIRED = ["model", "dataset", "sample_id", "protocol", "K", "L", "status"]
+
+
+def load_records(paths: list[str | Path]) -> pd.DataFrame:
+    """Read JSONL record files into one DataFrame with per-sample totals added.
+
+    Adds ``ok`` (status == "ok"), ``records_file`` and the derived columns
+    ``ce_orig, ce_mem`` (nats), ``c_orig, c_mem`` (tokens), ``acc``,
+    ``d_ce = ce_orig - ce_mem`` and ``d_tok = c_mem - c_orig``, computed per row
+    according to its ``protocol`` (module docstring); NaN for rows that are not ok.
+
+    Raises ValueError on unreadable lines, unknown protocols, missing keys, or
+    duplicate (model, dataset, protocol, K, L, sample_id) rows.
+    """
+    rows = []
+    for path in map(Path, paths):
+        with path.open(encoding="utf-8") as handle:
+            for line_no, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise ValueError(f"{path}:{line_no}: not a JSON record ({err})") from err
+                row["records_file"] = str(path)
+                rows.append(row)
+    if not rows:
+        return pd.DataFrame(columns=[*_REQUIRED, "ok", "records_file", *DERIVED])
+    df = pd.DataFrame(rows)
+    missing = [key for key in _REQUIRED if key not in df.columns]
+    if missing:
+        raise ValueError(f"records lack required keys {missing}")
+    _reject_duplicates(df)
+    unknown = sorted(set(df["protocol"]) - {"paper", "strict"})
+    if unknown:
+        raise ValueError(f"unknown protocol(s) {unknown}; expected 'paper' or 'strict'")
+    df["K"] = df["K"].astype(int)
+    df["L"] = df["L"].astype(int)
+    df["ok"] = df["status"] == "ok"
+    return _add_totals(df)
+
+
+def _reject_duplicates(df: pd.DataFrame) -> None:
+    dup = df[df.duplicated(SAMPLE_KEY, keep=False)]
+    if not dup.empty:
+        shown = dup[SAMPLE_KEY + ["records_file"]].head(10).to_string(index=False)
+        raise ValueError(
+            f"{len(dup)} records share a (model, dataset, protocol, K, L, sample_id) key; "
+            f"a result file was appended twice or two files overlap:\n{shown}"
+        )
+
+
+def _column(df: pd.DataFrame, name: str) -> pd.Series:
+    """A numeric column, NaN where the record lacks it (failed samples may omit numbers)."""
+    if name not in df.columns:
+        return pd.Series(np.nan, index=df.index)
+    return pd.to_numeric(df[name], errors="coerce")
+
+
+def _add_totals(df: pd.DataFrame) -> pd.DataFrame:
+    paper = df["protocol"] == "paper"
+    scored = _column(df, "scored")
+    scale = df["L"] / scored  # paper protocol: per-position mean x L
+    df["ce_orig"] = np.where(paper, _column(df, "baseline_loss_sum") * scale,
+                             _column(df, "baseline_loss_sum"))
+    df["c_orig"] = np.where(paper, _column(df, "baseline_correct") * scale,
+                            _column(df, "baseline_correct"))
+    df["ce_mem"] = np.where(paper, _column(df, "min_loss_sum") * scale, _column(df, "loss_sum"))
+    df["c_mem"] = np.where(paper, _column(df, "max_correct") * scale, _column(df, "correct"))
+    df["acc"] = np.where(paper, _column(df, "max_accuracy"), _column(df, "accuracy"))
+    df["d_ce"] = df["ce_orig"] - df["ce_mem"]
+    df["d_tok"] = df["c_mem"] - df["c_orig"]
+    df.loc[~df["ok"], DERIVED] = np.nan
+    return df
+
+
+def usable(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows with status ok (the only ones any metric uses)."""
+    return df[df["ok"].astype(bool)]
+
+
+def is_lossless(acc) -> np.ndarray | bool:
+    """True where accuracy >= LOSSLESS_ACCURACY (0.99): the package's one threshold."""
+    return np.asarray(acc) >= LOSSLESS_ACCURACY - _FLOAT_SLACK
+
+
+def theoretical_capacity(d: int, vocab_size: int, bits: int = BITS_PER_VALUE) -> float:
+    """Eq. 1 of the paper: L_th = d * bits / log2|V| tokens (d values of `bits` bits each)."""
+    return d * bits / math.log2(vocab_size)
+
+
+def capacity_utilisation(token_gain_mean: float, l_th: float) -> float:
+    """Mean token gain over round(L_th), as in the paper (70.89 / 787 = 0.090)."""
+    return token_gain_mean / round(l_th)
+
+
+def bits_per_byte(ce_nats: float, n_tokens: int, n_bytes: int) -> float:
+    """Bits per UTF-8 byte: (CE nats per token) / ln 2 * (tokens per byte)."""
+    return ce_nats / n_tokens / LN2 * n_tokens / n_bytes
+
+
+def fit_offset(df: pd.DataFrame) -> float:
+    """b of the CE figure's fit y = x + b (slope fixed at 1) over saturated samples.
+
+    b = mean(CE_mem - CE_orig) over ok samples with accuracy < 0.99; NaN if none.
+    """
+    sat = usable(df)
+    sat = sat[~is_lossless(sat["acc"])]
+    return float((sat["ce_mem"] - sat["ce_orig"]).mean()) if len(sat) else math.nan
+
+
+def lossless_ce_threshold(df: pd.DataFrame) -> float:
+    """Largest CE_mem (nats) among lossless ok samples (the red line of the CE figure)."""
+    ok = usable(df)
+    lossless = ok[is_lossless(ok["acc"])]
+    return float(lossless["ce_mem"].max()) if len(lossless) else math.nan
+
+
+def failure_counts(df: pd.DataFrame, by: list[str] = GROUP) -> pd.Series:
+    """Number of records with status != ok per group (named n_failed)."""
+    failed = df[~df["ok"].astype(bool)]
+    return failed.groupby(by).size().rename("n_failed")
+
+
+def pass_rate_by_length(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per (model, dataset, protocol, K, L) with the samples' pass statistics.
+
+    Columns: n (ok samples), n_lossless (accuracy >= 0.99), pass_rate, mean_acc,
+    passes (mean_acc >= 0.99, the capacity criterion), n_greedy_exact (greedy decoding
+    reproduced the text; NaN when records lack the field) and n_failed.
+    """
+    keys = GROUP + ["L"]
+    ok = usable(df).copy()
+    ok["lossless"] = is_lossless(ok["acc"])
+    if "greedy_exact" in ok.columns:
+        ok["greedy"] = ok["greedy_exact"].astype("boolean").astype("Float64")
+    else:
+        ok["greedy"] = np.nan
+    stats = ok.groupby(keys).agg(
+        n=("acc", "size"),
+        n_lossless=("lossless", "sum"),
+        mean_acc=("acc", "mean"),
+        n_greedy_exact=("greedy", lambda s: s.sum() if s.notna().any() else np.nan),
+    )
+    table = stats.join(failure_counts(df, keys), how="outer").reset_index()
+    table["n"] = table["n"].fillna(0).astype(int)
+    table["n_lossless"] = table["n_lossless"].fillna(0).astype(int)
+    table["n_failed"] = table["n_failed"].fillna(0).astype(int)
+    table["n_greedy_exact"] = table["n_greedy_exact"].astype(float)
+    table["pass_rate"] = table["n_lossless"] / table["n"].where(table["n"] > 0)
+    table["passes"] = is_lossless(table["mean_acc"].fillna(-1.0))
+    return table[keys + ["n", "n_lossless", "pass_rate", "mean_acc", "passes",
+                         "n_greedy_exact", "n_failed"]].sort_values(keys, ignore_index=True)
+
+
+def decoding_capacity(df: pd.DataFrame) -> pd.DataFrame:
+    """Decoding capacity per (model, dataset, protocol, K): the largest L that passes.
+
+    A length passes iff the mean accuracy of its ok samples is >= 0.99; shorter lengths
+    need not pass. Random text groups by the sampled L. Capacity is NaN when no length
+    passes; ``min_L``/``max_L`` give the range of lengths tried.
+    """
+    table = pass_rate_by_length(df)
+    table = table[table["n"] > 0]
+    tried = table.groupby(GROUP)["L"].agg(min_L="min", max_L="max")
+    passing = table[table["passes"]].groupby(GROUP)["L"].max().rename("capacity")
+    return tried.join(passing).reset_index()
+
+
+def gain_stats(df: pd.DataFrame) -> pd.DataFrame:
+    """Token and information gain per (model, dataset, protocol, K).
+
+    Mean and std (ddof=1) of d_tok and d_ce over the saturated ok samples
+    (accuracy < 0.99), pooled over all lengths. Information gain in nats and bits.
+    """
+    ok = usable(df)
+    sat = ok[~is_lossless(ok["acc"])]
+    stats = sat.groupby(GROUP).agg(
+        n_saturated=("d_tok", "size"),
+        token_gain_mean=("d_tok", "mean"),
+        token_gain_std=("d_tok", lambda s: s.std(ddof=1)),
+        info_gain_nats_mean=("d_ce", "mean"),
+        info_gain_nats_std=("d_ce", lambda s: s.std(ddof=1)),
+    )
+    stats["info_gain_bits_mean"] = stats["info_gain_nats_mean"] / LN2
+    stats["info_gain_bits_std"] = stats["info_gain_nats_std"] / LN2
+    return stats.reset_index()
+
+
+def _first(series: pd.Series):
+    values = series.dropna()
+    return values.iloc[0] if len(values) else np.nan
+
+
+def summarise(df: pd.DataFrame) -> pd.DataFrame:
+    """Every capacity metric, one row per (model, dataset, protocol, K).
+
+    Columns: model_id, params, mem_dim, vocab_size, n_samples (ok), n_failed,
+    n_lengths, min_L, max_L, capacity, n_saturated, token_gain_mean/std,
+    info_gain_nats_mean/std, info_gain_bits_mean/std, l_th (Eq. 1), l_th_rounded,
+    utilisation (token_gain_mean / round(l_th)), fit_b, ce_threshold.
+    """
+    columns = [*GROUP, "model_id", "params", "mem_dim", "vocab_size", "n_samples",
+               "n_failed", "n_lengths", "min_L", "max_L", "capacity", "n_saturated",
+               "token_gain_mean", "token_gain_std", "info_gain_nats_mean",
+               "info_gain_nats_std", "info_gain_bits_mean", "info_gain_bits_std",
+               "l_th", "l_th_rounded", "utilisation", "fit_b", "ce_threshold"]
+    if df.empty:
+        return pd.DataFrame(columns=columns)
+    meta_cols = [c for c in ("model_id", "params", "mem_dim", "vocab_size") if c in df.columns]
+    groups = df.groupby(GROUP)
+    out = groups[meta_cols].agg(_first) if meta_cols else pd.DataFrame(index=groups.size().index)
+    out["n_samples"] = groups["ok"].sum().astype(int)
+    out["n_failed"] = failure_counts(df).reindex(out.index).fillna(0).astype(int)
+    ok = usable(df)
+    out["n_lengths"] = ok.groupby(GROUP)["L"].nunique().reindex(out.index).fillna(0).astype(int)
+    out = out.join(decoding_capacity(df).set_index(GROUP))
+    out = out.join(gain_stats(df).set_index(GROUP))
+    out["n_saturated"] = out["n_saturated"].fillna(0).astype(int)
+    out["fit_b"] = [fit_offset(group) for _, group in groups]
+    out["ce_threshold"] = [lossless_ce_threshold(group) for _, group in groups]
+    out = out.reset_index()
+    for col in columns:
+        if col not in out.columns:
+            out[col] = np.nan
+    out["l_th"] = [
+        theoretical_capacity(int(d), int(v)) if pd.notna(d) and pd.notna(v) else np.nan
+        for d, v in zip(out["mem_dim"], out["vocab_size"])
+    ]
+    out["l_th_rounded"] = out["l_th"].round()
+    out["utilisation"] = out["token_gain_mean"] / out["l_th_rounded"]
+    return out[columns].sort_values(GROUP, ignore_index=True)

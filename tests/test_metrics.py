@@ -1,0 +1,164 @@
+"""Capacity metrics against hand-computed values."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from memcap import metrics
+from tests.analysis_fixtures import make_record, synthetic_run, write_records
+
+# (d, vocab, L_th) of all 14 models in PAPER.md section 4.
+PAPER_EQ1 = {
+    "Pythia-160M": (768, 50304, 787), "Pythia-410M": (1024, 50304, 1049),
+    "Pythia-1.4B": (2048, 50304, 2098), "Pythia-2.8B": (2560, 50304, 2623),
+    "OPT-1.3B": (2048, 50272, 2098), "OLMo-1B": (2048, 50304, 2098),
+    "Sheared-LLaMA-1.3B": (2048, 32000, 2190), "Llama-3.2-1B": (2048, 128256, 1931),
+    "Llama-3.2-3B": (3072, 128256, 2897), "Llama-3.1-8B": (4096, 128256, 3862),
+    "Mamba-130M": (768, 50280, 787), "Mamba-370M": (1024, 50280, 1049),
+    "Mamba-790M": (1536, 50280, 1574), "Mamba-1.4B": (2048, 50280, 2098),
+}
+
+
+def load(tmp_path, records):
+    return metrics.load_records(write_records(tmp_path, records))
+
+
+@pytest.mark.parametrize("name", sorted(PAPER_EQ1))
+def test_eq1_reproduces_paper_theoretical_capacity(name):
+    d, vocab, expected = PAPER_EQ1[name]
+    assert round(metrics.theoretical_capacity(d, vocab)) == expected
+
+
+def test_utilisation_matches_paper_example():
+    assert metrics.capacity_utilisation(70.89, 786.8) == pytest.approx(70.89 / 787)
+    assert round(metrics.capacity_utilisation(70.89, 786.8), 3) == 0.090
+
+
+def test_bits_per_byte():
+    # 100 tokens, 300 bytes, 69.3147 nats = 100 bits -> 1/3 bit per byte
+    assert metrics.bits_per_byte(100 * math.log(2), 100, 300) == pytest.approx(1 / 3)
+
+
+def test_paper_protocol_totals_scale_mean_by_L(tmp_path):
+    rec = make_record(L=64, scored=63, baseline_loss_sum=126.0, baseline_correct=21,
+                      min_loss_sum=63.0, max_correct=42, loss_sum=99.0, correct=30)
+    row = load(tmp_path, [rec]).iloc[0]
+    assert row["ce_orig"] == pytest.approx(128.0)
+    assert row["ce_mem"] == pytest.approx(64.0)
+    assert row["c_orig"] == pytest.approx(21 / 63 * 64)
+    assert row["c_mem"] == pytest.approx(42 / 63 * 64)
+    assert row["acc"] == pytest.approx(42 / 63)
+    assert row["d_ce"] == pytest.approx(64.0)
+    assert row["d_tok"] == pytest.approx(21 / 63 * 64)
+
+
+def test_strict_protocol_uses_exact_sums_of_saved_vectors(tmp_path):
+    rec = make_record(L=64, protocol="strict", scored=64, baseline_loss_sum=128.0,
+                      baseline_correct=20, min_loss_sum=40.0, max_correct=45,
+                      loss_sum=50.0, correct=40)
+    row = load(tmp_path, [rec]).iloc[0]
+    assert (row["ce_orig"], row["ce_mem"], row["c_orig"], row["c_mem"]) == (128, 50, 20, 40)
+    assert row["acc"] == pytest.approx(40 / 64)
+    assert (row["d_ce"], row["d_tok"]) == (78, 20)
+
+
+def test_duplicates_are_rejected(tmp_path):
+    rec = make_record()
+    paths = write_records(tmp_path / "a", [rec]) + write_records(tmp_path / "b", [rec])
+    with pytest.raises(ValueError, match="share a"):
+        metrics.load_records(paths)
+
+
+def test_bad_json_names_file_and_line(tmp_path):
+    path = tmp_path / "r.jsonl"
+    path.write_text('{"a": 1}\nnot json\n')
+    with pytest.raises(ValueError, match=r"r.jsonl:2"):
+        metrics.load_records([path])
+
+
+def test_empty_input_gives_empty_frames(tmp_path):
+    path = tmp_path / "empty.jsonl"
+    path.write_text("")
+    df = metrics.load_records([path])
+    assert df.empty
+    assert metrics.summarise(df).empty
+    assert metrics.pass_rate_by_length(df).empty
+
+
+def _strict(L, sample, correct, **kw):
+    # scored = 100 makes accuracy = correct / 100 exactly
+    return make_record(L=L, sample_id=f"lee-{sample:04d}", protocol="strict", scored=100,
+                       max_correct=correct, correct=correct, **kw)
+
+
+@pytest.fixture
+def capacity_frame(tmp_path):
+    records = [
+        _strict(64, 0, 100), _strict(64, 1, 100),
+        _strict(80, 0, 100), _strict(80, 1, 98),  # mean exactly 0.99: passes
+        _strict(96, 0, 50, baseline_correct=10, baseline_loss_sum=300.0, loss_sum=200.0),
+        _strict(96, 1, 50, baseline_correct=20, baseline_loss_sum=300.0, loss_sum=250.0),
+        _strict(128, 0, 100), _strict(128, 1, 100),  # passes after a failing length
+        _strict(160, 0, 99), _strict(160, 1, 97),  # mean 0.98: fails
+        make_record(L=160, sample_id="lee-0002", protocol="strict", status="nan"),
+    ]
+    return load(tmp_path, records)
+
+
+def test_capacity_is_largest_passing_length(capacity_frame):
+    cap = metrics.decoding_capacity(capacity_frame).iloc[0]
+    assert cap["capacity"] == 128
+    assert (cap["min_L"], cap["max_L"]) == (64, 160)
+
+
+def test_pass_rate_per_length_and_failed_counted(capacity_frame):
+    table = metrics.pass_rate_by_length(capacity_frame).set_index("L")
+    assert table.loc[80, "pass_rate"] == 0.5 and table.loc[80, "passes"]
+    assert table.loc[96, "pass_rate"] == 0.0 and not table.loc[96, "passes"]
+    assert table.loc[160, "n"] == 2 and table.loc[160, "n_failed"] == 1
+    assert table.loc[160, "pass_rate"] == 0.5  # 0.99 counts as lossless
+    assert table.loc[64, "n_greedy_exact"] == 2
+
+
+def test_gains_pool_saturated_samples_over_lengths(capacity_frame):
+    # saturated (acc < 0.99): L=80 #1 (0.98), L=96 #0, #1 (0.5), L=160 #1 (0.97)
+    d_tok = np.array([98 - 20, 50 - 10, 50 - 20, 97 - 20], dtype=float)
+    d_ce = np.array([200 - 10, 300 - 200, 300 - 250, 200 - 10], dtype=float)
+    stats = metrics.gain_stats(capacity_frame).iloc[0]
+    assert stats["n_saturated"] == 4
+    assert stats["token_gain_mean"] == pytest.approx(d_tok.mean())
+    assert stats["token_gain_std"] == pytest.approx(d_tok.std(ddof=1))
+    assert stats["info_gain_nats_mean"] == pytest.approx(d_ce.mean())
+    assert stats["info_gain_bits_mean"] == pytest.approx(d_ce.mean() / math.log(2))
+    assert stats["info_gain_bits_std"] == pytest.approx(d_ce.std(ddof=1) / math.log(2))
+
+
+def test_ce_fit_and_lossless_threshold(capacity_frame):
+    # b = mean(CE_mem - CE_orig) over the saturated samples = -mean(d_ce)
+    assert metrics.fit_offset(capacity_frame) == pytest.approx(-np.mean([190, 100, 50, 190]))
+    assert metrics.lossless_ce_threshold(capacity_frame) == pytest.approx(10.0)
+
+
+def test_summary_row(capacity_frame):
+    row = metrics.summarise(capacity_frame).iloc[0]
+    assert row["capacity"] == 128 and row["n_failed"] == 1 and row["n_samples"] == 10
+    assert row["l_th_rounded"] == 787
+    assert row["utilisation"] == pytest.approx(row["token_gain_mean"] / 787)
+    assert row["n_lengths"] == 5
+
+
+def test_no_passing_length_gives_nan_capacity(tmp_path):
+    df = load(tmp_path, [_strict(64, 0, 50)])
+    assert pd.isna(metrics.decoding_capacity(df).iloc[0]["capacity"])
+
+
+def test_synthetic_run_summary(tmp_path):
+    df = metrics.load_records(synthetic_run(tmp_path))
+    summary = metrics.summarise(df).set_index(["model", "dataset", "K"])
+    assert summary.loc[("pythia-160m", "lee", 1), "capacity"] == 80
+    assert summary.loc[("llama-3.2-1b", "lee", 1), "capacity"] == 128
+    assert summary.loc[("pythia-160m", "lee", 2), "capacity"] == 128
+    assert summary.loc[("pythia-160m", "lee", 1), "n_failed"] == 1
+    assert (~df["ok"]).sum() == 3
