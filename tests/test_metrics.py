@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from memcap import metrics
-from tests.analysis_fixtures import make_record, synthetic_run, write_records
+from analysis_fixtures import make_record, synthetic_run, write_records
 
 # (d, vocab, L_th) of all 14 models in PAPER.md section 4.
 PAPER_EQ1 = {
