@@ -1,0 +1,489 @@
+"""The paper's tables from per-sample records, as CSV and LaTeX (booktabs) side by side.
+
+Usage::
+
+    from memcap.tables import write_tables
+    paths = write_tables(record_files, Path("results/demo/tables"))
+    # {"table1": .../table1.csv, "summary": ..., "multivector": ..., "pass_rate": ...};
+    # each CSV has a .tex fragment beside it (needs booktabs, adjustbox, longtable).
+
+Tables (all at K = 1 except the multi-vector one):
+
+* ``table1``: the paper's Table 1: per source, rows Max tokens, Token gain, Information
+  gain (nats and bits), each as "this run", "paper" and "difference" rows; models as
+  columns.
+* ``summary``: per model params, d, vocabulary, Eq. 1 capacity, and per source the
+  decoding capacity and capacity utilisation, with the paper's row beside ours.
+* ``multivector``: capacity, token gain and information gain by number of vectors K.
+* ``pass_rate``: per length the share of lossless samples (random text in length bins,
+  since each sampled length has about one sample).
+
+The CSV cells hold exactly the text the LaTeX shows (numbers already rounded), so the two
+always agree. Paper values come from paper/reference.yaml and are labelled "paper";
+a model or source without records shows "not run", a paper cell without a value "n/a".
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+import re
+import unicodedata
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from memcap import metrics
+
+PAPER_DIR = Path(__file__).resolve().parents[1] / "paper"
+NOT_RUN = "not run"
+NO_VALUE = "n/a"
+OURS, PAPER, DIFF = "this run", "paper", "difference"
+# Bin edges for random text (the paper's length grid, then doubling): (64, 80] -> "65-80".
+LENGTH_BINS = [0, 8, 16, 32, 64, 80, 96, 128, 160, 192, 256, 384, 512, 768, 1024, 1280,
+               1568, 2048, 2560, 3072, 4096, 6144, 8192, 12288, 16384, 32768, 65536]
+MODELS_PER_TABULAR = 5  # wider Table 1 blocks are split so they stay legible in print
+
+# --- LaTeX text ---------------------------------------------------------------------
+
+_LATEX_SPECIALS = {
+    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+    "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}",
+    "±": r"$\pm$", "–": "--", "—": "---", "Δ": r"$\Delta$", "×": r"$\times$",
+    "≥": r"$\geq$", "≤": r"$\leq$", "−": "$-$",
+}
+
+
+def latex_escape(text) -> str:
+    """Make any data string safe for LaTeX text mode (model names hold '_', '.', '/')."""
+    out = []
+    for char in str(text):
+        if char in _LATEX_SPECIALS:
+            out.append(_LATEX_SPECIALS[char])
+        elif ord(char) < 128:
+            out.append(char)
+        else:  # pdflatex lacks most Unicode glyphs: fall back to the ASCII look-alike
+            out.append(unicodedata.normalize("NFKD", char).encode("ascii", "ignore").decode()
+                       or "?")
+    return "".join(out)
+
+
+def cell_to_latex(text) -> str:
+    """Escape a table cell and typeset a leading minus of a number as math minus."""
+    return re.sub(r"(?<![\w.])-(?=\d)", "$-$", latex_escape(text))
+
+
+# --- the paper's reference values ----------------------------------------------------
+
+@lru_cache(maxsize=4)
+def load_reference(path: str | Path | None = None) -> dict:
+    """The paper's numbers from paper/reference.yaml (or `path`)."""
+    with open(path or PAPER_DIR / "reference.yaml", encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def paper_source(dataset: str, reference: dict | None = None) -> str | None:
+    """The paper's source (pg19, fanfics, random) that our dataset name stands for."""
+    reference = reference or load_reference()
+    for source, patterns in reference["sources"].items():
+        if any(fnmatch.fnmatch(dataset.lower(), p.lower()) for p in patterns):
+            return source
+    return None
+
+
+def paper_model(model: str, model_id: str | None = None,
+                reference: dict | None = None) -> str | None:
+    """The paper's row name for our model (matched on registry name or HF id), or None."""
+    reference = reference or load_reference()
+    names = {str(model).lower(), str(model_id or "").lower()}
+    for row, info in reference["models"].items():
+        if names & ({alias.lower() for alias in info.get("aliases", [])} | {row.lower()}):
+            return row
+    return None
+
+
+def is_random_dataset(dataset: str) -> bool:
+    """Random-word text (sampled lengths) rather than natural text."""
+    return paper_source(dataset) == "random"
+
+
+def _paper_value(reference: dict, row: str | None, key: str, source: str | None):
+    if row is None or source is None:
+        return None
+    return reference["models"][row].get(key, {}).get(source)
+
+
+# --- number formatting (one place, so CSV and LaTeX agree) ---------------------------
+
+def fmt_number(value, digits: int = 1) -> str:
+    """Rounded number, or n/a for a missing value."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return NO_VALUE
+    return f"{value:.{digits}f}"
+
+
+def fmt_mean_std(mean, std, digits: int = 1) -> str:
+    """'70.9 ± 11.0'; one sample has no std; no saturated sample has no gain."""
+    if mean is None or pd.isna(mean):
+        return "all lossless"
+    if std is None or pd.isna(std):
+        return f"{mean:.{digits}f} (n=1)"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def fmt_diff(ours, paper, digits: int = 1) -> str:
+    """Signed difference ours - paper, n/a when either is missing."""
+    if ours is None or paper is None or pd.isna(ours) or pd.isna(paper):
+        return NO_VALUE
+    return f"{ours - paper:+.{digits}f}"
+
+
+def fmt_capacity(capacity, min_length) -> str:
+    """Largest passing length; '<L' when even the shortest length tried failed."""
+    if pd.isna(capacity):
+        return f"<{int(min_length)}" if pd.notna(min_length) else NO_VALUE
+    return f"{int(capacity)}"
+
+
+def fmt_params(params) -> str:
+    """Parameter count as 162M or 1.24B."""
+    if params is None or pd.isna(params):
+        return NO_VALUE
+    if params >= 1e9:
+        return f"{params / 1e9:.2f}B"
+    return f"{params / 1e6:.0f}M" if params >= 1e7 else f"{params / 1e6:.2g}M"
+
+
+# --- what was run ---------------------------------------------------------------------
+
+def expected_cells(record_files: list[Path]) -> set[tuple[str, str]]:
+    """(model, dataset) of record files that hold no records: <model>/<dataset>.jsonl.
+
+    A job that produced nothing still names its model and source in its path, so the
+    tables can show it as "not run" rather than leave it out.
+    """
+    cells = set()
+    for path in map(Path, record_files):
+        if not any(line.strip() for line in path.read_text(encoding="utf-8").splitlines()):
+            cells.add((path.parent.name, path.stem))
+    return cells
+
+
+def _dataset_order(datasets) -> list[str]:
+    rank = {"pg19": 0, "fanfics": 1, None: 2, "random": 3}
+    return sorted(set(datasets), key=lambda ds: (rank[paper_source(ds)], ds))
+
+
+def _model_order(summary: pd.DataFrame, models) -> list[str]:
+    params = summary.groupby("model")["params"].max() if not summary.empty else pd.Series()
+    return sorted(set(models), key=lambda m: (params.get(m, np.inf), m))
+
+
+class _Run:
+    """Metrics of one run plus the models/datasets expected, shared by every table."""
+
+    def __init__(self, df: pd.DataFrame, models=(), datasets=()):
+        self.df = df
+        self.reference = load_reference()
+        self.summary = metrics.summarise(df)
+        self.protocols = sorted(self.summary["protocol"].unique()) or ["paper"]
+        self.models = _model_order(self.summary, [*self.summary["model"], *models])
+        self.datasets = _dataset_order([*self.summary["dataset"], *datasets])
+        ids = self.summary.groupby("model")["model_id"].first() if len(self.summary) else {}
+        self.paper_row = {m: paper_model(m, ids.get(m) if len(ids) else None, self.reference)
+                          for m in self.models}
+
+    def columns(self) -> list[tuple[str, str, str]]:
+        """(label, model, protocol): a protocol suffix only when the run mixes them."""
+        multi = len(self.protocols) > 1
+        return [(f"{m} [{p}]" if multi else m, m, p) for m in self.models for p in self.protocols]
+
+    def row(self, model, dataset, protocol, K=1):
+        """The summary row, or None when nothing was recorded for that cell."""
+        s = self.summary
+        hit = s[(s.model == model) & (s.dataset == dataset) & (s.protocol == protocol) & (s.K == K)]
+        return None if hit.empty else hit.iloc[0]
+
+
+def _ours(row, formatter) -> str:
+    if row is None:
+        return NOT_RUN
+    if row["n_samples"] == 0:
+        return f"failed ({row['n_failed']})"
+    return formatter(row)
+
+
+# --- the tables as DataFrames of display strings ------------------------------------
+
+_TABLE1_METRICS = [
+    # (label, our formatter, paper key, paper formatter, diff of (ours, paper))
+    ("Max tokens",
+     lambda r: fmt_capacity(r["capacity"], r["min_L"]), "capacity", lambda p: f"{p}",
+     lambda r, p: fmt_diff(r["capacity"], p, 0)),
+    ("Token gain",
+     lambda r: fmt_mean_std(r["token_gain_mean"], r["token_gain_std"]), "token_gain",
+     lambda p: fmt_mean_std(*p), lambda r, p: fmt_diff(r["token_gain_mean"], p[0])),
+    ("Information gain (nats)",
+     lambda r: fmt_mean_std(r["info_gain_nats_mean"], r["info_gain_nats_std"]),
+     "info_gain_nats", lambda p: fmt_mean_std(*p),
+     lambda r, p: fmt_diff(r["info_gain_nats_mean"], p[0])),
+    ("Information gain (bits)",
+     lambda r: fmt_mean_std(r["info_gain_bits_mean"], r["info_gain_bits_std"]),
+     "info_gain_nats", lambda p: fmt_mean_std(p[0] / metrics.LN2, p[1] / metrics.LN2),
+     lambda r, p: fmt_diff(r["info_gain_bits_mean"], p[0] / metrics.LN2)),
+]
+
+
+def table1_frame(run: _Run) -> pd.DataFrame:
+    """Table 1: rows (source, metric, this run/paper/difference), models as columns."""
+    cols = run.columns()
+    rows = []
+    for dataset in run.datasets:
+        source = paper_source(dataset, run.reference)
+        for label, ours_fmt, key, paper_fmt, diff_fmt in _TABLE1_METRICS:
+            paper = {c: _paper_value(run.reference, run.paper_row[m], key, source)
+                     for c, m, _ in cols}
+            ours = {c: run.row(m, dataset, p) for c, m, p in cols}
+            rows.append({"Source": dataset, "Metric": label, "Values": OURS,
+                         **{c: _ours(ours[c], ours_fmt) for c, _, _ in cols}})
+            if any(v is not None for v in paper.values()):  # the paper has this source
+                rows.append({"Source": dataset, "Metric": label, "Values": PAPER,
+                             **{c: NO_VALUE if paper[c] is None else paper_fmt(paper[c])
+                                for c, _, _ in cols}})
+                rows.append({"Source": dataset, "Metric": label, "Values": DIFF,
+                             **{c: NO_VALUE if paper[c] is None or ours[c] is None
+                                or ours[c]["n_samples"] == 0
+                                else diff_fmt(ours[c], paper[c]) for c, _, _ in cols}})
+    return pd.DataFrame(rows, columns=["Source", "Metric", "Values", *[c for c, _, _ in cols]])
+
+
+def _model_meta(run: _Run, model: str) -> dict:
+    s = run.summary[run.summary.model == model]
+    if s.empty:
+        return {}
+    first = s.iloc[0]
+    return {k: first[k] for k in ("params", "mem_dim", "vocab_size", "l_th_rounded")}
+
+
+def summary_frame(run: _Run) -> pd.DataFrame:
+    """Per model: params, d, |V|, Eq. 1 capacity; per source capacity and utilisation."""
+    header = ["Model", "Values", "Params", "d", "Vocabulary", "L_th (Eq. 1)"]
+    for ds in run.datasets:
+        header += [f"Capacity {ds}", f"Utilisation {ds}"]
+    rows = []
+    for label, model, protocol in run.columns():
+        meta = _model_meta(run, model)
+        ref_row = run.paper_row[model]
+        ref = run.reference["models"][ref_row] if ref_row else None
+        ours = {"Model": label, "Values": OURS}
+        if meta:
+            ours.update({"Params": fmt_params(meta["params"]),
+                         "d": fmt_number(meta["mem_dim"], 0),
+                         "Vocabulary": fmt_number(meta["vocab_size"], 0),
+                         "L_th (Eq. 1)": fmt_number(meta["l_th_rounded"], 0)})
+        else:
+            ours.update({k: NOT_RUN for k in header[2:6]})
+        paper = {"Model": label, "Values": PAPER}
+        diff = {"Model": label, "Values": DIFF, "Params": NO_VALUE}
+        if ref:
+            paper.update({"Params": fmt_params(ref["params_b"] * 1e9), "d": f"{ref['d']}",
+                          "Vocabulary": f"{ref['vocab']}", "L_th (Eq. 1)": f"{ref['l_th']}"})
+            diff.update({"d": fmt_diff(meta.get("mem_dim"), ref["d"], 0),
+                         "Vocabulary": fmt_diff(meta.get("vocab_size"), ref["vocab"], 0),
+                         "L_th (Eq. 1)": fmt_diff(meta.get("l_th_rounded"), ref["l_th"], 0)})
+        for ds in run.datasets:
+            r = run.row(model, ds, protocol)
+            source = paper_source(ds, run.reference)
+            cap_p = _paper_value(run.reference, ref_row, "capacity", source)
+            util_p = _paper_value(run.reference, ref_row, "utilisation", source)
+            ours[f"Capacity {ds}"] = _ours(r, lambda x: fmt_capacity(x["capacity"], x["min_L"]))
+            ours[f"Utilisation {ds}"] = _ours(r, lambda x: fmt_number(x["utilisation"], 3))
+            paper[f"Capacity {ds}"] = NO_VALUE if cap_p is None else f"{cap_p}"
+            paper[f"Utilisation {ds}"] = NO_VALUE if util_p is None else f"{util_p:.3f}"
+            valid = r is not None and r["n_samples"] > 0
+            diff[f"Capacity {ds}"] = fmt_diff(r["capacity"], cap_p, 0) if valid else NO_VALUE
+            diff[f"Utilisation {ds}"] = (fmt_diff(r["utilisation"], util_p, 3)
+                                         if valid else NO_VALUE)
+        rows.append(ours)
+        if ref:
+            rows += [paper, diff]
+    frame = pd.DataFrame(rows, columns=header)
+    return frame.fillna(NO_VALUE)
+
+
+def multivector_frame(run: _Run) -> pd.DataFrame:
+    """Capacity and gains by K for every (model, source) run with some K > 1."""
+    s = run.summary
+    multi = s.groupby(["model", "dataset", "protocol"])["K"].transform("max") > 1
+    s = s[multi].sort_values(["model", "dataset", "protocol", "K"])
+    mixed = len(run.protocols) > 1
+    rows = []
+    for _, r in s.iterrows():
+        ref_row = run.paper_row.get(r["model"])
+        ref = run.reference.get("multivector", {}).get(ref_row)
+        same_source = ref and paper_source(r["dataset"], run.reference) == ref["source"]
+        paper = {k: (ref[k].get(int(r["K"])) if same_source else None)
+                 for k in ("capacity", "token_gain", "info_gain_nats")}
+        valid = r["n_samples"] > 0
+        rows.append({
+            "Model": f"{r['model']} [{r['protocol']}]" if mixed else r["model"],
+            "Source": r["dataset"], "K": f"{int(r['K'])}",
+            "Max tokens": fmt_capacity(r["capacity"], r["min_L"]) if valid else "failed",
+            "Max tokens (paper)": NO_VALUE if paper["capacity"] is None else f"{paper['capacity']}",
+            "Max tokens diff": fmt_diff(r["capacity"], paper["capacity"], 0),
+            "Token gain": fmt_mean_std(r["token_gain_mean"], r["token_gain_std"]),
+            "Token gain (paper)": fmt_number(paper["token_gain"]),
+            "Token gain diff": fmt_diff(r["token_gain_mean"], paper["token_gain"]),
+            "Information gain (nats)": fmt_mean_std(r["info_gain_nats_mean"],
+                                                    r["info_gain_nats_std"]),
+            "Information gain (paper)": fmt_number(paper["info_gain_nats"]),
+            "Information gain diff": fmt_diff(r["info_gain_nats_mean"], paper["info_gain_nats"]),
+        })
+    columns = ["Model", "Source", "K", "Max tokens", "Max tokens (paper)", "Max tokens diff",
+               "Token gain", "Token gain (paper)", "Token gain diff",
+               "Information gain (nats)", "Information gain (paper)", "Information gain diff"]
+    frame = pd.DataFrame(rows, columns=columns)
+    paper_cols = [c for c in columns if "(paper)" in c or c.endswith("diff")]
+    if frame[paper_cols].eq(NO_VALUE).all().all():  # nothing to compare with: drop them
+        frame = frame.drop(columns=paper_cols)
+    return frame
+
+
+def _length_bin(length: int) -> tuple[int, int]:
+    upper = next(edge for edge in LENGTH_BINS if edge >= length)
+    lower = LENGTH_BINS[LENGTH_BINS.index(upper) - 1] + 1
+    return lower, upper
+
+
+def pass_rate_frame(run: _Run) -> pd.DataFrame:
+    """Share of lossless samples (accuracy >= 0.99) per length; random text per length bin."""
+    table = metrics.pass_rate_by_length(run.df)
+    columns = ["Model", "Source", "K", "Lengths", "Samples", "Lossless", "Pass rate",
+               "Mean accuracy", "Greedy exact", "Failed"]
+    if table.empty:
+        return pd.DataFrame(columns=columns)
+    bins = [_length_bin(L) if is_random_dataset(ds) else (L, L)
+            for L, ds in zip(table["L"], table["dataset"])]
+    table["lo"], table["hi"] = zip(*bins)
+    table["acc_sum"] = table["mean_acc"].fillna(0) * table["n"]
+    grouped = table.groupby(["model", "dataset", "protocol", "K", "lo", "hi"]).agg(
+        n=("n", "sum"), n_lossless=("n_lossless", "sum"), acc_sum=("acc_sum", "sum"),
+        greedy=("n_greedy_exact", lambda s: s.sum() if s.notna().any() else np.nan),
+        failed=("n_failed", "sum")).reset_index()
+    order = {m: i for i, m in enumerate(run.models)}
+    dorder = {d: i for i, d in enumerate(run.datasets)}
+    grouped = grouped.sort_values(["model", "dataset", "protocol", "K", "lo"],
+                                  key=lambda c: c.map(order) if c.name == "model" else
+                                  c.map(dorder) if c.name == "dataset" else c)
+    mixed = len(run.protocols) > 1
+    rows = []
+    for _, g in grouped.iterrows():
+        n = int(g["n"])
+        rows.append({
+            "Model": f"{g['model']} [{g['protocol']}]" if mixed else g["model"],
+            "Source": g["dataset"], "K": f"{int(g['K'])}",
+            "Lengths": f"{g['lo']}" if g["lo"] == g["hi"] else f"{g['lo']}-{g['hi']}",
+            "Samples": f"{n}", "Lossless": f"{int(g['n_lossless'])}",
+            "Pass rate": fmt_number(g["n_lossless"] / n, 2) if n else NO_VALUE,
+            "Mean accuracy": fmt_number(g["acc_sum"] / n, 3) if n else NO_VALUE,
+            "Greedy exact": NO_VALUE if pd.isna(g["greedy"]) else f"{int(g['greedy'])}",
+            "Failed": f"{int(g['failed'])}",
+        })
+    return pd.DataFrame(rows, columns=columns)
+
+
+def build_tables(df: pd.DataFrame, models=(), datasets=()) -> dict[str, pd.DataFrame]:
+    """All four tables as DataFrames of display strings (see module docstring)."""
+    run = _Run(df, models, datasets)
+    return {"table1": table1_frame(run), "summary": summary_frame(run),
+            "multivector": multivector_frame(run), "pass_rate": pass_rate_frame(run)}
+
+
+# --- LaTeX ----------------------------------------------------------------------------
+
+def _tabular(frame: pd.DataFrame, align: str, env: str = "tabular",
+             groups: pd.Series | None = None, header: list[str] | None = None) -> str:
+    """A booktabs table of display strings, with a rule wherever `groups` changes value."""
+    header = list(frame.columns) if header is None else header
+    lines = [rf"\begin{{{env}}}{{{align}}}", r"\toprule",
+             " & ".join(rf"\textbf{{{latex_escape(c)}}}" if c else "" for c in header) + r" \\",
+             r"\midrule"]
+    if env == "longtable":  # repeat the header on every page
+        lines[4:4] = [r"\endhead", r"\bottomrule", r"\endfoot"]
+    group_values = list(groups) if groups is not None else [None] * len(frame)
+    for i, (row, group) in enumerate(zip(frame.itertuples(index=False), group_values)):
+        if i and group != group_values[i - 1]:
+            lines.append(r"\midrule")
+        lines.append(" & ".join(cell_to_latex(v) for v in row) + r" \\")
+    if env != "longtable":
+        lines.append(r"\bottomrule")
+    lines.append(rf"\end{{{env}}}")
+    return "\n".join(lines)
+
+
+def _boxed(tabular: str) -> str:
+    return "\\begin{adjustbox}{max width=\\linewidth}\n" + tabular + "\n\\end{adjustbox}"
+
+
+def _empty_note(what: str) -> str:
+    return rf"\par\emph{{{latex_escape(what)}}}\par"
+
+
+def table1_latex(frame: pd.DataFrame) -> str:
+    """Table 1 as booktabs tabulars, at most MODELS_PER_TABULAR model columns each."""
+    models = list(frame.columns[3:])
+    if frame.empty or not models:
+        return _empty_note("No records.")
+    # Source and metric names only where they change, as in the paper's layout.
+    shown = frame.copy()
+    shown["Metric"] = frame["Metric"].where(frame["Values"] == OURS, "")
+    shown["Source"] = frame["Source"].where(frame["Source"] != frame["Source"].shift(), "")
+    blocks = []
+    for start in range(0, len(models), MODELS_PER_TABULAR):
+        chunk = models[start:start + MODELS_PER_TABULAR]
+        tabular = _tabular(shown[["Source", "Metric", "Values", *chunk]],
+                           "lll" + "r" * len(chunk), groups=frame["Source"],
+                           header=["Source", "Metric", "", *chunk])
+        blocks.append(_boxed(tabular))
+    return "\n\\par\\medskip\n".join(blocks)
+
+
+def to_latex(name: str, frame: pd.DataFrame) -> str:
+    """The LaTeX fragment of one table (tabular inside adjustbox; pass_rate a longtable)."""
+    if name == "table1":
+        return table1_latex(frame)
+    if frame.empty:
+        return _empty_note({"multivector": "No multi-vector runs (K > 1) in this run.",
+                            "pass_rate": "No records.", "summary": "No records."}[name])
+    if name == "pass_rate":
+        return _tabular(frame, "lll" + "r" * (len(frame.columns) - 3), env="longtable",
+                        groups=frame["Model"] + "/" + frame["Source"] + "/" + frame["K"])
+    align = "l" * 2 + "r" * (len(frame.columns) - 2)
+    return _boxed(_tabular(frame, align, groups=frame["Model"]))
+
+
+def write_tables(records: list[Path], out_dir: Path, *, models=(), datasets=()) -> dict[str, Path]:
+    """Write table1, summary, multivector and pass_rate as CSV + LaTeX into out_dir.
+
+    `records` are records .jsonl files; `models`/`datasets` optionally name cells that
+    should appear as "not run" even without any record. Returns {name: csv path}; the
+    .tex fragment lies beside each CSV. Tables with nothing to show are written with
+    their header only (CSV) and a one-line note (LaTeX).
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    df = metrics.load_records(records)
+    empty = expected_cells(records)
+    frames = build_tables(df, [*models, *(m for m, _ in empty)],
+                          [*datasets, *(d for _, d in empty)])
+    paths = {}
+    for name, frame in frames.items():
+        csv = out_dir / f"{name}.csv"
+        frame.to_csv(csv, index=False)
+        (out_dir / f"{name}.tex").write_text(to_latex(name, frame) + "\n", encoding="utf-8")
+        paths[name] = csv
+    return paths
