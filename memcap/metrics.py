@@ -278,3 +278,30 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
     out["l_th_rounded"] = out["l_th"].round()
     out["utilisation"] = out["token_gain_mean"] / out["l_th_rounded"]
     return out[columns].sort_values(GROUP, ignore_index=True)
+
+
+def job_wall_time(df: pd.DataFrame) -> pd.DataFrame:
+    """Optimisation wall time per records file (one file = one job), in seconds.
+
+    A job optimises the samples of one (K, L) in batches of ``batch_size`` and writes
+    them as each batch finishes, and ``wall_s`` runs from the batch's start; so a job's
+    time is the sum over its batches (consecutive records of one (K, L), at most
+    batch_size each) of the slowest sample's wall_s. Model loading is not included.
+    Columns: records_file, model, dataset, n_records, n_failed, wall_s.
+    """
+    columns = ["records_file", "model", "dataset", "n_records", "n_failed", "wall_s"]
+    if df.empty:
+        return pd.DataFrame(columns=columns)
+    rows = []
+    for path, job in df.groupby("records_file", sort=False):
+        total = 0.0
+        for _, cell in job.groupby(["K", "L"], sort=False):
+            batch = _column(cell, "batch_size").max()
+            size = int(batch) if pd.notna(batch) and batch >= 1 else 1
+            wall = _column(cell, "wall_s").to_numpy()
+            total += sum(np.nanmax(wall[i:i + size], initial=0.0)
+                         for i in range(0, len(wall), size))
+        rows.append({"records_file": path, "model": job["model"].iloc[0],
+                     "dataset": job["dataset"].iloc[0], "n_records": len(job),
+                     "n_failed": int((~job["ok"].astype(bool)).sum()), "wall_s": total})
+    return pd.DataFrame(rows, columns=columns)

@@ -1,0 +1,189 @@
+"""Command line: compress one text into [mem] vectors, decode it back, or run a compress job.
+
+    memcap compress "The quick brown fox jumps over the lazy dog." --model smollm2-135m -o fox.safetensors
+    memcap decode fox.safetensors
+    memcap job --model tiny-llama --texts texts.jsonl --out records.jsonl --lengths 8 16
+
+`memcap <command> --help` explains every option.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from memcap.engine import PROTOCOLS, OptimConfig
+
+
+def _optim_args(parser: argparse.ArgumentParser) -> None:
+    defaults = OptimConfig()
+    group = parser.add_argument_group("optimiser (defaults: the paper's)")
+    group.add_argument("--lr", type=float, default=defaults.lr, help="AdamW learning rate (default %(default)s)")
+    group.add_argument("--beta1", type=float, default=defaults.beta1, help="AdamW beta1 (default %(default)s)")
+    group.add_argument("--beta2", type=float, default=defaults.beta2, help="AdamW beta2 (default %(default)s)")
+    group.add_argument("--weight-decay", type=float, default=defaults.weight_decay, help="AdamW weight decay (default %(default)s)")
+    group.add_argument("--eps", type=float, default=defaults.eps, help="AdamW eps (default %(default)s)")
+    group.add_argument("--max-steps", type=int, default=defaults.max_steps, help="most optimiser steps per text (default %(default)s)")
+    group.add_argument("--patience", type=int, default=defaults.patience, help="stop after this many steps without a new best accuracy (default %(default)s)")
+
+
+def _optim(args) -> OptimConfig:
+    return OptimConfig(
+        lr=args.lr, beta1=args.beta1, beta2=args.beta2, weight_decay=args.weight_decay,
+        eps=args.eps, max_steps=args.max_steps, patience=args.patience,
+    )
+
+
+def _model_args(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    parser.add_argument(
+        "--model", "-m", required=required,
+        help="a name from the registry (--models-file), a Hugging Face id (org/name), or a local model directory",
+    )
+    parser.add_argument("--models-file", default="config/models.yaml", help="model registry (default %(default)s)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda, cuda:1, ... (default %(default)s)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="memcap", description=__doc__.split("\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("compress", help="compress one text into K vectors (a safetensors file)",
+                       description="Optimise K [mem] vectors until the frozen model reproduces the text.")
+    p.add_argument("text", nargs="?", help="the text; omit it (or give -) to read --file or standard input")
+    p.add_argument("--file", "-f", type=Path, help="read the text from this file")
+    _model_args(p)
+    p.add_argument("--vectors", "-k", type=int, default=1, help="number K of [mem] vectors (default %(default)s)")
+    p.add_argument("--protocol", choices=PROTOCOLS, default="strict",
+                   help="strict: every token scored, decodable from the vectors alone; "
+                        "paper: the first token is not scored (the paper's setting) (default %(default)s)")
+    p.add_argument("--max-tokens", type=int, help="keep only the first this many tokens of the text")
+    p.add_argument("--seed", type=int, default=0, help="seed of the vectors' random init (default %(default)s)")
+    p.add_argument("--out", "-o", type=Path, default=Path("vectors.safetensors"), help="vectors file to write (default %(default)s)")
+    _optim_args(p)
+
+    p = sub.add_parser("decode", help="print the text a vectors file decodes to",
+                       description="Greedy decoding from the [mem] vectors alone (paper protocol: plus the stored first token).")
+    p.add_argument("vectors_file", type=Path, help="a file written by `memcap compress`")
+    _model_args(p, required=False)
+    p.set_defaults(model=None)
+
+    p = sub.add_parser("job", help="run a compress job over a texts file (what the workflow calls)",
+                       description="Compress every (K, L, text) of a grid; resumable; writes one record per sample (docs/records.md).")
+    _model_args(p)
+    p.add_argument("--texts", required=True, type=Path, help="texts JSONL (docs/records.md)")
+    p.add_argument("--out", required=True, type=Path, help="records JSONL to write; parts are kept in <out>.parts/")
+    p.add_argument("--lengths", type=int, nargs="+", help="lengths L in tokens; omit to use each text's own `length` (random text)")
+    p.add_argument("--vectors", type=int, nargs="+", default=[1], help="numbers K of [mem] vectors (default %(default)s)")
+    p.add_argument("--protocol", choices=PROTOCOLS, default="paper", help="default %(default)s")
+    p.add_argument("--batch-size", type=int, default=16, help="texts optimised together (default %(default)s)")
+    p.add_argument("--max-samples", type=int, help="use only the first this many texts")
+    p.add_argument("--dataset", help="dataset name in the records (default: the texts file's stem)")
+    p.add_argument("--threads", type=int, help="CPU threads for torch")
+    _optim_args(p)
+    return parser
+
+
+def read_text(args) -> str:
+    if args.text not in (None, "-"):
+        text = args.text
+    elif args.file is not None:
+        text = args.file.read_text(encoding="utf-8")
+    elif args.text == "-" or not sys.stdin.isatty():
+        text = sys.stdin.read()
+    else:
+        raise ValueError("no text: give it as an argument, with --file, or on standard input")
+    if not text.strip():
+        raise ValueError("the text is empty; give at least one word")
+    return text
+
+
+def cmd_compress(args) -> None:
+    from memcap.engine import compress, first_scored
+    from memcap.models import load_model, resolve_model
+    from memcap.vectors import save_vectors
+
+    text = read_text(args)
+    if args.vectors < 1:
+        raise ValueError(f"--vectors (K) must be >= 1, got {args.vectors}")
+    optim = _optim(args)
+    spec = resolve_model(args.model, _registry(args.models_file))
+    lm = load_model(spec, args.device)
+    ids = lm.tokenize(text)
+    if args.max_tokens:
+        ids = ids[: args.max_tokens]
+    first = first_scored(args.protocol)
+    if len(ids) <= first:
+        raise ValueError(f"protocol {args.protocol!r} needs at least {first + 1} tokens; the text has {len(ids)}")
+    if lm.max_context is not None and args.vectors + len(ids) > lm.max_context:
+        raise ValueError(
+            f"K + L = {args.vectors} + {len(ids)} exceeds the {lm.max_context} positions of {spec.name!r}; "
+            "use fewer vectors or --max-tokens"
+        )
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=optim.max_steps, desc="compress", unit="step")
+
+    def progress(step, active, best):
+        bar.set_postfix(accuracy=f"{best[0]:.3f}", refresh=False)
+        bar.update(step - bar.n)  # tqdm's own rate limit decides when to redraw
+
+    t0 = time.perf_counter()
+    outcome = compress(lm, [ids], args.vectors, args.protocol, [args.seed], optim, progress)[0]
+    bar.close()
+    save_vectors(args.out, outcome.vectors, lm, args.protocol, ids, outcome)
+    print(
+        f"{outcome.correct}/{outcome.scored} tokens right (accuracy {outcome.accuracy:.3f}) "
+        f"after {outcome.steps} steps in {time.perf_counter() - t0:.1f} s; "
+        f"greedy decoding {'reproduces the text' if outcome.greedy_exact else 'does NOT reproduce the text'}; "
+        f"wrote {args.out}"
+    )
+
+
+def cmd_decode(args) -> None:
+    from memcap.models import load_model, resolve_model
+    from memcap.vectors import decode_file, read_metadata
+
+    meta = read_metadata(args.vectors_file)
+    name = args.model or meta["model"]
+    spec = resolve_model(name, _registry(args.models_file))
+    lm = load_model(spec, args.device)
+    print(decode_file(args.vectors_file, lm))
+
+
+def cmd_job(args) -> None:
+    from memcap.job import run_job
+
+    run_job(
+        args.model, args.texts, args.out, lengths=args.lengths, vectors=args.vectors,
+        protocol=args.protocol, optim=_optim(args), batch_size=args.batch_size,
+        max_samples=args.max_samples, device=args.device, models_file=args.models_file,
+        dataset=args.dataset, threads=args.threads,
+    )
+
+
+def _registry(path):
+    from memcap.models import load_registry
+
+    return load_registry(path) if Path(path).exists() else {}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose or args.command == "job" else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = {"compress": cmd_compress, "decode": cmd_decode, "job": cmd_job}[args.command]
+    try:
+        handler(args)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"memcap {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,291 @@
+"""One compress job: a model, a texts file, a grid of K and L -> one record per sample.
+
+    from memcap.job import run_job
+    run_job("smollm2-135m", "results/demo/texts/lee.jsonl",
+            "results/demo/compress/smollm2-135m/lee.jsonl", lengths=[16, 32], vectors=[1])
+
+or from the shell: ``memcap job --model smollm2-135m --texts ... --out ... --lengths 16 32``.
+
+The model is loaded once, and only if work remains. Samples of one (K, L) are optimised
+together in batches of `batch_size`; random texts, which each have their own length, are
+sorted by length so a batch pads little. Every finished batch is stored atomically in
+``<out>.parts/``; a killed job rerun with the same arguments skips what is there and never
+writes a record twice. The records file `out` is written at the end (docs/records.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import platform
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+import memcap
+from memcap.engine import OptimConfig, Outcome, compress, first_scored
+from memcap.models import LoadedModel, load_model, load_registry, resolve_model
+from memcap.store import PartStore, read_jsonl, record_key
+
+log = logging.getLogger("memcap.job")
+
+
+def derive_seed(*parts) -> int:
+    """A 63-bit seed from (model, dataset, K, L, sample): stable across runs and machines."""
+    digest = hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()
+    return int(digest[:15], 16)
+
+
+def versions() -> dict:
+    import tokenizers
+    import transformers
+
+    return {
+        "memcap": memcap.__version__,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "tokenizers": tokenizers.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def read_texts(path: str | Path, max_samples: int | None = None) -> list[dict]:
+    """Texts JSONL (docs/records.md), checked: ids unique, no empty text."""
+    rows = read_jsonl(Path(path))
+    if max_samples is not None:
+        rows = rows[:max_samples]
+    seen = set()
+    for row in rows:
+        if "id" not in row or "text" not in row:
+            raise ValueError(f"{path}: every row needs `id` and `text`; got keys {sorted(row)}")
+        sid = str(row["id"])
+        if sid in seen:
+            raise ValueError(f"{path}: sample id {sid!r} appears twice")
+        seen.add(sid)
+        if not str(row["text"]).strip():
+            raise ValueError(f"{path}: sample {sid!r} has an empty text")
+    if not rows:
+        raise ValueError(f"{path}: no texts")
+    return rows
+
+
+def _is_oom(err: BaseException) -> bool:
+    if isinstance(err, torch.OutOfMemoryError):
+        return True
+    text = str(err).lower()
+    return isinstance(err, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+
+
+def compress_splitting(lm: LoadedModel, texts, K, protocol, seeds, optim, progress=None):
+    """compress(), halving the batch on out-of-memory; a single text that still does not fit
+    comes back as None (recorded with status `oom`), and the others go on."""
+    try:
+        return compress(lm, texts, K, protocol, seeds, optim, progress)
+    except (torch.OutOfMemoryError, RuntimeError) as err:
+        if not _is_oom(err):
+            raise
+    if lm.device.type == "cuda":
+        torch.cuda.empty_cache()
+    if len(texts) == 1:
+        log.error("out of memory on a single text (K=%d, %d tokens); recorded as oom", K, len(texts[0]))
+        return [None]
+    half = len(texts) // 2
+    log.warning("out of memory on a batch of %d texts; retrying as %d + %d", len(texts), half, len(texts) - half)
+    return compress_splitting(lm, texts[:half], K, protocol, seeds[:half], optim, progress) + (
+        compress_splitting(lm, texts[half:], K, protocol, seeds[half:], optim, progress)
+    )
+
+
+def _plan(rows, lengths, vectors, done):
+    """(K, L, row) cells still to compute, grouped so each group is one stretch of batches."""
+    groups = []
+    for K in vectors:
+        if lengths is None:  # random text: each row brings its own length; sort to pad little
+            cells = sorted(((K, int(r["length"]), r) for r in rows), key=lambda c: c[1])
+            groups.append([c for c in cells if (c[0], c[1], str(c[2]["id"])) not in done])
+        else:
+            for L in sorted(lengths):
+                groups.append([(K, L, r) for r in rows if (K, L, str(r["id"])) not in done])
+    return [g for g in groups if g]
+
+
+def run_job(
+    model: str,
+    texts: str | Path,
+    out: str | Path,
+    *,
+    lengths: list[int] | None,
+    vectors: list[int] = (1,),
+    protocol: str = "paper",
+    optim: dict | OptimConfig | None = None,
+    batch_size: int = 16,
+    max_samples: int | None = None,
+    device: str = "auto",
+    models_file: str | Path = "config/models.yaml",
+    dataset: str | None = None,
+    threads: int | None = None,
+    progress: bool = True,
+) -> Path:
+    """Compress every (K, L, text) of the grid not already done; write the records to `out`.
+
+    lengths=None takes each text's own `length` (random text).
+    """
+    first = first_scored(protocol)
+    optim = optim if isinstance(optim, OptimConfig) else OptimConfig.from_dict(optim)
+    vectors = [int(k) for k in vectors]
+    if not vectors or min(vectors) < 1:
+        raise ValueError(f"vectors (K) must be integers >= 1, got {vectors}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    rows = read_texts(texts, max_samples)
+    if lengths is None:
+        missing = [r["id"] for r in rows if not isinstance(r.get("length"), int)]
+        if missing:
+            raise ValueError(
+                f"{texts}: no lengths were given, so every text needs its own integer `length`; "
+                f"missing for {missing[:5]}"
+            )
+        all_lengths = [r["length"] for r in rows]
+    else:
+        all_lengths = [int(L) for L in lengths]
+    if min(all_lengths) < first + 1:
+        raise ValueError(f"protocol {protocol!r} needs lengths >= {first + 1}, got {min(all_lengths)}")
+
+    registry = load_registry(models_file) if Path(models_file).exists() else {}
+    spec = resolve_model(model, registry)
+    dataset = dataset or Path(texts).stem
+    out = Path(out)
+    if threads:
+        torch.set_num_threads(threads)
+
+    store = PartStore(
+        out.with_suffix(".parts"),
+        fingerprint={"model": asdict(spec), "protocol": protocol, "optim": optim.as_dict(), "dataset": dataset},
+    )
+    done = store.done_keys()
+    groups = _plan(rows, lengths, vectors, done)
+    todo = sum(len(g) for g in groups)
+    log.info("%s on %s: %d samples done before, %d to do", spec.name, dataset, len(done), todo)
+    if todo:
+        lm = load_model(spec, device)
+        _check_context(lm, vectors, all_lengths)
+        _run_groups(lm, spec, groups, store, protocol, optim, batch_size, dataset, progress)
+    records = store.merge(out)
+    log.info("wrote %d records to %s", len(records), out)
+    return out
+
+
+def _check_context(lm: LoadedModel, vectors, lengths) -> None:
+    limit = lm.max_context
+    if limit is not None and max(vectors) + max(lengths) > limit:
+        raise ValueError(
+            f"model {lm.spec.name!r} takes at most {limit} positions, but K + L = "
+            f"{max(vectors)} + {max(lengths)} = {max(vectors) + max(lengths)}; "
+            f"allowed: K + L <= {limit}"
+        )
+
+
+def _run_groups(lm, spec, groups, store, protocol, optim, batch_size, dataset, progress):
+    token_cache: dict[str, list[int]] = {}
+
+    def tokens(row) -> list[int]:
+        sid = str(row["id"])
+        if sid not in token_cache:
+            token_cache[sid] = lm.tokenize(row["text"])
+        return token_cache[sid]
+
+    shared = {
+        "model": spec.name,
+        "model_id": spec.model_id,
+        "model_source": spec.source,
+        "revision": spec.revision,
+        "params": lm.params,
+        "mem_dim": lm.mem_dim,
+        "vocab_size": lm.vocab_size,
+        "dataset": dataset,
+        "protocol": protocol,
+        "bos": lm.adds_bos(),
+        "device": str(lm.device),
+        "dtype": spec.dtype,
+        "autocast": str(lm.autocast_dtype).replace("torch.", "") if lm.autocast_dtype else None,
+        "optim": optim.as_dict(),
+        "versions": versions(),
+    }
+    total = sum(len(g) for g in groups)
+    bar = tqdm(total=total, desc=f"{spec.name}/{dataset}", unit="text", disable=not progress)
+    for group in groups:
+        for start in range(0, len(group), batch_size):
+            cells = group[start : start + batch_size]
+            K = cells[0][0]
+            ids = [tokens(row)[:L] for _, L, row in cells]
+            seeds = [derive_seed(spec.name, dataset, K, L, row["id"]) for _, L, row in cells]
+            for (_, L, row), t in zip(cells, ids):
+                if len(t) < L:
+                    log.warning("sample %s has %d tokens, fewer than L=%d: recorded as N < L", row["id"], len(t), L)
+
+            def show(step, active, best, _K=K, _L=cells[-1][1]):
+                bar.set_postfix(K=_K, L=_L, step=step, active=active, refresh=False)
+
+            outcomes = compress_splitting(lm, ids, K, protocol, seeds, optim, show if progress else None)
+            records, tensors = [], {}
+            keys = [f"K{K}_L{L}_{row['id']}" for _, L, row in cells]
+            part = f"K{K}_L{cells[0][1]}-{cells[-1][1]}_" + hashlib.sha1("|".join(keys).encode()).hexdigest()[:10]
+            for (K_, L, row), t, seed, key, outcome in zip(cells, ids, seeds, keys, outcomes):
+                record = _record(shared, row, K_, L, t, seed, outcome, len(cells), first_scored(protocol))
+                record.update(vectors=f"{part}.safetensors", vectors_key=key)
+                records.append(record)
+                if outcome is not None:
+                    tensors[key] = outcome.vectors
+            store.write_part(part, records, tensors)
+            bar.update(len(cells))
+            ok = [r for r in records if r["status"] == "ok"]
+            log.info(
+                "K=%d L=%s: %d/%d lossless, mean accuracy %.3f",
+                K, cells[0][1] if cells[0][1] == cells[-1][1] else f"{cells[0][1]}-{cells[-1][1]}",
+                sum(r["accuracy"] == 1.0 for r in ok), len(records),
+                sum(r["accuracy"] for r in ok) / max(len(ok), 1),
+            )
+    bar.close()
+
+
+def _record(shared, row, K, L, ids, seed, outcome: Outcome | None, batch, first) -> dict:
+    text = row["text"]
+    record = dict(
+        shared,
+        sample_id=str(row["id"]),
+        text_sha=hashlib.sha1(text.encode("utf-8")).hexdigest(),
+        K=K,
+        L=L,
+        N=len(ids),
+        short=len(ids) < L,
+        scored=len(ids) - first,
+        seed=seed,
+        batch_size=batch,
+    )
+    if outcome is None:  # out of memory even alone
+        nan = None
+        return dict(
+            record, status="oom", stop_reason="oom", baseline_loss_sum=nan, baseline_correct=0,
+            loss_sum=nan, correct=0, accuracy=nan, min_loss_sum=nan, max_correct=0,
+            max_accuracy=nan, steps=0, converged=False, greedy_exact=False, greedy_prefix=0,
+            wall_s=0.0,
+        )
+    fields = asdict(outcome)
+    fields.pop("vectors")
+    fields.pop("N")
+    record = dict(
+        record,
+        **fields,
+        accuracy=outcome.correct / outcome.scored,
+        max_accuracy=outcome.max_correct / outcome.scored,
+    )
+    # strict JSON: a failed sample's numbers are null, never NaN
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in record.items()}
+
+
+def records_keys(path: str | Path) -> list[tuple]:
+    """(K, L, sample_id) of every record in a records file, in file order (tests, checks)."""
+    return [record_key(r) for r in read_jsonl(Path(path))]

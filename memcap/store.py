@@ -1,0 +1,115 @@
+"""Resumable result storage for one compress job: atomic parts, merged at the end.
+
+    store = PartStore("results/demo/compress/smollm2-135m/lee.parts", fingerprint={...})
+    done = store.done_keys()                        # {(K, L, sample_id), ...}
+    store.write_part("K1_L16_0000", records, {"lee-0000": tensor})
+    store.merge("results/demo/compress/smollm2-135m/lee.jsonl")
+
+Each finished batch becomes two files, the vectors (safetensors) and then the records
+(JSONL), each written to a temp file and renamed, so a kill at any moment leaves either a
+whole part or none. The parts folder is not a Snakemake output: a failed job keeps it and a
+rerun resumes from it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def record_key(record: dict) -> tuple:
+    return (record["K"], record["L"], str(record["sample_id"]))
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+class PartStore:
+    """The parts folder of one job, guarded by a fingerprint of what the results depend on."""
+
+    def __init__(self, folder: str | Path, fingerprint: dict):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._check_fingerprint(fingerprint)
+
+    def _check_fingerprint(self, fingerprint: dict) -> None:
+        path = self.folder / "job.json"
+        if path.exists():
+            before = json.loads(path.read_text())
+            changed = sorted(k for k in set(before) | set(fingerprint) if before.get(k) != fingerprint.get(k))
+            if changed:
+                raise ValueError(
+                    f"{self.folder} holds results made with different settings ({', '.join(changed)}: "
+                    f"{[before.get(k) for k in changed]} then, {[fingerprint.get(k) for k in changed]} now). "
+                    "Resuming would mix them. Use another run name, or delete that folder to start over."
+                )
+        else:
+            atomic_write_text(path, json.dumps(fingerprint, indent=1, sort_keys=True))
+
+    def records(self) -> list[dict]:
+        rows = []
+        for part in sorted(self.folder.glob("*.jsonl")):
+            rows.extend(read_jsonl(part))
+        return rows
+
+    def done_keys(self) -> set[tuple]:
+        return {record_key(r) for r in self.records()}
+
+    def write_part(self, name: str, records: list[dict], vectors: dict[str, torch.Tensor]) -> None:
+        vec_name = f"{name}.safetensors"
+        tensors = {key: v.detach().float().contiguous().cpu() for key, v in vectors.items()}
+        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=f".{vec_name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            save_file(tensors, tmp)
+            os.replace(tmp, self.folder / vec_name)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        lines = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
+        atomic_write_text(self.folder / f"{name}.jsonl", lines)
+
+    def merge(self, out: str | Path) -> list[dict]:
+        """All parts' records, one per (K, L, sample), written atomically to `out`."""
+        rows = self.records()
+        seen = {}
+        for row in rows:
+            key = record_key(row)
+            if key in seen:
+                raise RuntimeError(f"{self.folder}: duplicate record for (K, L, sample) = {key}")
+            seen[key] = row
+        rows.sort(key=lambda r: (r["K"], r["L"], str(r["sample_id"])))
+        out = Path(out)
+        rel = os.path.relpath(self.folder, out.parent)
+        text = ""
+        for row in rows:
+            row = dict(row, vectors=f"{rel}/{row['vectors']}")
+            text += json.dumps(row, sort_keys=True) + "\n"
+        atomic_write_text(out, text)
+        return rows

@@ -1,0 +1,178 @@
+"""Texts to compress: natural chunks (second half of their sentences) and random words.
+
+One JSON object per line and sample (format: docs/records.md, "Texts"). The workflow's rules
+`texts` and `random_texts` call `write_texts`; by hand:
+
+    python -c "from memcap.texts import write_texts; write_texts('lee', \
+        {'source': 'package', 'package': 'gensim', \
+         'file': 'test/test_data/lee_background.cor', 'samples': 3}, 'lee.jsonl')"
+
+Natural sources (`source` key of a dataset):
+  hf       a Hugging Face dataset (`path`, `split`, `column`, optional `revision`), loaded with
+           `datasets.load_dataset`; row i is sample i (the paper uses the first 50 chunks).
+  package  a text file shipped inside an installed Python package (`package`, `file`), one
+           document per line; e.g. gensim's Lee news corpus. The package is never imported.
+  file     a local text file (`path`), one document per line.
+Random text (`source: random`) draws words from a vocabulary file (memcap.vocab).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Iterable
+
+NATURAL_SOURCES = ("hf", "package", "file")
+
+
+def second_half(text: str, language: str = "en") -> str:
+    """Keep the second half of the text's sentences, joined by single spaces (PAPER.md 1)."""
+    import pysbd  # no model download; deterministic for a pinned version
+
+    segmenter = pysbd.Segmenter(language=language, clean=False)
+    sentences = [s.strip() for s in segmenter.segment(text) if s.strip()]
+    return " ".join(sentences[len(sentences) // 2 :])
+
+
+def package_file(package: str, file: str) -> Path:
+    """Path of a data file inside an installed package, found without importing it."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"package {package!r} is not installed")
+    path = Path(list(spec.submodule_search_locations)[0]) / file
+    if not path.is_file():
+        raise FileNotFoundError(f"{file!r} not found in package {package!r} ({path})")
+    return path
+
+
+def load_documents(spec: dict, samples: int) -> list[tuple[str, str]]:
+    """The first `samples` documents of a natural source as (text, source reference) pairs."""
+    source = spec["source"]
+    if source == "hf":
+        import datasets
+
+        rows = datasets.load_dataset(
+            spec["path"], split=spec.get("split", "train"), revision=spec.get("revision")
+        )
+        column = spec.get("column", "text")
+        n = min(samples, len(rows))
+        return [(rows[i][column], f"hf:{spec['path']}#{i}") for i in range(n)]
+    if source == "package":
+        path = package_file(spec["package"], spec["file"])
+        prefix = f"{spec['package']}:{path.name}"
+    elif source == "file":
+        path = Path(spec["path"])
+        prefix = f"file:{path.name}"
+    else:
+        raise ValueError(f"unknown natural source {source!r}; allowed: {NATURAL_SOURCES}")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    docs = [(line, f"{prefix}#{i}") for i, line in enumerate(lines) if line.strip()]
+    return docs[:samples]
+
+
+def natural_texts(dataset: str, spec: dict, samples: int | None = None) -> list[dict]:
+    """Rows for a natural dataset: sample i keeps the second half of document i's sentences."""
+    samples = spec.get("samples", 50) if samples is None else samples
+    language = spec.get("language", "en")
+    rows = []
+    for i, (text, ref) in enumerate(load_documents(spec, samples)):
+        rows.append(
+            {
+                "id": f"{dataset}-{i:04d}",
+                "text": second_half(text, language),
+                "source": ref,
+                "seed": None,
+                "length": None,
+            }
+        )
+    if len(rows) < samples:
+        raise ValueError(f"dataset {dataset!r}: {samples} samples asked, source has {len(rows)}")
+    return rows
+
+
+def random_texts(
+    dataset: str,
+    words: list[str],
+    samples: int,
+    max_length: int,
+    seed: int = 0,
+    source: str = "vocab",
+) -> list[dict]:
+    """Random-word texts: per sample L ~ U[2, max_length], then 5*L words with replacement.
+
+    Sample i uses the seed `seed + i` (recorded), so a sample never depends on the others.
+    """
+    if max_length < 2:
+        raise ValueError(f"max_length must be >= 2, got {max_length}")
+    if not words:
+        raise ValueError("empty vocabulary")
+    rows = []
+    for i in range(samples):
+        rng = random.Random(seed + i)
+        length = rng.randint(2, max_length)
+        text = " ".join(rng.choices(words, k=5 * length))
+        rows.append(
+            {
+                "id": f"{dataset}-{i:04d}",
+                "text": text,
+                "source": source,
+                "seed": seed + i,
+                "length": length,
+            }
+        )
+    return rows
+
+
+def write_jsonl(rows: Iterable[dict], out: str | Path) -> Path:
+    """Write rows as JSON lines atomically (temp file + rename)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    os.replace(tmp, out)
+    return out
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    """Read a texts file back."""
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def write_texts(
+    dataset: str,
+    spec: dict,
+    out: str | Path,
+    *,
+    vocab: str | Path | None = None,
+    vocab_spec: dict | None = None,
+    max_length: int | None = None,
+) -> Path:
+    """Build one dataset's texts file: natural (`spec['source']` in hf/package/file) or random.
+
+    Random text needs the vocabulary file `vocab` (one word per line, from memcap.vocab), its
+    config `vocab_spec` (recorded as each row's source) and `max_length` (L_up).
+    """
+    if spec["source"] == "random":
+        from memcap.vocab import label, read_vocab
+
+        if vocab is None or max_length is None:
+            raise ValueError("random text needs a vocabulary file and max_length")
+        words = read_vocab(vocab)
+        rows = random_texts(
+            dataset,
+            words,
+            spec.get("samples", 100),
+            max_length,
+            seed=spec.get("seed", 0),
+            source=label(vocab_spec) if vocab_spec else f"vocab:{Path(vocab).name}",
+        )
+    else:
+        rows = natural_texts(dataset, spec)
+    return write_jsonl(rows, out)
