@@ -1,0 +1,56 @@
+# memcap: how much text can a frozen LM decode from K trainable [mem] vectors?
+#
+#   snakemake --cores 8 --use-conda                            # the paper's grid (config/config.yaml)
+#   snakemake --cores 2 --configfile config/demo.yaml          # offline CPU demo, minutes
+#   snakemake --cores 2 --configfile config/smoke.yaml         # tiny random model, seconds
+#
+# Stages (workflow/rules): data (vocab, texts), models (download), compress (K = 1 grid and
+# multi-vector grid), analysis (tables, figures), report (PDF). All outputs: results/<run>/.
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+# A --configfile replaces config/config.yaml instead of merging into it: Snakemake merges
+# nested keys, which would add the paper's 14 models to the demo's one.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+
+
+SCHEMA = f"{workflow.basedir}/workflow/schemas/config.schema.yaml"
+try:
+    validate(config, SCHEMA)  # also fills in every default
+except WorkflowError:
+    raise WorkflowError(config_error(SCHEMA)) from None
+check_config()
+
+RESULTS = f"results/{config['run']}"
+
+
+report: "workflow/report/workflow.rst"
+
+
+wildcard_constraints:
+    dataset="[A-Za-z0-9_]+",
+    max_length=r"\d+",
+    K=r"\d+",
+    model="[^/]+",
+    vocab="[^/]+",
+
+
+include: "workflow/rules/data.smk"
+include: "workflow/rules/models.smk"
+include: "workflow/rules/compress.smk"
+include: "workflow/rules/analysis.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        pdf=f"{RESULTS}/report/report.pdf",

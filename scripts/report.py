@@ -1,0 +1,16 @@
+"""Rule report: the PDF report (memcap.report.build_report)."""
+
+import sys
+from pathlib import Path
+
+sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)
+
+from memcap.report import build_report
+
+build_report(
+    Path(snakemake.input.tables[0]).parent,
+    Path(snakemake.input.figures[0]).parent,
+    [Path(p) for p in snakemake.input.records],
+    Path(snakemake.output.pdf),
+    run_name=snakemake.params.run,
+)

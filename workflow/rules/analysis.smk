@@ -1,0 +1,47 @@
+# Tables (memcap.tables) and figures (memcap.figures): pure functions over all records files.
+
+TABLES = ["table1", "summary", "multivector", "pass_rate"]
+FIGURES = ["capacity", "ce_scatter", "utilisation", "accuracy_vs_length", "multivector"]
+
+
+rule tables:
+    input:
+        records=all_records(),
+    output:
+        **{
+            f"{name}_{ext}": f"{RESULTS}/tables/{name}.{ext}"
+            for name in TABLES
+            for ext in ("csv", "tex")
+        },
+    log:
+        f"{RESULTS}/logs/tables.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/tables.tsv"
+    conda:
+        "../../envs/memcap.yaml"
+    script:
+        "../../scripts/tables.py"
+
+
+rule figures:
+    input:
+        records=all_records(),
+    output:
+        **{f"{name}_pdf": f"{RESULTS}/figures/{name}.pdf" for name in FIGURES},
+        **{
+            f"{name}_png": report(
+                f"{RESULTS}/figures/{name}.png",
+                caption=f"../report/{name}.rst",
+                category="Figures",
+                labels={"figure": name},
+            )
+            for name in FIGURES
+        },
+    log:
+        f"{RESULTS}/logs/figures.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/figures.tsv"
+    conda:
+        "../../envs/memcap.yaml"
+    script:
+        "../../scripts/figures.py"

@@ -1,0 +1,190 @@
+# Helpers shared by the rules: config checks beyond the schema, and which files a config asks for.
+# Functions only (no rules); they read `config` after the Snakefile validated it.
+
+import functools
+
+import yaml
+from snakemake.exceptions import WorkflowError
+
+
+def config_error(schema_file):
+    """The config's first schema error as one line: the key, what is wrong, what is allowed.
+
+    Called after snakemake.utils.validate failed; its message buries the key in a schema dump.
+    """
+    import jsonschema
+
+    with open(schema_file) as f:
+        schema = yaml.safe_load(f)
+    err = jsonschema.exceptions.best_match(
+        jsonschema.Draft202012Validator(schema).iter_errors(config)
+    )
+    if err is None:
+        return "the config does not match workflow/schemas/config.schema.yaml"
+    key = ".".join(str(p) for p in err.absolute_path) or "(top level)"
+    sub = err.schema if isinstance(err.schema, dict) else {}
+    if err.validator == "additionalProperties" and "properties" in sub:
+        allowed = "allowed keys: " + ", ".join(sub["properties"])
+    elif "enum" in sub:
+        allowed = "allowed: " + ", ".join(map(str, sub["enum"]))
+    elif "type" in sub:
+        allowed = f"allowed: {sub['type']}" + "".join(
+            f", {k} {sub[k]}"
+            for k in ("minimum", "maximum", "exclusiveMinimum", "pattern")
+            if k in sub
+        )
+    else:
+        allowed = ""
+    what = " ".join(sub.get("description", "").split())
+    return (
+        f"Invalid config key {key!r}: {err.message}"
+        + (f"; {allowed}" if allowed else "")
+        + (f". ({what})" if what else "")
+    )
+
+
+@functools.cache
+def registry():
+    """Model registry entries by name (plain YAML: no torch import at planning time)."""
+    with open(config["models_file"]) as f:
+        return yaml.safe_load(f) or {}
+
+
+def check_config():
+    """Cross-key checks the schema cannot express; each error names the key."""
+    known = registry()
+    grids = {"models": config["models"], "multivector": config["multivector"]}
+    for key, models in grids.items():
+        for model in models:
+            if model not in known:
+                raise WorkflowError(
+                    f"Invalid config key '{key}.{model}': unknown model {model!r}; known models "
+                    f"({config['models_file']}): {', '.join(known)}"
+                )
+    for name, spec in config["datasets"].items():
+        if spec["source"] == "random" and spec["vocab"] not in config["vocab"]:
+            raise WorkflowError(
+                f"Invalid config key 'datasets.{name}.vocab': unknown vocabulary "
+                f"{spec['vocab']!r}; defined under vocab: {', '.join(config['vocab']) or 'none'}"
+            )
+    for model, grid in config["multivector"].items():
+        dataset = config["datasets"].get(grid["dataset"])
+        if dataset is None or dataset["source"] == "random":
+            natural = [
+                d for d, s in config["datasets"].items() if s["source"] != "random"
+            ]
+            raise WorkflowError(
+                f"Invalid config key 'multivector.{model}.dataset': {grid['dataset']!r} is not "
+                f"a natural dataset; allowed: {', '.join(natural) or 'none'}"
+            )
+
+
+def is_hf(model):
+    return registry()[model].get("source", "hf") == "hf"
+
+
+def model_lengths(model):
+    """The natural-text length grid of one model (K = 1)."""
+    cap = config["models"][model]["max_length"]
+    return [L for L in sorted(config["lengths"]) if cap is None or L <= cap]
+
+
+def random_max_length(model):
+    """L_up of random text for one model."""
+    own = config["models"].get(model, {}).get("random_max_length")
+    return own or config["random_max_length"]
+
+
+def is_random(dataset):
+    return config["datasets"][dataset]["source"] == "random"
+
+
+def texts_path(dataset, model):
+    """Texts a model compresses; random text depends on the model's L_up."""
+    if is_random(dataset):
+        return f"{RESULTS}/texts/{dataset}-{random_max_length(model)}.jsonl"
+    return f"{RESULTS}/texts/{dataset}.jsonl"
+
+
+def multivector_lengths(model, K):
+    """Lengths of one multi-vector cell: K <= L, K + L within the context, per-vector cap.
+
+    Lengths the K = 1 grid already has (same model and dataset) are left out, so that no
+    (model, dataset, K, L, sample) is computed twice.
+    """
+    grid = config["multivector"][model]
+    lengths = grid["lengths"] or config["lengths"]
+    done = set()
+    if K == 1 and model in config["models"] and grid["dataset"] in config["datasets"]:
+        done = set(model_lengths(model))
+    return [
+        L
+        for L in sorted(lengths)
+        if K <= L
+        and (grid["max_context"] is None or K + L <= grid["max_context"])
+        and (
+            grid["max_length_per_vector"] is None
+            or L <= K * grid["max_length_per_vector"]
+        )
+        and L not in done
+    ]
+
+
+def compress_records():
+    """One records file per (model, dataset): the K = 1 grid."""
+    return [
+        f"{RESULTS}/compress/{model}/{dataset}.jsonl"
+        for model in config["models"]
+        for dataset in config["datasets"]
+    ]
+
+
+def multivector_records():
+    """One records file per (model, K) of the multi-vector grids with at least one length."""
+    return [
+        f"{RESULTS}/multivector/{model}/{grid['dataset']}/K{K}.jsonl"
+        for model, grid in config["multivector"].items()
+        for K in grid["vectors"]
+        if multivector_lengths(model, K)
+    ]
+
+
+def all_records():
+    return compress_records() + multivector_records()
+
+
+def model_input(model):
+    """The download record of a Hugging Face model; gguf and random models need none."""
+    return {"model": f"{RESULTS}/models/{model}.json"} if is_hf(model) else {}
+
+
+def compress_input(wildcards):
+    texts = {"texts": texts_path(wildcards.dataset, wildcards.model)}
+    return texts | model_input(wildcards.model)
+
+
+def multivector_input(wildcards):
+    return {"texts": texts_path(wildcards.dataset, wildcards.model)} | model_input(
+        wildcards.model
+    )
+
+
+def compress_lengths(wildcards):
+    """K = 1 lengths; None for random text (each text carries its own sampled length)."""
+    return None if is_random(wildcards.dataset) else model_lengths(wildcards.model)
+
+
+def mem_mb(wildcards):
+    """Host memory of a compress job: a base plus fp32 weights per billion parameters."""
+    params_b = registry()[wildcards.model].get("params_b") or 1.0
+    per_b = config["compress"]["mem_mb_per_billion"]
+    return int(config["compress"]["mem_mb"] + per_b * params_b)
+
+
+def runtime(wildcards):
+    own = config["models"].get(wildcards.model, {}).get("runtime")
+    return own or config["compress"]["runtime"]
+
+
+def vocab_input(wildcards):
+    return f"{RESULTS}/vocab/{config['datasets'][wildcards.dataset]['vocab']}.txt"

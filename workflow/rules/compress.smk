@@ -1,0 +1,62 @@
+# One job per (model, dataset) for the K = 1 grid and per (model, K) for the multi-vector grid
+# (memcap.job.run_job). A job loads its model once, batches the samples of one length and
+# keeps per-batch parts beside its records file (<records>.parts/, not a declared output), so a
+# killed job resumes where it stopped. Without a GPU it runs on the CPU.
+
+
+rule compress:
+    input:
+        unpack(compress_input),
+    output:
+        records=f"{RESULTS}/compress/{{model}}/{{dataset}}.jsonl",
+    log:
+        f"{RESULTS}/logs/compress/{{model}}/{{dataset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/compress/{{model}}/{{dataset}}.tsv"
+    conda:
+        "../../envs/memcap.yaml"
+    threads: config["compress"]["threads"]
+    resources:
+        gpu=config["compress"]["gpu"],
+        mem_mb=mem_mb,
+        runtime=runtime,
+    params:
+        lengths=compress_lengths,
+        vectors=[1],
+        protocol=config["protocol"],
+        optim=config["optim"],
+        batch_size=config["compress"]["batch_size"],
+        device=config["compress"]["device"],
+        models_file=config["models_file"],
+        cache_dir=config["cache_dir"],
+    script:
+        "../../scripts/compress.py"
+
+
+rule multivector:
+    input:
+        unpack(multivector_input),
+    output:
+        records=f"{RESULTS}/multivector/{{model}}/{{dataset}}/K{{K}}.jsonl",
+    log:
+        f"{RESULTS}/logs/multivector/{{model}}/{{dataset}}/K{{K}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/multivector/{{model}}/{{dataset}}/K{{K}}.tsv"
+    conda:
+        "../../envs/memcap.yaml"
+    threads: config["compress"]["threads"]
+    resources:
+        gpu=config["compress"]["gpu"],
+        mem_mb=mem_mb,
+        runtime=runtime,
+    params:
+        lengths=lambda wildcards: multivector_lengths(wildcards.model, int(wildcards.K)),
+        vectors=lambda wildcards: [int(wildcards.K)],
+        protocol=config["protocol"],
+        optim=config["optim"],
+        batch_size=config["compress"]["batch_size"],
+        device=config["compress"]["device"],
+        models_file=config["models_file"],
+        cache_dir=config["cache_dir"],
+    script:
+        "../../scripts/compress.py"
