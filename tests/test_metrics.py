@@ -162,3 +162,12 @@ def test_synthetic_run_summary(tmp_path):
     assert summary.loc[("pythia-160m", "lee", 2), "capacity"] == 128
     assert summary.loc[("pythia-160m", "lee", 1), "n_failed"] == 1
     assert (~df["ok"]).sum() == 3
+
+
+def test_job_wall_time_sums_slowest_sample_per_batch(tmp_path):
+    records = [make_record(L=64, sample_id=f"lee-{i:04d}", wall_s=w, batch_size=2)
+               for i, w in enumerate([3.0, 5.0, 2.0])]  # batches {3, 5} and {2}
+    records.append(make_record(L=80, sample_id="lee-0000", wall_s=7.0, batch_size=2))
+    table = metrics.job_wall_time(load(tmp_path, records))
+    assert table.iloc[0]["wall_s"] == pytest.approx(5.0 + 2.0 + 7.0)
+    assert table.iloc[0]["n_records"] == 4

@@ -1,0 +1,323 @@
+"""The LaTeX report: jinja2 templates in paper/ rendered with a run's numbers, built to PDF.
+
+Usage::
+
+    from memcap.report import build_report
+    build_report(Path("results/demo/tables"), Path("results/demo/figures"), record_files,
+                 Path("results/demo/report/report.pdf"), run_name="demo")
+
+``build_report`` renders paper/report.tex.j2 into <out_pdf dir>/report.tex, copies it with
+the table fragments (tables_dir/*.tex), the figures (figures_dir/*.pdf) and
+paper/references.bib into a temporary build directory, runs ``latexmk -pdf`` there, and
+copies the PDF to out_pdf and the LaTeX log to <out_pdf dir>/report.log. A failed build
+raises ReportBuildError with the tail of the LaTeX log.
+
+Templates use LaTeX-friendly jinja delimiters: ``\\VAR{x}`` for values, ``\\BLOCK{...}`` for
+statements, ``\\#{...}`` for comments. Every value is LaTeX-escaped on output (data carry
+'_', '%', '&' ...); values that already are LaTeX must be wrapped in ``markupsafe.Markup``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import jinja2
+import pandas as pd
+from markupsafe import Markup
+
+from memcap import metrics, tables
+from memcap.figures import FIGURE_NAMES
+
+PAPER_DIR = Path(__file__).resolve().parents[1] / "paper"
+TEMPLATE = "report.tex.j2"
+TABLE_NAMES = ["table1", "summary", "multivector", "pass_rate"]
+LATEXMK_TIMEOUT_S = 600
+LOG_TAIL_LINES = 40
+
+
+class ReportBuildError(RuntimeError):
+    """latexmk failed; the message ends with the tail of the LaTeX log."""
+
+
+def _escape_output(value) -> str:
+    """jinja finalize hook: escape every value unless it is marked as LaTeX already."""
+    if isinstance(value, Markup):
+        return value
+    return tables.latex_escape("" if value is None else value)
+
+
+def template_environment(template_dir: Path) -> jinja2.Environment:
+    """A jinja2 environment whose syntax does not clash with LaTeX braces."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(template_dir)),
+        block_start_string=r"\BLOCK{", block_end_string="}",
+        variable_start_string=r"\VAR{", variable_end_string="}",
+        comment_start_string=r"\#{", comment_end_string="}",
+        trim_blocks=True, lstrip_blocks=True, autoescape=False,
+        undefined=jinja2.StrictUndefined, finalize=_escape_output,
+    )
+    env.filters["tex"] = lambda v: Markup(_escape_output(v))
+    env.filters["andjoin"] = _join
+    return env
+
+
+# --- what the template is told ----------------------------------------------------------
+
+def _join(items) -> str:
+    """'a', 'a and b', 'a, b and c' (the template's andjoin filter)."""
+    items = [str(i) for i in items]
+    if len(items) <= 1:
+        return "".join(items) or "none"
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _unique_dicts(series: pd.Series) -> list[dict]:
+    seen = {}
+    for value in series.dropna():
+        if isinstance(value, dict):
+            seen.setdefault(json.dumps(value, sort_keys=True), value)
+    return list(seen.values())
+
+
+def _models(df: pd.DataFrame, summary: pd.DataFrame, order: list[str]) -> list[dict]:
+    rows = []
+    for model in [m for m in order if (df.model == m).any()]:
+        group = df[df.model == model]
+        first = group.iloc[0]
+        s = summary[summary.model == model].iloc[0]
+        get = lambda key: first[key] if key in group.columns else None  # noqa: E731
+        rows.append({
+            "name": model, "model_id": get("model_id") or model,
+            "source": get("model_source") or "n/a", "revision": get("revision") or "none",
+            "params": tables.fmt_params(s["params"]),
+            "d": tables.fmt_number(s["mem_dim"], 0),
+            "vocab": tables.fmt_number(s["vocab_size"], 0),
+            "l_th": tables.fmt_number(s["l_th_rounded"], 0),
+            "paper_row": tables.paper_model(model, get("model_id")) or "not in the paper",
+            "device": ", ".join(sorted({str(v) for v in group.get("device", pd.Series()).dropna()}))
+                      or "n/a",
+            "dtype": ", ".join(sorted({str(v) for v in group.get("dtype", pd.Series()).dropna()}))
+                     or "n/a",
+            "autocast": ", ".join(sorted({str(v) for v in
+                                          group.get("autocast", pd.Series()).dropna()})) or "n/a",
+        })
+    return rows
+
+
+def _datasets(df: pd.DataFrame, order: list[str]) -> list[dict]:
+    rows = []
+    for dataset in order:
+        group = df[df.dataset == dataset]
+        ok = metrics.usable(group)
+        lengths = sorted(ok["L"].unique())
+        if tables.is_random_dataset(dataset) and len(lengths) > 6:
+            length_text = f"sampled, {lengths[0]} to {lengths[-1]}"
+        else:
+            length_text = ", ".join(map(str, lengths)) or "none"
+        source = tables.paper_source(dataset)
+        rows.append({
+            "name": dataset,
+            "paper_source": tables.load_reference()["source_labels"].get(source, "none"),
+            "texts": ok["sample_id"].nunique(), "records": len(ok),
+            "failed": int((~group["ok"].astype(bool)).sum()), "lengths": length_text,
+            "K": ", ".join(map(str, sorted(group["K"].unique()))),
+        })
+    return rows
+
+
+def _highlights(summary: pd.DataFrame, datasets: list[str]) -> list[dict]:
+    """Per source, the K=1 model with the largest decoding capacity, with its gains."""
+    k1 = summary[(summary.K == 1) & (summary.n_samples > 0)]
+    out = []
+    for dataset in datasets:
+        rows = k1[k1.dataset == dataset].dropna(subset=["capacity"])
+        if rows.empty:
+            continue
+        best = rows.sort_values(["capacity", "token_gain_mean"], ascending=False).iloc[0]
+        paper = tables._paper_value(tables.load_reference(),
+                                    tables.paper_model(best.model, best.model_id),
+                                    "capacity", tables.paper_source(dataset))
+        out.append({
+            "dataset": dataset, "model": best.model, "protocol": best.protocol,
+            "capacity": tables.fmt_capacity(best.capacity, best.min_L),
+            "token_gain": tables.fmt_mean_std(best.token_gain_mean, best.token_gain_std),
+            "info_nats": tables.fmt_number(best.info_gain_nats_mean),
+            "info_bits": tables.fmt_number(best.info_gain_bits_mean),
+            "utilisation": tables.fmt_number(best.utilisation, 3),
+            "l_th": tables.fmt_number(best.l_th_rounded, 0),
+            "paper_capacity": None if paper is None else str(paper),
+        })
+    return out
+
+
+def _comparison(summary: pd.DataFrame, models: list[str]) -> tuple[list[dict], list[str], list[str]]:
+    """Rows (our model x the paper's sources) beside the paper's values, plus the paper's
+    models not run and our models the paper lacks."""
+    reference = tables.load_reference()
+    labels = reference["source_labels"]
+    k1 = summary[summary.K == 1]
+    rows, matched = [], set()
+    for model in models:
+        ids = summary[summary.model == model]["model_id"]
+        row = tables.paper_model(model, ids.iloc[0] if len(ids) else None)
+        if row is None:
+            continue
+        matched.add(row)
+        ref = reference["models"][row]
+        for source in labels:
+            if source not in ref["capacity"]:
+                continue
+            ours = k1[(k1.model == model) & k1.dataset.map(
+                lambda d, s=source: tables.paper_source(d) == s) & (k1.n_samples > 0)]
+            paper_tg = ref["token_gain"].get(source)
+            paper_ig = ref["info_gain_nats"].get(source)
+            paper_util = ref.get("utilisation", {}).get(source)
+            entry = {"model": model, "paper_row": row, "source": labels[source],
+                     "dataset": ", ".join(ours.dataset) if len(ours) else tables.NOT_RUN,
+                     "paper_capacity": str(ref["capacity"][source]),
+                     "paper_token_gain": tables.fmt_number(paper_tg[0]) if paper_tg else "n/a",
+                     "paper_info": tables.fmt_number(paper_ig[0]) if paper_ig else "n/a",
+                     "paper_util": tables.fmt_number(paper_util, 3) if paper_util else "n/a"}
+            if ours.empty:
+                entry.update(capacity=tables.NOT_RUN, token_gain=tables.NOT_RUN,
+                             info=tables.NOT_RUN, util=tables.NOT_RUN)
+            else:
+                o = ours.iloc[0]
+                entry.update(capacity=tables.fmt_capacity(o.capacity, o.min_L),
+                             token_gain=tables.fmt_number(o.token_gain_mean),
+                             info=tables.fmt_number(o.info_gain_nats_mean),
+                             util=tables.fmt_number(o.utilisation, 3))
+            rows.append(entry)
+    not_run = [name for name in reference["models"] if name not in matched]
+    ours_only = [m for m in models if tables.paper_model(
+        m, (summary[summary.model == m]["model_id"].iloc[0]
+            if (summary.model == m).any() else None)) is None]
+    return rows, not_run, ours_only
+
+
+def _jobs(df: pd.DataFrame) -> list[dict]:
+    jobs = metrics.job_wall_time(df)
+    return [{"model": j.model, "dataset": j.dataset, "records": j.n_records,
+             "failed": j.n_failed, "wall": f"{j.wall_s:.1f}",
+             "wall_min": f"{j.wall_s / 60:.1f}"} for j in jobs.itertuples()]
+
+
+def report_context(records: list[Path], run_name: str = "", extra: dict | None = None,
+                   available_tables: set[str] = frozenset(TABLE_NAMES),
+                   available_figures: set[str] = frozenset(FIGURE_NAMES)) -> dict:
+    """Everything the template shows, computed from the records (plain values, unescaped)."""
+    df = metrics.load_records(records)
+    summary = metrics.summarise(df)
+    expected = tables.expected_cells(records)
+    models = tables._model_order(summary, [*summary["model"], *(m for m, _ in expected)])
+    datasets = tables._dataset_order([*summary["dataset"], *(d for _, d in expected)])
+    comparison, paper_not_run, ours_only = _comparison(summary, models)
+    failed = int((~df["ok"].astype(bool)).sum()) if len(df) else 0
+    status_counts = df["status"].value_counts().to_dict() if len(df) else {}
+    k1 = summary[summary.K == 1]
+    not_run_cells = [{"model": m, "dataset": d} for m in models for d in datasets
+                     if k1[(k1.model == m) & (k1.dataset == d)].empty]
+    return {
+        "run_name": run_name or "unnamed run",
+        "generated": _dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        "threshold": metrics.LOSSLESS_ACCURACY,
+        "bits_per_value": metrics.BITS_PER_VALUE,
+        "n_records": len(df), "n_ok": len(df) - failed, "n_failed": failed,
+        "failed_statuses": {k: v for k, v in status_counts.items() if k != "ok"},
+        "models": _models(df, summary, models) if len(df) else [],
+        "model_names": models, "dataset_names": datasets,
+        "expected_only": [{"model": m, "dataset": d} for m, d in sorted(expected)],
+        "not_run_cells": not_run_cells,
+        "datasets": _datasets(df, datasets) if len(df) else [],
+        "protocols": sorted(summary["protocol"].unique()),
+        "k_values": sorted(int(k) for k in summary["K"].unique()),
+        "multi_k": bool((summary["K"] > 1).any()),
+        "optims": _unique_dicts(df["optim"]) if "optim" in df else [],
+        "versions": _unique_dicts(df["versions"]) if "versions" in df else [],
+        "jobs": _jobs(df),
+        "highlights": _highlights(summary, datasets),
+        "comparison": comparison, "paper_not_run": paper_not_run, "ours_only": ours_only,
+        "sources_only_ours": [d for d in datasets if tables.paper_source(d) is None],
+        "extra": {str(k): v for k, v in (extra or {}).items()},
+        "tables": {name: name in available_tables for name in TABLE_NAMES},
+        "figures": {name: name in available_figures for name in FIGURE_NAMES},
+    }
+
+
+# --- rendering and building ---------------------------------------------------------------
+
+def render_report(context: dict, template_dir: Path | None = None) -> str:
+    """The report's LaTeX source."""
+    env = template_environment(Path(template_dir or PAPER_DIR))
+    return env.get_template(TEMPLATE).render(**context)
+
+
+def _latex_log_tail(build_dir: Path, output: str) -> str:
+    log = build_dir / "report.log"
+    text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else output
+    return "\n".join(text.splitlines()[-LOG_TAIL_LINES:])
+
+
+def compile_latex(tex_file: Path, log_copy: Path | None = None) -> Path:
+    """Run latexmk -pdf in tex_file's directory; return the PDF or raise ReportBuildError."""
+    if shutil.which("latexmk") is None:
+        raise ReportBuildError("latexmk not found: install TeX Live (latexmk, pdflatex)")
+    build_dir = tex_file.parent
+    cmd = ["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "-file-line-error",
+           tex_file.name]
+    try:
+        done = subprocess.run(cmd, cwd=build_dir, capture_output=True, text=True,
+                              timeout=LATEXMK_TIMEOUT_S)
+    except subprocess.TimeoutExpired as err:
+        raise ReportBuildError(f"latexmk ran past {LATEXMK_TIMEOUT_S} s\n"
+                               f"{_latex_log_tail(build_dir, str(err.stdout))}") from err
+    log = build_dir / tex_file.with_suffix(".log").name
+    if log_copy is not None and log.exists():
+        shutil.copyfile(log, log_copy)
+    pdf = tex_file.with_suffix(".pdf")
+    if done.returncode != 0 or not pdf.exists():
+        raise ReportBuildError(
+            f"latexmk failed (exit {done.returncode}) building {tex_file.name}; "
+            f"last lines of the LaTeX log:\n{_latex_log_tail(build_dir, done.stdout)}")
+    return pdf
+
+
+def build_report(tables_dir: Path, figures_dir: Path, records: list[Path], out_pdf: Path,
+                 run_name: str = "", extra: dict | None = None,
+                 template_dir: Path | None = None) -> Path:
+    """Render the report for one run and build it to out_pdf.
+
+    tables_dir holds write_tables' output (the .tex fragments are included), figures_dir
+    write_figures' output (the PDFs are included), records the records .jsonl files the
+    numbers in the text come from. `extra` (e.g. workflow settings) is listed in the
+    setup section. Writes <out_pdf dir>/report.tex and report.log; returns out_pdf.
+    Missing tables, figures, models or sources show as such and do not break the build.
+    """
+    tables_dir, figures_dir, out_pdf = Path(tables_dir), Path(figures_dir), Path(out_pdf)
+    template_dir = Path(template_dir or PAPER_DIR)
+    out_pdf.parent.mkdir(parents=True, exist_ok=True)
+    have_tables = {n for n in TABLE_NAMES if (tables_dir / f"{n}.tex").exists()}
+    have_figures = {n for n in FIGURE_NAMES if (figures_dir / f"{n}.pdf").exists()}
+    context = report_context(records, run_name, extra, have_tables, have_figures)
+    source = render_report(context, template_dir)
+    tex_out = out_pdf.parent / "report.tex"
+    tex_out.write_text(source, encoding="utf-8")
+    with tempfile.TemporaryDirectory(prefix="memcap-report-") as tmp:
+        build = Path(tmp)
+        (build / "tables").mkdir()
+        (build / "figures").mkdir()
+        for name in have_tables:
+            shutil.copyfile(tables_dir / f"{name}.tex", build / "tables" / f"{name}.tex")
+        for name in have_figures:
+            shutil.copyfile(figures_dir / f"{name}.pdf", build / "figures" / f"{name}.pdf")
+        for bib in template_dir.glob("*.bib"):
+            shutil.copyfile(bib, build / bib.name)
+        shutil.copyfile(tex_out, build / "report.tex")
+        pdf = compile_latex(build / "report.tex", log_copy=out_pdf.parent / "report.log")
+        shutil.copyfile(pdf, out_pdf)
+    return out_pdf

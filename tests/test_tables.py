@@ -1,0 +1,181 @@
+"""Tables: layout, paper values beside ours, "not run" cells, LaTeX escaping."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from analysis_fixtures import make_record, synthetic_run, write_records
+from memcap import metrics, tables
+
+
+def read(paths, name):
+    return pd.read_csv(paths[name], dtype=str, keep_default_na=False)
+
+
+def cell(frame, column, **where):
+    hit = frame
+    for key, value in where.items():
+        hit = hit[hit[key] == value]
+    assert len(hit) == 1, where
+    return hit.iloc[0][column]
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tables")
+    files = synthetic_run(root)
+    # A job that wrote nothing still names its model and source.
+    empty = root / "compress" / "mamba-130m" / "lee.jsonl"
+    empty.parent.mkdir(parents=True)
+    empty.write_text("")
+    return tables.write_tables([*files, empty], root / "tables")
+
+
+def test_every_file_is_written(written):
+    assert set(written) == {"table1", "summary", "multivector", "pass_rate"}
+    for csv in written.values():
+        assert csv.suffix == ".csv" and csv.stat().st_size > 0
+        assert csv.with_suffix(".tex").read_text().strip()
+
+
+def test_table1_values_and_paper_beside_ours(written):
+    t1 = read(written, "table1")
+    assert list(t1.columns[:3]) == ["Source", "Metric", "Values"]
+    assert cell(t1, "pythia-160m", Source="lee", Metric="Max tokens", Values="this run") == "80"
+    assert cell(t1, "tiny_model.v2", Source="lee", Metric="Max tokens", Values="this run") == "<32"
+    # random text has paper values for pythia-160m (65) and llama-3.2-1b (316)
+    assert cell(t1, "pythia-160m", Source="random", Metric="Max tokens", Values="paper") == "65"
+    ours = int(cell(t1, "pythia-160m", Source="random", Metric="Max tokens", Values="this run"))
+    diff = cell(t1, "pythia-160m", Source="random", Metric="Max tokens", Values="difference")
+    assert int(diff) == ours - 65
+    assert cell(t1, "llama-3.2-1b", Source="random", Metric="Token gain",
+                Values="paper") == "294.9 ± 64.8"
+    assert cell(t1, "tiny_model.v2", Source="random", Metric="Token gain", Values="paper") == "n/a"
+    # lee is not one of the paper's sources: no paper rows for it
+    assert set(t1[t1.Source == "lee"]["Values"]) == {"this run"}
+    assert cell(t1, "mamba-130m", Source="lee", Metric="Max tokens", Values="this run") == "not run"
+
+
+def test_table1_token_gain_matches_metrics(written, tmp_path):
+    df = metrics.load_records(sorted(written["table1"].parents[1].glob("compress/*/*.jsonl")))
+    row = metrics.summarise(df).set_index(["model", "dataset", "K"]).loc[("pythia-160m", "lee", 1)]
+    t1 = read(written, "table1")
+    expected = f"{row.token_gain_mean:.1f} ± {row.token_gain_std:.1f}"
+    assert cell(t1, "pythia-160m", Source="lee", Metric="Token gain", Values="this run") == expected
+    bits = cell(t1, "pythia-160m", Source="lee", Metric="Information gain (bits)", Values="this run")
+    assert bits.startswith(f"{row.info_gain_nats_mean / math.log(2):.1f} ± ")
+
+
+def test_summary_has_eq1_and_paper_row(written):
+    s = read(written, "summary")
+    assert cell(s, "L_th (Eq. 1)", Model="pythia-160m", Values="this run") == "787"
+    assert cell(s, "L_th (Eq. 1)", Model="llama-3.2-1b", Values="paper") == "1931"
+    assert cell(s, "Utilisation random", Model="pythia-160m", Values="paper") == "0.078"
+    assert cell(s, "Capacity lee", Model="mamba-130m", Values="this run") == "not run"
+    assert "tiny_model.v2" in set(s.Model) and len(s[s.Model == "tiny_model.v2"]) == 1
+
+
+def test_pass_rate_bins_random_lengths(written):
+    p = read(written, "pass_rate")
+    lee = p[(p.Model == "pythia-160m") & (p.Source == "lee") & (p.K == "1")]
+    assert list(lee.Lengths) == ["32", "64", "80", "96", "128", "160"]
+    assert cell(lee, "Failed", Lengths="64") == "1"
+    assert cell(lee, "Pass rate", Lengths="80") == "1.00"
+    assert all("-" in value for value in p[p.Source == "random"]["Lengths"])
+
+
+def test_multivector_without_paper_source_has_no_paper_columns(written):
+    mv = read(written, "multivector")
+    assert list(mv.K) == ["1", "2", "4"]
+    assert "Max tokens (paper)" not in mv.columns
+
+
+def test_multivector_on_pg19_quotes_paper(tmp_path):
+    records = [make_record("pythia-160m", "pg19", L, f"pg19-{i}", K=K)
+               for K in (1, 2) for L in (64, 128) for i in range(2)]
+    paths = tables.write_tables(write_records(tmp_path, records), tmp_path / "t")
+    mv = read(paths, "multivector")
+    assert cell(mv, "Max tokens (paper)", K="2") == "192"
+    assert cell(mv, "Max tokens diff", K="2") == f"{128 - 192:+d}"
+    assert cell(mv, "Max tokens", K="1") == "128"
+    t1 = read(paths, "table1")
+    assert cell(t1, "pythia-160m", Source="pg19", Metric="Max tokens", Values="paper") == "80"
+    # all samples lossless: no saturated sample, no gain
+    assert cell(t1, "pythia-160m", Source="pg19", Metric="Token gain",
+                Values="this run") == "all lossless"
+
+
+def test_nothing_multivector_gives_empty_valid_files(tmp_path):
+    records = [make_record("pythia-160m", "lee", 64, "lee-0")]
+    paths = tables.write_tables(write_records(tmp_path, records), tmp_path / "t")
+    mv = pd.read_csv(paths["multivector"])
+    assert mv.empty and "Max tokens" in mv.columns
+    assert "No multi-vector runs" in paths["multivector"].with_suffix(".tex").read_text()
+
+
+def test_only_empty_records_files(tmp_path):
+    empty = tmp_path / "compress" / "pythia-160m" / "lee.jsonl"
+    empty.parent.mkdir(parents=True)
+    empty.write_text("")
+    paths = tables.write_tables([empty], tmp_path / "t")
+    t1 = read(paths, "table1")
+    assert set(t1["pythia-160m"]) == {"not run"}
+
+
+def test_failed_only_cell_is_marked(tmp_path):
+    records = [make_record("pythia-160m", "lee", 64, "lee-0"),
+               make_record("pythia-160m", "random", 64, "random-0", status="oom")]
+    paths = tables.write_tables(write_records(tmp_path, records), tmp_path / "t")
+    t1 = read(paths, "table1")
+    assert cell(t1, "pythia-160m", Source="random", Metric="Max tokens",
+                Values="this run") == "failed (1)"
+    assert cell(t1, "pythia-160m", Source="random", Metric="Max tokens",
+                Values="difference") == "n/a"
+
+
+def test_mixed_protocols_get_separate_columns(tmp_path):
+    records = [make_record("pythia-160m", "lee", 64, "lee-0", protocol=p) for p in
+               ("paper", "strict")]
+    t1 = read(tables.write_tables(write_records(tmp_path, records), tmp_path / "t"), "table1")
+    assert {"pythia-160m [paper]", "pythia-160m [strict]"} <= set(t1.columns)
+
+
+def test_latex_escape():
+    assert tables.latex_escape("a_b.c 50% & $x# {y} ~^\\") == (
+        r"a\_b.c 50\% \& \$x\# \{y\} \textasciitilde{}\textasciicircum{}\textbackslash{}")
+    assert tables.latex_escape("<32") == r"\textless{}32"
+    assert tables.cell_to_latex("-17") == "$-$17"
+    assert tables.cell_to_latex("1.5 ± 0.2") == r"1.5 $\pm$ 0.2"
+    assert tables.latex_escape("naïve") == "naive"
+
+
+def test_latex_fragments_are_escaped(written):
+    tex = written["table1"].with_suffix(".tex").read_text()
+    assert r"tiny\_model.v2" in tex and "tiny_model" not in tex
+    assert r"\toprule" in tex and r"\bottomrule" in tex
+    assert r"\begin{longtable}" in written["pass_rate"].with_suffix(".tex").read_text()
+
+
+@pytest.mark.parametrize("ours,paper", [
+    ("pythia-160m", "Pythia-160M"), ("EleutherAI/pythia-160m", "Pythia-160M"),
+    ("llama-3.2-1b", "Llama-3.2-1B"), ("mamba-130m", "Mamba-130M"),
+    ("smollm2-135m", None), ("tiny_model.v2", None)])
+def test_model_mapping(ours, paper):
+    assert tables.paper_model(ours) == paper
+
+
+@pytest.mark.parametrize("dataset,source", [
+    ("pg19", "pg19"), ("fanfics", "fanfics"), ("random", "random"),
+    ("random_wordfreq", "random"), ("lee", None)])
+def test_source_mapping(dataset, source):
+    assert tables.paper_source(dataset) == source
+
+
+def test_reference_values_are_self_consistent():
+    """Transcription check: Eq. 1 and utilisation = token gain / L_th for all 14 rows."""
+    for name, row in tables.load_reference()["models"].items():
+        assert round(metrics.theoretical_capacity(row["d"], row["vocab"])) == row["l_th"], name
+        for source, utilisation in row["utilisation"].items():
+            gain = row["token_gain"][source][0]
+            assert gain / row["l_th"] == pytest.approx(utilisation, abs=0.0015), (name, source)
