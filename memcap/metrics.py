@@ -287,9 +287,10 @@ def job_wall_time(df: pd.DataFrame) -> pd.DataFrame:
     them as each batch finishes, and ``wall_s`` runs from the batch's start; so a job's
     time is the sum over its batches (consecutive records of one (K, L), at most
     batch_size each) of the slowest sample's wall_s. Model loading is not included.
-    Columns: records_file, model, dataset, n_records, n_failed, wall_s.
+    Columns: records_file, model, dataset, K (the K values in it), n_records, n_failed,
+    wall_s.
     """
-    columns = ["records_file", "model", "dataset", "n_records", "n_failed", "wall_s"]
+    columns = ["records_file", "model", "dataset", "K", "n_records", "n_failed", "wall_s"]
     if df.empty:
         return pd.DataFrame(columns=columns)
     rows = []
@@ -302,6 +303,7 @@ def job_wall_time(df: pd.DataFrame) -> pd.DataFrame:
             total += sum(np.nanmax(wall[i:i + size], initial=0.0)
                          for i in range(0, len(wall), size))
         rows.append({"records_file": path, "model": job["model"].iloc[0],
-                     "dataset": job["dataset"].iloc[0], "n_records": len(job),
+                     "dataset": job["dataset"].iloc[0],
+                     "K": ", ".join(map(str, sorted(job["K"].unique()))), "n_records": len(job),
                      "n_failed": int((~job["ok"].astype(bool)).sum()), "wall_s": total})
     return pd.DataFrame(rows, columns=columns)

@@ -84,6 +84,25 @@ def _unique_dicts(series: pd.Series) -> list[dict]:
     return list(seen.values())
 
 
+_OPTIM_LABELS = [("lr", "learning rate"), ("betas", "betas"), ("weight_decay", "weight decay"),
+                 ("eps", "eps"), ("max_steps", "max steps"), ("patience", "patience")]
+
+
+def _optim_settings(optim: dict) -> list[tuple[str, str]]:
+    """(label, value) pairs of a record's optimiser settings, known keys first."""
+    optim = dict(optim)
+    if "betas" not in optim and "beta1" in optim:  # the engine records beta1/beta2
+        optim["betas"] = [optim.pop("beta1"), optim.pop("beta2", None)]
+    pairs = []
+    for key, label in _OPTIM_LABELS:
+        if key in optim:
+            value = optim.pop(key)
+            pairs.append((label, ", ".join(map(str, value)) if isinstance(value, list)
+                          else str(value)))
+    pairs += [(key.replace("_", " "), str(value)) for key, value in sorted(optim.items())]
+    return pairs
+
+
 def _models(df: pd.DataFrame, summary: pd.DataFrame, order: list[str]) -> list[dict]:
     rows = []
     for model in [m for m in order if (df.model == m).any()]:
@@ -135,15 +154,17 @@ def _highlights(summary: pd.DataFrame, datasets: list[str]) -> list[dict]:
     k1 = summary[(summary.K == 1) & (summary.n_samples > 0)]
     out = []
     for dataset in datasets:
-        rows = k1[k1.dataset == dataset].dropna(subset=["capacity"])
+        rows = k1[k1.dataset == dataset]
         if rows.empty:
             continue
-        best = rows.sort_values(["capacity", "token_gain_mean"], ascending=False).iloc[0]
+        best = rows.sort_values(["capacity", "token_gain_mean"], ascending=False,
+                                na_position="last").iloc[0]
         paper = tables._paper_value(tables.load_reference(),
                                     tables.paper_model(best.model, best.model_id),
                                     "capacity", tables.paper_source(dataset))
         out.append({
             "dataset": dataset, "model": best.model, "protocol": best.protocol,
+            "passed": bool(pd.notna(best.capacity)), "shortest": int(best.min_L),
             "capacity": tables.fmt_capacity(best.capacity, best.min_L),
             "token_gain": tables.fmt_mean_std(best.token_gain_mean, best.token_gain_std),
             "info_nats": tables.fmt_number(best.info_gain_nats_mean),
@@ -202,7 +223,7 @@ def _comparison(summary: pd.DataFrame, models: list[str]) -> tuple[list[dict], l
 
 def _jobs(df: pd.DataFrame) -> list[dict]:
     jobs = metrics.job_wall_time(df)
-    return [{"model": j.model, "dataset": j.dataset, "records": j.n_records,
+    return [{"model": j.model, "dataset": j.dataset, "K": j.K, "records": j.n_records,
              "failed": j.n_failed, "wall": f"{j.wall_s:.1f}",
              "wall_min": f"{j.wall_s / 60:.1f}"} for j in jobs.itertuples()]
 
@@ -237,7 +258,8 @@ def report_context(records: list[Path], run_name: str = "", extra: dict | None =
         "protocols": sorted(summary["protocol"].unique()),
         "k_values": sorted(int(k) for k in summary["K"].unique()),
         "multi_k": bool((summary["K"] > 1).any()),
-        "optims": _unique_dicts(df["optim"]) if "optim" in df else [],
+        "optims": [_optim_settings(o) for o in _unique_dicts(df["optim"])]
+                  if "optim" in df else [],
         "versions": _unique_dicts(df["versions"]) if "versions" in df else [],
         "jobs": _jobs(df),
         "highlights": _highlights(summary, datasets),

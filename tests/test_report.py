@@ -77,7 +77,8 @@ def test_context_numbers_come_from_the_records(partial_run):
     llama_random = [c for c in context["comparison"]
                     if c["model"] == "llama-3.2-1b" and c["source"] == "random"]
     assert llama_random[0]["capacity"] == "not run" and llama_random[0]["paper_capacity"] == "316"
-    assert context["optims"][0]["lr"] == 0.01
+    assert ("learning rate", "0.01") in context["optims"][0]
+    assert ("betas", "0.9, 0.9") in context["optims"][0]
 
 
 @pytest.mark.slow
@@ -145,3 +146,10 @@ def test_latex_failure_raises_with_log_tail(tmp_path):
     with pytest.raises(report.ReportBuildError, match="Undefined control sequence"):
         report.build_report(tmp_path, tmp_path, files, tmp_path / "out" / "report.pdf",
                             template_dir=template_dir)
+
+
+def test_optim_settings_accept_both_record_styles():
+    engine = report._optim_settings({"beta1": 0.9, "beta2": 0.99, "lr": 0.01, "new_knob": 3})
+    assert engine == [("learning rate", "0.01"), ("betas", "0.9, 0.99"), ("new knob", "3")]
+    documented = report._optim_settings({"betas": [0.9, 0.9], "eps": 1e-8})
+    assert documented == [("betas", "0.9, 0.9"), ("eps", "1e-08")]
