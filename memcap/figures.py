@@ -127,7 +127,7 @@ class _Data:
         self.mixed = s["protocol"].nunique() > 1
         params = s.groupby("model")["params"].max() if len(s) else pd.Series(dtype=float)
         self.models = sorted(s["model"].unique(), key=lambda m: (params.get(m, np.inf), m))
-        self.datasets = tables._dataset_order(s["dataset"])
+        self.datasets = tables.dataset_order(s["dataset"])
         self.natural = [d for d in self.datasets if not tables.is_random_dataset(d)]
         self.random = [d for d in self.datasets if tables.is_random_dataset(d)]
         self.runs = [(m, p) for m in self.models for p in sorted(s["protocol"].unique())
@@ -141,7 +141,7 @@ class _Data:
         ids = self.summary[self.summary.model == model]["model_id"]
         row = tables.paper_model(model, ids.iloc[0] if len(ids) else None)
         ref = tables.load_reference()
-        return tables._paper_value(ref, row, key, tables.paper_source(dataset, ref))
+        return tables.paper_value(ref, row, key, tables.paper_source(dataset, ref))
 
 
 def capacity_figure(data: _Data):

@@ -159,7 +159,7 @@ def _highlights(summary: pd.DataFrame, datasets: list[str]) -> list[dict]:
             continue
         best = rows.sort_values(["capacity", "token_gain_mean"], ascending=False,
                                 na_position="last").iloc[0]
-        paper = tables._paper_value(tables.load_reference(),
+        paper = tables.paper_value(tables.load_reference(),
                                     tables.paper_model(best.model, best.model_id),
                                     "capacity", tables.paper_source(dataset))
         out.append({
@@ -235,8 +235,8 @@ def report_context(records: list[Path], run_name: str = "", extra: dict | None =
     df = metrics.load_records(records)
     summary = metrics.summarise(df)
     expected = tables.expected_cells(records)
-    models = tables._model_order(summary, [*summary["model"], *(m for m, _ in expected)])
-    datasets = tables._dataset_order([*summary["dataset"], *(d for _, d in expected)])
+    models = tables.model_order(summary, [*summary["model"], *(m for m, _ in expected)])
+    datasets = tables.dataset_order([*summary["dataset"], *(d for _, d in expected)])
     comparison, paper_not_run, ours_only = _comparison(summary, models)
     failed = int((~df["ok"].astype(bool)).sum()) if len(df) else 0
     status_counts = df["status"].value_counts().to_dict() if len(df) else {}

@@ -111,7 +111,8 @@ def is_random_dataset(dataset: str) -> bool:
     return paper_source(dataset) == "random"
 
 
-def _paper_value(reference: dict, row: str | None, key: str, source: str | None):
+def paper_value(reference: dict, row: str | None, key: str, source: str | None):
+    """The paper's value of `key` (capacity, token_gain, ...) for a row and source, or None."""
     if row is None or source is None:
         return None
     return reference["models"][row].get(key, {}).get(source)
@@ -178,13 +179,15 @@ def expected_cells(record_files: list[Path]) -> set[tuple[str, str]]:
     return cells
 
 
-def _dataset_order(datasets) -> list[str]:
+def dataset_order(datasets) -> list[str]:
+    """Natural sources first (PG-19, fanfics, others by name), random text last."""
     rank = {"pg19": 0, "fanfics": 1, None: 2, "random": 3}
     return sorted(set(datasets), key=lambda ds: (rank[paper_source(ds)], ds))
 
 
-def _model_order(summary: pd.DataFrame, models) -> list[str]:
-    params = summary.groupby("model")["params"].max() if not summary.empty else pd.Series()
+def model_order(summary: pd.DataFrame, models) -> list[str]:
+    """Models by size (parameters from the summary), unknown sizes last, then by name."""
+    params = summary.groupby("model")["params"].max()
     return sorted(set(models), key=lambda m: (params.get(m, np.inf), m))
 
 
@@ -196,11 +199,10 @@ class _Run:
         self.reference = load_reference()
         self.summary = metrics.summarise(df)
         self.protocols = sorted(self.summary["protocol"].unique()) or ["paper"]
-        self.models = _model_order(self.summary, [*self.summary["model"], *models])
-        self.datasets = _dataset_order([*self.summary["dataset"], *datasets])
-        ids = self.summary.groupby("model")["model_id"].first() if len(self.summary) else {}
-        self.paper_row = {m: paper_model(m, ids.get(m) if len(ids) else None, self.reference)
-                          for m in self.models}
+        self.models = model_order(self.summary, [*self.summary["model"], *models])
+        self.datasets = dataset_order([*self.summary["dataset"], *datasets])
+        ids = self.summary.groupby("model")["model_id"].first()
+        self.paper_row = {m: paper_model(m, ids.get(m), self.reference) for m in self.models}
 
     def columns(self) -> list[tuple[str, str, str]]:
         """(label, model, protocol): a protocol suffix only when the run mixes them."""
@@ -250,7 +252,7 @@ def table1_frame(run: _Run) -> pd.DataFrame:
     for dataset in run.datasets:
         source = paper_source(dataset, run.reference)
         for label, ours_fmt, key, paper_fmt, diff_fmt in _TABLE1_METRICS:
-            paper = {c: _paper_value(run.reference, run.paper_row[m], key, source)
+            paper = {c: paper_value(run.reference, run.paper_row[m], key, source)
                      for c, m, _ in cols}
             ours = {c: run.row(m, dataset, p) for c, m, p in cols}
             rows.append({"Source": dataset, "Metric": label, "Values": OURS,
@@ -303,8 +305,8 @@ def summary_frame(run: _Run) -> pd.DataFrame:
         for ds in run.datasets:
             r = run.row(model, ds, protocol)
             source = paper_source(ds, run.reference)
-            cap_p = _paper_value(run.reference, ref_row, "capacity", source)
-            util_p = _paper_value(run.reference, ref_row, "utilisation", source)
+            cap_p = paper_value(run.reference, ref_row, "capacity", source)
+            util_p = paper_value(run.reference, ref_row, "utilisation", source)
             ours[f"Capacity {ds}"] = _ours(r, lambda x: fmt_capacity(x["capacity"], x["min_L"]))
             ours[f"Utilisation {ds}"] = _ours(r, lambda x: fmt_number(x["utilisation"], 3))
             paper[f"Capacity {ds}"] = NO_VALUE if cap_p is None else f"{cap_p}"
