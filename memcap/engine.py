@@ -86,6 +86,7 @@ class Outcome:
     greedy_exact: bool
     greedy_prefix: int
     wall_s: float
+    batch_size: int  # texts optimised together (smaller than asked after an out-of-memory split)
     vectors: torch.Tensor  # (K, d) float32 on the CPU: exactly the vectors scored above
 
     @property
@@ -327,6 +328,7 @@ def compress(
                 greedy_exact=bool(prefix_ok == len(target)) and not nan,
                 greedy_prefix=prefix_ok,
                 wall_s=wall[i],
+                batch_size=B,
                 vectors=saved[i].float().cpu(),
             )
         )

@@ -1,0 +1,200 @@
+"""Compress jobs: records, resuming after a real SIGKILL, and bad input."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import memcap.job
+from memcap.corpora import lee_articles
+from memcap.job import records_keys, run_job
+from memcap.store import read_jsonl
+
+REPO = Path(__file__).resolve().parents[1]
+MODELS = REPO / "config" / "models.yaml"
+QUICK = {"lr": 0.1, "max_steps": 20, "patience": 20}
+
+
+def write_texts(path, n=3, lengths=None, words=60):
+    rows = []
+    for i in range(n):
+        row = {"id": f"lee-{i:04d}", "text": " ".join(lee_articles()[i].split()[:words]), "source": "test", "seed": None, "length": None}
+        if lengths:
+            row["length"] = lengths[i]
+        rows.append(row)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def documented_record_keys():
+    table = (REPO / "docs" / "records.md").read_text().split("## Records")[1]
+    keys = set()
+    for cell in re.findall(r"^\| (`[^|]+`) \|", table, flags=re.M):
+        keys.update(re.findall(r"`([^`]+)`", cell))
+    return keys
+
+
+def test_records_have_every_documented_field_once_per_cell(tmp_path):
+    texts = write_texts(tmp_path / "lee.jsonl")
+    out = run_job("tiny-gpt-neox", texts, tmp_path / "out.jsonl", lengths=[4, 8], vectors=[1, 2],
+                  optim=QUICK, models_file=MODELS, progress=False)
+    records = read_jsonl(out)
+    assert len(records) == 3 * 2 * 2
+    assert len(set(records_keys(out))) == len(records)
+    assert set(records[0]) == documented_record_keys()
+    r = next(r for r in records if r["K"] == 2 and r["L"] == 8)
+    assert r["dataset"] == "lee" and r["protocol"] == "paper" and r["scored"] == r["N"] - 1 == 7
+    assert r["model_source"] == "random" and r["mem_dim"] == 64 and r["vocab_size"] == 512
+    assert r["versions"]["torch"] == torch.__version__ and r["optim"]["lr"] == 0.1
+    # the stored vectors are those of the record
+    from safetensors.torch import load_file
+
+    vec = load_file(str(out.parent / r["vectors"]))[r["vectors_key"]]
+    assert vec.shape == (2, 64)
+    # the same (model, dataset, K, L, sample) always gets the same seed
+    assert r["seed"] == memcap.job.derive_seed("tiny-gpt-neox", "lee", 2, 8, r["sample_id"])
+
+
+def test_rerun_computes_nothing_and_duplicates_nothing(tmp_path, monkeypatch):
+    texts = write_texts(tmp_path / "lee.jsonl", n=2)
+    out = tmp_path / "out.jsonl"
+    run_job("tiny-llama", texts, out, lengths=[4], optim=QUICK, models_file=MODELS, progress=False)
+    first = out.read_text()
+    monkeypatch.setattr(memcap.job, "load_model", lambda *a, **k: pytest.fail("model loaded with nothing to do"))
+    run_job("tiny-llama", texts, out, lengths=[4], optim=QUICK, models_file=MODELS, progress=False)
+    assert out.read_text() == first
+
+
+def test_growing_the_grid_computes_only_new_cells(tmp_path):
+    texts = write_texts(tmp_path / "lee.jsonl", n=2)
+    out = tmp_path / "out.jsonl"
+    run_job("tiny-llama", texts, out, lengths=[4], optim=QUICK, models_file=MODELS, progress=False)
+    before = {tuple(k): r for k, r in zip(records_keys(out), read_jsonl(out))}
+    run_job("tiny-llama", texts, out, lengths=[4, 6], optim=QUICK, models_file=MODELS, progress=False)
+    after = dict(zip(records_keys(out), read_jsonl(out)))
+    assert len(after) == 4
+    for key, record in before.items():
+        assert after[key]["wall_s"] == record["wall_s"]  # untouched, not recomputed
+
+
+def test_job_resumes_after_sigkill(tmp_path):
+    texts = write_texts(tmp_path / "lee.jsonl", n=4, words=80)
+    out = tmp_path / "out.jsonl"
+    parts = tmp_path / "out.parts"
+    cmd = [sys.executable, "-m", "memcap.cli", "job", "--model", "tiny-gpt-neox", "--models-file", str(MODELS),
+           "--texts", str(texts), "--out", str(out), "--lengths", "8", "12", "16", "20", "24",
+           "--batch-size", "1", "--max-steps", "150", "--patience", "150", "--lr", "0.1", "--threads", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while len(list(parts.glob("*.jsonl"))) < 3:
+            assert proc.poll() is None, "job finished before it could be killed; give it more work"
+            assert time.time() < deadline, "no parts written in time"
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert not out.exists()
+    survivors = {p.name: p.stat().st_mtime_ns for p in parts.glob("*.jsonl")}
+    assert 3 <= len(survivors) < 20
+    assert not list(parts.glob("*.tmp"))  # nothing half-written counts as done
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"{len(survivors)} samples done before, {20 - len(survivors)} to do" in result.stderr
+    keys = records_keys(out)
+    assert len(keys) == len(set(keys)) == 20
+    assert set(keys) == {(1, L, f"lee-{i:04d}") for L in (8, 12, 16, 20, 24) for i in range(4)}
+    for name, mtime in survivors.items():
+        assert (parts / name).stat().st_mtime_ns == mtime
+
+
+def test_random_text_uses_each_texts_own_length(tmp_path):
+    texts = write_texts(tmp_path / "random.jsonl", n=3, lengths=[3, 7, 5])
+    out = run_job("tiny-gpt-neox", texts, tmp_path / "out.jsonl", lengths=None, optim=QUICK,
+                  models_file=MODELS, progress=False)
+    assert sorted((r["sample_id"], r["L"], r["N"]) for r in read_jsonl(out)) == [
+        ("lee-0000", 3, 3), ("lee-0001", 7, 7), ("lee-0002", 5, 5)]
+
+
+def test_short_text_is_recorded_as_short_not_padded(tmp_path):
+    texts = write_texts(tmp_path / "lee.jsonl", n=1, words=3)
+    out = run_job("tiny-gpt-neox", texts, tmp_path / "out.jsonl", lengths=[64], optim=QUICK,
+                  models_file=MODELS, progress=False)
+    (r,) = read_jsonl(out)
+    assert r["L"] == 64 and r["N"] < 64 and r["short"] and r["scored"] == r["N"] - 1
+
+
+def test_out_of_memory_splits_the_batch_then_records_oom(tmp_path, monkeypatch):
+    """Out-of-memory is injected by a hook on a real model: batches over 1 text fail."""
+    real_load = memcap.job.load_model
+    state = {"limit": 1}
+
+    def load_with_small_memory(*args, **kwargs):
+        lm = real_load(*args, **kwargs)
+
+        def hook(module, args, kwargs):
+            x = kwargs.get("inputs_embeds")
+            x = kwargs["input_ids"] if x is None else x
+            if x.shape[0] > state["limit"]:
+                raise torch.OutOfMemoryError("CUDA out of memory (injected)")
+
+        lm.model.register_forward_pre_hook(hook, with_kwargs=True)
+        return lm
+
+    monkeypatch.setattr(memcap.job, "load_model", load_with_small_memory)
+    texts = write_texts(tmp_path / "lee.jsonl", n=3)
+    out = run_job("tiny-gpt-neox", texts, tmp_path / "a.jsonl", lengths=[6], batch_size=3, optim=QUICK,
+                  models_file=MODELS, progress=False)
+    assert [r["status"] for r in read_jsonl(out)] == ["ok"] * 3
+    assert {r["batch_size"] for r in read_jsonl(out)} == {1}
+
+    state["limit"] = 0  # nothing fits: recorded, and the job still finishes
+    out = run_job("tiny-gpt-neox", texts, tmp_path / "b.jsonl", lengths=[6], batch_size=3, optim=QUICK,
+                  models_file=MODELS, progress=False)
+    records = read_jsonl(out)
+    assert [r["status"] for r in records] == ["oom"] * 3 and records[0]["loss_sum"] is None
+
+
+def test_changed_settings_refuse_to_resume(tmp_path):
+    texts = write_texts(tmp_path / "lee.jsonl", n=1)
+    out = tmp_path / "out.jsonl"
+    run_job("tiny-gpt-neox", texts, out, lengths=[4], optim=QUICK, models_file=MODELS, progress=False)
+    with pytest.raises(ValueError, match="different settings.*optim"):
+        run_job("tiny-gpt-neox", texts, out, lengths=[4], optim=dict(QUICK, lr=0.5), models_file=MODELS, progress=False)
+
+
+def test_context_overflow_names_k_plus_l(tmp_path):
+    models = tmp_path / "models.yaml"
+    models.write_text("short-ctx:\n  source: random\n  family: llama\n  max_positions: 16\n")
+    texts = write_texts(tmp_path / "lee.jsonl", n=1)
+    with pytest.raises(ValueError, match=r"K \+ L = 4 \+ 16 = 20.*K \+ L <= 16"):
+        run_job("short-ctx", texts, tmp_path / "o.jsonl", lengths=[16], vectors=[4], models_file=models, progress=False)
+
+
+@pytest.mark.parametrize(
+    "rows, kwargs, message",
+    [
+        ([{"id": "a", "text": "  "}], {"lengths": [4]}, "empty text"),
+        ([{"id": "a", "text": "x y"}, {"id": "a", "text": "z"}], {"lengths": [4]}, "appears twice"),
+        ([{"id": "a", "text": "x y"}], {"lengths": None}, "own integer `length`"),
+        ([{"id": "a", "text": "x y"}], {"lengths": [1]}, "lengths >= 2"),
+        ([{"id": "a", "text": "x y"}], {"lengths": [4], "vectors": [0]}, "K"),
+        ([{"id": "a", "text": "x y"}], {"lengths": [4], "model": "no-such-model"}, "unknown model 'no-such-model'"),
+        ([{"id": "a", "text": "x y"}], {"lengths": [4], "optim": {"steps": 3}}, "unknown optim key"),
+    ],
+)
+def test_bad_input_names_the_problem(tmp_path, rows, kwargs, message):
+    texts = tmp_path / "t.jsonl"
+    texts.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    kwargs = {"model": "tiny-gpt-neox", **kwargs}
+    with pytest.raises(ValueError, match=message):
+        run_job(kwargs.pop("model"), texts, tmp_path / "o.jsonl", models_file=MODELS, progress=False, **kwargs)
