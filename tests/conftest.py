@@ -1,0 +1,99 @@
+"""Shared test helpers: the repository root and Snakemake runs under a timeout.
+
+Every Snakemake run is a subprocess in its own process group under `timeout -k`, so a hung
+run is killed (a hung Snakemake may ignore SIGTERM).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def snakemake(*args, cwd=ROOT, timeout=120, check=False) -> subprocess.CompletedProcess:
+    """Run `snakemake ARGS` from `cwd` under `timeout -k 30`; stdout and stderr together."""
+    cmd = ["timeout", "-k", "30", str(timeout), str(BIN / "snakemake"), *map(str, args)]
+    proc = subprocess.run(
+        cmd,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        env=dict(os.environ, PATH=f"{BIN}:{os.environ.get('PATH', '')}"),
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(map(str, args))} failed:\n{proc.stdout[-5000:]}")
+    return proc
+
+
+_PLAN = textwrap.dedent(
+    """
+    import json, sys
+    from pathlib import Path
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import (ConfigSettings, DAGSettings, OutputSettings,
+                                          ResourceSettings, StorageSettings)
+    configfile, snakefile, workdir = sys.argv[1:4]
+    with SnakemakeApi(OutputSettings()) as api:
+        wf = api.workflow(
+            resource_settings=ResourceSettings(cores=8),
+            config_settings=ConfigSettings(configfiles=[Path(configfile)]),
+            storage_settings=StorageSettings(),
+            snakefile=Path(snakefile),
+            workdir=Path(workdir),
+        )
+        dag = wf.dag(DAGSettings())
+        dag.execute_workflow(executor="dryrun")
+        jobs = [
+            dict(
+                rule=j.rule.name,
+                wildcards=dict(j.wildcards),
+                params={k: v for k, v in j.params.items()},
+                resources={k: v for k, v in j.resources.items() if not k.startswith("_")},
+                threads=j.threads,
+                input=list(map(str, j.input)),
+                output=list(map(str, j.output)),
+            )
+            for j in dag.workflow_api._workflow.dag.jobs
+        ]
+    print("PLAN" + json.dumps(jobs, default=str))
+    """
+)
+
+
+def plan(configfile, workdir=ROOT, timeout=120) -> list[dict]:
+    """The jobs a dry run of `configfile` plans (rule, wildcards, params, resources, threads)."""
+    cmd = [
+        "timeout", "-k", "30", str(timeout), sys.executable, "-c", _PLAN,
+        str(configfile), str(ROOT / "Snakefile"), str(workdir),
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, start_new_session=True)
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("PLAN")), None)
+    if proc.returncode != 0 or line is None:
+        raise AssertionError(f"dry run failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    return json.loads(line[4:])
+
+
+def write_config(base: str, path: Path, **changes) -> Path:
+    """config/<base>.yaml with `changes` (top-level keys) and the registry's absolute path."""
+    cfg = yaml.safe_load((ROOT / "config" / f"{base}.yaml").read_text())
+    cfg["models_file"] = str(ROOT / "config" / "models.yaml")
+    cfg.update(changes)
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def root() -> Path:
+    return ROOT

@@ -1,0 +1,238 @@
+"""The Snakemake workflow: plans, lint, format, config schema, smoke run, resume after a kill.
+
+    pytest tests/test_workflow.py -m "not slow"     # dry runs, schema, lint (about 30 s)
+    pytest tests/test_workflow.py                   # plus the smoke run and the kill test
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+from conftest import BIN, ROOT, plan, snakemake, write_config
+
+SCHEMA = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
+
+
+def schema_keys(node, path=""):
+    """(path, subschema) of every key the schema defines, nested ones included."""
+    for key, sub in node.get("properties", {}).items():
+        yield f"{path}{key}", sub
+        yield from schema_keys(sub, f"{path}{key}.")
+    if isinstance(node.get("additionalProperties"), dict):
+        yield from schema_keys(node["additionalProperties"], f"{path}*.")
+
+
+def test_every_schema_key_has_type_description_default():
+    keys = list(schema_keys(SCHEMA))
+    assert len(keys) > 40
+    for path, sub in keys:
+        missing = [k for k in ("type", "description", "default") if k not in sub]
+        assert not missing, f"schema key {path} lacks {missing}"
+        # the default itself must be valid for the key
+        jsonschema.Draft202012Validator({k: v for k, v in sub.items() if k != "default"}).validate(
+            sub["default"]
+        )
+
+
+@pytest.mark.parametrize("name", ["config", "demo", "smoke"])
+def test_configs_match_schema(name):
+    cfg = yaml.safe_load((ROOT / "config" / f"{name}.yaml").read_text())
+    jsonschema.Draft202012Validator(SCHEMA).validate(cfg)
+
+
+def test_paper_plan_has_the_full_grid():
+    """Dry run of config/config.yaml: one compress job per model and dataset, each with the
+    model's lengths; multi-vector jobs per K with K <= L and K + L within the context."""
+    cfg = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    jobs = plan(ROOT / "config/config.yaml")
+    counts = Counter(j["rule"] for j in jobs)
+    models, datasets = cfg["models"], cfg["datasets"]
+    assert len(models) == 14
+    assert counts["compress"] == len(models) * len(datasets) == 42
+    assert counts["download"] == 14  # every paper model comes from the hub, downloaded once
+    assert counts["report"] == counts["tables"] == counts["figures"] == counts["all"] == 1
+    compress = {(j["wildcards"]["model"], j["wildcards"]["dataset"]): j for j in jobs if j["rule"] == "compress"}
+    assert set(compress) == {(m, d) for m in models for d in datasets}
+    for (model, dataset), job in compress.items():
+        assert job["params"]["vectors"] == [1]
+        assert job["params"]["protocol"] == "paper"
+        assert job["params"]["optim"]["max_steps"] == 5000
+        assert job["resources"]["gpu"] == 1 and job["threads"] == 4
+        if dataset == "random":
+            assert job["params"]["lengths"] is None  # each random text has its own length
+            up = models[model].get("random_max_length") or cfg["random_max_length"]
+            assert any(p.endswith(f"texts/random-{up}.jsonl") for p in job["input"])
+        else:
+            cap = models[model]["max_length"]
+            assert job["params"]["lengths"] == [L for L in cfg["lengths"] if L <= cap]
+            assert any(p.endswith(f"models/{model}.json") for p in job["input"])
+    assert compress["pythia-160m", "pg19"]["params"]["lengths"][-1] == 512
+    assert compress["llama-3.1-8b", "pg19"]["params"]["lengths"][-1] == 3072
+    # bigger models ask for more host memory
+    assert compress["llama-3.1-8b", "pg19"]["resources"]["mem_mb"] > compress["pythia-160m", "pg19"]["resources"]["mem_mb"]
+
+    multi = {(j["wildcards"]["model"], int(j["wildcards"]["K"])): j["params"]["lengths"] for j in jobs if j["rule"] == "multivector"}
+    assert {K for m, K in multi if m == "pythia-160m"} == {2, 4, 8, 16, 32, 64, 128}
+    assert {K for m, K in multi if m == "llama-3.2-1b"} == {2, 4, 8, 16}
+    for (model, K), lengths in multi.items():
+        assert lengths and all(K <= L for L in lengths)
+        if model == "pythia-160m":
+            assert all(K + L <= 2048 for L in lengths)
+    assert max(multi["pythia-160m", 32]) == 2016
+    assert max(multi["llama-3.2-1b", 16]) == 9216
+
+
+def test_paper_dry_run_cli():
+    proc = snakemake("--dry-run", "--quiet", "rules", timeout=120)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    stats = dict(re.findall(r"^(\w+)\s+(\d+)$", proc.stdout, re.M))
+    assert stats["compress"] == "42" and stats["download"] == "14"
+
+
+@pytest.mark.parametrize("name", ["demo", "smoke"])
+def test_offline_plans(name):
+    jobs = plan(ROOT / "config" / f"{name}.yaml")
+    rules = Counter(j["rule"] for j in jobs)
+    assert rules["download"] == 0  # gguf and random models need no download
+    assert rules["compress"] == 2
+    compress = [j for j in jobs if j["rule"] == "compress"]
+    assert all(j["resources"]["gpu"] == 0 for j in compress)
+    # --configfile replaces config/config.yaml: the paper's 14 models are not merged in
+    assert {j["wildcards"]["model"] for j in compress} == {"smollm2-135m" if name == "demo" else "tiny-gpt-neox"}
+
+
+def test_lint_is_clean():
+    proc = snakemake("--lint", timeout=120)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "Congratulations, your workflow is in a good condition!" in proc.stdout
+
+
+def test_snakefmt_is_clean():
+    proc = subprocess.run(
+        ["timeout", "60", str(BIN / "snakefmt"), "--check", "."],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+
+
+@pytest.mark.parametrize(
+    "changes, expected",
+    [
+        # a misspelled key names itself and the allowed keys
+        (
+            {"optim": {"max_step": 10}},
+            ["'optim'", "'max_step' was unexpected", "allowed keys: lr, beta1"],
+        ),
+        (
+            {"models": {"tiny-gpt-neox": {"max_lenght": 4}}},
+            ["'models.tiny-gpt-neox'", "'max_lenght' was unexpected", "max_length"],
+        ),
+        # a wrong type names the key and the type allowed
+        ({"optim": {"max_steps": "many"}}, ["'optim.max_steps'", "not of type 'integer'"]),
+        ({"protocol": "lax"}, ["'protocol'", "allowed: paper, strict"]),
+        # an unknown model names the known ones
+        ({"models": {"gpt-17": {}}}, ["'models.gpt-17'", "unknown model 'gpt-17'", "tiny-gpt-neox"]),
+        ({"multivector": {"gpt-17": {"dataset": "lee"}}}, ["'multivector.gpt-17'", "unknown model"]),
+        (
+            {"datasets": {"lee": {"source": "package", "package": "gensim", "file": "x", "samples": 0}}},
+            ["'datasets.lee.samples'", "minimum 1"],
+        ),
+    ],
+)
+def test_config_errors_name_the_key(tmp_path, changes, expected):
+    cfg = write_config("smoke", tmp_path / "bad.yaml", **changes)
+    proc = snakemake("--dry-run", "--configfile", cfg, timeout=60)
+    assert proc.returncode != 0
+    message = next((line for line in proc.stdout.splitlines() if "Invalid config key" in line), "")
+    for part in expected:
+        assert part in message, proc.stdout[-3000:]
+
+
+@pytest.mark.slow
+def test_smoke_runs_to_a_pdf(tmp_path):
+    cfg = write_config("smoke", tmp_path / "smoke.yaml")
+    proc = snakemake(
+        "--cores", "2", "--snakefile", ROOT / "Snakefile", "--directory", tmp_path,
+        "--configfile", cfg, cwd=tmp_path, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-5000:]
+    out = tmp_path / "results/smoke"
+    pdf = out / "report/report.pdf"
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+    for name in ("table1", "summary", "multivector", "pass_rate"):
+        assert (out / f"tables/{name}.csv").is_file()
+    for name in ("capacity", "ce_scatter", "utilisation", "accuracy_vs_length", "multivector"):
+        assert (out / f"figures/{name}.png").is_file()
+    records = [json.loads(x) for x in (out / "compress/tiny-gpt-neox/lee.jsonl").read_text().splitlines()]
+    assert sorted((r["L"], r["sample_id"]) for r in records) == [
+        (4, "lee-0000"), (4, "lee-0001"), (8, "lee-0000"), (8, "lee-0001"),
+    ]  # fmt: skip
+    random = [json.loads(x) for x in (out / "compress/tiny-gpt-neox/random.jsonl").read_text().splitlines()]
+    texts = [json.loads(x) for x in (out / "texts/random-8.jsonl").read_text().splitlines()]
+    assert sorted(r["L"] for r in random) == sorted(t["length"] for t in texts)
+    multi = [json.loads(x) for x in (out / "multivector/tiny-gpt-neox/lee/K2.jsonl").read_text().splitlines()]
+    assert {r["K"] for r in multi} == {2} and len(multi) == 4
+    for bench in ("texts/lee", "random_texts/random-8", "vocab/wordfreq", "compress/tiny-gpt-neox/lee",
+                  "multivector/tiny-gpt-neox/lee/K2", "tables", "figures", "report"):
+        assert (out / f"benchmarks/{bench}.tsv").is_file(), bench
+    assert (out / "logs/compress/tiny-gpt-neox/lee.log").is_file()
+
+
+@pytest.mark.slow
+def test_killed_compress_job_resumes_without_recomputing(tmp_path):
+    """SIGKILL the whole Snakemake process group mid-job; the rerun keeps finished batches."""
+    cfg = write_config(
+        "smoke", tmp_path / "kill.yaml", run="kill", lengths=[4, 6, 8, 10, 12, 14],
+        multivector={}, optim={"max_steps": 150, "patience": 150},
+        compress={"batch_size": 1, "device": "cpu", "gpu": 0, "threads": 1},
+    )  # fmt: skip
+    target = "results/kill/compress/tiny-gpt-neox/lee.jsonl"
+    args = ["--cores", "1", "--snakefile", ROOT / "Snakefile", "--directory", tmp_path, "--configfile", cfg, target]
+    cmd = ["timeout", "-k", "30", "300", str(BIN / "snakemake"), *map(str, args)]
+    parts = tmp_path / "results/kill/compress/tiny-gpt-neox/lee.parts"
+    with open(tmp_path / "first.log", "w") as log:
+        proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.time() + 240
+        while len(list(parts.glob("*.jsonl"))) < 3:
+            assert proc.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
+            assert time.time() < deadline, "no parts appeared"
+            time.sleep(0.1)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the group: timeout, snakemake and the job
+        proc.wait()
+    assert not (tmp_path / target).exists(), "the job finished before the kill: make it longer"
+    before = {}
+    for part in parts.glob("*.jsonl"):
+        for line in part.read_text().splitlines():
+            r = json.loads(line)
+            before[r["K"], r["L"], r["sample_id"]] = (r["wall_s"], r["seed"], r["steps"])
+    assert 3 <= len(before) < 12
+
+    snakemake("--unlock", *args[2:], cwd=tmp_path, timeout=60, check=True)
+    proc2 = snakemake(*args, "--rerun-incomplete", cwd=tmp_path, timeout=300)
+    assert proc2.returncode == 0, proc2.stdout[-5000:]
+    records = [json.loads(x) for x in (tmp_path / target).read_text().splitlines()]
+    keys = Counter((r["K"], r["L"], r["sample_id"]) for r in records)
+    assert len(keys) == 12 and set(keys.values()) == {1}  # each (K, L, sample) once
+    for r in records:
+        key = (r["K"], r["L"], r["sample_id"])
+        if key in before:  # finished before the kill: taken over, not recomputed
+            assert (r["wall_s"], r["seed"], r["steps"]) == before[key]
+    job_log = (tmp_path / "results/kill/logs/compress/tiny-gpt-neox/lee.log").read_text()
+    resumed = re.findall(r"(\d+) samples done before, (\d+) to do", job_log)
+    assert resumed[0] == ("0", "12")
+    assert int(resumed[-1][0]) >= len(before) and int(resumed[-1][1]) == 12 - int(resumed[-1][0])
