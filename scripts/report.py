@@ -13,4 +13,5 @@ build_report(
     [Path(p) for p in snakemake.input.records],
     Path(snakemake.output.pdf),
     run_name=snakemake.params.run,
+    extra=snakemake.params.settings,
 )

@@ -188,3 +188,36 @@ def runtime(wildcards):
 
 def vocab_input(wildcards):
     return f"{RESULTS}/vocab/{config['datasets'][wildcards.dataset]['vocab']}.txt"
+
+
+def report_settings():
+    """The run's settings as short strings for the report's setup section."""
+    o, c = config["optim"], config["compress"]
+
+    def source(name, spec):
+        if spec["source"] == "random":
+            return f"{name}: random words ({spec['vocab']}), {spec['samples']} samples"
+        where = spec["path"] or f"{spec['package']}/{spec['file']}"
+        return f"{name}: {spec['source']} {where}, {spec['samples']} samples"
+
+    grids = [
+        f"{m} on {g['dataset']}, K in {', '.join(map(str, g['vectors']))}"
+        for m, g in config["multivector"].items()
+    ]
+    return {
+        "config": config["run"],
+        "protocol": config["protocol"],
+        "models": ", ".join(config["models"]),
+        "datasets": "; ".join(source(n, s) for n, s in config["datasets"].items()),
+        "lengths (K = 1)": ", ".join(map(str, sorted(config["lengths"]))),
+        "random text L_up": ", ".join(
+            f"{m} {random_max_length(m)}" for m in config["models"]
+        ),
+        "multi-vector": "; ".join(grids) or "none",
+        "optimiser": (
+            f"AdamW lr {o['lr']}, betas ({o['beta1']}, {o['beta2']}), weight decay "
+            f"{o['weight_decay']}, eps {o['eps']}, at most {o['max_steps']} steps, "
+            f"patience {o['patience']}"
+        ),
+        "batch size, device": f"{c['batch_size']}, {c['device']}",
+    }

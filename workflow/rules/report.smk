@@ -20,5 +20,6 @@ rule report:
         "../../envs/memcap.yaml"
     params:
         run=config["run"],
+        settings=report_settings(),
     script:
         "../../scripts/report.py"
