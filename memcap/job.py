@@ -234,7 +234,7 @@ def _run_groups(lm, spec, groups, store, protocol, optim, batch_size, dataset, p
             keys = [f"K{K}_L{L}_{row['id']}" for _, L, row in cells]
             part = f"K{K}_L{cells[0][1]}-{cells[-1][1]}_" + hashlib.sha1("|".join(keys).encode()).hexdigest()[:10]
             for (K_, L, row), t, seed, key, outcome in zip(cells, ids, seeds, keys, outcomes):
-                record = _record(shared, row, K_, L, t, seed, outcome, len(cells), first_scored(protocol))
+                record = _record(shared, row, K_, L, t, seed, outcome, len(cells), first_scored(protocol), lm.tokenizer)
                 record.update(vectors=f"{part}.safetensors", vectors_key=key)
                 records.append(record)
                 if outcome is not None:
@@ -251,7 +251,7 @@ def _run_groups(lm, spec, groups, store, protocol, optim, batch_size, dataset, p
     bar.close()
 
 
-def _record(shared, row, K, L, ids, seed, outcome: Outcome | None, batch, first) -> dict:
+def _record(shared, row, K, L, ids, seed, outcome: Outcome | None, batch, first, tokenizer) -> dict:
     text = row["text"]
     record = dict(
         shared,
@@ -261,6 +261,7 @@ def _record(shared, row, K, L, ids, seed, outcome: Outcome | None, batch, first)
         L=L,
         N=len(ids),
         short=len(ids) < L,
+        n_bytes=len(tokenizer.decode(ids, skip_special_tokens=True).encode("utf-8")),
         scored=len(ids) - first,
         seed=seed,
         batch_size=batch,

@@ -1,0 +1,76 @@
+"""`memcap compress` / `memcap decode` as a user runs them, in a subprocess."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+MODELS = str(REPO / "config" / "models.yaml")
+FOX = "The fox jumps."  # 5 tokens with a BOS under the tiny tokenizer
+QUICK = ["--lr", "0.1", "--max-steps", "400", "-k", "4"]
+
+
+def memcap(*args, stdin=None, timeout=300):
+    return subprocess.run([sys.executable, "-m", "memcap.cli", *args], input=stdin, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("protocol", ["strict", "paper"])
+def test_compress_then_decode_round_trip(tmp_path, protocol):
+    vec = tmp_path / "fox.safetensors"
+    done = memcap("compress", FOX, "-m", "tiny-llama", "--models-file", MODELS, "--protocol", protocol, "-o", str(vec), *QUICK)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "accuracy 1.000" in done.stdout and "reproduces the text" in done.stdout
+    back = memcap("decode", str(vec), "--models-file", MODELS)
+    assert back.returncode == 0, back.stderr[-2000:]
+    assert back.stdout.strip() == FOX
+
+
+def test_text_from_stdin_and_file(tmp_path):
+    (tmp_path / "t.txt").write_text(FOX)
+    from_file = memcap("compress", "--file", str(tmp_path / "t.txt"), "-m", "tiny-llama", "--models-file", MODELS,
+                       "-o", str(tmp_path / "a.safetensors"), *QUICK)
+    from_stdin = memcap("compress", "-m", "tiny-llama", "--models-file", MODELS, "-o", str(tmp_path / "b.safetensors"),
+                        *QUICK, stdin=FOX)
+    assert from_file.returncode == from_stdin.returncode == 0
+    assert from_file.stdout.split(" in ")[0] == from_stdin.stdout.split(" in ")[0]
+
+
+@pytest.mark.parametrize("command", ["compress", "decode", "job"])
+def test_help_explains_every_option(command):
+    text = memcap(command, "--help").stdout
+    options = [w for w in text.split() if w.startswith("--") and w != "--help"]
+    assert len(options) >= 3
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("--") and stripped != "--help" and "  " not in stripped:
+            # an option line without its help on the same line must have it on the next
+            nxt = text.splitlines()[text.splitlines().index(line) + 1].strip()
+            assert nxt and not nxt.startswith("-"), f"{stripped!r} has no help"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["compress", "   ", "-m", "tiny-llama"], "the text is empty"),
+        (["compress", FOX, "-m", "no-such-model"], "unknown model 'no-such-model'"),
+        (["compress", FOX, "-m", "tiny-llama", "-k", "0"], "--vectors (K) must be >= 1"),
+        (["compress", FOX * 400, "-m", "tiny-llama", "-k", "2"], "exceeds the 2048 positions"),
+        (["compress", FOX, "-m", "tiny-llama", "--lr", "-1"], "optim.lr must be > 0"),
+        (["decode", "missing.safetensors"], "no vectors file"),
+    ],
+)
+def test_bad_input_exits_2_with_a_message(args, message):
+    done = memcap(*args, "--models-file", MODELS)
+    assert done.returncode == 2
+    assert message in done.stderr, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+
+
+def test_decode_with_the_wrong_model_is_refused(tmp_path):
+    vec = tmp_path / "v.safetensors"
+    assert memcap("compress", FOX, "-m", "tiny-llama", "--models-file", MODELS, "-o", str(vec), "--max-steps", "2").returncode == 0
+    done = memcap("decode", str(vec), "-m", "tiny-opt", "--models-file", MODELS)
+    assert done.returncode == 2 and "width 64" in done.stderr and "tiny-llama" in done.stderr
