@@ -50,6 +50,18 @@ include: "workflow/rules/analysis.smk"
 include: "workflow/rules/report.smk"
 
 
+# Under a cluster executor (snakemake --profile slurm) only compress and multivector jobs are
+# submitted; these rules are light or need the internet (downloads) and run where Snakemake runs.
+localrules:
+    vocab,
+    texts,
+    random_texts,
+    download,
+    tables,
+    figures,
+    report,
+
+
 rule all:
     default_target: True
     input:

@@ -182,8 +182,11 @@ def mem_mb(wildcards):
 
 
 def runtime(wildcards):
+    """Minutes of a compress job: the model's own, else a base plus minutes per billion parameters."""
     own = config["models"].get(wildcards.model, {}).get("runtime")
-    return own or config["compress"]["runtime"]
+    params_b = registry()[wildcards.model].get("params_b") or 1.0
+    per_b = config["compress"]["runtime_per_billion"]
+    return own or int(config["compress"]["runtime"] + per_b * params_b)
 
 
 def vocab_input(wildcards):
