@@ -1,0 +1,141 @@
+"""Classical compressors and LM arithmetic coding: real round trips and honest sizes.
+
+    pytest tests/test_baselines.py
+"""
+
+import functools
+import json
+import math
+import random
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from memcap import baselines
+from memcap.corpora import lee_articles
+from memcap.metrics import load_records
+from memcap.models import load_model, load_registry
+
+TEXTS = [b"", b"a", b"aaaaaaaa", b"abracadabra", "naïve café — ünïcödé".encode(),
+         lee_articles()[0].encode(), bytes(range(256)) * 3]
+
+
+@functools.cache
+def tiny(name):
+    return load_model(load_registry("config/models.yaml")[name], "cpu")
+
+
+@pytest.mark.parametrize("data", TEXTS)
+def test_huffman_round_trip(data):
+    assert baselines.huffman_decode(baselines.huffman_encode(data)) == data
+
+
+def test_huffman_size_counts_the_table_and_approaches_the_entropy():
+    data = lee_articles()[0].encode() * 4
+    stream = baselines.huffman_encode(data)
+    counts = np.bincount(np.frombuffer(data, np.uint8), minlength=256)
+    p = counts[counts > 0] / len(data)
+    entropy_bytes = -(p * np.log2(p)).sum() * len(data) / 8
+    n_symbols = int((counts > 0).sum())
+    table = 2 * n_symbols  # (symbol, length) pairs
+    assert entropy_bytes + table < len(stream) <= entropy_bytes * 1.05 + table + 8
+    # canonical code: prefix-free, and lengths satisfy Kraft with equality
+    lengths = baselines.huffman_code_lengths(data)
+    assert sum(2.0 ** -n for n in lengths.values()) == pytest.approx(1.0)
+
+
+def test_random_bytes_round_trip_every_codec():
+    rng = random.Random(0)
+    for _ in range(20):
+        data = bytes(rng.choice(b"abcde fgh\n") for _ in range(rng.randrange(1, 300)))
+        sizes = baselines.compressed_sizes(data)  # raises if a round trip fails
+        assert set(sizes) == set(baselines.CODECS) and min(sizes.values()) > 0
+
+
+def test_quantise_is_positive_and_fits_the_total():
+    probs = np.array([0.0, 1e-30, 0.25, 0.75 - 1e-30])
+    freqs = baselines.quantise(probs)
+    assert (freqs >= 1).all() and freqs.sum() <= 1 << baselines.FREQ_BITS
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_arithmetic_coder_round_trip_with_skewed_tables(seed):
+    rng = np.random.default_rng(seed)
+    symbols, tables = [], []
+    for _ in range(300):
+        probs = rng.dirichlet(np.full(50, 0.05))  # very peaked distributions
+        tables.append(baselines._cumulative(baselines.quantise(probs)))
+        symbols.append(int(rng.choice(50, p=probs)))
+    enc = baselines.ArithmeticEncoder()
+    ideal = 0.0
+    for s, cum in zip(symbols, tables):
+        enc.encode(int(cum[s]), int(cum[s + 1]), int(cum[-1]))
+        ideal -= math.log2((cum[s + 1] - cum[s]) / cum[-1])
+    stream = enc.finish()
+    dec = baselines.ArithmeticDecoder(stream)
+    assert [dec.decode(cum) for cum in tables] == symbols
+    assert len(stream) * 8 <= ideal + 16  # within two bits of the ideal code, plus padding
+
+
+@pytest.mark.parametrize("name", ["tiny-gpt-neox", "tiny-llama", "tiny-mamba"])
+def test_lm_arithmetic_coding_round_trip(name):
+    lm = tiny(name)
+    coder = baselines.LMCoder(lm)
+    ids = lm.tokenizer(lee_articles()[2], add_special_tokens=False)["input_ids"][:24]
+    stream, ideal = coder.encode(ids)
+    assert coder.decode(stream) == ids
+    assert coder.decode(coder.encode([])[0]) == []
+    # the stream costs the model's cross-entropy plus a few bytes (count + termination)
+    assert ideal / 8 < len(stream) <= ideal / 8 + 4
+
+
+def test_lm_coder_first_token_uses_the_start_token():
+    lm = tiny("tiny-gpt-neox")
+    coder = baselines.LMCoder(lm)
+    first = next(coder._distributions([]))
+    logits = lm.model(input_ids=__import__("torch").tensor([[lm.start_token_id]])).logits[0, -1]
+    assert np.allclose(first, logits.softmax(-1).double().numpy(), atol=1e-6)
+
+
+def _records(tmp_path, lm, rows):
+    """Records as a compress job writes them (the keys mem_texts and load_records use)."""
+    path = tmp_path / "records.jsonl"
+    with path.open("w") as f:
+        for sample_id, L, acc in rows:
+            f.write(json.dumps({
+                "model": "tiny-gpt-neox", "dataset": "lee", "sample_id": sample_id,
+                "protocol": "paper", "K": 1, "L": L, "status": "ok", "scored": L - 1,
+                "max_accuracy": acc, "mem_dim": lm.mem_dim, "baseline_loss_sum": 1.0,
+                "baseline_correct": 0, "min_loss_sum": 0.5, "max_correct": 1,
+            }) + "\n")
+    return load_records([path])
+
+
+def test_run_baselines_takes_each_samples_longest_lossless_length(tmp_path):
+    lm = tiny("tiny-gpt-neox")
+    texts = [{"id": f"lee-{i:04d}", "text": t} for i, t in enumerate(lee_articles()[:3])]
+    records = _records(tmp_path, lm, [
+        ("lee-0000", 8, 1.0), ("lee-0000", 16, 1.0), ("lee-0000", 24, 0.5),
+        ("lee-0001", 8, 1.0), ("lee-0001", 16, 0.8),
+        ("lee-0002", 8, 0.4), ("lee-0002", 16, 0.2),  # never lossless: shortest, flagged
+    ])
+    rows = baselines.rows_frame(baselines.run_baselines(lm, records, texts, "lee"))
+    assert list(zip(rows.sample_id, rows.L, rows.lossless)) == [
+        ("lee-0000", 16, True), ("lee-0001", 8, True), ("lee-0002", 8, False)]
+    expected = lm.tokenizer.decode(lm.tokenize(texts[0]["text"])[:16]).encode()
+    assert rows.n_bytes[0] == len(expected)
+    assert rows.arithmetic_exact.all()
+    assert (rows.mem_bytes == lm.mem_dim * 2).all()  # K * d * 16 bits
+    summary = baselines.summarise(rows)
+    assert summary.texts[0] == 2 and summary.lossless[0] == 2  # the failure is left out
+    assert summary["mem"][0] == pytest.approx(rows.n_bytes[:2].mean() / (lm.mem_dim * 2))
+    assert summary.zlib[0] == pytest.approx((rows.n_bytes / rows.zlib)[:2].mean())
+
+
+def test_summary_without_lossless_texts_has_no_mem_ratio():
+    rows = pd.DataFrame([{"dataset": "x", "sample_id": "a", "L": 4, "lossless": False,
+                          "n_bytes": 20, "zlib": 10, "bz2": 10, "lzma": 10, "huffman": 10,
+                          "arithmetic": 5, "arithmetic_exact": True, "mem_bytes": 128}])
+    summary = baselines.summarise(rows)
+    assert summary.texts[0] == 1 and math.isnan(summary["mem"][0]) and summary.zlib[0] == 2.0
