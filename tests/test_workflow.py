@@ -189,6 +189,14 @@ def test_smoke_runs_to_a_pdf(tmp_path):
                   "multivector/tiny-gpt-neox/lee/K2", "tables", "figures", "report"):
         assert (out / f"benchmarks/{bench}.tsv").is_file(), bench
     assert (out / "logs/compress/tiny-gpt-neox/lee.log").is_file()
+    # the HTML report of snakemake --report shows the figures with their captions
+    html = tmp_path / "report.html"
+    proc = snakemake(
+        "--snakefile", ROOT / "Snakefile", "--directory", tmp_path, "--configfile", cfg,
+        "--report", html, cwd=tmp_path, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-5000:]
+    assert "accuracy_vs_length.png" in html.read_text(errors="replace")
 
 
 @pytest.mark.slow
@@ -200,8 +208,8 @@ def test_killed_compress_job_resumes_without_recomputing(tmp_path):
         compress={"batch_size": 1, "device": "cpu", "gpu": 0, "threads": 1},
     )  # fmt: skip
     target = "results/kill/compress/tiny-gpt-neox/lee.jsonl"
-    args = ["--cores", "1", "--snakefile", ROOT / "Snakefile", "--directory", tmp_path, "--configfile", cfg, target]
-    cmd = ["timeout", "-k", "30", "300", str(BIN / "snakemake"), *map(str, args)]
+    opts = ["--snakefile", ROOT / "Snakefile", "--directory", tmp_path, "--configfile", cfg]  # last: nargs
+    cmd = ["timeout", "-k", "30", "300", str(BIN / "snakemake"), target, "--cores", "1", *map(str, opts)]
     parts = tmp_path / "results/kill/compress/tiny-gpt-neox/lee.parts"
     with open(tmp_path / "first.log", "w") as log:
         proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -212,7 +220,8 @@ def test_killed_compress_job_resumes_without_recomputing(tmp_path):
             assert time.time() < deadline, "no parts appeared"
             time.sleep(0.1)
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the group: timeout, snakemake and the job
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)  # the group: timeout, snakemake and the job
         proc.wait()
     assert not (tmp_path / target).exists(), "the job finished before the kill: make it longer"
     before = {}
@@ -222,8 +231,8 @@ def test_killed_compress_job_resumes_without_recomputing(tmp_path):
             before[r["K"], r["L"], r["sample_id"]] = (r["wall_s"], r["seed"], r["steps"])
     assert 3 <= len(before) < 12
 
-    snakemake("--unlock", *args[2:], cwd=tmp_path, timeout=60, check=True)
-    proc2 = snakemake(*args, "--rerun-incomplete", cwd=tmp_path, timeout=300)
+    snakemake("--unlock", *opts, cwd=tmp_path, timeout=60, check=True)  # SIGKILL left the lock
+    proc2 = snakemake(target, "--cores", "1", "--rerun-incomplete", *opts, cwd=tmp_path, timeout=300)
     assert proc2.returncode == 0, proc2.stdout[-5000:]
     records = [json.loads(x) for x in (tmp_path / target).read_text().splitlines()]
     keys = Counter((r["K"], r["L"], r["sample_id"]) for r in records)
@@ -233,6 +242,5 @@ def test_killed_compress_job_resumes_without_recomputing(tmp_path):
         if key in before:  # finished before the kill: taken over, not recomputed
             assert (r["wall_s"], r["seed"], r["steps"]) == before[key]
     job_log = (tmp_path / "results/kill/logs/compress/tiny-gpt-neox/lee.log").read_text()
-    resumed = re.findall(r"(\d+) samples done before, (\d+) to do", job_log)
-    assert resumed[0] == ("0", "12")
-    assert int(resumed[-1][0]) >= len(before) and int(resumed[-1][1]) == 12 - int(resumed[-1][0])
+    done, todo = map(int, re.findall(r"(\d+) samples done before, (\d+) to do", job_log)[-1])
+    assert done >= len(before) and done + todo == 12  # the rerun computed only the rest
