@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,8 @@ import torch
 import yaml
 
 from memcap.corpora import lee_articles
+
+log = logging.getLogger("memcap.models")
 
 SOURCES = ("hf", "gguf", "random")
 FAMILIES = ("gpt_neox", "llama", "opt", "olmo", "mamba")
@@ -212,8 +215,15 @@ def _load_hf(spec: ModelSpec):
     )
     tokenizer = AutoTokenizer.from_pretrained(spec.id, **common)
     kwargs = dict(dtype=DTYPES[spec.dtype], **common)
-    if spec.attn_implementation:
-        kwargs["attn_implementation"] = spec.attn_implementation
+    attn = spec.attn_implementation
+    if attn == "flash_attention_2" and not (
+        torch.cuda.is_available() and importlib.util.find_spec("flash_attn")
+    ):
+        # PyTorch's SDPA runs flash kernels itself on CUDA; flash-attn is an optional extra
+        log.warning("model %s: flash-attn is not usable here, using sdpa attention", spec.name)
+        attn = "sdpa"
+    if attn:
+        kwargs["attn_implementation"] = attn
     model = AutoModelForCausalLM.from_pretrained(spec.id, **kwargs)
     return model, tokenizer
 
