@@ -1,0 +1,185 @@
+"""Geometry of the [mem] solutions: many vectors per text (the paper's Figures 7 and 8).
+
+    from memcap.geometry import optimise_inits, cosine_pairs, interpolate, write_figures
+    runs, vectors = optimise_inits(lm, texts, inits=8, K=1, protocol="paper", optim=optim,
+                                   seed_parts=("smollm2-135m", "lee"))
+    cosines = cosine_pairs(runs, vectors)           # every pair of converged vectors
+    curves = interpolate(lm, texts, runs, vectors, steps=11, protocol="paper")
+    write_figures(cosines, curves, Path("results/demo/geometry"))
+
+Each text (a list of token ids, already cut to its length) is compressed `inits` times from
+independent random inits (seeds derived from the text and the init number); the inits of
+all texts form one batch for memcap.engine.compress, where converged ones freeze. Only
+vectors that reached accuracy 1.0 enter the analysis:
+
+* cosine similarity (K x d flattened) between vectors of the same text and of different
+  texts (Figure 7: two densities);
+* teacher-forced accuracy along the straight line (1 - t) m_a + t m_b for every pair of
+  vectors of one text (Figure 8: faint lines with the min/max envelope).
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from memcap import figures
+from memcap.engine import OptimConfig, first_scored, pad, score
+from memcap.job import compress_splitting, derive_seed
+
+RUN_COLUMNS = ["sample_id", "init", "seed", "N", "steps", "accuracy", "converged",
+               "greedy_exact", "stop_reason", "wall_s"]
+
+
+def optimise_inits(lm, texts: list[tuple[str, list[int]]], inits: int, K: int, protocol: str,
+                   optim: OptimConfig, seed_parts: tuple = (), batch_size: int = 64,
+                   progress=None) -> tuple[pd.DataFrame, torch.Tensor]:
+    """Compress every (text, init); returns one row per run (RUN_COLUMNS, in text-major order)
+    and their vectors (runs x K x d, float32). texts: (sample_id, ids) pairs."""
+    cells = [(sid, ids, i) for sid, ids in texts for i in range(inits)]
+    seeds = [derive_seed(*seed_parts, "geometry", K, len(ids), sid, i) for sid, ids, i in cells]
+    rows, vectors = [], []
+    for start in range(0, len(cells), batch_size):
+        chunk = cells[start : start + batch_size]
+        outcomes = compress_splitting(lm, [ids for _, ids, _ in chunk], K, protocol,
+                                      seeds[start : start + batch_size], optim)
+        for (sid, ids, init), seed, out in zip(chunk, seeds[start:], outcomes):
+            if out is None:  # out of memory even alone: recorded, left out of the analysis
+                rows.append(dict(sample_id=sid, init=init, seed=seed, N=len(ids), steps=0,
+                                 accuracy=np.nan, converged=False, greedy_exact=False,
+                                 stop_reason="oom", wall_s=0.0))
+                vectors.append(torch.full((K, lm.mem_dim), float("nan")))
+                continue
+            rows.append(dict(sample_id=sid, init=init, seed=seed, N=out.N, steps=out.steps,
+                             accuracy=out.accuracy, converged=out.converged,
+                             greedy_exact=out.greedy_exact, stop_reason=out.stop_reason,
+                             wall_s=out.wall_s))
+            vectors.append(out.vectors)
+        if progress:
+            progress(min(start + batch_size, len(cells)), len(cells))
+    return pd.DataFrame(rows, columns=RUN_COLUMNS), torch.stack(vectors)
+
+
+def cosine_pairs(runs: pd.DataFrame, vectors: torch.Tensor) -> pd.DataFrame:
+    """Cosine similarity of every pair of converged vectors (K x d flattened), with
+    same_text telling whether both came from one text."""
+    keep = np.flatnonzero(runs["converged"].to_numpy(bool))
+    flat = vectors[keep].reshape(len(keep), -1).double()
+    unit = flat / flat.norm(dim=1, keepdim=True)
+    sims = (unit @ unit.T).numpy()
+    sid, init = runs["sample_id"].to_numpy()[keep], runs["init"].to_numpy()[keep]
+    a, b = np.triu_indices(len(keep), k=1)
+    return pd.DataFrame({"sample_a": sid[a], "init_a": init[a], "sample_b": sid[b],
+                         "init_b": init[b], "same_text": sid[a] == sid[b], "cosine": sims[a, b]})
+
+
+@torch.no_grad()
+def interpolate(lm, texts: list[tuple[str, list[int]]], runs: pd.DataFrame,
+                vectors: torch.Tensor, steps: int, protocol: str,
+                batch_size: int = 64) -> pd.DataFrame:
+    """Teacher-forced accuracy at `steps` evenly spaced points t in [0, 1] of the line
+    (1 - t) m_a + t m_b, for every pair (a < b) of converged vectors of each text."""
+    first = first_scored(protocol)
+    ts = np.linspace(0.0, 1.0, steps)
+    out = []
+    for sid, ids in texts:
+        mine = runs.index[(runs["sample_id"] == sid) & runs["converged"].astype(bool)]
+        jobs = [(a, b, t) for a, b in combinations(mine, 2) for t in ts]
+        for start in range(0, len(jobs), batch_size):
+            chunk = jobs[start : start + batch_size]
+            mem = torch.stack([(1 - t) * vectors[a] + t * vectors[b] for a, b, t in chunk])
+            tokens, lengths = pad([ids] * len(chunk), lm.device)
+            loss, correct = score(lm, mem.to(lm.device), lm.embeddings(tokens), tokens,
+                                  lengths, first)
+            scored = len(ids) - first
+            for (a, b, t), l_sum, c in zip(chunk, loss.tolist(), correct.tolist()):
+                out.append({"sample_id": sid, "init_a": int(runs.at[a, "init"]),
+                            "init_b": int(runs.at[b, "init"]), "t": float(t),
+                            "accuracy": c / scored, "loss": l_sum / scored})
+    return pd.DataFrame(out, columns=["sample_id", "init_a", "init_b", "t", "accuracy", "loss"])
+
+
+# --- figures ------------------------------------------------------------------------------
+
+FIGURE_NAMES = ["geometry_cosine", "geometry_interpolation"]
+
+
+def cosine_figure(cosines: pd.DataFrame):
+    """Figure 7: densities of cosine similarity, same text vs different texts."""
+    if cosines.empty:
+        return figures._placeholder("Cosine similarity of [mem] vectors",
+                                    "fewer than two vectors reached accuracy 1.0")
+    fig, ax = figures.plt.subplots(figsize=(figures.FIGURE_WIDTH * 0.6, 2.6))
+    bins = np.linspace(cosines["cosine"].min(), cosines["cosine"].max(), 31)
+    if bins[0] == bins[-1]:
+        bins = np.linspace(bins[0] - 0.01, bins[0] + 0.01, 31)
+    for same, label, colour in [(True, "same text", figures.OKABE_ITO[0]),
+                                (False, "different texts", figures.OKABE_ITO[1])]:
+        values = cosines.loc[cosines["same_text"] == same, "cosine"]
+        if len(values):
+            ax.hist(values, bins=bins, density=True, histtype="stepfilled", alpha=0.35,
+                    color=colour, label=f"{label} (n={len(values)}, mean {values.mean():.2f})")
+            ax.hist(values, bins=bins, density=True, histtype="step", color=colour)
+    ax.set_xlabel("cosine similarity of [mem] vectors")
+    ax.set_ylabel("density")
+    ax.legend(loc="upper left")
+    return fig
+
+
+def interpolation_figure(curves: pd.DataFrame, max_texts: int = 4):
+    """Figure 8: accuracy along the line between two vectors of one text; one faint line per
+    pair, the min/max envelope shaded, the mean dashed."""
+    if curves.empty:
+        return figures._placeholder("Interpolation between [mem] vectors",
+                                    "no text has two vectors that reached accuracy 1.0")
+    texts = list(dict.fromkeys(curves["sample_id"]))[:max_texts]
+    fig, axes = figures._grid(len(texts), ncols=min(len(texts), 2), height=2.4, sharey=True)
+    for ax, sid in zip(axes, texts):
+        mine = curves[curves["sample_id"] == sid]
+        for _, pair in mine.groupby(["init_a", "init_b"]):
+            ax.plot(pair["t"], pair["accuracy"], color=figures.OKABE_ITO[0], alpha=0.15, lw=0.7)
+        env = mine.groupby("t")["accuracy"].agg(["min", "max", "mean"])
+        ax.fill_between(env.index, env["min"], env["max"], color=figures.OKABE_ITO[0],
+                        alpha=0.15, label="min-max")
+        ax.plot(env.index, env["mean"], ls="--", color="0.2", lw=1, label="mean")
+        n_pairs = mine.groupby(["init_a", "init_b"]).ngroups
+        ax.set_title(f"{sid} ({n_pairs} pairs)", loc="left")
+        ax.set_xlabel("t in (1 - t) m_a + t m_b")
+        ax.set_ylabel("accuracy (teacher forcing)")
+        ax.set_ylim(-0.02, 1.02)
+    axes[0].legend(loc="lower left")
+    return fig
+
+
+def write_figures(cosines: pd.DataFrame, curves: pd.DataFrame, out_dir: Path) -> dict[str, Path]:
+    """geometry_cosine and geometry_interpolation as PDF + PNG in out_dir."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with figures._style():
+        return {"geometry_cosine": figures._save(cosine_figure(cosines), out_dir,
+                                                 "geometry_cosine"),
+                "geometry_interpolation": figures._save(interpolation_figure(curves), out_dir,
+                                                        "geometry_interpolation")}
+
+
+def summary(runs: pd.DataFrame, cosines: pd.DataFrame, curves: pd.DataFrame) -> dict:
+    """Numbers the report quotes: converged runs, mean cosines, worst accuracy on the lines."""
+    same = cosines.loc[cosines["same_text"], "cosine"]
+    diff = cosines.loc[~cosines["same_text"].astype(bool), "cosine"]
+    inner = curves[(curves["t"] > 0) & (curves["t"] < 1)]
+    return {
+        "texts": int(runs["sample_id"].nunique()), "runs": len(runs),
+        "converged": int(runs["converged"].sum()),
+        "mean_steps": float(runs.loc[runs["converged"].astype(bool), "steps"].mean())
+        if runs["converged"].any() else float("nan"),
+        "same_mean": float(same.mean()) if len(same) else float("nan"),
+        "different_mean": float(diff.mean()) if len(diff) else float("nan"),
+        "pairs": int(curves.groupby(["sample_id", "init_a", "init_b"]).ngroups)
+        if len(curves) else 0,
+        "min_inner_accuracy": float(inner["accuracy"].min()) if len(inner) else float("nan"),
+        "mean_inner_accuracy": float(inner["accuracy"].mean()) if len(inner) else float("nan"),
+    }
