@@ -91,6 +91,8 @@ ReturnToService=2
 # keep finished jobs visible to 'squeue --states=all' for 5 min; the plugin's
 # squeue status mode needs MinJobAge >= 3 x slurm-init-seconds-before-status-checks
 MinJobAge=300
+# a cancelled job step that ignores SIGTERM gets SIGKILL after this many seconds (default 30)
+KillWait=5
 ${GRES_TYPES}
 ${NODE_LINE} ${NODE_GRES} NodeAddr=127.0.0.1 State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
