@@ -170,22 +170,25 @@ def read_records(path: Path) -> list[dict]:
 
 
 def test_profile_plans_gpu_jobs(tmp_path):
-    """The shipped profile as is (dry run, no cluster): compress jobs ask for a GPU, scaled memory."""
-    cfg = write_config("config", tmp_path / "paper.yaml")
+    """The shipped profile as is (dry run, no cluster): GPU jobs, memory and runtime by model size."""
+    paper = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    cfg = write_config("config", tmp_path / "paper.yaml", compress=paper["compress"] | {"runtime_per_billion": 60})
     proc = snakemake("-n", "--profile", "slurm", "--directory", tmp_path, "--configfile", cfg, cwd=ROOT)
     out = proc.stdout
     assert proc.returncode == 0, out[-5000:]
     assert "Using profiles slurm and workflow specific profile profiles/default" in out
     jobs = re.findall(r"\nrule (compress|multivector):\n(.*?)\n\n", out, re.S)
-    assert len(jobs) == 42 + 11
     res = {}
     for _, block in jobs:
         model = re.search(r"wildcards: model=([^,\s]+)", block)[1]
         res[model] = dict(kv.split("=") for kv in re.search(r"resources: (.*)", block)[1].split(", "))
         assert res[model]["gpu"] == "1" and res[model]["slurm_partition"] == "gpu", block
-    assert int(res["llama-3.1-8b"]["mem_mb"]) == 8000 + int(6000 * 8.03 - 1e-6)
-    assert int(res["pythia-160m"]["mem_mb"]) < int(res["pythia-1.4b"]["mem_mb"])
-    assert res["llama-3.1-8b"]["runtime"] == "4320" and res["pythia-160m"]["runtime"] == "1440"
+    assert set(res) == set(paper["models"])  # every model's jobs
+    # mem_mb + mem_mb_per_billion x params_b; runtime + runtime_per_billion x params_b
+    assert res["llama-3.1-8b"]["mem_mb"] == str(int(8000 + 6000 * 8.03))
+    assert res["pythia-1.4b"]["mem_mb"] == str(int(8000 + 6000 * 1.415))
+    assert res["pythia-1.4b"]["runtime"] == str(int(1440 + 60 * 1.415))
+    assert res["llama-3.1-8b"]["runtime"] == "4320"  # the model's own runtime wins
 
 
 @pytest.mark.slurm
