@@ -194,33 +194,33 @@ def vocab_input(wildcards):
 
 
 def report_settings():
-    """The run's settings as short strings for the report's setup section."""
+    """The run's settings as short strings (one table row each) for the report's setup."""
     o, c = config["optim"], config["compress"]
-
-    def source(name, spec):
-        if spec["source"] == "random":
-            return f"{name}: random words ({spec['vocab']}), {spec['samples']} samples"
-        where = spec["path"] or f"{spec['package']}/{spec['file']}"
-        return f"{name}: {spec['source']} {where}, {spec['samples']} samples"
-
-    grids = [
-        f"{m} on {g['dataset']}, K in {', '.join(map(str, g['vectors']))}"
-        for m, g in config["multivector"].items()
-    ]
-    return {
+    rows = {
         "config": config["run"],
         "protocol": config["protocol"],
         "models": ", ".join(config["models"]),
-        "datasets": "; ".join(source(n, s) for n, s in config["datasets"].items()),
-        "lengths (K = 1)": ", ".join(map(str, sorted(config["lengths"]))),
-        "random text L_up": ", ".join(
-            f"{m} {random_max_length(m)}" for m in config["models"]
-        ),
-        "multi-vector": "; ".join(grids) or "none",
-        "optimiser": (
-            f"AdamW lr {o['lr']}, betas ({o['beta1']}, {o['beta2']}), weight decay "
-            f"{o['weight_decay']}, eps {o['eps']}, at most {o['max_steps']} steps, "
-            f"patience {o['patience']}"
-        ),
-        "batch size, device": f"{c['batch_size']}, {c['device']}",
     }
+    for name, spec in config["datasets"].items():
+        if spec["source"] == "random":
+            what = f"random words ({spec['vocab']}), seed {spec['seed']}"
+        elif spec["source"] == "package":
+            what = f"{spec['package']}: {spec['file'].rsplit('/', 1)[-1]}"
+        else:
+            what = f"{spec['source']} {spec['path']}"
+        rows[f"dataset {name}"] = f"{what}, {spec['samples']} samples"
+    rows["lengths (K = 1)"] = ", ".join(map(str, sorted(config["lengths"])))
+    rows["random L_up"] = ", ".join(
+        f"{m} {random_max_length(m)}" for m in config["models"]
+    )
+    for model, grid in config["multivector"].items():
+        rows[f"multi-vector {model}"] = (
+            f"{grid['dataset']}, K in {', '.join(map(str, grid['vectors']))}"
+        )
+    rows["optimiser"] = (
+        f"AdamW lr {o['lr']}, betas ({o['beta1']}, {o['beta2']}), "
+        f"weight decay {o['weight_decay']}, eps {o['eps']}"
+    )
+    rows["steps"] = f"at most {o['max_steps']}, patience {o['patience']}"
+    rows["batch size, device"] = f"{c['batch_size']}, {c['device']}"
+    return rows
