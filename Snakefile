@@ -5,7 +5,8 @@
 #   snakemake --cores 2 --configfile config/smoke.yaml         # tiny random model, seconds
 #
 # Stages (workflow/rules): data (vocab, texts), models (download), compress (K = 1 grid and
-# multi-vector grid), analysis (tables, figures), report (PDF). All outputs: results/<run>/.
+# multi-vector grid), analysis (tables, figures), geometry (Figures 7-8), baselines (classical
+# compressors, Appendix F), report (PDF). All outputs: results/<run>/.
 
 from snakemake.utils import min_version, validate
 
@@ -47,6 +48,8 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/compress.smk"
 include: "workflow/rules/analysis.smk"
+include: "workflow/rules/geometry.smk"
+include: "workflow/rules/baselines.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -59,6 +62,7 @@ localrules:
     download,
     tables,
     figures,
+    geometry_figures,
     report,
 
 

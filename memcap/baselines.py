@@ -5,8 +5,9 @@
     coder = LMCoder(lm)                   # arithmetic coding driven by the LM's own predictions
     blob = coder.encode([17, 4, 99]); coder.decode(blob) == [17, 4, 99]
 
-    from memcap.baselines import run_baselines
-    run_baselines(lm, records_df, texts_rows, "lee")   # one row per text, see BaselineRow
+    from memcap.baselines import run_baselines, write_outputs
+    rows = run_baselines(lm, records_df, texts_rows, "lee")   # one BaselineRow per text
+    write_outputs(rows, "results/demo/baselines", "smollm2-135m")   # CSVs, .tex, summary
 
 Every size is the length of a real stream that decodes back to the input (the tests check
 each round trip): zlib, bz2 and lzma (xz container) from the standard library with their
@@ -26,10 +27,12 @@ from __future__ import annotations
 import bz2
 import heapq
 import inspect
+import json
 import lzma
 import zlib
 from collections import Counter
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -348,7 +351,7 @@ class BaselineRow:
     arithmetic: int
     arithmetic_tokens: int
     arithmetic_ideal_bits: float
-    arithmetic_exact: bool  # decoding the stream gave back the tokens and the text
+    arithmetic_exact: bool  # decoding gave back the tokens and the text (True unverified)
     mem_bytes: int  # K * d * 16 bits
 
 
@@ -434,3 +437,83 @@ def summarise(rows: pd.DataFrame) -> pd.DataFrame:
 def rows_frame(rows: list[BaselineRow]) -> pd.DataFrame:
     columns = list(BaselineRow.__dataclass_fields__)
     return pd.DataFrame([asdict(r) for r in rows], columns=columns)
+
+
+# --- the table: this run's mean ratios beside the paper's ------------------------------------
+
+TABLE_COLUMNS = ["Source", "Values", "Texts", "Lossless", "Tokens", "Bytes", "zlib", "bz2",
+                 "lzma", "Huffman", "Arithmetic", "[mem]"]
+_RATIO_LABELS = {"zlib": "zlib", "bz2": "bz2", "lzma": "lzma", "huffman": "Huffman",
+                 "arithmetic": "Arithmetic", "mem": "[mem]"}
+
+
+def table_frame(summary: pd.DataFrame, reference: dict | None = None) -> pd.DataFrame:
+    """Display strings: one row per dataset of this run, then the paper's row per source."""
+    from memcap import tables
+
+    reference = reference or tables.load_reference()
+    rows = []
+    for r in summary.itertuples():
+        rows.append({"Source": r.dataset, "Values": tables.OURS, "Texts": f"{r.texts}",
+                     "Lossless": f"{r.lossless}", "Tokens": tables.fmt_number(r.tokens),
+                     "Bytes": tables.fmt_number(r.bytes),
+                     **{label: tables.fmt_number(getattr(r, key), 2)
+                        for key, label in _RATIO_LABELS.items()}})
+    paper = reference.get("baselines", {}).get("ratios", {})
+    for source, label in reference["source_labels"].items():
+        if not any(source in values for values in paper.values()):
+            continue
+        rows.append({"Source": label, "Values": tables.PAPER,
+                     **{col: tables.NO_VALUE for col in TABLE_COLUMNS[2:]},
+                     **{lab: tables.fmt_number(paper.get(key, {}).get(source), 2)
+                        for key, lab in _RATIO_LABELS.items()}})
+    return pd.DataFrame(rows, columns=TABLE_COLUMNS)
+
+
+def write_outputs(rows: list[BaselineRow], out_dir, model: str = "",
+                  verified: bool = True) -> dict[str, Path]:
+    """rows.csv (per text, with ratios), table.csv, table.tex (booktabs) and summary.json
+    (what the report quotes) in out_dir."""
+    from memcap import tables
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    frame = rows_frame(rows)
+    ratios(frame).to_csv(out_dir / "rows.csv", index=False)
+    table = table_frame(summarise(frame) if len(frame) else pd.DataFrame(
+        columns=["dataset", "texts", "lossless", "tokens", "bytes", *RATIO_COLUMNS]))
+    table.to_csv(out_dir / "table.csv", index=False)
+    tex = tables._boxed(tables._tabular(table, "ll" + "r" * (len(TABLE_COLUMNS) - 2),
+                                        groups=table["Values"]))
+    (out_dir / "table.tex").write_text(tex + "\n", encoding="utf-8")
+    facts = {"model": model, "datasets": list(dict.fromkeys(frame["dataset"])),
+             "texts": len(frame), "lossless": int(frame["lossless"].sum()),
+             "arithmetic_exact": int(frame["arithmetic_exact"].sum()), "verified": verified}
+    (out_dir / "summary.json").write_text(json.dumps(facts, indent=1) + "\n", encoding="utf-8")
+    return {"rows": out_dir / "rows.csv", "table": out_dir / "table.csv",
+            "tex": out_dir / "table.tex", "summary": out_dir / "summary.json"}
+
+
+def run_stage(model: str, record_files: list, texts_files: dict, out_dir, *, verify: bool = True,
+              device: str = "auto", models_file="config/models.yaml",
+              threads: int | None = None) -> dict[str, Path]:
+    """Rule baselines: texts_files maps each dataset to its texts JSONL; record_files are
+    the model's K = 1 records. Writes rows.csv, table.csv and table.tex into out_dir."""
+    import logging
+
+    from memcap.job import read_texts
+    from memcap.models import load_model, load_registry, resolve_model
+
+    log = logging.getLogger("memcap.baselines")
+    if threads:
+        torch.set_num_threads(threads)
+    records = metrics.load_records(record_files)
+    lm = load_model(resolve_model(model, load_registry(models_file)), device)
+    rows = []
+    for dataset, texts_file in texts_files.items():
+        done = run_baselines(lm, records[records.model == model], read_texts(texts_file),
+                             dataset, verify=verify)
+        log.info("%s: %d texts, arithmetic round trips exact: %d", dataset, len(done),
+                 sum(r.arithmetic_exact for r in done))
+        rows += done
+    return write_outputs(rows, out_dir, model, verify)

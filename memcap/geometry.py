@@ -183,3 +183,69 @@ def summary(runs: pd.DataFrame, cosines: pd.DataFrame, curves: pd.DataFrame) -> 
         "min_inner_accuracy": float(inner["accuracy"].min()) if len(inner) else float("nan"),
         "mean_inner_accuracy": float(inner["accuracy"].mean()) if len(inner) else float("nan"),
     }
+
+
+# --- the workflow stage -------------------------------------------------------------------
+
+
+def run_stage(model: str, texts_file, dataset: str, out: dict, *, texts: int, inits: int,
+              length: int, K: int, steps: int, protocol: str, optim: dict,
+              batch_size: int = 64, device: str = "auto",
+              models_file="config/models.yaml", threads: int | None = None) -> dict:
+    """Rule geometry: load the model once, solve, and write out["runs"] (CSV),
+    out["vectors"] (safetensors, one K x d tensor per run, keyed <sample_id>/<init>),
+    out["cosine"] and out["interpolation"] (CSV). Texts shorter than `length` are skipped."""
+    import logging
+
+    from safetensors.torch import save_file
+
+    from memcap.job import read_texts
+    from memcap.models import load_model, load_registry, resolve_model
+
+    log = logging.getLogger("memcap.geometry")
+    if threads:
+        torch.set_num_threads(threads)
+    lm = load_model(resolve_model(model, load_registry(models_file)), device)
+    chosen = []
+    for row in read_texts(texts_file):
+        ids = lm.tokenize(row["text"])[:length]
+        if len(ids) < length:
+            log.warning("text %s has %d tokens < %d: skipped", row["id"], len(ids), length)
+            continue
+        chosen.append((str(row["id"]), ids))
+        if len(chosen) == texts:
+            break
+    log.info("%s on %s: %d texts x %d inits, L=%d, K=%d", model, dataset, len(chosen), inits,
+             length, K)
+    runs, vectors = optimise_inits(
+        lm, chosen, inits, K, protocol, OptimConfig.from_dict(optim), (model, dataset),
+        batch_size, progress=lambda done, total: log.info("solved %d/%d", done, total))
+    log.info("%d of %d runs reached accuracy 1.0", int(runs["converged"].sum()), len(runs))
+    cosines = cosine_pairs(runs, vectors)
+    curves = interpolate(lm, chosen, runs, vectors, steps, protocol, batch_size)
+    for key in ("runs", "cosine", "interpolation", "vectors"):
+        Path(out[key]).parent.mkdir(parents=True, exist_ok=True)
+    runs.assign(model=model, dataset=dataset, K=K, L=length, protocol=protocol).to_csv(
+        out["runs"], index=False)
+    save_file({f"{s}/{i}": v.contiguous() for s, i, v in zip(runs.sample_id, runs.init, vectors)},
+              str(out["vectors"]))
+    cosines.to_csv(out["cosine"], index=False)
+    curves.to_csv(out["interpolation"], index=False)
+    return summary(runs, cosines, curves)
+
+
+def draw_stage(runs_csv, cosine_csv, interpolation_csv, out_dir, summary_json) -> dict:
+    """Rule geometry_figures: both figures and summary.json (the numbers the report quotes)."""
+    import json
+
+    runs = pd.read_csv(runs_csv, dtype={"sample_id": str})
+    cosines = pd.read_csv(cosine_csv, dtype={"sample_a": str, "sample_b": str})
+    curves = pd.read_csv(interpolation_csv, dtype={"sample_id": str})
+    paths = write_figures(cosines, curves, out_dir)
+    stats = summary(runs, cosines, curves)
+    first = runs.iloc[0] if len(runs) else {}
+    stats.update({key: (first[key].item() if hasattr(first[key], "item") else first[key])
+                  for key in ("model", "dataset", "K", "L", "protocol") if key in first})
+    stats["inits"] = int(runs.groupby("sample_id").size().max()) if len(runs) else 0
+    Path(summary_json).write_text(json.dumps(stats, indent=1) + "\n", encoding="utf-8")
+    return paths

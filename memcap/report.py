@@ -36,6 +36,7 @@ from memcap.figures import FIGURE_NAMES
 PAPER_DIR = Path(__file__).resolve().parents[1] / "paper"
 TEMPLATE = "report.tex.j2"
 TABLE_NAMES = ["table1", "summary", "multivector", "pass_rate"]
+GEOMETRY_FIGURES = ["geometry_cosine", "geometry_interpolation"]  # memcap.geometry
 LATEXMK_TIMEOUT_S = 600
 LOG_TAIL_LINES = 40
 
@@ -228,9 +229,25 @@ def _jobs(df: pd.DataFrame) -> list[dict]:
              "wall_min": f"{j.wall_s / 60:.1f}"} for j in jobs.itertuples()]
 
 
+def _geometry(facts: dict | None) -> dict | None:
+    """The geometry stage's summary.json as display strings; None when it was not run."""
+    if facts is None:
+        return None
+    num = tables.fmt_number
+    return {"model": facts.get("model", "n/a"), "dataset": facts.get("dataset", "n/a"),
+            "K": facts.get("K", "n/a"), "L": facts.get("L", "n/a"),
+            "texts": facts["texts"], "inits": facts.get("inits", "n/a"), "runs": facts["runs"],
+            "converged": facts["converged"], "mean_steps": num(facts["mean_steps"], 0),
+            "same_mean": num(facts["same_mean"], 3),
+            "different_mean": num(facts["different_mean"], 3), "pairs": facts["pairs"],
+            "min_inner": num(facts["min_inner_accuracy"], 3),
+            "mean_inner": num(facts["mean_inner_accuracy"], 3)}
+
+
 def report_context(records: list[Path], run_name: str = "", extra: dict | None = None,
                    available_tables: set[str] = frozenset(TABLE_NAMES),
-                   available_figures: set[str] = frozenset(FIGURE_NAMES)) -> dict:
+                   available_figures: set[str] = frozenset(FIGURE_NAMES),
+                   geometry: dict | None = None, baselines: dict | None = None) -> dict:
     """Everything the template shows, computed from the records (plain values, unescaped)."""
     df = metrics.load_records(records)
     summary = metrics.summarise(df)
@@ -267,7 +284,11 @@ def report_context(records: list[Path], run_name: str = "", extra: dict | None =
         "sources_only_ours": [d for d in datasets if tables.paper_source(d) is None],
         "extra": {str(k): v for k, v in (extra or {}).items()},
         "tables": {name: name in available_tables for name in TABLE_NAMES},
-        "figures": {name: name in available_figures for name in FIGURE_NAMES},
+        "figures": {name: name in available_figures
+                    for name in [*FIGURE_NAMES, *GEOMETRY_FIGURES]},
+        # optional stages: their summary.json facts, or None (the report says "not run")
+        "geometry": _geometry(geometry),
+        "baselines": baselines,
     }
 
 
@@ -311,7 +332,8 @@ def compile_latex(tex_file: Path, log_copy: Path | None = None) -> Path:
 
 def build_report(tables_dir: Path, figures_dir: Path, records: list[Path], out_pdf: Path,
                  run_name: str = "", extra: dict | None = None,
-                 template_dir: Path | None = None) -> Path:
+                 template_dir: Path | None = None, geometry: dict | None = None,
+                 baselines: dict | None = None) -> Path:
     """Render the report for one run and build it to out_pdf.
 
     tables_dir holds write_tables' output (the .tex fragments are included), figures_dir
@@ -319,13 +341,24 @@ def build_report(tables_dir: Path, figures_dir: Path, records: list[Path], out_p
     numbers in the text come from. `extra` (e.g. workflow settings) is listed in the
     setup section. Writes <out_pdf dir>/report.tex and report.log; returns out_pdf.
     Missing tables, figures, models or sources show as such and do not break the build.
+    `geometry` ({"summary", "cosine_pdf", "interpolation_pdf"}) and `baselines`
+    ({"summary", "tex"}) name the optional stages' files; None: "not run".
     """
     tables_dir, figures_dir, out_pdf = Path(tables_dir), Path(figures_dir), Path(out_pdf)
     template_dir = Path(template_dir or PAPER_DIR)
     out_pdf.parent.mkdir(parents=True, exist_ok=True)
     have_tables = {n for n in TABLE_NAMES if (tables_dir / f"{n}.tex").exists()}
     have_figures = {n for n in FIGURE_NAMES if (figures_dir / f"{n}.pdf").exists()}
-    context = report_context(records, run_name, extra, have_tables, have_figures)
+    copies = {}  # optional stages: build-directory name -> file
+    if geometry:
+        copies["figures/geometry_cosine.pdf"] = Path(geometry["cosine_pdf"])
+        copies["figures/geometry_interpolation.pdf"] = Path(geometry["interpolation_pdf"])
+    if baselines:
+        copies["tables/baselines.tex"] = Path(baselines["tex"])
+    read = lambda stage: json.loads(Path(stage["summary"]).read_text()) if stage else None  # noqa: E731
+    shown = have_figures | (set(GEOMETRY_FIGURES) if geometry else set())
+    context = report_context(records, run_name, extra, have_tables, shown,
+                             geometry=read(geometry), baselines=read(baselines))
     source = render_report(context, template_dir)
     tex_out = out_pdf.parent / "report.tex"
     tex_out.write_text(source, encoding="utf-8")
@@ -337,6 +370,8 @@ def build_report(tables_dir: Path, figures_dir: Path, records: list[Path], out_p
             shutil.copyfile(tables_dir / f"{name}.tex", build / "tables" / f"{name}.tex")
         for name in have_figures:
             shutil.copyfile(figures_dir / f"{name}.pdf", build / "figures" / f"{name}.pdf")
+        for name, path in copies.items():
+            shutil.copyfile(path, build / name)
         for bib in template_dir.glob("*.bib"):
             shutil.copyfile(bib, build / bib.name)
         shutil.copyfile(tex_out, build / "report.tex")

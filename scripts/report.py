@@ -14,4 +14,6 @@ build_report(
     Path(snakemake.output.pdf),
     run_name=snakemake.params.run,
     extra=snakemake.params.settings,
+    geometry=snakemake.params.geometry or None,
+    baselines=snakemake.params.baselines or None,
 )

@@ -139,3 +139,23 @@ def test_summary_without_lossless_texts_has_no_mem_ratio():
                           "arithmetic": 5, "arithmetic_exact": True, "mem_bytes": 128}])
     summary = baselines.summarise(rows)
     assert summary.texts[0] == 1 and math.isnan(summary["mem"][0]) and summary.zlib[0] == 2.0
+
+
+def test_outputs_put_the_papers_ratios_beside_ours(tmp_path):
+    lm = tiny("tiny-gpt-neox")
+    texts = [{"id": "lee-0000", "text": lee_articles()[0]}]
+    records = _records(tmp_path, lm, [("lee-0000", 8, 1.0)])
+    paths = baselines.write_outputs(baselines.run_baselines(lm, records, texts, "lee"),
+                                    tmp_path / "out")
+    table = pd.read_csv(paths["table"], dtype=str, keep_default_na=False)
+    assert list(table.Values) == ["this run", "paper", "paper", "paper"]
+    paper = table.set_index("Source")
+    assert paper.loc["PG-19", "Arithmetic"] == "6.77" and paper.loc["random", "zlib"] == "1.80"
+    assert paper.loc["fanfics", "[mem]"] == "n/a"
+    tex = paths["tex"].read_text()
+    assert r"\toprule" in tex and "6.77" in tex and r"[mem]" in tex
+    rows = pd.read_csv(paths["rows"])
+    assert rows.zlib_ratio[0] == pytest.approx(rows.n_bytes[0] / rows.zlib[0])
+    # no records: header-only table with the paper's rows
+    empty = baselines.write_outputs([], tmp_path / "empty")
+    assert pd.read_csv(empty["table"]).Values.eq("paper").all()

@@ -17,6 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 import jsonschema
+import pandas as pd
 import pytest
 import yaml
 from conftest import BIN, ROOT, plan, snakemake, write_config
@@ -146,6 +147,9 @@ def test_snakefmt_is_clean():
         # an unknown model names the known ones
         ({"models": {"gpt-17": {}}}, ["'models.gpt-17'", "unknown model 'gpt-17'", "tiny-gpt-neox"]),
         ({"multivector": {"gpt-17": {"dataset": "lee"}}}, ["'multivector.gpt-17'", "unknown model"]),
+        ({"geometry": {"model": "gpt-17"}}, ["'geometry.model'", "unknown model 'gpt-17'"]),
+        ({"geometry": {"model": "tiny-llama", "dataset": "random"}}, ["'geometry.dataset'", "allowed: lee"]),
+        ({"baselines": {"model": "tiny-llama"}}, ["'baselines.model'", "allowed: tiny-gpt-neox"]),
         (
             {"datasets": {"lee": {"source": "package", "package": "gensim", "file": "x", "samples": 0}}},
             ["'datasets.lee.samples'", "minimum 1"],
@@ -185,8 +189,17 @@ def test_smoke_runs_to_a_pdf(tmp_path):
     assert sorted(r["L"] for r in random) == sorted(t["length"] for t in texts)
     multi = [json.loads(x) for x in (out / "multivector/tiny-gpt-neox/lee/K2.jsonl").read_text().splitlines()]
     assert {r["K"] for r in multi} == {2} and len(multi) == 4
+    # geometry (Figures 7, 8) and classical baselines (Appendix F), both in the report
+    runs = pd.read_csv(out / "geometry/runs.csv")
+    assert len(runs) == 2 * 3 and runs.converged.any()
+    assert (out / "geometry/geometry_interpolation.png").is_file()
+    table = pd.read_csv(out / "baselines/table.csv", dtype=str, keep_default_na=False)
+    assert list(table.Source[table.Values == "this run"]) == ["lee", "random"]
+    assert json.loads((out / "baselines/summary.json").read_text())["arithmetic_exact"] == 5
+    tex = (out / "report/report.tex").read_text()
+    assert "figures/geometry_cosine.pdf" in tex and "tables/baselines.tex" in tex
     for bench in ("texts/lee", "random_texts/random-8", "vocab/wordfreq", "compress/tiny-gpt-neox/lee",
-                  "multivector/tiny-gpt-neox/lee/K2", "tables", "figures", "report"):
+                  "multivector/tiny-gpt-neox/lee/K2", "tables", "figures", "report", "geometry", "baselines"):
         assert (out / f"benchmarks/{bench}.tsv").is_file(), bench
     assert (out / "logs/compress/tiny-gpt-neox/lee.log").is_file()
     # the HTML report of snakemake --report shows the figures with their captions

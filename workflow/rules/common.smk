@@ -77,6 +77,8 @@ def check_config():
                 f"Invalid config key 'multivector.{model}.dataset': {grid['dataset']!r} is not "
                 f"a natural dataset; allowed: {', '.join(natural) or 'none'}"
             )
+    check_geometry()
+    check_baselines()
 
 
 def is_hf(model):
@@ -224,3 +226,102 @@ def report_settings():
     rows["steps"] = f"at most {o['max_steps']}, patience {o['patience']}"
     rows["batch size, device"] = f"{c['batch_size']}, {c['device']}"
     return rows
+
+
+# --- optional stages: geometry (Figures 7 and 8) and classical baselines (Appendix F) -----
+
+
+def natural_datasets():
+    return [d for d, s in config["datasets"].items() if s["source"] != "random"]
+
+
+def geometry_dataset():
+    """The configured dataset, else the first natural one."""
+    natural = natural_datasets()
+    return config["geometry"]["dataset"] or (natural[0] if natural else None)
+
+
+def check_geometry():
+    g = config["geometry"]
+    if g["model"] is None:
+        return
+    if g["model"] not in registry():
+        raise WorkflowError(
+            f"Invalid config key 'geometry.model': unknown model {g['model']!r}; known "
+            f"models ({config['models_file']}): {', '.join(registry())}"
+        )
+    dataset = geometry_dataset()
+    if dataset not in config["datasets"] or is_random(dataset):
+        raise WorkflowError(
+            f"Invalid config key 'geometry.dataset': {dataset!r} is not a natural dataset; "
+            f"allowed: {', '.join(natural_datasets()) or 'none'}"
+        )
+
+
+def geometry_outputs():
+    """Files of the geometry stage the report shows; empty when the stage is not run."""
+    if config["geometry"]["model"] is None:
+        return {}
+    return {
+        "summary": f"{RESULTS}/geometry/summary.json",
+        "cosine_pdf": f"{RESULTS}/geometry/geometry_cosine.pdf",
+        "interpolation_pdf": f"{RESULTS}/geometry/geometry_interpolation.pdf",
+    }
+
+
+def geometry_input(wildcards):
+    model = config["geometry"]["model"]
+    return {"texts": texts_path(geometry_dataset(), model)} | model_input(model)
+
+
+def geometry_optim():
+    """optim with the geometry stage's own lr and max_steps where set."""
+    g = config["geometry"]
+    return config["optim"] | {k: g[k] for k in ("lr", "max_steps") if g[k] is not None}
+
+
+def stage_model(stage):
+    """A stand-in for wildcards, so mem_mb() and runtime() size a stage's job by its model."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(model=config[stage]["model"])
+
+
+def baselines_datasets():
+    return config["baselines"]["datasets"] or list(config["datasets"])
+
+
+def check_baselines():
+    b = config["baselines"]
+    if b["model"] is None:
+        return
+    if b["model"] not in config["models"]:
+        raise WorkflowError(
+            f"Invalid config key 'baselines.model': {b['model']!r} is not under models "
+            f"(its K = 1 records choose the texts); allowed: {', '.join(config['models'])}"
+        )
+    for dataset in baselines_datasets():
+        if dataset not in config["datasets"]:
+            raise WorkflowError(
+                f"Invalid config key 'baselines.datasets': unknown dataset {dataset!r}; "
+                f"allowed: {', '.join(config['datasets'])}"
+            )
+
+
+def baselines_outputs():
+    """Files of the baselines stage the report shows; empty when the stage is not run."""
+    if config["baselines"]["model"] is None:
+        return {}
+    return {
+        "summary": f"{RESULTS}/baselines/summary.json",
+        "tex": f"{RESULTS}/baselines/table.tex",
+    }
+
+
+def baselines_input(wildcards):
+    model = config["baselines"]["model"]
+    datasets = baselines_datasets()
+    return {
+        "records": [f"{RESULTS}/compress/{model}/{d}.jsonl" for d in datasets],
+        "texts": [texts_path(d, model) for d in datasets],
+    } | model_input(model)

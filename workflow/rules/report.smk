@@ -6,6 +6,8 @@ rule report:
         tables=rules.tables.output,
         figures=rules.figures.output,
         records=all_records(),
+        geometry=list(geometry_outputs().values()),
+        baselines=list(baselines_outputs().values()),
     output:
         pdf=report(
             f"{RESULTS}/report/report.pdf",
@@ -21,5 +23,7 @@ rule report:
     params:
         run=config["run"],
         settings=report_settings(),
+        geometry=geometry_outputs(),
+        baselines=baselines_outputs(),
     script:
         "../../scripts/report.py"

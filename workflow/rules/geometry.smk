@@ -1,0 +1,71 @@
+# Geometry of the [mem] solutions (memcap.geometry, the paper's Figures 7 and 8): one job
+# compresses each text from several random inits and scores the lines between solutions;
+# a light rule draws the figures. Runs only when geometry.model is set (common.smk).
+
+
+rule geometry:
+    input:
+        unpack(geometry_input),
+    output:
+        runs=f"{RESULTS}/geometry/runs.csv",
+        vectors=f"{RESULTS}/geometry/vectors.safetensors",
+        cosine=f"{RESULTS}/geometry/cosine.csv",
+        interpolation=f"{RESULTS}/geometry/interpolation.csv",
+    log:
+        f"{RESULTS}/logs/geometry.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/geometry.tsv"
+    conda:
+        "../../envs/memcap.yaml"
+    threads: config["compress"]["threads"]
+    resources:
+        gpu=config["compress"]["gpu"],
+        mem_mb=lambda wildcards: mem_mb(stage_model("geometry")),
+        runtime=lambda wildcards: runtime(stage_model("geometry")),
+    params:
+        model=config["geometry"]["model"],
+        dataset=geometry_dataset(),
+        texts=config["geometry"]["texts"],
+        inits=config["geometry"]["inits"],
+        length=config["geometry"]["length"],
+        K=config["geometry"]["K"],
+        steps=config["geometry"]["steps"],
+        protocol=config["protocol"],
+        optim=geometry_optim(),
+        batch_size=config["compress"]["batch_size"],
+        device=config["compress"]["device"],
+        models_file=config["models_file"],
+        cache_dir=config["cache_dir"],
+    script:
+        "../../scripts/geometry.py"
+
+
+rule geometry_figures:
+    input:
+        runs=rules.geometry.output.runs,
+        cosine=rules.geometry.output.cosine,
+        interpolation=rules.geometry.output.interpolation,
+    output:
+        summary=f"{RESULTS}/geometry/summary.json",
+        cosine_pdf=f"{RESULTS}/geometry/geometry_cosine.pdf",
+        cosine_png=report(
+            f"{RESULTS}/geometry/geometry_cosine.png",
+            caption="../report/geometry_cosine.rst",
+            category="Figures",
+            labels={"figure": "geometry_cosine"},
+        ),
+        interpolation_pdf=f"{RESULTS}/geometry/geometry_interpolation.pdf",
+        interpolation_png=report(
+            f"{RESULTS}/geometry/geometry_interpolation.png",
+            caption="../report/geometry_interpolation.rst",
+            category="Figures",
+            labels={"figure": "geometry_interpolation"},
+        ),
+    log:
+        f"{RESULTS}/logs/geometry_figures.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/geometry_figures.tsv"
+    conda:
+        "../../envs/memcap.yaml"
+    script:
+        "../../scripts/geometry_figures.py"
