@@ -17,7 +17,8 @@ Figures (K = 1 unless the figure is about K):
   colour = model family); bottom, capacity utilisation natural vs random (Figure 5).
 * ``accuracy_vs_length``: mean accuracy per length, per model and source.
 * ``multivector``: capacity, token and information gain against K with the ideal linear
-  line K x (K=1 value) and +-1 std bands (Figure 4).
+  line K x (K=1 value) and +-1 std bands (Figure 4); a last row shows the paper's own
+  curves (Pythia-160M and Llama-3.2-1B on PG-19) with their ideal lines.
 
 The paper's values (paper/reference.yaml) appear as hollow grey markers labelled
 "paper". A figure with nothing to show is still written, saying "no data" and why.
@@ -333,9 +334,11 @@ def multivector_figure(data: _Data):
     if s.empty:
         return _placeholder("Multiple [mem] vectors", "no runs with K > 1")
     keys = list(s.groupby(["model", "dataset", "protocol"]).groups)
-    fig, axes = plt.subplots(len(keys), 3, figsize=(FIGURE_WIDTH, 2.3 * len(keys) + 0.3),
-                             squeeze=False)
     reference = tables.load_reference()
+    paper_runs = reference.get("multivector", {})
+    n_rows = len(keys) + bool(paper_runs)  # last row: the paper's own curves
+    fig, axes = plt.subplots(n_rows, 3, figsize=(FIGURE_WIDTH, 2.3 * n_rows + 0.3),
+                             squeeze=False)
     for row_axes, (model, dataset, protocol) in zip(axes, keys):
         run = s[(s.model == model) & (s.dataset == dataset) & (s.protocol == protocol)]
         run = run.sort_values("K")
@@ -346,6 +349,9 @@ def multivector_figure(data: _Data):
         for ax, (col, std, key, ylabel) in zip(row_axes, _MV_PANELS):
             ks, ys = run.K.to_numpy(), run[col].to_numpy(dtype=float)
             ax.plot(ks, ys, marker="o", ms=4, color=OKABE_ITO[0], label="this run")
+            if np.isnan(ys).all():  # e.g. no length reached the lossless threshold
+                ax.text(0.5, 0.5, "no value at any K", transform=ax.transAxes, ha="center",
+                        color="0.4")
             if std:
                 sd = run[std].fillna(0).to_numpy(dtype=float)
                 ax.fill_between(ks, ys - sd, ys + sd, color=OKABE_ITO[0], alpha=0.2,
@@ -369,7 +375,31 @@ def multivector_figure(data: _Data):
                               loc="left")
         row_axes[0].legend(loc="upper left", fontsize=6.5)
         row_axes[1].legend(loc="upper left", fontsize=6.5)
+    if paper_runs:
+        _paper_multivector_row(axes[-1], paper_runs)
     return fig
+
+
+def _paper_multivector_row(row_axes, paper_runs: dict) -> None:
+    """The paper's Figure 4 values (paper/reference.yaml), each model with its ideal line."""
+    for ax, (_, _, key, ylabel) in zip(row_axes, _MV_PANELS):
+        for i, (name, ref) in enumerate(paper_runs.items()):
+            colour = OKABE_ITO[(i + 1) % len(OKABE_ITO)]
+            ks, ys = map(np.array, zip(*sorted((int(k), v) for k, v in ref[key].items())))
+            ax.plot(ks, ys, marker="o", mfc="none", ms=4, color=colour, label=name)
+            if ks[0] == 1:
+                ax.plot(ks, ys[0] * ks, ls="--", color=colour, lw=0.8, alpha=0.7)
+        ax.set_xscale("log", base=2)
+        _log2_axis(ax.xaxis)
+        ax.set_yscale("log", base=2)
+        _log2_axis(ax.yaxis)
+        ax.set_xlabel("[mem] vectors K")
+        ax.set_ylabel(ylabel)
+    sources = sorted({tables.load_reference()["source_labels"].get(r["source"], r["source"])
+                      for r in paper_runs.values()})
+    row_axes[0].set_title(f"the paper, on {', '.join(sources)} (dashed: ideal linear)",
+                          loc="left")
+    row_axes[0].legend(loc="upper left", fontsize=6.5)
 
 
 _FIGURES = {

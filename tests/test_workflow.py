@@ -197,7 +197,7 @@ def test_smoke_runs_to_a_pdf(tmp_path):
     assert list(table.Source[table.Values == "this run"]) == ["lee", "random"]
     assert json.loads((out / "baselines/summary.json").read_text())["arithmetic_exact"] == 5
     tex = (out / "report/report.tex").read_text()
-    assert "figures/geometry_cosine.pdf" in tex and "tables/baselines.tex" in tex
+    assert r"figures/geometry\_cosine.pdf" in tex and "tables/baselines.tex" in tex
     for bench in ("texts/lee", "random_texts/random-8", "vocab/wordfreq", "compress/tiny-gpt-neox/lee",
                   "multivector/tiny-gpt-neox/lee/K2", "tables", "figures", "report", "geometry", "baselines"):
         assert (out / f"benchmarks/{bench}.tsv").is_file(), bench
