@@ -41,7 +41,7 @@ TEST_SETTINGS = [
     "--jobs", "2",
     "--retries", "0",  # a cancelled job fails the run; the test reruns the command
     "--slurm-status-command", "squeue",  # no slurmdbd here; MinJobAge=300 keeps jobs visible
-    "--slurm-init-seconds-before-status-checks", "2",
+    "--slurm-init-seconds-before-status-checks", "2",  # then +10 s per check (plugin back-off)
     "--seconds-between-status-checks", "2",
     "--latency-wait", "5",  # one machine, no network filesystem; a failed job waits this long
     "--default-resources", "slurm_partition=debug",  # replaces the profile's partition (and account)
