@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := latexmk texlive-latex-base texlive-latex-recommended texlive-latex-extra \
 	texlive-fonts-recommended poppler-utils
 
-.PHONY: help setup system venv demo test test-fast lint clean-demo
+.PHONY: help setup system venv demo readme-figure test test-fast lint
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -39,6 +39,9 @@ $(VENV)/.installed: pyproject.toml
 demo: setup  ## the offline CPU demo, SmolLM2-135M on news and random text -> results/demo/report/report.pdf
 	$(BIN)/snakemake --cores $(CORES) --configfile config/demo.yaml
 	@echo "report: results/demo/report/report.pdf"
+
+readme-figure:  ## refresh the README's figure from the last demo run
+	cp results/demo/figures/ce_scatter.png docs/demo_ce_scatter.png
 
 test: setup  ## the whole test suite (what CI runs)
 	$(BIN)/python -m pytest
