@@ -159,3 +159,18 @@ def test_outputs_put_the_papers_ratios_beside_ours(tmp_path):
     # no records: header-only table with the paper's rows
     empty = baselines.write_outputs([], tmp_path / "empty")
     assert pd.read_csv(empty["table"]).Values.eq("paper").all()
+
+
+def test_report_section_includes_the_table_or_says_not_run(tmp_path):
+    from analysis_fixtures import make_record, write_records
+    from memcap import report
+
+    files = write_records(tmp_path, [make_record("pythia-160m", "lee", 64, "lee-0")])
+    facts = {"model": "tiny-gpt-neox", "datasets": ["lee"], "texts": 3, "lossless": 2,
+             "arithmetic_exact": 3, "verified": True}
+    source = report.render_report(report.report_context(files, baselines=facts))
+    assert r"\input{tables/baselines.tex}" in source and "3 of 3" in source
+    unverified = report.render_report(report.report_context(files, baselines=facts | {"verified": False}))
+    assert "not decoded again" in unverified
+    absent = report.render_report(report.report_context(files))
+    assert "Not run: set \\texttt{baselines.model}" in absent and "baselines.tex" not in absent

@@ -102,3 +102,24 @@ def test_figures_are_written_with_and_without_data(tmp_path):
     empty = geometry.write_figures(cos.iloc[:0], curves.iloc[:0], tmp_path / "empty")
     assert all(p.is_file() for p in empty.values())
     assert np.isnan(geometry.summary(runs.iloc[:0], cos.iloc[:0], curves.iloc[:0])["same_mean"])
+
+
+def test_report_section_quotes_the_summary_or_says_not_run(tmp_path):
+    from analysis_fixtures import make_record, write_records
+    from memcap import report
+
+    files = write_records(tmp_path, [make_record("pythia-160m", "lee", 64, "lee-0")])
+    lm, texts, runs, vectors = solved()
+    cos = geometry.cosine_pairs(runs, vectors)
+    curves = geometry.interpolate(lm, texts, runs, vectors, steps=3, protocol="paper")
+    facts = geometry.summary(runs, cos, curves) | {"model": "tiny_llama", "dataset": "lee",
+                                                   "K": 4, "L": 6, "inits": 3}
+    shown = {*report.FIGURE_NAMES, *report.GEOMETRY_FIGURES}
+    source = report.render_report(report.report_context(files, available_figures=shown,
+                                                         geometry=facts))
+    assert r"\texttt{tiny\_llama} from 3 independent" in source
+    assert f"{facts['same_mean']:.3f}" in source
+    assert r"{figures/geometry\_interpolation.pdf}" in source
+    absent = report.render_report(report.report_context(files))
+    assert "Not run: set \\texttt{geometry.model}" in absent
+    assert "figures/geometry" not in absent and "Geometry of the solutions" in absent
