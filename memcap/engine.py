@@ -195,8 +195,12 @@ def compress(
     seeds: list[int],
     optim: OptimConfig | None = None,
     progress=None,
+    init: list[torch.Tensor | None] | None = None,
 ) -> list[Outcome]:
     """Optimise K vectors for each text of a batch; returns one Outcome per text.
+
+    `init`, if given, holds one (K, d) start per text (None: the seeded random init), e.g.
+    vectors that already encode a prefix of the text (memcap.search warm starts).
 
     A text stops at accuracy 1.0, after `patience` steps without a new best accuracy, or at
     `max_steps`; it then leaves the batch, so its vectors and optimiser state stop changing.
@@ -209,6 +213,8 @@ def compress(
         raise ValueError(f"K (number of [mem] vectors) must be >= 1, got {K}")
     if len(seeds) != len(texts):
         raise ValueError("one seed per text is needed")
+    if init is not None and len(init) != len(texts):
+        raise ValueError("init needs one entry (a (K, d) tensor or None) per text")
     too_short = [len(t) for t in texts if len(t) <= first]
     if too_short:
         raise ValueError(
@@ -229,8 +235,17 @@ def compress(
         base_loss, base_correct = base_loss.tolist(), base_correct.tolist()
 
     std = lm.embedding_std()
+    starts = init if init is not None else [None] * len(texts)
+    for start in starts:
+        if start is not None and tuple(start.shape) != (K, d):
+            raise ValueError(f"init vectors must have shape (K, d) = ({K}, {d}), got {tuple(start.shape)}")
     params = [
-        torch.nn.Parameter(init_vectors(K, d, std, seed).to(device)) for seed in seeds
+        torch.nn.Parameter(
+            init_vectors(K, d, std, seed).to(device)
+            if start is None
+            else start.detach().to(device, torch.float32).clone()
+        )
+        for seed, start in zip(seeds, starts)
     ]
     opt = torch.optim.AdamW(
         params,

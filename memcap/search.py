@@ -1,0 +1,203 @@
+"""Capacity search: each text's largest losslessly decodable length, warm-started.
+
+    from memcap.search import search_capacity
+    results = search_capacity(lm, [ids_a, ids_b], K=1, protocol="paper", seeds=[1, 2],
+                              optim=OptimConfig(max_steps=300), lengths_grid=[8, 16, 32, 64])
+    results[0].capacity, results[0].steps, [(a.L, a.lossless, a.steps) for a in results[0].attempts]
+
+Instead of one independent run per grid length, every text grows: it is compressed at a
+start length and, while that is lossless, at the next length (the next grid length, or
+`growth` times the last), starting from the last lossless vectors, which already encode the
+prefix (texts at different lengths are nested prefixes). At the first failure it bisects
+between the last lossless and the failing length, again warm-started from the last lossless
+vectors: among the grid lengths in between (grid mode, which therefore never goes below the
+grid step), or down to `resolution` tokens. All texts advance together: each round takes
+one attempt per unfinished text, and the engine batches their mixed lengths.
+
+Lossless means the package's one threshold (memcap.metrics): accuracy >= 0.99, where
+accuracy is `max_correct / scored` under protocol paper and `correct / scored` under strict,
+as in the grid's records. A text's capacity is its largest lossless length found, 0 when no
+attempt was. Unlike the grid's per-length pass rule, the search assumes that once a length
+fails, longer ones fail too; a text with fewer tokens than the next length stops there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from memcap.engine import OptimConfig, Outcome, compress, first_scored
+
+LOSSLESS_ACCURACY = 0.99  # memcap.metrics.LOSSLESS_ACCURACY (not imported: metrics pulls pandas)
+_SLACK = 1e-9
+
+
+@dataclass
+class Attempt:
+    """One compression of a text at length L (outcome None: out of memory even alone)."""
+
+    L: int
+    warm_start: int | None  # the lossless length whose vectors it started from; None: random
+    seed: int
+    lossless: bool
+    steps: int
+    outcome: Outcome | None = field(repr=False, default=None)
+
+
+@dataclass
+class SearchResult:
+    index: int  # position of the text in the input list
+    capacity: int = 0  # largest lossless L found; 0 when none was
+    attempts: list[Attempt] = field(default_factory=list)
+    done: bool = False
+    stop_reason: str = ""  # failed (bracketed), grid_end, text_end, max_length, oom, too_short
+
+    @property
+    def steps(self) -> int:
+        """Optimiser steps of all attempts together."""
+        return sum(a.steps for a in self.attempts)
+
+
+def is_lossless(outcome: Outcome | None, protocol: str) -> bool:
+    if outcome is None or outcome.status != "ok" or not outcome.scored:
+        return False
+    correct = outcome.max_correct if protocol == "paper" else outcome.correct
+    return correct / outcome.scored >= LOSSLESS_ACCURACY - _SLACK
+
+
+class _Text:
+    """Search state of one text: the bracket (lo lossless, hi failing) and the next length."""
+
+    def __init__(self, index, n_tokens, grid, start, growth, resolution, max_length, min_length):
+        self.result = SearchResult(index)
+        self.n_tokens, self.grid = n_tokens, grid
+        self.growth, self.resolution = growth, resolution
+        self.max_length, self.min_length = max_length, min_length
+        self.lo, self.lo_vectors, self.hi = 0, None, None
+        self.next = grid[0] if grid else start
+        self._check_next()
+
+    def _finish(self, reason: str) -> None:
+        self.result.done, self.result.stop_reason, self.next = True, reason, None
+
+    def _check_next(self) -> None:
+        if self.next is None:
+            return
+        if self.next > self.max_length:
+            self._finish("max_length")
+        elif self.next > self.n_tokens:
+            self._finish("text_end")
+        elif self.next < self.min_length:
+            self._finish("failed" if self.hi is not None else "too_short")
+
+    def _grow(self) -> int | None:
+        if self.grid:
+            later = [L for L in self.grid if L > self.lo]
+            return later[0] if later else None
+        cap = min(self.max_length, self.n_tokens)  # growth tries the whole text last
+        bigger = max(int(self.lo * self.growth), self.lo + 1)
+        return min(bigger, cap) if self.lo < cap else None
+
+    def _bisect(self) -> int | None:
+        if self.grid and self.resolution is None:
+            inside = [L for L in self.grid if self.lo < L < self.hi]
+            return inside[len(inside) // 2] if inside else None
+        step = self.resolution or 1
+        if self.hi - self.lo <= step:
+            return None
+        return (self.lo + self.hi) // 2
+
+    def update(self, attempt: Attempt) -> None:
+        self.result.attempts.append(attempt)
+        if attempt.outcome is None:
+            return self._finish("oom")
+        if attempt.lossless:
+            self.lo, self.lo_vectors = attempt.L, attempt.outcome.vectors
+            self.result.capacity = attempt.L
+        else:
+            self.hi = attempt.L
+        self.next = self._grow() if self.hi is None else self._bisect()
+        if self.next is None:
+            if self.hi is not None:
+                return self._finish("failed")
+            if self.grid:
+                return self._finish("grid_end")
+            return self._finish("text_end" if self.lo >= self.n_tokens else "max_length")
+        self._check_next()
+
+
+def search_capacity(
+    lm,
+    texts_ids: list[list[int]],
+    K: int,
+    protocol: str,
+    seeds: list[int] | Callable[[int, int], int],
+    optim: OptimConfig | None = None,
+    lengths_grid: list[int] | None = None,
+    start: int = 16,
+    growth: float = 2.0,
+    resolution: int | None = None,
+    max_length: int | None = None,
+    batch_size: int = 16,
+    runner: Callable = compress,
+    on_attempts: Callable[[list[tuple[SearchResult, Attempt]]], None] | None = None,
+) -> list[SearchResult]:
+    """Search every text's capacity; one SearchResult per text, in input order.
+
+    texts_ids: each text's full tokens (attempt at L uses the first L). seeds: one per text,
+    or a function (text index, L) -> seed for an attempt that starts from random vectors.
+    lengths_grid: grow through these lengths; otherwise start at `start` and multiply by
+    `growth`. resolution: bisect down to this many tokens (grid mode: None stays on the grid;
+    growth mode: None means 1). max_length caps L (default: the model's context minus K).
+    runner: compress() or a drop-in (memcap.job.compress_splitting) taking `init=`.
+    on_attempts, if given, is called after each batch with its (result, attempt) pairs;
+    result.done tells whether that attempt was the text's last.
+    """
+    optim = optim or OptimConfig()
+    first = first_scored(protocol)
+    if lengths_grid is not None:
+        grid = sorted({int(L) for L in lengths_grid})
+        if not grid:
+            raise ValueError("lengths_grid is empty")
+    else:
+        grid = None
+        if start < first + 1 or growth <= 1:
+            raise ValueError(f"need start >= {first + 1} and growth > 1, got start={start}, growth={growth}")
+    if resolution is not None and resolution < 1:
+        raise ValueError(f"resolution must be >= 1 tokens, got {resolution}")
+    if max_length is None:
+        context = getattr(lm, "max_context", None)
+        max_length = context - K if context else 10**9
+    seed_of = seeds if callable(seeds) else (lambda i, L: seeds[i])
+    if not callable(seeds) and len(seeds) != len(texts_ids):
+        raise ValueError("one seed per text is needed")
+    states = [
+        _Text(i, len(ids), grid, start, growth, resolution, max_length, first + 1)
+        for i, ids in enumerate(texts_ids)
+    ]
+    while True:
+        todo = sorted((s for s in states if not s.result.done), key=lambda s: s.next)
+        if not todo:
+            break
+        for b in range(0, len(todo), batch_size):
+            batch = todo[b : b + batch_size]
+            lengths = [s.next for s in batch]
+            ids = [texts_ids[s.result.index][:L] for s, L in zip(batch, lengths)]
+            seeds_b = [seed_of(s.result.index, L) for s, L in zip(batch, lengths)]
+            init = [s.lo_vectors for s in batch]
+            outcomes = runner(lm, ids, K, protocol, seeds_b, optim, init=init)
+            pairs = []
+            for s, L, seed, outcome in zip(batch, lengths, seeds_b, outcomes):
+                attempt = Attempt(
+                    L=L,
+                    warm_start=s.lo if s.lo_vectors is not None else None,
+                    seed=seed,
+                    lossless=is_lossless(outcome, protocol),
+                    steps=outcome.steps if outcome is not None else 0,
+                    outcome=outcome,
+                )
+                s.update(attempt)
+                pairs.append((s.result, attempt))
+            if on_attempts is not None:
+                on_attempts(pairs)
+    return [s.result for s in states]
