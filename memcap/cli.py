@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-samples", type=int, help="use only the first this many texts")
     p.add_argument("--dataset", help="dataset name in the records (default: the texts file's stem)")
     p.add_argument("--threads", type=int, help="CPU threads for torch")
+    p.add_argument("--mode", choices=("grid", "search"), default="grid",
+                   help="grid: every (K, L, text); search: each text's capacity by warm-started growth "
+                        "through --lengths, then bisection (default %(default)s)")
     _optim_args(p)
     return parser
 
@@ -162,7 +165,7 @@ def cmd_job(args) -> None:
         args.model, args.texts, args.out, lengths=args.lengths, vectors=args.vectors,
         protocol=args.protocol, optim=_optim(args), batch_size=args.batch_size,
         max_samples=args.max_samples, device=args.device, models_file=args.models_file,
-        dataset=args.dataset, threads=args.threads,
+        dataset=args.dataset, threads=args.threads, mode=args.mode,
     )
 
 

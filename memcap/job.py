@@ -5,6 +5,9 @@
             "results/demo/compress/smollm2-135m/lee.jsonl", lengths=[16, 32], vectors=[1])
 
 or from the shell: ``memcap job --model smollm2-135m --texts ... --out ... --lengths 16 32``.
+``mode="search"`` (``--mode search``) finds each text's capacity instead of running every
+length: warm-started growth through the lengths, then bisection (memcap.search); it writes
+one record per attempt.
 
 The model is loaded once, and only if work remains. Samples of one (K, L) are optimised
 together in batches of `batch_size`; random texts, which each have their own length, are
@@ -31,6 +34,7 @@ from memcap.models import LoadedModel, load_model, load_registry, resolve_model
 from memcap.store import PartStore, read_jsonl, record_key
 
 log = logging.getLogger("memcap.job")
+MODES = ("grid", "search")
 
 
 def derive_seed(*parts) -> int:
@@ -79,11 +83,11 @@ def _is_oom(err: BaseException) -> bool:
     return isinstance(err, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
 
 
-def compress_splitting(lm: LoadedModel, texts, K, protocol, seeds, optim, progress=None):
+def compress_splitting(lm: LoadedModel, texts, K, protocol, seeds, optim, progress=None, init=None):
     """compress(), halving the batch on out-of-memory; a single text that still does not fit
     comes back as None (recorded with status `oom`), and the others go on."""
     try:
-        return compress(lm, texts, K, protocol, seeds, optim, progress)
+        return compress(lm, texts, K, protocol, seeds, optim, progress, init=init)
     except (torch.OutOfMemoryError, RuntimeError) as err:
         if not _is_oom(err):
             raise
@@ -94,8 +98,9 @@ def compress_splitting(lm: LoadedModel, texts, K, protocol, seeds, optim, progre
         return [None]
     half = len(texts) // 2
     log.warning("out of memory on a batch of %d texts; retrying as %d + %d", len(texts), half, len(texts) - half)
-    return compress_splitting(lm, texts[:half], K, protocol, seeds[:half], optim, progress) + (
-        compress_splitting(lm, texts[half:], K, protocol, seeds[half:], optim, progress)
+    init = init if init is not None else [None] * len(texts)
+    return compress_splitting(lm, texts[:half], K, protocol, seeds[:half], optim, progress, init[:half]) + (
+        compress_splitting(lm, texts[half:], K, protocol, seeds[half:], optim, progress, init[half:])
     )
 
 
@@ -128,11 +133,17 @@ def run_job(
     dataset: str | None = None,
     threads: int | None = None,
     progress: bool = True,
+    mode: str = "grid",
 ) -> Path:
     """Compress every (K, L, text) of the grid not already done; write the records to `out`.
 
-    lengths=None takes each text's own `length` (random text).
+    lengths=None takes each text's own `length` (random text). mode="search" searches each
+    text's capacity through `lengths` instead (one record per attempt, module docstring).
     """
+    if mode not in MODES:
+        raise ValueError(f"mode {mode!r} is not one of {', '.join(MODES)}")
+    if mode == "search" and lengths is None:
+        raise ValueError("mode 'search' needs lengths to search through; random text has one length per text")
     first = first_scored(protocol)
     optim = optim if isinstance(optim, OptimConfig) else OptimConfig.from_dict(optim)
     vectors = [int(k) for k in vectors]
@@ -161,10 +172,13 @@ def run_job(
     if threads:
         torch.set_num_threads(threads)
 
-    store = PartStore(
-        out.with_suffix(".parts"),
-        fingerprint={"model": asdict(spec), "protocol": protocol, "optim": optim.as_dict(), "dataset": dataset},
-    )
+    fingerprint = {"model": asdict(spec), "protocol": protocol, "optim": optim.as_dict(), "dataset": dataset}
+    if mode != "grid":  # grid parts keep their old fingerprint; a search never resumes over them
+        fingerprint.update(mode=mode, lengths=sorted(all_lengths))
+    store = PartStore(out.with_suffix(".parts"), fingerprint=fingerprint)
+    if mode == "search":
+        return _run_search(store, out, spec, rows, all_lengths, vectors, protocol, optim, batch_size,
+                           dataset, device, progress)
     done = store.done_keys()
     groups = _plan(rows, lengths, vectors, done)
     todo = sum(len(g) for g in groups)
@@ -188,16 +202,69 @@ def _check_context(lm: LoadedModel, vectors, lengths) -> None:
         )
 
 
-def _run_groups(lm, spec, groups, store, protocol, optim, batch_size, dataset, progress):
-    token_cache: dict[str, list[int]] = {}
+def _run_search(store, out, spec, rows, lengths, vectors, protocol, optim, batch_size, dataset, device, progress):
+    """Search mode: every text's capacity per K (memcap.search), one part per batch of attempts.
 
-    def tokens(row) -> list[int]:
-        sid = str(row["id"])
-        if sid not in token_cache:
-            token_cache[sid] = lm.tokenize(row["text"])
-        return token_cache[sid]
+    Not resumable yet: a rerun with every text finished only rewrites `out`; a rerun over a
+    partial search stops and asks for the parts folder to be deleted.
+    """
+    from memcap.search import search_capacity
 
-    shared = {
+    finished = {(r["K"], str(r["sample_id"])) for r in store.records() if r.get("capacity") is not None}
+    started = {(r["K"], str(r["sample_id"])) for r in store.records()}
+    todo = {K: [r for r in rows if (K, str(r["id"])) not in finished] for K in vectors}
+    if started - finished:
+        raise ValueError(
+            f"{store.folder} holds an unfinished capacity search; search mode cannot resume yet. "
+            "Delete that folder to start the search over."
+        )
+    if any(todo.values()):
+        lm = load_model(spec, device)
+        _check_context(lm, vectors, lengths)
+        shared = _shared(lm, spec, dataset, protocol, optim)
+        first = first_scored(protocol)
+        bar = tqdm(desc=f"{spec.name}/{dataset} search", unit="attempt", disable=not progress)
+        for K, group in todo.items():
+            if not group:
+                continue
+            ids = [lm.tokenize(row["text"]) for row in group]
+
+            def write(pairs, _K=K, _group=group, _ids=ids):
+                records, tensors = [], {}
+                keys = [f"K{_K}_L{a.L}_{_group[res.index]['id']}" for res, a in pairs]
+                part = f"search_K{_K}_" + hashlib.sha1("|".join(keys).encode()).hexdigest()[:10]
+                for (res, a), key in zip(pairs, keys):
+                    row = _group[res.index]
+                    record = _record(shared, row, _K, a.L, _ids[res.index][: a.L], a.seed, a.outcome,
+                                     len(pairs), first, lm.tokenizer)
+                    record.update(mode="search", warm_start=a.warm_start,
+                                  capacity=res.capacity if res.done else None,
+                                  vectors=f"{part}.safetensors", vectors_key=key)
+                    records.append(record)
+                    if a.outcome is not None:
+                        tensors[key] = a.outcome.vectors
+                store.write_part(part, records, tensors)
+                bar.update(len(pairs))
+
+            def seed(i, L, _K=K, _group=group):  # as the grid's seed, so a first attempt matches it
+                return derive_seed(spec.name, dataset, _K, L, _group[i]["id"])
+
+            results = search_capacity(
+                lm, ids, K, protocol, seed, optim, lengths_grid=lengths,
+                batch_size=batch_size, runner=compress_splitting, on_attempts=write,
+            )
+            caps = sorted(r.capacity for r in results)
+            log.info("K=%d: capacity of %d texts: median %s, min %d, max %d, %d optimiser steps",
+                     K, len(caps), caps[len(caps) // 2], caps[0], caps[-1], sum(r.steps for r in results))
+        bar.close()
+    records = store.merge(out)
+    log.info("wrote %d records to %s", len(records), out)
+    return out
+
+
+def _shared(lm, spec, dataset, protocol, optim) -> dict:
+    """The fields every record of a job shares."""
+    return {
         "model": spec.name,
         "model_id": spec.model_id,
         "model_source": spec.source,
@@ -214,6 +281,18 @@ def _run_groups(lm, spec, groups, store, protocol, optim, batch_size, dataset, p
         "optim": optim.as_dict(),
         "versions": versions(),
     }
+
+
+def _run_groups(lm, spec, groups, store, protocol, optim, batch_size, dataset, progress):
+    token_cache: dict[str, list[int]] = {}
+
+    def tokens(row) -> list[int]:
+        sid = str(row["id"])
+        if sid not in token_cache:
+            token_cache[sid] = lm.tokenize(row["text"])
+        return token_cache[sid]
+
+    shared = _shared(lm, spec, dataset, protocol, optim)
     total = sum(len(g) for g in groups)
     bar = tqdm(total=total, desc=f"{spec.name}/{dataset}", unit="text", disable=not progress)
     for group in groups:
@@ -265,6 +344,9 @@ def _record(shared, row, K, L, ids, seed, outcome: Outcome | None, batch, first,
         scored=len(ids) - first,
         seed=seed,
         batch_size=batch,
+        mode="grid",  # search mode overrides these three (docs/records.md)
+        warm_start=None,
+        capacity=None,
     )
     if outcome is None:  # out of memory even alone
         nan = None

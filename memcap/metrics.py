@@ -307,3 +307,30 @@ def job_wall_time(df: pd.DataFrame) -> pd.DataFrame:
                      "K": ", ".join(map(str, sorted(job["K"].unique()))), "n_records": len(job),
                      "n_failed": int((~job["ok"].astype(bool)).sum()), "wall_s": total})
     return pd.DataFrame(rows, columns=columns)
+
+
+def search_capacity_summary(df: pd.DataFrame) -> pd.DataFrame:
+    """Per-sample capacities of search-mode records, one row per (model, dataset, protocol, K).
+
+    Uses each sample's last attempt (the record with a non-null ``capacity``; 0 = nothing
+    lossless). Columns: n_samples, capacity_mean, capacity_median, capacity_min,
+    capacity_max, n_attempts and steps (all attempts of the group, ok or not).
+    Empty when no record is from search mode.
+    """
+    columns = [*GROUP, "n_samples", "capacity_mean", "capacity_median", "capacity_min",
+               "capacity_max", "n_attempts", "steps"]
+    if df.empty or "capacity" not in df.columns or "mode" not in df.columns:
+        return pd.DataFrame(columns=columns)
+    search = df[df["mode"] == "search"].copy()
+    search["capacity"] = _column(search, "capacity")
+    search["steps"] = _column(search, "steps")
+    final = search[search["capacity"].notna()]
+    if final.empty:
+        return pd.DataFrame(columns=columns)
+    stats = final.groupby(GROUP)["capacity"].agg(
+        n_samples="size", capacity_mean="mean", capacity_median="median",
+        capacity_min="min", capacity_max="max",
+    )
+    work = search.groupby(GROUP).agg(n_attempts=("L", "size"), steps=("steps", "sum"))
+    out = stats.join(work).reset_index()
+    return out[columns].sort_values(GROUP, ignore_index=True)

@@ -1,0 +1,172 @@
+"""Capacity search (memcap.search) and its job mode, on tiny random models."""
+
+import functools
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from memcap.corpora import lee_articles
+from memcap.engine import OptimConfig, compress
+from memcap.job import run_job
+from memcap.metrics import load_records, search_capacity_summary
+from memcap.models import load_model, load_registry, resolve_model
+from memcap.search import search_capacity
+from memcap.store import read_jsonl
+
+REPO = Path(__file__).resolve().parents[1]
+MODELS = REPO / "config" / "models.yaml"
+GRID = [4, 8, 12, 16, 24]
+OPTIM = OptimConfig(lr=0.1, max_steps=80, patience=80)  # tiny models learn 8 tokens with K=4
+
+
+@functools.cache
+def tiny(name="tiny-llama"):
+    torch.manual_seed(0)
+    return load_model(resolve_model(name, load_registry(MODELS)), "cpu")
+
+
+def lee_ids(lm, n=3, length=40):
+    return [lm.tokenize(a)[:length] for a in lee_articles()[:n]]
+
+
+def grid_capacity(lm, texts, seeds, K=4):
+    """Per text: the largest grid length lossless from a fresh init (the grid's way)."""
+    caps = [0] * len(texts)
+    for L in GRID:
+        for i, o in enumerate(compress(lm, [t[:L] for t in texts], K, "paper", seeds, OPTIM)):
+            if o.max_correct == o.scored:
+                caps[i] = L
+    return caps
+
+
+@functools.cache
+def searched(name="tiny-llama"):
+    lm = tiny(name)
+    texts = lee_ids(lm)
+    return texts, search_capacity(lm, texts, 4, "paper", [1, 2, 3], OPTIM, lengths_grid=GRID, batch_size=2)
+
+
+@pytest.mark.parametrize("name", ["tiny-llama", "tiny-gpt-neox"])
+def test_search_capacity_is_within_one_grid_step_of_grid_runs(name):
+    texts, results = searched(name)
+    expected = grid_capacity(tiny(name), texts, [1, 2, 3])
+    position = {L: i for i, L in enumerate([0, *GRID])}
+    for r, cap in zip(results, expected):
+        assert r.done and abs(position[r.capacity] - position[cap]) <= 1, (r, expected)
+        assert r.capacity == max([0] + [a.L for a in r.attempts if a.lossless])
+        assert r.steps == sum(a.steps for a in r.attempts)
+
+
+def test_attempts_grow_warm_started_until_the_first_failure():
+    _, results = searched()
+    for r in results:
+        lengths = [a.L for a in r.attempts]
+        assert lengths == GRID[: len(lengths)]  # grid mode: never off the grid, never repeated
+        assert r.attempts[0].warm_start is None
+        for before, after in zip(r.attempts, r.attempts[1:]):
+            assert before.lossless and after.warm_start == before.L
+        assert r.stop_reason == ("grid_end" if r.attempts[-1].lossless else "failed")
+
+
+def test_warm_start_takes_fewer_steps_than_a_fresh_start():
+    lm = tiny()
+    texts, results = searched()
+    fewer = []
+    for r in results:
+        for a in r.attempts[1:]:
+            if a.lossless:
+                fresh = compress(lm, [texts[r.index][: a.L]], 4, "paper", [a.seed], OPTIM)[0]
+                fewer.append(a.steps < fresh.steps)
+    assert any(fewer)
+
+
+def test_growth_mode_bisects_down_to_the_resolution():
+    lm = tiny()
+    texts = lee_ids(lm, n=2)
+    for r in search_capacity(lm, texts, 4, "paper", [5, 6], OPTIM, start=4, growth=2, resolution=2):
+        failed = [a.L for a in r.attempts if not a.lossless]
+        assert r.stop_reason == "failed" and failed
+        assert min(failed) - r.capacity <= 2  # the bracket is at most `resolution` wide
+        assert len({a.L for a in r.attempts}) == len(r.attempts)
+
+
+def test_init_none_is_the_seeded_init_and_given_vectors_are_the_start():
+    lm = tiny()
+    ids = lee_ids(lm, n=1, length=8)
+    plain = compress(lm, ids, 4, "paper", [7], OPTIM)[0]
+    same = compress(lm, ids, 4, "paper", [7], OPTIM, init=[None])[0]
+    assert torch.equal(plain.vectors, same.vectors) and plain.steps == same.steps
+    assert plain.converged
+    again = compress(lm, ids, 4, "paper", [99], OPTIM, init=[plain.vectors])[0]
+    assert again.converged and again.steps == 0  # starts where the first run ended
+    with pytest.raises(ValueError, match="shape"):
+        compress(lm, ids, 4, "paper", [7], OPTIM, init=[torch.zeros(2, 3)])
+
+
+def write_texts(path, n=3, words=60):
+    rows = [{"id": f"lee-{i:04d}", "text": " ".join(lee_articles()[i].split()[:words]),
+             "source": "test", "seed": None, "length": None} for i in range(n)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def documented_record_keys():
+    table = (REPO / "docs" / "records.md").read_text().split("## Records")[1]
+    keys = set()
+    for cell in re.findall(r"^\| (`[^|]+`) \|", table, flags=re.M):
+        keys.update(re.findall(r"`([^`]+)`", cell))
+    return keys
+
+
+def test_search_job_writes_one_record_per_attempt_and_one_capacity_per_sample(tmp_path):
+    texts = write_texts(tmp_path / "lee.jsonl")
+    out = run_job("tiny-llama", texts, tmp_path / "search.jsonl", lengths=GRID, vectors=[4],
+                  optim=OPTIM, models_file=MODELS, progress=False, mode="search", batch_size=2)
+    records = read_jsonl(out)
+    assert all(set(r) == documented_record_keys() for r in records)
+    assert all(r["mode"] == "search" for r in records)
+    finals = [r for r in records if r["capacity"] is not None]
+    assert sorted(r["sample_id"] for r in finals) == ["lee-0000", "lee-0001", "lee-0002"]
+    for r in records:
+        mine = sorted((x for x in records if x["sample_id"] == r["sample_id"]), key=lambda x: x["L"])
+        final = next(x for x in mine if x["capacity"] is not None)
+        assert final is mine[-1]  # the last attempt is the longest length tried
+        assert final["capacity"] == max([0] + [x["L"] for x in mine if x["max_accuracy"] == 1.0])
+        assert r["warm_start"] is None or r["warm_start"] < r["L"]
+    summary = search_capacity_summary(load_records([out]))
+    assert len(summary) == 1 and summary["n_samples"].iloc[0] == 3
+    assert summary["n_attempts"].iloc[0] == len(records)
+    assert summary["steps"].iloc[0] == sum(r["steps"] for r in records)
+    # a rerun with every text finished computes nothing and writes the same records
+    before = out.read_text()
+    run_job("tiny-llama", texts, out, lengths=GRID, vectors=[4], optim=OPTIM, models_file=MODELS,
+            progress=False, mode="search", batch_size=2)
+    assert out.read_text() == before
+
+
+def test_search_never_mixes_with_grid_parts(tmp_path):
+    texts = write_texts(tmp_path / "lee.jsonl", n=2)
+    out = tmp_path / "out.jsonl"
+    run_job("tiny-llama", texts, out, lengths=[4], optim=OPTIM, models_file=MODELS, progress=False)
+    grid = out.read_text()
+    assert all(r["mode"] == "grid" and r["capacity"] is None and r["warm_start"] is None
+               for r in read_jsonl(out))
+    parts = sorted(p.name for p in out.with_suffix(".parts").iterdir())
+    with pytest.raises(ValueError, match="mode"):
+        run_job("tiny-llama", texts, out, lengths=[4], optim=OPTIM, models_file=MODELS,
+                progress=False, mode="search")
+    assert sorted(p.name for p in out.with_suffix(".parts").iterdir()) == parts
+    run_job("tiny-llama", texts, out, lengths=[4], optim=OPTIM, models_file=MODELS, progress=False)
+    assert out.read_text() == grid
+    assert search_capacity_summary(load_records([out])).empty
+
+
+def test_bad_mode_and_search_without_lengths_name_the_problem(tmp_path):
+    texts = write_texts(tmp_path / "lee.jsonl", n=1)
+    with pytest.raises(ValueError, match="mode 'bisect'"):
+        run_job("tiny-llama", texts, tmp_path / "o.jsonl", lengths=[4], mode="bisect", models_file=MODELS)
+    with pytest.raises(ValueError, match="needs lengths"):
+        run_job("tiny-llama", texts, tmp_path / "o.jsonl", lengths=None, mode="search", models_file=MODELS)
