@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -23,7 +24,7 @@ BIN = Path(sys.executable).parent
 def snakemake(*args, cwd=ROOT, timeout=120, check=False) -> subprocess.CompletedProcess:
     """Run `snakemake ARGS` from `cwd` under `timeout -k 30`; stdout and stderr together."""
     cmd = ["timeout", "-k", "30", str(timeout), str(BIN / "snakemake"), *map(str, args)]
-    proc = subprocess.run(
+    proc = subprocess.Popen(
         cmd,
         cwd=cwd,
         stdout=subprocess.PIPE,
@@ -32,6 +33,13 @@ def snakemake(*args, cwd=ROOT, timeout=120, check=False) -> subprocess.Completed
         start_new_session=True,
         env=dict(os.environ, PATH=f"{BIN}:{os.environ.get('PATH', '')}"),
     )
+    try:
+        out, _ = proc.communicate()
+    finally:  # pytest-timeout or Ctrl-C: no Snakemake outlives its test
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    proc = subprocess.CompletedProcess(cmd, proc.returncode, out)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(map(str, args))} failed:\n{proc.stdout[-5000:]}")
     return proc
