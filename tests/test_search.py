@@ -22,6 +22,15 @@ GRID = [4, 8, 12, 16, 24]
 OPTIM = OptimConfig(lr=0.1, max_steps=80, patience=80)  # tiny models learn 8 tokens with K=4
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models run many small steps: one thread, as extra threads only contend."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @functools.cache
 def tiny(name="tiny-llama"):
     torch.manual_seed(0)
