@@ -28,32 +28,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from common import peak_mib, reset_peak
 from memcap.corpora import lee_articles
 from memcap.engine import OptimConfig, compress
 from memcap.models import load_model, load_registry, resolve_model
 
 PEAK_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0}
-
-
-def reset_peak(device: torch.device) -> None:
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-    else:
-        try:  # Linux: writing 5 resets the process's peak resident set size (VmHWM)
-            Path("/proc/self/clear_refs").write_text("5")
-        except OSError:
-            pass
-
-
-def peak_mib(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated() / 2**20
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def authors_procedure(model_dir: Path, texts: list[list[int]], steps: int, device, autocast) -> None:

@@ -1,0 +1,82 @@
+"""Shared pieces of the benchmarks: peak memory, and the authors' per-text loop.
+
+    from common import authors_compress, peak_mib, reset_peak
+    best_accuracy, steps = authors_compress(model_dir, ids, OptimConfig(max_steps=300), device, None, seed=0)
+
+The authors' loop as they ran it (PAPER.md sections 1 and 6, item 7): batch 1, the model
+loaded from disk twice per text (baseline, then optimisation), all hidden states returned,
+a host sync every step, paper protocol, stop when the best accuracy reaches 1.0 or after
+`patience` steps without a new best, or at `max_steps`.
+"""
+
+from __future__ import annotations
+
+import gc
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from memcap.engine import OptimConfig
+
+
+def reset_peak(device: torch.device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    else:
+        try:  # Linux: writing 5 resets the process's peak resident set size (VmHWM)
+            Path("/proc/self/clear_refs").write_text("5")
+        except OSError:
+            pass
+
+
+def peak_mib(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def authors_compress(model_dir: Path, ids: list[int], optim: OptimConfig, device, autocast,
+                     seed: int = 0) -> tuple[float, int]:
+    """One text the authors' way: (best teacher-forced accuracy, optimiser steps taken)."""
+    from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a bar per reload would drown the figures
+    for _ in range(2):  # once for the baseline, once for the optimisation, as they did
+        model = AutoModelForCausalLM.from_pretrained(model_dir).to(device)
+    model.requires_grad_(False)
+    embed = model.get_input_embeddings()
+    gen = torch.Generator().manual_seed(seed)
+    start = torch.randn(1, 1, embed.weight.shape[1], generator=gen) * embed.weight.std().item()
+    mem = torch.nn.Parameter(start.to(device))
+    opt = torch.optim.AdamW([mem], lr=optim.lr, betas=(optim.beta1, optim.beta2),
+                            eps=optim.eps, weight_decay=optim.weight_decay)
+    x = torch.tensor([ids], device=device)
+    ctx = torch.autocast(device.type, dtype=autocast) if autocast else nullcontext()
+    best, since, steps = -1.0, 0, 0
+    while True:
+        with ctx:
+            out = model(inputs_embeds=torch.cat([mem, embed(x)], 1), output_hidden_states=True)
+        logits = out.logits[:, 1:-1].float()
+        loss = F.cross_entropy(logits.transpose(1, 2), x[:, 1:])
+        accuracy = (logits.argmax(-1) == x[:, 1:]).float().mean().item()  # the per-step sync
+        if accuracy > best:
+            best, since = accuracy, 0
+        else:
+            since += 1
+        if best == 1.0 or since >= optim.patience or steps >= optim.max_steps:
+            break
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        steps += 1
+    del model, opt, mem
+    gc.collect()
+    return best, steps
