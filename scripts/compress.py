@@ -26,4 +26,5 @@ run_job(
     dataset=snakemake.wildcards.dataset,
     threads=snakemake.threads,
     progress=False,
+    mode=snakemake.params.mode,
 )

@@ -1,7 +1,8 @@
 # One job per (model, dataset) for the K = 1 grid and per (model, K) for the multi-vector grid
 # (memcap.job.run_job). A job loads its model once, batches the samples of one length and
 # keeps per-batch parts beside its records file (<records>.parts/, not a declared output), so a
-# killed job resumes where it stopped. Without a GPU it runs on the CPU.
+# killed job resumes where it stopped. Without a GPU it runs on the CPU. compress.mode search finds
+# each text's capacity instead (memcap.search); random text, one length per text, runs the grid.
 
 
 rule compress:
@@ -26,6 +27,9 @@ rule compress:
         protocol=config["protocol"],
         optim=config["optim"],
         batch_size=config["compress"]["batch_size"],
+        mode=lambda wildcards: (
+            "grid" if is_random(wildcards.dataset) else config["compress"]["mode"]
+        ),
         device=config["compress"]["device"],
         models_file=config["models_file"],
         cache_dir=config["cache_dir"],
@@ -55,6 +59,9 @@ rule multivector:
         protocol=config["protocol"],
         optim=config["optim"],
         batch_size=config["compress"]["batch_size"],
+        mode=lambda wildcards: (
+            "grid" if is_random(wildcards.dataset) else config["compress"]["mode"]
+        ),
         device=config["compress"]["device"],
         models_file=config["models_file"],
         cache_dir=config["cache_dir"],
