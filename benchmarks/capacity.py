@@ -1,6 +1,6 @@
 """Time to answer: measure decoding capacity the authors' way and by memcap's capacity search.
 
-    python benchmarks/capacity.py --threads 1
+    python benchmarks/capacity.py --threads 1    # about 10 minutes on one shared CPU core
     python benchmarks/capacity.py --model tiny-llama --lr 0.1 --vectors 1 --lengths 4 8 12 16 24
     python benchmarks/capacity.py --texts 10 --lengths 64 80 96 128 160 192 256 --max-steps 5000 --device cuda
 
@@ -36,13 +36,13 @@ def main() -> None:
     defaults = OptimConfig()
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="smollm2-135m", help="registry name or id (default %(default)s)")
-    parser.add_argument("--texts", type=int, default=3, help="number of texts (default %(default)s)")
-    parser.add_argument("--lengths", type=int, nargs="+", default=[8, 16, 24, 32, 48, 64],
+    parser.add_argument("--texts", type=int, default=2, help="number of texts (default %(default)s)")
+    parser.add_argument("--lengths", type=int, nargs="+", default=[4, 8, 12, 16],
                         help="length grid in tokens (default %(default)s)")
     parser.add_argument("--vectors", type=int, default=1, help="K, number of [mem] vectors (default %(default)s); "
                         "the authors' side supports K=1 only")
     parser.add_argument("--lr", type=float, default=defaults.lr, help="AdamW lr (default: the paper's %(default)s)")
-    parser.add_argument("--max-steps", type=int, default=300, help="most steps per run (default %(default)s)")
+    parser.add_argument("--max-steps", type=int, default=100, help="most steps per run (default %(default)s)")
     parser.add_argument("--patience", type=int, default=defaults.patience, help="default: the paper's %(default)s")
     parser.add_argument("--batch-size", type=int, default=16, help="texts per batch on our side (default %(default)s)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default %(default)s)")
