@@ -179,3 +179,14 @@ def test_bad_mode_and_search_without_lengths_name_the_problem(tmp_path):
         run_job("tiny-llama", texts, tmp_path / "o.jsonl", lengths=[4], mode="bisect", models_file=MODELS)
     with pytest.raises(ValueError, match="needs lengths"):
         run_job("tiny-llama", texts, tmp_path / "o.jsonl", lengths=None, mode="search", models_file=MODELS)
+
+
+def test_workflow_passes_compress_mode_and_keeps_random_text_on_the_grid(tmp_path):
+    from conftest import plan, write_config
+    import yaml
+
+    smoke = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
+    config = write_config("smoke", tmp_path / "search.yaml", compress={**smoke["compress"], "mode": "search"})
+    compress_jobs = [j for j in plan(config) if j["rule"] == "compress"]
+    modes = {j["wildcards"]["dataset"]: j["params"]["mode"] for j in compress_jobs}
+    assert modes == {"lee": "search", "random": "grid"}
