@@ -113,6 +113,7 @@ def main(argv=None) -> int:
         chunks = []
         for line in proc.stdout:
             sys.stdout.write(line)
+            sys.stdout.flush()  # shown as it comes, also when redirected to a file
             chunks.append(line)
         if proc.wait() != 0:
             print(f"record.py: the command exited {proc.returncode}; nothing appended", file=sys.stderr)
