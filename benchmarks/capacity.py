@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from common import authors_compress
+from common import authors_compress, save_plain
 from memcap.corpora import lee_articles
 from memcap.engine import OptimConfig
 from memcap.models import load_model, load_registry, resolve_model
@@ -86,7 +86,7 @@ def main() -> None:
         return
     # (a) the authors' way: every (text, L) from scratch, reloading the saved model
     with tempfile.TemporaryDirectory() as tmp:
-        lm.model.save_pretrained(tmp)
+        save_plain(lm.model, tmp)
         autocast = lm.autocast_dtype
         del lm
         gc.collect()

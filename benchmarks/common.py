@@ -42,6 +42,24 @@ def peak_mib(device: torch.device) -> float:
     return float("nan")
 
 
+def save_plain(model, folder) -> None:
+    """save_pretrained, also for a GGUF-loaded model: its weights are already dequantized in
+    memory, so they are written as a plain checkpoint the authors' loop can reload."""
+    quantizer = getattr(model, "hf_quantizer", None)
+    quant_config = getattr(model.config, "quantization_config", None)
+    if quantizer is None:
+        return model.save_pretrained(folder)
+    model.hf_quantizer = None
+    if quant_config is not None:
+        del model.config.quantization_config
+    try:
+        model.save_pretrained(folder)
+    finally:
+        model.hf_quantizer = quantizer
+        if quant_config is not None:
+            model.config.quantization_config = quant_config
+
+
 def authors_compress(model_dir: Path, ids: list[int], optim: OptimConfig, device, autocast,
                      seed: int = 0) -> tuple[float, int]:
     """One text the authors' way: (best teacher-forced accuracy, optimiser steps taken)."""

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from common import peak_mib, reset_peak
+from common import peak_mib, reset_peak, save_plain
 from memcap.corpora import lee_articles
 from memcap.engine import OptimConfig, compress
 from memcap.models import load_model, load_registry, resolve_model
@@ -104,7 +104,7 @@ def main() -> None:
     rows = [("memcap (one load, batched)", ours, ours_mem)]
     if not args.skip_authors:
         with tempfile.TemporaryDirectory() as tmp:
-            lm.model.save_pretrained(tmp)
+            save_plain(lm.model, tmp)
             autocast = lm.autocast_dtype
             model_dir = Path(tmp)
             del lm
