@@ -28,6 +28,7 @@ import bz2
 import heapq
 import inspect
 import json
+import logging
 import lzma
 import zlib
 from collections import Counter
@@ -38,7 +39,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from memcap import metrics
+from memcap import metrics, tables
+from memcap.job import read_texts
+from memcap.models import load_model, load_registry, resolve_model
 
 CODECS = ("zlib", "bz2", "lzma", "huffman")
 
@@ -449,8 +452,6 @@ _RATIO_LABELS = {"zlib": "zlib", "bz2": "bz2", "lzma": "lzma", "huffman": "Huffm
 
 def table_frame(summary: pd.DataFrame, reference: dict | None = None) -> pd.DataFrame:
     """Display strings: one row per dataset of this run, then the paper's row per source."""
-    from memcap import tables
-
     reference = reference or tables.load_reference()
     rows = []
     for r in summary.itertuples():
@@ -474,8 +475,6 @@ def write_outputs(rows: list[BaselineRow], out_dir, model: str = "",
                   verified: bool = True) -> dict[str, Path]:
     """rows.csv (per text, with ratios), table.csv, table.tex (booktabs) and summary.json
     (what the report quotes) in out_dir."""
-    from memcap import tables
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     frame = rows_frame(rows)
@@ -499,11 +498,6 @@ def run_stage(model: str, record_files: list, texts_files: dict, out_dir, *, ver
               threads: int | None = None) -> dict[str, Path]:
     """Rule baselines: texts_files maps each dataset to its texts JSONL; record_files are
     the model's K = 1 records. Writes rows.csv, table.csv and table.tex into out_dir."""
-    import logging
-
-    from memcap.job import read_texts
-    from memcap.models import load_model, load_registry, resolve_model
-
     log = logging.getLogger("memcap.baselines")
     if threads:
         torch.set_num_threads(threads)

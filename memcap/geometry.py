@@ -20,16 +20,20 @@ vectors that reached accuracy 1.0 enter the analysis:
 
 from __future__ import annotations
 
+import json
+import logging
 from itertools import combinations
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
+from safetensors.torch import save_file
 
 from memcap import figures
 from memcap.engine import OptimConfig, first_scored, pad, score
-from memcap.job import compress_splitting, derive_seed
+from memcap.job import compress_splitting, derive_seed, read_texts
+from memcap.models import load_model, load_registry, resolve_model
 
 RUN_COLUMNS = ["sample_id", "init", "seed", "N", "steps", "accuracy", "converged",
                "greedy_exact", "stop_reason", "wall_s"]
@@ -195,13 +199,6 @@ def run_stage(model: str, texts_file, dataset: str, out: dict, *, texts: int, in
     """Rule geometry: load the model once, solve, and write out["runs"] (CSV),
     out["vectors"] (safetensors, one K x d tensor per run, keyed <sample_id>/<init>),
     out["cosine"] and out["interpolation"] (CSV). Texts shorter than `length` are skipped."""
-    import logging
-
-    from safetensors.torch import save_file
-
-    from memcap.job import read_texts
-    from memcap.models import load_model, load_registry, resolve_model
-
     log = logging.getLogger("memcap.geometry")
     if threads:
         torch.set_num_threads(threads)
@@ -236,8 +233,6 @@ def run_stage(model: str, texts_file, dataset: str, out: dict, *, texts: int, in
 
 def draw_stage(runs_csv, cosine_csv, interpolation_csv, out_dir, summary_json) -> dict:
     """Rule geometry_figures: both figures and summary.json (the numbers the report quotes)."""
-    import json
-
     runs = pd.read_csv(runs_csv, dtype={"sample_id": str})
     cosines = pd.read_csv(cosine_csv, dtype={"sample_a": str, "sample_b": str})
     curves = pd.read_csv(interpolation_csv, dtype={"sample_id": str})
