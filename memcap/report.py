@@ -166,7 +166,7 @@ def _highlights(summary: pd.DataFrame, datasets: list[str]) -> list[dict]:
         out.append({
             "dataset": dataset, "model": best.model, "protocol": best.protocol,
             "passed": bool(pd.notna(best.capacity)), "shortest": int(best.min_L),
-            "capacity": tables.fmt_capacity(best.capacity, best.min_L),
+            "capacity": tables.fmt_capacity(best.capacity, best.min_L, best.max_L),
             "token_gain": tables.fmt_mean_std(best.token_gain_mean, best.token_gain_std),
             "info_nats": tables.fmt_number(best.info_gain_nats_mean),
             "info_bits": tables.fmt_number(best.info_gain_bits_mean),
@@ -210,7 +210,7 @@ def _comparison(summary: pd.DataFrame, models: list[str]) -> tuple[list[dict], l
                              info=tables.NOT_RUN, util=tables.NOT_RUN)
             else:
                 o = ours.iloc[0]
-                entry.update(capacity=tables.fmt_capacity(o.capacity, o.min_L),
+                entry.update(capacity=tables.fmt_capacity(o.capacity, o.min_L, o.max_L),
                              token_gain=tables.fmt_number(o.token_gain_mean),
                              info=tables.fmt_number(o.info_gain_nats_mean),
                              util=tables.fmt_number(o.utilisation, 3))

@@ -143,10 +143,13 @@ def fmt_diff(ours, paper, digits: int = 1) -> str:
     return f"{ours - paper:+.{digits}f}"
 
 
-def fmt_capacity(capacity, min_length) -> str:
-    """Largest passing length; '<L' when even the shortest length tried failed."""
+def fmt_capacity(capacity, min_length, max_length=None) -> str:
+    """Largest passing length; '<L' when even the shortest length tried failed, '>=L' when
+    the longest length tried passed (the capacity is then only a lower bound)."""
     if pd.isna(capacity):
         return f"<{int(min_length)}" if pd.notna(min_length) else NO_VALUE
+    if max_length is not None and pd.notna(max_length) and capacity >= max_length:
+        return f">={int(capacity)}"
     return f"{int(capacity)}"
 
 
@@ -229,7 +232,7 @@ def _ours(row, formatter) -> str:
 _TABLE1_METRICS = [
     # (label, our formatter, paper key, paper formatter, diff of (ours, paper))
     ("Max tokens",
-     lambda r: fmt_capacity(r["capacity"], r["min_L"]), "capacity", lambda p: f"{p}",
+     lambda r: fmt_capacity(r["capacity"], r["min_L"], r["max_L"]), "capacity", lambda p: f"{p}",
      lambda r, p: fmt_diff(r["capacity"], p, 0)),
     ("Token gain",
      lambda r: fmt_mean_std(r["token_gain_mean"], r["token_gain_std"]), "token_gain",
@@ -307,7 +310,7 @@ def summary_frame(run: _Run) -> pd.DataFrame:
             source = paper_source(ds, run.reference)
             cap_p = paper_value(run.reference, ref_row, "capacity", source)
             util_p = paper_value(run.reference, ref_row, "utilisation", source)
-            ours[f"Capacity {ds}"] = _ours(r, lambda x: fmt_capacity(x["capacity"], x["min_L"]))
+            ours[f"Capacity {ds}"] = _ours(r, lambda x: fmt_capacity(x["capacity"], x["min_L"], x["max_L"]))
             ours[f"Utilisation {ds}"] = _ours(r, lambda x: fmt_number(x["utilisation"], 3))
             paper[f"Capacity {ds}"] = NO_VALUE if cap_p is None else f"{cap_p}"
             paper[f"Utilisation {ds}"] = NO_VALUE if util_p is None else f"{util_p:.3f}"
@@ -339,7 +342,7 @@ def multivector_frame(run: _Run) -> pd.DataFrame:
         rows.append({
             "Model": f"{r['model']} [{r['protocol']}]" if mixed else r["model"],
             "Source": r["dataset"], "K": f"{int(r['K'])}",
-            "Max tokens": fmt_capacity(r["capacity"], r["min_L"]) if valid else "failed",
+            "Max tokens": fmt_capacity(r["capacity"], r["min_L"], r["max_L"]) if valid else "failed",
             "Max tokens (paper)": NO_VALUE if paper["capacity"] is None else f"{paper['capacity']}",
             "Max tokens diff": fmt_diff(r["capacity"], paper["capacity"], 0),
             "Token gain": fmt_mean_std(r["token_gain_mean"], r["token_gain_std"]),
