@@ -2,7 +2,6 @@
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -13,32 +12,16 @@ import pytest
 import torch
 
 import memcap.job
-from memcap.corpora import lee_articles
 from memcap.job import records_keys, run_job
 from memcap.store import read_jsonl
+
+from job_fixtures import documented_record_keys, write_texts
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "config" / "models.yaml"
 QUICK = {"lr": 0.1, "max_steps": 20, "patience": 20}
 
 
-def write_texts(path, n=3, lengths=None, words=60):
-    rows = []
-    for i in range(n):
-        row = {"id": f"lee-{i:04d}", "text": " ".join(lee_articles()[i].split()[:words]), "source": "test", "seed": None, "length": None}
-        if lengths:
-            row["length"] = lengths[i]
-        rows.append(row)
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
-
-
-def documented_record_keys():
-    table = (REPO / "docs" / "records.md").read_text().split("## Records")[1]
-    keys = set()
-    for cell in re.findall(r"^\| (`[^|]+`) \|", table, flags=re.M):
-        keys.update(re.findall(r"`([^`]+)`", cell))
-    return keys
 
 
 def test_records_have_every_documented_field_once_per_cell(tmp_path):

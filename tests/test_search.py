@@ -1,8 +1,6 @@
 """Capacity search (memcap.search) and its job mode, on tiny random models."""
 
 import functools
-import json
-import re
 from pathlib import Path
 
 import pytest
@@ -15,6 +13,8 @@ from memcap.metrics import load_records, search_capacity_summary
 from memcap.models import load_model, load_registry, resolve_model
 from memcap.search import search_capacity
 from memcap.store import read_jsonl
+
+from job_fixtures import documented_record_keys, write_texts
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "config" / "models.yaml"
@@ -115,19 +115,6 @@ def test_init_none_is_the_seeded_init_and_given_vectors_are_the_start():
         compress(lm, ids, 4, "paper", [7], OPTIM, init=[torch.zeros(2, 3)])
 
 
-def write_texts(path, n=3, words=60):
-    rows = [{"id": f"lee-{i:04d}", "text": " ".join(lee_articles()[i].split()[:words]),
-             "source": "test", "seed": None, "length": None} for i in range(n)]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
-
-
-def documented_record_keys():
-    table = (REPO / "docs" / "records.md").read_text().split("## Records")[1]
-    keys = set()
-    for cell in re.findall(r"^\| (`[^|]+`) \|", table, flags=re.M):
-        keys.update(re.findall(r"`([^`]+)`", cell))
-    return keys
 
 
 def test_search_job_writes_one_record_per_attempt_and_one_capacity_per_sample(tmp_path):

@@ -11,10 +11,8 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
-from pathlib import Path
 
 import jsonschema
 import pandas as pd
