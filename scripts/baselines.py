@@ -1,15 +1,10 @@
 """Rule baselines: classical compressors and LM arithmetic coding (memcap.baselines)."""
 
-import logging
-import sys
 from pathlib import Path
 
-sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)
-logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+from memcap.download import start_model_job
 
-from memcap.download import use_cache
-
-use_cache(snakemake.params.cache_dir, offline=True)  # models come from rule download's cache
+start_model_job(snakemake.log[0], snakemake.params.cache_dir)  # before transformers is imported
 
 from memcap.baselines import run_stage
 

@@ -1,14 +1,8 @@
 """Rules compress and multivector: one records file (memcap.job.run_job)."""
 
-import logging
-import sys
+from memcap.download import start_model_job
 
-sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)
-logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-
-from memcap.download import use_cache
-
-use_cache(snakemake.params.cache_dir, offline=True)  # models come from rule download's cache
+start_model_job(snakemake.log[0], snakemake.params.cache_dir)  # before transformers is imported
 
 from memcap.job import run_job
 
