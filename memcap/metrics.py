@@ -26,6 +26,20 @@ the lossless CE threshold uses the lossless ones. (The paper mixes ``<= 0.99`` a
 Records whose ``status`` is not ``ok`` carry no usable numbers: they are kept in the
 frame (``ok`` column False, derived columns NaN), excluded from every metric, and
 counted in ``n_failed``.
+
+Search mode (docs/records.md): a ``search`` job writes one record per *attempt*, and a
+text is attempted at a length only if it was lossless at the shorter ones, so the mean
+accuracy at a length is over a self-selected subset of the texts and the per-length rule
+above would come out too high. For a group whose records are from search mode the
+decoding capacity is therefore computed from the per-sample capacities (the ``capacity``
+field of each text's last attempt), never from per-length means: the search assumes that
+a text is lossless at every L <= its capacity and at no L above it, so the paper's
+"largest L whose mean accuracy is >= 0.99" becomes "the largest L such that the fraction
+of samples with capacity >= L is >= 0.99" (``capacity_from_samples``); with fewer than
+100 samples that is the smallest per-sample capacity. Token gain, information gain and
+the CE fit pool every saturated attempt as for the grid (a text's failing attempts are its
+saturated samples). Records without ``mode`` are grid records. A (model, dataset, K) whose
+records mix the two modes is an error (``check_modes``): the two rules cannot be combined.
 """
 
 from __future__ import annotations
@@ -45,6 +59,8 @@ LN2 = math.log(2.0)
 
 GROUP = ["model", "dataset", "protocol", "K"]
 SAMPLE_KEY = ["model", "dataset", "protocol", "K", "L", "sample_id"]
+MODES = ("grid", "search")
+MODE_GROUP = ["model", "dataset", "K"]  # one mode per (model, dataset, K), any protocol
 DERIVED = ["ce_orig", "ce_mem", "c_orig", "c_mem", "acc", "d_ce", "d_tok"]
 _REQUIRED = ["model", "dataset", "sample_id", "protocol", "K", "L", "status"]
 
@@ -73,11 +89,15 @@ def load_records(paths: list[str | Path]) -> pd.DataFrame:
                 row["records_file"] = str(path)
                 rows.append(row)
     if not rows:
-        return pd.DataFrame(columns=[*_REQUIRED, "ok", "records_file", *DERIVED])
+        return pd.DataFrame(columns=[*_REQUIRED, "mode", "ok", "records_file", *DERIVED])
     df = pd.DataFrame(rows)
     missing = [key for key in _REQUIRED if key not in df.columns]
     if missing:
         raise ValueError(f"records lack required keys {missing}")
+    df["mode"] = _modes(df)
+    unknown_modes = sorted(set(df["mode"]) - set(MODES))
+    if unknown_modes:
+        raise ValueError(f"unknown mode(s) {unknown_modes}; expected 'grid' or 'search'")
     _reject_duplicates(df)
     unknown = sorted(set(df["protocol"]) - {"paper", "strict"})
     if unknown:
@@ -85,17 +105,56 @@ def load_records(paths: list[str | Path]) -> pd.DataFrame:
     df["K"] = df["K"].astype(int)
     df["L"] = df["L"].astype(int)
     df["ok"] = df["status"] == "ok"
+    check_modes(df)
     return _add_totals(df)
 
 
+def _modes(df: pd.DataFrame) -> pd.Series:
+    """Each record's mode; records written before search mode existed lack it: grid."""
+    if "mode" not in df.columns:
+        return pd.Series("grid", index=df.index, dtype=object)
+    return df["mode"].where(df["mode"].notna(), "grid")
+
+
 def _reject_duplicates(df: pd.DataFrame) -> None:
-    dup = df[df.duplicated(SAMPLE_KEY, keep=False)]
+    # A search writes one record per attempt; its attempts of one text are at different
+    # lengths, so (..., L, sample_id) still names one record. Should attempts ever repeat a
+    # length (a `retry` field), the retry number is part of the key.
+    key = SAMPLE_KEY + (["retry"] if "retry" in df.columns else [])
+    dup = df[df.duplicated(key, keep=False)]
     if not dup.empty:
-        shown = dup[SAMPLE_KEY + ["records_file"]].head(10).to_string(index=False)
+        shown = dup[key + ["records_file"]].head(10).to_string(index=False)
         raise ValueError(
-            f"{len(dup)} records share a (model, dataset, protocol, K, L, sample_id) key; "
+            f"{len(dup)} records share a ({', '.join(key)}) key; "
             f"a result file was appended twice or two files overlap:\n{shown}"
         )
+
+
+def check_modes(df: pd.DataFrame) -> None:
+    """Raise ValueError if a (model, dataset, K) has both grid and search records.
+
+    The two modes define the decoding capacity differently (module docstring), so such a
+    group has no single capacity; the message names the group, the modes and the files.
+    """
+    if df.empty:
+        return
+    modes = _modes(df)
+    counts = modes.groupby([df[c] for c in MODE_GROUP]).nunique()
+    mixed = counts[counts > 1]
+    if mixed.empty:
+        return
+    model, dataset, K = mixed.index[0]
+    group = df[(df["model"] == model) & (df["dataset"] == dataset) & (df["K"] == K)]
+    per_mode = modes[group.index].value_counts()
+    shown = ", ".join(f"{n} {mode}" for mode, n in sorted(per_mode.items()))
+    files = sorted(set(group["records_file"])) if "records_file" in group.columns else []
+    raise ValueError(
+        f"model {model!r}, dataset {dataset!r}, K={K} mixes grid and search records "
+        f"({shown} records{'; files: ' + ', '.join(files) if files else ''}); the two modes "
+        f"define the decoding capacity differently and cannot be combined: keep one mode "
+        f"per (model, dataset, K) and analyse the other separately"
+        + (f" ({len(mixed) - 1} more such group(s))" if len(mixed) > 1 else "")
+    )
 
 
 def _column(df: pd.DataFrame, name: str) -> pd.Series:
@@ -173,9 +232,12 @@ def failure_counts(df: pd.DataFrame, by: list[str] = GROUP) -> pd.Series:
 def pass_rate_by_length(df: pd.DataFrame) -> pd.DataFrame:
     """One row per (model, dataset, protocol, K, L) with the samples' pass statistics.
 
-    Columns: n (ok samples), n_lossless (accuracy >= 0.99), pass_rate, mean_acc,
-    passes (mean_acc >= 0.99, the capacity criterion), n_greedy_exact (greedy decoding
-    reproduced the text; NaN when records lack the field) and n_failed.
+    Columns: mode, n (ok samples), n_lossless (accuracy >= 0.99), pass_rate, mean_acc,
+    passes (mean_acc >= 0.99, the grid's capacity criterion), n_greedy_exact (greedy
+    decoding reproduced the text; NaN when records lack the field) and n_failed.
+    For a search group (mode "search") a length's samples are only the texts that were
+    lossless at every shorter length tried, so its pass rate and ``passes`` describe that
+    subset, not all texts: they are no capacity criterion (``decoding_capacity``).
     """
     keys = GROUP + ["L"]
     ok = usable(df).copy()
@@ -197,22 +259,103 @@ def pass_rate_by_length(df: pd.DataFrame) -> pd.DataFrame:
     table["n_greedy_exact"] = table["n_greedy_exact"].astype(float)
     table["pass_rate"] = table["n_lossless"] / table["n"].where(table["n"] > 0)
     table["passes"] = is_lossless(table["mean_acc"].fillna(-1.0))
-    return table[keys + ["n", "n_lossless", "pass_rate", "mean_acc", "passes",
+    table["mode"] = _group_modes(df, table)
+    return table[keys + ["mode", "n", "n_lossless", "pass_rate", "mean_acc", "passes",
                          "n_greedy_exact", "n_failed"]].sort_values(keys, ignore_index=True)
 
 
-def decoding_capacity(df: pd.DataFrame) -> pd.DataFrame:
-    """Decoding capacity per (model, dataset, protocol, K): the largest L that passes.
+def _group_modes(df: pd.DataFrame, table: pd.DataFrame) -> list[str]:
+    """The mode of each row's (model, dataset, protocol, K) group (one per group)."""
+    if table.empty:
+        return []
+    modes = _modes(df).groupby([df[c] for c in GROUP]).first()
+    return [modes.get(tuple(key), "grid") for key in table[GROUP].itertuples(index=False)]
 
-    A length passes iff the mean accuracy of its ok samples is >= 0.99; shorter lengths
-    need not pass. Random text groups by the sampled L. Capacity is NaN when no length
-    passes; ``min_L``/``max_L`` give the range of lengths tried.
+
+def capacity_from_samples(capacities, threshold: float = LOSSLESS_ACCURACY) -> float:
+    """The decoding capacity of a group from its per-sample capacities (search mode).
+
+    A sample with capacity c counts as lossless at every L <= c and at no L above (the
+    search's monotonicity assumption; c = 0: at no length). The capacity is the largest
+    L at which the fraction of samples counted lossless is >= threshold (0.99), the
+    per-sample analogue of the grid's "largest L whose mean accuracy is >= 0.99": with
+    n < 100 samples the smallest per-sample capacity, with n = 200 the third smallest
+    (2 of 200 may fall short). NaN when no L >= 1 qualifies or there is no sample.
     """
+    caps = np.asarray(pd.to_numeric(pd.Series(capacities, dtype=object), errors="coerce"),
+                      dtype=float)
+    caps = caps[~np.isnan(caps)]
+    # the fraction of samples with capacity >= L only falls as L grows, and steps down
+    # just above each sample's capacity: the answer is one of the capacities
+    for candidate in np.unique(caps)[::-1]:
+        if candidate < 1:
+            break
+        if (caps >= candidate).mean() >= threshold - _FLOAT_SLACK:
+            return float(candidate)
+    return math.nan
+
+
+def search_capacities(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per sample of the search-mode records: its capacity and search effort.
+
+    Columns: model, dataset, protocol, K, sample_id, capacity (from the sample's last
+    attempt, the record whose ``capacity`` is not null; it counts even when that attempt
+    itself failed with nan/oom, since it reports the lossless lengths found before),
+    n_attempts (all attempts, ok or not) and steps (their optimiser steps). Raises
+    ValueError when a searched sample has no last attempt (the search did not finish) or
+    more than one. Empty when no record is from search mode.
+    """
+    columns = [*GROUP, "sample_id", "capacity", "n_attempts", "steps"]
+    if df.empty:
+        return pd.DataFrame(columns=columns)
+    search = df[_modes(df) == "search"].copy()
+    if search.empty:
+        return pd.DataFrame(columns=columns)
+    search["sample_id"] = search["sample_id"].astype(str)
+    search["capacity"] = _column(search, "capacity")
+    search["steps"] = _column(search, "steps")
+    keys = GROUP + ["sample_id"]
+    per_sample = search.groupby(keys).agg(
+        n_final=("capacity", "count"), capacity=("capacity", "max"),
+        n_attempts=("L", "size"), steps=("steps", "sum"),
+    )
+    bad = per_sample[per_sample["n_final"] != 1]
+    if not bad.empty:
+        shown = bad.reset_index()[keys + ["n_final"]].head(10).to_string(index=False)
+        raise ValueError(
+            f"{len(bad)} searched sample(s) have not exactly one last attempt (a record with "
+            f"a non-null capacity; n_final below): a search that did not finish, or records "
+            f"of two searches merged:\n{shown}"
+        )
+    return per_sample.reset_index()[columns].sort_values(keys, ignore_index=True)
+
+
+def decoding_capacity(df: pd.DataFrame) -> pd.DataFrame:
+    """Decoding capacity per (model, dataset, protocol, K), with the mode it comes from.
+
+    Grid groups: the largest L that passes; a length passes iff the mean accuracy of its
+    ok samples is >= 0.99, and shorter lengths need not pass. Random text groups by the
+    sampled L. Search groups: ``capacity_from_samples`` over the per-sample capacities
+    (module docstring), never per-length means over the texts that reached a length.
+    Capacity is NaN when no length passes; ``min_L``/``max_L`` give the range of lengths
+    tried (with an ok record). Raises ValueError if a group mixes modes (``check_modes``).
+    """
+    check_modes(df)
+    columns = [*GROUP, "mode", "min_L", "max_L", "capacity"]
     table = pass_rate_by_length(df)
     table = table[table["n"] > 0]
     tried = table.groupby(GROUP)["L"].agg(min_L="min", max_L="max")
-    passing = table[table["passes"]].groupby(GROUP)["L"].max().rename("capacity")
-    return tried.join(passing).reset_index()
+    grid = table[table["mode"] == "grid"]
+    passing = grid[grid["passes"]].groupby(GROUP)["L"].max()
+    samples = search_capacities(df)
+    searched = samples.groupby(GROUP)["capacity"].agg(capacity_from_samples)
+    capacity = pd.concat([passing, searched]).rename("capacity")
+    out = tried.join(capacity, how="outer")
+    out = out.reset_index()
+    out["mode"] = _group_modes(df, out)
+    if out.empty:
+        return pd.DataFrame(columns=columns)
+    return out[columns].sort_values(GROUP, ignore_index=True)
 
 
 def gain_stats(df: pd.DataFrame) -> pd.DataFrame:
@@ -243,12 +386,13 @@ def _first(series: pd.Series):
 def summarise(df: pd.DataFrame) -> pd.DataFrame:
     """Every capacity metric, one row per (model, dataset, protocol, K).
 
-    Columns: model_id, params, mem_dim, vocab_size, n_samples (ok), n_failed,
-    n_lengths, min_L, max_L, capacity, n_saturated, token_gain_mean/std,
-    info_gain_nats_mean/std, info_gain_bits_mean/std, l_th (Eq. 1), l_th_rounded,
-    utilisation (token_gain_mean / round(l_th)), fit_b, ce_threshold.
+    Columns: mode (grid or search: how ``capacity`` was computed, ``decoding_capacity``),
+    model_id, params, mem_dim, vocab_size, n_samples (ok records: for a search group ok
+    attempts), n_failed, n_lengths, min_L, max_L, capacity, n_saturated,
+    token_gain_mean/std, info_gain_nats_mean/std, info_gain_bits_mean/std, l_th (Eq. 1),
+    l_th_rounded, utilisation (token_gain_mean / round(l_th)), fit_b, ce_threshold.
     """
-    columns = [*GROUP, "model_id", "params", "mem_dim", "vocab_size", "n_samples",
+    columns = [*GROUP, "mode", "model_id", "params", "mem_dim", "vocab_size", "n_samples",
                "n_failed", "n_lengths", "min_L", "max_L", "capacity", "n_saturated",
                "token_gain_mean", "token_gain_std", "info_gain_nats_mean",
                "info_gain_nats_std", "info_gain_bits_mean", "info_gain_bits_std",
@@ -262,12 +406,13 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
     out["n_failed"] = failure_counts(df).reindex(out.index).fillna(0).astype(int)
     ok = usable(df)
     out["n_lengths"] = ok.groupby(GROUP)["L"].nunique().reindex(out.index).fillna(0).astype(int)
-    out = out.join(decoding_capacity(df).set_index(GROUP))
+    out = out.join(decoding_capacity(df).drop(columns="mode").set_index(GROUP))
     out = out.join(gain_stats(df).set_index(GROUP))
     out["n_saturated"] = out["n_saturated"].fillna(0).astype(int)
     out["fit_b"] = [fit_offset(group) for _, group in groups]
     out["ce_threshold"] = [lossless_ce_threshold(group) for _, group in groups]
     out = out.reset_index()
+    out["mode"] = _group_modes(df, out)
     for col in columns:
         if col not in out.columns:
             out[col] = np.nan
@@ -286,8 +431,9 @@ def job_wall_time(df: pd.DataFrame) -> pd.DataFrame:
     A job optimises the samples of one (K, L) in batches of ``batch_size`` and writes
     them as each batch finishes, and ``wall_s`` runs from the batch's start; so a job's
     time is the sum over its batches (consecutive records of one (K, L), at most
-    batch_size each) of the slowest sample's wall_s. Model loading is not included.
-    Columns: records_file, model, dataset, K (the K values in it), n_records, n_failed,
+    batch_size each) of the slowest sample's wall_s. A search job's batches mix lengths;
+    each is one part of the job, so its search records are batched by their ``vectors``
+    file instead. Model loading is not included. Columns: records_file, model, dataset, K (the K values in it), n_records, n_failed,
     wall_s.
     """
     columns = ["records_file", "model", "dataset", "K", "n_records", "n_failed", "wall_s"]
@@ -296,7 +442,15 @@ def job_wall_time(df: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for path, job in df.groupby("records_file", sort=False):
         total = 0.0
-        for _, cell in job.groupby(["K", "L"], sort=False):
+        search = _modes(job) == "search"
+        if search.any() and "vectors" in job.columns:
+            # a search batch mixes lengths; each batch is one part, named by `vectors`
+            total += float(_column(job[search], "wall_s").groupby(job.loc[search, "vectors"])
+                           .max().fillna(0.0).sum())
+            job_grid = job[~search]
+        else:
+            job_grid = job
+        for _, cell in job_grid.groupby(["K", "L"], sort=False):
             batch = _column(cell, "batch_size").max()
             size = int(batch) if pd.notna(batch) and batch >= 1 else 1
             wall = _column(cell, "wall_s").to_numpy()
@@ -312,25 +466,26 @@ def job_wall_time(df: pd.DataFrame) -> pd.DataFrame:
 def search_capacity_summary(df: pd.DataFrame) -> pd.DataFrame:
     """Per-sample capacities of search-mode records, one row per (model, dataset, protocol, K).
 
-    Uses each sample's last attempt (the record with a non-null ``capacity``; 0 = nothing
-    lossless). Columns: n_samples, capacity_mean, capacity_median, capacity_min,
-    capacity_max, n_attempts and steps (all attempts of the group, ok or not).
-    Empty when no record is from search mode.
+    Uses each sample's last attempt (``search_capacities``; 0 = nothing lossless).
+    Columns: n_samples, capacity (the group's decoding capacity, ``capacity_from_samples``),
+    capacity_mean, capacity_median, capacity_min, capacity_max, n_attempts and steps (all
+    attempts of the group, ok or not), steps_per_sample, and min_L/max_L (the lengths
+    tried with an ok record, as in ``decoding_capacity``). Empty when no record is from
+    search mode.
     """
-    columns = [*GROUP, "n_samples", "capacity_mean", "capacity_median", "capacity_min",
-               "capacity_max", "n_attempts", "steps"]
-    if df.empty or "capacity" not in df.columns or "mode" not in df.columns:
+    columns = [*GROUP, "n_samples", "capacity", "capacity_mean", "capacity_median",
+               "capacity_min", "capacity_max", "n_attempts", "steps", "steps_per_sample",
+               "min_L", "max_L"]
+    samples = search_capacities(df)
+    if samples.empty:
         return pd.DataFrame(columns=columns)
-    search = df[df["mode"] == "search"].copy()
-    search["capacity"] = _column(search, "capacity")
-    search["steps"] = _column(search, "steps")
-    final = search[search["capacity"].notna()]
-    if final.empty:
-        return pd.DataFrame(columns=columns)
-    stats = final.groupby(GROUP)["capacity"].agg(
-        n_samples="size", capacity_mean="mean", capacity_median="median",
-        capacity_min="min", capacity_max="max",
+    out = samples.groupby(GROUP).agg(
+        n_samples=("capacity", "size"), capacity=("capacity", capacity_from_samples),
+        capacity_mean=("capacity", "mean"), capacity_median=("capacity", "median"),
+        capacity_min=("capacity", "min"), capacity_max=("capacity", "max"),
+        n_attempts=("n_attempts", "sum"), steps=("steps", "sum"),
     )
-    work = search.groupby(GROUP).agg(n_attempts=("L", "size"), steps=("steps", "sum"))
-    out = stats.join(work).reset_index()
+    out["steps_per_sample"] = out["steps"] / out["n_samples"]
+    tried = decoding_capacity(df).set_index(GROUP)[["min_L", "max_L"]]
+    out = out.join(tried).reset_index()
     return out[columns].sort_values(GROUP, ignore_index=True)

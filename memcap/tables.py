@@ -4,7 +4,8 @@ Usage::
 
     from memcap.tables import write_tables
     paths = write_tables(record_files, Path("results/demo/tables"))
-    # {"table1": .../table1.csv, "summary": ..., "multivector": ..., "pass_rate": ...};
+    # {"table1": .../table1.csv, "summary": ..., "multivector": ..., "pass_rate": ...,
+    #  "search": ...};
     # each CSV has a .tex fragment beside it (needs booktabs, adjustbox, longtable).
 
 Tables (all at K = 1 except the multi-vector one):
@@ -16,7 +17,15 @@ Tables (all at K = 1 except the multi-vector one):
   decoding capacity and capacity utilisation, with the paper's row beside ours.
 * ``multivector``: capacity, token gain and information gain by number of vectors K.
 * ``pass_rate``: per length the share of lossless samples (random text in length bins,
-  since each sampled length has about one sample).
+  since each sampled length has about one sample); grid-mode records only.
+* ``search``: per (model, source, K) run in search mode, the number of samples, the
+  decoding capacity from the per-sample capacities (memcap.metrics.capacity_from_samples),
+  their mean, median, min and max, the attempts and the optimiser steps (in all and per
+  sample). Empty when no run used search mode.
+
+A capacity computed from a search (memcap.metrics: the largest L that at least 99 % of
+the samples' own capacities reach) is marked "(search)" wherever it appears; a grid
+capacity is unmarked.
 
 The CSV cells hold exactly the text the LaTeX shows (numbers already rounded), so the two
 always agree. Paper values come from paper/reference.yaml and are labelled "paper";
@@ -40,6 +49,7 @@ from memcap import metrics
 
 PAPER_DIR = Path(__file__).resolve().parents[1] / "paper"
 NOT_RUN = "not run"
+SEARCH_MARK = "(search)"  # follows a capacity that comes from a capacity search
 NO_VALUE = "n/a"
 OURS, PAPER, DIFF = "this run", "paper", "difference"
 # Bin edges for random text (the paper's length grid, then doubling): (64, 80] -> "65-80".
@@ -153,6 +163,12 @@ def fmt_capacity(capacity, min_length, max_length=None) -> str:
     return f"{int(capacity)}"
 
 
+def fmt_row_capacity(row) -> str:
+    """A summary row's capacity (fmt_capacity), marked "(search)" for a search group."""
+    text = fmt_capacity(row["capacity"], row["min_L"], row["max_L"])
+    return f"{text} {SEARCH_MARK}" if row.get("mode") == "search" else text
+
+
 def fmt_params(params) -> str:
     """Parameter count as 162M or 1.24B."""
     if params is None or pd.isna(params):
@@ -231,8 +247,7 @@ def _ours(row, formatter) -> str:
 
 _TABLE1_METRICS = [
     # (label, our formatter, paper key, paper formatter, diff of (ours, paper))
-    ("Max tokens",
-     lambda r: fmt_capacity(r["capacity"], r["min_L"], r["max_L"]), "capacity", lambda p: f"{p}",
+    ("Max tokens", fmt_row_capacity, "capacity", lambda p: f"{p}",
      lambda r, p: fmt_diff(r["capacity"], p, 0)),
     ("Token gain",
      lambda r: fmt_mean_std(r["token_gain_mean"], r["token_gain_std"]), "token_gain",
@@ -310,7 +325,7 @@ def summary_frame(run: _Run) -> pd.DataFrame:
             source = paper_source(ds, run.reference)
             cap_p = paper_value(run.reference, ref_row, "capacity", source)
             util_p = paper_value(run.reference, ref_row, "utilisation", source)
-            ours[f"Capacity {ds}"] = _ours(r, lambda x: fmt_capacity(x["capacity"], x["min_L"], x["max_L"]))
+            ours[f"Capacity {ds}"] = _ours(r, fmt_row_capacity)
             ours[f"Utilisation {ds}"] = _ours(r, lambda x: fmt_number(x["utilisation"], 3))
             paper[f"Capacity {ds}"] = NO_VALUE if cap_p is None else f"{cap_p}"
             paper[f"Utilisation {ds}"] = NO_VALUE if util_p is None else f"{util_p:.3f}"
@@ -342,7 +357,7 @@ def multivector_frame(run: _Run) -> pd.DataFrame:
         rows.append({
             "Model": f"{r['model']} [{r['protocol']}]" if mixed else r["model"],
             "Source": r["dataset"], "K": f"{int(r['K'])}",
-            "Max tokens": fmt_capacity(r["capacity"], r["min_L"], r["max_L"]) if valid else "failed",
+            "Max tokens": fmt_row_capacity(r) if valid else "failed",
             "Max tokens (paper)": NO_VALUE if paper["capacity"] is None else f"{paper['capacity']}",
             "Max tokens diff": fmt_diff(r["capacity"], paper["capacity"], 0),
             "Token gain": fmt_mean_std(r["token_gain_mean"], r["token_gain_std"]),
@@ -370,8 +385,15 @@ def _length_bin(length: int) -> tuple[int, int]:
 
 
 def pass_rate_frame(run: _Run) -> pd.DataFrame:
-    """Share of lossless samples (accuracy >= 0.99) per length; random text per length bin."""
+    """Share of lossless samples (accuracy >= 0.99) per length; random text per length bin.
+
+    Grid-mode records only: a search attempts a text at a length only after it was lossless
+    at the shorter ones, so a search's per-length share would be over a self-selected subset
+    and read as a much higher pass rate than the texts have; its numbers are in the search
+    table.
+    """
     table = metrics.pass_rate_by_length(run.df)
+    table = table[table["mode"] == "grid"]
     columns = ["Model", "Source", "K", "Lengths", "Samples", "Lossless", "Pass rate",
                "Mean accuracy", "Greedy exact", "Failed"]
     if table.empty:
@@ -406,11 +428,46 @@ def pass_rate_frame(run: _Run) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+SEARCH_COLUMNS = ["Model", "Source", "K", "Samples", "Capacity", "Mean", "Median", "Min",
+                  "Max", "Attempts", "Steps", "Steps per sample"]
+
+
+def search_frame(run: _Run) -> pd.DataFrame:
+    """Per search-mode (model, source, K): samples, the decoding capacity from the per-sample
+    capacities ('>=L' when it reached the longest length tried), the per-sample capacities'
+    mean, median, min and max, the attempts and the optimiser steps, in all and per sample."""
+    table = metrics.search_capacity_summary(run.df)
+    if table.empty:
+        return pd.DataFrame(columns=SEARCH_COLUMNS)
+    order = {m: i for i, m in enumerate(run.models)}
+    dorder = {d: i for i, d in enumerate(run.datasets)}
+    table = table.sort_values(["model", "dataset", "protocol", "K"],
+                              key=lambda c: c.map(order) if c.name == "model" else
+                              c.map(dorder) if c.name == "dataset" else c)
+    mixed = len(run.protocols) > 1
+    rows = []
+    for _, r in table.iterrows():
+        rows.append({
+            "Model": f"{r['model']} [{r['protocol']}]" if mixed else r["model"],
+            "Source": r["dataset"], "K": f"{int(r['K'])}", "Samples": f"{int(r['n_samples'])}",
+            "Capacity": fmt_capacity(r["capacity"], r["min_L"], r["max_L"]),
+            "Mean": fmt_number(r["capacity_mean"]), "Median": fmt_number(r["capacity_median"]),
+            "Min": f"{int(r['capacity_min'])}", "Max": f"{int(r['capacity_max'])}",
+            "Attempts": f"{int(r['n_attempts'])}", "Steps": fmt_number(r["steps"], 0),
+            "Steps per sample": fmt_number(r["steps_per_sample"]),
+        })
+    return pd.DataFrame(rows, columns=SEARCH_COLUMNS)
+
+
+TABLE_NAMES = ["table1", "summary", "multivector", "pass_rate", "search"]
+
+
 def build_tables(df: pd.DataFrame, models=(), datasets=()) -> dict[str, pd.DataFrame]:
-    """All four tables as DataFrames of display strings (see module docstring)."""
+    """All five tables (TABLE_NAMES) as DataFrames of display strings (module docstring)."""
     run = _Run(df, models, datasets)
     return {"table1": table1_frame(run), "summary": summary_frame(run),
-            "multivector": multivector_frame(run), "pass_rate": pass_rate_frame(run)}
+            "multivector": multivector_frame(run), "pass_rate": pass_rate_frame(run),
+            "search": search_frame(run)}
 
 
 # --- LaTeX ----------------------------------------------------------------------------
@@ -468,7 +525,8 @@ def to_latex(name: str, frame: pd.DataFrame) -> str:
         return table1_latex(frame)
     if frame.empty:
         return _empty_note({"multivector": "No multi-vector runs (K > 1) in this run.",
-                            "pass_rate": "No records.", "summary": "No records."}[name])
+                            "pass_rate": "No grid-mode records.", "summary": "No records.",
+                            "search": "No search-mode runs in this run."}[name])
     if name == "pass_rate":
         return _tabular(frame, "lll" + "r" * (len(frame.columns) - 3), env="longtable",
                         groups=frame["Model"] + "/" + frame["Source"] + "/" + frame["K"])
@@ -477,7 +535,7 @@ def to_latex(name: str, frame: pd.DataFrame) -> str:
 
 
 def write_tables(records: list[Path], out_dir: Path, *, models=(), datasets=()) -> dict[str, Path]:
-    """Write table1, summary, multivector and pass_rate as CSV + LaTeX into out_dir.
+    """Write table1, summary, multivector, pass_rate and search as CSV + LaTeX into out_dir.
 
     `records` are records .jsonl files; `models`/`datasets` optionally name cells that
     should appear as "not run" even without any record. Returns {name: csv path}; the

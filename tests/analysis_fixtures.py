@@ -3,7 +3,9 @@
 ``make_record`` builds one record with hand-chosen numbers; ``write_records`` lays
 records out as ``<root>/compress/<model>/<dataset>.jsonl`` like the workflow does;
 ``synthetic_run`` writes a small run with several models, datasets lee + random,
-K in {1, 2, 4}, both protocols' fields and some failed ("nan") samples.
+K in {1, 2, 4}, both protocols' fields and some failed ("nan") samples;
+``search_records`` builds the attempts of a capacity search (mode "search") whose
+per-sample capacities are chosen by hand.
 """
 
 from __future__ import annotations
@@ -113,3 +115,39 @@ def synthetic_run(root: Path, *, models=("pythia-160m", "llama-3.2-1b", "tiny_mo
                 rec["sample_id"] = f"random-{i:04d}"
                 records.append(rec)
     return write_records(root, records)
+
+
+def search_records(capacities: dict[str, int], grid=(32, 64, 96, 128), *, model="pythia-160m",
+                   dataset="lee", K=1, protocol="paper", steps=100, fail_correct=0.5,
+                   batch=None, **extra) -> list[dict]:
+    """The records a capacity search (memcap.search, grid mode) writes for these samples.
+
+    capacities: {sample_id: capacity}, each 0 or a grid length. Every sample is attempted
+    at each grid length up to its capacity (lossless: all positions correct), then at the
+    next grid length (failing: `fail_correct` of the scored positions correct), warm-started
+    from its last lossless length; the last attempt carries `capacity`. Each attempt takes
+    `steps` steps. Records of one round (the i-th attempt of every sample) share a part file
+    (`vectors`), as the job's batches do; `batch` overrides batch_size.
+    """
+    records = []
+    for sample_id, cap in capacities.items():
+        assert cap == 0 or cap in grid, (sample_id, cap)
+        lengths = [L for L in grid if L <= cap]
+        lengths += [L for L in grid if L > cap][:1]  # the failing attempt, if any
+        warm = None
+        for i, L in enumerate(lengths):
+            scored = L - 1 if protocol == "paper" else L
+            lossless = L <= cap
+            correct = scored if lossless else int(scored * fail_correct)
+            rec = make_record(
+                model, dataset, L, sample_id, K=K, protocol=protocol, scored=scored,
+                baseline_correct=scored // 4, baseline_loss_sum=3.0 * scored,
+                min_loss_sum=0.05 * scored if lossless else 1.5 * scored, max_correct=correct,
+                batch_size=batch or len(capacities),
+                mode="search", warm_start=warm,
+                capacity=cap if i == len(lengths) - 1 else None, steps=steps,
+                vectors=f"{dataset}.parts/search_K{K}_round{i}.safetensors",
+                vectors_key=f"K{K}_L{L}_{sample_id}", **extra)
+            records.append(rec)
+            warm = L if lossless else warm
+    return records

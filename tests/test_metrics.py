@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from memcap import metrics
-from analysis_fixtures import make_record, synthetic_run, write_records
+from analysis_fixtures import make_record, search_records, synthetic_run, write_records
 
 # (d, vocab, L_th) of all 14 models in PAPER.md section 4.
 PAPER_EQ1 = {
@@ -171,3 +171,139 @@ def test_job_wall_time_sums_slowest_sample_per_batch(tmp_path):
     table = metrics.job_wall_time(load(tmp_path, records))
     assert table.iloc[0]["wall_s"] == pytest.approx(5.0 + 2.0 + 7.0)
     assert table.iloc[0]["n_records"] == 4
+
+
+# --- search mode: one record per attempt, capacity from per-sample capacities ----------
+
+def test_search_capacity_comes_from_per_sample_capacities_not_per_length_means(tmp_path):
+    # lee-0002 fails at 64, so only lee-0000 and lee-0001 are ever attempted at 96 and 128,
+    # and both are lossless there: the per-length mean would say 128.
+    records = search_records({"lee-0000": 128, "lee-0001": 128, "lee-0002": 32})
+    df = load(tmp_path, records)
+    per_length = metrics.pass_rate_by_length(df).set_index("L")
+    assert per_length.loc[128, "passes"] and per_length.loc[128, "n"] == 2  # the trap
+    assert set(per_length["mode"]) == {"search"}
+    cap = metrics.decoding_capacity(df).iloc[0]
+    assert cap["mode"] == "search"
+    assert cap["capacity"] == 32  # lossless for all three texts only up to 32
+    assert (cap["min_L"], cap["max_L"]) == (32, 128)
+    row = metrics.summarise(df).iloc[0]
+    assert row["mode"] == "search" and row["capacity"] == 32
+
+
+def test_search_capacity_is_nan_when_a_sample_has_none(tmp_path):
+    df = load(tmp_path, search_records({"lee-0000": 128, "lee-0001": 0}))
+    assert pd.isna(metrics.decoding_capacity(df).iloc[0]["capacity"])
+
+
+@pytest.mark.parametrize("capacities, expected", [
+    ([128] * 99 + [32], 128),            # 99 % reach 128
+    ([128] * 98 + [32] * 2, 32),         # 98 % reach 128: fails; 100 % reach 32
+    ([128] * 98 + [64, 32], 64),         # 98 % reach 128, 99 % reach 64
+    ([64] * 198 + [16] * 2, 64),         # 2 of 200 may fall short
+    ([64] * 197 + [16] * 3, 16),
+    ([96] * 99 + [0], 96),               # a sample with nothing lossless is 1 %
+    ([96] * 98 + [0] * 2, math.nan),     # 2 %: no length holds for 99 %
+    ([80, 96, 128], 80),                 # under 100 samples: the minimum
+    ([], math.nan),
+])
+def test_capacity_from_samples_fraction_rule(capacities, expected):
+    got = metrics.capacity_from_samples(capacities)
+    assert (math.isnan(got) and math.isnan(expected)) or got == expected
+
+
+def test_search_capacity_rule_on_records_with_100_samples(tmp_path):
+    caps = {f"lee-{i:04d}": 128 for i in range(99)} | {"lee-0099": 64}
+    df = load(tmp_path, search_records(caps))
+    assert metrics.decoding_capacity(df).iloc[0]["capacity"] == 128
+    caps["lee-0098"] = 64  # now 2 of 100 stop at 64: 128 holds for 98 % only
+    df = load(tmp_path / "b", search_records(caps))
+    assert metrics.decoding_capacity(df).iloc[0]["capacity"] == 64
+
+
+def test_search_summary_counts_attempts_and_steps(tmp_path):
+    df = load(tmp_path, search_records({"lee-0000": 128, "lee-0001": 96, "lee-0002": 32},
+                                       steps=10))
+    # attempts: 4 (32..128, no longer length), 3 + 1 failing at 128, 1 + 1 failing at 64
+    row = metrics.search_capacity_summary(df).iloc[0]
+    assert row["n_samples"] == 3 and row["capacity"] == 32
+    assert row["capacity_mean"] == pytest.approx((128 + 96 + 32) / 3)
+    assert (row["capacity_median"], row["capacity_min"], row["capacity_max"]) == (96, 32, 128)
+    assert row["n_attempts"] == 4 + 4 + 2 and row["steps"] == 100
+    assert row["steps_per_sample"] == pytest.approx(100 / 3)
+    assert (row["min_L"], row["max_L"]) == (32, 128)
+    per_sample = metrics.search_capacities(df).set_index("sample_id")
+    assert per_sample.loc["lee-0001", "n_attempts"] == 4
+    assert per_sample.loc["lee-0002", "capacity"] == 32
+
+
+def test_search_gains_pool_failing_attempts(tmp_path):
+    records = search_records({"lee-0000": 128, "lee-0001": 96, "lee-0002": 32})
+    df = load(tmp_path, records)
+    assert len(df) == len(records) == 10  # attempts of one text are not duplicates
+    failing = [r for r in records if r["max_correct"] < r["scored"]]
+    assert [(r["sample_id"], r["L"]) for r in failing] == [("lee-0001", 128), ("lee-0002", 64)]
+    d_tok = [(r["max_correct"] - r["baseline_correct"]) / r["scored"] * r["L"] for r in failing]
+    stats = metrics.gain_stats(df).iloc[0]
+    assert stats["n_saturated"] == 2
+    assert stats["token_gain_mean"] == pytest.approx(np.mean(d_tok))
+    assert stats["token_gain_std"] == pytest.approx(np.std(d_tok, ddof=1))
+
+
+def test_mixed_grid_and_search_group_is_an_error(tmp_path):
+    grid = [make_record(L=L, sample_id="lee-0009", mode="grid", warm_start=None, capacity=None)
+            for L in (32, 64)]
+    search = search_records({"lee-0000": 64})
+    with pytest.raises(ValueError, match=r"'pythia-160m'.*'lee'.*K=1 mixes grid and search"):
+        load(tmp_path, grid + search)
+    # records without a mode (written before search mode) are grid records
+    grid = [make_record(L=L, sample_id="lee-0009") for L in (32, 64)]
+    assert "mode" not in grid[0]
+    with pytest.raises(ValueError, match="2 grid, 3 search records"):
+        load(tmp_path / "b", grid + search)
+    # the check also guards frames that were not read by load_records
+    ok = load(tmp_path / "c", search)
+    mixed = pd.concat([ok, load(tmp_path / "d", grid)], ignore_index=True)
+    with pytest.raises(ValueError, match="mixes grid and search"):
+        metrics.summarise(mixed)
+
+
+def test_modes_may_differ_between_groups(tmp_path):
+    grid = [make_record(L=L, sample_id=f"lee-{i:04d}", K=2) for L in (32, 64) for i in range(2)]
+    df = load(tmp_path, grid + search_records({"lee-0000": 64, "lee-0001": 96}))
+    summary = metrics.summarise(df).set_index("K")
+    assert summary.loc[1, "mode"] == "search" and summary.loc[1, "capacity"] == 64
+    assert summary.loc[2, "mode"] == "grid" and summary.loc[2, "capacity"] == 64
+    assert metrics.search_capacity_summary(df)["K"].tolist() == [1]
+
+
+def test_grid_records_have_grid_mode_and_no_search_summary(capacity_frame):
+    assert set(capacity_frame["mode"]) == {"grid"}
+    assert metrics.search_capacity_summary(capacity_frame).empty
+    assert metrics.summarise(capacity_frame).iloc[0]["mode"] == "grid"
+
+
+def test_unfinished_search_is_an_error(tmp_path):
+    records = search_records({"lee-0000": 64, "lee-0001": 96})
+    records[-1]["capacity"] = None  # lee-0001's last attempt lost its capacity
+    with pytest.raises(ValueError, match="lee-0001"):
+        metrics.decoding_capacity(load(tmp_path, records))
+
+
+def test_search_attempts_with_extra_keys_and_retries_load(tmp_path):
+    records = search_records({"lee-0000": 64})
+    retry = dict(records[-1], retry=1, capacity=64)  # a second try at the failing length
+    records[-1]["capacity"] = None
+    for rec in records[:-1]:
+        rec["retry"] = 0
+    df = load(tmp_path, [*records, retry])
+    assert len(df) == 4 and metrics.decoding_capacity(df).iloc[0]["capacity"] == 64
+
+
+def test_job_wall_time_of_a_search_sums_its_parts(tmp_path):
+    records = search_records({"lee-0000": 64, "lee-0001": 32})
+    # rounds (parts): {32, 32}, {64, 64 failing}, {96 failing}
+    for rec, wall in zip(records, [1.0, 2.0, 3.0, 4.0, 5.0]):
+        rec["wall_s"] = wall  # lee-0000: 32, 64, 96; lee-0001: 32, 64
+    table = metrics.job_wall_time(load(tmp_path, records))
+    assert table.iloc[0]["wall_s"] == pytest.approx(max(1, 4) + max(2, 5) + 3)

@@ -1,11 +1,12 @@
 """Tables: layout, paper values beside ours, "not run" cells, LaTeX escaping."""
 
+import json
 import math
 
 import pandas as pd
 import pytest
 
-from analysis_fixtures import make_record, synthetic_run, write_records
+from analysis_fixtures import make_record, search_records, synthetic_run, write_records
 from memcap import metrics, tables
 
 
@@ -33,7 +34,7 @@ def written(tmp_path_factory):
 
 
 def test_every_file_is_written(written):
-    assert set(written) == {"table1", "summary", "multivector", "pass_rate"}
+    assert set(written) == {"table1", "summary", "multivector", "pass_rate", "search"}
     for csv in written.values():
         assert csv.suffix == ".csv" and csv.stat().st_size > 0
         assert csv.with_suffix(".tex").read_text().strip()
@@ -213,3 +214,70 @@ def test_all_failed_cell_in_every_table(tmp_path):
     assert cell(t1, "pythia-160m", Source="lee", Metric="Max tokens",
                 Values="this run") == "failed (1)"
     assert cell(read(paths, "pass_rate"), "Failed", Lengths="64") == "1"
+
+
+# --- search mode ------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+    """pythia-160m searched on pg19 (K=1) beside a grid run of llama-3.2-1b on pg19 and a
+    pythia-160m multi-vector search at K=2 whose every sample reached the last length."""
+    root = tmp_path_factory.mktemp("search")
+    records = search_records({"pg19-0000": 128, "pg19-0001": 128, "pg19-0002": 32},
+                             dataset="pg19", steps=10)
+    records += [make_record("llama-3.2-1b", "pg19", L, f"pg19-{i:04d}")
+                for L in (32, 64) for i in range(3)]
+    files = write_records(root, records)
+    multi = search_records({"pg19-0000": 128, "pg19-0001": 128}, dataset="pg19", K=2, steps=7)
+    path = root / "multivector" / "pythia-160m" / "pg19" / "K2.jsonl"
+    path.parent.mkdir(parents=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in multi))
+    return tables.write_tables([*files, path], root / "tables")
+
+
+def test_search_capacity_cells_are_marked(searched):
+    t1 = read(searched, "table1")
+    # the texts reaching 96 and 128 were all lossless there, but pg19-0002 stopped at 32
+    assert cell(t1, "pythia-160m", Source="pg19", Metric="Max tokens",
+                Values="this run") == "32 (search)"
+    assert cell(t1, "pythia-160m", Source="pg19", Metric="Max tokens",
+                Values="difference") == f"{32 - 80:+d}"
+    assert cell(t1, "llama-3.2-1b", Source="pg19", Metric="Max tokens",
+                Values="this run") == ">=64"  # grid: unmarked
+    s = read(searched, "summary")
+    assert cell(s, "Capacity pg19", Model="pythia-160m", Values="this run") == "32 (search)"
+    mv = read(searched, "multivector")
+    assert cell(mv, "Max tokens", K="1") == "32 (search)"
+    # every sample's capacity is the longest length tried: a lower bound
+    assert cell(mv, "Max tokens", K="2") == ">=128 (search)"
+
+
+def test_search_table_rows(searched):
+    t = read(searched, "search")
+    assert list(t.columns) == tables.SEARCH_COLUMNS
+    assert list(zip(t.Model, t.Source, t.K)) == [("pythia-160m", "pg19", "1"),
+                                                 ("pythia-160m", "pg19", "2")]
+    k1 = t[t.K == "1"].iloc[0]
+    # attempts: 32, 64, 96, 128 for two texts; 32 and a failing 64 for the third
+    assert list(k1[3:]) == ["3", "32", "96.0", "128.0", "32", "128", "10", "100", "33.3"]
+    k2 = t[t.K == "2"].iloc[0]
+    assert (k2.Capacity, k2.Samples, k2.Attempts, k2.Steps) == (">=128", "2", "8", "56")
+    tex = searched["search"].with_suffix(".tex").read_text()
+    assert r"\begin{tabular}" in tex and "pythia-160m" in tex and "33.3" in tex
+
+
+def test_pass_rate_leaves_out_search_attempts(searched):
+    p = read(searched, "pass_rate")
+    assert set(p.Model) == {"llama-3.2-1b"}
+
+
+def test_grid_only_run_has_an_empty_search_table(written):
+    t = read(written, "search")
+    assert t.empty and list(t.columns) == tables.SEARCH_COLUMNS
+    assert "No search-mode runs" in written["search"].with_suffix(".tex").read_text()
+
+
+def test_mixed_modes_in_one_group_stop_the_tables(tmp_path):
+    records = search_records({"lee-0000": 64}) + [make_record(L=32, sample_id="lee-0001")]
+    with pytest.raises(ValueError, match="mixes grid and search"):
+        tables.write_tables(write_records(tmp_path, records), tmp_path / "t")
