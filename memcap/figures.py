@@ -15,7 +15,8 @@ Figures (K = 1 unless the figure is about K):
   (Figures 3 and 6).
 * ``utilisation``: top, token gain against Eq. 1 capacity (marker size ~ parameters,
   colour = model family); bottom, capacity utilisation natural vs random (Figure 5).
-* ``accuracy_vs_length``: mean accuracy per length, per model and source.
+* ``accuracy_vs_length``: mean accuracy per length, per model and source (grid-mode
+  records only: a capacity search's attempts at a length are a self-selected subset).
 * ``multivector``: capacity, token and information gain against K with the ideal linear
   line K x (K=1 value) and +-1 std bands (Figure 4); a last row shows the paper's own
   curves (Pythia-160M and Llama-3.2-1B on PG-19) with their ideal lines.
@@ -160,8 +161,9 @@ def capacity_figure(data: _Data):
         rows = k1[k1.dataset == dataset]
         xs = [x_of[(m, p)] + offset for m, p in zip(rows.model, rows.protocol)]
         ax.scatter(xs, rows.capacity, s=36, color=data.colour[dataset], label=dataset, zorder=3)
-        for x, y in zip(xs, rows.capacity):
-            ax.annotate(f"{int(y)}", (x, y), xytext=(5, 0), textcoords="offset points",
+        for x, y, mode in zip(xs, rows.capacity, rows["mode"]):
+            label = f"{int(y)} (search)" if mode == "search" else f"{int(y)}"
+            ax.annotate(label, (x, y), xytext=(5, 0), textcoords="offset points",
                         va="center", fontsize=7.5)
         failed = k1_all[(k1_all.dataset == dataset) & k1_all.capacity.isna()]
         for m, p, shortest in zip(failed.model, failed.protocol, failed.min_L):
@@ -221,7 +223,12 @@ def ce_scatter_figure(data: _Data):
                        label=f"lossless max {threshold:.1f}")
         ax.set_xlim(0, top * 1.03)
         ax.set_ylim(0, top * 1.03)
-        ax.set_title(_label(model, protocol, data.mixed))
+        # A search contributes one point per attempt (its lossless lengths and the failing
+        # one), as the grid does per length; the fit and threshold use them alike, but the
+        # title says so, since the points are not one per (text, grid length).
+        searched = (run["mode"] == "search").any() if "mode" in run.columns else False
+        ax.set_title(_label(model, protocol, data.mixed)
+                     + (" (search attempts)" if searched else ""))
         ax.set_xlabel("CE without [mem] (nats)")
         ax.set_ylabel("CE with [mem] (nats)")
         ax.legend(loc="upper left", fontsize=6.5)
@@ -293,9 +300,17 @@ def accuracy_figure(data: _Data):
     if data.ok.empty:
         return _placeholder("Accuracy against length", "no usable samples")
     passes = metrics.pass_rate_by_length(data.df)
-    passes = passes[passes.n > 0]
-    fig, axes = _grid(len(data.runs), height=2.3, sharey=True)
-    for ax, (model, protocol) in zip(axes, data.runs):
+    # Grid records only: a search tries a text at a length only after it was lossless at
+    # the shorter ones, so its mean accuracy per length is over a self-selected subset
+    # (near 1 by construction); its capacities are in the search table instead.
+    passes = passes[(passes.n > 0) & (passes["mode"] == "grid")]
+    s = data.summary[data.summary["mode"] == "grid"]
+    runs = [(m, p) for m, p in data.runs if ((s.model == m) & (s.protocol == p)).any()]
+    if not runs:
+        return _placeholder("Accuracy against length",
+                            "no grid-mode samples (search runs: see the search table)")
+    fig, axes = _grid(len(runs), height=2.3, sharey=True)
+    for ax, (model, protocol) in zip(axes, runs):
         run = passes[(passes.model == model) & (passes.protocol == protocol)]
         for (dataset, K), group in run.groupby(["dataset", "K"]):
             label = dataset if K == 1 else f"{dataset}, K={K}"

@@ -35,7 +35,7 @@ from memcap.figures import FIGURE_NAMES
 
 PAPER_DIR = Path(__file__).resolve().parents[1] / "paper"
 TEMPLATE = "report.tex.j2"
-TABLE_NAMES = ["table1", "summary", "multivector", "pass_rate"]
+TABLE_NAMES = tables.TABLE_NAMES  # table1, summary, multivector, pass_rate, search
 GEOMETRY_FIGURES = ["geometry_cosine", "geometry_interpolation"]  # memcap.geometry
 LATEXMK_TIMEOUT_S = 600
 LOG_TAIL_LINES = 40
@@ -167,6 +167,7 @@ def _highlights(summary: pd.DataFrame, datasets: list[str]) -> list[dict]:
             "dataset": dataset, "model": best.model, "protocol": best.protocol,
             "passed": bool(pd.notna(best.capacity)), "shortest": int(best.min_L),
             "capacity": tables.fmt_capacity(best.capacity, best.min_L, best.max_L),
+            "search": best["mode"] == "search",
             "token_gain": tables.fmt_mean_std(best.token_gain_mean, best.token_gain_std),
             "info_nats": tables.fmt_number(best.info_gain_nats_mean),
             "info_bits": tables.fmt_number(best.info_gain_bits_mean),
@@ -210,7 +211,7 @@ def _comparison(summary: pd.DataFrame, models: list[str]) -> tuple[list[dict], l
                              info=tables.NOT_RUN, util=tables.NOT_RUN)
             else:
                 o = ours.iloc[0]
-                entry.update(capacity=tables.fmt_capacity(o.capacity, o.min_L, o.max_L),
+                entry.update(capacity=tables.fmt_row_capacity(o),
                              token_gain=tables.fmt_number(o.token_gain_mean),
                              info=tables.fmt_number(o.info_gain_nats_mean),
                              util=tables.fmt_number(o.utilisation, 3))
@@ -244,6 +245,15 @@ def _geometry(facts: dict | None) -> dict | None:
             "mean_inner": num(facts["mean_inner_accuracy"], 3)}
 
 
+def _search(df: pd.DataFrame) -> list[dict]:
+    """The search-mode (model, source, protocol, K) groups, for the text around the table."""
+    table = metrics.search_capacity_summary(df)
+    return [{"model": r.model, "dataset": r.dataset, "protocol": r.protocol, "K": int(r.K),
+             "samples": int(r.n_samples),
+             "capacity": tables.fmt_capacity(r.capacity, r.min_L, r.max_L)}
+            for r in table.itertuples()]
+
+
 def report_context(records: list[Path], run_name: str = "", extra: dict | None = None,
                    available_tables: set[str] = frozenset(TABLE_NAMES),
                    available_figures: set[str] = frozenset(FIGURE_NAMES),
@@ -264,6 +274,7 @@ def report_context(records: list[Path], run_name: str = "", extra: dict | None =
         "run_name": run_name or "unnamed run",
         "generated": _dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
         "threshold": metrics.LOSSLESS_ACCURACY,
+        "threshold_percent": f"{metrics.LOSSLESS_ACCURACY * 100:g}",
         "bits_per_value": metrics.BITS_PER_VALUE,
         "n_records": len(df), "n_ok": len(df) - failed, "n_failed": failed,
         "failed_statuses": {k: v for k, v in status_counts.items() if k != "ok"},
@@ -280,6 +291,7 @@ def report_context(records: list[Path], run_name: str = "", extra: dict | None =
         "versions": _unique_dicts(df["versions"]) if "versions" in df else [],
         "jobs": _jobs(df),
         "highlights": _highlights(summary, datasets),
+        "search": _search(df),
         "comparison": comparison, "paper_not_run": paper_not_run, "ours_only": ours_only,
         "sources_only_ours": [d for d in datasets if tables.paper_source(d) is None],
         "extra": {str(k): v for k, v in (extra or {}).items()},

@@ -7,7 +7,7 @@ import subprocess
 import pandas as pd
 import pytest
 
-from analysis_fixtures import make_record, synthetic_run, write_records
+from analysis_fixtures import make_record, search_records, synthetic_run, write_records
 from memcap import figures, report, tables
 
 
@@ -121,6 +121,9 @@ def test_pdf_shows_partial_results_as_not_run(built):
     assert "not run" in text and "mamba-130m" in text
     assert "Comparison with the paper" in text and "Kuratov" in text
     assert "config/x_y.yaml" in text and "partial_run" in text
+    # a grid-only run says so instead of showing an empty search table
+    assert pd.read_csv(csvs["search"]).empty
+    assert "No search-mode runs" in pdf_text(pdf, layout=False)
 
 
 @pytest.mark.slow
@@ -153,3 +156,69 @@ def test_optim_settings_accept_both_record_styles():
     assert engine == [("learning rate", "0.01"), ("betas", "0.9, 0.99"), ("new knob", "3")]
     documented = report._optim_settings({"betas": [0.9, 0.9], "eps": 1e-8})
     assert documented == [("betas", "0.9, 0.9"), ("eps", "1e-08")]
+
+
+# --- a run with a capacity search -------------------------------------------------------
+
+def one_line(text):
+    return " ".join(text.split())
+
+
+@pytest.fixture(scope="module")
+def search_run(tmp_path_factory):
+    """pythia-160m searched on pg19 (per-sample capacities 128, 128, 64; the texts that
+    reach 96 and 128 are all lossless there, so per-length means would say 128) beside a
+    grid run of llama-3.2-1b on pg19 with capacity 32, built to a PDF."""
+    root = tmp_path_factory.mktemp("search_report")
+    records = search_records({"pg19-0000": 128, "pg19-0001": 128, "pg19-0002": 64},
+                             dataset="pg19", steps=25)
+    records += [make_record("llama-3.2-1b", "pg19", 32, f"pg19-{i:04d}") for i in range(3)]
+    records += [make_record("llama-3.2-1b", "pg19", 64, f"pg19-{i:04d}", max_correct=20)
+                for i in range(3)]
+    files = write_records(root, records)
+    csvs = tables.write_tables(files, root / "tables")
+    figures.write_figures(files, root / "figures")
+    pdf = report.build_report(root / "tables", root / "figures", files,
+                              root / "report" / "report.pdf", run_name="search_run")
+    return files, csvs, pdf
+
+
+def test_context_of_a_search_run(search_run):
+    files, *_ = search_run
+    context = report.report_context(files)
+    assert context["search"] == [{"model": "pythia-160m", "dataset": "pg19",
+                                  "protocol": "paper", "K": 1, "samples": 3,
+                                  "capacity": "64"}]
+    best = context["highlights"][0]
+    assert (best["model"], best["capacity"], best["search"]) == ("pythia-160m", "64", True)
+    pythia = [c for c in context["comparison"] if c["model"] == "pythia-160m"
+              and c["source"] == "PG-19"]
+    assert pythia[0]["capacity"] == "64 (search)"
+
+
+@pytest.mark.slow
+@needs_latex
+def test_pdf_shows_the_search_table_equal_to_the_csv(search_run):
+    _, csvs, pdf = search_run
+    text = pdf_text(pdf)
+    search = pd.read_csv(csvs["search"], dtype=str, keep_default_na=False)
+    # attempts: 32, 64, 96, 128 for two texts; 32, 64 and a failing 96 for the third
+    assert list(search.iloc[0]) == ["pythia-160m", "pg19", "1", "3", "64", "106.7", "128.0",
+                                    "64", "128", "11", "275", "91.7"]
+    for _, row in search.iterrows():
+        assert_row(text, list(row))
+    t1 = pd.read_csv(csvs["table1"], dtype=str, keep_default_na=False)
+    for _, row in t1.iterrows():
+        assert_row(text, [row["Values"], *row[list(t1.columns[3:])]])
+    assert_row(text, ["this run", "64 (search)", "32"])  # Max tokens: pythia, llama
+    summary = pd.read_csv(csvs["summary"], dtype=str, keep_default_na=False)
+    for _, row in summary.iterrows():
+        assert_row(text, list(row))
+    # the pass-rate table keeps the grid run only
+    passes = pd.read_csv(csvs["pass_rate"], dtype=str, keep_default_na=False)
+    assert set(passes.Model) == {"llama-3.2-1b"}
+    flat = one_line(pdf_text(pdf, layout=False))
+    assert "decodes up to 64 tokens from a single vector (found by a capacity search" in flat
+    assert ("the decoding capacity is the largest L such that the fraction of samples with "
+            "capacity ≥ L is ≥ 0.99") in flat
+    assert "No search-mode runs" not in flat
