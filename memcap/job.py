@@ -6,8 +6,8 @@
 
 or from the shell: ``memcap job --model smollm2-135m --texts ... --out ... --lengths 16 32``.
 ``mode="search"`` (``--mode search``) finds each text's capacity instead of running every
-length: warm-started growth through the lengths, then bisection (memcap.search); it writes
-one record per attempt.
+length: each text goes up the lengths, warm-started from its last lossless vectors, until one
+fails (memcap.search); it writes one record per attempt and resumes like the grid.
 
 The model is loaded once, and only if work remains. Samples of one (K, L) are optimised
 together in batches of `batch_size`; random texts, which each have their own length, are
@@ -26,6 +26,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from tqdm.auto import tqdm
 
 import memcap
@@ -205,19 +206,14 @@ def _check_context(lm: LoadedModel, vectors, lengths) -> None:
 def _run_search(store, out, spec, rows, lengths, vectors, protocol, optim, batch_size, dataset, device, progress):
     """Search mode: every text's capacity per K (memcap.search), one part per batch of attempts.
 
-    Not resumable yet: a rerun with every text finished only rewrites `out`; a rerun over a
-    partial search stops and asks for the parts folder to be deleted.
+    Resumes: a text whose search a kill interrupted replays its recorded attempts (and the
+    vectors of its last lossless one) and goes on from there; finished texts are not rerun.
     """
     from memcap.search import search_capacity
 
-    finished = {(r["K"], str(r["sample_id"])) for r in store.records() if r.get("capacity") is not None}
-    started = {(r["K"], str(r["sample_id"])) for r in store.records()}
+    recorded = store.records()
+    finished = {(r["K"], str(r["sample_id"])) for r in recorded if r.get("capacity") is not None}
     todo = {K: [r for r in rows if (K, str(r["id"])) not in finished] for K in vectors}
-    if started - finished:
-        raise ValueError(
-            f"{store.folder} holds an unfinished capacity search; search mode cannot resume yet. "
-            "Delete that folder to start the search over."
-        )
     if any(todo.values()):
         lm = load_model(spec, device)
         _check_context(lm, vectors, lengths)
@@ -249,9 +245,13 @@ def _run_search(store, out, spec, rows, lengths, vectors, protocol, optim, batch
             def seed(i, L, _K=K, _group=group):  # as the grid's seed, so a first attempt matches it
                 return derive_seed(spec.name, dataset, _K, L, _group[i]["id"])
 
+            history = _search_history(store, recorded, K, group, protocol)
+            if history:
+                log.info("K=%d: resuming the search of %d texts from their %d recorded attempts",
+                         K, len(history), sum(len(a) for a in history.values()))
             results = search_capacity(
                 lm, ids, K, protocol, seed, optim, lengths_grid=lengths,
-                batch_size=batch_size, runner=compress_splitting, on_attempts=write,
+                batch_size=batch_size, runner=compress_splitting, on_attempts=write, history=history,
             )
             caps = sorted(r.capacity for r in results)
             log.info("K=%d: capacity of %d texts: median %s, min %d, max %d, %d optimiser steps",
@@ -260,6 +260,32 @@ def _run_search(store, out, spec, rows, lengths, vectors, protocol, optim, batch
     records = store.merge(out)
     log.info("wrote %d records to %s", len(records), out)
     return out
+
+
+def _search_history(store: PartStore, recorded: list[dict], K: int, group: list[dict], protocol: str) -> dict:
+    """Recorded attempts of the unfinished texts of `group` at K, as memcap.search replays them.
+
+    A grid search tries strictly growing lengths, so a text's attempts in order of L are its
+    attempts in the order they were made.
+    """
+    from memcap.search import Attempt, lossless
+
+    position = {str(row["id"]): i for i, row in enumerate(group)}
+    history: dict[int, list[Attempt]] = {}
+    for r in sorted(recorded, key=lambda r: r["L"]):
+        i = position.get(str(r["sample_id"]))
+        if r["K"] != K or i is None:
+            continue
+        ok = lossless(r["status"], r["correct"], r["max_correct"], r["scored"], protocol)
+        vectors = None
+        if ok:
+            with safe_open(store.folder / r["vectors"], framework="pt") as f:
+                vectors = f.get_tensor(r["vectors_key"])
+        history.setdefault(i, []).append(Attempt(
+            L=r["L"], warm_start=r["warm_start"], seed=r["seed"], lossless=ok, steps=r["steps"],
+            vectors=vectors, oom=r["status"] == "oom",
+        ))
+    return history
 
 
 def _shared(lm, spec, dataset, protocol, optim) -> dict:

@@ -26,6 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+import torch
+
 from memcap.engine import OptimConfig, Outcome, compress, first_scored
 
 LOSSLESS_ACCURACY = 0.99  # memcap.metrics.LOSSLESS_ACCURACY (not imported: metrics pulls pandas)
@@ -34,14 +36,16 @@ _SLACK = 1e-9
 
 @dataclass
 class Attempt:
-    """One compression of a text at length L (outcome None: out of memory even alone)."""
+    """One compression of a text at length L."""
 
     L: int
     warm_start: int | None  # the lossless length whose vectors it started from; None: random
     seed: int
     lossless: bool
     steps: int
-    outcome: Outcome | None = field(repr=False, default=None)
+    outcome: Outcome | None = field(repr=False, default=None)  # None when replayed from records
+    vectors: torch.Tensor | None = field(repr=False, default=None)  # final (K, d); later warm starts
+    oom: bool = False  # out of memory even alone: the text's search ends there
 
 
 @dataclass
@@ -58,11 +62,17 @@ class SearchResult:
         return sum(a.steps for a in self.attempts)
 
 
-def is_lossless(outcome: Outcome | None, protocol: str) -> bool:
-    if outcome is None or outcome.status != "ok" or not outcome.scored:
+def lossless(status: str, correct: int, max_correct: int, scored: int, protocol: str) -> bool:
+    """The package's one rule, on an outcome's or a record's fields (memcap.metrics)."""
+    if status != "ok" or not scored:
         return False
-    correct = outcome.max_correct if protocol == "paper" else outcome.correct
-    return correct / outcome.scored >= LOSSLESS_ACCURACY - _SLACK
+    return (max_correct if protocol == "paper" else correct) / scored >= LOSSLESS_ACCURACY - _SLACK
+
+
+def is_lossless(outcome: Outcome | None, protocol: str) -> bool:
+    if outcome is None:
+        return False
+    return lossless(outcome.status, outcome.correct, outcome.max_correct, outcome.scored, protocol)
 
 
 class _Text:
@@ -109,10 +119,12 @@ class _Text:
 
     def update(self, attempt: Attempt) -> None:
         self.result.attempts.append(attempt)
-        if attempt.outcome is None:
+        if attempt.oom:
             return self._finish("oom")
         if attempt.lossless:
-            self.lo, self.lo_vectors = attempt.L, attempt.outcome.vectors
+            if attempt.vectors is None:
+                raise ValueError(f"lossless attempt at L={attempt.L} has no vectors to warm-start from")
+            self.lo, self.lo_vectors = attempt.L, attempt.vectors
             self.result.capacity = attempt.L
         else:
             self.hi = attempt.L
@@ -141,6 +153,7 @@ def search_capacity(
     batch_size: int = 16,
     runner: Callable = compress,
     on_attempts: Callable[[list[tuple[SearchResult, Attempt]]], None] | None = None,
+    history: dict[int, list[Attempt]] | None = None,
 ) -> list[SearchResult]:
     """Search every text's capacity; one SearchResult per text, in input order.
 
@@ -152,6 +165,9 @@ def search_capacity(
     runner: compress() or a drop-in (memcap.job.compress_splitting) taking `init=`.
     on_attempts, if given, is called after each batch with its (result, attempt) pairs;
     result.done tells whether that attempt was the text's last.
+    history: attempts already made (text index -> attempts in the order they were made, with
+    `vectors` on the lossless ones), e.g. read back from a killed job's records: they are
+    replayed, not recomputed, and must be the ones this search would have made.
     """
     optim = optim or OptimConfig()
     first = first_scored(protocol)
@@ -175,6 +191,14 @@ def search_capacity(
         _Text(i, len(ids), grid, start, growth, resolution, max_length, first + 1)
         for i, ids in enumerate(texts_ids)
     ]
+    for i, done in (history or {}).items():
+        for attempt in done:
+            if states[i].next != attempt.L:
+                raise ValueError(
+                    f"text {i}: a recorded attempt at L={attempt.L} is not what this search would try "
+                    f"next (L={states[i].next}); the records come from different search settings"
+                )
+            states[i].update(attempt)
     while True:
         todo = sorted((s for s in states if not s.result.done), key=lambda s: s.next)
         if not todo:
@@ -195,6 +219,8 @@ def search_capacity(
                     lossless=is_lossless(outcome, protocol),
                     steps=outcome.steps if outcome is not None else 0,
                     outcome=outcome,
+                    vectors=outcome.vectors if outcome is not None else None,
+                    oom=outcome is None,
                 )
                 s.update(attempt)
                 pairs.append((s.result, attempt))

@@ -143,6 +143,47 @@ def test_search_job_writes_one_record_per_attempt_and_one_capacity_per_sample(tm
     assert out.read_text() == before
 
 
+def test_killed_search_job_resumes_from_its_recorded_attempts(tmp_path, caplog):
+    """A kill between batches leaves whole parts: the rerun replays them and ends as an
+    uninterrupted run does, without recomputing a recorded attempt."""
+    texts = write_texts(tmp_path / "lee.jsonl")
+    args = dict(lengths=GRID, vectors=[4], optim=OPTIM, models_file=MODELS, progress=False,
+                mode="search", batch_size=2)
+    whole = read_jsonl(run_job("tiny-llama", texts, tmp_path / "whole.jsonl", **args))
+    out = run_job("tiny-llama", texts, tmp_path / "cut.jsonl", **args)
+    parts = out.with_suffix(".parts")
+    # undo every batch that finished a text: as if the job was killed before they were written
+    for part in parts.glob("*.jsonl"):
+        if any(r["capacity"] is not None for r in read_jsonl(part)):
+            part.unlink()
+            part.with_suffix(".safetensors").unlink()
+    out.unlink()
+    kept = {p.name: p.stat().st_mtime_ns for p in parts.glob("*.jsonl")}
+    assert kept, "no part without a final attempt: the texts need more than one batch of attempts"
+    with caplog.at_level("INFO", logger="memcap.job"):
+        run_job("tiny-llama", texts, out, **args)
+    assert "resuming the search of 3 texts" in caplog.text
+    resumed = read_jsonl(out)
+    key = lambda r: (r["K"], r["L"], r["sample_id"])  # noqa: E731
+    assert sorted(map(key, resumed)) == sorted(map(key, whole))
+    capacity = {r["sample_id"]: r["capacity"] for r in whole if r["capacity"] is not None}
+    assert {r["sample_id"]: r["capacity"] for r in resumed if r["capacity"] is not None} == capacity
+    assert {p.name: p.stat().st_mtime_ns for p in parts.glob("*.jsonl") if p.name in kept} == kept
+
+
+def test_replayed_attempts_must_be_the_ones_the_search_would_make():
+    from memcap.search import Attempt
+
+    lm = tiny()
+    texts = lee_ids(lm, n=1)
+    wrong = {0: [Attempt(L=8, warm_start=None, seed=1, lossless=False, steps=5)]}  # the grid starts at 4
+    with pytest.raises(ValueError, match="L=8 is not what this search would try next"):
+        search_capacity(lm, texts, 4, "paper", [1], OPTIM, lengths_grid=GRID, history=wrong)
+    replayed = {0: [Attempt(L=4, warm_start=None, seed=1, lossless=False, steps=5)]}
+    (result,) = search_capacity(lm, texts, 4, "paper", [1], OPTIM, lengths_grid=GRID, history=replayed)
+    assert result.done and result.capacity == 0 and result.steps == 5  # nothing run after a failure
+
+
 def test_search_never_mixes_with_grid_parts(tmp_path):
     texts = write_texts(tmp_path / "lee.jsonl", n=2)
     out = tmp_path / "out.jsonl"
