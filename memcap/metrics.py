@@ -433,8 +433,8 @@ def job_wall_time(df: pd.DataFrame) -> pd.DataFrame:
     time is the sum over its batches (consecutive records of one (K, L), at most
     batch_size each) of the slowest sample's wall_s. A search job's batches mix lengths;
     each is one part of the job, so its search records are batched by their ``vectors``
-    file instead. Model loading is not included. Columns: records_file, model, dataset, K (the K values in it), n_records, n_failed,
-    wall_s.
+    file instead. Model loading is not included. Columns: records_file, model, dataset,
+    K (the K values in it), n_records, n_failed, wall_s.
     """
     columns = ["records_file", "model", "dataset", "K", "n_records", "n_failed", "wall_s"]
     if df.empty:
