@@ -56,6 +56,7 @@ COMMON=(--length 80 --texts 50 --steps 20 --device cuda)
 step shape-pythia-160m 120 --model shape-pythia-160m "${COMMON[@]}"
 step shape-pythia-1.4b 60 --model shape-pythia-1.4b "${COMMON[@]}" --skip-authors
 step shape-llama-3.2-1b 60 --model shape-llama-3.2-1b "${COMMON[@]}" --skip-authors
+step shape-llama-3.2-1b-compiled 90 --model shape-llama-3.2-1b "${COMMON[@]}" --skip-authors --compile
 step shape-llama-3.2-3b 80 --model shape-llama-3.2-3b "${COMMON[@]}" --skip-authors
 step shape-llama-3.1-8b 180 --model shape-llama-3.1-8b "${COMMON[@]}" --skip-authors
 say "gpu_check finished in ${SECONDS}s"

@@ -115,7 +115,7 @@ def _logits(lm: LoadedModel, inputs_embeds: torch.Tensor, keep: int) -> torch.Te
     ctx = torch.autocast(lm.device.type, dtype=autocast) if autocast else nullcontext()
     kwargs = {"logits_to_keep": keep} if _accepts_logits_to_keep(lm.model) else {}
     with ctx:
-        out = lm.model(inputs_embeds=inputs_embeds, use_cache=False, **kwargs)
+        out = lm.forward(inputs_embeds=inputs_embeds, use_cache=False, **kwargs)
     return out.logits[:, -keep:]
 
 

@@ -173,7 +173,9 @@ def run_job(
     if threads:
         torch.set_num_threads(threads)
 
-    fingerprint = {"model": asdict(spec), "protocol": protocol, "optim": optim.as_dict(), "dataset": dataset}
+    # what the numbers depend on; `compile` only changes how fast they come
+    model_settings = {k: v for k, v in asdict(spec).items() if k != "compile"}
+    fingerprint = {"model": model_settings, "protocol": protocol, "optim": optim.as_dict(), "dataset": dataset}
     if mode != "grid":  # grid parts keep their old fingerprint; a search never resumes over them
         fingerprint.update(mode=mode, lengths=sorted(all_lengths))
     store = PartStore(out.with_suffix(".parts"), fingerprint=fingerprint)

@@ -46,6 +46,7 @@ class ModelSpec:
     dtype: str = "float32"
     autocast: str | None = None
     attn_implementation: str | None = None
+    compile: bool = False  # torch.compile the training forward (dynamic shapes); off by default
     trust_remote_code: bool = False
     params_b: float | None = None
     # gguf
@@ -134,6 +135,11 @@ class LoadedModel:
     model: torch.nn.Module
     tokenizer: Any
     device: torch.device
+    forward: Any = None  # what the optimiser's steps call: the model, or its torch.compile'd form
+
+    def __post_init__(self):
+        if self.forward is None:
+            self.forward = self.model
 
     @property
     def embeddings(self) -> torch.nn.Embedding:
@@ -202,7 +208,10 @@ def load_model(spec: ModelSpec, device: str | torch.device = "auto") -> LoadedMo
     model.requires_grad_(False)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.bos_token
-    return LoadedModel(spec=spec, model=model, tokenizer=tokenizer, device=device)
+    # dynamic: the batch shrinks as texts converge and lengths vary; without it every new
+    # shape would recompile. Greedy decoding (generate) keeps the plain model.
+    forward = torch.compile(model, dynamic=True) if spec.compile else model
+    return LoadedModel(spec=spec, model=model, tokenizer=tokenizer, device=device, forward=forward)
 
 
 def _load_hf(spec: ModelSpec):
