@@ -18,11 +18,12 @@ writes a record twice. The records file `out` is written at the end (docs/record
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import math
 import platform
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -84,24 +85,38 @@ def _is_oom(err: BaseException) -> bool:
     return isinstance(err, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
 
 
-def compress_splitting(lm: LoadedModel, texts, K, protocol, seeds, optim, progress=None, init=None):
+@dataclass
+class OomLimit:
+    """The smallest batch, in tokens (texts x (K + longest text)), that ran out of memory in
+    this job: a batch at least that large is split before it is tried, so a job whose
+    batch_size is too big for the card pays for one out-of-memory error, not one per batch."""
+
+    tokens: float = math.inf
+
+
+def compress_splitting(lm: LoadedModel, texts, K, protocol, seeds, optim, progress=None, init=None,
+                       limit: OomLimit | None = None):
     """compress(), halving the batch on out-of-memory; a single text that still does not fit
     comes back as None (recorded with status `oom`), and the others go on."""
-    try:
-        return compress(lm, texts, K, protocol, seeds, optim, progress, init=init)
-    except (torch.OutOfMemoryError, RuntimeError) as err:
-        if not _is_oom(err):
-            raise
-    if lm.device.type == "cuda":
-        torch.cuda.empty_cache()
-    if len(texts) == 1:
-        log.error("out of memory on a single text (K=%d, %d tokens); recorded as oom", K, len(texts[0]))
-        return [None]
+    tokens = len(texts) * (K + max(len(t) for t in texts))
+    if len(texts) == 1 or limit is None or tokens < limit.tokens:
+        try:
+            return compress(lm, texts, K, protocol, seeds, optim, progress, init=init)
+        except (torch.OutOfMemoryError, RuntimeError) as err:
+            if not _is_oom(err):
+                raise
+        if limit is not None:
+            limit.tokens = min(limit.tokens, tokens)
+        if lm.device.type == "cuda":
+            torch.cuda.empty_cache()
+        if len(texts) == 1:
+            log.error("out of memory on a single text (K=%d, %d tokens); recorded as oom", K, len(texts[0]))
+            return [None]
+        log.warning("out of memory on a batch of %d texts; retrying in halves", len(texts))
     half = len(texts) // 2
-    log.warning("out of memory on a batch of %d texts; retrying as %d + %d", len(texts), half, len(texts) - half)
     init = init if init is not None else [None] * len(texts)
-    return compress_splitting(lm, texts[:half], K, protocol, seeds[:half], optim, progress, init[:half]) + (
-        compress_splitting(lm, texts[half:], K, protocol, seeds[half:], optim, progress, init[half:])
+    return compress_splitting(lm, texts[:half], K, protocol, seeds[:half], optim, progress, init[:half], limit) + (
+        compress_splitting(lm, texts[half:], K, protocol, seeds[half:], optim, progress, init[half:], limit)
     )
 
 
@@ -222,6 +237,7 @@ def _run_search(store, out, spec, rows, lengths, vectors, protocol, optim, batch
         shared = _shared(lm, spec, dataset, protocol, optim)
         first = first_scored(protocol)
         bar = tqdm(desc=f"{spec.name}/{dataset} search", unit="attempt", disable=not progress)
+        limit = OomLimit()
         for K, group in todo.items():
             if not group:
                 continue
@@ -253,7 +269,8 @@ def _run_search(store, out, spec, rows, lengths, vectors, protocol, optim, batch
                          K, len(history), sum(len(a) for a in history.values()))
             results = search_capacity(
                 lm, ids, K, protocol, seed, optim, lengths_grid=lengths,
-                batch_size=batch_size, runner=compress_splitting, on_attempts=write, history=history,
+                batch_size=batch_size, runner=functools.partial(compress_splitting, limit=limit),
+                on_attempts=write, history=history,
             )
             caps = sorted(r.capacity for r in results)
             log.info("K=%d: capacity of %d texts: median %s, min %d, max %d, %d optimiser steps",
@@ -323,6 +340,7 @@ def _run_groups(lm, spec, groups, store, protocol, optim, batch_size, dataset, p
     shared = _shared(lm, spec, dataset, protocol, optim)
     total = sum(len(g) for g in groups)
     bar = tqdm(total=total, desc=f"{spec.name}/{dataset}", unit="text", disable=not progress)
+    limit = OomLimit()
     for group in groups:
         for start in range(0, len(group), batch_size):
             cells = group[start : start + batch_size]
@@ -336,7 +354,8 @@ def _run_groups(lm, spec, groups, store, protocol, optim, batch_size, dataset, p
             def show(step, active, best, _K=K, _L=cells[-1][1]):
                 bar.set_postfix(K=_K, L=_L, step=step, active=active, refresh=False)
 
-            outcomes = compress_splitting(lm, ids, K, protocol, seeds, optim, show if progress else None)
+            outcomes = compress_splitting(lm, ids, K, protocol, seeds, optim, show if progress else None,
+                                          limit=limit)
             records, tensors = [], {}
             keys = [f"K{K}_L{L}_{row['id']}" for _, L, row in cells]
             part = f"K{K}_L{cells[0][1]}-{cells[-1][1]}_" + hashlib.sha1("|".join(keys).encode()).hexdigest()[:10]

@@ -119,7 +119,7 @@ def test_short_text_is_recorded_as_short_not_padded(tmp_path):
 def test_out_of_memory_splits_the_batch_then_records_oom(tmp_path, monkeypatch):
     """Out-of-memory is injected by a hook on a real model: batches over 1 text fail."""
     real_load = memcap.job.load_model
-    state = {"limit": 1}
+    state = {"limit": 1, "raised": 0}
 
     def load_with_small_memory(*args, **kwargs):
         lm = real_load(*args, **kwargs)
@@ -128,6 +128,7 @@ def test_out_of_memory_splits_the_batch_then_records_oom(tmp_path, monkeypatch):
             x = kwargs.get("inputs_embeds")
             x = kwargs["input_ids"] if x is None else x
             if x.shape[0] > state["limit"]:
+                state["raised"] += 1
                 raise torch.OutOfMemoryError("CUDA out of memory (injected)")
 
         lm.model.register_forward_pre_hook(hook, with_kwargs=True)
@@ -139,6 +140,14 @@ def test_out_of_memory_splits_the_batch_then_records_oom(tmp_path, monkeypatch):
                   models_file=MODELS, progress=False)
     assert [r["status"] for r in read_jsonl(out)] == ["ok"] * 3
     assert {r["batch_size"] for r in read_jsonl(out)} == {1}
+    # 3 -> 1 + 2 -> 1 + 1 + 1: two out-of-memory errors, after which the job remembers
+    # what does not fit: the next batches of 3 and 2 are split before they are tried
+    assert state["raised"] == 2
+    state["raised"] = 0
+    six = write_texts(tmp_path / "six.jsonl", n=6)
+    run_job("tiny-gpt-neox", six, tmp_path / "six-out.jsonl", lengths=[6], batch_size=3, optim=QUICK,
+            models_file=MODELS, progress=False)
+    assert state["raised"] == 2  # not 4: one batch of 3 and one of 2 ran out, not each of them
 
     state["limit"] = 0  # nothing fits: recorded, and the job still finishes
     out = run_job("tiny-gpt-neox", texts, tmp_path / "b.jsonl", lengths=[6], batch_size=3, optim=QUICK,
