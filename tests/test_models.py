@@ -19,6 +19,15 @@ def test_registry_holds_the_papers_models_and_the_demo_model():
     assert not any(s.trust_remote_code for s in registry.values())
 
 
+def test_every_hub_model_is_pinned_to_a_commit_or_a_final_checkpoint_branch():
+    import re
+
+    registry = load_registry(REPO / "config" / "models.yaml")
+    for spec in registry.values():
+        if spec.source == "hf":
+            assert re.fullmatch(r"[0-9a-f]{40}|step143000", spec.revision or ""), (spec.name, spec.revision)
+
+
 def test_resolve_registry_name_hf_id_and_local_dir(tmp_path):
     registry = {"x": ModelSpec(name="x", source="random", family="llama")}
     assert resolve_model("x", registry) is registry["x"]
