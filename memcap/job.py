@@ -245,13 +245,14 @@ def _run_search(store, out, spec, rows, lengths, vectors, protocol, optim, batch
 
             def write(pairs, _K=K, _group=group, _ids=ids):
                 records, tensors = [], {}
-                keys = [f"K{_K}_L{a.L}_{_group[res.index]['id']}" for res, a in pairs]
+                keys = [f"K{_K}_L{a.L}_{_group[res.index]['id']}" + ("_retry" if a.retry else "")
+                        for res, a in pairs]
                 part = f"search_K{_K}_" + hashlib.sha1("|".join(keys).encode()).hexdigest()[:10]
                 for (res, a), key in zip(pairs, keys):
                     row = _group[res.index]
                     record = _record(shared, row, _K, a.L, _ids[res.index][: a.L], a.seed, a.outcome,
                                      len(pairs), first, lm.tokenizer)
-                    record.update(mode="search", warm_start=a.warm_start,
+                    record.update(mode="search", warm_start=a.warm_start, retry=a.retry,
                                   capacity=res.capacity if res.done else None,
                                   vectors=f"{part}.safetensors", vectors_key=key)
                     records.append(record)
@@ -284,14 +285,14 @@ def _run_search(store, out, spec, rows, lengths, vectors, protocol, optim, batch
 def _search_history(store: PartStore, recorded: list[dict], K: int, group: list[dict], protocol: str) -> dict:
     """Recorded attempts of the unfinished texts of `group` at K, as memcap.search replays them.
 
-    A grid search tries strictly growing lengths, so a text's attempts in order of L are its
-    attempts in the order they were made.
+    A grid search tries strictly growing lengths (a length twice at most: warm, then the
+    fresh retry), so a text's attempts in order of (L, retry) are in the order they were made.
     """
     from memcap.search import Attempt, lossless
 
     position = {str(row["id"]): i for i, row in enumerate(group)}
     history: dict[int, list[Attempt]] = {}
-    for r in sorted(recorded, key=lambda r: r["L"]):
+    for r in sorted(recorded, key=lambda r: (r["L"], r.get("retry", 0))):
         i = position.get(str(r["sample_id"]))
         if r["K"] != K or i is None:
             continue
@@ -302,7 +303,7 @@ def _search_history(store: PartStore, recorded: list[dict], K: int, group: list[
                 vectors = f.get_tensor(r["vectors_key"])
         history.setdefault(i, []).append(Attempt(
             L=r["L"], warm_start=r["warm_start"], seed=r["seed"], lossless=ok, steps=r["steps"],
-            vectors=vectors, oom=r["status"] == "oom",
+            vectors=vectors, oom=r["status"] == "oom", retry=r.get("retry", 0),
         ))
     return history
 
@@ -391,8 +392,9 @@ def _record(shared, row, K, L, ids, seed, outcome: Outcome | None, batch, first,
         scored=len(ids) - first,
         seed=seed,
         batch_size=batch,
-        mode="grid",  # search mode overrides these three (docs/records.md)
+        mode="grid",  # search mode overrides these four (docs/records.md)
         warm_start=None,
+        retry=0,
         capacity=None,
     )
     if outcome is None:  # out of memory even alone

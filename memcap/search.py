@@ -8,11 +8,14 @@
 Instead of one independent run per grid length, every text grows: it is compressed at a
 start length and, while that is lossless, at the next length (the next grid length, or
 `growth` times the last), starting from the last lossless vectors, which already encode the
-prefix (texts at different lengths are nested prefixes). At the first failure it bisects
-between the last lossless and the failing length, again warm-started from the last lossless
-vectors: among the grid lengths in between (grid mode, which therefore never goes below the
-grid step), or down to `resolution` tokens. All texts advance together: each round takes
-one attempt per unfinished text, and the engine batches their mixed lengths.
+prefix (texts at different lengths are nested prefixes). A warm-started attempt that fails is
+run once more from a fresh random init (the grid's own start at that length), since prefix
+vectors can sit in a basin the longer text cannot leave; the length fails only if both do.
+At the first failure it bisects between the last lossless and the failing length, again
+warm-started: among the grid lengths in between (grid mode, where growth already took every
+grid length, so a grid search ends at its first failure), or down to `resolution` tokens.
+All texts advance together: each round takes one attempt per unfinished text, and the engine
+batches their mixed lengths.
 
 Lossless means the package's one threshold (memcap.metrics): accuracy >= 0.99, where
 accuracy is `max_correct / scored` under protocol paper and `correct / scored` under strict,
@@ -46,6 +49,7 @@ class Attempt:
     outcome: Outcome | None = field(repr=False, default=None)  # None when replayed from records
     vectors: torch.Tensor | None = field(repr=False, default=None)  # final (K, d); later warm starts
     oom: bool = False  # out of memory even alone: the text's search ends there
+    retry: int = 0  # 1: the fresh restart at this L after a warm-started attempt failed there
 
 
 @dataclass
@@ -78,8 +82,11 @@ def is_lossless(outcome: Outcome | None, protocol: str) -> bool:
 class _Text:
     """Search state of one text: the bracket (lo lossless, hi failing) and the next length."""
 
-    def __init__(self, index, n_tokens, grid, start, growth, resolution, max_length, min_length):
+    def __init__(self, index, n_tokens, grid, start, growth, resolution, max_length, min_length,
+                 retry_fresh=True):
         self.result = SearchResult(index)
+        self.retry_fresh = retry_fresh
+        self.retrying = False  # the next attempt restarts `next` from a random init
         self.n_tokens, self.grid = n_tokens, grid
         self.growth, self.resolution = growth, resolution
         self.max_length, self.min_length = max_length, min_length
@@ -117,8 +124,14 @@ class _Text:
             return None
         return (self.lo + self.hi) // 2
 
+    @property
+    def init(self):
+        """The vectors the next attempt starts from; None: the seeded random init."""
+        return None if self.retrying else self.lo_vectors
+
     def update(self, attempt: Attempt) -> None:
         self.result.attempts.append(attempt)
+        self.retrying = False
         if attempt.oom:
             return self._finish("oom")
         if attempt.lossless:
@@ -126,6 +139,12 @@ class _Text:
                 raise ValueError(f"lossless attempt at L={attempt.L} has no vectors to warm-start from")
             self.lo, self.lo_vectors = attempt.L, attempt.vectors
             self.result.capacity = attempt.L
+        elif attempt.warm_start is not None and self.retry_fresh:
+            # vectors that encode the prefix can sit in a basin the longer text cannot leave
+            # (seen on SmolLM2: warm-started 8 tokens failed where fresh starts decoded 26):
+            # a failure counts only once a fresh start failed too
+            self.retrying, self.next = True, attempt.L
+            return
         else:
             self.hi = attempt.L
         self.next = self._grow() if self.hi is None else self._bisect()
@@ -154,6 +173,7 @@ def search_capacity(
     runner: Callable = compress,
     on_attempts: Callable[[list[tuple[SearchResult, Attempt]]], None] | None = None,
     history: dict[int, list[Attempt]] | None = None,
+    retry_fresh: bool = True,
 ) -> list[SearchResult]:
     """Search every text's capacity; one SearchResult per text, in input order.
 
@@ -168,6 +188,8 @@ def search_capacity(
     history: attempts already made (text index -> attempts in the order they were made, with
     `vectors` on the lossless ones), e.g. read back from a killed job's records: they are
     replayed, not recomputed, and must be the ones this search would have made.
+    retry_fresh: a warm-started attempt that fails is run once more from the seeded random
+    init (the grid's own start at that length) before the length counts as failed.
     """
     optim = optim or OptimConfig()
     first = first_scored(protocol)
@@ -188,15 +210,17 @@ def search_capacity(
     if not callable(seeds) and len(seeds) != len(texts_ids):
         raise ValueError("one seed per text is needed")
     states = [
-        _Text(i, len(ids), grid, start, growth, resolution, max_length, first + 1)
+        _Text(i, len(ids), grid, start, growth, resolution, max_length, first + 1, retry_fresh)
         for i, ids in enumerate(texts_ids)
     ]
     for i, done in (history or {}).items():
         for attempt in done:
-            if states[i].next != attempt.L:
+            expected = (states[i].next, int(states[i].retrying))
+            if (attempt.L, attempt.retry) != expected:
                 raise ValueError(
-                    f"text {i}: a recorded attempt at L={attempt.L} is not what this search would try "
-                    f"next (L={states[i].next}); the records come from different search settings"
+                    f"text {i}: a recorded attempt at L={attempt.L} (retry {attempt.retry}) is not what "
+                    f"this search would try next (L={expected[0]}, retry {expected[1]}); the records "
+                    "come from different search settings"
                 )
             states[i].update(attempt)
     while True:
@@ -208,19 +232,20 @@ def search_capacity(
             lengths = [s.next for s in batch]
             ids = [texts_ids[s.result.index][:L] for s, L in zip(batch, lengths)]
             seeds_b = [seed_of(s.result.index, L) for s, L in zip(batch, lengths)]
-            init = [s.lo_vectors for s in batch]
+            init = [s.init for s in batch]
             outcomes = runner(lm, ids, K, protocol, seeds_b, optim, init=init)
             pairs = []
             for s, L, seed, outcome in zip(batch, lengths, seeds_b, outcomes):
                 attempt = Attempt(
                     L=L,
-                    warm_start=s.lo if s.lo_vectors is not None else None,
+                    warm_start=s.lo if s.init is not None else None,
                     seed=seed,
                     lossless=is_lossless(outcome, protocol),
                     steps=outcome.steps if outcome is not None else 0,
                     outcome=outcome,
                     vectors=outcome.vectors if outcome is not None else None,
                     oom=outcome is None,
+                    retry=int(s.retrying),
                 )
                 s.update(attempt)
                 pairs.append((s.result, attempt))

@@ -45,6 +45,11 @@ def record_key(record: dict) -> tuple:
     return (record["K"], record["L"], str(record["sample_id"]))
 
 
+def attempt_key(record: dict) -> tuple:
+    """record_key, plus the retry number: a capacity search may run one length twice."""
+    return (*record_key(record), record.get("retry") or 0)
+
+
 def read_jsonl(path: Path) -> list[dict]:
     with open(path, encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
@@ -96,15 +101,15 @@ class PartStore:
         atomic_write_text(self.folder / f"{name}.jsonl", lines)
 
     def merge(self, out: str | Path) -> list[dict]:
-        """All parts' records, one per (K, L, sample), written atomically to `out`."""
+        """All parts' records, one per (K, L, sample, retry), written atomically to `out`."""
         rows = self.records()
         seen = {}
         for row in rows:
-            key = record_key(row)
+            key = attempt_key(row)
             if key in seen:
-                raise RuntimeError(f"{self.folder}: duplicate record for (K, L, sample) = {key}")
+                raise RuntimeError(f"{self.folder}: duplicate record for (K, L, sample, retry) = {key}")
             seen[key] = row
-        rows.sort(key=lambda r: (r["K"], r["L"], str(r["sample_id"])))
+        rows.sort(key=lambda r: (r["K"], r["L"], str(r["sample_id"]), r.get("retry") or 0))
         out = Path(out)
         rel = os.path.relpath(self.folder, out.parent)
         text = ""

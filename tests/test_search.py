@@ -69,15 +69,41 @@ def test_search_capacity_is_within_one_grid_step_of_grid_runs(name):
         assert r.steps == sum(a.steps for a in r.attempts)
 
 
-def test_attempts_grow_warm_started_until_the_first_failure():
+def test_attempts_grow_warm_started_and_a_failed_warm_start_is_retried_fresh():
     _, results = searched()
     for r in results:
-        lengths = [a.L for a in r.attempts]
-        assert lengths == GRID[: len(lengths)]  # grid mode: never off the grid, never repeated
-        assert r.attempts[0].warm_start is None
+        assert r.attempts[0].warm_start is None and r.attempts[0].retry == 0
         for before, after in zip(r.attempts, r.attempts[1:]):
-            assert before.lossless and after.warm_start == before.L
-        assert r.stop_reason == ("grid_end" if r.attempts[-1].lossless else "failed")
+            if before.lossless:  # the next grid length, from these vectors
+                assert after.L == GRID[GRID.index(before.L) + 1]
+                assert after.warm_start == before.L and after.retry == 0
+            else:  # only a warm-started failure goes on: from a fresh start at the same length
+                assert before.warm_start is not None and before.retry == 0
+                assert after.L == before.L and after.warm_start is None and after.retry == 1
+        last = r.attempts[-1]
+        assert r.stop_reason == ("grid_end" if last.lossless else "failed")
+        assert last.lossless or last.warm_start is None  # a length fails once a fresh start failed
+
+
+def test_a_fresh_retry_rescues_a_length_whose_warm_start_failed():
+    """A runner that ruins every warm start (vectors 100x too large, a real model run from
+    there) makes each warm attempt fail: the fresh retries carry the search up the grid."""
+    lm = tiny()
+    texts = lee_ids(lm, n=1)
+
+    def ruined_warm_starts(lm, ids, K, protocol, seeds, optim, init=None):
+        init = [None if v is None else v * 100 for v in init]
+        return compress(lm, ids, K, protocol, seeds, optim, init=init)
+
+    (plain,) = search_capacity(lm, texts, 4, "paper", [1], OPTIM, lengths_grid=GRID[:3])
+    (r,) = search_capacity(lm, texts, 4, "paper", [1], OPTIM, lengths_grid=GRID[:3], runner=ruined_warm_starts)
+    assert plain.capacity == 12, "needs a text the tiny model decodes at every length tried"
+    assert [(a.L, a.retry, a.lossless) for a in r.attempts] == [
+        (4, 0, True), (8, 0, False), (8, 1, True), (12, 0, False), (12, 1, True)]
+    assert r.capacity == 12
+    (no_retry,) = search_capacity(lm, texts, 4, "paper", [1], OPTIM, lengths_grid=GRID[:3],
+                                  runner=ruined_warm_starts, retry_fresh=False)
+    assert [(a.L, a.lossless) for a in no_retry.attempts] == [(4, True), (8, False)] and no_retry.capacity == 4
 
 
 def test_warm_start_takes_fewer_steps_than_a_fresh_start():
@@ -99,7 +125,7 @@ def test_growth_mode_bisects_down_to_the_resolution():
         failed = [a.L for a in r.attempts if not a.lossless]
         assert r.stop_reason == "failed" and failed
         assert min(failed) - r.capacity <= 2  # the bracket is at most `resolution` wide
-        assert len({a.L for a in r.attempts}) == len(r.attempts)
+        assert len({(a.L, a.retry) for a in r.attempts}) == len(r.attempts)
 
 
 def test_init_none_is_the_seeded_init_and_given_vectors_are_the_start():
@@ -164,7 +190,7 @@ def test_killed_search_job_resumes_from_its_recorded_attempts(tmp_path, caplog):
         run_job("tiny-llama", texts, out, **args)
     assert "resuming the search of 3 texts" in caplog.text
     resumed = read_jsonl(out)
-    key = lambda r: (r["K"], r["L"], r["sample_id"])  # noqa: E731
+    key = lambda r: (r["K"], r["L"], r["sample_id"], r["retry"])  # noqa: E731
     assert sorted(map(key, resumed)) == sorted(map(key, whole))
     capacity = {r["sample_id"]: r["capacity"] for r in whole if r["capacity"] is not None}
     assert {r["sample_id"]: r["capacity"] for r in resumed if r["capacity"] is not None} == capacity
@@ -177,7 +203,7 @@ def test_replayed_attempts_must_be_the_ones_the_search_would_make():
     lm = tiny()
     texts = lee_ids(lm, n=1)
     wrong = {0: [Attempt(L=8, warm_start=None, seed=1, lossless=False, steps=5)]}  # the grid starts at 4
-    with pytest.raises(ValueError, match="L=8 is not what this search would try next"):
+    with pytest.raises(ValueError, match=r"L=8 \(retry 0\) is not what this search would try next \(L=4, retry 0\)"):
         search_capacity(lm, texts, 4, "paper", [1], OPTIM, lengths_grid=GRID, history=wrong)
     replayed = {0: [Attempt(L=4, warm_start=None, seed=1, lossless=False, steps=5)]}
     (result,) = search_capacity(lm, texts, 4, "paper", [1], OPTIM, lengths_grid=GRID, history=replayed)
