@@ -41,9 +41,12 @@ def parse_config(text: str) -> dict:
     for item in text.split(","):
         key, sep, value = item.partition("=")
         if not sep or key not in STUDY_KEYS:
-            raise argparse.ArgumentTypeError(
+            raise ValueError(
                 f"bad configuration item {item!r}: use key=value with key in {', '.join(STUDY_KEYS)}, or 'paper'")
-        values[key] = float(value)
+        try:
+            values[key] = float(value)
+        except ValueError:
+            raise ValueError(f"bad configuration item {item!r}: {value!r} is not a number") from None
     return values
 
 
@@ -59,7 +62,10 @@ def main() -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default %(default)s)")
     parser.add_argument("--threads", type=int, help="CPU threads for torch")
     args = parser.parse_args()
-    configs = [(name, parse_config(name)) for name in args.configs]
+    try:
+        configs = [(name, parse_config(name)) for name in args.configs]
+    except ValueError as err:
+        parser.error(str(err))
     if args.threads:
         torch.set_num_threads(args.threads)
     spec = resolve_model(args.model, load_registry("config/models.yaml"))
