@@ -303,7 +303,7 @@ def _search_history(store: PartStore, recorded: list[dict], K: int, group: list[
                 vectors = f.get_tensor(r["vectors_key"])
         history.setdefault(i, []).append(Attempt(
             L=r["L"], warm_start=r["warm_start"], seed=r["seed"], lossless=ok, steps=r["steps"],
-            vectors=vectors, oom=r["status"] == "oom", retry=r.get("retry", 0),
+            vectors=vectors, oom=r["status"] == "oom", retry=r.get("retry", 0), stop_reason=r["stop_reason"],
         ))
     return history
 

@@ -8,9 +8,10 @@
 Instead of one independent run per grid length, every text grows: it is compressed at a
 start length and, while that is lossless, at the next length (the next grid length, or
 `growth` times the last), starting from the last lossless vectors, which already encode the
-prefix (texts at different lengths are nested prefixes). A warm-started attempt that fails is
-run once more from a fresh random init (the grid's own start at that length), since prefix
-vectors can sit in a basin the longer text cannot leave; the length fails only if both do.
+prefix (texts at different lengths are nested prefixes). A warm-started attempt that gets
+stuck (stopped by `patience`) is run once more from a fresh random init (the grid's own start
+at that length), since prefix vectors can sit in a basin the longer text cannot leave; the
+length then fails only if both do.
 At the first failure it bisects between the last lossless and the failing length, again
 warm-started: among the grid lengths in between (grid mode, where growth already took every
 grid length, so a grid search ends at its first failure), or down to `resolution` tokens.
@@ -50,6 +51,7 @@ class Attempt:
     vectors: torch.Tensor | None = field(repr=False, default=None)  # final (K, d); later warm starts
     oom: bool = False  # out of memory even alone: the text's search ends there
     retry: int = 0  # 1: the fresh restart at this L after a warm-started attempt failed there
+    stop_reason: str = ""  # the engine's: converged, patience, max_steps, nan (oom: "")
 
 
 @dataclass
@@ -139,10 +141,11 @@ class _Text:
                 raise ValueError(f"lossless attempt at L={attempt.L} has no vectors to warm-start from")
             self.lo, self.lo_vectors = attempt.L, attempt.vectors
             self.result.capacity = attempt.L
-        elif attempt.warm_start is not None and self.retry_fresh:
+        elif attempt.warm_start is not None and attempt.stop_reason == "patience" and self.retry_fresh:
             # vectors that encode the prefix can sit in a basin the longer text cannot leave
-            # (seen on SmolLM2: warm-started 8 tokens failed where fresh starts decoded 26):
-            # a failure counts only once a fresh start failed too
+            # (seen on SmolLM2: a warm start at 8 tokens never improved, where fresh starts
+            # decoded 26): a stuck attempt fails only once a fresh start failed too. One that
+            # used its whole budget was still improving; a fresh start would redo that work.
             self.retrying, self.next = True, attempt.L
             return
         else:
@@ -188,8 +191,9 @@ def search_capacity(
     history: attempts already made (text index -> attempts in the order they were made, with
     `vectors` on the lossless ones), e.g. read back from a killed job's records: they are
     replayed, not recomputed, and must be the ones this search would have made.
-    retry_fresh: a warm-started attempt that fails is run once more from the seeded random
-    init (the grid's own start at that length) before the length counts as failed.
+    retry_fresh: a warm-started attempt that fails by `patience` (stuck, not out of steps) is
+    run once more from the seeded random init (the grid's own start at that length) before
+    the length counts as failed.
     """
     optim = optim or OptimConfig()
     first = first_scored(protocol)
@@ -246,6 +250,7 @@ def search_capacity(
                     vectors=outcome.vectors if outcome is not None else None,
                     oom=outcome is None,
                     retry=int(s.retrying),
+                    stop_reason=outcome.stop_reason if outcome is not None else "",
                 )
                 s.update(attempt)
                 pairs.append((s.result, attempt))

@@ -77,31 +77,35 @@ def test_attempts_grow_warm_started_and_a_failed_warm_start_is_retried_fresh():
             if before.lossless:  # the next grid length, from these vectors
                 assert after.L == GRID[GRID.index(before.L) + 1]
                 assert after.warm_start == before.L and after.retry == 0
-            else:  # only a warm-started failure goes on: from a fresh start at the same length
+            else:  # only a stuck warm start goes on: from a fresh start at the same length
                 assert before.warm_start is not None and before.retry == 0
+                assert before.stop_reason == "patience"
                 assert after.L == before.L and after.warm_start is None and after.retry == 1
         last = r.attempts[-1]
         assert r.stop_reason == ("grid_end" if last.lossless else "failed")
-        assert last.lossless or last.warm_start is None  # a length fails once a fresh start failed
+        # a length fails once a fresh start failed, or a warm start ran out of steps
+        assert last.lossless or last.warm_start is None or last.stop_reason == "max_steps"
 
 
 def test_a_fresh_retry_rescues_a_length_whose_warm_start_failed():
     """A runner that ruins every warm start (vectors 100x too large, a real model run from
-    there) makes each warm attempt fail: the fresh retries carry the search up the grid."""
+    there) makes each warm attempt get stuck: the fresh retries carry the search up the grid."""
     lm = tiny()
     texts = lee_ids(lm, n=1)
+    optim = OptimConfig(lr=0.1, max_steps=80, patience=30)  # stuck for 30 steps: patience
 
     def ruined_warm_starts(lm, ids, K, protocol, seeds, optim, init=None):
         init = [None if v is None else v * 100 for v in init]
         return compress(lm, ids, K, protocol, seeds, optim, init=init)
 
-    (plain,) = search_capacity(lm, texts, 4, "paper", [1], OPTIM, lengths_grid=GRID[:3])
-    (r,) = search_capacity(lm, texts, 4, "paper", [1], OPTIM, lengths_grid=GRID[:3], runner=ruined_warm_starts)
+    (plain,) = search_capacity(lm, texts, 4, "paper", [1], optim, lengths_grid=GRID[:3])
+    (r,) = search_capacity(lm, texts, 4, "paper", [1], optim, lengths_grid=GRID[:3], runner=ruined_warm_starts)
     assert plain.capacity == 12, "needs a text the tiny model decodes at every length tried"
     assert [(a.L, a.retry, a.lossless) for a in r.attempts] == [
         (4, 0, True), (8, 0, False), (8, 1, True), (12, 0, False), (12, 1, True)]
     assert r.capacity == 12
-    (no_retry,) = search_capacity(lm, texts, 4, "paper", [1], OPTIM, lengths_grid=GRID[:3],
+    assert all(a.stop_reason == "patience" for a in r.attempts if a.warm_start is not None)
+    (no_retry,) = search_capacity(lm, texts, 4, "paper", [1], optim, lengths_grid=GRID[:3],
                                   runner=ruined_warm_starts, retry_fresh=False)
     assert [(a.L, a.lossless) for a in no_retry.attempts] == [(4, True), (8, False)] and no_retry.capacity == 4
 
