@@ -1,0 +1,63 @@
+"""The benchmark scripts run end to end on a tiny model and print the figures they promise.
+
+Their timings are not checked here (benchmarks are scripts, not timed tests); this keeps them
+from rotting between the runs recorded in docs/benchmarks.md.
+"""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def bench(*args, timeout=600) -> str:
+    result = subprocess.run([sys.executable, *args, "--threads", "1"], cwd=REPO, capture_output=True,
+                            text=True, timeout=timeout)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def test_steps_prints_both_procedures_and_their_ratio():
+    out = bench("benchmarks/steps.py", "--model", "tiny-llama", "--length", "24", "--texts", "2", "--steps", "3")
+    assert re.search(r"authors' procedure \(batch 1, reloads\)\s+[\d.]+\s+\d+", out), out
+    assert re.search(r"memcap \(one load, batched\)\s+[\d.]+\s+\d+", out), out
+    assert re.search(r"speed-up memcap / authors: [\d.]+x", out), out
+
+
+def test_capacity_compares_search_with_the_authors_grid():
+    out = bench("benchmarks/capacity.py", "--model", "tiny-llama", "--lr", "0.1", "--lengths", "2", "4", "8",
+                "--texts", "2", "--max-steps", "30", "--patience", "30")
+    authors = re.search(r"authors \(per length, batch 1\)\s+[\d.]+\s+(\d+)\s+\[([\d, ]+)\]", out)
+    ours = re.search(r"memcap search \(warm, batched\)\s+[\d.]+\s+(\d+)\s+\[([\d, ]+)\]", out)
+    assert authors and ours, out
+    # each text's search attempts cost no more steps than all grid lengths run one by one
+    assert int(ours.group(1)) <= int(authors.group(1))
+    ratio = float(re.search(r"steps ratio memcap / authors: ([\d.]+)", out).group(1))
+    assert abs(ratio - int(ours.group(1)) / int(authors.group(1))) < 0.01
+    assert re.search(r"capacities within one grid step: \d/2 texts", out), out
+    assert "per-sample rule (capacity_from_samples)" in out
+
+
+def test_optimizer_study_reports_every_configuration_and_length():
+    out = bench("benchmarks/optimizer.py", "--model", "tiny-llama", "--texts", "2", "--lengths", "4", "6",
+                "--max-steps", "20", "--configs", "paper", "lr=0.1,init_scale=0.5")
+    for config in ("paper", "lr=0.1,init_scale=0.5"):
+        for L in (4, 6):
+            assert re.search(rf"^{re.escape(config)}\s+{L}\s+\d/2\s", out, re.M), (config, L, out)
+        assert re.search(rf"^{re.escape(config)}\s+\d+\s+[\d.]+$", out, re.M), (config, out)
+    bad = subprocess.run([sys.executable, "benchmarks/optimizer.py", "--configs", "lr0.1"], cwd=REPO,
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "use key=value with key in lr" in bad.stderr
+
+
+def test_record_appends_a_dated_block_with_the_output(tmp_path):
+    doc = tmp_path / "benchmarks.md"
+    cmd = [sys.executable, "benchmarks/record.py", "--doc", str(doc), "--title", "echo check", "--note", "a test",
+           "--", sys.executable, "-c", "print('ratio 1.23x')"]
+    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    text = doc.read_text()
+    assert text.startswith("# Benchmarks") and "echo check" in text and "ratio 1.23x" in text
+    assert "- note: a test" in text
