@@ -10,7 +10,8 @@ wheel, at least as long as the longest grid length), grid, optimiser and stoppin
 (a) the authors' way: every grid length of every text run separately from a fresh random
 init, batch 1, the model reloaded from disk twice per run (benchmarks/common.py); (b) ours:
 memcap.search.search_capacity (each text goes up the grid warm-started from its last
-lossless vectors until a length fails, all texts batched), timed with its one model load.
+lossless vectors until a length fails, a stuck warm start retried once from a fresh init,
+all texts batched), timed with its one model load.
 
 The defaults are the demo's (config/demo.yaml: SmolLM2-135M, lr 0.01, at most 300 steps,
 patience 150) and a grid shaped like the paper's: the paper ran Pythia-160M (capacity 80)
