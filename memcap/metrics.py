@@ -117,9 +117,9 @@ def _modes(df: pd.DataFrame) -> pd.Series:
 
 
 def _reject_duplicates(df: pd.DataFrame) -> None:
-    # A search writes one record per attempt; its attempts of one text are at different
-    # lengths, so (..., L, sample_id) still names one record. Should attempts ever repeat a
-    # length (a `retry` field), the retry number is part of the key.
+    # A search writes one record per attempt; a text's attempts are at different lengths,
+    # except a fresh retry at the length whose warm start got stuck: `retry` (memcap.store.
+    # attempt_key) tells those two apart. Records written before `retry` existed lack it.
     key = SAMPLE_KEY + (["retry"] if "retry" in df.columns else [])
     dup = df[df.duplicated(key, keep=False)]
     if not dup.empty:

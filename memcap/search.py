@@ -50,7 +50,7 @@ class Attempt:
     outcome: Outcome | None = field(repr=False, default=None)  # None when replayed from records
     vectors: torch.Tensor | None = field(repr=False, default=None)  # final (K, d); later warm starts
     oom: bool = False  # out of memory even alone: the text's search ends there
-    retry: int = 0  # 1: the fresh restart at this L after a warm-started attempt failed there
+    retry: int = 0  # 1: the fresh restart at this L after a warm-started attempt got stuck there
     stop_reason: str = ""  # the engine's: converged, patience, max_steps, nan (oom: "")
 
 

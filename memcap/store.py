@@ -109,7 +109,7 @@ class PartStore:
             if key in seen:
                 raise RuntimeError(f"{self.folder}: duplicate record for (K, L, sample, retry) = {key}")
             seen[key] = row
-        rows.sort(key=lambda r: (r["K"], r["L"], str(r["sample_id"]), r.get("retry") or 0))
+        rows.sort(key=attempt_key)
         out = Path(out)
         rel = os.path.relpath(self.folder, out.parent)
         text = ""
