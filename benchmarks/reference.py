@@ -1,0 +1,156 @@
+"""The paper-budget reference: each text's decoding capacity under the paper's own optimiser.
+
+    python benchmarks/reference.py                 # runs or resumes it: hours on one CPU thread
+    python benchmarks/reference.py --report        # prints what is recorded so far, runs nothing
+
+SmolLM2-135M, paper protocol, K = 1, AdamW exactly as the paper (lr 1e-2, betas 0.9/0.9,
+weight decay 0.01, at most 5000 steps, patience 2000: memcap.engine.OptimConfig's defaults),
+on the first `--texts` Lee news articles (second halves, gensim's wheel) with at least
+`--min-tokens` tokens. Every (text, L) is an independent fresh start, as in the paper's grid,
+run by the resumable grid job (memcap.job.run_job, batch 1, one torch thread): its records and
+vectors live in benchmarks/reference/, small enough to commit, so a later session or machine
+resumes where this one stopped and never computes a cell twice.
+
+What it saves against the paper's full grid: a text goes up `--lengths` only until it has
+failed at `--fails` consecutive lengths (or the next length is longer than the text), so the
+grid brackets every text's capacity (the last length it passes and the first it fails are
+both in it) without spending 5000 steps at every length far above it. Lengths are taken round
+robin (every text's next length, shortest first), so an interrupted run has advanced all texts.
+
+Prints per text the best accuracy and steps at each length, its capacity (largest lossless
+length; lossless = accuracy >= 0.99, memcap's one rule), whether it is bracketed yet, then the
+decoding capacity over the texts ((a) the paper's rule over the lengths every text has run,
+(b) the per-sample rule, memcap.metrics.capacity_from_samples), total optimiser steps and the
+summed compute time of the cells (model loads aside).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent / "reference"
+LENGTHS = [8, 12, 16, 24, 32, 40, 48, 64, 80, 96, 128]
+
+
+def select_texts(path: Path, n: int, min_tokens: int, model: str, models_file: str) -> list[dict]:
+    """The reference's texts, written once to `path` (then always read back from it)."""
+    from memcap.job import read_texts
+    from memcap.models import load_model, load_registry, resolve_model
+    from memcap.texts import natural_texts, write_jsonl
+
+    if path.exists():
+        return read_texts(path)
+    tokenize = load_model(resolve_model(model, load_registry(models_file)), "cpu").tokenize
+    lee = {"source": "package", "package": "gensim", "file": "test/test_data/lee_background.cor"}
+    rows = [r for r in natural_texts("lee", lee, samples=60) if len(tokenize(r["text"])) >= min_tokens][:n]
+    if len(rows) < n:
+        raise SystemExit(f"only {len(rows)} of the first 60 Lee articles have {min_tokens} tokens")
+    write_jsonl(rows, path)
+    return rows
+
+
+def load_records(out: Path) -> list[dict]:
+    from memcap.store import read_jsonl
+
+    parts = out.with_suffix(".parts")
+    return [r for p in sorted(parts.glob("*.jsonl")) for r in read_jsonl(p)] if parts.exists() else []
+
+
+def next_length(records: list[dict], lengths: list[int], fails: int, protocol: str) -> int | None:
+    """The text's next grid length, or None when its capacity is bracketed (or the text ends)."""
+    from memcap.search import lossless
+
+    by_length = {r["L"]: r for r in records}
+    streak = 0
+    for L in lengths:
+        r = by_length.get(L)
+        if r is None:
+            return L
+        if r["short"]:  # the text ended before L
+            return None
+        ok = lossless(r["status"], r["correct"], r["max_correct"], r["scored"], protocol)
+        streak = 0 if ok else streak + 1
+        if streak >= fails:
+            return None
+    return None
+
+
+def report(rows: list[dict], records: list[dict], lengths: list[int], fails: int, protocol: str) -> None:
+    from memcap.metrics import capacity_from_samples
+    from memcap.search import lossless
+
+    print(f"{len(rows)} texts, K=1, paper protocol, grid {lengths}, a text stops after {fails} failing lengths")
+    caps, complete = [], 0
+    by_text = {str(row["id"]): [r for r in records if str(r["sample_id"]) == str(row["id"])] for row in rows}
+    for row in rows:
+        own = sorted(by_text[str(row["id"])], key=lambda r: r["L"])
+        ok = {r["L"]: lossless(r["status"], r["correct"], r["max_correct"], r["scored"], protocol) for r in own}
+        cap = max([0] + [L for L, good in ok.items() if good])
+        done = next_length(own, lengths, fails, protocol) is None and bool(own)
+        first_fail = min([L for L, good in ok.items() if not good and L > cap], default=None)
+        complete += done
+        caps.append(cap)
+        cells = " ".join(f"{r['L']}:{r['max_accuracy']:.2f}({r['steps']})" for r in own)
+        state = f"bracketed {cap}..{first_fail}" if done and first_fail else ("done" if done else "running")
+        print(f"  {row['id']}: capacity {cap} ({state}); L:accuracy(steps) {cells}")
+    common = [L for L in lengths if all(any(r["L"] == L for r in by_text[str(row["id"])]) for row in rows)]
+    passing = [L for L in common if sum(r["max_accuracy"] for r in records if r["L"] == L) / len(rows) >= 0.99 - 1e-9]
+    per_sample = capacity_from_samples(caps)
+    print(f"per-text capacities: {caps} ({complete}/{len(rows)} texts bracketed)")
+    print(f"decoding capacity: (a) paper's rule over the lengths every text ran ({common}): "
+          f"{max(passing) if passing else 'none'}; (b) per-sample rule: "
+          f"{'none' if per_sample != per_sample else int(per_sample)}")
+    print(f"total optimiser steps {sum(r['steps'] for r in records)}, compute time "
+          f"{sum(r['wall_s'] for r in records) / 3600:.2f} h over {len(records)} cells")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="smollm2-135m", help="registry name (default %(default)s)")
+    parser.add_argument("--models-file", default="config/models.yaml")
+    parser.add_argument("--texts", type=int, default=6, help="number of Lee texts (default %(default)s)")
+    parser.add_argument("--min-tokens", type=int, default=100, help="shortest text kept (default %(default)s)")
+    parser.add_argument("--lengths", type=int, nargs="+", default=LENGTHS, help="length grid (default %(default)s)")
+    parser.add_argument("--fails", type=int, default=2, help="consecutive failing lengths that end a text (default %(default)s)")
+    parser.add_argument("--folder", type=Path, default=HERE, help="where texts and records live (default %(default)s)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default %(default)s)")
+    parser.add_argument("--report", action="store_true", help="print what is recorded, run nothing")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    lengths = sorted(set(args.lengths))
+    protocol = "paper"
+    folder = args.folder
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = select_texts(folder / "texts.jsonl", args.texts, args.min_tokens, args.model, args.models_file)
+    out = folder / "lee.jsonl"
+    while not args.report:
+        records = load_records(out)
+        todo = []
+        for row in rows:
+            own = [r for r in records if str(r["sample_id"]) == str(row["id"])]
+            L = next_length(own, lengths, args.fails, protocol)
+            if L is not None:
+                todo.append((L, row))
+        if not todo:
+            break
+        L_round = min(L for L, _ in todo)
+        from memcap.job import run_job
+
+        for L, row in todo:
+            if L != L_round:
+                continue
+            with tempfile.TemporaryDirectory() as tmp:
+                one = Path(tmp) / "lee.jsonl"
+                one.write_text(json.dumps(row) + "\n", encoding="utf-8")
+                run_job(args.model, one, out, lengths=[L], vectors=[1], protocol=protocol, optim=None,
+                        batch_size=1, device="cpu", models_file=args.models_file, dataset="lee",
+                        threads=args.threads, progress=False)
+    report(rows, load_records(out), lengths, args.fails, protocol)
+
+
+if __name__ == "__main__":
+    main()
