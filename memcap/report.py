@@ -85,13 +85,13 @@ def _unique_dicts(series: pd.Series) -> list[dict]:
     return list(seen.values())
 
 
-_OPTIM_LABELS = [("lr", "learning rate"), ("betas", "betas"), ("weight_decay", "weight decay"),
+_OPTIM_LABELS = [("preset", "preset"), ("lr", "learning rate"), ("betas", "betas"), ("weight_decay", "weight decay"),
                  ("eps", "eps"), ("max_steps", "max steps"), ("patience", "patience")]
 
 
 def _optim_settings(optim: dict) -> list[tuple[str, str]]:
     """(label, value) pairs of a record's optimiser settings, known keys first."""
-    optim = dict(optim)
+    optim = {"preset": "paper", **optim}  # records before presets existed: the paper's
     if "betas" not in optim and "beta1" in optim:  # the engine records beta1/beta2
         optim["betas"] = [optim.pop("beta1"), optim.pop("beta2", None)]
     pairs = []

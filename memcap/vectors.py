@@ -5,7 +5,7 @@
 
 Metadata (all strings, as safetensors requires): model, model_id, protocol, K, N, prompt
 (the token ids decoding starts from: none under strict, t1 under paper, as JSON), text_sha,
-accuracy, steps, memcap version.
+accuracy, steps, the optimiser preset, memcap version.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from memcap.store import atomic_write_bytes
 KEY = "mem"
 
 
-def save_vectors(path, vectors: torch.Tensor, lm, protocol: str, ids: list[int], outcome) -> None:
+def save_vectors(path, vectors: torch.Tensor, lm, protocol: str, ids: list[int], outcome,
+                 preset: str = "paper") -> None:
     from safetensors.torch import save
 
     first = first_scored(protocol)
@@ -39,6 +40,7 @@ def save_vectors(path, vectors: torch.Tensor, lm, protocol: str, ids: list[int],
         "ids_sha": hashlib.sha1(json.dumps(ids).encode()).hexdigest(),
         "accuracy": f"{outcome.accuracy:.6f}",
         "steps": str(outcome.steps),
+        "preset": preset,
         "memcap": memcap.__version__,
     }
     data = save({KEY: vectors.detach().float().contiguous().cpu()}, metadata=meta)

@@ -153,9 +153,11 @@ def test_latex_failure_raises_with_log_tail(tmp_path):
 
 def test_optim_settings_accept_both_record_styles():
     engine = report._optim_settings({"beta1": 0.9, "beta2": 0.99, "lr": 0.01, "new_knob": 3})
-    assert engine == [("learning rate", "0.01"), ("betas", "0.9, 0.99"), ("new knob", "3")]
+    assert engine == [("preset", "paper"), ("learning rate", "0.01"), ("betas", "0.9, 0.99"), ("new knob", "3")]
     documented = report._optim_settings({"betas": [0.9, 0.9], "eps": 1e-8})
-    assert documented == [("betas", "0.9, 0.9"), ("eps", "1e-08")]
+    assert documented == [("preset", "paper"), ("betas", "0.9, 0.9"), ("eps", "1e-08")]
+    fast = report._optim_settings({"preset": "fast", "lr": 0.1, "schedule": "cosine"})
+    assert fast == [("preset", "fast"), ("learning rate", "0.1"), ("schedule", "cosine")]
 
 
 # --- a run with a capacity search -------------------------------------------------------

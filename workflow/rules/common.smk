@@ -219,11 +219,13 @@ def report_settings():
         rows[f"multi-vector {model}"] = (
             f"{grid['dataset']}, K in {', '.join(map(str, grid['vectors']))}"
         )
-    rows["optimiser"] = (
-        f"AdamW lr {o['lr']}, betas ({o['beta1']}, {o['beta2']}), "
-        f"weight decay {o['weight_decay']}, eps {o['eps']}"
+    # the preset's own values are resolved in the jobs (no torch here); the records hold them
+    overrides = ", ".join(
+        f"{k} {v}" for k, v in o.items() if k != "preset" and v is not None
     )
-    rows["steps"] = f"at most {o['max_steps']}, patience {o['patience']}"
+    rows["optimiser"] = f"AdamW, preset {o['preset']}" + (
+        f"; set in the config: {overrides}" if overrides else ""
+    )
     rows["batch size, device"] = f"{c['batch_size']}, {c['device']}"
     return rows
 
