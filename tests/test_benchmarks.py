@@ -41,15 +41,16 @@ def test_capacity_compares_search_with_the_authors_grid():
 
 
 def test_optimizer_study_reports_every_configuration_and_length():
+    configs = ("paper", "fast", "lr=0.1,init_scale=0.5,schedule=cosine,warmup=2,margin=1,temperature=0.5")
     out = bench("benchmarks/optimizer.py", "--model", "tiny-llama", "--texts", "2", "--lengths", "4", "6",
-                "--max-steps", "20", "--configs", "paper", "lr=0.1,init_scale=0.5")
-    for config in ("paper", "lr=0.1,init_scale=0.5"):
+                "--max-steps", "20", "--configs", *configs)
+    for config in configs:
         for L in (4, 6):
-            assert re.search(rf"^{re.escape(config)}\s+{L}\s+\d/2\s", out, re.M), (config, L, out)
-        assert re.search(rf"^{re.escape(config)}\s+\d+\s+[\d.]+$", out, re.M), (config, out)
+            assert re.search(rf"^{re.escape(config)}\s+{L}\s+\d/2\s.*\s(\d/\d|-)$", out, re.M), (config, L, out)
+        assert re.search(rf"^{re.escape(config)}\s+\d+\s+[\d.]+\s+(\d+|none)\s+\[\d+, \d+\]$", out, re.M), (config, out)
     bad = subprocess.run([sys.executable, "benchmarks/optimizer.py", "--configs", "lr0.1"], cwd=REPO,
                          capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 2 and "use key=value with key in lr" in bad.stderr
+    assert bad.returncode == 2 and "use key=value with key in" in bad.stderr and "margin" in bad.stderr
 
 
 def test_record_appends_a_dated_block_with_the_output(tmp_path):
