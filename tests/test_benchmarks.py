@@ -62,3 +62,24 @@ def test_record_appends_a_dated_block_with_the_output(tmp_path):
     text = doc.read_text()
     assert text.startswith("# Benchmarks") and "echo check" in text and "ratio 1.23x" in text
     assert "- note: a test" in text
+
+
+def test_reference_brackets_each_text_and_resumes_without_recomputing(tmp_path):
+    from memcap.paper_budget import text_capacities
+    from memcap.store import read_jsonl
+
+    args = ["benchmarks/reference.py", "--model", "tiny-llama", "--lengths", "4", "8", "16", "--texts", "2",
+            "--min-tokens", "20", "--folder", str(tmp_path)]
+    out = bench(*args)
+    texts = [r["id"] for r in read_jsonl(tmp_path / "texts.jsonl")]
+    assert len(texts) == 2
+    records = read_jsonl(tmp_path / "lee.jsonl")
+    assert {r["optim"]["max_steps"] for r in records} == {5000} and {r["batch_size"] for r in records} == {1}
+    for t in text_capacities(records):
+        assert t["bracketed"]  # stopped after two failing lengths or at the end of the grid
+        line = re.search(rf"^  {t['sample_id']}: capacity (\d+) \(", out, re.M)
+        assert line and int(line.group(1)) == t["capacity"], out
+    assert re.search(r"total optimiser steps \d+, compute time [\d.]+ h over \d+ cells", out), out
+    again = bench(*args)  # every cell is recorded: nothing runs, the report is the same
+    assert "to do" not in again and again.splitlines()[-4:] == out.splitlines()[-4:]
+    assert read_jsonl(tmp_path / "lee.jsonl") == records

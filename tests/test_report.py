@@ -1,5 +1,6 @@
 """Report: LaTeX escaping, the PDF build, numbers in the PDF equal to the CSVs, partial runs."""
 
+import json
 import re
 import shutil
 import subprocess
@@ -224,3 +225,23 @@ def test_pdf_shows_the_search_table_equal_to_the_csv(search_run):
     assert ("the decoding capacity is the largest L such that the fraction of samples with "
             "capacity ≥ L is ≥ 0.99") in flat
     assert "No search-mode runs" not in flat
+
+
+def test_the_paper_budget_reference_is_shown_beside_this_runs_capacity(tmp_path):
+    ref = [make_record("pythia-160m", "lee", L, f"lee-{i}", max_correct=(L - 1) if ok else L // 2, steps=steps)
+           for i, cells in enumerate([[(64, True, 900), (80, False, 5000), (96, False, 5000)],
+                                      [(64, True, 700), (80, True, 2100)]])
+           for L, ok, steps in cells]
+    ref_file = tmp_path / "reference.jsonl"
+    ref_file.write_text("".join(json.dumps(r) + "\n" for r in ref))
+    ours = write_records(tmp_path / "run", [make_record("pythia-160m", "lee", L, f"lee-{i}", steps=40, preset="fast")
+                                            for i in range(2) for L in (64, 80)])
+    context = report.report_context(ours, "budget", budget_reference=[ref_file])
+    (b,) = context["budget_reference"]
+    assert (b["model"], b["dataset"], b["n_texts"], b["n_bracketed"]) == ("pythia-160m", "lee", 2, 1)
+    assert b["capacity"] == ">= 64" and b["capacities"] == "64, 80"  # text 1 may still pass beyond 80
+    assert b["steps"] == 900 + 5000 + 5000 + 700 + 2100 and b["ours_steps"] == 160
+    assert b["ours"] == ">=80" and b["ours_preset"] == "fast"  # lossless at the longest length tried
+    text = one_line(report.render_report(context))
+    assert "Reference at the paper's budget" in text and "1 of 2 texts bracketed" in text
+    assert "so the value is a lower bound" in text and "preset \\texttt{fast}" in text
