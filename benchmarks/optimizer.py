@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 
 import torch
@@ -121,6 +122,7 @@ def main() -> None:
         capacity = capacity_from_samples(caps)
         totals.append(f"{label:34s} {sum(o.steps for o in outcomes):8d} {wall:9.1f}  "
                       f"{'none' if capacity != capacity else int(capacity):>8}  {caps}")
+        print("\n".join([*rows[-len(lengths):], totals[-1]]), file=sys.stderr, flush=True)  # as it goes
     print(header)
     print("\n".join(rows))
     print(f"{'configuration':34s} {'steps':>8s} {'wall s':>9s}  {'capacity':>8s}  per text "

@@ -259,14 +259,22 @@ def _budget_reference(paths: list[Path] | None, df: pd.DataFrame, summary: pd.Da
     from memcap.paper_budget import reference_summary, text_capacities
     from memcap.store import read_jsonl
 
+    texts = text_capacities([r for p in paths or [] for r in read_jsonl(Path(p))])
+    # compare on the texts this run has, where it has some of the reference's
+    ours_ids = {(m, d): set(map(str, g["sample_id"])) for (m, d), g in df[df.K == 1].groupby(["model", "dataset"])} \
+        if len(df) else {}
+    shared = [t for t in texts if t["sample_id"] in ours_ids.get((t["model"], t["dataset"]), ())]
+    kept = shared + [t for t in texts if not any((t["model"], t["dataset"]) == (s["model"], s["dataset"])
+                                                 for s in shared)]
     rows = []
-    for ref in reference_summary(text_capacities([r for p in paths or [] for r in read_jsonl(Path(p))])):
+    for ref in reference_summary(kept):
         ours = summary[(summary.model == ref["model"]) & (summary.dataset == ref["dataset"]) & (summary.K == 1)]
         mine = df[(df.model == ref["model"]) & (df.dataset == ref["dataset"]) & (df.K == 1)] if len(df) else df
         steps = int(mine["steps"].sum()) if len(mine) else 0
         optim = dict(ref["optim"] or {})
         rows.append({
             **ref, "capacity": f"{'' if ref['complete'] else '>= '}{ref['capacity']}",
+            "same_texts": any(s["model"] == ref["model"] and s["dataset"] == ref["dataset"] for s in shared),
             "capacities": ", ".join(map(str, ref["capacities"])), "hours": f"{ref['hours']:.1f}",
             "budget": f"{optim.get('max_steps', '?')} steps, patience {optim.get('patience', '?')}, lr {optim.get('lr', '?')}",
             "ours": tables.fmt_row_capacity(ours.iloc[0]) if len(ours) else None,

@@ -245,3 +245,8 @@ def test_the_paper_budget_reference_is_shown_beside_this_runs_capacity(tmp_path)
     text = one_line(report.render_report(context))
     assert "Reference at the paper's budget" in text and "1 of 2 texts bracketed" in text
     assert "so the value is a lower bound" in text and "preset \\texttt{fast}" in text
+    assert "on the same 2 texts as this run" in text
+    # a run on one of the reference's texts is compared on that text alone
+    one = write_records(tmp_path / "one", [make_record("pythia-160m", "lee", 64, "lee-0", steps=40)])
+    (b,) = report.report_context(one, "budget", budget_reference=[ref_file])["budget_reference"]
+    assert (b["n_texts"], b["capacity"], b["steps"], b["same_texts"]) == (1, "64", 900 + 5000 + 5000, True)
