@@ -83,3 +83,14 @@ def test_reference_brackets_each_text_and_resumes_without_recomputing(tmp_path):
     again = bench(*args)  # every cell is recorded: nothing runs, the report is the same
     assert "to do" not in again and again.splitlines()[-4:] == out.splitlines()[-4:]
     assert read_jsonl(tmp_path / "lee.jsonl") == records
+
+    # the fast preset's search on the same texts and grid, compared with those records
+    fast = bench("benchmarks/fast.py", "--model", "tiny-llama", "--lengths", "4", "8", "16", "--folder", str(tmp_path),
+                 "--max-steps", "100")
+    for t in text_capacities(records):
+        line = re.search(rf"^  {t['sample_id']}: ours (\d+) .*reference {t['capacity']} \(first fail", fast, re.M)
+        assert line, fast
+    ratio = re.search(r"steps ratio fast / reference: ([\d.]+) \(target <= 0.10\)", fast)
+    assert ratio and float(ratio.group(1)) < 1, fast
+    assert re.search(r"wall-time speed-up reference / fast: [\d.]+x", fast), fast
+    assert re.search(r"texts within one grid step .*: \d/2 \(target: all\)", fast), fast
