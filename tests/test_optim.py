@@ -163,7 +163,7 @@ def test_records_say_which_preset_made_them(tmp_path):
             progress=False)
     record = json.loads(out.read_text())
     assert record["preset"] == "fast" and record["optim"]["preset"] == "fast"
-    assert record["optim"]["schedule"] == PRESETS["fast"]["schedule"] and record["optim"]["max_steps"] == 3
+    assert record["optim"]["lr"] == PRESETS["fast"]["lr"] and record["optim"]["max_steps"] == 3
 
 
 # --- fewest vectors -----------------------------------------------------------------------
