@@ -152,6 +152,16 @@ def test_snakefmt_is_clean():
             {"datasets": {"lee": {"source": "package", "package": "gensim", "file": "x", "samples": 0}}},
             ["'datasets.lee.samples'", "minimum 1"],
         ),
+        # the engine's own limits are the schema's: AdamW needs beta < 1
+        ({"optim": {"beta1": 1.0}}, ["'optim.beta1'", "exclusiveMaximum 1"]),
+        ({"optim": {"beta2": 1}}, ["'optim.beta2'", "exclusiveMaximum 1"]),
+        # a local file that is not there, before any job reads it
+        (
+            {"datasets": {"mine": {"source": "file", "path": "no/such/texts.txt"}}},
+            ["'datasets.mine.path'", "no such file 'no/such/texts.txt'", "allowed: an existing local text file"],
+        ),
+        # the paper protocol never scores the first token: a length of 1 has nothing to score
+        ({"lengths": [1, 4]}, ["'lengths'", "allowed: lengths >= 2"]),
     ],
 )
 def test_config_errors_name_the_key(tmp_path, changes, expected):

@@ -2,6 +2,7 @@
 # Functions only (no rules); they read `config` after the Snakefile validated it.
 
 import functools
+from pathlib import Path
 
 import yaml
 from snakemake.exceptions import WorkflowError
@@ -30,7 +31,13 @@ def config_error(schema_file):
     elif "type" in sub:
         allowed = f"allowed: {sub['type']}" + "".join(
             f", {k} {sub[k]}"
-            for k in ("minimum", "maximum", "exclusiveMinimum", "pattern")
+            for k in (
+                "minimum",
+                "maximum",
+                "exclusiveMinimum",
+                "exclusiveMaximum",
+                "pattern",
+            )
             if k in sub
         )
     else:
@@ -67,6 +74,14 @@ def check_config():
                 f"Invalid config key 'datasets.{name}.vocab': unknown vocabulary "
                 f"{spec['vocab']!r}; defined under vocab: {', '.join(config['vocab']) or 'none'}"
             )
+        if spec["source"] == "file" and not Path(spec["path"]).is_file():
+            raise WorkflowError(
+                f"Invalid config key 'datasets.{name}.path': no such file "
+                f"{spec['path']!r} (looked for {Path(spec['path']).absolute()}); allowed: an "
+                f"existing local text file, one document per line (a relative path is "
+                f"relative to the working directory)"
+            )
+    check_lengths()
     for model, grid in config["multivector"].items():
         dataset = config["datasets"].get(grid["dataset"])
         if dataset is None or dataset["source"] == "random":
@@ -79,6 +94,24 @@ def check_config():
             )
     check_geometry()
     check_baselines()
+
+
+def check_lengths():
+    """Every length a job would get is one the protocol can score (paper: L >= 2)."""
+    shortest = 2 if config["protocol"] == "paper" else 1
+    grids = {"lengths": config["lengths"]}
+    grids |= {
+        f"multivector.{model}.lengths": grid["lengths"]
+        for model, grid in config["multivector"].items()
+        if grid["lengths"]
+    }
+    for key, lengths in grids.items():
+        if min(lengths) < shortest:
+            raise WorkflowError(
+                f"Invalid config key {key!r}: length {min(lengths)} is too short for protocol "
+                f"{config['protocol']!r}, which never scores the first token; allowed: "
+                f"lengths >= {shortest}"
+            )
 
 
 def is_hf(model):
