@@ -428,12 +428,13 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
 def job_wall_time(df: pd.DataFrame) -> pd.DataFrame:
     """Optimisation wall time per records file (one file = one job), in seconds.
 
-    A job optimises the samples of one (K, L) in batches of ``batch_size`` and writes
-    them as each batch finishes, and ``wall_s`` runs from the batch's start; so a job's
-    time is the sum over its batches (consecutive records of one (K, L), at most
-    batch_size each) of the slowest sample's wall_s. A search job's batches mix lengths;
-    each is one part of the job, so its search records are batched by their ``vectors``
-    file instead. Model loading is not included. Columns: records_file, model, dataset,
+    A job optimises its samples in batches and stores each batch as one part, whose file
+    every record of the batch names in ``vectors``; ``wall_s`` runs from the batch's start.
+    So a job's time is the sum over its parts of the slowest sample's wall_s, whatever the
+    batch mixes: one (K, L) of natural text, the sampled lengths of random text, or a
+    search round's lengths. Records without ``vectors`` (older or hand-made ones) are
+    batched as the grid batches natural text: consecutive records of one (K, L), at most
+    batch_size each. Model loading is not included. Columns: records_file, model, dataset,
     K (the K values in it), n_records, n_failed, wall_s.
     """
     columns = ["records_file", "model", "dataset", "K", "n_records", "n_failed", "wall_s"]
@@ -441,21 +442,18 @@ def job_wall_time(df: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=columns)
     rows = []
     for path, job in df.groupby("records_file", sort=False):
-        total = 0.0
-        search = _modes(job) == "search"
-        if search.any() and "vectors" in job.columns:
-            # a search batch mixes lengths; each batch is one part, named by `vectors`
-            total += float(_column(job[search], "wall_s").groupby(job.loc[search, "vectors"])
-                           .max().fillna(0.0).sum())
-            job_grid = job[~search]
+        wall = _column(job, "wall_s")
+        if "vectors" in job.columns:
+            in_part = job["vectors"].notna()
         else:
-            job_grid = job
-        for _, cell in job_grid.groupby(["K", "L"], sort=False):
+            in_part = pd.Series(False, index=job.index)
+        total = float(wall[in_part].groupby(job.loc[in_part, "vectors"]).max().fillna(0.0).sum())
+        for _, cell in job[~in_part].groupby(["K", "L"], sort=False):
             batch = _column(cell, "batch_size").max()
             size = int(batch) if pd.notna(batch) and batch >= 1 else 1
-            wall = _column(cell, "wall_s").to_numpy()
-            total += sum(np.nanmax(wall[i:i + size], initial=0.0)
-                         for i in range(0, len(wall), size))
+            times = _column(cell, "wall_s").to_numpy()
+            total += sum(np.nanmax(times[i:i + size], initial=0.0)
+                         for i in range(0, len(times), size))
         rows.append({"records_file": path, "model": job["model"].iloc[0],
                      "dataset": job["dataset"].iloc[0],
                      "K": ", ".join(map(str, sorted(job["K"].unique()))), "n_records": len(job),
