@@ -34,6 +34,7 @@ import memcap
 from memcap.engine import OptimConfig, Outcome, compress, first_scored
 from memcap.models import LoadedModel, load_model, load_registry, resolve_model
 from memcap.store import PartStore, read_jsonl, record_key
+from memcap.texts import text_kind
 
 log = logging.getLogger("memcap.job")
 MODES = ("grid", "search")
@@ -73,6 +74,7 @@ def read_texts(path: str | Path, max_samples: int | None = None) -> list[dict]:
         seen.add(sid)
         if not str(row["text"]).strip():
             raise ValueError(f"{path}: sample {sid!r} has an empty text")
+        text_kind(row)  # a kind that is there must be one the analysis knows
     if not rows:
         raise ValueError(f"{path}: no texts")
     return rows
@@ -205,9 +207,14 @@ def run_job(
         lm = load_model(spec, device)
         _check_context(lm, vectors, all_lengths)
         _run_groups(lm, spec, groups, store, protocol, optim, batch_size, dataset, progress)
-    records = store.merge(out)
+    records = store.merge(out, defaults=_kinds(rows))
     log.info("wrote %d records to %s", len(records), out)
     return out
+
+
+def _kinds(rows) -> dict[str, dict]:
+    """{sample_id: {"kind": ...}}: fills `kind` into records of parts written before it existed."""
+    return {str(row["id"]): {"kind": text_kind(row)} for row in rows}
 
 
 def _check_context(lm: LoadedModel, vectors, lengths) -> None:
@@ -277,7 +284,7 @@ def _run_search(store, out, spec, rows, lengths, vectors, protocol, optim, batch
             log.info("K=%d: capacity of %d texts: median %s, min %d, max %d, %d optimiser steps",
                      K, len(caps), caps[len(caps) // 2], caps[0], caps[-1], sum(r.steps for r in results))
         bar.close()
-    records = store.merge(out)
+    records = store.merge(out, defaults=_kinds(rows))
     log.info("wrote %d records to %s", len(records), out)
     return out
 
@@ -383,6 +390,7 @@ def _record(shared, row, K, L, ids, seed, outcome: Outcome | None, batch, first,
     record = dict(
         shared,
         sample_id=str(row["id"]),
+        kind=text_kind(row),
         text_sha=hashlib.sha1(text.encode("utf-8")).hexdigest(),
         K=K,
         L=L,

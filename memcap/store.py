@@ -100,9 +100,16 @@ class PartStore:
         lines = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
         atomic_write_text(self.folder / f"{name}.jsonl", lines)
 
-    def merge(self, out: str | Path) -> list[dict]:
-        """All parts' records, one per (K, L, sample, retry), written atomically to `out`."""
+    def merge(self, out: str | Path, defaults: dict[str, dict] | None = None) -> list[dict]:
+        """All parts' records, one per (K, L, sample, retry), written atomically to `out`.
+
+        `defaults` ({sample_id: {field: value}}) fills fields that records of older parts
+        lack (e.g. `kind`); a field a record has is never changed.
+        """
         rows = self.records()
+        for row in rows:
+            for key, value in (defaults or {}).get(str(row["sample_id"]), {}).items():
+                row.setdefault(key, value)
         seen = {}
         for row in rows:
             key = attempt_key(row)

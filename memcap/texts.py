@@ -27,6 +27,18 @@ from pathlib import Path
 from typing import Iterable
 
 NATURAL_SOURCES = ("hf", "package", "file")
+KINDS = ("natural", "random")  # every row's `kind`: how the analysis treats the text
+
+
+def text_kind(row: dict) -> str:
+    """A texts row's kind, natural or random; rows written before `kind` existed are random
+    iff they carry their own sampled `length` (only random text does)."""
+    kind = row.get("kind")
+    if kind is None:
+        return "random" if isinstance(row.get("length"), int) else "natural"
+    if kind not in KINDS:
+        raise ValueError(f"text {row.get('id')!r}: kind {kind!r} is not one of {', '.join(KINDS)}")
+    return kind
 
 
 def second_half(text: str, language: str = "en") -> str:
@@ -85,6 +97,7 @@ def natural_texts(dataset: str, spec: dict, samples: int | None = None) -> list[
                 "id": f"{dataset}-{i:04d}",
                 "text": second_half(text, language),
                 "source": ref,
+                "kind": "natural",
                 "seed": None,
                 "length": None,
             }
@@ -120,6 +133,7 @@ def random_texts(
                 "id": f"{dataset}-{i:04d}",
                 "text": text,
                 "source": source,
+                "kind": "random",
                 "seed": seed + i,
                 "length": length,
             }

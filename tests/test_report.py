@@ -222,3 +222,19 @@ def test_pdf_shows_the_search_table_equal_to_the_csv(search_run):
     assert ("the decoding capacity is the largest L such that the fraction of samples with "
             "capacity ≥ L is ≥ 0.99") in flat
     assert "No search-mode runs" not in flat
+
+
+def test_context_knows_random_text_by_its_kind_not_its_name(tmp_path):
+    """A random dataset named `noise` whose samples all fail: the report says no sampled text
+    was decoded (not "even the shortest length"), and that noise is random text."""
+    records = [make_record("pythia-160m", "noise", L, f"noise-{i}", kind="random", max_correct=2)
+               for i, L in enumerate([9, 13, 21, 40])]
+    context = report.report_context(write_records(tmp_path, records))
+    (dataset,) = context["datasets"]
+    assert dataset["kind"] == "random" and dataset["paper_source"] == "random"
+    (highlight,) = context["highlights"]
+    assert highlight["kind"] == "random" and not highlight["passed"]
+    assert (highlight["shortest"], highlight["longest"]) == (9, 40)
+    tex = report.render_report(context)
+    assert r"On \texttt{noise} (random text), no model decodes any sampled text (9 to 40 tokens)" in tex
+    assert "noise & random & random" in tex  # the Sources table: text kind, paper's source
