@@ -111,6 +111,29 @@ def test_offline_plans(name):
     assert {j["wildcards"]["model"] for j in compress} == {"smollm2-135m" if name == "demo" else "tiny-gpt-neox"}
 
 
+SEARCH_K12 = dict(
+    compress={"mode": "search", "batch_size": 4, "device": "cpu", "gpu": 0, "threads": 1},
+    multivector={"tiny-gpt-neox": {"dataset": "lee", "vectors": [1, 2], "lengths": [4, 8, 16]}},
+)
+
+
+@pytest.mark.parametrize("mode", ["search", "grid"])
+def test_multivector_k1_beside_the_k1_grid_computes_each_cell_once(tmp_path, mode):
+    """K = 1 in a multi-vector grid of a model that also runs the K = 1 grid: in grid mode the
+    multivector K1 job takes the lengths the K = 1 grid lacks; in search mode a text has one
+    K = 1 search, the compress job's, through both grids' lengths, and no K1 job runs."""
+    changes = dict(SEARCH_K12, compress=dict(SEARCH_K12["compress"], mode=mode))
+    jobs = plan(write_config("smoke", tmp_path / "c.yaml", **changes))
+    compress = {j["wildcards"]["dataset"]: j["params"] for j in jobs if j["rule"] == "compress"}
+    multi = {int(j["wildcards"]["K"]): j["params"] for j in jobs if j["rule"] == "multivector"}
+    assert compress["random"]["mode"] == "grid" and compress["random"]["lengths"] is None
+    assert compress["lee"]["mode"] == mode and multi[2]["lengths"] == [4, 8, 16]
+    if mode == "search":
+        assert compress["lee"]["lengths"] == [4, 8, 16] and set(multi) == {2}
+    else:
+        assert compress["lee"]["lengths"] == [4, 8] and multi[1]["lengths"] == [16]
+
+
 def test_lint_is_clean():
     proc = snakemake("--lint", timeout=120)
     assert proc.returncode == 0, proc.stdout[-3000:]
@@ -218,6 +241,22 @@ def test_smoke_runs_to_a_pdf(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-5000:]
     assert "accuracy_vs_length.png" in html.read_text(errors="replace")
+
+
+@pytest.mark.slow
+def test_search_with_k1_in_the_multivector_grid_runs_to_tables_and_figures(tmp_path):
+    cfg = write_config("smoke", tmp_path / "search.yaml", run="searchk", geometry={}, baselines={}, **SEARCH_K12)
+    out = tmp_path / "results/searchk"
+    targets = ["results/searchk/tables/search.csv", "results/searchk/figures/multivector.png"]
+    proc = snakemake(*targets, "--cores", "2", "--snakefile", ROOT / "Snakefile", "--directory", tmp_path,
+                     "--configfile", cfg, cwd=tmp_path, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-5000:]
+    assert not (out / "multivector/tiny-gpt-neox/lee/K1.jsonl").exists()
+    records = [json.loads(x) for x in (out / "compress/tiny-gpt-neox/lee.jsonl").read_text().splitlines()]
+    last = Counter(r["sample_id"] for r in records if r["capacity"] is not None)
+    assert last == {"lee-0000": 1, "lee-0001": 1}  # one search per text at K = 1
+    search = pd.read_csv(out / "tables/search.csv", dtype=str)
+    assert list(search.K) == ["1", "2"] and set(search.Samples) == {"2"}
 
 
 @pytest.mark.slow

@@ -141,17 +141,10 @@ def texts_path(dataset, model):
     return f"{RESULTS}/texts/{dataset}.jsonl"
 
 
-def multivector_lengths(model, K):
-    """Lengths of one multi-vector cell: K <= L, K + L within the context, per-vector cap.
-
-    Lengths the K = 1 grid already has (same model and dataset) are left out, so that no
-    (model, dataset, K, L, sample) is computed twice.
-    """
+def multivector_grid_lengths(model, K):
+    """Lengths of one multi-vector cell: K <= L, K + L within the context, per-vector cap."""
     grid = config["multivector"][model]
     lengths = grid["lengths"] or config["lengths"]
-    done = set()
-    if K == 1 and model in config["models"] and grid["dataset"] in config["datasets"]:
-        done = set(model_lengths(model))
     return [
         L
         for L in sorted(lengths)
@@ -161,8 +154,36 @@ def multivector_lengths(model, K):
             grid["max_length_per_vector"] is None
             or L <= K * grid["max_length_per_vector"]
         )
-        and L not in done
     ]
+
+
+def k1_joins_compress(model):
+    """The K = 1 cell of a multi-vector grid is run by the model's compress job: the K = 1
+    grid covers this model and dataset already (config models)."""
+    grid = config["multivector"][model]
+    return (
+        1 in grid["vectors"]
+        and model in config["models"]
+        and grid["dataset"] in config["datasets"]
+    )
+
+
+def multivector_lengths(model, K):
+    """Lengths of one multi-vector job (multivector_grid_lengths).
+
+    When the K = 1 grid has the same model and dataset (k1_joins_compress), no
+    (model, dataset, K = 1, L, sample) may be computed twice: in grid mode the K = 1 job
+    gets only the lengths the K = 1 grid lacks; in search mode there is no K = 1 job at all,
+    since a text has one search per K: the compress job searches through both grids'
+    lengths (compress_lengths).
+    """
+    lengths = multivector_grid_lengths(model, K)
+    if K == 1 and k1_joins_compress(model):
+        if config["compress"]["mode"] == "search":
+            return []
+        done = set(model_lengths(model))
+        return [L for L in lengths if L not in done]
+    return lengths
 
 
 def compress_records():
@@ -205,8 +226,23 @@ def multivector_input(wildcards):
 
 
 def compress_lengths(wildcards):
-    """K = 1 lengths; None for random text (each text carries its own sampled length)."""
-    return None if is_random(wildcards.dataset) else model_lengths(wildcards.model)
+    """K = 1 lengths; None for random text (each text carries its own sampled length).
+
+    In search mode, with the model's multi-vector grid on this dataset holding K = 1, the
+    one K = 1 search of a text goes through the lengths of both grids (multivector_lengths).
+    """
+    model, dataset = wildcards.model, wildcards.dataset
+    if is_random(dataset):
+        return None
+    lengths = set(model_lengths(model))
+    if (
+        config["compress"]["mode"] == "search"
+        and model in config["multivector"]
+        and config["multivector"][model]["dataset"] == dataset
+        and k1_joins_compress(model)
+    ):
+        lengths |= set(multivector_grid_lengths(model, 1))
+    return sorted(lengths)
 
 
 def mem_mb(wildcards):
