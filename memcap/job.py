@@ -135,6 +135,18 @@ def _plan(rows, lengths, vectors, done):
     return [g for g in groups if g]
 
 
+def job_fingerprint(spec, protocol: str, optim: OptimConfig, dataset: str, mode: str, lengths) -> dict:
+    """What a job's numbers depend on; its parts folder keeps it (job.json) and a job whose
+    fingerprint differs refuses to resume there. The workflow checks it before any job runs
+    (workflow/rules/common.smk, check_results). `lengths`: every length of the job."""
+    # `compile` only changes how fast the numbers come
+    model_settings = {k: v for k, v in asdict(spec).items() if k != "compile"}
+    fingerprint = {"model": model_settings, "protocol": protocol, "optim": optim.as_dict(), "dataset": dataset}
+    if mode != "grid":  # grid parts keep their old fingerprint; a search never resumes over them
+        fingerprint.update(mode=mode, lengths=sorted(lengths))
+    return fingerprint
+
+
 def run_job(
     model: str,
     texts: str | Path,
@@ -190,11 +202,7 @@ def run_job(
     if threads:
         torch.set_num_threads(threads)
 
-    # what the numbers depend on; `compile` only changes how fast they come
-    model_settings = {k: v for k, v in asdict(spec).items() if k != "compile"}
-    fingerprint = {"model": model_settings, "protocol": protocol, "optim": optim.as_dict(), "dataset": dataset}
-    if mode != "grid":  # grid parts keep their old fingerprint; a search never resumes over them
-        fingerprint.update(mode=mode, lengths=sorted(all_lengths))
+    fingerprint = job_fingerprint(spec, protocol, optim, dataset, mode, all_lengths)
     store = PartStore(out.with_suffix(".parts"), fingerprint=fingerprint)
     if mode == "search":
         return _run_search(store, out, spec, rows, all_lengths, vectors, protocol, optim, batch_size,

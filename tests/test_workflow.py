@@ -259,6 +259,54 @@ def test_search_with_k1_in_the_multivector_grid_runs_to_tables_and_figures(tmp_p
     assert list(search.K) == ["1", "2"] and set(search.Samples) == {"2"}
 
 
+def snapshot(folder):
+    """{path: bytes} of every file under `folder`."""
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.slow
+def test_a_refused_settings_change_removes_nothing(tmp_path):
+    """After a finished run, other optimiser settings (or another registry entry) for the same
+    run: refused before any job starts, naming the key; every file is as it was."""
+    base = dict(run="refuse", multivector={}, geometry={}, baselines={})
+    opts = ["--cores", "2", "--snakefile", ROOT / "Snakefile", "--directory", tmp_path]
+    targets = ["results/refuse/tables/table1.csv"]
+    cfg = write_config("smoke", tmp_path / "first.yaml", **base)
+    proc = snakemake(*targets, *opts, "--configfile", cfg, cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-5000:]
+    out = tmp_path / "results/refuse"
+    before = snapshot(out)
+    assert {"compress/tiny-gpt-neox/lee.jsonl", "compress/tiny-gpt-neox/random.jsonl",
+            "tables/table1.csv"} <= {str(p) for p in before}
+
+    lr = write_config("smoke", tmp_path / "lr.yaml", **base, optim={"max_steps": 30, "patience": 10, "lr": 0.1})
+    for dry in ([], ["--dry-run"]):
+        proc = snakemake(*targets, *opts, "--configfile", lr, *dry, cwd=tmp_path, timeout=300)
+        assert proc.returncode != 0
+        message = next(line for line in proc.stdout.splitlines() if "Invalid config key" in line)
+        assert message.startswith("Invalid config key 'optim.lr': results/refuse/compress/tiny-gpt-neox/")
+        assert "optim.lr: 0.01 then, 0.1 now" in message and "nothing was removed" in message
+        assert "another run name (key 'run')" in message
+        assert snapshot(out) == before
+
+    models = yaml.safe_load((ROOT / "config/models.yaml").read_text())
+    models["tiny-gpt-neox"]["hidden_size"] = 32
+    (tmp_path / "models.yaml").write_text(yaml.safe_dump(models))
+    registry = write_config("smoke", tmp_path / "registry.yaml", **base)
+    changed = yaml.safe_load(registry.read_text()) | {"models_file": str(tmp_path / "models.yaml")}
+    registry.write_text(yaml.safe_dump(changed))
+    proc = snakemake(*targets, *opts, "--configfile", registry, cwd=tmp_path, timeout=300)
+    assert proc.returncode != 0
+    assert f"'{tmp_path}/models.yaml: tiny-gpt-neox.hidden_size'" in proc.stdout
+    assert "64 then, 32 now" in proc.stdout
+    assert snapshot(out) == before
+
+    # the settings the results were made with: nothing to do, and nothing changes
+    proc = snakemake(*targets, *opts, "--configfile", cfg, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0 and "Nothing to be done" in proc.stdout, proc.stdout[-3000:]
+    assert snapshot(out) == before
+
+
 @pytest.mark.slow
 def test_killed_compress_job_resumes_without_recomputing(tmp_path):
     """SIGKILL the whole Snakemake process group mid-job; the rerun keeps finished batches."""

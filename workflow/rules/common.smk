@@ -114,6 +114,116 @@ def check_lengths():
             )
 
 
+def result_jobs():
+    """(records file, model, dataset, mode, lengths) of every compress and multivector job."""
+    from types import SimpleNamespace
+
+    jobs = []
+    for model in config["models"]:
+        for dataset in config["datasets"]:
+            cell = SimpleNamespace(model=model, dataset=dataset)
+            lengths = compress_lengths(cell)
+            jobs.append(
+                (
+                    f"{RESULTS}/compress/{model}/{dataset}.jsonl",
+                    model,
+                    dataset,
+                    job_mode(dataset),
+                    lengths,
+                    "lengths",
+                )
+            )
+    for model, grid in config["multivector"].items():
+        for K in grid["vectors"]:
+            lengths = multivector_lengths(model, K)
+            if lengths:
+                jobs.append(
+                    (
+                        f"{RESULTS}/multivector/{model}/{grid['dataset']}/K{K}.jsonl",
+                        model,
+                        grid["dataset"],
+                        job_mode(grid["dataset"]),
+                        lengths,
+                        f"multivector.{model}.lengths",
+                    )
+                )
+    return jobs
+
+
+def job_mode(dataset):
+    """grid or search; random text always runs the grid (one length per text)."""
+    return "grid" if is_random(dataset) else config["compress"]["mode"]
+
+
+@functools.cache
+def model_specs():
+    from memcap.models import load_registry
+
+    return load_registry(config["models_file"])
+
+
+def _config_key(setting, model, lengths_key):
+    """The config key (or registry entry) a fingerprint setting comes from."""
+    top = setting.split(".")[0]
+    if top == "model":
+        return f"{config['models_file']}: {model}.{setting.split('.', 1)[1]}"
+    return {"mode": "compress.mode", "lengths": lengths_key}.get(top, setting)
+
+
+def check_results():
+    """Settings that differ from those of existing results stop the run before any job starts.
+
+    A compress or multivector job refuses to resume over parts made with other settings
+    (memcap.store); but Snakemake deletes a job's records file before running it, so a
+    refusal inside the job would remove results. Compared here, before any job, with the
+    fingerprint the job computes (memcap.job.job_fingerprint). memcap (and torch) is
+    imported only when some results exist; where it cannot be imported (Snakemake outside
+    memcap's environment) the jobs still refuse, but only once they run.
+    """
+    existing = [
+        job
+        for job in result_jobs()
+        if Path(job[0]).with_suffix(".parts").joinpath("job.json").is_file()
+    ]
+    if not existing:
+        return
+    try:
+        from memcap.engine import OptimConfig
+        from memcap.job import job_fingerprint
+        from memcap.models import resolve_model
+        from memcap.store import changed_settings, stored_fingerprint
+    except ImportError:
+        return
+    optim = OptimConfig.from_dict(config["optim"])
+    clashes = []
+    for records, model, dataset, mode, lengths, lengths_key in existing:
+        parts = Path(records).with_suffix(".parts")
+        spec = resolve_model(model, model_specs())
+        now = job_fingerprint(
+            spec, config["protocol"], optim, dataset, mode, lengths or []
+        )
+        changed = changed_settings(stored_fingerprint(parts), now)
+        if changed:
+            clashes.append((parts, model, lengths_key, changed))
+    if not clashes:
+        return
+    parts, model, lengths_key, changed = clashes[0]
+    keys = [_config_key(setting, model, lengths_key) for setting, _, _ in changed]
+    diffs = "; ".join(
+        f"{key}: {old!r} then, {new!r} now" for key, (_, old, new) in zip(keys, changed)
+    )
+    more = (
+        f" (and {len(clashes) - 1} more results folder(s))" if len(clashes) > 1 else ""
+    )
+    raise WorkflowError(
+        f"Invalid config key {keys[0]!r}: {parts} holds results made with other settings "
+        f"({diffs}){more}. Resuming would mix them, so no job was started and nothing was "
+        f"removed. Allowed: the settings those results were made with; or another run "
+        f"name (key 'run') for the new settings; or delete {parts} and its records file "
+        f"to start over"
+    )
+
+
 def is_hf(model):
     return registry()[model].get("source", "hf") == "hf"
 
