@@ -259,6 +259,44 @@ def test_search_with_k1_in_the_multivector_grid_runs_to_tables_and_figures(tmp_p
     assert list(search.K) == ["1", "2"] and set(search.Samples) == {"2"}
 
 
+@pytest.mark.slow
+def test_random_text_named_noise_and_short_texts_in_a_real_run(tmp_path):
+    """A `source: random` dataset named `noise` is random text in every table and the report;
+    a local file of texts shorter than L = 8 tokens (5 and 6 tokens, the tiny tokenizer's
+    count) leaves L = 8 without samples instead of letting it look lossless."""
+    (tmp_path / "short.txt").write_text("Dogs ran. We ate.\nThe sun set. Night came.\n")
+    datasets = {
+        "lee": {"source": "package", "package": "gensim", "file": "test/test_data/lee_background.cor", "samples": 2},
+        "noise": {"source": "random", "vocab": "wordfreq", "samples": 3, "seed": 0},
+        "shorty": {"source": "file", "path": "short.txt", "samples": 2},
+    }
+    cfg = write_config("smoke", tmp_path / "noise.yaml", run="noise", datasets=datasets, multivector={},
+                       geometry={}, baselines={})  # fmt: skip
+    proc = snakemake(
+        "--cores", "2", "--snakefile", ROOT / "Snakefile", "--directory", tmp_path, "--configfile", cfg,
+        cwd=tmp_path, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-5000:]
+    out = tmp_path / "results/noise"
+    texts = [json.loads(x) for x in (out / "texts/noise-8.jsonl").read_text().splitlines()]
+    records = [json.loads(x) for x in (out / "compress/tiny-gpt-neox/noise.jsonl").read_text().splitlines()]
+    assert {t["kind"] for t in texts} == {r["kind"] for r in records} == {"random"}
+    p = pd.read_csv(out / "tables/pass_rate.csv", dtype=str, keep_default_na=False)
+    assert list(p[p.Source == "noise"].Lengths) == ["1-8"]  # random text: a length bin
+    assert list(p[p.Source == "lee"].Lengths) == ["4", "8"]
+    shorty = p[p.Source == "shorty"].set_index("Lengths")
+    assert shorty.loc["4", "Samples"] == "2" and shorty.loc["4", "Short"] == "0"
+    assert shorty.loc["8", "Samples"] == "0" and shorty.loc["8", "Short"] == "2"
+    assert shorty.loc["8", "Pass rate"] == "n/a"
+    t1 = pd.read_csv(out / "tables/table1.csv", dtype=str, keep_default_na=False)
+    assert list(dict.fromkeys(t1.Source)) == ["lee", "shorty", "noise"]  # random text last
+    capacity = t1[(t1.Source == "shorty") & (t1.Metric == "Max tokens") & (t1.Values == "this run")]
+    assert capacity["tiny-gpt-neox"].iloc[0] in (">=4", "<4")  # never 8: only 4 has samples
+    tex = (out / "report/report.tex").read_text()
+    assert "noise & random & random" in tex and "shorty & natural & none" in tex
+    assert "2 records of texts shorter than their length" in tex
+
+
 def snapshot(folder):
     """{path: bytes} of every file under `folder`."""
     return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
