@@ -1,6 +1,8 @@
 """Optimiser study: steps to lossless under the paper's settings and alternatives, same texts.
 
     python benchmarks/optimizer.py --threads 1            # smollm2-135m, K=1, about 15 minutes on one core
+    python benchmarks/optimizer.py --threads 1 --texts-file benchmarks/reference/texts.jsonl --lengths 24 40 \
+        --max-steps 400 --configs paper fast lr=0.1 lr=0.1,margin=1      # the reference's texts
     python benchmarks/optimizer.py --configs paper lr=0.03 lr=0.1 --lengths 8 16 --texts 4
     python benchmarks/optimizer.py --model shape-pythia-160m --device cuda --lengths 64 80 96 --texts 20 --max-steps 5000
 
@@ -12,41 +14,56 @@ never becomes lossless costs its whole budget, as it does in a capacity run). A 
 worth adopting only if it needs fewer steps without fewer lossless pairs at any L.
 
 A configuration is `paper` (PAPER.md section 1: AdamW lr 1e-2, betas (0.9, 0.9), weight decay
-0.01, init randn * std(E)) or comma-separated overrides of it: any memcap.engine.OptimConfig
-key (lr, beta1, beta2, weight_decay, eps) and `init_scale` (multiplies the init's std), e.g.
-`lr=0.1,beta2=0.999` or `init_scale=0.1`.
+0.01, init randn * std(E), constant lr, plain cross-entropy), `fast` (memcap.engine.PRESETS), or
+comma-separated overrides of the paper's: any memcap.engine.OptimConfig key, e.g.
+`lr=0.1,beta2=0.999`, `lr=0.1,schedule=cosine,warmup=10`, `init_scale=0.1`, `temperature=0.5`,
+`margin=1` or `preset=fast,margin=0`. The budget (--max-steps, --patience) applies to all.
+
+Per configuration and L it prints the lossless share, the median and mean steps to lossless
+and the share of lossless pairs that greedy decoding reproduces exactly (teacher-forced
+accuracy can pass while free-running decoding drifts); then per configuration the total
+steps, wall time, each text's capacity over the studied lengths (the largest lossless L;
+lengths are not required to be nested-monotone) and the decoding capacity over the texts
+(memcap.metrics.capacity_from_samples: the minimum, with fewer than 100 texts).
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 
 import torch
 
 from memcap.corpora import lee_articles
-from memcap.engine import OptimConfig, compress, init_vectors
+from dataclasses import fields
+
+from memcap.engine import PRESETS, OptimConfig, compress
+from memcap.metrics import capacity_from_samples
+from memcap.store import read_jsonl
 from memcap.models import load_model, load_registry, resolve_model
 from memcap.search import is_lossless
 
-STUDY_KEYS = ("lr", "beta1", "beta2", "weight_decay", "eps", "init_scale")
-
-
 def parse_config(text: str) -> dict:
-    """`paper` -> {}; `lr=0.1,init_scale=0.5` -> {"lr": 0.1, "init_scale": 0.5}."""
-    if text == "paper":
-        return {}
+    """`paper` -> {}; `fast` -> {"preset": "fast"}; `lr=0.1,schedule=cosine` -> {"lr": 0.1, ...}."""
+    if text in PRESETS:
+        return {} if text == "paper" else {"preset": text}
+    keys = {f.name for f in fields(OptimConfig)}
     values = {}
     for item in text.split(","):
         key, sep, value = item.partition("=")
-        if not sep or key not in STUDY_KEYS:
-            raise ValueError(
-                f"bad configuration item {item!r}: use key=value with key in {', '.join(STUDY_KEYS)}, or 'paper'")
+        if not sep or key not in keys:
+            raise ValueError(f"bad configuration item {item!r}: use key=value with key in "
+                             f"{', '.join(sorted(keys))}, or one of {', '.join(PRESETS)}")
+        if key in ("schedule", "preset"):
+            values[key] = value
+            continue
         try:
-            values[key] = float(value)
+            number = float(value)
         except ValueError:
             raise ValueError(f"bad configuration item {item!r}: {value!r} is not a number") from None
+        values[key] = int(number) if key in ("warmup", "max_steps", "patience") else number
     return values
 
 
@@ -55,8 +72,11 @@ def main() -> None:
     parser.add_argument("--model", default="smollm2-135m", help="registry name or id (default %(default)s)")
     parser.add_argument("--texts", type=int, default=4, help="number of texts (default %(default)s)")
     parser.add_argument("--lengths", type=int, nargs="+", default=[8, 16], help="lengths L (default %(default)s)")
+    parser.add_argument("--texts-file", help="texts JSONL to take them from, e.g. benchmarks/reference/texts.jsonl "
+                        "(default: Lee articles with at least the longest length in tokens)")
     parser.add_argument("--vectors", type=int, default=1, help="K (default %(default)s)")
     parser.add_argument("--max-steps", type=int, default=300, help="budget per pair (default %(default)s)")
+    parser.add_argument("--patience", type=int, help="patience (default: the budget, so no pair stops early)")
     parser.add_argument("--configs", nargs="+", default=["paper", "lr=0.03", "lr=0.1", "lr=0.1,beta2=0.99"],
                         help="configurations to compare (default %(default)s)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default %(default)s)")
@@ -71,7 +91,8 @@ def main() -> None:
     spec = resolve_model(args.model, load_registry("config/models.yaml"))
     lm = load_model(spec, args.device)
     lengths = sorted(set(args.lengths))
-    texts = [ids for ids in (lm.tokenize(a) for a in lee_articles()) if len(ids) >= lengths[-1]][: args.texts]
+    sources = [r["text"] for r in read_jsonl(args.texts_file)] if args.texts_file else lee_articles()
+    texts = [ids for ids in map(lm.tokenize, sources) if len(ids) >= lengths[-1]][: args.texts]
     pairs = [(i, L) for L in lengths for i in range(len(texts))]
     seeds = [1000 * i + L for i, L in pairs]
     name = torch.cuda.get_device_name() if lm.device.type == "cuda" else "cpu"
@@ -79,27 +100,33 @@ def main() -> None:
           f"K={args.vectors}, budget {args.max_steps} steps, paper protocol, device {name}, "
           f"torch threads {torch.get_num_threads()}")
 
-    header = f"{'configuration':28s} {'L':>5s} {'lossless':>9s} {'median steps':>13s} {'mean steps':>11s}"
+    header = (f"{'configuration':34s} {'L':>5s} {'lossless':>9s} {'median steps':>13s} {'mean steps':>11s} "
+              f"{'greedy exact':>13s}")
     rows, totals = [], []
     for label, overrides in configs:
-        scale = overrides.pop("init_scale", 1.0)
-        optim = OptimConfig(**{**OptimConfig().as_dict(), "max_steps": args.max_steps,
-                               "patience": args.max_steps, **overrides})
-        std = lm.embedding_std() * scale
-        init = [init_vectors(args.vectors, lm.mem_dim, std, seed) for seed in seeds]
+        optim = OptimConfig.from_dict({"max_steps": args.max_steps, "patience": args.patience or args.max_steps,
+                                       **overrides})
         t0 = time.perf_counter()
-        outcomes = compress(lm, [texts[i][:L] for i, L in pairs], args.vectors, "paper", seeds, optim, init=init)
+        outcomes = compress(lm, [texts[i][:L] for i, L in pairs], args.vectors, "paper", seeds, optim)
         wall = time.perf_counter() - t0
         for L in lengths:
             done = [o for (_, l), o in zip(pairs, outcomes) if l == L]
-            ok = [o.steps for o in done if is_lossless(o, "paper")]
-            median = f"{statistics.median(ok):.0f}" if ok else "-"
-            mean = f"{statistics.mean(ok):.1f}" if ok else "-"
-            rows.append(f"{label:28s} {L:5d} {len(ok):4d}/{len(done):<4d} {median:>13s} {mean:>11s}")
-        totals.append(f"{label:28s} {sum(o.steps for o in outcomes):8d} {wall:9.1f}")
+            ok = [o for o in done if is_lossless(o, "paper")]
+            steps = [o.steps for o in ok]
+            median = f"{statistics.median(steps):.0f}" if ok else "-"
+            mean = f"{statistics.mean(steps):.1f}" if ok else "-"
+            exact = f"{sum(o.greedy_exact for o in ok)}/{len(ok)}" if ok else "-"
+            rows.append(f"{label:34s} {L:5d} {len(ok):4d}/{len(done):<4d} {median:>13s} {mean:>11s} {exact:>13s}")
+        caps = [max([0] + [L for (j, L), o in zip(pairs, outcomes) if j == i and is_lossless(o, "paper")])
+                for i in range(len(texts))]
+        capacity = capacity_from_samples(caps)
+        totals.append(f"{label:34s} {sum(o.steps for o in outcomes):8d} {wall:9.1f}  "
+                      f"{'none' if capacity != capacity else int(capacity):>8}  {caps}")
+        print("\n".join([*rows[-len(lengths):], totals[-1]]), file=sys.stderr, flush=True)  # as it goes
     print(header)
     print("\n".join(rows))
-    print(f"{'configuration':28s} {'steps':>8s} {'wall s':>9s}   (all pairs, failures at full budget)")
+    print(f"{'configuration':34s} {'steps':>8s} {'wall s':>9s}  {'capacity':>8s}  per text "
+          "(all pairs, failures at full budget)")
     print("\n".join(totals))
 
 

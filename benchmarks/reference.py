@@ -79,33 +79,29 @@ def next_length(records: list[dict], lengths: list[int], fails: int, protocol: s
     return None
 
 
-def report(rows: list[dict], records: list[dict], lengths: list[int], fails: int, protocol: str) -> None:
-    from memcap.metrics import capacity_from_samples
-    from memcap.search import lossless
+def report(rows: list[dict], records: list[dict], lengths: list[int], fails: int) -> None:
+    from memcap.paper_budget import reference_summary, text_capacities
 
     print(f"{len(rows)} texts, K=1, paper protocol, grid {lengths}, a text stops after {fails} failing lengths")
-    caps, complete = [], 0
-    by_text = {str(row["id"]): [r for r in records if str(r["sample_id"]) == str(row["id"])] for row in rows}
+    texts = {t["sample_id"]: t for t in text_capacities(records, fails)}
     for row in rows:
-        own = sorted(by_text[str(row["id"])], key=lambda r: r["L"])
-        ok = {r["L"]: lossless(r["status"], r["correct"], r["max_correct"], r["scored"], protocol) for r in own}
-        cap = max([0] + [L for L, good in ok.items() if good])
-        done = next_length(own, lengths, fails, protocol) is None and bool(own)
-        first_fail = min([L for L, good in ok.items() if not good and L > cap], default=None)
-        complete += done
-        caps.append(cap)
-        cells = " ".join(f"{r['L']}:{r['max_accuracy']:.2f}({r['steps']})" for r in own)
-        state = f"bracketed {cap}..{first_fail}" if done and first_fail else ("done" if done else "running")
-        print(f"  {row['id']}: capacity {cap} ({state}); L:accuracy(steps) {cells}")
-    common = [L for L in lengths if all(any(r["L"] == L for r in by_text[str(row["id"])]) for row in rows)]
+        t = texts.get(str(row["id"]))
+        if t is None:
+            print(f"  {row['id']}: not started")
+            continue
+        state = f"bracketed {t['capacity']}..{t['first_fail']}" if t["bracketed"] else "running"
+        cells = " ".join(f"{r['L']}:{r['max_accuracy']:.2f}({r['steps']})"
+                         for r in sorted(records, key=lambda r: r["L"]) if str(r["sample_id"]) == str(row["id"]))
+        print(f"  {row['id']}: capacity {t['capacity']} ({state}); L:accuracy(steps) {cells}")
+    common = [L for L in lengths if all(any(r["L"] == L and str(r["sample_id"]) == str(row["id"]) for r in records)
+                                        for row in rows)]
     passing = [L for L in common if sum(r["max_accuracy"] for r in records if r["L"] == L) / len(rows) >= 0.99 - 1e-9]
-    per_sample = capacity_from_samples(caps)
-    print(f"per-text capacities: {caps} ({complete}/{len(rows)} texts bracketed)")
-    print(f"decoding capacity: (a) paper's rule over the lengths every text ran ({common}): "
-          f"{max(passing) if passing else 'none'}; (b) per-sample rule: "
-          f"{'none' if per_sample != per_sample else int(per_sample)}")
-    print(f"total optimiser steps {sum(r['steps'] for r in records)}, compute time "
-          f"{sum(r['wall_s'] for r in records) / 3600:.2f} h over {len(records)} cells")
+    for s in reference_summary(list(texts.values())):
+        print(f"per-text capacities: {s['capacities']} ({s['n_bracketed']}/{len(rows)} texts bracketed)")
+        print(f"decoding capacity: (a) paper's rule over the lengths every text ran ({common}): "
+              f"{max(passing) if passing else 'none'}; (b) per-sample rule: "
+              f"{'' if s['complete'] else '>= '}{s['capacity']}")
+        print(f"total optimiser steps {s['steps']}, compute time {s['hours']:.2f} h over {len(records)} cells")
 
 
 def main() -> None:
@@ -149,7 +145,7 @@ def main() -> None:
                 run_job(args.model, one, out, lengths=[L], vectors=[1], protocol=protocol, optim=None,
                         batch_size=1, device="cpu", models_file=args.models_file, dataset="lee",
                         threads=args.threads, progress=False)
-    report(rows, load_records(out), lengths, args.fails, protocol)
+    report(rows, load_records(out), lengths, args.fails)
 
 
 if __name__ == "__main__":

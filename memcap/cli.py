@@ -15,28 +15,41 @@ import sys
 import time
 from pathlib import Path
 
-from memcap.engine import PROTOCOLS, OptimConfig
+from memcap.engine import PRESETS, PROTOCOLS, SCHEDULES, OptimConfig
 
 DEFAULT_MODELS_FILE = Path("config/models.yaml")  # relative to where memcap runs
 
 
-def _optim_args(parser: argparse.ArgumentParser) -> None:
-    defaults = OptimConfig()
-    group = parser.add_argument_group("optimiser (defaults: the paper's)")
-    group.add_argument("--lr", type=float, default=defaults.lr, help="AdamW learning rate (default %(default)s)")
-    group.add_argument("--beta1", type=float, default=defaults.beta1, help="AdamW beta1 (default %(default)s)")
-    group.add_argument("--beta2", type=float, default=defaults.beta2, help="AdamW beta2 (default %(default)s)")
-    group.add_argument("--weight-decay", type=float, default=defaults.weight_decay, help="AdamW weight decay (default %(default)s)")
-    group.add_argument("--eps", type=float, default=defaults.eps, help="AdamW eps (default %(default)s)")
-    group.add_argument("--max-steps", type=int, default=defaults.max_steps, help="most optimiser steps per text (default %(default)s)")
-    group.add_argument("--patience", type=int, default=defaults.patience, help="stop after this many steps without a new best accuracy (default %(default)s)")
+def _optim_args(parser: argparse.ArgumentParser, preset: str) -> None:
+    paper = OptimConfig()
+    group = parser.add_argument_group(
+        "optimiser", f"--preset picks a set of values (default {preset}); each option below overrides one "
+        "of them (the paper's value in brackets; memcap.engine.PRESETS lists the presets)")
+    group.add_argument("--preset", choices=list(PRESETS), default=preset,
+                       help="paper: the paper's optimiser; fast: memcap's, for quick answers (default %(default)s)")
+    options = [
+        ("--lr", float, "lr", "AdamW learning rate"),
+        ("--beta1", float, "beta1", "AdamW beta1"),
+        ("--beta2", float, "beta2", "AdamW beta2"),
+        ("--weight-decay", float, "weight_decay", "AdamW weight decay"),
+        ("--eps", float, "eps", "AdamW eps"),
+        ("--max-steps", int, "max_steps", "most optimiser steps per text"),
+        ("--patience", int, "patience", "stop after this many steps without a new best accuracy"),
+        ("--schedule", str, "schedule", f"learning-rate schedule: {' or '.join(SCHEDULES)}"),
+        ("--warmup", int, "warmup", "steps of linear learning-rate warm-up"),
+        ("--init-scale", float, "init_scale", "scale of the random init (times std(E))"),
+        ("--temperature", float, "temperature", "softmax temperature of the training loss"),
+        ("--margin", float, "margin", "logit margin the right token must win by"),
+    ]
+    for flag, kind, key, text in options:
+        group.add_argument(flag, type=kind, dest=key, default=None,
+                           help=f"{text} [{getattr(paper, key)}]")
 
 
 def _optim(args) -> OptimConfig:
-    return OptimConfig(
-        lr=args.lr, beta1=args.beta1, beta2=args.beta2, weight_decay=args.weight_decay,
-        eps=args.eps, max_steps=args.max_steps, patience=args.patience,
-    )
+    keys = ("lr", "beta1", "beta2", "weight_decay", "eps", "max_steps", "patience", "schedule", "warmup",
+            "init_scale", "temperature", "margin")
+    return OptimConfig.from_dict({"preset": args.preset, **{k: getattr(args, k) for k in keys}})
 
 
 def _model_args(parser: argparse.ArgumentParser, required: bool = True) -> None:
@@ -59,14 +72,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("text", nargs="?", help="the text; omit it (or give -) to read --file or standard input")
     p.add_argument("--file", "-f", type=Path, help="read the text from this file")
     _model_args(p)
-    p.add_argument("--vectors", "-k", type=int, default=1, help="number K of [mem] vectors (default %(default)s)")
+    p.add_argument("--vectors", "-k", type=_vectors_arg, default="auto",
+                   help="number K of [mem] vectors, or auto: K = 1, 2, 4, ... until greedy decoding "
+                        "reproduces the text (default %(default)s)")
+    p.add_argument("--max-vectors", type=int, default=16,
+                   help="with -k auto, the largest K tried (default %(default)s)")
     p.add_argument("--protocol", choices=PROTOCOLS, default="strict",
                    help="strict: every token scored, decodable from the vectors alone; "
                         "paper: the first token is not scored (the paper's setting) (default %(default)s)")
     p.add_argument("--max-tokens", type=int, help="keep only the first this many tokens of the text")
     p.add_argument("--seed", type=int, default=0, help="seed of the vectors' random init (default %(default)s)")
     p.add_argument("--out", "-o", type=Path, default=Path("vectors.safetensors"), help="vectors file to write (default %(default)s)")
-    _optim_args(p)
+    _optim_args(p, preset="fast")
 
     p = sub.add_parser("decode", help="print the text a vectors file decodes to",
                        description="Greedy decoding from the [mem] vectors alone (paper protocol: plus the stored first token).")
@@ -92,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=("grid", "search"), default="grid",
                    help="grid: every (K, L, text); search: each text's capacity by warm-started growth "
                         "through --lengths, then bisection (default %(default)s)")
-    _optim_args(p)
+    _optim_args(p, preset="paper")
     return parser
 
 
@@ -110,14 +127,27 @@ def read_text(args) -> str:
     return text
 
 
-def cmd_compress(args) -> None:
-    from memcap.engine import compress, first_scored
+def _vectors_arg(value: str):
+    if value == "auto":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"K must be a whole number or 'auto', got {value!r}") from None
+
+
+def cmd_compress(args) -> int:
+    from tqdm.auto import tqdm
+
+    from memcap.auto_vectors import fewest_vectors
+    from memcap.engine import first_scored
     from memcap.models import load_model, resolve_model
     from memcap.vectors import save_vectors
 
     text = read_text(args)
-    if args.vectors < 1:
-        raise ValueError(f"--vectors (K) must be >= 1, got {args.vectors}")
+    auto = args.vectors == "auto"
+    if not auto and args.vectors < 1:
+        raise ValueError(f"--vectors (K) must be >= 1 or auto, got {args.vectors}")
     optim = _optim(args)
     spec = resolve_model(args.model, _registry(args.models_file))
     lm = load_model(spec, args.device)
@@ -127,29 +157,51 @@ def cmd_compress(args) -> None:
     first = first_scored(args.protocol)
     if len(ids) <= first:
         raise ValueError(f"protocol {args.protocol!r} needs at least {first + 1} tokens; the text has {len(ids)}")
-    if lm.max_context is not None and args.vectors + len(ids) > lm.max_context:
+    smallest = 1 if auto else args.vectors
+    if lm.max_context is not None and smallest + len(ids) > lm.max_context:
         raise ValueError(
-            f"K + L = {args.vectors} + {len(ids)} exceeds the {lm.max_context} positions of {spec.name!r}; "
+            f"K + L = {smallest} + {len(ids)} exceeds the {lm.max_context} positions of {spec.name!r}; "
             "use fewer vectors or --max-tokens"
         )
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=optim.max_steps, desc="compress", unit="step")
+    bar = None
 
     def progress(step, active, best):
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=optim.max_steps, desc="compress", unit="step", leave=False)
         bar.set_postfix(accuracy=f"{best[0]:.3f}", refresh=False)
         bar.update(step - bar.n)  # tqdm's own rate limit decides when to redraw
 
-    t0 = time.perf_counter()
-    outcome = compress(lm, [ids], args.vectors, args.protocol, [args.seed], optim, progress)[0]
-    bar.close()
-    save_vectors(args.out, outcome.vectors, lm, args.protocol, ids, outcome)
-    print(
-        f"{outcome.correct}/{outcome.scored} tokens right (accuracy {outcome.accuracy:.3f}) "
-        f"after {outcome.steps} steps in {time.perf_counter() - t0:.1f} s; "
-        f"greedy decoding {'reproduces the text' if outcome.greedy_exact else 'does NOT reproduce the text'}; "
-        f"wrote {args.out}"
-    )
+    def report(attempt):
+        nonlocal bar
+        if bar is not None:
+            bar.close()
+            bar = None
+        o = attempt.outcome
+        print(f"K={attempt.K}: {o.correct}/{o.scored} tokens right (accuracy {o.accuracy:.3f}), "
+              f"greedy decoding {'exact' if o.greedy_exact else f'right for {o.greedy_prefix} tokens'}, "
+              f"{o.steps} steps in {attempt.wall_s:.1f} s", flush=True)
+
+    print(f"{len(ids)} tokens, {spec.name}, protocol {args.protocol}, preset {optim.preset}, "
+          f"K {'auto (up to ' + str(args.max_vectors) + ')' if auto else args.vectors}", flush=True)
+    found = fewest_vectors(lm, ids, args.protocol, args.seed, optim,
+                           max_vectors=args.max_vectors if auto else args.vectors,
+                           on_attempt=report, progress=progress, counts=None if auto else [args.vectors])
+    best = found.best
+    save_vectors(args.out, best.outcome.vectors, lm, args.protocol, ids, best.outcome, preset=optim.preset)
+    summary = f"{found.steps} optimiser steps in {found.wall_s:.1f} s; wrote {args.out}"
+    if found.exact:
+        print(f"greedy decoding from K={best.K} vector(s) reproduces the text: {summary}")
+        return 0
+    if not auto:
+        print(f"greedy decoding from K={best.K} vector(s) does NOT reproduce the text (accuracy "
+              f"{best.outcome.accuracy:.3f}); try -k auto: {summary}")
+        return 0
+    print(f"memcap compress: no K up to {found.attempts[-1].K} reproduced the text; the best, K={best.K}, "
+          f"got {best.outcome.correct}/{best.outcome.scored} tokens right (accuracy "
+          f"{best.outcome.accuracy:.3f}) and decodes the first {best.outcome.greedy_prefix} tokens. "
+          f"Try a larger --max-vectors, more --max-steps, or a shorter text. {summary}", file=sys.stderr)
+    return 1
 
 
 def cmd_decode(args) -> None:
@@ -227,11 +279,10 @@ def main(argv: list[str] | None = None) -> int:
     handler = {"compress": cmd_compress, "decode": cmd_decode, "job": cmd_job}[args.command]
     try:
         _resolve_models_file(args)
-        handler(args)
+        return handler(args) or 0
     except (ValueError, FileNotFoundError) as err:
         print(f"memcap {args.command}: error: {_explain(err, args)}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":

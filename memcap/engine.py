@@ -31,9 +31,26 @@ from memcap.models import LoadedModel
 PROTOCOLS = ("paper", "strict")
 
 
+SCHEDULES = ("constant", "cosine")
+
+# Named optimiser settings; a config or the CLI picks one with `preset` and may override any
+# key. `paper` is PAPER.md section 1 (the dataclass defaults); `fast` is chosen from the
+# optimiser study in docs/benchmarks.md, for the capacity search and one-text compression.
+PRESETS: dict[str, dict] = {
+    "paper": {},
+    "fast": {"lr": 0.1, "max_steps": 600, "patience": 150, "schedule": "cosine", "warmup": 10,
+             "margin": 1.0},
+}
+
+
 @dataclass
 class OptimConfig:
-    """The paper's optimiser and stopping rule (PAPER.md section 1) as defaults."""
+    """The paper's optimiser and stopping rule (PAPER.md section 1) as defaults.
+
+    The keys after `patience` are opt-in extensions; at their defaults they are left out of
+    as_dict(), so settings recorded before they existed (and the resume fingerprints made
+    from them) stay the same.
+    """
 
     lr: float = 1e-2
     beta1: float = 0.9
@@ -42,29 +59,62 @@ class OptimConfig:
     eps: float = 1e-8
     max_steps: int = 5000
     patience: int = 2000  # stop after this many steps without a new best accuracy
+    schedule: str = "constant"  # or "cosine": linear warm-up, then cosine decay to 0 at max_steps
+    warmup: int = 0  # steps of linear learning-rate warm-up
+    init_scale: float = 1.0  # the init is randn * std(E) * init_scale
+    temperature: float = 1.0  # the training loss is the cross-entropy of logits / temperature
+    margin: float = 0.0  # hinge on (logit of the right token - the runner-up's) below this
+    preset: str = "paper"  # the name of the preset these values started from (PRESETS)
 
     def __post_init__(self):
-        positive = {"lr": self.lr, "eps": self.eps, "max_steps": self.max_steps, "patience": self.patience}
+        positive = {"lr": self.lr, "eps": self.eps, "max_steps": self.max_steps, "patience": self.patience,
+                    "init_scale": self.init_scale, "temperature": self.temperature}
         for key, value in positive.items():
             if not value > 0:
                 raise ValueError(f"optim.{key} must be > 0, got {value!r}")
         for key in ("beta1", "beta2"):
             if not 0 <= getattr(self, key) < 1:
                 raise ValueError(f"optim.{key} must be in [0, 1), got {getattr(self, key)!r}")
-        if self.weight_decay < 0:
-            raise ValueError(f"optim.weight_decay must be >= 0, got {self.weight_decay!r}")
+        for key in ("weight_decay", "warmup", "margin"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"optim.{key} must be >= 0, got {getattr(self, key)!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"optim.schedule {self.schedule!r} is not one of {', '.join(SCHEDULES)}")
+        if self.preset not in PRESETS:
+            raise ValueError(f"optim.preset {self.preset!r} is not one of {', '.join(PRESETS)}")
 
     @classmethod
     def from_dict(cls, values: dict | None) -> "OptimConfig":
-        values = dict(values or {})
+        """`preset` (default paper) gives the base values; other keys override them, and a
+        key set to None keeps the preset's value."""
+        values = {k: v for k, v in dict(values or {}).items() if v is not None}
         allowed = {f.name for f in fields(cls)}
         unknown = set(values) - allowed
         if unknown:
             raise ValueError(f"unknown optim key(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
-        return cls(**values)
+        preset = values.pop("preset", "paper")
+        if preset not in PRESETS:
+            raise ValueError(f"optim.preset {preset!r} is not one of {', '.join(PRESETS)}")
+        return cls(**{**PRESETS[preset], **values, "preset": preset})
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """All paper keys, and each extension key only where it differs from its default."""
+        values = asdict(self)
+        for f in fields(self):
+            if f.name not in PAPER_KEYS and values[f.name] == f.default:
+                del values[f.name]
+        return values
+
+    def lr_factor(self, step: int) -> float:
+        """Multiplier of lr for the optimiser update number `step` (0-based)."""
+        factor = min(1.0, (step + 1) / self.warmup) if self.warmup else 1.0
+        if self.schedule == "cosine":
+            progress = max(0, step - self.warmup) / max(1, self.max_steps - self.warmup)
+            factor *= 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+        return factor
+
+
+PAPER_KEYS = ("lr", "beta1", "beta2", "weight_decay", "eps", "max_steps", "patience")
 
 
 @dataclass
@@ -126,10 +176,14 @@ def score(
     ids: torch.Tensor,
     lengths: torch.Tensor,
     first: int,
-) -> tuple[torch.Tensor, torch.Tensor]:
+    optim: OptimConfig | None = None,
+):
     """Per-text CE sum and correct count, teacher forced, for ids[:, first:length].
 
     prefix: (B, P, d) vectors before the text (the [mem] vectors, a start token, or nothing).
+    With `optim` (the training step) it also returns the per-text sum of the training loss
+    (the CE itself unless optim sets a temperature or margin) and the count of positions
+    whose right token beats the runner-up by optim.margin: (ce, correct, objective, sure).
     """
     n_max = ids.shape[1]
     x = torch.cat([prefix.to(token_embeds.dtype), token_embeds], dim=1)
@@ -141,7 +195,22 @@ def score(
     ce = F.cross_entropy(logits.transpose(1, 2), labels, reduction="none")
     loss_sum = (ce * mask).sum(dim=1)
     correct = ((logits.argmax(dim=-1) == labels) & mask).sum(dim=1)
-    return loss_sum, correct
+    if optim is None:
+        return loss_sum, correct
+    if optim.temperature == 1.0 and optim.margin == 0:  # the paper's loss: train on the CE itself
+        return loss_sum, correct, loss_sum, correct
+    objective = ce
+    if optim.temperature != 1.0:
+        objective = F.cross_entropy((logits / optim.temperature).transpose(1, 2), labels, reduction="none")
+    sure = correct
+    if optim.margin > 0:
+        right = logits.gather(-1, labels[..., None])[..., 0]
+        top2 = logits.topk(2, dim=-1).values
+        runner_up = torch.where(top2[..., 0] > right, top2[..., 0], top2[..., 1])
+        gap = right - runner_up
+        objective = objective + F.relu(optim.margin - gap)
+        sure = ((gap >= optim.margin) & mask).sum(dim=1)
+    return loss_sum, correct, (objective * mask).sum(dim=1), sure
 
 
 def pad(texts: list[list[int]], device: torch.device, pad_id: int = 0):
@@ -234,7 +303,7 @@ def compress(
         base_loss, base_correct = score(lm, base_prefix, token_embeds, ids, lengths, first)
         base_loss, base_correct = base_loss.tolist(), base_correct.tolist()
 
-    std = lm.embedding_std()
+    std = lm.embedding_std() * optim.init_scale
     starts = init if init is not None else [None] * len(texts)
     for start in starts:
         if start is not None and tuple(start.shape) != (K, d):
@@ -254,6 +323,9 @@ def compress(
         eps=optim.eps,
         weight_decay=optim.weight_decay,
     )
+    # every text of a batch starts at update 0, so one schedule serves them all
+    scheduled = optim.schedule != "constant" or optim.warmup
+    schedule = torch.optim.lr_scheduler.LambdaLR(opt, optim.lr_factor) if scheduled else None
     B = len(texts)
     best_correct = [-1] * B
     best_loss = [math.inf] * B
@@ -268,11 +340,12 @@ def compress(
     while active:
         index = torch.tensor(active, device=device)
         mem = torch.stack([params[i] for i in active])
-        loss_sum, correct = score(lm, mem, token_embeds[index], ids[index], lengths[index], first)
-        host = torch.stack([loss_sum.detach(), correct.to(loss_sum.dtype)]).cpu()
+        loss_sum, correct, objective, sure = score(lm, mem, token_embeds[index], ids[index], lengths[index], first,
+                                                   optim)
+        host = torch.stack([loss_sum.detach(), correct.to(loss_sum.dtype), sure.to(loss_sum.dtype)]).cpu()
         going, going_rows = [], []
         for row, i in enumerate(active):
-            loss_i, correct_i = host[0, row].item(), int(host[1, row].item())
+            loss_i, correct_i, sure_i = host[0, row].item(), int(host[1, row].item()), int(host[2, row].item())
             if not math.isfinite(loss_i):
                 stop[i] = "nan"
             else:
@@ -286,7 +359,7 @@ def compress(
                     best_correct[i], best_loss[i] = correct_i, loss_i
                 else:
                     since[i] += 1
-                if correct_i == scored[i]:
+                if sure_i == scored[i]:  # every token right (by optim.margin, if one is set)
                     stop[i] = "converged"
                 elif steps[i] >= optim.max_steps:
                     stop[i] = "max_steps"
@@ -299,13 +372,15 @@ def compress(
                 going_rows.append(row)
         if going:
             rows = torch.tensor(going_rows, device=device)
-            per_text = loss_sum[rows] / lengths[index][rows].sub(first).to(loss_sum.dtype)
+            per_text = objective[rows] / lengths[index][rows].sub(first).to(objective.dtype)
             opt.zero_grad(set_to_none=True)
             per_text.sum().backward()
             for i in active:
                 if i not in going:  # no update, no weight decay, no momentum for stopped texts
                     params[i].grad = None
             opt.step()
+            if schedule is not None:
+                schedule.step()
             for i in going:
                 steps[i] += 1
         active = going

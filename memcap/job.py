@@ -340,6 +340,7 @@ def _shared(lm, spec, dataset, protocol, optim) -> dict:
         "dtype": spec.dtype,
         "autocast": str(lm.autocast_dtype).replace("torch.", "") if lm.autocast_dtype else None,
         "optim": optim.as_dict(),
+        "preset": optim.preset,
         "versions": versions(),
     }
 

@@ -118,6 +118,8 @@ def load_records(paths: list[str | Path]) -> pd.DataFrame:
         raise ValueError(f"unknown protocol(s) {unknown}; expected 'paper' or 'strict'")
     df["K"] = df["K"].astype(int)
     df["L"] = df["L"].astype(int)
+    # records made before optimiser presets existed were made with the paper's settings
+    df["preset"] = df["preset"].fillna("paper") if "preset" in df else "paper"
     df["ok"] = df["status"] == "ok"
     df["kind"] = _kinds(df)
     short = df["short"] if "short" in df.columns else pd.Series(False, index=df.index)
@@ -456,13 +458,16 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
     """Every capacity metric, one row per (model, dataset, protocol, K).
 
     Columns: mode (grid or search: how ``capacity`` was computed, ``decoding_capacity``),
+    preset (the optimiser preset(s) of the group's records, memcap.engine.PRESETS),
     model_id, params, mem_dim, vocab_size, n_samples (usable records: ok and not short;
-    for a search group usable attempts), n_failed, n_short, n_lengths, min_L, max_L, capacity, n_saturated,
-    token_gain_mean/std, info_gain_nats_mean/std, info_gain_bits_mean/std, l_th (Eq. 1),
-    l_th_rounded, utilisation (token_gain_mean / round(l_th)), fit_b, ce_threshold.
+    for a search group usable attempts), n_failed, n_short, n_lengths, min_L, max_L,
+    capacity, n_saturated, token_gain_mean/std, info_gain_nats_mean/std,
+    info_gain_bits_mean/std, l_th (Eq. 1), l_th_rounded, utilisation
+    (token_gain_mean / round(l_th)), fit_b, ce_threshold.
     """
-    columns = [*GROUP, "mode", "model_id", "params", "mem_dim", "vocab_size", "n_samples",
-               "n_failed", "n_short", "n_lengths", "min_L", "max_L", "capacity", "n_saturated",
+    columns = [*GROUP, "mode", "preset", "model_id", "params", "mem_dim", "vocab_size",
+               "n_samples", "n_failed", "n_short", "n_lengths", "min_L", "max_L", "capacity",
+               "n_saturated",
                "token_gain_mean", "token_gain_std", "info_gain_nats_mean",
                "info_gain_nats_std", "info_gain_bits_mean", "info_gain_bits_std",
                "l_th", "l_th_rounded", "utilisation", "fit_b", "ce_threshold"]
@@ -483,6 +488,7 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
     out["ce_threshold"] = [lossless_ce_threshold(group) for _, group in groups]
     out = out.reset_index()
     out["mode"] = _group_modes(df, out)
+    out["preset"] = _presets(df).reindex(pd.MultiIndex.from_frame(out[GROUP])).to_numpy()
     for col in columns:
         if col not in out.columns:
             out[col] = np.nan
@@ -493,6 +499,12 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
     out["l_th_rounded"] = out["l_th"].round()
     out["utilisation"] = out["token_gain_mean"] / out["l_th_rounded"]
     return out[columns].sort_values(GROUP, ignore_index=True)
+
+
+def _presets(df: pd.DataFrame) -> pd.Series:
+    """The optimiser preset(s) of each (model, dataset, protocol, K), comma-joined."""
+    presets = df["preset"] if "preset" in df else pd.Series("paper", index=df.index)
+    return presets.groupby([df[c] for c in GROUP]).agg(lambda p: ", ".join(sorted(set(p))))
 
 
 def job_wall_time(df: pd.DataFrame) -> pd.DataFrame:
@@ -535,13 +547,13 @@ def search_capacity_summary(df: pd.DataFrame) -> pd.DataFrame:
     """Per-sample capacities of search-mode records, one row per (model, dataset, protocol, K).
 
     Uses each sample's last attempt (``search_capacities``; 0 = nothing lossless).
-    Columns: n_samples, capacity (the group's decoding capacity, ``capacity_from_samples``),
+    Columns: preset (the optimiser preset), n_samples, capacity (the group's decoding capacity, ``capacity_from_samples``),
     capacity_mean, capacity_median, capacity_min, capacity_max, n_attempts and steps (all
     attempts of the group, ok or not), steps_per_sample, and min_L/max_L (the lengths
     tried with an ok record, as in ``decoding_capacity``). Empty when no record is from
     search mode.
     """
-    columns = [*GROUP, "n_samples", "capacity", "capacity_mean", "capacity_median",
+    columns = [*GROUP, "preset", "n_samples", "capacity", "capacity_mean", "capacity_median",
                "capacity_min", "capacity_max", "n_attempts", "steps", "steps_per_sample",
                "min_L", "max_L"]
     samples = search_capacities(df)
@@ -554,6 +566,7 @@ def search_capacity_summary(df: pd.DataFrame) -> pd.DataFrame:
         n_attempts=("n_attempts", "sum"), steps=("steps", "sum"),
     )
     out["steps_per_sample"] = out["steps"] / out["n_samples"]
+    out["preset"] = _presets(df).reindex(out.index)
     tried = decoding_capacity(df).set_index(GROUP)[["min_L", "max_L"]]
     out = out.join(tried).reset_index()
     return out[columns].sort_values(GROUP, ignore_index=True)

@@ -85,13 +85,13 @@ def _unique_dicts(series: pd.Series) -> list[dict]:
     return list(seen.values())
 
 
-_OPTIM_LABELS = [("lr", "learning rate"), ("betas", "betas"), ("weight_decay", "weight decay"),
+_OPTIM_LABELS = [("preset", "preset"), ("lr", "learning rate"), ("betas", "betas"), ("weight_decay", "weight decay"),
                  ("eps", "eps"), ("max_steps", "max steps"), ("patience", "patience")]
 
 
 def _optim_settings(optim: dict) -> list[tuple[str, str]]:
     """(label, value) pairs of a record's optimiser settings, known keys first."""
-    optim = dict(optim)
+    optim = {"preset": "paper", **optim}  # records before presets existed: the paper's
     if "betas" not in optim and "beta1" in optim:  # the engine records beta1/beta2
         optim["betas"] = [optim.pop("beta1"), optim.pop("beta2", None)]
     pairs = []
@@ -259,10 +259,41 @@ def _search(df: pd.DataFrame) -> list[dict]:
             for r in table.itertuples()]
 
 
+def _budget_reference(paths: list[Path] | None, df: pd.DataFrame, summary: pd.DataFrame) -> list[dict]:
+    """The paper-budget reference runs (memcap.paper_budget) beside this run's K = 1 capacity."""
+    from memcap.paper_budget import reference_summary, text_capacities
+    from memcap.store import read_jsonl
+
+    texts = text_capacities([r for p in paths or [] for r in read_jsonl(Path(p))])
+    # compare on the texts this run has, where it has some of the reference's
+    ours_ids = {(m, d): set(map(str, g["sample_id"])) for (m, d), g in df[df.K == 1].groupby(["model", "dataset"])} \
+        if len(df) else {}
+    shared = [t for t in texts if t["sample_id"] in ours_ids.get((t["model"], t["dataset"]), ())]
+    kept = shared + [t for t in texts if not any((t["model"], t["dataset"]) == (s["model"], s["dataset"])
+                                                 for s in shared)]
+    rows = []
+    for ref in reference_summary(kept):
+        ours = summary[(summary.model == ref["model"]) & (summary.dataset == ref["dataset"]) & (summary.K == 1)]
+        mine = df[(df.model == ref["model"]) & (df.dataset == ref["dataset"]) & (df.K == 1)] if len(df) else df
+        steps = int(mine["steps"].sum()) if len(mine) else 0
+        optim = dict(ref["optim"] or {})
+        rows.append({
+            **ref, "capacity": f"{'' if ref['complete'] else '>= '}{ref['capacity']}",
+            "same_texts": any(s["model"] == ref["model"] and s["dataset"] == ref["dataset"] for s in shared),
+            "capacities": ", ".join(map(str, ref["capacities"])), "hours": f"{ref['hours']:.1f}",
+            "budget": f"{optim.get('max_steps', '?')} steps, patience {optim.get('patience', '?')}, lr {optim.get('lr', '?')}",
+            "ours": tables.fmt_row_capacity(ours.iloc[0]) if len(ours) else None,
+            "ours_preset": ", ".join(sorted(set(mine["preset"]))) if len(mine) else None,
+            "ours_steps": steps, "steps_ratio": f"{steps / ref['steps']:.3f}" if ref["steps"] and steps else None,
+        })
+    return rows
+
+
 def report_context(records: list[Path], run_name: str = "", extra: dict | None = None,
                    available_tables: set[str] = frozenset(TABLE_NAMES),
                    available_figures: set[str] = frozenset(FIGURE_NAMES),
-                   geometry: dict | None = None, baselines: dict | None = None) -> dict:
+                   geometry: dict | None = None, baselines: dict | None = None,
+                   budget_reference: list[Path] | None = None) -> dict:
     """Everything the template shows, computed from the records (plain values, unescaped)."""
     df = metrics.load_records(records)
     summary = metrics.summarise(df)
@@ -299,6 +330,7 @@ def report_context(records: list[Path], run_name: str = "", extra: dict | None =
         "jobs": _jobs(df),
         "highlights": _highlights(summary, datasets, kinds),
         "search": _search(df),
+        "budget_reference": _budget_reference(budget_reference, df, summary),
         "comparison": comparison, "paper_not_run": paper_not_run, "ours_only": ours_only,
         "sources_only_ours": [d for d in datasets if tables.paper_source(
             d, kind=tables.dataset_kind(d, kinds)) is None],
@@ -353,7 +385,7 @@ def compile_latex(tex_file: Path, log_copy: Path | None = None) -> Path:
 def build_report(tables_dir: Path, figures_dir: Path, records: list[Path], out_pdf: Path,
                  run_name: str = "", extra: dict | None = None,
                  template_dir: Path | None = None, geometry: dict | None = None,
-                 baselines: dict | None = None) -> Path:
+                 baselines: dict | None = None, budget_reference: list[Path] | None = None) -> Path:
     """Render the report for one run and build it to out_pdf.
 
     tables_dir holds write_tables' output (the .tex fragments are included), figures_dir
@@ -362,7 +394,9 @@ def build_report(tables_dir: Path, figures_dir: Path, records: list[Path], out_p
     setup section. Writes <out_pdf dir>/report.tex and report.log; returns out_pdf.
     Missing tables, figures, models or sources show as such and do not break the build.
     `geometry` ({"summary", "cosine_pdf", "interpolation_pdf"}) and `baselines`
-    ({"summary", "tex"}) name the optional stages' files; None: "not run".
+    ({"summary", "tex"}) name the optional stages' files; None: "not run". `budget_reference`
+    names records files of the paper-budget reference (benchmarks/reference.py), shown beside
+    this run's capacities.
     """
     tables_dir, figures_dir, out_pdf = Path(tables_dir), Path(figures_dir), Path(out_pdf)
     template_dir = Path(template_dir or PAPER_DIR)
@@ -378,7 +412,8 @@ def build_report(tables_dir: Path, figures_dir: Path, records: list[Path], out_p
     read = lambda stage: json.loads(Path(stage["summary"]).read_text()) if stage else None  # noqa: E731
     shown = have_figures | (set(GEOMETRY_FIGURES) if geometry else set())
     context = report_context(records, run_name, extra, have_tables, shown,
-                             geometry=read(geometry), baselines=read(baselines))
+                             geometry=read(geometry), baselines=read(baselines),
+                             budget_reference=budget_reference)
     source = render_report(context, template_dir)
     tex_out = out_pdf.parent / "report.tex"
     tex_out.write_text(source, encoding="utf-8")

@@ -468,7 +468,7 @@ def pass_rate_frame(run: _Run) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-SEARCH_COLUMNS = ["Model", "Source", "K", "Samples", "Capacity", "Mean", "Median", "Min",
+SEARCH_COLUMNS = ["Model", "Source", "K", "Preset", "Samples", "Capacity", "Mean", "Median", "Min",
                   "Max", "Attempts", "Steps", "Steps per sample"]
 
 
@@ -489,7 +489,8 @@ def search_frame(run: _Run) -> pd.DataFrame:
     for _, r in table.iterrows():
         rows.append({
             "Model": f"{r['model']} [{r['protocol']}]" if mixed else r["model"],
-            "Source": r["dataset"], "K": f"{int(r['K'])}", "Samples": f"{int(r['n_samples'])}",
+            "Source": r["dataset"], "K": f"{int(r['K'])}", "Preset": r["preset"],
+            "Samples": f"{int(r['n_samples'])}",
             "Capacity": fmt_capacity(r["capacity"], r["min_L"], r["max_L"]),
             "Mean": fmt_number(r["capacity_mean"]), "Median": fmt_number(r["capacity_median"]),
             "Min": f"{int(r['capacity_min'])}", "Max": f"{int(r['capacity_max'])}",

@@ -61,8 +61,8 @@ def package_file(package: str, file: str) -> Path:
     return path
 
 
-def load_documents(spec: dict, samples: int) -> list[tuple[str, str]]:
-    """The first `samples` documents of a natural source as (text, source reference) pairs."""
+def load_documents(spec: dict, samples: int | None) -> list[tuple[str, str]]:
+    """The first `samples` documents (None: all) of a natural source as (text, source reference) pairs."""
     source = spec["source"]
     if source == "hf":
         import datasets
@@ -71,7 +71,7 @@ def load_documents(spec: dict, samples: int) -> list[tuple[str, str]]:
             spec["path"], split=spec.get("split", "train"), revision=spec.get("revision")
         )
         column = spec.get("column", "text")
-        n = min(samples, len(rows))
+        n = len(rows) if samples is None else min(samples, len(rows))
         return [(rows[i][column], f"hf:{spec['path']}#{i}") for i in range(n)]
     if source == "package":
         path = package_file(spec["package"], spec["file"])
@@ -83,27 +83,30 @@ def load_documents(spec: dict, samples: int) -> list[tuple[str, str]]:
         raise ValueError(f"unknown natural source {source!r}; allowed: {NATURAL_SOURCES}")
     lines = path.read_text(encoding="utf-8").splitlines()
     docs = [(line, f"{prefix}#{i}") for i, line in enumerate(lines) if line.strip()]
-    return docs[:samples]
+    return docs if samples is None else docs[:samples]
 
 
 def natural_texts(dataset: str, spec: dict, samples: int | None = None) -> list[dict]:
-    """Rows for a natural dataset: sample i keeps the second half of document i's sentences."""
+    """Rows for a natural dataset: sample i keeps the second half of document i's sentences.
+
+    With `min_words`, documents whose second half has fewer words are skipped (the ids keep
+    the document's index, so a sample's id and seed do not depend on the filter).
+    """
     samples = spec.get("samples", 50) if samples is None else samples
     language = spec.get("language", "en")
+    min_words = spec.get("min_words") or 0
     rows = []
-    for i, (text, ref) in enumerate(load_documents(spec, samples)):
-        rows.append(
-            {
-                "id": f"{dataset}-{i:04d}",
-                "text": second_half(text, language),
-                "source": ref,
-                "kind": "natural",
-                "seed": None,
-                "length": None,
-            }
-        )
+    for i, (text, ref) in enumerate(load_documents(spec, None if min_words else samples)):
+        kept = second_half(text, language)
+        if len(kept.split()) < min_words:
+            continue
+        rows.append({"id": f"{dataset}-{i:04d}", "text": kept, "source": ref, "kind": "natural",
+                     "seed": None, "length": None})
+        if len(rows) == samples:
+            break
     if len(rows) < samples:
-        raise ValueError(f"dataset {dataset!r}: {samples} samples asked, source has {len(rows)}")
+        fewer = f" with at least {min_words} words" if min_words else ""
+        raise ValueError(f"dataset {dataset!r}: {samples} samples asked, source has {len(rows)}{fewer}")
     return rows
 
 

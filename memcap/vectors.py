@@ -5,7 +5,8 @@
 
 Metadata (all strings, as safetensors requires): model, model_id, revision (empty when the
 model has none), protocol, K, N, prompt (the token ids decoding starts from: none under
-strict, t1 under paper, as JSON), ids_sha, accuracy, steps, memcap version.
+strict, t1 under paper, as JSON), ids_sha, accuracy, steps, the optimiser preset, memcap
+version.
 
 Vectors decode only with the model that made them: ``model_mismatch`` says when another
 model is asked for (`memcap decode` refuses unless --force).
@@ -28,7 +29,8 @@ from memcap.store import atomic_write_bytes
 KEY = "mem"
 
 
-def save_vectors(path, vectors: torch.Tensor, lm, protocol: str, ids: list[int], outcome) -> None:
+def save_vectors(path, vectors: torch.Tensor, lm, protocol: str, ids: list[int], outcome,
+                 preset: str = "paper") -> None:
     from safetensors.torch import save
 
     first = first_scored(protocol)
@@ -43,6 +45,7 @@ def save_vectors(path, vectors: torch.Tensor, lm, protocol: str, ids: list[int],
         "ids_sha": hashlib.sha1(json.dumps(ids).encode()).hexdigest(),
         "accuracy": f"{outcome.accuracy:.6f}",
         "steps": str(outcome.steps),
+        "preset": preset,
         "memcap": memcap.__version__,
     }
     data = save({KEY: vectors.detach().float().contiguous().cpu()}, metadata=meta)

@@ -2,7 +2,8 @@
 
 from memcap.download import start_model_job
 
-start_model_job(snakemake.log[0], snakemake.params.cache_dir)  # before transformers is imported
+# before transformers is imported (and before CUDA starts: the job's card is chosen here)
+start_model_job(snakemake.log[0], snakemake.params.cache_dir, gpu=snakemake.resources.get("gpu", 0))
 
 from memcap.geometry import run_stage
 

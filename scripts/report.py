@@ -16,4 +16,5 @@ build_report(
     extra=snakemake.params.settings,
     geometry=snakemake.params.geometry or None,
     baselines=snakemake.params.baselines or None,
+    budget_reference=[Path(p) for p in snakemake.input.budget_reference],
 )

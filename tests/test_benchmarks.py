@@ -41,15 +41,16 @@ def test_capacity_compares_search_with_the_authors_grid():
 
 
 def test_optimizer_study_reports_every_configuration_and_length():
+    configs = ("paper", "fast", "lr=0.1,init_scale=0.5,schedule=cosine,warmup=2,margin=1,temperature=0.5")
     out = bench("benchmarks/optimizer.py", "--model", "tiny-llama", "--texts", "2", "--lengths", "4", "6",
-                "--max-steps", "20", "--configs", "paper", "lr=0.1,init_scale=0.5")
-    for config in ("paper", "lr=0.1,init_scale=0.5"):
+                "--max-steps", "20", "--configs", *configs)
+    for config in configs:
         for L in (4, 6):
-            assert re.search(rf"^{re.escape(config)}\s+{L}\s+\d/2\s", out, re.M), (config, L, out)
-        assert re.search(rf"^{re.escape(config)}\s+\d+\s+[\d.]+$", out, re.M), (config, out)
+            assert re.search(rf"^{re.escape(config)}\s+{L}\s+\d/2\s.*\s(\d/\d|-)$", out, re.M), (config, L, out)
+        assert re.search(rf"^{re.escape(config)}\s+\d+\s+[\d.]+\s+(\d+|none)\s+\[\d+, \d+\]$", out, re.M), (config, out)
     bad = subprocess.run([sys.executable, "benchmarks/optimizer.py", "--configs", "lr0.1"], cwd=REPO,
                          capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 2 and "use key=value with key in lr" in bad.stderr
+    assert bad.returncode == 2 and "use key=value with key in" in bad.stderr and "margin" in bad.stderr
 
 
 def test_record_appends_a_dated_block_with_the_output(tmp_path):
@@ -61,3 +62,35 @@ def test_record_appends_a_dated_block_with_the_output(tmp_path):
     text = doc.read_text()
     assert text.startswith("# Benchmarks") and "echo check" in text and "ratio 1.23x" in text
     assert "- note: a test" in text
+
+
+def test_reference_brackets_each_text_and_resumes_without_recomputing(tmp_path):
+    from memcap.paper_budget import text_capacities
+    from memcap.store import read_jsonl
+
+    args = ["benchmarks/reference.py", "--model", "tiny-llama", "--lengths", "4", "8", "16", "--texts", "2",
+            "--min-tokens", "20", "--folder", str(tmp_path)]
+    out = bench(*args)
+    texts = [r["id"] for r in read_jsonl(tmp_path / "texts.jsonl")]
+    assert len(texts) == 2
+    records = read_jsonl(tmp_path / "lee.jsonl")
+    assert {r["optim"]["max_steps"] for r in records} == {5000} and {r["batch_size"] for r in records} == {1}
+    for t in text_capacities(records):
+        assert t["bracketed"]  # stopped after two failing lengths or at the end of the grid
+        line = re.search(rf"^  {t['sample_id']}: capacity (\d+) \(", out, re.M)
+        assert line and int(line.group(1)) == t["capacity"], out
+    assert re.search(r"total optimiser steps \d+, compute time [\d.]+ h over \d+ cells", out), out
+    again = bench(*args)  # every cell is recorded: nothing runs, the report is the same
+    assert "to do" not in again and again.splitlines()[-4:] == out.splitlines()[-4:]
+    assert read_jsonl(tmp_path / "lee.jsonl") == records
+
+    # the fast preset's search on the same texts and grid, compared with those records
+    fast = bench("benchmarks/fast.py", "--model", "tiny-llama", "--lengths", "4", "8", "16", "--folder", str(tmp_path),
+                 "--max-steps", "100")
+    for t in text_capacities(records):
+        line = re.search(rf"^  {t['sample_id']}: ours (\d+) .*reference {t['capacity']} \(first fail", fast, re.M)
+        assert line, fast
+    ratio = re.search(r"steps ratio fast / reference: ([\d.]+) \(target <= 0.10\)", fast)
+    assert ratio and float(ratio.group(1)) < 1, fast
+    assert re.search(r"wall-time speed-up reference / fast: [\d.]+x", fast), fast
+    assert re.search(r"texts within one grid step .*: \d/2 \(target: all\)", fast), fast

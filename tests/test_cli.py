@@ -141,3 +141,28 @@ def test_without_a_registry_the_unknown_model_error_says_why(tmp_path):
     assert done.returncode == 2
     assert "unknown model 'tiny-llama'" in done.stderr
     assert f"config/models.yaml is not in {tmp_path}" in done.stderr and "--models-file" in done.stderr
+
+
+@pytest.mark.slow
+def test_k_auto_is_the_default_and_doubles_k_until_the_text_decodes(tmp_path):
+    vec = tmp_path / "auto.safetensors"
+    done = memcap("compress", "The fox jumps over the lazy dog again and again.", "-m", "tiny-llama",
+                  "--models-file", MODELS, "-o", str(vec))
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert "preset fast" in lines[0] and "K auto (up to 16)" in lines[0]
+    tried = [int(line.split(":")[0][2:]) for line in lines if line.startswith("K=")]
+    assert tried == [1, 2, 4, 8, 16][: len(tried)]
+    assert "reproduces the text" in lines[-1] and f"K={tried[-1]} vector(s)" in lines[-1]
+    back = memcap("decode", str(vec), "--models-file", MODELS)
+    assert back.stdout.strip() == "The fox jumps over the lazy dog again and again."
+
+
+def test_k_auto_that_fails_at_the_largest_k_says_so_with_the_best_accuracy(tmp_path):
+    vec = tmp_path / "v.safetensors"
+    done = memcap("compress", FOX * 3, "-m", "tiny-llama", "--models-file", MODELS, "-o", str(vec),
+                  "--max-steps", "1", "--max-vectors", "2")
+    assert done.returncode == 1
+    assert "no K up to 2 reproduced the text" in done.stderr and "accuracy" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert vec.exists()  # the best attempt's vectors are kept

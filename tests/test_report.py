@@ -1,5 +1,6 @@
 """Report: LaTeX escaping, the PDF build, numbers in the PDF equal to the CSVs, partial runs."""
 
+import json
 import re
 import shutil
 import subprocess
@@ -153,9 +154,11 @@ def test_latex_failure_raises_with_log_tail(tmp_path):
 
 def test_optim_settings_accept_both_record_styles():
     engine = report._optim_settings({"beta1": 0.9, "beta2": 0.99, "lr": 0.01, "new_knob": 3})
-    assert engine == [("learning rate", "0.01"), ("betas", "0.9, 0.99"), ("new knob", "3")]
+    assert engine == [("preset", "paper"), ("learning rate", "0.01"), ("betas", "0.9, 0.99"), ("new knob", "3")]
     documented = report._optim_settings({"betas": [0.9, 0.9], "eps": 1e-8})
-    assert documented == [("betas", "0.9, 0.9"), ("eps", "1e-08")]
+    assert documented == [("preset", "paper"), ("betas", "0.9, 0.9"), ("eps", "1e-08")]
+    fast = report._optim_settings({"preset": "fast", "lr": 0.1, "schedule": "cosine"})
+    assert fast == [("preset", "fast"), ("learning rate", "0.1"), ("schedule", "cosine")]
 
 
 # --- a run with a capacity search -------------------------------------------------------
@@ -238,3 +241,38 @@ def test_context_knows_random_text_by_its_kind_not_its_name(tmp_path):
     tex = report.render_report(context)
     assert r"On \texttt{noise} (random text), no model decodes any sampled text (9 to 40 tokens)" in tex
     assert "noise & random & random" in tex  # the Sources table: text kind, paper's source
+
+
+def test_the_paper_budget_reference_is_shown_beside_this_runs_capacity(tmp_path):
+    ref = [make_record("pythia-160m", "lee", L, f"lee-{i}", max_correct=(L - 1) if ok else L // 2, steps=steps)
+           for i, cells in enumerate([[(64, True, 900), (80, False, 5000), (96, False, 5000)],
+                                      [(64, True, 700), (80, True, 2100)]])
+           for L, ok, steps in cells]
+    ref_file = tmp_path / "reference.jsonl"
+    ref_file.write_text("".join(json.dumps(r) + "\n" for r in ref))
+    ours = write_records(tmp_path / "run", [make_record("pythia-160m", "lee", L, f"lee-{i}", steps=40, preset="fast")
+                                            for i in range(2) for L in (64, 80)])
+    context = report.report_context(ours, "budget", budget_reference=[ref_file])
+    (b,) = context["budget_reference"]
+    assert (b["model"], b["dataset"], b["n_texts"], b["n_bracketed"]) == ("pythia-160m", "lee", 2, 1)
+    assert b["capacity"] == ">= 64" and b["capacities"] == "64, 80"  # text 1 may still pass beyond 80
+    assert b["steps"] == 900 + 5000 + 5000 + 700 + 2100 and b["ours_steps"] == 160
+    assert b["ours"] == ">=80" and b["ours_preset"] == "fast"  # lossless at the longest length tried
+    text = one_line(report.render_report(context))
+    assert "Reference at the paper's budget" in text and "1 of 2 texts bracketed" in text
+    assert "so the value is a lower bound" in text and "preset \\texttt{fast}" in text
+    assert "on the same 2 texts as this run" in text
+    # a run on one of the reference's texts is compared on that text alone
+    one = write_records(tmp_path / "one", [make_record("pythia-160m", "lee", 64, "lee-0", steps=40)])
+    (b,) = report.report_context(one, "budget", budget_reference=[ref_file])["budget_reference"]
+    assert (b["n_texts"], b["capacity"], b["steps"], b["same_texts"]) == (1, "64", 900 + 5000 + 5000, True)
+
+
+def test_the_paper_budget_reference_counts_no_length_a_short_text_never_reached():
+    from memcap.paper_budget import text_capacities
+
+    cells = [make_record("pythia-160m", "lee", 64, "lee-0"),
+             make_record("pythia-160m", "lee", 80, "lee-0", N=70, short=True, scored=69)]
+    (text,) = text_capacities(cells)
+    assert text["capacity"] == 64 and text["bracketed"]  # the text ends at 70 tokens
+    assert text["lengths"] == [64] and text["first_fail"] is None

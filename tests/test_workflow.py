@@ -156,7 +156,7 @@ def test_snakefmt_is_clean():
         # a misspelled key names itself and the allowed keys
         (
             {"optim": {"max_step": 10}},
-            ["'optim'", "'max_step' was unexpected", "allowed keys: lr, beta1"],
+            ["'optim'", "'max_step' was unexpected", "allowed keys: preset, lr, beta1"],
         ),
         (
             {"models": {"tiny-gpt-neox": {"max_lenght": 4}}},
@@ -165,6 +165,8 @@ def test_snakefmt_is_clean():
         # a wrong type names the key and the type allowed
         ({"optim": {"max_steps": "many"}}, ["'optim.max_steps'", "not of type 'integer'"]),
         ({"protocol": "lax"}, ["'protocol'", "allowed: paper, strict"]),
+        ({"optim": {"preset": "quick"}}, ["'optim.preset'", "allowed: paper, fast"]),
+        ({"optim": {"schedule": "linear"}}, ["'optim.schedule'", "constant", "cosine"]),
         # an unknown model names the known ones
         ({"models": {"gpt-17": {}}}, ["'models.gpt-17'", "unknown model 'gpt-17'", "tiny-gpt-neox"]),
         ({"multivector": {"gpt-17": {"dataset": "lee"}}}, ["'multivector.gpt-17'", "unknown model"]),

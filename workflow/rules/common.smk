@@ -203,6 +203,8 @@ def check_results():
             spec, config["protocol"], optim, dataset, mode, lengths or []
         )
         changed = changed_settings(stored_fingerprint(parts), now)
+        # a preset changes many values at once: name the key that was set, first
+        changed.sort(key=lambda change: change[0] != "optim.preset")
         if changed:
             clashes.append((parts, model, lengths_key, changed))
     if not clashes:
@@ -398,11 +400,13 @@ def report_settings():
         rows[f"multi-vector {model}"] = (
             f"{grid['dataset']}, K in {', '.join(map(str, grid['vectors']))}"
         )
-    rows["optimiser"] = (
-        f"AdamW lr {o['lr']}, betas ({o['beta1']}, {o['beta2']}), "
-        f"weight decay {o['weight_decay']}, eps {o['eps']}"
+    # the preset's own values are resolved in the jobs (no torch here); the records hold them
+    overrides = ", ".join(
+        f"{k} {v}" for k, v in o.items() if k != "preset" and v is not None
     )
-    rows["steps"] = f"at most {o['max_steps']}, patience {o['patience']}"
+    rows["optimiser"] = f"AdamW, preset {o['preset']}" + (
+        f"; set in the config: {overrides}" if overrides else ""
+    )
     rows["batch size, device"] = f"{c['batch_size']}, {c['device']}"
     return rows
 

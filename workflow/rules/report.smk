@@ -8,6 +8,7 @@ rule report:
         records=all_records(),
         geometry=list(geometry_outputs().values()),
         baselines=list(baselines_outputs().values()),
+        budget_reference=config["budget_reference"],
     output:
         pdf=report(
             f"{RESULTS}/report/report.pdf",

@@ -1,0 +1,110 @@
+"""The fast preset against the paper-budget reference: same model, texts and grid.
+
+    python benchmarks/fast.py --threads 1          # SmolLM2-135M, the reference's texts; minutes
+    python benchmarks/fast.py --preset paper --max-steps 300   # any other settings, same comparison
+
+Runs memcap's capacity search (memcap.search: each text up the grid, warm-started, a stuck
+warm start retried fresh) with `--preset` (default fast, memcap.engine.PRESETS) on the texts
+of benchmarks/reference/, and compares it with that run's records (benchmarks/reference.py:
+the paper's optimiser, 5000 steps, every (text, length) from a fresh start, batch 1, one
+thread). Seeds are the compress job's (memcap.job.derive_seed), so a first attempt starts
+where the reference's cell did.
+
+Prints per text both capacities (the largest lossless grid length) and whether ours is within
+one grid step of the reference's or above it with greedy decoding confirming, then the total
+optimiser steps and wall time of both (the reference's is the summed compute time its records
+hold), their ratios and the targets: <= 10 % of the reference's steps, >= 10x less wall time,
+every bracketed text within one grid step. Texts the reference has not bracketed yet are shown
+but left out of the targets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+
+from memcap.engine import PRESETS, OptimConfig
+from memcap.job import derive_seed, read_texts
+from memcap.models import load_model, load_registry, resolve_model
+from memcap.paper_budget import text_capacities
+from memcap.search import search_capacity
+from memcap.store import read_jsonl
+from reference import HERE, LENGTHS
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="smollm2-135m", help="registry name (default %(default)s)")
+    parser.add_argument("--folder", type=Path, default=HERE, help="the reference's folder (default %(default)s)")
+    parser.add_argument("--lengths", type=int, nargs="+", default=LENGTHS, help="grid (default: the reference's)")
+    parser.add_argument("--preset", choices=list(PRESETS), default="fast", help="default %(default)s")
+    parser.add_argument("--lr", type=float, help="override the preset's lr")
+    parser.add_argument("--max-steps", type=int, help="override the preset's max_steps")
+    parser.add_argument("--patience", type=int, help="override the preset's patience")
+    parser.add_argument("--batch-size", type=int, default=16, help="texts per batch (default %(default)s)")
+    parser.add_argument("--device", default="cpu", help="default %(default)s (the reference ran on the CPU)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default %(default)s, as the reference)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    optim = OptimConfig.from_dict({"preset": args.preset, "lr": args.lr, "max_steps": args.max_steps,
+                                   "patience": args.patience})
+    grid = sorted(set(args.lengths))
+    rows = read_texts(args.folder / "texts.jsonl")
+    reference = {t["sample_id"]: t for t in text_capacities(read_jsonl(args.folder / "lee.jsonl"))
+                 if t["model"] == args.model}
+    spec = resolve_model(args.model, load_registry("config/models.yaml"))
+
+    t0 = time.perf_counter()
+    lm = load_model(spec, args.device)
+    ids = [lm.tokenize(row["text"]) for row in rows]
+
+    def seed(i, L):
+        return derive_seed(spec.name, "lee", 1, L, rows[i]["id"])
+
+    results = search_capacity(lm, ids, 1, "paper", seed, optim, lengths_grid=grid, batch_size=args.batch_size)
+    wall = time.perf_counter() - t0
+    settings = {k: v for k, v in optim.as_dict().items() if k != "preset"}
+    print(f"model {spec.name}, {len(rows)} texts, K=1, paper protocol, grid {grid}, preset {optim.preset} "
+          f"{settings}, device {lm.device}, torch threads {torch.get_num_threads()}")
+    position = {L: j for j, L in enumerate([0, *grid])}
+    counted, within, ref_steps, ref_wall, our_steps = 0, 0, 0, 0.0, 0
+    for row, r in zip(rows, results):
+        ref = reference.get(str(row["id"]))
+        tried = " ".join(f"{a.L}{'+' if a.lossless else '-'}({a.steps})" for a in r.attempts)
+        last_ok = [a for a in r.attempts if a.lossless and a.L == r.capacity]
+        exact = bool(last_ok) and last_ok[-1].outcome is not None and last_ok[-1].outcome.greedy_exact
+        if ref is None or not ref["bracketed"]:
+            state = "reference not bracketed yet" + (f" (>= {ref['capacity']})" if ref else "")
+            print(f"  {row['id']}: ours {r.capacity} (greedy {'exact' if exact else 'not exact'}); {state}; "
+                  f"attempts {tried}")
+            continue
+        close = abs(position[r.capacity] - position[ref["capacity"]]) <= 1 or (r.capacity > ref["capacity"] and exact)
+        counted += 1
+        within += close
+        ref_steps += ref["steps"]
+        ref_wall += ref["wall_s"]
+        our_steps += r.steps
+        print(f"  {row['id']}: ours {r.capacity} (greedy {'exact' if exact else 'not exact'}), reference "
+              f"{ref['capacity']} (first fail {ref['first_fail']}, {ref['steps']} steps): "
+              f"{'within one grid step' if close else 'OFF'}; attempts {tried}")
+    all_steps = sum(r.steps for r in results)
+    print(f"{'procedure':36s} {'steps':>8s} {'wall s':>9s}  capacities per text")
+    print(f"{'fast search (all texts)':36s} {all_steps:8d} {wall:9.1f}  {[r.capacity for r in results]}")
+    if not counted:
+        print("no text of the reference is bracketed yet: nothing to compare")
+        return
+    # our wall time on the compared texts: their share of our steps (one batch holds all texts)
+    ours_wall = wall * our_steps / max(all_steps, 1)
+    print(f"{'reference, bracketed texts':36s} {ref_steps:8d} {ref_wall:9.1f}")
+    print(f"{'fast search, the same texts':36s} {our_steps:8d} {ours_wall:9.1f}  (wall: its share of the steps)")
+    print(f"steps ratio fast / reference: {our_steps / ref_steps:.3f} (target <= 0.10)")
+    print(f"wall-time speed-up reference / fast: {ref_wall / max(ours_wall, 1e-9):.1f}x (target >= 10x)")
+    print(f"texts within one grid step of the reference (or above it, greedy-confirmed): "
+          f"{within}/{counted} (target: all)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""The paper-budget reference: per-text capacities from grid records of benchmarks/reference.py.
+
+    from memcap.paper_budget import reference_summary, text_capacities
+    texts = text_capacities(read_jsonl("benchmarks/reference/lee.jsonl"))
+    reference_summary(texts)   # per (model, dataset): capacity, texts bracketed, steps, hours
+
+Each (text, L) of that run is a fresh start with the paper's optimiser (5000 steps), and a
+text goes up the grid until it has failed at `fails` consecutive lengths (or runs out of
+tokens): its capacity is its largest lossless length, *bracketed* once that stop is reached
+(until then it is a lower bound). The decoding capacity over the texts is the per-sample rule
+(memcap.metrics.capacity_from_samples), a lower bound while any text is unbracketed.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from memcap.search import lossless
+
+
+def text_capacities(records: list[dict], fails: int = 2) -> list[dict]:
+    """One row per (model, dataset, sample_id) of K = 1 grid records, in first-seen order."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in records:
+        if int(r["K"]) == 1 and r.get("mode", "grid") == "grid":
+            groups[(r["model"], r["dataset"], str(r["sample_id"]))].append(r)
+    rows = []
+    for (model, dataset, sample), cells in groups.items():
+        cells.sort(key=lambda r: r["L"])
+        # a text shorter than L is no sample of L (docs/records.md): it only ends the text
+        own = [r for r in cells if not r.get("short")] or cells[:1]
+        ok = [lossless(r["status"], r["correct"], r["max_correct"], r["scored"], r["protocol"])
+              and not r.get("short") for r in own]
+        capacity = max([0] + [r["L"] for r, good in zip(own, ok) if good])
+        streak = 0
+        for good in ok:
+            streak = 0 if good else streak + 1
+        first_fail = min([r["L"] for r, good in zip(own, ok) if not good and r["L"] > capacity], default=None)
+        rows.append({
+            "model": model, "dataset": dataset, "sample_id": sample, "capacity": capacity,
+            "first_fail": first_fail, "bracketed": streak >= fails or any(r.get("short") for r in cells),
+            "lengths": [r["L"] for r in own], "accuracy": [r["max_accuracy"] for r in own],
+            "steps": sum(r["steps"] for r in cells), "wall_s": sum(r["wall_s"] for r in cells),
+            "preset": own[0].get("preset", "paper"), "optim": own[0].get("optim"),
+        })
+    return rows
+
+
+def reference_summary(texts: list[dict]) -> list[dict]:
+    """Per (model, dataset): the decoding capacity over its texts and what it cost."""
+    from memcap.metrics import capacity_from_samples
+
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for t in texts:
+        groups[(t["model"], t["dataset"])].append(t)
+    out = []
+    for (model, dataset), rows in groups.items():
+        caps = [t["capacity"] for t in rows]
+        out.append({
+            "model": model, "dataset": dataset, "n_texts": len(rows),
+            "n_bracketed": sum(t["bracketed"] for t in rows), "capacity": int(capacity_from_samples(caps)),
+            "complete": all(t["bracketed"] for t in rows), "capacities": caps,
+            "steps": sum(t["steps"] for t in rows), "hours": sum(t["wall_s"] for t in rows) / 3600,
+            "preset": rows[0]["preset"], "optim": rows[0]["optim"],
+        })
+    return out
