@@ -206,7 +206,7 @@ def test_pdf_shows_the_search_table_equal_to_the_csv(search_run):
     text = pdf_text(pdf)
     search = pd.read_csv(csvs["search"], dtype=str, keep_default_na=False)
     # attempts: 32, 64, 96, 128 for two texts; 32, 64 and a failing 96 for the third
-    assert list(search.iloc[0]) == ["pythia-160m", "pg19", "1", "3", "64", "106.7", "128.0",
+    assert list(search.iloc[0]) == ["pythia-160m", "pg19", "1", "paper", "3", "64", "106.7", "128.0",
                                     "64", "128", "11", "275", "91.7"]
     for _, row in search.iterrows():
         assert_row(text, list(row))

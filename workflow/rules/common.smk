@@ -115,7 +115,8 @@ def check_lengths():
 
 
 def result_jobs():
-    """(records file, model, dataset, mode, lengths) of every compress and multivector job."""
+    """(records file, model, dataset, mode, lengths, the config key of the lengths) of every
+    compress and multivector job."""
     from types import SimpleNamespace
 
     jobs = []
@@ -159,7 +160,10 @@ def job_mode(dataset):
 def model_specs():
     from memcap.models import load_registry
 
-    return load_registry(config["models_file"])
+    try:
+        return load_registry(config["models_file"])
+    except ValueError as err:
+        raise WorkflowError(f"Invalid model registry {config['models_file']}: {err}") from None
 
 
 def _config_key(setting, model, lengths_key):
