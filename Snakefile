@@ -31,6 +31,7 @@ except WorkflowError:
 check_config()
 
 RESULTS = f"results/{config['run']}"
+check_results()  # existing results made with other settings: stop before any job
 
 
 report: "workflow/report/workflow.rst"

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from memcap.engine import PRESETS, PROTOCOLS, SCHEDULES, OptimConfig
 
+DEFAULT_MODELS_FILE = Path("config/models.yaml")  # relative to where memcap runs
+
 
 def _optim_args(parser: argparse.ArgumentParser, preset: str) -> None:
     paper = OptimConfig()
@@ -55,7 +57,8 @@ def _model_args(parser: argparse.ArgumentParser, required: bool = True) -> None:
         "--model", "-m", required=required,
         help="a name from the registry (--models-file), a Hugging Face id (org/name), or a local model directory",
     )
-    parser.add_argument("--models-file", default="config/models.yaml", help="model registry (default %(default)s)")
+    parser.add_argument("--models-file", type=Path,
+                        help=f"model registry (default {DEFAULT_MODELS_FILE}, where it exists)")
     parser.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda, cuda:1, ... (default %(default)s)")
 
 
@@ -87,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("vectors_file", type=Path, help="a file written by `memcap compress`")
     _model_args(p, required=False)
     p.set_defaults(model=None)
+    p.add_argument("--force", action="store_true",
+                   help="decode with --model even though the file records another model "
+                        "(the text is then meaningless unless the weights are the same)")
 
     p = sub.add_parser("job", help="run a compress job over a texts file (what the workflow calls)",
                        description="Compress every (K, L, text) of a grid; resumable; writes one record per sample (docs/records.md).")
@@ -200,11 +206,22 @@ def cmd_compress(args) -> int:
 
 def cmd_decode(args) -> None:
     from memcap.models import load_model, resolve_model
-    from memcap.vectors import decode_file, read_metadata
+    from memcap.vectors import decode_file, model_mismatch, read_metadata
 
     meta = read_metadata(args.vectors_file)
     name = args.model or meta["model"]
     spec = resolve_model(name, _registry(args.models_file))
+    mismatch = model_mismatch(meta, spec)
+    if mismatch and not args.force:
+        raise ValueError(
+            f"{args.vectors_file}: {mismatch}; another model decodes them into meaningless text. "
+            f"Omit --model to use the file's own model ({meta['model']!r}), or add --force to "
+            f"decode with {spec.name!r} anyway"
+        )
+    if mismatch:
+        print(f"memcap decode: WARNING: {args.vectors_file}: {mismatch}; decoding with "
+              f"{spec.name!r} as --force asks: the text is meaningless unless the two have the "
+              "same weights", file=sys.stderr)
     lm = load_model(spec, args.device)
     print(decode_file(args.vectors_file, lm))
 
@@ -220,10 +237,39 @@ def cmd_job(args) -> None:
     )
 
 
-def _registry(path):
+def _registry(path: Path):
+    """The registry at `path` (main() resolved the default); none when the default is absent."""
     from memcap.models import load_registry
 
-    return load_registry(path) if Path(path).exists() else {}
+    return load_registry(path) if Path(path).is_file() else {}
+
+
+def _resolve_models_file(args) -> None:
+    """--models-file given: it must exist. Not given: config/models.yaml where it exists."""
+    if not hasattr(args, "models_file"):
+        return
+    if args.models_file is None:
+        args.models_file = DEFAULT_MODELS_FILE
+        args.models_file_given = False
+    elif not args.models_file.is_file():
+        what = "is a directory, not a file" if args.models_file.is_dir() else "does not exist"
+        raise FileNotFoundError(
+            f"--models-file {args.models_file} {what}; give the model registry, a YAML file "
+            f"such as config/models.yaml, or omit --models-file to use {DEFAULT_MODELS_FILE} "
+            "where it exists"
+        )
+    else:
+        args.models_file_given = True
+
+
+def _explain(err: Exception, args) -> str:
+    """The error message, with a hint where a missing default registry explains it."""
+    text = str(err)
+    if (isinstance(err, ValueError) and text.startswith("unknown model")
+            and not getattr(args, "models_file_given", True) and not DEFAULT_MODELS_FILE.is_file()):
+        text += (f"; no model registry was read: {DEFAULT_MODELS_FILE} is not in "
+                 f"{Path.cwd()}; give --models-file")
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -232,9 +278,10 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     handler = {"compress": cmd_compress, "decode": cmd_decode, "job": cmd_job}[args.command]
     try:
+        _resolve_models_file(args)
         return handler(args) or 0
     except (ValueError, FileNotFoundError) as err:
-        print(f"memcap {args.command}: error: {err}", file=sys.stderr)
+        print(f"memcap {args.command}: error: {_explain(err, args)}", file=sys.stderr)
         return 2
 
 

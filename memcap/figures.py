@@ -129,12 +129,17 @@ class _Data:
         self.mixed = s["protocol"].nunique() > 1
         params = s.groupby("model")["params"].max() if len(s) else pd.Series(dtype=float)
         self.models = sorted(s["model"].unique(), key=lambda m: (params.get(m, np.inf), m))
-        self.datasets = tables.dataset_order(s["dataset"])
-        self.natural = [d for d in self.datasets if not tables.is_random_dataset(d)]
-        self.random = [d for d in self.datasets if tables.is_random_dataset(d)]
+        # natural or random by each record's text kind, never by the dataset's name
+        self.kinds = metrics.dataset_kinds(df)
+        self.datasets = tables.dataset_order(s["dataset"], self.kinds)
+        self.natural = [d for d in self.datasets if not self.is_random(d)]
+        self.random = [d for d in self.datasets if self.is_random(d)]
         self.runs = [(m, p) for m in self.models for p in sorted(s["protocol"].unique())
                      if ((s.model == m) & (s.protocol == p)).any()]
         self.colour = {d: OKABE_ITO[i % len(OKABE_ITO)] for i, d in enumerate(self.datasets)}
+
+    def is_random(self, dataset: str) -> bool:
+        return tables.is_random_dataset(dataset, self.kinds)
 
     def k1(self) -> pd.DataFrame:
         return self.summary[(self.summary.K == 1) & (self.summary.n_samples > 0)]
@@ -143,7 +148,8 @@ class _Data:
         ids = self.summary[self.summary.model == model]["model_id"]
         row = tables.paper_model(model, ids.iloc[0] if len(ids) else None)
         ref = tables.load_reference()
-        return tables.paper_value(ref, row, key, tables.paper_source(dataset, ref))
+        return tables.paper_value(ref, row, key, tables.paper_source(
+            dataset, ref, tables.dataset_kind(dataset, self.kinds)))
 
 
 def capacity_figure(data: _Data):
@@ -196,7 +202,7 @@ def ce_scatter_figure(data: _Data):
     if ok.empty:
         return _placeholder("Cross-entropy with and without [mem]", "no usable K=1 samples")
     runs = [(m, p) for m, p in data.runs if ((ok.model == m) & (ok.protocol == p)).any()]
-    natural = ok[~ok.dataset.map(tables.is_random_dataset)]
+    natural = ok[ok["kind"] != "random"]
     lengths = natural["L"] if len(natural) else pd.Series([1, 2])
     norm_cls = LogNorm if lengths.max() / max(lengths.min(), 1) > 8 else Normalize
     norm = norm_cls(vmin=max(lengths.min(), 1), vmax=max(lengths.max(), 2))
@@ -204,8 +210,8 @@ def ce_scatter_figure(data: _Data):
     points = None
     for ax, (model, protocol) in zip(axes, runs):
         run = ok[(ok.model == model) & (ok.protocol == protocol)]
-        nat = run[~run.dataset.map(tables.is_random_dataset)]
-        rnd = run[run.dataset.map(tables.is_random_dataset)]
+        nat = run[run["kind"] != "random"]
+        rnd = run[run["kind"] == "random"]
         if len(nat):
             points = ax.scatter(nat.ce_orig, nat.ce_mem, c=nat.L, cmap="viridis", norm=norm,
                                 s=10, alpha=0.85, linewidths=0, label="natural text")
@@ -315,7 +321,7 @@ def accuracy_figure(data: _Data):
         for (dataset, K), group in run.groupby(["dataset", "K"]):
             label = dataset if K == 1 else f"{dataset}, K={K}"
             style = dict(color=data.colour[dataset], alpha=1.0 if K == 1 else 0.6)
-            if tables.is_random_dataset(dataset):  # ~one sample per sampled length
+            if data.is_random(dataset):  # ~one sample per sampled length
                 ax.scatter(group.L, group.mean_acc, s=8, label=label, **style)
             else:
                 ax.plot(group.L, group.mean_acc, marker="o", ms=3, label=label,
@@ -360,7 +366,8 @@ def multivector_figure(data: _Data):
         ids = run.model_id.iloc[0]
         ref_row = tables.paper_model(model, ids)
         ref = reference.get("multivector", {}).get(ref_row)
-        same_source = ref and tables.paper_source(dataset) == ref["source"]
+        same_source = ref and tables.paper_source(
+            dataset, reference, tables.dataset_kind(dataset, data.kinds)) == ref["source"]
         for ax, (col, std, key, ylabel) in zip(row_axes, _MV_PANELS):
             ks, ys = run.K.to_numpy(), run[col].to_numpy(dtype=float)
             ax.plot(ks, ys, marker="o", ms=4, color=OKABE_ITO[0], label="this run")

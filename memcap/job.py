@@ -34,6 +34,7 @@ import memcap
 from memcap.engine import OptimConfig, Outcome, compress, first_scored
 from memcap.models import LoadedModel, load_model, load_registry, resolve_model
 from memcap.store import PartStore, read_jsonl, record_key
+from memcap.texts import text_kind
 
 log = logging.getLogger("memcap.job")
 MODES = ("grid", "search")
@@ -73,6 +74,7 @@ def read_texts(path: str | Path, max_samples: int | None = None) -> list[dict]:
         seen.add(sid)
         if not str(row["text"]).strip():
             raise ValueError(f"{path}: sample {sid!r} has an empty text")
+        text_kind(row)  # a kind that is there must be one the analysis knows
     if not rows:
         raise ValueError(f"{path}: no texts")
     return rows
@@ -133,6 +135,18 @@ def _plan(rows, lengths, vectors, done):
     return [g for g in groups if g]
 
 
+def job_fingerprint(spec, protocol: str, optim: OptimConfig, dataset: str, mode: str, lengths) -> dict:
+    """What a job's numbers depend on; its parts folder keeps it (job.json) and a job whose
+    fingerprint differs refuses to resume there. The workflow checks it before any job runs
+    (workflow/rules/common.smk, check_results). `lengths`: every length of the job."""
+    # `compile` only changes how fast the numbers come
+    model_settings = {k: v for k, v in asdict(spec).items() if k != "compile"}
+    fingerprint = {"model": model_settings, "protocol": protocol, "optim": optim.as_dict(), "dataset": dataset}
+    if mode != "grid":  # grid parts keep their old fingerprint; a search never resumes over them
+        fingerprint.update(mode=mode, lengths=sorted(lengths))
+    return fingerprint
+
+
 def run_job(
     model: str,
     texts: str | Path,
@@ -188,11 +202,7 @@ def run_job(
     if threads:
         torch.set_num_threads(threads)
 
-    # what the numbers depend on; `compile` only changes how fast they come
-    model_settings = {k: v for k, v in asdict(spec).items() if k != "compile"}
-    fingerprint = {"model": model_settings, "protocol": protocol, "optim": optim.as_dict(), "dataset": dataset}
-    if mode != "grid":  # grid parts keep their old fingerprint; a search never resumes over them
-        fingerprint.update(mode=mode, lengths=sorted(all_lengths))
+    fingerprint = job_fingerprint(spec, protocol, optim, dataset, mode, all_lengths)
     store = PartStore(out.with_suffix(".parts"), fingerprint=fingerprint)
     if mode == "search":
         return _run_search(store, out, spec, rows, all_lengths, vectors, protocol, optim, batch_size,
@@ -205,9 +215,14 @@ def run_job(
         lm = load_model(spec, device)
         _check_context(lm, vectors, all_lengths)
         _run_groups(lm, spec, groups, store, protocol, optim, batch_size, dataset, progress)
-    records = store.merge(out)
+    records = store.merge(out, defaults=_kinds(rows))
     log.info("wrote %d records to %s", len(records), out)
     return out
+
+
+def _kinds(rows) -> dict[str, dict]:
+    """{sample_id: {"kind": ...}}: fills `kind` into records of parts written before it existed."""
+    return {str(row["id"]): {"kind": text_kind(row)} for row in rows}
 
 
 def _check_context(lm: LoadedModel, vectors, lengths) -> None:
@@ -277,7 +292,7 @@ def _run_search(store, out, spec, rows, lengths, vectors, protocol, optim, batch
             log.info("K=%d: capacity of %d texts: median %s, min %d, max %d, %d optimiser steps",
                      K, len(caps), caps[len(caps) // 2], caps[0], caps[-1], sum(r.steps for r in results))
         bar.close()
-    records = store.merge(out)
+    records = store.merge(out, defaults=_kinds(rows))
     log.info("wrote %d records to %s", len(records), out)
     return out
 
@@ -384,6 +399,7 @@ def _record(shared, row, K, L, ids, seed, outcome: Outcome | None, batch, first,
     record = dict(
         shared,
         sample_id=str(row["id"]),
+        kind=text_kind(row),
         text_sha=hashlib.sha1(text.encode("utf-8")).hexdigest(),
         K=K,
         L=L,

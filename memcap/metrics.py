@@ -27,6 +27,17 @@ Records whose ``status`` is not ``ok`` carry no usable numbers: they are kept in
 frame (``ok`` column False, derived columns NaN), excluded from every metric, and
 counted in ``n_failed``.
 
+Short texts (docs/records.md): a record with ``short`` true (the text has only N < L
+tokens) is no sample of length L, since the text never reached L: it is kept in the frame
+but excluded from every metric (``usable``), as a failed record is, and counted in
+``n_short``; its derived totals describe its N tokens (paper protocol: mean x N, not x L).
+So a length that only short texts "passed" has no samples and can never be a capacity.
+
+Text kind: every record carries the ``kind`` of its text, natural or random (the
+dataset's config ``source``, whatever its name); random text is grouped by its sampled
+length. Records written before ``kind`` existed take their dataset's kind from the other
+records of that dataset, else from its name (``random*``, the old rule).
+
 Search mode (docs/records.md): a ``search`` job writes one record per *attempt*, and a
 text is attempted at a length only if it was lossless at the shorter ones, so the mean
 accuracy at a length is over a self-selected subset of the texts and the per-length rule
@@ -44,6 +55,7 @@ records mix the two modes is an error (``check_modes``): the two rules cannot be
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import math
 from pathlib import Path
@@ -57,6 +69,7 @@ _FLOAT_SLACK = 1e-9
 BITS_PER_VALUE = 16  # Eq. 1 of the paper: b = 16 bits per mem-vector component
 LN2 = math.log(2.0)
 
+KINDS = ("natural", "random")
 GROUP = ["model", "dataset", "protocol", "K"]
 SAMPLE_KEY = ["model", "dataset", "protocol", "K", "L", "sample_id"]
 MODES = ("grid", "search")
@@ -89,7 +102,8 @@ def load_records(paths: list[str | Path]) -> pd.DataFrame:
                 row["records_file"] = str(path)
                 rows.append(row)
     if not rows:
-        return pd.DataFrame(columns=[*_REQUIRED, "mode", "ok", "records_file", *DERIVED])
+        return pd.DataFrame(columns=[*_REQUIRED, "mode", "kind", "ok", "short", "records_file",
+                                     *DERIVED])
     df = pd.DataFrame(rows)
     missing = [key for key in _REQUIRED if key not in df.columns]
     if missing:
@@ -107,8 +121,53 @@ def load_records(paths: list[str | Path]) -> pd.DataFrame:
     # records made before optimiser presets existed were made with the paper's settings
     df["preset"] = df["preset"].fillna("paper") if "preset" in df else "paper"
     df["ok"] = df["status"] == "ok"
+    df["kind"] = _kinds(df)
+    short = df["short"] if "short" in df.columns else pd.Series(False, index=df.index)
+    df["short"] = short.fillna(False).astype(bool) | (_column(df, "N") < df["L"])
     check_modes(df)
     return _add_totals(df)
+
+
+def legacy_kind(dataset: str) -> str:
+    """The kind of a dataset whose records predate `kind`: random iff its name says so."""
+    from memcap.tables import load_reference  # tables imports this module
+
+    patterns = load_reference()["sources"].get("random", [])
+    return "random" if any(fnmatch.fnmatch(str(dataset).lower(), p.lower())
+                           for p in patterns) else "natural"
+
+
+def _kinds(df: pd.DataFrame) -> pd.Series:
+    """Each record's text kind (module docstring); ValueError on an unknown kind or a dataset
+    whose records disagree."""
+    if "kind" in df.columns:
+        explicit = df["kind"].where(df["kind"].notna(), None)
+    else:
+        explicit = pd.Series(None, index=df.index, dtype=object)
+    unknown = sorted(set(explicit.dropna()) - set(KINDS))
+    if unknown:
+        raise ValueError(f"unknown text kind(s) {unknown}; expected 'natural' or 'random'")
+    seen = explicit.dropna().groupby(df["dataset"]).unique()
+    mixed = {dataset: sorted(kinds) for dataset, kinds in seen.items() if len(kinds) > 1}
+    if mixed:
+        dataset, kinds = next(iter(mixed.items()))
+        files = sorted(set(df.loc[df["dataset"] == dataset, "records_file"]))
+        raise ValueError(
+            f"dataset {dataset!r} has records of both text kinds {kinds} (files: "
+            f"{', '.join(files)}); one dataset name must mean one kind of text: analyse the "
+            f"runs separately or rename one dataset"
+        )
+    by_dataset = {dataset: kinds[0] for dataset, kinds in seen.items()}
+    kind = explicit.fillna(df["dataset"].map(by_dataset))
+    legacy = {d: legacy_kind(d) for d in df.loc[kind.isna(), "dataset"].unique()}
+    return kind.fillna(df["dataset"].map(legacy)).astype(object)
+
+
+def dataset_kinds(df: pd.DataFrame) -> dict[str, str]:
+    """{dataset: kind} of loaded records (load_records), natural or random."""
+    if df.empty or "kind" not in df.columns:
+        return {}
+    return df.groupby("dataset")["kind"].first().to_dict()
 
 
 def _modes(df: pd.DataFrame) -> pd.Series:
@@ -169,7 +228,8 @@ def _column(df: pd.DataFrame, name: str) -> pd.Series:
 def _add_totals(df: pd.DataFrame) -> pd.DataFrame:
     paper = df["protocol"] == "paper"
     scored = _column(df, "scored")
-    scale = df["L"] / scored  # paper protocol: per-position mean x L
+    # paper protocol: per-position mean x L; a short text's totals are over its N tokens
+    scale = df["L"].where(~df["short"], _column(df, "N")) / scored
     df["ce_orig"] = np.where(paper, _column(df, "baseline_loss_sum") * scale,
                              _column(df, "baseline_loss_sum"))
     df["c_orig"] = np.where(paper, _column(df, "baseline_correct") * scale,
@@ -184,8 +244,15 @@ def _add_totals(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def usable(df: pd.DataFrame) -> pd.DataFrame:
-    """Rows with status ok (the only ones any metric uses)."""
-    return df[df["ok"].astype(bool)]
+    """Rows with status ok whose text reached its length L (the only ones any metric uses;
+    module docstring: short texts)."""
+    return df[df["ok"].astype(bool) & ~df["short"].astype(bool)]
+
+
+def short_counts(df: pd.DataFrame, by: list[str] = GROUP) -> pd.Series:
+    """Number of ok records of texts shorter than their L per group (named n_short)."""
+    short = df[df["ok"].astype(bool) & df["short"].astype(bool)]
+    return short.groupby(by).size().rename("n_short")
 
 
 def is_lossless(acc) -> np.ndarray | bool:
@@ -234,9 +301,10 @@ def failure_counts(df: pd.DataFrame, by: list[str] = GROUP) -> pd.Series:
 def pass_rate_by_length(df: pd.DataFrame) -> pd.DataFrame:
     """One row per (model, dataset, protocol, K, L) with the samples' pass statistics.
 
-    Columns: mode, n (ok samples), n_lossless (accuracy >= 0.99), pass_rate, mean_acc,
-    passes (mean_acc >= 0.99, the grid's capacity criterion), n_greedy_exact (greedy
-    decoding reproduced the text; NaN when records lack the field) and n_failed.
+    Columns: mode, n (usable samples: ok, and not short), n_lossless (accuracy >= 0.99),
+    pass_rate, mean_acc, passes (mean_acc >= 0.99, the grid's capacity criterion),
+    n_greedy_exact (greedy decoding reproduced the text; NaN when records lack the field),
+    n_failed and n_short (texts shorter than L, left out of every other column).
     For a search group (mode "search") a length's samples are only the texts that were
     lossless at every shorter length tried, so its pass rate and ``passes`` describe that
     subset, not all texts: they are no capacity criterion (``decoding_capacity``).
@@ -254,16 +322,17 @@ def pass_rate_by_length(df: pd.DataFrame) -> pd.DataFrame:
         mean_acc=("acc", "mean"),
         n_greedy_exact=("greedy", lambda s: s.sum() if s.notna().any() else np.nan),
     )
-    table = stats.join(failure_counts(df, keys), how="outer").reset_index()
-    table["n"] = table["n"].fillna(0).astype(int)
-    table["n_lossless"] = table["n_lossless"].fillna(0).astype(int)
-    table["n_failed"] = table["n_failed"].fillna(0).astype(int)
+    table = stats.join(failure_counts(df, keys), how="outer")
+    table = table.join(short_counts(df, keys), how="outer").reset_index()
+    for col in ("n", "n_lossless", "n_failed", "n_short"):
+        table[col] = table[col].fillna(0).astype(int)
     table["n_greedy_exact"] = table["n_greedy_exact"].astype(float)
     table["pass_rate"] = table["n_lossless"] / table["n"].where(table["n"] > 0)
     table["passes"] = is_lossless(table["mean_acc"].fillna(-1.0))
     table["mode"] = _group_modes(df, table)
     return table[keys + ["mode", "n", "n_lossless", "pass_rate", "mean_acc", "passes",
-                         "n_greedy_exact", "n_failed"]].sort_values(keys, ignore_index=True)
+                         "n_greedy_exact", "n_failed", "n_short"]].sort_values(keys,
+                                                                               ignore_index=True)
 
 
 def _group_modes(df: pd.DataFrame, table: pd.DataFrame) -> list[str]:
@@ -389,13 +458,16 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
     """Every capacity metric, one row per (model, dataset, protocol, K).
 
     Columns: mode (grid or search: how ``capacity`` was computed, ``decoding_capacity``),
-    preset (the optimiser preset(s) of the group's records, memcap.engine.PRESETS), model_id, params, mem_dim, vocab_size, n_samples (ok records: for a search group ok
-    attempts), n_failed, n_lengths, min_L, max_L, capacity, n_saturated,
-    token_gain_mean/std, info_gain_nats_mean/std, info_gain_bits_mean/std, l_th (Eq. 1),
-    l_th_rounded, utilisation (token_gain_mean / round(l_th)), fit_b, ce_threshold.
+    preset (the optimiser preset(s) of the group's records, memcap.engine.PRESETS),
+    model_id, params, mem_dim, vocab_size, n_samples (usable records: ok and not short;
+    for a search group usable attempts), n_failed, n_short, n_lengths, min_L, max_L,
+    capacity, n_saturated, token_gain_mean/std, info_gain_nats_mean/std,
+    info_gain_bits_mean/std, l_th (Eq. 1), l_th_rounded, utilisation
+    (token_gain_mean / round(l_th)), fit_b, ce_threshold.
     """
-    columns = [*GROUP, "mode", "preset", "model_id", "params", "mem_dim", "vocab_size", "n_samples",
-               "n_failed", "n_lengths", "min_L", "max_L", "capacity", "n_saturated",
+    columns = [*GROUP, "mode", "preset", "model_id", "params", "mem_dim", "vocab_size",
+               "n_samples", "n_failed", "n_short", "n_lengths", "min_L", "max_L", "capacity",
+               "n_saturated",
                "token_gain_mean", "token_gain_std", "info_gain_nats_mean",
                "info_gain_nats_std", "info_gain_bits_mean", "info_gain_bits_std",
                "l_th", "l_th_rounded", "utilisation", "fit_b", "ce_threshold"]
@@ -404,9 +476,10 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
     meta_cols = [c for c in ("model_id", "params", "mem_dim", "vocab_size") if c in df.columns]
     groups = df.groupby(GROUP)
     out = groups[meta_cols].agg(_first) if meta_cols else pd.DataFrame(index=groups.size().index)
-    out["n_samples"] = groups["ok"].sum().astype(int)
-    out["n_failed"] = failure_counts(df).reindex(out.index).fillna(0).astype(int)
     ok = usable(df)
+    out["n_samples"] = ok.groupby(GROUP).size().reindex(out.index).fillna(0).astype(int)
+    out["n_failed"] = failure_counts(df).reindex(out.index).fillna(0).astype(int)
+    out["n_short"] = short_counts(df).reindex(out.index).fillna(0).astype(int)
     out["n_lengths"] = ok.groupby(GROUP)["L"].nunique().reindex(out.index).fillna(0).astype(int)
     out = out.join(decoding_capacity(df).drop(columns="mode").set_index(GROUP))
     out = out.join(gain_stats(df).set_index(GROUP))
@@ -437,12 +510,13 @@ def _presets(df: pd.DataFrame) -> pd.Series:
 def job_wall_time(df: pd.DataFrame) -> pd.DataFrame:
     """Optimisation wall time per records file (one file = one job), in seconds.
 
-    A job optimises the samples of one (K, L) in batches of ``batch_size`` and writes
-    them as each batch finishes, and ``wall_s`` runs from the batch's start; so a job's
-    time is the sum over its batches (consecutive records of one (K, L), at most
-    batch_size each) of the slowest sample's wall_s. A search job's batches mix lengths;
-    each is one part of the job, so its search records are batched by their ``vectors``
-    file instead. Model loading is not included. Columns: records_file, model, dataset,
+    A job optimises its samples in batches and stores each batch as one part, whose file
+    every record of the batch names in ``vectors``; ``wall_s`` runs from the batch's start.
+    So a job's time is the sum over its parts of the slowest sample's wall_s, whatever the
+    batch mixes: one (K, L) of natural text, the sampled lengths of random text, or a
+    search round's lengths. Records without ``vectors`` (older or hand-made ones) are
+    batched as the grid batches natural text: consecutive records of one (K, L), at most
+    batch_size each. Model loading is not included. Columns: records_file, model, dataset,
     K (the K values in it), n_records, n_failed, wall_s.
     """
     columns = ["records_file", "model", "dataset", "K", "n_records", "n_failed", "wall_s"]
@@ -450,21 +524,18 @@ def job_wall_time(df: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=columns)
     rows = []
     for path, job in df.groupby("records_file", sort=False):
-        total = 0.0
-        search = _modes(job) == "search"
-        if search.any() and "vectors" in job.columns:
-            # a search batch mixes lengths; each batch is one part, named by `vectors`
-            total += float(_column(job[search], "wall_s").groupby(job.loc[search, "vectors"])
-                           .max().fillna(0.0).sum())
-            job_grid = job[~search]
+        wall = _column(job, "wall_s")
+        if "vectors" in job.columns:
+            in_part = job["vectors"].notna()
         else:
-            job_grid = job
-        for _, cell in job_grid.groupby(["K", "L"], sort=False):
+            in_part = pd.Series(False, index=job.index)
+        total = float(wall[in_part].groupby(job.loc[in_part, "vectors"]).max().fillna(0.0).sum())
+        for _, cell in job[~in_part].groupby(["K", "L"], sort=False):
             batch = _column(cell, "batch_size").max()
             size = int(batch) if pd.notna(batch) and batch >= 1 else 1
-            wall = _column(cell, "wall_s").to_numpy()
-            total += sum(np.nanmax(wall[i:i + size], initial=0.0)
-                         for i in range(0, len(wall), size))
+            times = _column(cell, "wall_s").to_numpy()
+            total += sum(np.nanmax(times[i:i + size], initial=0.0)
+                         for i in range(0, len(times), size))
         rows.append({"records_file": path, "model": job["model"].iloc[0],
                      "dataset": job["dataset"].iloc[0],
                      "K": ", ".join(map(str, sorted(job["K"].unique()))), "n_records": len(job),

@@ -25,9 +25,12 @@ def text_capacities(records: list[dict], fails: int = 2) -> list[dict]:
         if int(r["K"]) == 1 and r.get("mode", "grid") == "grid":
             groups[(r["model"], r["dataset"], str(r["sample_id"]))].append(r)
     rows = []
-    for (model, dataset, sample), own in groups.items():
-        own.sort(key=lambda r: r["L"])
-        ok = [lossless(r["status"], r["correct"], r["max_correct"], r["scored"], r["protocol"]) for r in own]
+    for (model, dataset, sample), cells in groups.items():
+        cells.sort(key=lambda r: r["L"])
+        # a text shorter than L is no sample of L (docs/records.md): it only ends the text
+        own = [r for r in cells if not r.get("short")] or cells[:1]
+        ok = [lossless(r["status"], r["correct"], r["max_correct"], r["scored"], r["protocol"])
+              and not r.get("short") for r in own]
         capacity = max([0] + [r["L"] for r, good in zip(own, ok) if good])
         streak = 0
         for good in ok:
@@ -35,9 +38,9 @@ def text_capacities(records: list[dict], fails: int = 2) -> list[dict]:
         first_fail = min([r["L"] for r, good in zip(own, ok) if not good and r["L"] > capacity], default=None)
         rows.append({
             "model": model, "dataset": dataset, "sample_id": sample, "capacity": capacity,
-            "first_fail": first_fail, "bracketed": streak >= fails or any(r["short"] for r in own),
+            "first_fail": first_fail, "bracketed": streak >= fails or any(r.get("short") for r in cells),
             "lengths": [r["L"] for r in own], "accuracy": [r["max_accuracy"] for r in own],
-            "steps": sum(r["steps"] for r in own), "wall_s": sum(r["wall_s"] for r in own),
+            "steps": sum(r["steps"] for r in cells), "wall_s": sum(r["wall_s"] for r in cells),
             "preset": own[0].get("preset", "paper"), "optim": own[0].get("optim"),
         })
     return rows

@@ -129,19 +129,20 @@ def _models(df: pd.DataFrame, summary: pd.DataFrame, order: list[str]) -> list[d
     return rows
 
 
-def _datasets(df: pd.DataFrame, order: list[str]) -> list[dict]:
+def _datasets(df: pd.DataFrame, order: list[str], kinds: dict[str, str]) -> list[dict]:
     rows = []
     for dataset in order:
         group = df[df.dataset == dataset]
         ok = metrics.usable(group)
         lengths = sorted(ok["L"].unique())
-        if tables.is_random_dataset(dataset) and len(lengths) > 6:
+        kind = tables.dataset_kind(dataset, kinds)
+        if kind == "random" and len(lengths) > 6:
             length_text = f"sampled, {lengths[0]} to {lengths[-1]}"
         else:
             length_text = ", ".join(map(str, lengths)) or "none"
-        source = tables.paper_source(dataset)
+        source = tables.paper_source(dataset, kind=kind)
         rows.append({
-            "name": dataset,
+            "name": dataset, "kind": kind,
             "paper_source": tables.load_reference()["source_labels"].get(source, "none"),
             "texts": ok["sample_id"].nunique(), "records": len(ok),
             "failed": int((~group["ok"].astype(bool)).sum()), "lengths": length_text,
@@ -150,7 +151,7 @@ def _datasets(df: pd.DataFrame, order: list[str]) -> list[dict]:
     return rows
 
 
-def _highlights(summary: pd.DataFrame, datasets: list[str]) -> list[dict]:
+def _highlights(summary: pd.DataFrame, datasets: list[str], kinds: dict[str, str]) -> list[dict]:
     """Per source, the K=1 model with the largest decoding capacity, with its gains."""
     k1 = summary[(summary.K == 1) & (summary.n_samples > 0)]
     out = []
@@ -160,12 +161,14 @@ def _highlights(summary: pd.DataFrame, datasets: list[str]) -> list[dict]:
             continue
         best = rows.sort_values(["capacity", "token_gain_mean"], ascending=False,
                                 na_position="last").iloc[0]
+        kind = tables.dataset_kind(dataset, kinds)
         paper = tables.paper_value(tables.load_reference(),
                                     tables.paper_model(best.model, best.model_id),
-                                    "capacity", tables.paper_source(dataset))
+                                    "capacity", tables.paper_source(dataset, kind=kind))
         out.append({
-            "dataset": dataset, "model": best.model, "protocol": best.protocol,
+            "dataset": dataset, "kind": kind, "model": best.model, "protocol": best.protocol,
             "passed": bool(pd.notna(best.capacity)), "shortest": int(best.min_L),
+            "longest": int(best.max_L),
             "capacity": tables.fmt_capacity(best.capacity, best.min_L, best.max_L),
             "search": best["mode"] == "search",
             "token_gain": tables.fmt_mean_std(best.token_gain_mean, best.token_gain_std),
@@ -178,7 +181,8 @@ def _highlights(summary: pd.DataFrame, datasets: list[str]) -> list[dict]:
     return out
 
 
-def _comparison(summary: pd.DataFrame, models: list[str]) -> tuple[list[dict], list[str], list[str]]:
+def _comparison(summary: pd.DataFrame, models: list[str],
+                kinds: dict[str, str]) -> tuple[list[dict], list[str], list[str]]:
     """Rows (our model x the paper's sources) beside the paper's values, plus the paper's
     models not run and our models the paper lacks."""
     reference = tables.load_reference()
@@ -196,7 +200,8 @@ def _comparison(summary: pd.DataFrame, models: list[str]) -> tuple[list[dict], l
             if source not in ref["capacity"]:
                 continue
             ours = k1[(k1.model == model) & k1.dataset.map(
-                lambda d, s=source: tables.paper_source(d) == s) & (k1.n_samples > 0)]
+                lambda d, s=source: tables.paper_source(d, kind=tables.dataset_kind(d, kinds)) == s)
+                & (k1.n_samples > 0)]
             paper_tg = ref["token_gain"].get(source)
             paper_ig = ref["info_gain_nats"].get(source)
             paper_util = ref.get("utilisation", {}).get(source)
@@ -294,8 +299,9 @@ def report_context(records: list[Path], run_name: str = "", extra: dict | None =
     summary = metrics.summarise(df)
     expected = tables.expected_cells(records)
     models = tables.model_order(summary, [*summary["model"], *(m for m, _ in expected)])
-    datasets = tables.dataset_order([*summary["dataset"], *(d for _, d in expected)])
-    comparison, paper_not_run, ours_only = _comparison(summary, models)
+    kinds = metrics.dataset_kinds(df)
+    datasets = tables.dataset_order([*summary["dataset"], *(d for _, d in expected)], kinds)
+    comparison, paper_not_run, ours_only = _comparison(summary, models, kinds)
     failed = int((~df["ok"].astype(bool)).sum()) if len(df) else 0
     status_counts = df["status"].value_counts().to_dict() if len(df) else {}
     k1 = summary[summary.K == 1]
@@ -308,12 +314,13 @@ def report_context(records: list[Path], run_name: str = "", extra: dict | None =
         "threshold_percent": f"{metrics.LOSSLESS_ACCURACY * 100:g}",
         "bits_per_value": metrics.BITS_PER_VALUE,
         "n_records": len(df), "n_ok": len(df) - failed, "n_failed": failed,
+        "n_short": int((df["ok"].astype(bool) & df["short"].astype(bool)).sum()) if len(df) else 0,
         "failed_statuses": {k: v for k, v in status_counts.items() if k != "ok"},
         "models": _models(df, summary, models) if len(df) else [],
         "model_names": models, "dataset_names": datasets,
         "expected_only": [{"model": m, "dataset": d} for m, d in sorted(expected)],
         "not_run_cells": not_run_cells,
-        "datasets": _datasets(df, datasets) if len(df) else [],
+        "datasets": _datasets(df, datasets, kinds) if len(df) else [],
         "protocols": sorted(summary["protocol"].unique()),
         "k_values": sorted(int(k) for k in summary["K"].unique()),
         "multi_k": bool((summary["K"] > 1).any()),
@@ -321,11 +328,12 @@ def report_context(records: list[Path], run_name: str = "", extra: dict | None =
                   if "optim" in df else [],
         "versions": _unique_dicts(df["versions"]) if "versions" in df else [],
         "jobs": _jobs(df),
-        "highlights": _highlights(summary, datasets),
+        "highlights": _highlights(summary, datasets, kinds),
         "search": _search(df),
         "budget_reference": _budget_reference(budget_reference, df, summary),
         "comparison": comparison, "paper_not_run": paper_not_run, "ours_only": ours_only,
-        "sources_only_ours": [d for d in datasets if tables.paper_source(d) is None],
+        "sources_only_ours": [d for d in datasets if tables.paper_source(
+            d, kind=tables.dataset_kind(d, kinds)) is None],
         "extra": {str(k): v for k, v in (extra or {}).items()},
         "tables": {name: name in available_tables for name in TABLE_NAMES},
         "figures": {name: name in available_figures

@@ -55,6 +55,30 @@ def read_jsonl(path: Path) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
+def changed_keys(before: dict, now: dict) -> list[str]:
+    """Top-level keys whose values differ between two fingerprints."""
+    return sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+
+
+def changed_settings(before: dict, now: dict) -> list[tuple[str, object, object]]:
+    """(key, then, now) of every setting that differs, nested dicts (optim, model) by their
+    own keys ("optim.lr"): what a message names."""
+    out = []
+    for key in changed_keys(before, now):
+        old, new = before.get(key), now.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            out += [(f"{key}.{k}", old.get(k), new.get(k)) for k in changed_keys(old, new)]
+        else:
+            out.append((key, old, new))
+    return out
+
+
+def stored_fingerprint(folder: str | Path) -> dict | None:
+    """The fingerprint a parts folder was made with (its job.json), None when it has none."""
+    path = Path(folder) / "job.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 class PartStore:
     """The parts folder of one job, guarded by a fingerprint of what the results depend on."""
 
@@ -67,7 +91,7 @@ class PartStore:
         path = self.folder / "job.json"
         if path.exists():
             before = json.loads(path.read_text())
-            changed = sorted(k for k in set(before) | set(fingerprint) if before.get(k) != fingerprint.get(k))
+            changed = changed_keys(before, fingerprint)
             if changed:
                 raise ValueError(
                     f"{self.folder} holds results made with different settings ({', '.join(changed)}: "
@@ -100,9 +124,16 @@ class PartStore:
         lines = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
         atomic_write_text(self.folder / f"{name}.jsonl", lines)
 
-    def merge(self, out: str | Path) -> list[dict]:
-        """All parts' records, one per (K, L, sample, retry), written atomically to `out`."""
+    def merge(self, out: str | Path, defaults: dict[str, dict] | None = None) -> list[dict]:
+        """All parts' records, one per (K, L, sample, retry), written atomically to `out`.
+
+        `defaults` ({sample_id: {field: value}}) fills fields that records of older parts
+        lack (e.g. `kind`); a field a record has is never changed.
+        """
         rows = self.records()
+        for row in rows:
+            for key, value in (defaults or {}).get(str(row["sample_id"]), {}).items():
+                row.setdefault(key, value)
         seen = {}
         for row in rows:
             key = attempt_key(row)

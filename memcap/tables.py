@@ -17,7 +17,9 @@ Tables (all at K = 1 except the multi-vector one):
   decoding capacity and capacity utilisation, with the paper's row beside ours.
 * ``multivector``: capacity, token gain and information gain by number of vectors K.
 * ``pass_rate``: per length the share of lossless samples (random text in length bins,
-  since each sampled length has about one sample); grid-mode records only.
+  since each sampled length has about one sample), with the failed records and the
+  records of texts shorter than the length (left out of every number); grid-mode
+  records only.
 * ``search``: per (model, source, K) run in search mode, the number of samples, the
   decoding capacity from the per-sample capacities (memcap.metrics.capacity_from_samples),
   their mean, median, min and max, the attempts and the optimiser steps (in all and per
@@ -30,6 +32,11 @@ capacity is unmarked.
 The CSV cells hold exactly the text the LaTeX shows (numbers already rounded), so the two
 always agree. Paper values come from paper/reference.yaml and are labelled "paper";
 a model or source without records shows "not run", a paper cell without a value "n/a".
+
+Whether a dataset is natural or random text comes from its records' ``kind``
+(memcap.metrics), never from its name; the name only maps a natural dataset to the paper's
+natural source (pg19, fanfics) for the paper's values, and every random dataset compares
+with the paper's random text.
 """
 
 from __future__ import annotations
@@ -96,11 +103,22 @@ def load_reference(path: str | Path | None = None) -> dict:
         return yaml.safe_load(handle)
 
 
-def paper_source(dataset: str, reference: dict | None = None) -> str | None:
-    """The paper's source (pg19, fanfics, random) that our dataset name stands for."""
+def paper_source(dataset: str, reference: dict | None = None,
+                 kind: str | None = None) -> str | None:
+    """The paper's source (pg19, fanfics, random) whose values our dataset compares with.
+
+    Random text (kind "random") is the paper's random text whatever its name; natural
+    text is matched by name against the paper's natural sources only (a natural dataset
+    named random_news has no paper value). kind None: a dataset without records, whose
+    kind is read from its name as before kinds were recorded (metrics.legacy_kind).
+    """
     reference = reference or load_reference()
+    kind = kind or metrics.legacy_kind(dataset)
+    if kind == "random":
+        return "random" if "random" in reference["sources"] else None
     for source, patterns in reference["sources"].items():
-        if any(fnmatch.fnmatch(dataset.lower(), p.lower()) for p in patterns):
+        if source != "random" and any(fnmatch.fnmatch(dataset.lower(), p.lower())
+                                      for p in patterns):
             return source
     return None
 
@@ -116,9 +134,17 @@ def paper_model(model: str, model_id: str | None = None,
     return None
 
 
-def is_random_dataset(dataset: str) -> bool:
-    """Random-word text (sampled lengths) rather than natural text."""
-    return paper_source(dataset) == "random"
+def dataset_kind(dataset: str, kinds: dict[str, str] | None = None) -> str:
+    """natural or random: from the records (`kinds`, metrics.dataset_kinds), else, for a
+    dataset without records, from its name (metrics.legacy_kind)."""
+    if kinds and dataset in kinds:
+        return kinds[dataset]
+    return metrics.legacy_kind(dataset)
+
+
+def is_random_dataset(dataset: str, kinds: dict[str, str] | None = None) -> bool:
+    """Random-word text (sampled lengths) rather than natural text (dataset_kind)."""
+    return dataset_kind(dataset, kinds) == "random"
 
 
 def paper_value(reference: dict, row: str | None, key: str, source: str | None):
@@ -198,10 +224,11 @@ def expected_cells(record_files: list[Path]) -> set[tuple[str, str]]:
     return cells
 
 
-def dataset_order(datasets) -> list[str]:
+def dataset_order(datasets, kinds: dict[str, str] | None = None) -> list[str]:
     """Natural sources first (PG-19, fanfics, others by name), random text last."""
     rank = {"pg19": 0, "fanfics": 1, None: 2, "random": 3}
-    return sorted(set(datasets), key=lambda ds: (rank[paper_source(ds)], ds))
+    return sorted(set(datasets), key=lambda ds: (
+        rank[paper_source(ds, kind=dataset_kind(ds, kinds))], ds))
 
 
 def model_order(summary: pd.DataFrame, models) -> list[str]:
@@ -219,9 +246,17 @@ class _Run:
         self.summary = metrics.summarise(df)
         self.protocols = sorted(self.summary["protocol"].unique()) or ["paper"]
         self.models = model_order(self.summary, [*self.summary["model"], *models])
-        self.datasets = dataset_order([*self.summary["dataset"], *datasets])
+        self.kinds = metrics.dataset_kinds(df)
+        self.datasets = dataset_order([*self.summary["dataset"], *datasets], self.kinds)
         ids = self.summary.groupby("model")["model_id"].first()
         self.paper_row = {m: paper_model(m, ids.get(m), self.reference) for m in self.models}
+
+    def kind(self, dataset: str) -> str:
+        return dataset_kind(dataset, self.kinds)
+
+    def source(self, dataset: str) -> str | None:
+        """The paper's source of a dataset, for the paper's values (paper_source)."""
+        return paper_source(dataset, self.reference, self.kind(dataset))
 
     def columns(self) -> list[tuple[str, str, str]]:
         """(label, model, protocol): a protocol suffix only when the run mixes them."""
@@ -239,6 +274,8 @@ def _ours(row, formatter) -> str:
     if row is None:
         return NOT_RUN
     if row["n_samples"] == 0:
+        if row.get("n_short", 0):  # every text was shorter than the lengths it was run at
+            return f"no usable sample ({int(row['n_failed'])} failed, {int(row['n_short'])} short)"
         return f"failed ({row['n_failed']})"
     return formatter(row)
 
@@ -268,7 +305,7 @@ def table1_frame(run: _Run) -> pd.DataFrame:
     cols = run.columns()
     rows = []
     for dataset in run.datasets:
-        source = paper_source(dataset, run.reference)
+        source = run.source(dataset)
         for label, ours_fmt, key, paper_fmt, diff_fmt in _TABLE1_METRICS:
             paper = {c: paper_value(run.reference, run.paper_row[m], key, source)
                      for c, m, _ in cols}
@@ -322,7 +359,7 @@ def summary_frame(run: _Run) -> pd.DataFrame:
                          "L_th (Eq. 1)": fmt_diff(meta.get("l_th_rounded"), ref["l_th"], 0)})
         for ds in run.datasets:
             r = run.row(model, ds, protocol)
-            source = paper_source(ds, run.reference)
+            source = run.source(ds)
             cap_p = paper_value(run.reference, ref_row, "capacity", source)
             util_p = paper_value(run.reference, ref_row, "utilisation", source)
             ours[f"Capacity {ds}"] = _ours(r, fmt_row_capacity)
@@ -350,7 +387,7 @@ def multivector_frame(run: _Run) -> pd.DataFrame:
     for _, r in s.iterrows():
         ref_row = run.paper_row.get(r["model"])
         ref = run.reference.get("multivector", {}).get(ref_row)
-        same_source = ref and paper_source(r["dataset"], run.reference) == ref["source"]
+        same_source = ref and run.source(r["dataset"]) == ref["source"]
         paper = {k: (ref[k].get(int(r["K"])) if same_source else None)
                  for k in ("capacity", "token_gain", "info_gain_nats")}
         valid = r["n_samples"] > 0
@@ -387,6 +424,9 @@ def _length_bin(length: int) -> tuple[int, int]:
 def pass_rate_frame(run: _Run) -> pd.DataFrame:
     """Share of lossless samples (accuracy >= 0.99) per length; random text per length bin.
 
+    Samples are the usable records; failed records and records of texts shorter than the
+    length (``short``, memcap.metrics) are counted in their own columns and in no other.
+
     Grid-mode records only: a search attempts a text at a length only after it was lossless
     at the shorter ones, so a search's per-length share would be over a self-selected subset
     and read as a much higher pass rate than the texts have; its numbers are in the search
@@ -395,17 +435,17 @@ def pass_rate_frame(run: _Run) -> pd.DataFrame:
     table = metrics.pass_rate_by_length(run.df)
     table = table[table["mode"] == "grid"]
     columns = ["Model", "Source", "K", "Lengths", "Samples", "Lossless", "Pass rate",
-               "Mean accuracy", "Greedy exact", "Failed"]
+               "Mean accuracy", "Greedy exact", "Failed", "Short"]
     if table.empty:
         return pd.DataFrame(columns=columns)
-    bins = [_length_bin(L) if is_random_dataset(ds) else (L, L)
+    bins = [_length_bin(L) if run.kind(ds) == "random" else (L, L)
             for L, ds in zip(table["L"], table["dataset"])]
     table["lo"], table["hi"] = zip(*bins)
     table["acc_sum"] = table["mean_acc"].fillna(0) * table["n"]
     grouped = table.groupby(["model", "dataset", "protocol", "K", "lo", "hi"]).agg(
         n=("n", "sum"), n_lossless=("n_lossless", "sum"), acc_sum=("acc_sum", "sum"),
         greedy=("n_greedy_exact", lambda s: s.sum() if s.notna().any() else np.nan),
-        failed=("n_failed", "sum")).reset_index()
+        failed=("n_failed", "sum"), short=("n_short", "sum")).reset_index()
     order = {m: i for i, m in enumerate(run.models)}
     dorder = {d: i for i, d in enumerate(run.datasets)}
     grouped = grouped.sort_values(["model", "dataset", "protocol", "K", "lo"],
@@ -423,7 +463,7 @@ def pass_rate_frame(run: _Run) -> pd.DataFrame:
             "Pass rate": fmt_number(g["n_lossless"] / n, 2) if n else NO_VALUE,
             "Mean accuracy": fmt_number(g["acc_sum"] / n, 3) if n else NO_VALUE,
             "Greedy exact": NO_VALUE if pd.isna(g["greedy"]) else f"{int(g['greedy'])}",
-            "Failed": f"{int(g['failed'])}",
+            "Failed": f"{int(g['failed'])}", "Short": f"{int(g['short'])}",
         })
     return pd.DataFrame(rows, columns=columns)
 

@@ -27,6 +27,18 @@ from pathlib import Path
 from typing import Iterable
 
 NATURAL_SOURCES = ("hf", "package", "file")
+KINDS = ("natural", "random")  # every row's `kind`: how the analysis treats the text
+
+
+def text_kind(row: dict) -> str:
+    """A texts row's kind, natural or random; rows written before `kind` existed are random
+    iff they carry their own sampled `length` (only random text does)."""
+    kind = row.get("kind")
+    if kind is None:
+        return "random" if isinstance(row.get("length"), int) else "natural"
+    if kind not in KINDS:
+        raise ValueError(f"text {row.get('id')!r}: kind {kind!r} is not one of {', '.join(KINDS)}")
+    return kind
 
 
 def second_half(text: str, language: str = "en") -> str:
@@ -88,7 +100,8 @@ def natural_texts(dataset: str, spec: dict, samples: int | None = None) -> list[
         kept = second_half(text, language)
         if len(kept.split()) < min_words:
             continue
-        rows.append({"id": f"{dataset}-{i:04d}", "text": kept, "source": ref, "seed": None, "length": None})
+        rows.append({"id": f"{dataset}-{i:04d}", "text": kept, "source": ref, "kind": "natural",
+                     "seed": None, "length": None})
         if len(rows) == samples:
             break
     if len(rows) < samples:
@@ -123,6 +136,7 @@ def random_texts(
                 "id": f"{dataset}-{i:04d}",
                 "text": text,
                 "source": source,
+                "kind": "random",
                 "seed": seed + i,
                 "length": length,
             }

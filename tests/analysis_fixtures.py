@@ -52,7 +52,8 @@ def make_record(model="pythia-160m", dataset="lee", L=64, sample_id="lee-0000", 
                   "max_steps": 5000, "patience": 2000},
         "versions": {"memcap": "0.1.0", "torch": "2.5.1", "transformers": "5.24.0",
                      "tokenizers": "0.23.3", "python": "3.12.3"},
-        "vectors": f"{dataset}.vectors.safetensors", "vectors_key": f"{sample_id}/K{K}/L{L}",
+        # one part (batch) per (K, L), as the job stores a batch of natural text
+        "vectors": f"{dataset}.parts/K{K}_L{L}.safetensors", "vectors_key": f"K{K}_L{L}_{sample_id}",
     }
     if status != "ok":  # failed samples carry no usable numbers
         for key in ("loss_sum", "correct", "accuracy", "min_loss_sum", "max_correct",

@@ -69,11 +69,78 @@ def test_bad_input_exits_2_with_a_message(args, message):
     assert "Traceback" not in done.stderr
 
 
-def test_decode_with_the_wrong_model_is_refused(tmp_path):
-    vec = tmp_path / "v.safetensors"
-    assert memcap("compress", FOX, "-m", "tiny-llama", "--models-file", MODELS, "-o", str(vec), "--max-steps", "2", "-k", "1").returncode == 0
-    done = memcap("decode", str(vec), "-m", "tiny-opt", "--models-file", MODELS)
+@pytest.fixture(scope="module")
+def llama_vectors(tmp_path_factory):
+    """Vectors of FOX made by tiny-llama, decoded back losslessly."""
+    vec = tmp_path_factory.mktemp("vectors") / "fox.safetensors"
+    done = memcap("compress", FOX, "-m", "tiny-llama", "--models-file", MODELS, "-o", str(vec), *QUICK)
+    assert done.returncode == 0 and "reproduces the text" in done.stdout, done.stderr[-2000:]
+    return vec
+
+
+def test_decode_with_another_model_of_the_same_width_is_refused(llama_vectors):
+    """tiny-olmo has tiny-llama's width: it would decode the vectors into garbage, silently."""
+    done = memcap("decode", str(llama_vectors), "-m", "tiny-olmo", "--models-file", MODELS)
+    assert done.returncode == 2, done.stdout
+    assert "made with model 'tiny-llama' (random:llama), not 'tiny-olmo' (random:olmo)" in done.stderr
+    assert "--force" in done.stderr and "Traceback" not in done.stderr
+    assert done.stdout == ""
+
+
+def test_decode_force_warns_and_decodes_with_the_other_model(llama_vectors):
+    done = memcap("decode", str(llama_vectors), "-m", "tiny-olmo", "--models-file", MODELS, "--force")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "WARNING" in done.stderr and "'tiny-llama'" in done.stderr and "'tiny-olmo'" in done.stderr
+    assert done.stdout.strip() != FOX  # another model's reading of the vectors
+
+
+def test_decode_with_the_same_model_named_by_its_registry_name(llama_vectors):
+    done = memcap("decode", str(llama_vectors), "-m", "tiny-llama", "--models-file", MODELS)
+    assert done.returncode == 0 and done.stdout.strip() == FOX and done.stderr == ""
+
+
+def test_decode_with_another_width_is_refused_even_with_force(llama_vectors):
+    done = memcap("decode", str(llama_vectors), "-m", "tiny-opt", "--models-file", MODELS, "--force")
     assert done.returncode == 2 and "width 64" in done.stderr and "tiny-llama" in done.stderr
+
+
+@pytest.mark.parametrize("content", [b"The fox jumps.\n", b'{"model": "tiny-llama"}\n', b""])
+def test_decode_a_file_that_is_not_a_vectors_file(tmp_path, content):
+    path = tmp_path / "notes.safetensors"
+    path.write_bytes(content)
+    done = memcap("decode", str(path), "--models-file", MODELS)
+    assert done.returncode == 2
+    assert f"{path} is not a vectors file" in done.stderr and "memcap compress" in done.stderr
+    assert "Traceback" not in done.stderr and "SafetensorError" not in done.stderr
+
+
+def test_decode_a_safetensors_file_of_something_else(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    path = tmp_path / "weights.safetensors"
+    save_file({"w": torch.zeros(2, 2)}, str(path))
+    done = memcap("decode", str(path), "--models-file", MODELS)
+    assert done.returncode == 2 and "was not written by `memcap compress`" in done.stderr
+
+
+@pytest.mark.parametrize("command", [["compress", FOX, "-m", "tiny-llama"], ["decode", "x.safetensors"],
+                                     ["job", "-m", "tiny-llama", "--texts", "t.jsonl", "--out", "r.jsonl"]])
+def test_a_missing_models_file_is_named(tmp_path, command):
+    missing = tmp_path / "no-such-models.yaml"
+    done = memcap(*command, "--models-file", str(missing))
+    assert done.returncode == 2
+    assert f"--models-file {missing} does not exist" in done.stderr, done.stderr
+    assert "registry (empty)" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_without_a_registry_the_unknown_model_error_says_why(tmp_path):
+    """Run from a directory without config/models.yaml and without --models-file."""
+    done = subprocess.run([sys.executable, "-m", "memcap.cli", "compress", FOX, "-m", "tiny-llama"],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 2
+    assert "unknown model 'tiny-llama'" in done.stderr
+    assert f"config/models.yaml is not in {tmp_path}" in done.stderr and "--models-file" in done.stderr
 
 
 @pytest.mark.slow

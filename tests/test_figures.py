@@ -73,3 +73,20 @@ def test_only_failed_records(tmp_path):
     paths = figures.write_figures(write_records(tmp_path, records), tmp_path / "f")
     assert_written(paths)
     assert "no data" in pdf_text(paths["capacity"])
+
+
+def test_random_text_is_black_in_the_ce_scatter_whatever_its_name(tmp_path):
+    """`noise` is random text (its records' kind), `random_news` natural text."""
+    from memcap import metrics
+
+    records = [make_record("pythia-160m", "noise", L, f"noise-{i}", kind="random", max_correct=3)
+               for i, L in enumerate([9, 13, 21, 40])]
+    records += [make_record("pythia-160m", "random_news", L, f"news-{i}", kind="natural",
+                            max_correct=5) for L in (32, 64) for i in range(2)]
+    data = figures._Data(metrics.load_records(write_records(tmp_path, records)))
+    assert data.natural == ["random_news"] and data.random == ["noise"]
+    fig = figures.ce_scatter_figure(data)
+    dots = {c.get_label(): c for c in fig.axes[0].collections}
+    assert len(dots["random text"].get_offsets()) == 4  # the four noise samples, black
+    assert tuple(dots["random text"].get_facecolors()[0][:3]) == (0.0, 0.0, 0.0)
+    assert len(dots["natural text"].get_offsets()) == 4  # coloured by length

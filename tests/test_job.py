@@ -45,6 +45,38 @@ def test_records_have_every_documented_field_once_per_cell(tmp_path):
     assert r["seed"] == memcap.job.derive_seed("tiny-gpt-neox", "lee", 2, 8, r["sample_id"])
 
 
+def test_records_carry_the_kind_of_their_text(tmp_path, monkeypatch):
+    """Random text named `noise` is random in its records; a texts row without `kind` is
+    random iff it has its own length; records of parts written before `kind` get it at merge."""
+    texts = write_texts(tmp_path / "noise.jsonl", n=3, lengths=[4, 5, 6])
+    rows = [json.loads(line) for line in texts.read_text().splitlines()]
+    rows[0]["kind"] = "random"  # the others have none: their `length` says random
+    texts.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = run_job("tiny-gpt-neox", texts, tmp_path / "noise_out.jsonl", lengths=None, optim=QUICK,
+                  models_file=MODELS, progress=False, dataset="noise")
+    assert [r["kind"] for r in read_jsonl(out)] == ["random"] * 3
+    natural = run_job("tiny-gpt-neox", write_texts(tmp_path / "random_news.jsonl", n=1),
+                      tmp_path / "news.jsonl", lengths=[4], optim=QUICK, models_file=MODELS,
+                      progress=False)
+    assert [r["kind"] for r in read_jsonl(natural)] == ["natural"]
+    # a part written before records had `kind`: the merge fills it in, computing nothing
+    parts = tmp_path / "noise_out.parts"
+    for part in parts.glob("*.jsonl"):
+        old = [{k: v for k, v in r.items() if k != "kind"} for r in read_jsonl(part)]
+        part.write_text("".join(json.dumps(r) + "\n" for r in old))
+    monkeypatch.setattr(memcap.job, "load_model", lambda *a, **k: pytest.fail("model loaded with nothing to do"))
+    out = run_job("tiny-gpt-neox", texts, out, lengths=None, optim=QUICK, models_file=MODELS,
+                  progress=False, dataset="noise")
+    assert [r["kind"] for r in read_jsonl(out)] == ["random"] * 3
+
+
+def test_a_texts_row_of_an_unknown_kind_is_refused(tmp_path):
+    texts = tmp_path / "t.jsonl"
+    texts.write_text(json.dumps({"id": "a", "text": "The fox jumps.", "kind": "words"}) + "\n")
+    with pytest.raises(ValueError, match=r"kind 'words' is not one of natural, random"):
+        run_job("tiny-gpt-neox", texts, tmp_path / "o.jsonl", lengths=[4], models_file=MODELS)
+
+
 def test_rerun_computes_nothing_and_duplicates_nothing(tmp_path, monkeypatch):
     texts = write_texts(tmp_path / "lee.jsonl", n=2)
     out = tmp_path / "out.jsonl"

@@ -165,12 +165,34 @@ def test_synthetic_run_summary(tmp_path):
 
 
 def test_job_wall_time_sums_slowest_sample_per_batch(tmp_path):
-    records = [make_record(L=64, sample_id=f"lee-{i:04d}", wall_s=w, batch_size=2)
-               for i, w in enumerate([3.0, 5.0, 2.0])]  # batches {3, 5} and {2}
-    records.append(make_record(L=80, sample_id="lee-0000", wall_s=7.0, batch_size=2))
+    parts = ["K1_L64-64_a", "K1_L64-64_a", "K1_L64-64_b"]  # batches {3, 5} and {2}
+    records = [make_record(L=64, sample_id=f"lee-{i:04d}", wall_s=w, batch_size=2,
+                           vectors=f"lee.parts/{part}.safetensors")
+               for i, (w, part) in enumerate(zip([3.0, 5.0, 2.0], parts))]
+    records.append(make_record(L=80, sample_id="lee-0000", wall_s=7.0, batch_size=2,
+                               vectors="lee.parts/K1_L80-80_c.safetensors"))
     table = metrics.job_wall_time(load(tmp_path, records))
     assert table.iloc[0]["wall_s"] == pytest.approx(5.0 + 2.0 + 7.0)
     assert table.iloc[0]["n_records"] == 4
+
+
+def test_job_wall_time_without_parts_batches_consecutive_records_of_one_length(tmp_path):
+    records = [make_record(L=64, sample_id=f"lee-{i:04d}", wall_s=w, batch_size=2, vectors=None)
+               for i, w in enumerate([3.0, 5.0, 2.0])]  # batches {3, 5} and {2}
+    records.append(make_record(L=80, sample_id="lee-0000", wall_s=7.0, batch_size=2, vectors=None))
+    assert metrics.job_wall_time(load(tmp_path, records)).iloc[0]["wall_s"] == pytest.approx(14.0)
+
+
+def test_job_wall_time_of_random_text_takes_the_slowest_of_each_mixed_length_batch(tmp_path):
+    """Random texts each have their own length; one batch mixes them (memcap.job sorts them
+    by length and cuts batches of batch_size), and every wall_s runs from that batch's start."""
+    lengths, walls = [3, 5, 6, 8, 9, 12], [1.0, 2.0, 3.0, 4.0, 6.0, 5.0]
+    parts = ["K1_L3-8_aaaa"] * 4 + ["K1_L9-12_bbbb"] * 2
+    records = [make_record(dataset="noise", L=L, sample_id=f"noise-{i:04d}", wall_s=w, batch_size=4,
+                           vectors=f"noise.parts/{part}.safetensors", kind="random")
+               for i, (L, w, part) in enumerate(zip(lengths, walls, parts))]
+    table = metrics.job_wall_time(load(tmp_path, records))
+    assert table.iloc[0]["wall_s"] == pytest.approx(4.0 + 6.0)  # not the sum, 21
 
 
 # --- search mode: one record per attempt, capacity from per-sample capacities ----------

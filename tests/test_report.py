@@ -206,7 +206,7 @@ def test_pdf_shows_the_search_table_equal_to_the_csv(search_run):
     text = pdf_text(pdf)
     search = pd.read_csv(csvs["search"], dtype=str, keep_default_na=False)
     # attempts: 32, 64, 96, 128 for two texts; 32, 64 and a failing 96 for the third
-    assert list(search.iloc[0]) == ["pythia-160m", "pg19", "1", "3", "64", "106.7", "128.0",
+    assert list(search.iloc[0]) == ["pythia-160m", "pg19", "1", "paper", "3", "64", "106.7", "128.0",
                                     "64", "128", "11", "275", "91.7"]
     for _, row in search.iterrows():
         assert_row(text, list(row))
@@ -225,6 +225,22 @@ def test_pdf_shows_the_search_table_equal_to_the_csv(search_run):
     assert ("the decoding capacity is the largest L such that the fraction of samples with "
             "capacity ≥ L is ≥ 0.99") in flat
     assert "No search-mode runs" not in flat
+
+
+def test_context_knows_random_text_by_its_kind_not_its_name(tmp_path):
+    """A random dataset named `noise` whose samples all fail: the report says no sampled text
+    was decoded (not "even the shortest length"), and that noise is random text."""
+    records = [make_record("pythia-160m", "noise", L, f"noise-{i}", kind="random", max_correct=2)
+               for i, L in enumerate([9, 13, 21, 40])]
+    context = report.report_context(write_records(tmp_path, records))
+    (dataset,) = context["datasets"]
+    assert dataset["kind"] == "random" and dataset["paper_source"] == "random"
+    (highlight,) = context["highlights"]
+    assert highlight["kind"] == "random" and not highlight["passed"]
+    assert (highlight["shortest"], highlight["longest"]) == (9, 40)
+    tex = report.render_report(context)
+    assert r"On \texttt{noise} (random text), no model decodes any sampled text (9 to 40 tokens)" in tex
+    assert "noise & random & random" in tex  # the Sources table: text kind, paper's source
 
 
 def test_the_paper_budget_reference_is_shown_beside_this_runs_capacity(tmp_path):
@@ -250,3 +266,13 @@ def test_the_paper_budget_reference_is_shown_beside_this_runs_capacity(tmp_path)
     one = write_records(tmp_path / "one", [make_record("pythia-160m", "lee", 64, "lee-0", steps=40)])
     (b,) = report.report_context(one, "budget", budget_reference=[ref_file])["budget_reference"]
     assert (b["n_texts"], b["capacity"], b["steps"], b["same_texts"]) == (1, "64", 900 + 5000 + 5000, True)
+
+
+def test_the_paper_budget_reference_counts_no_length_a_short_text_never_reached():
+    from memcap.paper_budget import text_capacities
+
+    cells = [make_record("pythia-160m", "lee", 64, "lee-0"),
+             make_record("pythia-160m", "lee", 80, "lee-0", N=70, short=True, scored=69)]
+    (text,) = text_capacities(cells)
+    assert text["capacity"] == 64 and text["bracketed"]  # the text ends at 70 tokens
+    assert text["lengths"] == [64] and text["first_fail"] is None

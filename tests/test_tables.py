@@ -282,3 +282,112 @@ def test_mixed_modes_in_one_group_stop_the_tables(tmp_path):
     records = search_records({"lee-0000": 64}) + [make_record(L=32, sample_id="lee-0001")]
     with pytest.raises(ValueError, match="mixes grid and search"):
         tables.write_tables(write_records(tmp_path, records), tmp_path / "t")
+
+
+# --- natural or random: the records' kind, never the dataset's name -------------------
+
+def kinds_run(tmp_path, legacy=False):
+    """pythia-160m on random words named `noise` (12 samples, one per sampled length) and on
+    natural text named `random_news` (4 texts at 32 and 64 tokens); legacy: no `kind`."""
+    records = []
+    for i, L in enumerate([9, 12, 14, 20, 24, 30, 40, 50, 60, 70, 90, 100]):
+        lossless = L <= 30
+        records.append(make_record("pythia-160m", "noise", L, f"noise-{i:04d}", kind="random",
+                                   max_correct=None if lossless else (L - 1) // 2,
+                                   vectors=f"noise.parts/K1_L9-100_{i // 4}.safetensors"))
+    for L in (32, 64):
+        for i in range(4):
+            records.append(make_record("pythia-160m", "random_news", L, f"news-{i:04d}",
+                                       kind="natural", max_correct=None if L == 32 else 20))
+    if legacy:
+        for r in records:
+            r.pop("kind")
+    return write_records(tmp_path, records)
+
+
+def test_a_random_dataset_named_anything_is_random_text(tmp_path):
+    paths = tables.write_tables(kinds_run(tmp_path), tmp_path / "t")
+    p = read(paths, "pass_rate")
+    # random text in length bins (each sampled length has about one sample) ...
+    assert list(p[p.Source == "noise"]["Lengths"]) == ["9-16", "17-32", "33-64", "65-80", "81-96",
+                                                       "97-128"]
+    # ... natural text per length, whatever its name says
+    assert list(p[p.Source == "random_news"]["Lengths"]) == ["32", "64"]
+    t1 = read(paths, "table1")
+    # natural first, random last; random text compares with the paper's random text (65)
+    assert list(dict.fromkeys(t1.Source)) == ["random_news", "noise"]
+    assert cell(t1, "pythia-160m", Source="noise", Metric="Max tokens", Values="this run") == "30"
+    assert cell(t1, "pythia-160m", Source="noise", Metric="Max tokens", Values="paper") == "65"
+    assert cell(t1, "pythia-160m", Source="noise", Metric="Max tokens", Values="difference") == "-35"
+    assert set(t1[t1.Source == "random_news"]["Values"]) == {"this run"}  # no paper source
+    s = read(paths, "summary")
+    assert cell(s, "Utilisation noise", Model="pythia-160m", Values="paper") == "0.078"
+    assert cell(s, "Capacity random_news", Model="pythia-160m", Values="paper") == "n/a"
+
+
+def test_records_without_kind_fall_back_to_the_name(tmp_path):
+    """Records written before `kind` existed: a dataset is random iff its name says so."""
+    paths = tables.write_tables(kinds_run(tmp_path, legacy=True), tmp_path / "t")
+    p = read(paths, "pass_rate")
+    assert list(p[p.Source == "noise"]["Lengths"])[:3] == ["9", "12", "14"]
+    assert all("-" in v for v in p[p.Source == "random_news"]["Lengths"])
+
+
+def test_a_dataset_with_both_kinds_is_an_error(tmp_path):
+    records = [make_record("pythia-160m", "noise", 8, "noise-0", kind="random"),
+               make_record("llama-3.2-1b", "noise", 8, "noise-0", kind="natural")]
+    with pytest.raises(ValueError, match=r"dataset 'noise' has records of both text kinds"):
+        metrics.load_records(write_records(tmp_path, records))
+
+
+def test_an_unknown_kind_is_an_error(tmp_path):
+    records = [make_record("pythia-160m", "noise", 8, "noise-0", kind="words")]
+    with pytest.raises(ValueError, match=r"unknown text kind\(s\) \['words'\]"):
+        metrics.load_records(write_records(tmp_path, records))
+
+
+def test_old_records_of_a_dataset_take_the_kind_of_its_new_ones(tmp_path):
+    old = make_record("pythia-160m", "noise", 8, "noise-0")
+    new = make_record("pythia-160m", "noise", 9, "noise-1", kind="random")
+    df = metrics.load_records(write_records(tmp_path, [old, new]))
+    assert list(df["kind"]) == ["random", "random"]
+    assert metrics.dataset_kinds(df) == {"noise": "random"}
+
+
+# --- short texts: a text with N < L tokens is no sample of length L ---------------------
+
+def short_run(tmp_path):
+    """3 texts lossless at 16 tokens; at 32 two fail and one is long enough for 24 tokens
+    only (N 24 < L 32, short) but decoded; at 64 all three are short and decoded."""
+    records = [make_record("pythia-160m", "lee", 16, f"lee-{i}") for i in range(3)]
+    records += [make_record("pythia-160m", "lee", 32, f"lee-{i}", max_correct=10) for i in range(2)]
+    records += [make_record("pythia-160m", "lee", 32, "lee-2", N=24, short=True, scored=23)]
+    records += [make_record("pythia-160m", "lee", 64, f"lee-{i}", N=24 + i, short=True,
+                            scored=23 + i) for i in range(3)]
+    return write_records(tmp_path, records)
+
+
+def test_short_texts_never_make_a_length_look_lossless(tmp_path):
+    paths = tables.write_tables(short_run(tmp_path), tmp_path / "t")
+    t1 = read(paths, "table1")
+    # 64 was "decoded" only by texts that have 24-26 tokens: the capacity is 16
+    assert cell(t1, "pythia-160m", Source="lee", Metric="Max tokens", Values="this run") == "16"
+    p = read(paths, "pass_rate")
+    assert cell(p, "Samples", Lengths="32") == "2" and cell(p, "Short", Lengths="32") == "1"
+    assert cell(p, "Pass rate", Lengths="32") == "0.00"
+    assert cell(p, "Mean accuracy", Lengths="32") == f"{10 / 31:.3f}"
+    assert cell(p, "Samples", Lengths="64") == "0" and cell(p, "Short", Lengths="64") == "3"
+    assert cell(p, "Pass rate", Lengths="64") == "n/a"
+    assert cell(p, "Short", Lengths="16") == "0"
+
+
+def test_short_texts_stay_out_of_the_gains_and_their_totals_are_over_n(tmp_path):
+    df = metrics.load_records(short_run(tmp_path))
+    short = df[df.short]
+    assert len(short) == 4 and not metrics.usable(df).short.any()
+    # paper protocol: a short text's totals are its per-position mean x N, not x L
+    row = short[short.L == 64].iloc[0]
+    assert row.ce_orig == pytest.approx(row.baseline_loss_sum / row.scored * row.N)
+    s = metrics.summarise(df).iloc[0]
+    assert s.n_samples == 5 and s.n_short == 4 and s.n_saturated == 2
+    assert s.max_L == 32  # the lengths tried with a usable sample

@@ -31,6 +31,7 @@ def test_lee_corpus_from_the_installed_package_without_importing_gensim():
     assert [r["id"] for r in rows] == ["lee-0000", "lee-0001", "lee-0002"]
     assert [r["source"] for r in rows] == [f"gensim:lee_background.cor#{i}" for i in range(3)]
     assert all(r["seed"] is None and r["length"] is None for r in rows)
+    assert all(r["kind"] == "natural" for r in rows)
     first = texts.package_file("gensim", LEE["file"]).read_text().splitlines()[0]
     assert rows[0]["text"] == texts.second_half(first)
     assert rows[0]["text"][:60] in first and len(rows[0]["text"]) < len(first)
@@ -92,7 +93,8 @@ def test_write_texts_random_and_natural(tmp_path):
         vocab=vocab_file, vocab_spec={"source": "wordfreq", "lang": "en"}, max_length=16,
     )  # fmt: skip
     rows = texts.read_jsonl(out)
-    assert len(rows) == 5 and set(rows[0]) == {"id", "text", "source", "seed", "length"}
+    assert len(rows) == 5 and set(rows[0]) == {"id", "text", "source", "kind", "seed", "length"}
+    assert {r["kind"] for r in rows} == {"random"}
     assert rows[0]["source"] == "wordfreq:en" and rows[0]["seed"] == 3
     assert set(" ".join(r["text"] for r in rows).split()) <= set(vocab.read_vocab(vocab_file))
     lee = texts.read_jsonl(texts.write_texts("lee", dict(LEE, samples=2), tmp_path / "lee.jsonl"))

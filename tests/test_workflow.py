@@ -111,6 +111,29 @@ def test_offline_plans(name):
     assert {j["wildcards"]["model"] for j in compress} == {"smollm2-135m" if name == "demo" else "tiny-gpt-neox"}
 
 
+SEARCH_K12 = dict(
+    compress={"mode": "search", "batch_size": 4, "device": "cpu", "gpu": 0, "threads": 1},
+    multivector={"tiny-gpt-neox": {"dataset": "lee", "vectors": [1, 2], "lengths": [4, 8, 16]}},
+)
+
+
+@pytest.mark.parametrize("mode", ["search", "grid"])
+def test_multivector_k1_beside_the_k1_grid_computes_each_cell_once(tmp_path, mode):
+    """K = 1 in a multi-vector grid of a model that also runs the K = 1 grid: in grid mode the
+    multivector K1 job takes the lengths the K = 1 grid lacks; in search mode a text has one
+    K = 1 search, the compress job's, through both grids' lengths, and no K1 job runs."""
+    changes = dict(SEARCH_K12, compress=dict(SEARCH_K12["compress"], mode=mode))
+    jobs = plan(write_config("smoke", tmp_path / "c.yaml", **changes))
+    compress = {j["wildcards"]["dataset"]: j["params"] for j in jobs if j["rule"] == "compress"}
+    multi = {int(j["wildcards"]["K"]): j["params"] for j in jobs if j["rule"] == "multivector"}
+    assert compress["random"]["mode"] == "grid" and compress["random"]["lengths"] is None
+    assert compress["lee"]["mode"] == mode and multi[2]["lengths"] == [4, 8, 16]
+    if mode == "search":
+        assert compress["lee"]["lengths"] == [4, 8, 16] and set(multi) == {2}
+    else:
+        assert compress["lee"]["lengths"] == [4, 8] and multi[1]["lengths"] == [16]
+
+
 def test_lint_is_clean():
     proc = snakemake("--lint", timeout=120)
     assert proc.returncode == 0, proc.stdout[-3000:]
@@ -154,6 +177,16 @@ def test_snakefmt_is_clean():
             {"datasets": {"lee": {"source": "package", "package": "gensim", "file": "x", "samples": 0}}},
             ["'datasets.lee.samples'", "minimum 1"],
         ),
+        # the engine's own limits are the schema's: AdamW needs beta < 1
+        ({"optim": {"beta1": 1.0}}, ["'optim.beta1'", "exclusiveMaximum 1"]),
+        ({"optim": {"beta2": 1}}, ["'optim.beta2'", "exclusiveMaximum 1"]),
+        # a local file that is not there, before any job reads it
+        (
+            {"datasets": {"mine": {"source": "file", "path": "no/such/texts.txt"}}},
+            ["'datasets.mine.path'", "no such file 'no/such/texts.txt'", "allowed: an existing local text file"],
+        ),
+        # the paper protocol never scores the first token: a length of 1 has nothing to score
+        ({"lengths": [1, 4]}, ["'lengths'", "allowed: lengths >= 2"]),
     ],
 )
 def test_config_errors_name_the_key(tmp_path, changes, expected):
@@ -210,6 +243,108 @@ def test_smoke_runs_to_a_pdf(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-5000:]
     assert "accuracy_vs_length.png" in html.read_text(errors="replace")
+
+
+@pytest.mark.slow
+def test_search_with_k1_in_the_multivector_grid_runs_to_tables_and_figures(tmp_path):
+    cfg = write_config("smoke", tmp_path / "search.yaml", run="searchk", geometry={}, baselines={}, **SEARCH_K12)
+    out = tmp_path / "results/searchk"
+    targets = ["results/searchk/tables/search.csv", "results/searchk/figures/multivector.png"]
+    proc = snakemake(*targets, "--cores", "2", "--snakefile", ROOT / "Snakefile", "--directory", tmp_path,
+                     "--configfile", cfg, cwd=tmp_path, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-5000:]
+    assert not (out / "multivector/tiny-gpt-neox/lee/K1.jsonl").exists()
+    records = [json.loads(x) for x in (out / "compress/tiny-gpt-neox/lee.jsonl").read_text().splitlines()]
+    last = Counter(r["sample_id"] for r in records if r["capacity"] is not None)
+    assert last == {"lee-0000": 1, "lee-0001": 1}  # one search per text at K = 1
+    search = pd.read_csv(out / "tables/search.csv", dtype=str)
+    assert list(search.K) == ["1", "2"] and set(search.Samples) == {"2"}
+
+
+@pytest.mark.slow
+def test_random_text_named_noise_and_short_texts_in_a_real_run(tmp_path):
+    """A `source: random` dataset named `noise` is random text in every table and the report;
+    a local file of texts shorter than L = 8 tokens (5 and 6 tokens, the tiny tokenizer's
+    count) leaves L = 8 without samples instead of letting it look lossless."""
+    (tmp_path / "short.txt").write_text("Dogs ran. We ate.\nThe sun set. Night came.\n")
+    datasets = {
+        "lee": {"source": "package", "package": "gensim", "file": "test/test_data/lee_background.cor", "samples": 2},
+        "noise": {"source": "random", "vocab": "wordfreq", "samples": 3, "seed": 0},
+        "shorty": {"source": "file", "path": "short.txt", "samples": 2},
+    }
+    cfg = write_config("smoke", tmp_path / "noise.yaml", run="noise", datasets=datasets, multivector={},
+                       geometry={}, baselines={})  # fmt: skip
+    proc = snakemake(
+        "--cores", "2", "--snakefile", ROOT / "Snakefile", "--directory", tmp_path, "--configfile", cfg,
+        cwd=tmp_path, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-5000:]
+    out = tmp_path / "results/noise"
+    texts = [json.loads(x) for x in (out / "texts/noise-8.jsonl").read_text().splitlines()]
+    records = [json.loads(x) for x in (out / "compress/tiny-gpt-neox/noise.jsonl").read_text().splitlines()]
+    assert {t["kind"] for t in texts} == {r["kind"] for r in records} == {"random"}
+    p = pd.read_csv(out / "tables/pass_rate.csv", dtype=str, keep_default_na=False)
+    assert list(p[p.Source == "noise"].Lengths) == ["1-8"]  # random text: a length bin
+    assert list(p[p.Source == "lee"].Lengths) == ["4", "8"]
+    shorty = p[p.Source == "shorty"].set_index("Lengths")
+    assert shorty.loc["4", "Samples"] == "2" and shorty.loc["4", "Short"] == "0"
+    assert shorty.loc["8", "Samples"] == "0" and shorty.loc["8", "Short"] == "2"
+    assert shorty.loc["8", "Pass rate"] == "n/a"
+    t1 = pd.read_csv(out / "tables/table1.csv", dtype=str, keep_default_na=False)
+    assert list(dict.fromkeys(t1.Source)) == ["lee", "shorty", "noise"]  # random text last
+    capacity = t1[(t1.Source == "shorty") & (t1.Metric == "Max tokens") & (t1.Values == "this run")]
+    assert capacity["tiny-gpt-neox"].iloc[0] in (">=4", "<4")  # never 8: only 4 has samples
+    tex = (out / "report/report.tex").read_text()
+    assert "noise & random & random" in tex and "shorty & natural & none" in tex
+    assert "2 records of texts shorter than their length" in tex
+
+
+def snapshot(folder):
+    """{path: bytes} of every file under `folder`."""
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.slow
+def test_a_refused_settings_change_removes_nothing(tmp_path):
+    """After a finished run, other optimiser settings (or another registry entry) for the same
+    run: refused before any job starts, naming the key; every file is as it was."""
+    base = dict(run="refuse", multivector={}, geometry={}, baselines={})
+    opts = ["--cores", "2", "--snakefile", ROOT / "Snakefile", "--directory", tmp_path]
+    targets = ["results/refuse/tables/table1.csv"]
+    cfg = write_config("smoke", tmp_path / "first.yaml", **base)
+    proc = snakemake(*targets, *opts, "--configfile", cfg, cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-5000:]
+    out = tmp_path / "results/refuse"
+    before = snapshot(out)
+    assert {"compress/tiny-gpt-neox/lee.jsonl", "compress/tiny-gpt-neox/random.jsonl",
+            "tables/table1.csv"} <= {str(p) for p in before}
+
+    lr = write_config("smoke", tmp_path / "lr.yaml", **base, optim={"max_steps": 30, "patience": 10, "lr": 0.1})
+    for dry in ([], ["--dry-run"]):
+        proc = snakemake(*targets, *opts, "--configfile", lr, *dry, cwd=tmp_path, timeout=300)
+        assert proc.returncode != 0
+        message = next(line for line in proc.stdout.splitlines() if "Invalid config key" in line)
+        assert message.startswith("Invalid config key 'optim.lr': results/refuse/compress/tiny-gpt-neox/")
+        assert "optim.lr: 0.01 then, 0.1 now" in message and "nothing was removed" in message
+        assert "another run name (key 'run')" in message
+        assert snapshot(out) == before
+
+    models = yaml.safe_load((ROOT / "config/models.yaml").read_text())
+    models["tiny-gpt-neox"]["hidden_size"] = 32
+    (tmp_path / "models.yaml").write_text(yaml.safe_dump(models))
+    registry = write_config("smoke", tmp_path / "registry.yaml", **base)
+    changed = yaml.safe_load(registry.read_text()) | {"models_file": str(tmp_path / "models.yaml")}
+    registry.write_text(yaml.safe_dump(changed))
+    proc = snakemake(*targets, *opts, "--configfile", registry, cwd=tmp_path, timeout=300)
+    assert proc.returncode != 0
+    assert f"'{tmp_path}/models.yaml: tiny-gpt-neox.hidden_size'" in proc.stdout
+    assert "64 then, 32 now" in proc.stdout
+    assert snapshot(out) == before
+
+    # the settings the results were made with: nothing to do, and nothing changes
+    proc = snakemake(*targets, *opts, "--configfile", cfg, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0 and "Nothing to be done" in proc.stdout, proc.stdout[-3000:]
+    assert snapshot(out) == before
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 # Functions only (no rules); they read `config` after the Snakefile validated it.
 
 import functools
+from pathlib import Path
 
 import yaml
 from snakemake.exceptions import WorkflowError
@@ -30,7 +31,13 @@ def config_error(schema_file):
     elif "type" in sub:
         allowed = f"allowed: {sub['type']}" + "".join(
             f", {k} {sub[k]}"
-            for k in ("minimum", "maximum", "exclusiveMinimum", "pattern")
+            for k in (
+                "minimum",
+                "maximum",
+                "exclusiveMinimum",
+                "exclusiveMaximum",
+                "pattern",
+            )
             if k in sub
         )
     else:
@@ -67,6 +74,14 @@ def check_config():
                 f"Invalid config key 'datasets.{name}.vocab': unknown vocabulary "
                 f"{spec['vocab']!r}; defined under vocab: {', '.join(config['vocab']) or 'none'}"
             )
+        if spec["source"] == "file" and not Path(spec["path"]).is_file():
+            raise WorkflowError(
+                f"Invalid config key 'datasets.{name}.path': no such file "
+                f"{spec['path']!r} (looked for {Path(spec['path']).absolute()}); allowed: an "
+                f"existing local text file, one document per line (a relative path is "
+                f"relative to the working directory)"
+            )
+    check_lengths()
     for model, grid in config["multivector"].items():
         dataset = config["datasets"].get(grid["dataset"])
         if dataset is None or dataset["source"] == "random":
@@ -79,6 +94,140 @@ def check_config():
             )
     check_geometry()
     check_baselines()
+
+
+def check_lengths():
+    """Every length a job would get is one the protocol can score (paper: L >= 2)."""
+    shortest = 2 if config["protocol"] == "paper" else 1
+    grids = {"lengths": config["lengths"]}
+    grids |= {
+        f"multivector.{model}.lengths": grid["lengths"]
+        for model, grid in config["multivector"].items()
+        if grid["lengths"]
+    }
+    for key, lengths in grids.items():
+        if min(lengths) < shortest:
+            raise WorkflowError(
+                f"Invalid config key {key!r}: length {min(lengths)} is too short for protocol "
+                f"{config['protocol']!r}, which never scores the first token; allowed: "
+                f"lengths >= {shortest}"
+            )
+
+
+def result_jobs():
+    """(records file, model, dataset, mode, lengths, the config key of the lengths) of every
+    compress and multivector job."""
+    from types import SimpleNamespace
+
+    jobs = []
+    for model in config["models"]:
+        for dataset in config["datasets"]:
+            cell = SimpleNamespace(model=model, dataset=dataset)
+            lengths = compress_lengths(cell)
+            jobs.append(
+                (
+                    f"{RESULTS}/compress/{model}/{dataset}.jsonl",
+                    model,
+                    dataset,
+                    job_mode(dataset),
+                    lengths,
+                    "lengths",
+                )
+            )
+    for model, grid in config["multivector"].items():
+        for K in grid["vectors"]:
+            lengths = multivector_lengths(model, K)
+            if lengths:
+                jobs.append(
+                    (
+                        f"{RESULTS}/multivector/{model}/{grid['dataset']}/K{K}.jsonl",
+                        model,
+                        grid["dataset"],
+                        job_mode(grid["dataset"]),
+                        lengths,
+                        f"multivector.{model}.lengths",
+                    )
+                )
+    return jobs
+
+
+def job_mode(dataset):
+    """grid or search; random text always runs the grid (one length per text)."""
+    return "grid" if is_random(dataset) else config["compress"]["mode"]
+
+
+@functools.cache
+def model_specs():
+    from memcap.models import load_registry
+
+    try:
+        return load_registry(config["models_file"])
+    except ValueError as err:
+        raise WorkflowError(f"Invalid model registry {config['models_file']}: {err}") from None
+
+
+def _config_key(setting, model, lengths_key):
+    """The config key (or registry entry) a fingerprint setting comes from."""
+    top = setting.split(".")[0]
+    if top == "model":
+        return f"{config['models_file']}: {model}.{setting.split('.', 1)[1]}"
+    return {"mode": "compress.mode", "lengths": lengths_key}.get(top, setting)
+
+
+def check_results():
+    """Settings that differ from those of existing results stop the run before any job starts.
+
+    A compress or multivector job refuses to resume over parts made with other settings
+    (memcap.store); but Snakemake deletes a job's records file before running it, so a
+    refusal inside the job would remove results. Compared here, before any job, with the
+    fingerprint the job computes (memcap.job.job_fingerprint). memcap (and torch) is
+    imported only when some results exist; where it cannot be imported (Snakemake outside
+    memcap's environment) the jobs still refuse, but only once they run.
+    """
+    existing = [
+        job
+        for job in result_jobs()
+        if Path(job[0]).with_suffix(".parts").joinpath("job.json").is_file()
+    ]
+    if not existing:
+        return
+    try:
+        from memcap.engine import OptimConfig
+        from memcap.job import job_fingerprint
+        from memcap.models import resolve_model
+        from memcap.store import changed_settings, stored_fingerprint
+    except ImportError:
+        return
+    optim = OptimConfig.from_dict(config["optim"])
+    clashes = []
+    for records, model, dataset, mode, lengths, lengths_key in existing:
+        parts = Path(records).with_suffix(".parts")
+        spec = resolve_model(model, model_specs())
+        now = job_fingerprint(
+            spec, config["protocol"], optim, dataset, mode, lengths or []
+        )
+        changed = changed_settings(stored_fingerprint(parts), now)
+        # a preset changes many values at once: name the key that was set, first
+        changed.sort(key=lambda change: change[0] != "optim.preset")
+        if changed:
+            clashes.append((parts, model, lengths_key, changed))
+    if not clashes:
+        return
+    parts, model, lengths_key, changed = clashes[0]
+    keys = [_config_key(setting, model, lengths_key) for setting, _, _ in changed]
+    diffs = "; ".join(
+        f"{key}: {old!r} then, {new!r} now" for key, (_, old, new) in zip(keys, changed)
+    )
+    more = (
+        f" (and {len(clashes) - 1} more results folder(s))" if len(clashes) > 1 else ""
+    )
+    raise WorkflowError(
+        f"Invalid config key {keys[0]!r}: {parts} holds results made with other settings "
+        f"({diffs}){more}. Resuming would mix them, so no job was started and nothing was "
+        f"removed. Allowed: the settings those results were made with; or another run "
+        f"name (key 'run') for the new settings; or delete {parts} and its records file "
+        f"to start over"
+    )
 
 
 def is_hf(model):
@@ -108,17 +257,10 @@ def texts_path(dataset, model):
     return f"{RESULTS}/texts/{dataset}.jsonl"
 
 
-def multivector_lengths(model, K):
-    """Lengths of one multi-vector cell: K <= L, K + L within the context, per-vector cap.
-
-    Lengths the K = 1 grid already has (same model and dataset) are left out, so that no
-    (model, dataset, K, L, sample) is computed twice.
-    """
+def multivector_grid_lengths(model, K):
+    """Lengths of one multi-vector cell: K <= L, K + L within the context, per-vector cap."""
     grid = config["multivector"][model]
     lengths = grid["lengths"] or config["lengths"]
-    done = set()
-    if K == 1 and model in config["models"] and grid["dataset"] in config["datasets"]:
-        done = set(model_lengths(model))
     return [
         L
         for L in sorted(lengths)
@@ -128,8 +270,36 @@ def multivector_lengths(model, K):
             grid["max_length_per_vector"] is None
             or L <= K * grid["max_length_per_vector"]
         )
-        and L not in done
     ]
+
+
+def k1_joins_compress(model):
+    """The K = 1 cell of a multi-vector grid is run by the model's compress job: the K = 1
+    grid covers this model and dataset already (config models)."""
+    grid = config["multivector"][model]
+    return (
+        1 in grid["vectors"]
+        and model in config["models"]
+        and grid["dataset"] in config["datasets"]
+    )
+
+
+def multivector_lengths(model, K):
+    """Lengths of one multi-vector job (multivector_grid_lengths).
+
+    When the K = 1 grid has the same model and dataset (k1_joins_compress), no
+    (model, dataset, K = 1, L, sample) may be computed twice: in grid mode the K = 1 job
+    gets only the lengths the K = 1 grid lacks; in search mode there is no K = 1 job at all,
+    since a text has one search per K: the compress job searches through both grids'
+    lengths (compress_lengths).
+    """
+    lengths = multivector_grid_lengths(model, K)
+    if K == 1 and k1_joins_compress(model):
+        if config["compress"]["mode"] == "search":
+            return []
+        done = set(model_lengths(model))
+        return [L for L in lengths if L not in done]
+    return lengths
 
 
 def compress_records():
@@ -172,8 +342,23 @@ def multivector_input(wildcards):
 
 
 def compress_lengths(wildcards):
-    """K = 1 lengths; None for random text (each text carries its own sampled length)."""
-    return None if is_random(wildcards.dataset) else model_lengths(wildcards.model)
+    """K = 1 lengths; None for random text (each text carries its own sampled length).
+
+    In search mode, with the model's multi-vector grid on this dataset holding K = 1, the
+    one K = 1 search of a text goes through the lengths of both grids (multivector_lengths).
+    """
+    model, dataset = wildcards.model, wildcards.dataset
+    if is_random(dataset):
+        return None
+    lengths = set(model_lengths(model))
+    if (
+        config["compress"]["mode"] == "search"
+        and model in config["multivector"]
+        and config["multivector"][model]["dataset"] == dataset
+        and k1_joins_compress(model)
+    ):
+        lengths |= set(multivector_grid_lengths(model, 1))
+    return sorted(lengths)
 
 
 def mem_mb(wildcards):
