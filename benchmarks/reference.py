@@ -96,7 +96,7 @@ def report(rows: list[dict], records: list[dict], lengths: list[int], fails: int
     common = [L for L in lengths if all(any(r["L"] == L and str(r["sample_id"]) == str(row["id"]) for r in records)
                                         for row in rows)]
     passing = [L for L in common if sum(r["max_accuracy"] for r in records if r["L"] == L) / len(rows) >= 0.99 - 1e-9]
-    for s in reference_summary(list(texts.values())):
+    for s in reference_summary([texts[str(r["id"])] for r in rows if str(r["id"]) in texts]):  # rows' order
         print(f"per-text capacities: {s['capacities']} ({s['n_bracketed']}/{len(rows)} texts bracketed)")
         print(f"decoding capacity: (a) paper's rule over the lengths every text ran ({common}): "
               f"{max(passing) if passing else 'none'}; (b) per-sample rule: "

@@ -206,3 +206,16 @@ def test_the_schema_offers_exactly_the_presets_and_schedules_the_engine_has():
     extension_keys = {f for f in OptimConfig.__dataclass_fields__} - set(PAPER_KEYS)
     assert set(optim) == set(PAPER_KEYS) | extension_keys
     assert all(optim[k]["default"] is None for k in set(optim) - {"preset"})
+
+
+def test_the_committed_reference_can_still_resume():
+    # benchmarks/reference/ holds a long run's parts: today's code must compute its fingerprint
+    from pathlib import Path
+
+    from memcap.job import job_fingerprint
+    from memcap.models import resolve_model
+
+    stored = Path("benchmarks/reference/lee.parts/job.json")
+    spec = resolve_model("smollm2-135m", load_registry("config/models.yaml"))
+    now = job_fingerprint(spec, "paper", OptimConfig.from_dict({"preset": "paper"}), "lee", "grid", [8])
+    assert json.loads(stored.read_text()) == now
