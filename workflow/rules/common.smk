@@ -163,7 +163,9 @@ def model_specs():
     try:
         return load_registry(config["models_file"])
     except ValueError as err:
-        raise WorkflowError(f"Invalid model registry {config['models_file']}: {err}") from None
+        raise WorkflowError(
+            f"Invalid model registry {config['models_file']}: {err}"
+        ) from None
 
 
 def _config_key(setting, model, lengths_key):
