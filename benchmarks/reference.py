@@ -60,23 +60,16 @@ def load_records(out: Path) -> list[dict]:
     return [r for p in sorted(parts.glob("*.jsonl")) for r in read_jsonl(p)] if parts.exists() else []
 
 
-def next_length(records: list[dict], lengths: list[int], fails: int, protocol: str) -> int | None:
-    """The text's next grid length, or None when its capacity is bracketed (or the text ends)."""
-    from memcap.search import lossless
+def next_length(records: list[dict], lengths: list[int], fails: int) -> int | None:
+    """The text's next grid length, or None when its capacity is bracketed (memcap.paper_budget:
+    `fails` failing lengths in a row, or the text ended) or the grid is done. Lengths run in
+    grid order, so the stop rule sees them in that order."""
+    from memcap.paper_budget import text_capacities
 
-    by_length = {r["L"]: r for r in records}
-    streak = 0
-    for L in lengths:
-        r = by_length.get(L)
-        if r is None:
-            return L
-        if r["short"]:  # the text ended before L
-            return None
-        ok = lossless(r["status"], r["correct"], r["max_correct"], r["scored"], protocol)
-        streak = 0 if ok else streak + 1
-        if streak >= fails:
-            return None
-    return None
+    if records and text_capacities(records, fails)[0]["bracketed"]:
+        return None
+    done = {r["L"] for r in records}
+    return next((L for L in lengths if L not in done), None)
 
 
 def report(rows: list[dict], records: list[dict], lengths: list[int], fails: int) -> None:
@@ -128,7 +121,7 @@ def main() -> None:
         todo = []
         for row in rows:
             own = [r for r in records if str(r["sample_id"]) == str(row["id"])]
-            L = next_length(own, lengths, args.fails, protocol)
+            L = next_length(own, lengths, args.fails)
             if L is not None:
                 todo.append((L, row))
         if not todo:
