@@ -19,6 +19,21 @@ from memcap.engine import PRESETS, PROTOCOLS, SCHEDULES, OptimConfig
 
 DEFAULT_MODELS_FILE = Path("config/models.yaml")  # relative to where memcap runs
 
+OPTIM_OPTIONS = [  # flag, type, OptimConfig key, help
+    ("--lr", float, "lr", "AdamW learning rate"),
+    ("--beta1", float, "beta1", "AdamW beta1"),
+    ("--beta2", float, "beta2", "AdamW beta2"),
+    ("--weight-decay", float, "weight_decay", "AdamW weight decay"),
+    ("--eps", float, "eps", "AdamW eps"),
+    ("--max-steps", int, "max_steps", "most optimiser steps per text"),
+    ("--patience", int, "patience", "stop after this many steps without a new best accuracy"),
+    ("--schedule", str, "schedule", f"learning-rate schedule: {' or '.join(SCHEDULES)}"),
+    ("--warmup", int, "warmup", "steps of linear learning-rate warm-up"),
+    ("--init-scale", float, "init_scale", "scale of the random init (times std(E))"),
+    ("--temperature", float, "temperature", "softmax temperature of the training loss"),
+    ("--margin", float, "margin", "logit margin the right token must win by"),
+]
+
 
 def _optim_args(parser: argparse.ArgumentParser, preset: str) -> None:
     paper = OptimConfig()
@@ -27,29 +42,13 @@ def _optim_args(parser: argparse.ArgumentParser, preset: str) -> None:
         "of them (the paper's value in brackets; memcap.engine.PRESETS lists the presets)")
     group.add_argument("--preset", choices=list(PRESETS), default=preset,
                        help="paper: the paper's optimiser; fast: memcap's, for quick answers (default %(default)s)")
-    options = [
-        ("--lr", float, "lr", "AdamW learning rate"),
-        ("--beta1", float, "beta1", "AdamW beta1"),
-        ("--beta2", float, "beta2", "AdamW beta2"),
-        ("--weight-decay", float, "weight_decay", "AdamW weight decay"),
-        ("--eps", float, "eps", "AdamW eps"),
-        ("--max-steps", int, "max_steps", "most optimiser steps per text"),
-        ("--patience", int, "patience", "stop after this many steps without a new best accuracy"),
-        ("--schedule", str, "schedule", f"learning-rate schedule: {' or '.join(SCHEDULES)}"),
-        ("--warmup", int, "warmup", "steps of linear learning-rate warm-up"),
-        ("--init-scale", float, "init_scale", "scale of the random init (times std(E))"),
-        ("--temperature", float, "temperature", "softmax temperature of the training loss"),
-        ("--margin", float, "margin", "logit margin the right token must win by"),
-    ]
-    for flag, kind, key, text in options:
+    for flag, kind, key, text in OPTIM_OPTIONS:
         group.add_argument(flag, type=kind, dest=key, default=None,
                            help=f"{text} [{getattr(paper, key)}]")
 
 
 def _optim(args) -> OptimConfig:
-    keys = ("lr", "beta1", "beta2", "weight_decay", "eps", "max_steps", "patience", "schedule", "warmup",
-            "init_scale", "temperature", "margin")
-    return OptimConfig.from_dict({"preset": args.preset, **{k: getattr(args, k) for k in keys}})
+    return OptimConfig.from_dict({"preset": args.preset, **{key: getattr(args, key) for _, _, key, _ in OPTIM_OPTIONS}})
 
 
 def _model_args(parser: argparse.ArgumentParser, required: bool = True) -> None:
