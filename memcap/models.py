@@ -337,7 +337,8 @@ def _load_random(spec: ModelSpec):
 
 
 def random_config(spec: ModelSpec, vocab_size: int, tokenizer):
-    """A transformers config of the spec's family and sizes."""
+    """A transformers config of the spec's family and sizes; the spec's `config` overrides any
+    key, including those the sizes set (e.g. num_key_value_heads for grouped-query attention)."""
     import transformers as tf
 
     h, n, heads = spec.hidden_size, spec.num_layers, spec.num_heads
@@ -347,31 +348,18 @@ def random_config(spec: ModelSpec, vocab_size: int, tokenizer):
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
-        **spec.config,
     )
-    if spec.family == "gpt_neox":
-        return tf.GPTNeoXConfig(
-            hidden_size=h, num_hidden_layers=n, num_attention_heads=heads,
-            intermediate_size=ffn, max_position_embeddings=spec.max_positions, **common,
-        )
-    if spec.family == "llama":
-        return tf.LlamaConfig(
-            hidden_size=h, num_hidden_layers=n, num_attention_heads=heads,
-            num_key_value_heads=heads, intermediate_size=ffn,
-            max_position_embeddings=spec.max_positions, **common,
-        )
-    if spec.family == "olmo":
-        return tf.OlmoConfig(
-            hidden_size=h, num_hidden_layers=n, num_attention_heads=heads,
-            intermediate_size=ffn, max_position_embeddings=spec.max_positions, **common,
-        )
-    if spec.family == "opt":
-        return tf.OPTConfig(
-            hidden_size=h, num_hidden_layers=n, num_attention_heads=heads, ffn_dim=ffn,
-            word_embed_proj_dim=spec.word_embed_proj_dim or h,
-            max_position_embeddings=spec.max_positions, **common,
-        )
-    return tf.MambaConfig(hidden_size=h, num_hidden_layers=n, **common)
+    transformer = dict(hidden_size=h, num_hidden_layers=n, num_attention_heads=heads,
+                       max_position_embeddings=spec.max_positions)
+    families = {
+        "gpt_neox": (tf.GPTNeoXConfig, dict(transformer, intermediate_size=ffn)),
+        "llama": (tf.LlamaConfig, dict(transformer, num_key_value_heads=heads, intermediate_size=ffn)),
+        "olmo": (tf.OlmoConfig, dict(transformer, intermediate_size=ffn)),
+        "opt": (tf.OPTConfig, dict(transformer, ffn_dim=ffn, word_embed_proj_dim=spec.word_embed_proj_dim or h)),
+        "mamba": (tf.MambaConfig, dict(hidden_size=h, num_hidden_layers=n)),
+    }
+    cls, sizes = families[spec.family]
+    return cls(**{**sizes, **common, **spec.config})
 
 
 def offline_tokenizer(vocab_size: int = 512, add_bos: bool = False):
