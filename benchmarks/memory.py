@@ -13,7 +13,9 @@ chunks of at most memcap.models.LOGITS_MIB MiB of logits, each recomputed in the
 
 Memory is measured: torch's allocator peak on CUDA, the process's peak resident set (VmHWM,
 reset before each step) on the CPU; each figure is the step's own, above what was held before
-it (the weights). The largest batch that fits --budget-gib is extrapolated from the two
+it (the weights). On the CPU the script reruns itself with a fixed malloc mmap threshold
+(MALLOC_MMAP_THRESHOLD_=65536), so freed tensors leave the resident set instead of staying in
+glibc's heap and hiding the next step's peak. The largest batch that fits --budget-gib is extrapolated from the two
 measured batches: weights + B x (step memory of batch 2 - batch 1) + the rest of batch 1.
 """
 
@@ -23,6 +25,8 @@ import argparse
 import dataclasses
 import gc
 import math
+import os
+import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -88,12 +92,16 @@ def measure(lm, step, batch: int, length: int, logits_mib: float) -> tuple[float
 
 
 def main() -> None:
+    if "MALLOC_MMAP_THRESHOLD_" not in os.environ:  # see the module docstring
+        os.execve(sys.executable, [sys.executable, *sys.argv], dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536"))
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="shape-llama-3.2-1b", help="registry name (default %(default)s)")
     parser.add_argument("--layers", type=int, help="build the shape with this many layers (default: all)")
     parser.add_argument("--length", type=int, default=1024, help="tokens per text (default %(default)s)")
     parser.add_argument("--budget-gib", type=float, default=80.0, help="memory budget for the largest batch "
                         "(default %(default)s GiB)")
+    parser.add_argument("--logits-mib", type=float, default=LOGITS_MIB, help="chunk budget of (c), MiB of "
+                        "float32 logits (default: memcap's, %(default)s)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default %(default)s)")
     parser.add_argument("--threads", type=int, help="CPU threads for torch")
     args = parser.parse_args()
@@ -118,23 +126,27 @@ def main() -> None:
 
     ways = [("authors' step (whole logits, hidden states)", authors_step, math.inf),
             ("memcap, whole logits (before)", memcap_step, math.inf),
-            (f"memcap, chunked CE ({LOGITS_MIB:.0f} MiB chunks)", memcap_step, LOGITS_MIB)]
-    measure(lm, memcap_step, 1, 16, LOGITS_MIB)  # warm-up: kernels, allocator pools
+            (f"memcap, chunked CE ({args.logits_mib:g} MiB chunks)", memcap_step, args.logits_mib)]
+    measure(lm, memcap_step, 1, 16, args.logits_mib)  # warm-up: kernels, allocator pools
     budget = args.budget_gib * 1024
     print(f"{'procedure':44s} {'peak MiB B=1':>12s} {'B=2':>8s} {'s/step B=1':>10s} {'largest B in':>13s}")
     rows = []
     for label, step, mib in ways:
         peak1, seconds = measure(lm, step, 1, args.length, mib)
         peak2, _ = measure(lm, step, 2, args.length, mib)
-        per_text = max(peak2 - peak1, 1e-9)
-        largest = max(0, math.floor((budget - weights - (peak1 - per_text)) / per_text))
+        per_text = peak2 - peak1
+        # a second text that adds under 1 MiB is measurement noise: no extrapolation from it
+        largest = max(0, math.floor((budget - weights - (peak1 - per_text)) / per_text)) if per_text >= 1 else None
         rows.append((label, peak1, largest))
-        print(f"{label:44s} {peak1:12.0f} {peak2:8.0f} {seconds:10.2f} {largest:9d} ({args.budget_gib:g} GiB)")
+        shown = f"{largest:9d}" if largest is not None else f"{'-':>9s}"
+        print(f"{label:44s} {peak1:12.0f} {peak2:8.0f} {seconds:10.2f} {shown} ({args.budget_gib:g} GiB)")
     authors, before, after = rows
     print(f"peak step memory chunked / whole logits: {after[1] / before[1]:.2f}x; "
           f"chunked / authors: {after[1] / authors[1]:.2f}x")
-    print(f"largest batch in {args.budget_gib:g} GiB (extrapolated from B=1 and B=2): authors {authors[2]}, "
-          f"whole logits {before[2]}, chunked {after[2]} ({after[2] / max(before[2], 1):.1f}x whole logits)")
+    gain = f" ({after[2] / max(before[2], 1):.1f}x whole logits)" if after[2] is not None and before[2] is not None else ""
+    show = lambda n: "- (under 1 MiB per text)" if n is None else n  # noqa: E731
+    print(f"largest batch in {args.budget_gib:g} GiB (extrapolated from B=1 and B=2): authors {show(authors[2])}, "
+          f"whole logits {show(before[2])}, chunked {show(after[2])}{gain}")
 
 
 if __name__ == "__main__":
