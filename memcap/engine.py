@@ -13,6 +13,10 @@ Protocols (PAPER.md sections 1 and 6):
 - ``paper``: logits at mem positions are dropped, so t1 is never scored (N-1 positions).
 - ``strict``: the prediction of t1 from the last mem vector is scored too (N positions); the
   no-mem baseline predicts t1 from the tokenizer's start-of-document token.
+
+Memory: the float32 logits of a batch (B x N x vocabulary) are never held at once beyond
+``lm.logits_mib`` (memcap.models.LOGITS_MIB): the LM head then runs on chunks of positions
+(``score``), and the backward recomputes one chunk's logits at a time.
 """
 
 from __future__ import annotations
