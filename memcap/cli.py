@@ -108,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=("grid", "search"), default="grid",
                    help="grid: every (K, L, text); search: each text's capacity by warm-started growth "
                         "through --lengths, then bisection (default %(default)s)")
+    p.add_argument("--cast-weights", action="store_true",
+                   help="keep the frozen linear weights in the registry's autocast dtype (CUDA) instead "
+                        "of casting them every forward; recorded in the job's settings")
     _optim_args(p, preset="paper")
     return parser
 
@@ -232,7 +235,7 @@ def cmd_job(args) -> None:
         args.model, args.texts, args.out, lengths=args.lengths, vectors=args.vectors,
         protocol=args.protocol, optim=_optim(args), batch_size=args.batch_size,
         max_samples=args.max_samples, device=args.device, models_file=args.models_file,
-        dataset=args.dataset, threads=args.threads, mode=args.mode,
+        dataset=args.dataset, threads=args.threads, mode=args.mode, cast_weights=args.cast_weights,
     )
 
 

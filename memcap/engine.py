@@ -13,6 +13,10 @@ Protocols (PAPER.md sections 1 and 6):
 - ``paper``: logits at mem positions are dropped, so t1 is never scored (N-1 positions).
 - ``strict``: the prediction of t1 from the last mem vector is scored too (N positions); the
   no-mem baseline predicts t1 from the tokenizer's start-of-document token.
+
+Memory: the float32 logits of a batch (B x N x vocabulary) are never held at once beyond
+``lm.logits_mib`` (memcap.models.LOGITS_MIB): the LM head then runs on chunks of positions
+(``score``), and the backward recomputes one chunk's logits at a time.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from dataclasses import asdict, dataclass, fields
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 
 from memcap.models import LoadedModel
 
@@ -161,14 +166,83 @@ def _accepts_logits_to_keep(model) -> bool:
     return cached
 
 
+def _autocast(lm: LoadedModel):
+    autocast = lm.autocast_dtype
+    return torch.autocast(lm.device.type, dtype=autocast) if autocast else nullcontext()
+
+
 def _logits(lm: LoadedModel, inputs_embeds: torch.Tensor, keep: int) -> torch.Tensor:
     """Logits of the last `keep` positions (skips the LM head on mem positions if it can)."""
-    autocast = lm.autocast_dtype
-    ctx = torch.autocast(lm.device.type, dtype=autocast) if autocast else nullcontext()
     kwargs = {"logits_to_keep": keep} if _accepts_logits_to_keep(lm.model) else {}
-    with ctx:
+    with _autocast(lm):
         out = lm.forward(inputs_embeds=inputs_embeds, use_cache=False, **kwargs)
     return out.logits[:, -keep:]
+
+
+def _position_terms(logits: torch.Tensor, labels: torch.Tensor, optim: OptimConfig | None):
+    """Per position of (B, n, V) float logits: CE, whether the argmax is right, the training
+    objective (the CE unless optim sets a temperature or margin) and the margin gap (or None)."""
+    ce = F.cross_entropy(logits.transpose(1, 2), labels, reduction="none")
+    hit = logits.argmax(dim=-1) == labels
+    objective, gap = ce, None
+    if optim is not None and optim.temperature != 1.0:
+        objective = F.cross_entropy((logits / optim.temperature).transpose(1, 2), labels, reduction="none")
+    if optim is not None and optim.margin > 0:
+        right = logits.gather(-1, labels[..., None])[..., 0]
+        top2 = logits.topk(2, dim=-1).values
+        runner_up = torch.where(top2[..., 0] > right, top2[..., 0], top2[..., 1])
+        gap = right - runner_up
+        objective = objective + F.relu(optim.margin - gap)
+        gap = gap.detach()
+    return ce, hit, objective, gap
+
+
+def split_head(lm: LoadedModel):
+    """The LM head as a linear layer apart from the backbone, or None where the model's logits
+    are not head(backbone's last hidden state) (checked once on three positions)."""
+    cached = getattr(lm.model, "_memcap_split_head", None)
+    if cached is None:
+        head = lm.model.get_output_embeddings()
+        cached = False
+        if isinstance(head, torch.nn.Linear) and lm.model.base_model is not lm.model:
+            with torch.no_grad(), _autocast(lm):
+                x = lm.embeddings(torch.full((1, 3), lm.start_token_id, device=lm.device))
+                whole = lm.model(inputs_embeds=x, use_cache=False).logits.float()
+                apart = head(lm.model.base_model(inputs_embeds=x, use_cache=False).last_hidden_state).float()
+            cached = bool(torch.allclose(whole, apart, rtol=1e-4, atol=1e-4 * whole.abs().max().item()))
+        lm.model._memcap_split_head = cached
+    return lm.model.get_output_embeddings() if cached else None
+
+
+def _chunked_terms(lm: LoadedModel, head, x: torch.Tensor, keep: int, labels: torch.Tensor,
+                   optim: OptimConfig | None, rows: int):
+    """_position_terms without all the logits at once: the backbone's hidden states go through
+    the head `rows` positions at a time. Under autograd each chunk is checkpointed, so the
+    backward recomputes one chunk's logits at a time instead of keeping every chunk's."""
+    with _autocast(lm):
+        hidden = lm.backbone(inputs_embeds=x, use_cache=False).last_hidden_state
+    B, n = labels.shape
+    flat = hidden[:, -keep:][:, :-1].reshape(B * n, -1)
+    flat_labels = labels.reshape(B * n)
+
+    def chunk(h, y):
+        with _autocast(lm):
+            logits = head(h)
+        return _position_terms(logits.float()[None], y[None], optim)
+
+    grad = torch.is_grad_enabled() and flat.requires_grad
+    parts = []
+    for start in range(0, B * n, rows):
+        h, y = flat[start : start + rows], flat_labels[start : start + rows]
+        if grad:
+            parts.append(torch.utils.checkpoint.checkpoint(chunk, h, y, use_reentrant=False,
+                                                           preserve_rng_state=False))
+        else:
+            parts.append(chunk(h, y))
+    ce, hit, objective, gap = (
+        None if terms[0] is None else torch.cat(terms, dim=1).reshape(B, n) for terms in zip(*parts)
+    )
+    return ce, hit, objective, gap
 
 
 def score(
@@ -186,32 +260,30 @@ def score(
     With `optim` (the training step) it also returns the per-text sum of the training loss
     (the CE itself unless optim sets a temperature or margin) and the count of positions
     whose right token beats the runner-up by optim.margin: (ce, correct, objective, sure).
+
+    Logits beyond lm.logits_mib MiB (float32) are never held at once: the LM head then runs
+    on chunks of positions (_chunked_terms); the sums are the same up to rounding.
     """
     n_max = ids.shape[1]
     x = torch.cat([prefix.to(token_embeds.dtype), token_embeds], dim=1)
     keep = n_max - first + 1
-    # position P-1+first .. P+n_max-2 predict tokens first .. n_max-1
-    logits = _logits(lm, x, keep)[:, :-1].float()
     labels = ids[:, first:]
     mask = torch.arange(n_max - first, device=ids.device)[None, :] < (lengths - first)[:, None]
-    ce = F.cross_entropy(logits.transpose(1, 2), labels, reduction="none")
+    head = split_head(lm) if labels.numel() * lm.position_logits_mib > lm.logits_mib else None
+    if head is None:
+        # position P-1+first .. P+n_max-2 predict tokens first .. n_max-1
+        logits = _logits(lm, x, keep)[:, :-1].float()
+        ce, hit, objective, gap = _position_terms(logits, labels, optim)
+    else:
+        rows = max(1, int(lm.logits_mib / lm.position_logits_mib))
+        ce, hit, objective, gap = _chunked_terms(lm, head, x, keep, labels, optim, rows)
     loss_sum = (ce * mask).sum(dim=1)
-    correct = ((logits.argmax(dim=-1) == labels) & mask).sum(dim=1)
+    correct = (hit & mask).sum(dim=1)
     if optim is None:
         return loss_sum, correct
     if optim.temperature == 1.0 and optim.margin == 0:  # the paper's loss: train on the CE itself
         return loss_sum, correct, loss_sum, correct
-    objective = ce
-    if optim.temperature != 1.0:
-        objective = F.cross_entropy((logits / optim.temperature).transpose(1, 2), labels, reduction="none")
-    sure = correct
-    if optim.margin > 0:
-        right = logits.gather(-1, labels[..., None])[..., 0]
-        top2 = logits.topk(2, dim=-1).values
-        runner_up = torch.where(top2[..., 0] > right, top2[..., 0], top2[..., 1])
-        gap = right - runner_up
-        objective = objective + F.relu(optim.margin - gap)
-        sure = ((gap >= optim.margin) & mask).sum(dim=1)
+    sure = correct if gap is None else ((gap >= optim.margin) & mask).sum(dim=1)
     return loss_sum, correct, (objective * mask).sum(dim=1), sure
 
 
@@ -243,9 +315,7 @@ def greedy_decode(
     x = torch.cat(parts, dim=1)
     if n_new <= 0:
         return torch.zeros(x.shape[0], 0, dtype=torch.long, device=lm.device)
-    autocast = lm.autocast_dtype
-    ctx = torch.autocast(lm.device.type, dtype=autocast) if autocast else nullcontext()
-    with ctx:
+    with _autocast(lm):
         out = lm.model.generate(
             inputs_embeds=x,
             attention_mask=torch.ones(x.shape[:2], dtype=torch.long, device=lm.device),

@@ -135,7 +135,8 @@ def _plan(rows, lengths, vectors, done):
     return [g for g in groups if g]
 
 
-def job_fingerprint(spec, protocol: str, optim: OptimConfig, dataset: str, mode: str, lengths) -> dict:
+def job_fingerprint(spec, protocol: str, optim: OptimConfig, dataset: str, mode: str, lengths,
+                    cast_weights: bool = False) -> dict:
     """What a job's numbers depend on; its parts folder keeps it (job.json) and a job whose
     fingerprint differs refuses to resume there. The workflow checks it before any job runs
     (workflow/rules/common.smk, check_results). `lengths`: every length of the job."""
@@ -144,6 +145,8 @@ def job_fingerprint(spec, protocol: str, optim: OptimConfig, dataset: str, mode:
     fingerprint = {"model": model_settings, "protocol": protocol, "optim": optim.as_dict(), "dataset": dataset}
     if mode != "grid":  # grid parts keep their old fingerprint; a search never resumes over them
         fingerprint.update(mode=mode, lengths=sorted(lengths))
+    if cast_weights:  # only when on: the fingerprints of jobs made before the option stay the same
+        fingerprint["cast_weights"] = True
     return fingerprint
 
 
@@ -164,11 +167,14 @@ def run_job(
     threads: int | None = None,
     progress: bool = True,
     mode: str = "grid",
+    cast_weights: bool = False,
 ) -> Path:
     """Compress every (K, L, text) of the grid not already done; write the records to `out`.
 
     lengths=None takes each text's own `length` (random text). mode="search" searches each
     text's capacity through `lengths` instead (one record per attempt, module docstring).
+    cast_weights: keep the frozen linear weights in the registry's autocast dtype
+    (memcap.models.cast_frozen_weights; only where autocast applies, i.e. on CUDA).
     """
     if mode not in MODES:
         raise ValueError(f"mode {mode!r} is not one of {', '.join(MODES)}")
@@ -202,17 +208,18 @@ def run_job(
     if threads:
         torch.set_num_threads(threads)
 
-    fingerprint = job_fingerprint(spec, protocol, optim, dataset, mode, all_lengths)
+    fingerprint = job_fingerprint(spec, protocol, optim, dataset, mode, all_lengths, cast_weights)
     store = PartStore(out.with_suffix(".parts"), fingerprint=fingerprint)
+    load = functools.partial(load_model, spec, device, cast_weights=cast_weights)
     if mode == "search":
         return _run_search(store, out, spec, rows, all_lengths, vectors, protocol, optim, batch_size,
-                           dataset, device, progress)
+                           dataset, load, progress)
     done = store.done_keys()
     groups = _plan(rows, lengths, vectors, done)
     todo = sum(len(g) for g in groups)
     log.info("%s on %s: %d samples done before, %d to do", spec.name, dataset, len(done), todo)
     if todo:
-        lm = load_model(spec, device)
+        lm = load()
         _check_context(lm, vectors, all_lengths)
         _run_groups(lm, spec, groups, store, protocol, optim, batch_size, dataset, progress)
     records = store.merge(out, defaults=_kinds(rows))
@@ -235,7 +242,7 @@ def _check_context(lm: LoadedModel, vectors, lengths) -> None:
         )
 
 
-def _run_search(store, out, spec, rows, lengths, vectors, protocol, optim, batch_size, dataset, device, progress):
+def _run_search(store, out, spec, rows, lengths, vectors, protocol, optim, batch_size, dataset, load, progress):
     """Search mode: every text's capacity per K (memcap.search), one part per batch of attempts.
 
     Resumes: a text whose search a kill interrupted replays its recorded attempts (and the
@@ -247,7 +254,7 @@ def _run_search(store, out, spec, rows, lengths, vectors, protocol, optim, batch
     finished = {(r["K"], str(r["sample_id"])) for r in recorded if r.get("capacity") is not None}
     todo = {K: [r for r in rows if (K, str(r["id"])) not in finished] for K in vectors}
     if any(todo.values()):
-        lm = load_model(spec, device)
+        lm = load()
         _check_context(lm, vectors, lengths)
         shared = _shared(lm, spec, dataset, protocol, optim)
         first = first_scored(protocol)

@@ -11,6 +11,10 @@ Sources (config/models.yaml documents every key):
 - ``gguf``: a GGUF file inside an installed package, de-quantised by transformers.
 - ``random``: a random-weight model of one of the paper's families, built in code with a small
   BPE tokenizer trained offline on the Lee corpus; real models, for tests and benchmarks.
+
+``load_model(spec, cast_weights=True)`` keeps the frozen weights of the linear layers in the
+autocast dtype (where the registry's ``autocast`` applies), so autocast stops casting them on
+every forward (``cast_frozen_weights``).
 """
 
 from __future__ import annotations
@@ -29,6 +33,10 @@ import yaml
 from memcap.corpora import lee_articles
 
 log = logging.getLogger("memcap.models")
+# The most float32 logits (MiB) one piece of the cross-entropy holds: above it the LM head runs
+# on chunks of positions (memcap.engine.score). 256 MiB is 523 positions of Llama-3's 128,256
+# vocabulary; SmolLM2's 49,152 fit 1365 positions, so its runs keep today's single pass.
+LOGITS_MIB = 256.0
 
 SOURCES = ("hf", "gguf", "random")
 FAMILIES = ("gpt_neox", "llama", "opt", "olmo", "mamba")
@@ -136,10 +144,16 @@ class LoadedModel:
     tokenizer: Any
     device: torch.device
     forward: Any = None  # what the optimiser's steps call: the model, or its torch.compile'd form
+    backbone: Any = None  # the model without its LM head (chunked cross-entropy), or its compiled form
+    logits_mib: float = LOGITS_MIB  # math.inf: the whole logits tensor at once, as before
+    cpu_autocast: bool = False  # run the registry's autocast on the CPU too (tests, benchmarks)
+    weights_cast: bool = False  # set by cast_frozen_weights
 
     def __post_init__(self):
         if self.forward is None:
             self.forward = self.model
+        if self.backbone is None:
+            self.backbone = self.model.base_model
 
     @property
     def embeddings(self) -> torch.nn.Embedding:
@@ -161,13 +175,19 @@ class LoadedModel:
         return len(self.tokenizer)
 
     @property
+    def position_logits_mib(self) -> float:
+        """MiB of one position's float32 logits (the head's width, which may pad the tokenizer's)."""
+        width = getattr(self.model.get_output_embeddings(), "out_features", None) or self.model.config.vocab_size
+        return width * 4 / 2**20
+
+    @property
     def params(self) -> int:
         return sum(p.numel() for p in self.model.parameters())
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
         # bf16 autocast pays off on GPUs; on CPU it was slower (DESIGN.md, Performance)
-        if self.spec.autocast and self.device.type == "cuda":
+        if self.spec.autocast and (self.device.type == "cuda" or self.cpu_autocast):
             return DTYPES[self.spec.autocast]
         return None
 
@@ -199,8 +219,13 @@ def pick_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
-def load_model(spec: ModelSpec, device: str | torch.device = "auto") -> LoadedModel:
-    """Load once per job: weights frozen, eval mode, on the device."""
+def load_model(spec: ModelSpec, device: str | torch.device = "auto", *, cast_weights: bool = False,
+               cpu_autocast: bool = False) -> LoadedModel:
+    """Load once per job: weights frozen, eval mode, on the device.
+
+    cast_weights: keep the linear layers' weights in the autocast dtype (cast_frozen_weights).
+    cpu_autocast: apply the registry's autocast on the CPU as well (off in jobs: slower there).
+    """
     device = pick_device(device) if isinstance(device, str) else device
     loader = {"hf": _load_hf, "gguf": _load_gguf, "random": _load_random}[spec.source]
     model, tokenizer = loader(spec)
@@ -211,7 +236,44 @@ def load_model(spec: ModelSpec, device: str | torch.device = "auto") -> LoadedMo
     # dynamic: the batch shrinks as texts converge and lengths vary; without it every new
     # shape would recompile. Greedy decoding (generate) keeps the plain model.
     forward = torch.compile(model, dynamic=True) if spec.compile else model
-    return LoadedModel(spec=spec, model=model, tokenizer=tokenizer, device=device, forward=forward)
+    backbone = torch.compile(model.base_model, dynamic=True) if spec.compile else model.base_model
+    lm = LoadedModel(spec=spec, model=model, tokenizer=tokenizer, device=device, forward=forward,
+                     backbone=backbone, cpu_autocast=cpu_autocast)
+    if cast_weights:
+        cast_frozen_weights(lm)
+    return lm
+
+
+def cast_frozen_weights(lm: LoadedModel) -> int:
+    """Keep every linear layer's weight and bias in the autocast dtype; returns how many tensors.
+
+    Autocast casts a weight on each forward unless it is a leaf that requires grad, and frozen
+    weights do not, so the cast is repeated every step. Autocast rounds to the same bf16
+    values as .to(), so the numbers stay the same. Embeddings and norms keep their dtype (the
+    residual stream stays float32); a head tied to the input embeddings gets its own copy, so
+    the token embeddings and the [mem] vectors that enter beside them keep full precision.
+    Without autocast (the CPU in jobs) nothing changes.
+    """
+    dtype = lm.autocast_dtype
+    if dtype is None or lm.weights_cast:
+        return 0
+    tied = {id(p) for p in lm.model.get_input_embeddings().parameters()}
+    cast = 0
+    for module in lm.model.modules():
+        if not isinstance(module, torch.nn.Linear):
+            continue
+        for name, param in list(module.named_parameters(recurse=False)):
+            if param.dtype == dtype or not param.is_floating_point():
+                continue
+            copy = torch.nn.Parameter(param.detach().to(dtype), requires_grad=False)
+            if id(param) in tied:
+                setattr(module, name, copy)  # a second tensor: the embedding keeps its own
+            else:
+                param.data = copy.data  # in place: the float32 storage is freed
+            cast += 1
+    lm.weights_cast = True
+    log.info("model %s: %d linear weight tensors kept in %s", lm.spec.name, cast, dtype)
+    return cast
 
 
 def _load_hf(spec: ModelSpec):
@@ -275,7 +337,8 @@ def _load_random(spec: ModelSpec):
 
 
 def random_config(spec: ModelSpec, vocab_size: int, tokenizer):
-    """A transformers config of the spec's family and sizes."""
+    """A transformers config of the spec's family and sizes; the spec's `config` overrides any
+    key, including those the sizes set (e.g. num_key_value_heads for grouped-query attention)."""
     import transformers as tf
 
     h, n, heads = spec.hidden_size, spec.num_layers, spec.num_heads
@@ -285,31 +348,18 @@ def random_config(spec: ModelSpec, vocab_size: int, tokenizer):
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
-        **spec.config,
     )
-    if spec.family == "gpt_neox":
-        return tf.GPTNeoXConfig(
-            hidden_size=h, num_hidden_layers=n, num_attention_heads=heads,
-            intermediate_size=ffn, max_position_embeddings=spec.max_positions, **common,
-        )
-    if spec.family == "llama":
-        return tf.LlamaConfig(
-            hidden_size=h, num_hidden_layers=n, num_attention_heads=heads,
-            num_key_value_heads=heads, intermediate_size=ffn,
-            max_position_embeddings=spec.max_positions, **common,
-        )
-    if spec.family == "olmo":
-        return tf.OlmoConfig(
-            hidden_size=h, num_hidden_layers=n, num_attention_heads=heads,
-            intermediate_size=ffn, max_position_embeddings=spec.max_positions, **common,
-        )
-    if spec.family == "opt":
-        return tf.OPTConfig(
-            hidden_size=h, num_hidden_layers=n, num_attention_heads=heads, ffn_dim=ffn,
-            word_embed_proj_dim=spec.word_embed_proj_dim or h,
-            max_position_embeddings=spec.max_positions, **common,
-        )
-    return tf.MambaConfig(hidden_size=h, num_hidden_layers=n, **common)
+    transformer = dict(hidden_size=h, num_hidden_layers=n, num_attention_heads=heads,
+                       max_position_embeddings=spec.max_positions)
+    families = {
+        "gpt_neox": (tf.GPTNeoXConfig, dict(transformer, intermediate_size=ffn)),
+        "llama": (tf.LlamaConfig, dict(transformer, num_key_value_heads=heads, intermediate_size=ffn)),
+        "olmo": (tf.OlmoConfig, dict(transformer, intermediate_size=ffn)),
+        "opt": (tf.OPTConfig, dict(transformer, ffn_dim=ffn, word_embed_proj_dim=spec.word_embed_proj_dim or h)),
+        "mamba": (tf.MambaConfig, dict(hidden_size=h, num_hidden_layers=n)),
+    }
+    cls, sizes = families[spec.family]
+    return cls(**{**sizes, **common, **spec.config})
 
 
 def offline_tokenizer(vocab_size: int = 512, add_bos: bool = False):

@@ -22,4 +22,5 @@ run_job(
     threads=snakemake.threads,
     progress=False,
     mode=snakemake.params.mode,
+    cast_weights=snakemake.params.cast_weights,
 )

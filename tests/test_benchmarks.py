@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -94,3 +96,26 @@ def test_reference_brackets_each_text_and_resumes_without_recomputing(tmp_path):
     assert ratio and float(ratio.group(1)) < 1, fast
     assert re.search(r"wall-time speed-up reference / fast: [\d.]+x", fast), fast
     assert re.search(r"texts within one grid step .*: \d/2 \(target: all\)", fast), fast
+
+
+@pytest.mark.slow
+def test_gpu_check_runs_every_step_in_its_cpu_mode(tmp_path):
+    """benchmarks/gpu_check.sh must run unchanged on the first GPU it meets: without CUDA it runs
+    the same steps on tiny models (about a minute), and every step prints its figures."""
+    import os
+
+    env = dict(os.environ, GPU_CHECK_MODE="cpu", OUT=str(tmp_path), PYTHON=sys.executable, OMP_NUM_THREADS="1")
+    result = subprocess.run(["bash", "benchmarks/gpu_check.sh"], cwd=REPO, capture_output=True, text=True,
+                            timeout=600, env=env)
+    out = result.stdout
+    assert result.returncode == 0, out[-3000:] + result.stderr[-3000:]
+    assert (tmp_path / "gpu_check.txt").read_text() == out  # what comes back from the GPU machine
+    for name in ("slots", "memory-tiny-llama-128k", "cast-tiny-llama-128k", "capacity-tiny-llama", "shape-tiny-llama"):
+        assert re.search(rf"^-- {name}: done in \d+s$", out, re.M), (name, out)
+    assert "jobs beyond the cards refused: 1" in out and "distinct: True" in out
+    assert re.search(r"peak step memory chunked / whole logits: [\d.]+x; chunked / authors: [\d.]+x", out), out
+    assert re.search(r"step-time ratio cast once / every forward: [\d.]+x", out), out
+    assert re.search(r"largest relative loss difference 0\.0e\+00, .*same correct counts: True", out), out
+    assert re.search(r"steps ratio memcap / authors: [\d.]+", out), out
+    assert re.search(r"speed-up memcap / authors: [\d.]+x", out), out
+    assert re.search(r"gpu_check finished in \d+s, mode cpu, 0 step\(s\) failed", out), out

@@ -1,13 +1,15 @@
 """The optimisation loop on tiny random-weight models of every family the paper used."""
 
+import dataclasses
 import functools
+import math
 
 import pytest
 import torch
 
 from memcap.corpora import lee_articles
 from memcap.engine import OptimConfig, compress, first_scored, greedy_decode, init_vectors
-from memcap.models import load_model, load_registry
+from memcap.models import LOGITS_MIB, ModelSpec, load_model, load_registry
 
 FAMILIES = ["tiny-gpt-neox", "tiny-llama", "tiny-opt", "tiny-olmo", "tiny-mamba"]
 # tiny random models learn 8 tokens with 4 vectors in tens of steps (see config/models.yaml)
@@ -179,3 +181,79 @@ def test_compiled_forward_gives_the_plain_models_outcomes():
         assert y.converged and y.greedy_exact
         assert abs(x.steps - y.steps) <= 2
         assert torch.allclose(x.vectors, y.vectors, atol=1e-2) or x.steps != y.steps
+
+
+# A Llama-3-sized vocabulary on a tiny body: the LM head dominates, as in the 1B-8B models.
+BIG_VOCAB = ModelSpec(name="llama-128k", source="random", family="llama", hidden_size=32, num_layers=1,
+                      num_heads=2, vocab_size=128256)
+
+
+@functools.cache
+def big_vocab(tied: bool):
+    return load_model(dataclasses.replace(BIG_VOCAB, config={"tie_word_embeddings": tied}), "cpu")
+
+
+def _score_and_grad(lm, texts, optim, logits_mib):
+    """score() of fixed [mem] vectors under a logits budget: its four sums and d(objective)/d(mem)."""
+    from memcap.engine import pad, score
+
+    lm.logits_mib = logits_mib
+    try:
+        ids, lengths = pad(texts, lm.device)
+        mem = torch.randn(len(texts), 2, lm.mem_dim, generator=torch.Generator().manual_seed(0)).requires_grad_()
+        sums = score(lm, mem, lm.embeddings(ids), ids, lengths, 0, optim)
+        (grad,) = torch.autograd.grad((sums[2] / lengths).sum(), mem)
+        return sums, grad
+    finally:
+        lm.logits_mib = LOGITS_MIB
+
+
+@pytest.mark.parametrize("optim", [OptimConfig(), OptimConfig(temperature=0.5, margin=1.0)], ids=["paper", "T+margin"])
+@pytest.mark.parametrize("model", ["tiny-llama", "tiny-opt", "big-vocab-tied", "big-vocab-untied"])
+def test_chunked_cross_entropy_equals_the_whole_logits(model, optim):
+    """Above lm.logits_mib the head runs on chunks of positions (here 5 positions a chunk, so
+    a batch of 3 texts of up to 12 tokens takes 8 chunks): loss, accuracy, objective and the
+    gradient of the [mem] vectors are those of the whole logits tensor to 1e-5."""
+    lm = big_vocab(model.endswith("-tied")) if model.startswith("big") else tiny(model)
+    texts = [text_ids(lm, i, n) for i, n in zip((3, 4, 5), (12, 7, 10))]
+    whole, whole_grad = _score_and_grad(lm, texts, optim, math.inf)
+    chunked, chunked_grad = _score_and_grad(lm, texts, optim, 5 * lm.position_logits_mib)
+    for a, b in zip(whole, chunked):
+        assert torch.allclose(a.float(), b.float(), rtol=1e-5, atol=1e-5), (a, b)
+    assert torch.allclose(whole_grad, chunked_grad, rtol=1e-5, atol=1e-5 * whole_grad.abs().max().item())
+    assert whole_grad.abs().max() > 0
+
+
+def test_chunked_cross_entropy_never_holds_more_positions_than_a_chunk():
+    """The head's outputs, seen by a forward hook, never exceed the chunk, forward or backward
+    (the backward recomputes one chunk at a time); the whole-logits path passes all positions."""
+    lm = big_vocab(True)
+    texts = [text_ids(lm, i, 12) for i in (3, 4)]
+    seen = []
+    hook = lm.model.get_output_embeddings().register_forward_hook(lambda m, i, out: seen.append(out.shape[:-1].numel()))
+    try:
+        _score_and_grad(lm, texts, OptimConfig(), 4 * lm.position_logits_mib)
+        chunked = list(seen)
+        seen.clear()
+        _score_and_grad(lm, texts, OptimConfig(), math.inf)
+    finally:
+        hook.remove()
+    assert max(chunked) == 4 and len(chunked) == 2 * 6  # 24 positions: 6 chunks, recomputed once each
+    assert seen == [2 * 13]  # 2 texts x (12 tokens + 1 mem position kept by logits_to_keep)
+
+
+def test_compress_with_chunked_cross_entropy_gives_the_same_outcomes():
+    """Whole runs agree up to rounding (each step agrees to 1e-5 above; many steps amplify
+    the last bits, as with other batch shapes)."""
+    lm = tiny("tiny-llama")
+    texts = [text_ids(lm, i) for i in range(3, 6)]
+    whole = compress(lm, texts, K=4, protocol="strict", seeds=[1, 2, 3], optim=FAST)
+    lm.logits_mib = 3 * lm.position_logits_mib
+    try:
+        chunked = compress(lm, texts, K=4, protocol="strict", seeds=[1, 2, 3], optim=FAST)
+    finally:
+        lm.logits_mib = LOGITS_MIB
+    for a, b in zip(whole, chunked):
+        assert a.converged and b.converged and a.greedy_exact and b.greedy_exact
+        assert abs(a.steps - b.steps) <= 2
+        assert a.loss_sum == pytest.approx(b.loss_sum, rel=1e-3) or a.steps != b.steps

@@ -222,3 +222,22 @@ def test_bad_input_names_the_problem(tmp_path, rows, kwargs, message):
     kwargs = {"model": "tiny-gpt-neox", **kwargs}
     with pytest.raises(ValueError, match=message):
         run_job(kwargs.pop("model"), texts, tmp_path / "o.jsonl", models_file=MODELS, progress=False, **kwargs)
+
+
+def test_cast_weights_enter_the_fingerprint_only_when_on(tmp_path):
+    from memcap.engine import OptimConfig
+    from memcap.job import job_fingerprint
+    from memcap.models import load_registry
+
+    spec = load_registry(MODELS)["tiny-gpt-neox"]
+    plain = job_fingerprint(spec, "paper", OptimConfig(), "lee", "grid", [4])
+    assert job_fingerprint(spec, "paper", OptimConfig(), "lee", "grid", [4], cast_weights=False) == plain
+    assert "cast_weights" not in plain
+    assert job_fingerprint(spec, "paper", OptimConfig(), "lee", "grid", [4], cast_weights=True) == dict(
+        plain, cast_weights=True)
+    texts = write_texts(tmp_path / "lee.jsonl", n=1)
+    out = tmp_path / "out.jsonl"
+    run_job("tiny-gpt-neox", texts, out, lengths=[4], optim=QUICK, models_file=MODELS, progress=False)
+    with pytest.raises(ValueError, match="different settings.*cast_weights"):
+        run_job("tiny-gpt-neox", texts, out, lengths=[4], optim=QUICK, models_file=MODELS, progress=False,
+                cast_weights=True)

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from memcap.models import ModelSpec, gguf_path, load_model, load_registry, resolve_model
 
@@ -74,3 +75,38 @@ def test_model_from_a_local_directory_compresses_and_decodes(tmp_path):
     assert done.returncode == 0 and "accuracy 1.000" in done.stdout, done.stderr[-2000:]
     back = subprocess.run([*cli, "decode", str(vec), "-m", str(tmp_path / "ckpt")], capture_output=True, text=True, timeout=300)
     assert back.stdout.strip() == "The fox jumps."
+
+
+@pytest.mark.parametrize("name", ["tiny-llama", "tiny-opt"])  # OPT ties its head to the input embeddings
+def test_weights_cast_once_give_the_losses_of_autocast_casting_them_every_step(name):
+    """Under bf16 autocast (on the CPU here) a bf16 copy of the frozen linear weights gives the
+    same numbers as autocast's own cast each forward: autocast rounds to the same values.
+    Stated tolerance: losses to 1e-6 relative, vectors to 1e-6, steps equal (bitwise equal here)."""
+    import dataclasses
+
+    from memcap.corpora import lee_articles
+    from memcap.engine import OptimConfig, compress
+
+    spec = dataclasses.replace(load_registry(REPO / "config" / "models.yaml")[name], autocast="bfloat16")
+    every_step = load_model(spec, "cpu", cpu_autocast=True)
+    once = load_model(spec, "cpu", cpu_autocast=True, cast_weights=True)
+    assert not every_step.weights_cast and once.weights_cast
+    linear = [m for m in once.model.modules() if isinstance(m, torch.nn.Linear)]
+    assert linear and all(m.weight.dtype == torch.bfloat16 for m in linear)
+    assert once.embeddings.weight.dtype == torch.float32  # tokens and [mem] vectors keep full precision
+    texts = [once.tokenize(a)[:12] for a in lee_articles()[3:5]]
+    optim = OptimConfig(lr=0.1, max_steps=30, patience=30)
+    a = compress(every_step, texts, 2, "strict", [1, 2], optim)
+    b = compress(once, texts, 2, "strict", [1, 2], optim)
+    for x, y in zip(a, b):
+        assert x.steps == y.steps and x.correct == y.correct and x.greedy_prefix == y.greedy_prefix
+        assert x.loss_sum == pytest.approx(y.loss_sum, rel=1e-6)
+        assert torch.allclose(x.vectors, y.vectors, atol=1e-6)
+
+
+def test_weights_are_not_cast_where_autocast_does_not_apply():
+    spec = load_registry(REPO / "config" / "models.yaml")["shape-llama-3.2-1b"]
+    tiny = ModelSpec(name="t", source="random", family="llama", autocast=spec.autocast)  # bf16 autocast, tiny body
+    lm = load_model(tiny, "cpu", cast_weights=True)  # jobs on the CPU run without autocast
+    assert lm.autocast_dtype is None and not lm.weights_cast
+    assert {p.dtype for p in lm.model.parameters()} == {torch.float32}

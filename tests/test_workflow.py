@@ -111,6 +111,15 @@ def test_offline_plans(name):
     assert {j["wildcards"]["model"] for j in compress} == {"smollm2-135m" if name == "demo" else "tiny-gpt-neox"}
 
 
+
+def test_cast_weights_reach_every_model_job_and_default_to_off(tmp_path):
+    jobs = plan(ROOT / "config" / "smoke.yaml")
+    model_jobs = [j for j in jobs if j["rule"] in ("compress", "multivector")]
+    assert model_jobs and all(j["params"]["cast_weights"] is False for j in model_jobs)
+    on = dict(compress={"device": "cpu", "gpu": 0, "threads": 1, "cast_weights": True})
+    jobs = plan(write_config("smoke", tmp_path / "c.yaml", **on))
+    assert all(j["params"]["cast_weights"] is True for j in jobs if j["rule"] in ("compress", "multivector"))
+
 SEARCH_K12 = dict(
     compress={"mode": "search", "batch_size": 4, "device": "cpu", "gpu": 0, "threads": 1},
     multivector={"tiny-gpt-neox": {"dataset": "lee", "vectors": [1, 2], "lengths": [4, 8, 16]}},

@@ -173,7 +173,11 @@ def _config_key(setting, model, lengths_key):
     top = setting.split(".")[0]
     if top == "model":
         return f"{config['models_file']}: {model}.{setting.split('.', 1)[1]}"
-    return {"mode": "compress.mode", "lengths": lengths_key}.get(top, setting)
+    return {
+        "mode": "compress.mode",
+        "lengths": lengths_key,
+        "cast_weights": "compress.cast_weights",
+    }.get(top, setting)
 
 
 def check_results():
@@ -206,7 +210,13 @@ def check_results():
         parts = Path(records).with_suffix(".parts")
         spec = resolve_model(model, model_specs())
         now = job_fingerprint(
-            spec, config["protocol"], optim, dataset, mode, lengths or []
+            spec,
+            config["protocol"],
+            optim,
+            dataset,
+            mode,
+            lengths or [],
+            config["compress"]["cast_weights"],
         )
         changed = changed_settings(stored_fingerprint(parts), now)
         # a preset changes many values at once: name the key that was set, first

@@ -31,6 +31,7 @@ rule compress:
             "grid" if is_random(wildcards.dataset) else config["compress"]["mode"]
         ),
         device=config["compress"]["device"],
+        cast_weights=config["compress"]["cast_weights"],
         models_file=config["models_file"],
         cache_dir=config["cache_dir"],
     script:
@@ -63,6 +64,7 @@ rule multivector:
             "grid" if is_random(wildcards.dataset) else config["compress"]["mode"]
         ),
         device=config["compress"]["device"],
+        cast_weights=config["compress"]["cast_weights"],
         models_file=config["models_file"],
         cache_dir=config["cache_dir"],
     script:
