@@ -21,6 +21,7 @@ but left out of the targets.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from memcap.models import load_model, load_registry, resolve_model
 from memcap.paper_budget import text_capacities
 from memcap.search import search_capacity
 from memcap.store import read_jsonl
+from optimizer import parse_config
 from reference import HERE, LENGTHS
 
 
@@ -44,13 +46,16 @@ def main() -> None:
     parser.add_argument("--lr", type=float, help="override the preset's lr")
     parser.add_argument("--max-steps", type=int, help="override the preset's max_steps")
     parser.add_argument("--patience", type=int, help="override the preset's patience")
+    parser.add_argument("--set", default="", metavar="KEY=VALUE,...",
+                        help="override any other OptimConfig keys, e.g. schedule=constant,warmup=0")
     parser.add_argument("--batch-size", type=int, default=16, help="texts per batch (default %(default)s)")
     parser.add_argument("--device", default="cpu", help="default %(default)s (the reference ran on the CPU)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default %(default)s, as the reference)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    overrides = parse_config(args.set) if args.set else {}
     optim = OptimConfig.from_dict({"preset": args.preset, "lr": args.lr, "max_steps": args.max_steps,
-                                   "patience": args.patience})
+                                   "patience": args.patience, **overrides})
     grid = sorted(set(args.lengths))
     rows = read_texts(args.folder / "texts.jsonl")
     reference = {t["sample_id"]: t for t in text_capacities(read_jsonl(args.folder / "lee.jsonl"))
@@ -64,7 +69,16 @@ def main() -> None:
     def seed(i, L):
         return derive_seed(spec.name, "lee", 1, L, rows[i]["id"])
 
-    results = search_capacity(lm, ids, 1, "paper", seed, optim, lengths_grid=grid, batch_size=args.batch_size)
+    def progress(pairs):  # a search takes many minutes on a CPU: show each attempt as it ends
+        for r, a in pairs:
+            accuracy = a.outcome.accuracy if a.outcome is not None else float("nan")
+            print(f"[{time.perf_counter() - t0:7.0f} s] {rows[r.index]['id']} L={a.L} "
+                  f"{'fresh' if a.warm_start is None else f'warm from {a.warm_start}'}: accuracy "
+                  f"{accuracy:.3f} in {a.steps} steps ({a.stop_reason}){' -> done' if r.done else ''}",
+                  file=sys.stderr, flush=True)
+
+    results = search_capacity(lm, ids, 1, "paper", seed, optim, lengths_grid=grid, batch_size=args.batch_size,
+                              on_attempts=progress)
     wall = time.perf_counter() - t0
     settings = {k: v for k, v in optim.as_dict().items() if k != "preset"}
     print(f"model {spec.name}, {len(rows)} texts, K=1, paper protocol, grid {grid}, preset {optim.preset} "
