@@ -40,15 +40,15 @@ SCHEDULES = ("constant", "cosine")
 
 # Named optimiser settings; a config or the CLI picks one with `preset` and may override any
 # key. `paper` is PAPER.md section 1 (the dataclass defaults). `fast` is for the capacity
-# search and one-text compression (benchmarks/optimizer.py, docs/benchmarks.md): a warm start
-# from a prefix's vectors passes the next length in 30-190 steps at lr 0.3, but from a fresh
-# init a constant lr 0.3 (or 0.1, 0.03) decoded only 2 of the reference's 6 texts at 8 tokens
-# in 300 steps; a 30-step warm-up then cosine decay decoded 5 of 6 (the paper's 0.01: 5 of 6).
-# Patience 100 gives up on a stuck attempt early (the search then retries it fresh, -k auto
-# doubles K).
+# search and one-text compression (benchmarks/optimizer.py, benchmarks/fast.py,
+# docs/benchmarks.md): a warm start from a prefix's vectors passes the next length in 30-190
+# steps at lr 0.3, but from a fresh init lr 0.3 (constant, or with warm-up and cosine decay)
+# decoded only 2-3 of the reference's 6 texts at 8 tokens within 300 steps, where the
+# paper's 0.01 decoded 5-6: fresh starts keep the paper's lr. Patience 150 gives up on a
+# stuck attempt early (the search then retries it fresh, -k auto doubles K).
 PRESETS: dict[str, dict] = {
     "paper": {},
-    "fast": {"lr": 0.3, "max_steps": 300, "patience": 100, "schedule": "cosine", "warmup": 30},
+    "fast": {"lr": 0.3, "fresh_lr": 0.01, "max_steps": 300, "patience": 150},
 }
 
 
@@ -73,6 +73,8 @@ class OptimConfig:
     init_scale: float = 1.0  # the init is randn * std(E) * init_scale
     temperature: float = 1.0  # the training loss is the cross-entropy of logits / temperature
     margin: float = 0.0  # hinge on (logit of the right token - the runner-up's) below this
+    fresh_lr: float | None = None  # lr of a text that starts from the random init (None: lr);
+    # warm starts (memcap.search: vectors of a shorter prefix) keep lr
     preset: str = "paper"  # the name of the preset these values started from (PRESETS)
 
     def __post_init__(self):
@@ -81,6 +83,8 @@ class OptimConfig:
         for key, value in positive.items():
             if not value > 0:
                 raise ValueError(f"optim.{key} must be > 0, got {value!r}")
+        if self.fresh_lr is not None and not self.fresh_lr > 0:
+            raise ValueError(f"optim.fresh_lr must be > 0 or null (= lr), got {self.fresh_lr!r}")
         for key in ("beta1", "beta2"):
             if not 0 <= getattr(self, key) < 1:
                 raise ValueError(f"optim.{key} must be in [0, 1), got {getattr(self, key)!r}")
@@ -390,8 +394,13 @@ def compress(
         )
         for seed, start in zip(seeds, starts)
     ]
+    if optim.fresh_lr is None:
+        groups = params
+    else:  # a fresh init needs a gentler lr than a warm start (PRESETS)
+        groups = [{"params": [p], "lr": optim.lr if start is not None else optim.fresh_lr}
+                  for p, start in zip(params, starts)]
     opt = torch.optim.AdamW(
-        params,
+        groups,
         lr=optim.lr,
         betas=(optim.beta1, optim.beta2),
         eps=optim.eps,

@@ -219,3 +219,22 @@ def test_the_committed_reference_can_still_resume():
     spec = resolve_model("smollm2-135m", load_registry("config/models.yaml"))
     now = job_fingerprint(spec, "paper", OptimConfig.from_dict({"preset": "paper"}), "lee", "grid", [8])
     assert json.loads(stored.read_text()) == now
+
+
+def test_fresh_lr_applies_to_fresh_starts_only_and_stays_out_of_paper_settings():
+    """fresh_lr=lr gives the same run as no fresh_lr; a warm start ignores fresh_lr."""
+    tiny_lm = tiny()
+    ids = [[5, 9, 13, 2, 7, 11]]
+    assert "fresh_lr" not in OptimConfig().as_dict()
+    plain = compress(tiny_lm, ids, 1, "paper", [3], OptimConfig(lr=0.1, max_steps=5, patience=5))[0]
+    same = compress(tiny_lm, ids, 1, "paper", [3], OptimConfig(lr=0.1, fresh_lr=0.1, max_steps=5, patience=5))[0]
+    assert torch.equal(plain.vectors, same.vectors)
+    gentle = compress(tiny_lm, ids, 1, "paper", [3], OptimConfig(lr=0.1, fresh_lr=1e-4, max_steps=5, patience=5))[0]
+    assert not torch.allclose(plain.vectors, gentle.vectors)
+    start = [plain.vectors]
+    warm = compress(tiny_lm, ids, 1, "paper", [3], OptimConfig(lr=0.1, max_steps=5, patience=5), init=start)[0]
+    warm_fresh = compress(tiny_lm, ids, 1, "paper", [3], OptimConfig(lr=0.1, fresh_lr=1e-4, max_steps=5, patience=5),
+                          init=start)[0]
+    assert torch.equal(warm.vectors, warm_fresh.vectors)
+    with pytest.raises(ValueError, match="fresh_lr"):
+        OptimConfig(fresh_lr=0)
