@@ -181,9 +181,10 @@ def cmd_compress(args) -> int:
             bar.close()
             bar = None
         o = attempt.outcome
-        print(f"K={attempt.K}: {o.correct}/{o.scored} tokens right (accuracy {o.accuracy:.3f}), "
+        part = "" if attempt.L == len(ids) else f" of the first {attempt.L} (a longer prefix is not tried)"
+        print(f"K={attempt.K}: {o.correct}/{o.scored} tokens right{part} (accuracy {o.accuracy:.3f}), "
               f"greedy decoding {'exact' if o.greedy_exact else f'right for {o.greedy_prefix} tokens'}, "
-              f"{o.steps} steps in {attempt.wall_s:.1f} s", flush=True)
+              f"{attempt.steps} steps in {attempt.wall_s:.1f} s", flush=True)
 
     print(f"{len(ids)} tokens, {spec.name}, protocol {args.protocol}, preset {optim.preset}, "
           f"K {'auto (up to ' + str(args.max_vectors) + ')' if auto else args.vectors}", flush=True)
@@ -191,7 +192,8 @@ def cmd_compress(args) -> int:
                            max_vectors=args.max_vectors if auto else args.vectors,
                            on_attempt=report, progress=progress, counts=None if auto else [args.vectors])
     best = found.best
-    save_vectors(args.out, best.outcome.vectors, lm, args.protocol, ids, best.outcome, preset=optim.preset)
+    # vectors of a failed K decode (at best) the prefix they were fitted to
+    save_vectors(args.out, best.outcome.vectors, lm, args.protocol, ids[: best.L], best.outcome, preset=optim.preset)
     summary = f"{found.steps} optimiser steps in {found.wall_s:.1f} s; wrote {args.out}"
     if found.exact:
         print(f"greedy decoding from K={best.K} vector(s) reproduces the text: {summary}")

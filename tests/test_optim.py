@@ -184,7 +184,7 @@ def test_fewest_vectors_stops_at_the_first_k_that_decodes():
     assert found.exact and found.best.outcome.greedy_exact
     assert [a.K for a in found.attempts][-1] == found.K
     assert all(not a.outcome.greedy_exact for a in found.attempts[:-1])
-    assert found.steps == sum(a.outcome.steps for a in found.attempts)
+    assert found.steps == sum(a.steps for a in found.attempts) >= sum(a.outcome.steps for a in found.attempts)
 
 
 def test_fewest_vectors_that_never_decode_report_the_best_attempt():
@@ -238,3 +238,15 @@ def test_fresh_lr_applies_to_fresh_starts_only_and_stays_out_of_paper_settings()
     assert torch.equal(warm.vectors, warm_fresh.vectors)
     with pytest.raises(ValueError, match="fresh_lr"):
         OptimConfig(fresh_lr=0)
+
+
+def test_each_k_grows_through_prefixes_of_the_text():
+    from memcap.auto_vectors import prefix_lengths
+    assert prefix_lengths(30, "strict") == [8, 16, 30]
+    assert prefix_lengths(16, "paper") == [8, 16]
+    assert prefix_lengths(5, "strict") == [5]
+    lm = tiny()
+    ids = text_ids(lm, n=20)
+    found = fewest_vectors(lm, ids, "strict", 0, OptimConfig(max_steps=2, patience=2), max_vectors=1)
+    (attempt,) = found.attempts
+    assert attempt.L == 8 and not found.exact  # the first prefix failed, so no longer one was tried
