@@ -530,11 +530,16 @@ def precision_records(model):
     """(records file, dataset) of every compress and multivector job of one model."""
     jobs = []
     if model in config["models"]:
-        jobs += [(f"{RESULTS}/compress/{model}/{d}.jsonl", d) for d in config["datasets"]]
+        jobs += [
+            (f"{RESULTS}/compress/{model}/{d}.jsonl", d) for d in config["datasets"]
+        ]
     grid = config["multivector"].get(model)
     if grid:
         jobs += [
-            (f"{RESULTS}/multivector/{model}/{grid['dataset']}/K{K}.jsonl", grid["dataset"])
+            (
+                f"{RESULTS}/multivector/{model}/{grid['dataset']}/K{K}.jsonl",
+                grid["dataset"],
+            )
             for K in grid["vectors"]
             if multivector_lengths(model, K)
         ]
@@ -555,7 +560,8 @@ def precision_input(wildcards):
 
 def precision_summary_input(wildcards):
     """Every model's precision records, the run's records (token gain for Eq. 1) and, when
-    the baselines stage runs, its per-text ratios (the classical compressors beside ours)."""
+    the baselines stage runs, its per-text ratios (the classical compressors beside ours).
+    """
     inputs = {
         "precision": [f"{RESULTS}/precision/{m}.jsonl" for m in precision_models()],
         "records": all_records(),
