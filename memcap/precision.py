@@ -267,7 +267,8 @@ def run_stage(model: str, record_files: list, texts_files: dict, out, *, formats
         rows = run_precision(lm, records, texts, formats, pca, max_samples,
                              progress=lambda i, total: log.info("%d/%d samples", i, total)
                              if i % 50 == 0 or i == total else None)
-    atomic_write_text(Path(out), "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+    # precisions stay in their order, widest first
+    atomic_write_text(Path(out), "".join(json.dumps(r) + "\n" for r in rows))
     log.info("%s: %d lossless samples scored at %s", model, len(rows), ", ".join(formats))
     return Path(out)
 
@@ -408,6 +409,8 @@ def ratio_table(th: pd.DataFrame, classical: pd.DataFrame | None = None) -> pd.D
 def figure(frame: pd.DataFrame, out_dir: Path, name: str = "precision") -> Path:
     """Share of samples still lossless against bits per value (log2), one panel per source,
     one line per model (and K); the dotted line is 99 %."""
+    import matplotlib.ticker
+
     from memcap import figures
 
     with figures._style():
@@ -429,7 +432,9 @@ def figure(frame: pd.DataFrame, out_dir: Path, name: str = "precision") -> Path:
                             color=line.get_color(), ms=4, mfc="none" if row.format == "bfloat16" else None)
             ax.axhline(100 * metrics.LOSSLESS_ACCURACY, color="0.3", ls=":", lw=0.8)
             ax.set_xscale("log", base=2)
-            figures._log2_axis(ax.xaxis)
+            low = 2 ** math.floor(math.log2(rounding["bits"].min()))
+            ax.set_xticks([2 ** k for k in range(int(math.log2(low)), 6)])
+            ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
             ax.set_ylim(-3, 103)
             ax.set_title(source)
             ax.set_xlabel("bits per value (scales included)")
