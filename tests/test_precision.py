@@ -192,3 +192,13 @@ def test_the_report_shows_the_precision_table_figure_and_eq1(stage):
     # without the stage the section says how to turn it on
     context = report.report_context([records])
     assert context["precision"] is None and not context["figures"]["precision"]
+
+
+def test_a_run_without_lossless_samples_says_so(stage, tmp_path):
+    _, records, _, _ = stage
+    paths = precision.write_outputs([], tmp_path)
+    facts = json.loads(paths["summary"].read_text())
+    assert facts["samples"] == 0 and facts["groups"] == []
+    assert "No lossless sample" in paths["table"].read_text() and paths["figure"].is_file()
+    source = report.render_report(report.report_context([records], precision=facts))
+    assert "has no lossless sample" in source and r"\input{tables/precision.tex}" not in source

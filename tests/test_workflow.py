@@ -233,7 +233,7 @@ def test_smoke_runs_to_a_pdf(tmp_path):
     assert r"figures/geometry\_cosine.pdf" in tex and "tables/baselines.tex" in tex
     # precision: 30 steps leave the tiny model nothing lossless, so the stage scores no sample
     assert json.loads((out / "precision/summary.json").read_text())["samples"] == 0
-    assert "tables/precision.tex" in tex and (out / "precision/precision.png").is_file()
+    assert "has no lossless sample" in tex and (out / "precision/precision.png").is_file()
     for bench in ("texts/lee", "random_texts/random-8", "vocab/wordfreq", "compress/tiny-gpt-neox/lee",
                   "multivector/tiny-gpt-neox/lee/K2", "tables", "figures", "report", "geometry", "baselines",
                   "precision/tiny-gpt-neox", "precision_summary"):
