@@ -200,9 +200,9 @@ def run_precision(lm, records: pd.DataFrame, texts: dict[str, list[dict]],
 
     `texts` maps each dataset to its texts rows; lm must be the records' model.
     """
-    formats = [REFERENCE] + [f for f in format_order(formats) if f != REFERENCE]
     for name in formats:
         check_format(name)
+    formats = [REFERENCE] + [f for f in format_order(formats) if f != REFERENCE]
     chosen = lossless_samples(records, max_samples)
     by_id = {d: {str(r["id"]): r["text"] for r in rows} for d, rows in texts.items()}
     rows = [r for _, r in chosen.iterrows()]
