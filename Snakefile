@@ -6,7 +6,8 @@
 #
 # Stages (workflow/rules): data (vocab, texts), models (download), compress (K = 1 grid and
 # multi-vector grid), analysis (tables, figures), geometry (Figures 7-8), baselines (classical
-# compressors, Appendix F), report (PDF). All outputs: results/<run>/.
+# compressors, Appendix F), precision (bits per vector value, this project's extension),
+# report (PDF). All outputs: results/<run>/.
 
 from snakemake.utils import min_version, validate
 
@@ -51,6 +52,7 @@ include: "workflow/rules/compress.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/geometry.smk"
 include: "workflow/rules/baselines.smk"
+include: "workflow/rules/precision.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -64,6 +66,7 @@ localrules:
     tables,
     figures,
     geometry_figures,
+    precision_summary,
     report,
 
 

@@ -37,6 +37,7 @@ PAPER_DIR = Path(__file__).resolve().parents[1] / "paper"
 TEMPLATE = "report.tex.j2"
 TABLE_NAMES = tables.TABLE_NAMES  # table1, summary, multivector, pass_rate, search
 GEOMETRY_FIGURES = ["geometry_cosine", "geometry_interpolation"]  # memcap.geometry
+PRECISION_FIGURES = ["precision"]  # memcap.precision
 LATEXMK_TIMEOUT_S = 600
 LOG_TAIL_LINES = 40
 
@@ -250,6 +251,16 @@ def _geometry(facts: dict | None) -> dict | None:
             "mean_inner": num(facts["mean_inner_accuracy"], 3)}
 
 
+def _precision(facts: dict | None) -> dict | None:
+    """The precision stage's summary.json as display strings; None when it was not run."""
+    if facts is None:
+        return None
+    groups = [{**g, "format": g["format"] or "none",
+               "bits": "n/a" if g["bits"] is None else f"{g['bits']:.2f}"} for g in facts["groups"]]
+    return {**facts, "groups": groups, "pca": [str(r) for r in facts["pca"]],
+            "rounding": [f for f in facts["formats"] if not f.startswith("pca")]}
+
+
 def _search(df: pd.DataFrame) -> list[dict]:
     """The search-mode (model, source, protocol, K) groups, for the text around the table."""
     table = metrics.search_capacity_summary(df)
@@ -293,7 +304,8 @@ def report_context(records: list[Path], run_name: str = "", extra: dict | None =
                    available_tables: set[str] = frozenset(TABLE_NAMES),
                    available_figures: set[str] = frozenset(FIGURE_NAMES),
                    geometry: dict | None = None, baselines: dict | None = None,
-                   budget_reference: list[Path] | None = None) -> dict:
+                   budget_reference: list[Path] | None = None,
+                   precision: dict | None = None) -> dict:
     """Everything the template shows, computed from the records (plain values, unescaped)."""
     df = metrics.load_records(records)
     summary = metrics.summarise(df)
@@ -337,10 +349,11 @@ def report_context(records: list[Path], run_name: str = "", extra: dict | None =
         "extra": {str(k): v for k, v in (extra or {}).items()},
         "tables": {name: name in available_tables for name in TABLE_NAMES},
         "figures": {name: name in available_figures
-                    for name in [*FIGURE_NAMES, *GEOMETRY_FIGURES]},
+                    for name in [*FIGURE_NAMES, *GEOMETRY_FIGURES, *PRECISION_FIGURES]},
         # optional stages: their summary.json facts, or None (the report says "not run")
         "geometry": _geometry(geometry),
         "baselines": baselines,
+        "precision": _precision(precision),
     }
 
 
@@ -385,7 +398,8 @@ def compile_latex(tex_file: Path, log_copy: Path | None = None) -> Path:
 def build_report(tables_dir: Path, figures_dir: Path, records: list[Path], out_pdf: Path,
                  run_name: str = "", extra: dict | None = None,
                  template_dir: Path | None = None, geometry: dict | None = None,
-                 baselines: dict | None = None, budget_reference: list[Path] | None = None) -> Path:
+                 baselines: dict | None = None, budget_reference: list[Path] | None = None,
+                 precision: dict | None = None) -> Path:
     """Render the report for one run and build it to out_pdf.
 
     tables_dir holds write_tables' output (the .tex fragments are included), figures_dir
@@ -396,7 +410,8 @@ def build_report(tables_dir: Path, figures_dir: Path, records: list[Path], out_p
     `geometry` ({"summary", "cosine_pdf", "interpolation_pdf"}) and `baselines`
     ({"summary", "tex"}) name the optional stages' files; None: "not run". `budget_reference`
     names records files of the paper-budget reference (benchmarks/reference.py), shown beside
-    this run's capacities.
+    this run's capacities. `precision` ({"summary", "table_tex", "ratio_tex", "figure_pdf"})
+    names the precision stage's files (memcap.precision).
     """
     tables_dir, figures_dir, out_pdf = Path(tables_dir), Path(figures_dir), Path(out_pdf)
     template_dir = Path(template_dir or PAPER_DIR)
@@ -409,11 +424,16 @@ def build_report(tables_dir: Path, figures_dir: Path, records: list[Path], out_p
         copies["figures/geometry_interpolation.pdf"] = Path(geometry["interpolation_pdf"])
     if baselines:
         copies["tables/baselines.tex"] = Path(baselines["tex"])
+    if precision:
+        copies["tables/precision.tex"] = Path(precision["table_tex"])
+        copies["tables/precision_ratio.tex"] = Path(precision["ratio_tex"])
+        copies["figures/precision.pdf"] = Path(precision["figure_pdf"])
     read = lambda stage: json.loads(Path(stage["summary"]).read_text()) if stage else None  # noqa: E731
     shown = have_figures | (set(GEOMETRY_FIGURES) if geometry else set())
+    shown |= set(PRECISION_FIGURES) if precision else set()
     context = report_context(records, run_name, extra, have_tables, shown,
                              geometry=read(geometry), baselines=read(baselines),
-                             budget_reference=budget_reference)
+                             budget_reference=budget_reference, precision=read(precision))
     source = render_report(context, template_dir)
     tex_out = out_pdf.parent / "report.tex"
     tex_out.write_text(source, encoding="utf-8")

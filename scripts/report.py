@@ -16,5 +16,6 @@ build_report(
     extra=snakemake.params.settings,
     geometry=snakemake.params.geometry or None,
     baselines=snakemake.params.baselines or None,
+    precision=snakemake.params.precision or None,
     budget_reference=[Path(p) for p in snakemake.input.budget_reference],
 )

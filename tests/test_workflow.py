@@ -240,8 +240,12 @@ def test_smoke_runs_to_a_pdf(tmp_path):
     assert json.loads((out / "baselines/summary.json").read_text())["arithmetic_exact"] == 5
     tex = (out / "report/report.tex").read_text()
     assert r"figures/geometry\_cosine.pdf" in tex and "tables/baselines.tex" in tex
+    # precision: 30 steps leave the tiny model nothing lossless, so the stage scores no sample
+    assert json.loads((out / "precision/summary.json").read_text())["samples"] == 0
+    assert "has no lossless sample" in tex and (out / "precision/precision.png").is_file()
     for bench in ("texts/lee", "random_texts/random-8", "vocab/wordfreq", "compress/tiny-gpt-neox/lee",
-                  "multivector/tiny-gpt-neox/lee/K2", "tables", "figures", "report", "geometry", "baselines"):
+                  "multivector/tiny-gpt-neox/lee/K2", "tables", "figures", "report", "geometry", "baselines",
+                  "precision/tiny-gpt-neox", "precision_summary"):
         assert (out / f"benchmarks/{bench}.tsv").is_file(), bench
     assert (out / "logs/compress/tiny-gpt-neox/lee.log").is_file()
     # the HTML report of snakemake --report shows the figures with their captions
@@ -252,6 +256,49 @@ def test_smoke_runs_to_a_pdf(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-5000:]
     assert "accuracy_vs_length.png" in html.read_text(errors="replace")
+
+
+def test_precision_plans_one_job_per_model_and_is_skipped_when_off(tmp_path):
+    on = plan(write_config("smoke", tmp_path / "on.yaml", multivector={"tiny-llama": {"dataset": "lee", "vectors": [2]}}))
+    jobs = {j["wildcards"]["model"]: j for j in on if j["rule"] == "precision"}
+    assert set(jobs) == {"tiny-gpt-neox", "tiny-llama"}
+    assert jobs["tiny-gpt-neox"]["params"]["datasets"] == ["lee", "random"]
+    assert jobs["tiny-gpt-neox"]["params"]["formats"] == ["bfloat16", "float16", "int8", "int4"]
+    assert any(p.endswith("texts/random-8.jsonl") for p in jobs["tiny-gpt-neox"]["input"])
+    assert [p for p in jobs["tiny-llama"]["input"] if p.endswith(".jsonl") and "texts" not in p] == [
+        "results/smoke/multivector/tiny-llama/lee/K2.jsonl"]  # fmt: skip
+    summary = next(j for j in on if j["rule"] == "precision_summary")
+    assert "results/smoke/baselines/rows.csv" in summary["input"]  # the classical ratios beside
+    off = plan(write_config("smoke", tmp_path / "off.yaml", precision={}))
+    assert not {"precision", "precision_summary"} & {j["rule"] for j in off}
+
+
+@pytest.mark.slow
+def test_precision_stage_on_lossless_vectors_runs_to_the_report(tmp_path):
+    """A budget that lets tiny-llama decode 4-token texts: the stage rounds real lossless
+    vectors, and the report shows its tables beside the classical compressors."""
+    cfg = write_config(
+        "smoke", tmp_path / "precision.yaml", run="precision", lengths=[4, 8], models={"tiny-llama": {}},
+        datasets={"lee": {"source": "package", "package": "gensim", "file": "test/test_data/lee_background.cor",
+                          "samples": 3}},
+        multivector={}, geometry={}, baselines={"model": "tiny-llama"},
+        optim={"lr": 0.3, "max_steps": 200, "patience": 200}, precision={"enabled": True, "pca": [1]},
+    )  # fmt: skip
+    proc = snakemake("--cores", "2", "--snakefile", ROOT / "Snakefile", "--directory", tmp_path,
+                     "--configfile", cfg, cwd=tmp_path, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-5000:]
+    out = tmp_path / "results/precision"
+    source = [json.loads(x) for x in (out / "compress/tiny-llama/lee.jsonl").read_text().splitlines()]
+    rows = [json.loads(x) for x in (out / "precision/tiny-llama.jsonl").read_text().splitlines()]
+    lossless = sorted((r["L"], r["sample_id"]) for r in source if r["max_accuracy"] >= 0.99)
+    assert lossless and sorted((r["L"], r["sample_id"]) for r in rows) == lossless
+    assert all(list(r["precisions"]) == ["float32", "bfloat16", "float16", "int8", "int4", "pca1"] for r in rows)
+    shares = pd.read_csv(out / "precision/shares.csv")
+    assert (shares[shares.format == "float32"].share_lossless == 1.0).all()
+    ratio = pd.read_csv(out / "precision/ratio.csv", dtype=str, keep_default_na=False).iloc[0]
+    assert ratio["lzma"] != "n/a"  # the baselines stage's ratio on the same model and source
+    tex = (out / "report/report.tex").read_text()
+    assert r"\input{tables/precision_ratio.tex}" in tex and "figures/precision.pdf" in tex
 
 
 @pytest.mark.slow

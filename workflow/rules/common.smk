@@ -524,3 +524,71 @@ def baselines_input(wildcards):
         "records": [f"{RESULTS}/compress/{model}/{d}.jsonl" for d in datasets],
         "texts": [texts_path(d, model) for d in datasets],
     } | model_input(model)
+
+
+# --- optional stage: precision of the vectors (this project's extension) ------------------
+
+
+def precision_models():
+    """Every model with records: the K = 1 grid's and the multi-vector grids'."""
+    if not config["precision"]["enabled"]:
+        return []
+    return list(dict.fromkeys([*config["models"], *config["multivector"]]))
+
+
+def precision_records(model):
+    """(records file, dataset) of every compress and multivector job of one model."""
+    jobs = []
+    if model in config["models"]:
+        jobs += [
+            (f"{RESULTS}/compress/{model}/{d}.jsonl", d) for d in config["datasets"]
+        ]
+    grid = config["multivector"].get(model)
+    if grid:
+        jobs += [
+            (
+                f"{RESULTS}/multivector/{model}/{grid['dataset']}/K{K}.jsonl",
+                grid["dataset"],
+            )
+            for K in grid["vectors"]
+            if multivector_lengths(model, K)
+        ]
+    return jobs
+
+
+def precision_datasets(model):
+    return list(dict.fromkeys(d for _, d in precision_records(model)))
+
+
+def precision_input(wildcards):
+    model = wildcards.model
+    return {
+        "records": [r for r, _ in precision_records(model)],
+        "texts": [texts_path(d, model) for d in precision_datasets(model)],
+    } | model_input(model)
+
+
+def precision_summary_input(wildcards):
+    """Every model's precision records, the run's records (token gain for Eq. 1) and, when
+    the baselines stage runs, its per-text ratios (the classical compressors beside ours).
+    """
+    inputs = {
+        "precision": [f"{RESULTS}/precision/{m}.jsonl" for m in precision_models()],
+        "records": all_records(),
+    }
+    if baselines_outputs():
+        inputs["baselines_rows"] = f"{RESULTS}/baselines/rows.csv"
+        inputs["baselines_summary"] = baselines_outputs()["summary"]
+    return inputs
+
+
+def precision_outputs():
+    """Files of the precision stage the report shows; empty when the stage is not run."""
+    if not config["precision"]["enabled"]:
+        return {}
+    return {
+        "summary": f"{RESULTS}/precision/summary.json",
+        "table_tex": f"{RESULTS}/precision/table.tex",
+        "ratio_tex": f"{RESULTS}/precision/ratio.tex",
+        "figure_pdf": f"{RESULTS}/precision/precision.pdf",
+    }

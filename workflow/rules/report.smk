@@ -8,6 +8,7 @@ rule report:
         records=all_records(),
         geometry=list(geometry_outputs().values()),
         baselines=list(baselines_outputs().values()),
+        precision=list(precision_outputs().values()),
         budget_reference=config["budget_reference"],
     output:
         pdf=report(
@@ -26,5 +27,6 @@ rule report:
         settings=report_settings(),
         geometry=geometry_outputs(),
         baselines=baselines_outputs(),
+        precision=precision_outputs(),
     script:
         "../../scripts/report.py"

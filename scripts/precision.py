@@ -1,0 +1,37 @@
+"""Rules precision and precision_summary: rounded [mem] vectors scored again (memcap.precision)."""
+
+import sys
+from pathlib import Path
+
+if snakemake.rule == "precision":
+    from memcap.download import start_model_job
+
+    # before transformers is imported (and before CUDA starts: the job's card is chosen here)
+    start_model_job(snakemake.log[0], snakemake.params.cache_dir, gpu=snakemake.resources.get("gpu", 0))
+
+    from memcap.precision import run_stage
+
+    p = snakemake.params
+    run_stage(
+        snakemake.wildcards.model,
+        list(snakemake.input.records),
+        dict(zip(p.datasets, snakemake.input.texts)),
+        snakemake.output.records,
+        formats=list(p.formats),
+        pca=list(p.pca),
+        max_samples=p.max_samples,
+        device=p.device,
+        models_file=p.models_file,
+        threads=snakemake.threads,
+    )
+else:
+    sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)
+
+    from memcap.precision import summary_stage
+
+    summary_stage(
+        list(snakemake.input.precision),
+        list(snakemake.input.records),
+        Path(snakemake.output.summary).parent,
+        baselines_rows=snakemake.input.get("baselines_rows"),
+    )
