@@ -21,7 +21,7 @@ DEFAULT_MODELS_FILE = Path("config/models.yaml")  # relative to where memcap run
 
 OPTIM_OPTIONS = [  # flag, type, OptimConfig key, help
     ("--lr", float, "lr", "AdamW learning rate"),
-    ("--fresh-lr", float, "fresh_lr", "learning rate from the random init (warm starts keep --lr; None: --lr)"),
+    ("--fresh-lr", float, "fresh_lr", "learning rate from a random init; warm starts keep the other (None: the same)"),
     ("--beta1", float, "beta1", "AdamW beta1"),
     ("--beta2", float, "beta2", "AdamW beta2"),
     ("--weight-decay", float, "weight_decay", "AdamW weight decay"),
