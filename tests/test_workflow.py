@@ -100,8 +100,9 @@ def test_paper_dry_run_cli():
 
 
 @pytest.mark.parametrize("name", ["demo", "smoke"])
-def test_offline_plans(name):
-    jobs = plan(ROOT / "config" / f"{name}.yaml")
+def test_offline_plans(name, tmp_path):
+    # planned in an empty folder: a user's own results/ must not change (or refuse) the plan
+    jobs = plan(write_config(name, tmp_path / "config.yaml"), workdir=tmp_path)
     rules = Counter(j["rule"] for j in jobs)
     assert rules["download"] == 0  # gguf and random models need no download
     assert rules["compress"] == 2
