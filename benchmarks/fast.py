@@ -48,6 +48,8 @@ def main() -> None:
     parser.add_argument("--patience", type=int, help="override the preset's patience")
     parser.add_argument("--set", default="", metavar="KEY=VALUE,...",
                         help="override any other OptimConfig keys, e.g. schedule=constant,warmup=0")
+    parser.add_argument("--fails", type=int, default=1, help="failing grid lengths in a row before a text "
+                        "stops (default %(default)s; the reference uses 2)")
     parser.add_argument("--batch-size", type=int, default=16, help="texts per batch (default %(default)s)")
     parser.add_argument("--device", default="cpu", help="default %(default)s (the reference ran on the CPU)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default %(default)s, as the reference)")
@@ -78,7 +80,7 @@ def main() -> None:
                   file=sys.stderr, flush=True)
 
     results = search_capacity(lm, ids, 1, "paper", seed, optim, lengths_grid=grid, batch_size=args.batch_size,
-                              on_attempts=progress)
+                              on_attempts=progress, fails=args.fails)
     wall = time.perf_counter() - t0
     settings = {k: v for k, v in optim.as_dict().items() if k != "preset"}
     print(f"model {spec.name}, {len(rows)} texts, K=1, paper protocol, grid {grid}, preset {optim.preset} "

@@ -85,9 +85,10 @@ class _Text:
     """Search state of one text: the bracket (lo lossless, hi failing) and the next length."""
 
     def __init__(self, index, n_tokens, grid, start, growth, resolution, max_length, min_length,
-                 retry_fresh=True):
+                 retry_fresh=True, fails=1):
         self.result = SearchResult(index)
         self.retry_fresh = retry_fresh
+        self.fails, self.failed = fails, 0  # failing lengths allowed in a row, and so far
         self.retrying = False  # the next attempt restarts `next` from a random init
         self.n_tokens, self.grid = n_tokens, grid
         self.growth, self.resolution = growth, resolution
@@ -119,7 +120,8 @@ class _Text:
 
     def _bisect(self) -> int | None:
         if self.grid and self.resolution is None:
-            inside = [L for L in self.grid if self.lo < L < self.hi]
+            # growth took every grid length up to hi (those skipped by `fails` failed already)
+            inside = [L for L in self.grid if self.lo < L < self.hi and self.fails == 1]
             return inside[len(inside) // 2] if inside else None
         step = self.resolution or 1
         if self.hi - self.lo <= step:
@@ -141,6 +143,7 @@ class _Text:
                 raise ValueError(f"lossless attempt at L={attempt.L} has no vectors to warm-start from")
             self.lo, self.lo_vectors = attempt.L, attempt.vectors
             self.result.capacity = attempt.L
+            self.failed = 0
         elif attempt.warm_start is not None and attempt.stop_reason == "patience" and self.retry_fresh:
             # vectors that encode the prefix can sit in a basin the longer text cannot leave
             # (seen on SmolLM2: a warm start at 8 tokens never improved, where fresh starts
@@ -149,6 +152,14 @@ class _Text:
             self.retrying, self.next = True, attempt.L
             return
         else:
+            self.failed += 1
+            if self.grid and self.failed < self.fails:
+                # capacity is not monotone in L (seen on SmolLM2 at the paper's budget: a text
+                # failed at 12 tokens, then passed 16 to 32), so a grid search may skip a failure
+                later = [L for L in self.grid if L > attempt.L]
+                if later:
+                    self.next = later[0]
+                    return self._check_next()
             self.hi = attempt.L
         self.next = self._grow() if self.hi is None else self._bisect()
         if self.next is None:
@@ -177,6 +188,7 @@ def search_capacity(
     on_attempts: Callable[[list[tuple[SearchResult, Attempt]]], None] | None = None,
     history: dict[int, list[Attempt]] | None = None,
     retry_fresh: bool = True,
+    fails: int = 1,
 ) -> list[SearchResult]:
     """Search every text's capacity; one SearchResult per text, in input order.
 
@@ -194,6 +206,9 @@ def search_capacity(
     retry_fresh: a warm-started attempt that fails by `patience` (stuck, not out of steps) is
     run once more from the seeded random init (the grid's own start at that length) before
     the length counts as failed.
+    fails: grid mode stops a text after this many failing grid lengths in a row (the paper-
+    budget reference's rule, benchmarks/reference.py, uses 2); each next length starts from
+    the last lossless vectors. 1: at the first failure.
     """
     optim = optim or OptimConfig()
     first = first_scored(protocol)
@@ -205,6 +220,8 @@ def search_capacity(
         grid = None
         if start < first + 1 or growth <= 1:
             raise ValueError(f"need start >= {first + 1} and growth > 1, got start={start}, growth={growth}")
+    if fails < 1:
+        raise ValueError(f"fails must be >= 1, got {fails}")
     if resolution is not None and resolution < 1:
         raise ValueError(f"resolution must be >= 1 tokens, got {resolution}")
     if max_length is None:
@@ -214,7 +231,7 @@ def search_capacity(
     if not callable(seeds) and len(seeds) != len(texts_ids):
         raise ValueError("one seed per text is needed")
     states = [
-        _Text(i, len(ids), grid, start, growth, resolution, max_length, first + 1, retry_fresh)
+        _Text(i, len(ids), grid, start, growth, resolution, max_length, first + 1, retry_fresh, fails)
         for i, ids in enumerate(texts_ids)
     ]
     for i, done in (history or {}).items():

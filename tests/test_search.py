@@ -1,5 +1,6 @@
 """Capacity search (memcap.search) and its job mode, on tiny random models."""
 
+import dataclasses
 import functools
 from pathlib import Path
 
@@ -248,3 +249,26 @@ def test_workflow_passes_compress_mode_and_keeps_random_text_on_the_grid(tmp_pat
     compress_jobs = [j for j in plan(config) if j["rule"] == "compress"]
     modes = {j["wildcards"]["dataset"]: j["params"]["mode"] for j in compress_jobs}
     assert modes == {"lee": "search", "random": "grid"}
+
+
+def test_fails_lets_a_grid_search_step_over_one_failing_length():
+    """Capacity is not monotone in L; with fails=2 a text goes on after one failing length,
+    from the last lossless vectors, and stops after two in a row (the reference's rule)."""
+    lm = tiny()
+    texts = lee_ids(lm, n=1)
+    optim = OptimConfig(lr=0.1, max_steps=80, patience=30)
+
+    def fails_at_8(lm, ids, K, protocol, seeds, optim, init=None):  # one step only at L=8: a real, failing run
+        short = dataclasses.replace(optim, max_steps=1)
+        return compress(lm, ids, K, protocol, seeds, short if len(ids[0]) == 8 else optim, init=init)
+
+    (plain,) = search_capacity(lm, texts, 4, "paper", [1], optim, lengths_grid=GRID[:3], runner=fails_at_8)
+    assert [(a.L, a.lossless) for a in plain.attempts] == [(4, True), (8, False)] and plain.capacity == 4
+    (r,) = search_capacity(lm, texts, 4, "paper", [1], optim, lengths_grid=GRID[:3], runner=fails_at_8, fails=2)
+    assert [(a.L, a.lossless, a.warm_start) for a in r.attempts] == [(4, True, None), (8, False, 4), (12, True, 4)]
+    assert r.capacity == 12 and r.stop_reason == "grid_end"
+    (again,) = search_capacity(lm, texts, 4, "paper", [1], optim, lengths_grid=GRID[:3], runner=fails_at_8, fails=2,
+                               history={0: r.attempts})
+    assert [a.L for a in again.attempts] == [4, 8, 12] and again.capacity == 12
+    with pytest.raises(ValueError, match="fails must be >= 1"):
+        search_capacity(lm, texts, 4, "paper", [1], optim, lengths_grid=GRID[:3], fails=0)
