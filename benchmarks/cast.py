@@ -20,9 +20,10 @@ import time
 
 import torch
 
+from common import shape_spec
 from memcap.corpora import lee_articles
 from memcap.engine import OptimConfig, compress
-from memcap.models import cast_frozen_weights, load_model, load_registry, resolve_model
+from memcap.models import cast_frozen_weights, load_model
 
 
 def weights_mib(model: torch.nn.Module) -> float:
@@ -56,12 +57,9 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    spec = resolve_model(args.model, load_registry("config/models.yaml"))
+    spec, full_layers = shape_spec(args.model, args.layers)
     if not spec.autocast:  # the Pythia shapes run float32 in the registry; bf16 autocast for this comparison
         spec = dataclasses.replace(spec, autocast="bfloat16")
-    full_layers = spec.num_layers
-    if args.layers:
-        spec = dataclasses.replace(spec, num_layers=args.layers)
     lm = load_model(spec, args.device, cpu_autocast=True)
     texts = [ids[: args.length] for ids in map(lm.tokenize, lee_articles()) if len(ids) >= args.length]
     texts = texts[: args.texts]

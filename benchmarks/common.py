@@ -11,6 +11,7 @@ a host sync every step, paper protocol, stop when the best accuracy reaches 1.0 
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 from contextlib import nullcontext
 from pathlib import Path
@@ -19,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from memcap.engine import OptimConfig
+from memcap.models import load_registry, resolve_model
 
 
 def reset_peak(device: torch.device) -> None:
@@ -33,13 +35,35 @@ def reset_peak(device: torch.device) -> None:
             pass
 
 
-def peak_mib(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated() / 2**20
+def _status_mib(field: str) -> float:
+    """A memory field of /proc/self/status (Linux) in MiB; NaN elsewhere."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def peak_mib(device: torch.device) -> float:
+    """Peak memory since reset_peak: allocator peak on CUDA, peak resident set on the CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    return _status_mib("VmHWM")
+
+
+def held_mib(device: torch.device) -> float:
+    """Memory held now: allocated tensors on CUDA, the resident set on the CPU."""
+    if device.type == "cuda":
+        return torch.cuda.memory_allocated() / 2**20
+    return _status_mib("VmRSS")
+
+
+def shape_spec(name: str, layers: int | None):
+    """The registry's spec of `name`, cut to `layers` layers if given; and its full layer count."""
+    spec = resolve_model(name, load_registry("config/models.yaml"))
+    full_layers = spec.num_layers
+    if layers:
+        spec = dataclasses.replace(spec, num_layers=layers)
+    return spec, full_layers
 
 
 def save_plain(model, folder) -> None:

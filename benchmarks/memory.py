@@ -22,31 +22,19 @@ measured batches: weights + B x (step memory of batch 2 - batch 1) + the rest of
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import gc
 import math
 import os
 import sys
 import time
 from contextlib import nullcontext
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from common import peak_mib, reset_peak
+from common import held_mib, peak_mib, reset_peak, shape_spec
 from memcap.engine import OptimConfig, score
-from memcap.models import LOGITS_MIB, load_model, load_registry, resolve_model
-
-
-def held_mib(device: torch.device) -> float:
-    """Memory held now: allocated tensors on CUDA, the resident set on the CPU."""
-    if device.type == "cuda":
-        return torch.cuda.memory_allocated() / 2**20
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+from memcap.models import LOGITS_MIB, load_model
 
 
 def authors_step(lm, ids: torch.Tensor, mem: torch.Tensor) -> None:
@@ -108,10 +96,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    spec = resolve_model(args.model, load_registry("config/models.yaml"))
-    full_layers = spec.num_layers
-    if args.layers:
-        spec = dataclasses.replace(spec, num_layers=args.layers)
+    spec, full_layers = shape_spec(args.model, args.layers)
     lm = load_model(spec, args.device)
     lm.model.requires_grad_(False)
     device = lm.device

@@ -120,8 +120,9 @@ class _Text:
 
     def _bisect(self) -> int | None:
         if self.grid and self.resolution is None:
-            # growth took every grid length up to hi (those skipped by `fails` failed already)
-            inside = [L for L in self.grid if self.lo < L < self.hi and self.fails == 1]
+            if self.fails > 1:  # growth tried every grid length up to hi; those it skipped failed
+                return None
+            inside = [L for L in self.grid if self.lo < L < self.hi]
             return inside[len(inside) // 2] if inside else None
         step = self.resolution or 1
         if self.hi - self.lo <= step:
