@@ -50,6 +50,8 @@ def main() -> None:
                         help="override any other OptimConfig keys, e.g. schedule=constant,warmup=0")
     parser.add_argument("--fails", type=int, default=1, help="failing grid lengths in a row before a text "
                         "stops (default %(default)s; the reference uses 2)")
+    parser.add_argument("--no-retry-fresh", dest="retry_fresh", action="store_false",
+                        help="a stuck warm start fails its length at once (default: retried from a fresh init)")
     parser.add_argument("--batch-size", type=int, default=16, help="texts per batch (default %(default)s)")
     parser.add_argument("--device", default="cpu", help="default %(default)s (the reference ran on the CPU)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default %(default)s, as the reference)")
@@ -80,11 +82,13 @@ def main() -> None:
                   file=sys.stderr, flush=True)
 
     results = search_capacity(lm, ids, 1, "paper", seed, optim, lengths_grid=grid, batch_size=args.batch_size,
-                              on_attempts=progress, fails=args.fails)
+                              on_attempts=progress, fails=args.fails,
+                              retry_fresh=args.retry_fresh)
     wall = time.perf_counter() - t0
     settings = {k: v for k, v in optim.as_dict().items() if k != "preset"}
     print(f"model {spec.name}, {len(rows)} texts, K=1, paper protocol, grid {grid}, preset {optim.preset} "
-          f"{settings}, device {lm.device}, torch threads {torch.get_num_threads()}")
+          f"{settings}, fails {args.fails}, retry fresh {args.retry_fresh}, device {lm.device}, "
+          f"torch threads {torch.get_num_threads()}")
     position = {L: j for j, L in enumerate([0, *grid])}
     counted, within, ref_steps, ref_wall, our_steps = 0, 0, 0, 0.0, 0
     for row, r in zip(rows, results):

@@ -112,6 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cast-weights", action="store_true",
                    help="keep the frozen linear weights in the registry's autocast dtype (CUDA) instead "
                         "of casting them every forward; recorded in the job's settings")
+    p.add_argument("--fails", type=int, default=1,
+                   help="search: failing lengths in a row before a text stops (default %(default)s)")
+    p.add_argument("--no-retry-fresh", dest="retry_fresh", action="store_false",
+                   help="search: a stuck warm start fails its length at once (default: retried from a fresh init)")
     _optim_args(p, preset="paper")
     return parser
 
@@ -239,6 +243,7 @@ def cmd_job(args) -> None:
         protocol=args.protocol, optim=_optim(args), batch_size=args.batch_size,
         max_samples=args.max_samples, device=args.device, models_file=args.models_file,
         dataset=args.dataset, threads=args.threads, mode=args.mode, cast_weights=args.cast_weights,
+        search={"fails": args.fails, "retry_fresh": args.retry_fresh},
     )
 
 

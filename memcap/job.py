@@ -135,16 +135,38 @@ def _plan(rows, lengths, vectors, done):
     return [g for g in groups if g]
 
 
+SEARCH_DEFAULTS = {"fails": 1, "retry_fresh": True}  # memcap.search.search_capacity's
+
+
+def search_settings(search: dict | None) -> dict:
+    """The capacity search's settings (SEARCH_DEFAULTS filled in); bad keys or values fail here."""
+    search = {k: v for k, v in dict(search or {}).items() if v is not None}
+    unknown = set(search) - set(SEARCH_DEFAULTS)
+    if unknown:
+        raise ValueError(f"unknown search key(s) {sorted(unknown)}; allowed: {sorted(SEARCH_DEFAULTS)}")
+    search = {**SEARCH_DEFAULTS, **search}
+    if not isinstance(search["fails"], int) or isinstance(search["fails"], bool) or search["fails"] < 1:
+        raise ValueError(f"search fails must be an integer >= 1, got {search['fails']!r}")
+    if not isinstance(search["retry_fresh"], bool):
+        raise ValueError(f"search retry_fresh must be true or false, got {search['retry_fresh']!r}")
+    return search
+
+
 def job_fingerprint(spec, protocol: str, optim: OptimConfig, dataset: str, mode: str, lengths,
-                    cast_weights: bool = False) -> dict:
+                    cast_weights: bool = False, search: dict | None = None) -> dict:
     """What a job's numbers depend on; its parts folder keeps it (job.json) and a job whose
     fingerprint differs refuses to resume there. The workflow checks it before any job runs
-    (workflow/rules/common.smk, check_results). `lengths`: every length of the job."""
+    (workflow/rules/common.smk, check_results). `lengths`: every length of the job. `search`:
+    the capacity search's settings (search_settings), part of it in search mode only where
+    they differ from SEARCH_DEFAULTS, so search jobs made before they existed still resume."""
     # `compile` only changes how fast the numbers come
     model_settings = {k: v for k, v in asdict(spec).items() if k != "compile"}
     fingerprint = {"model": model_settings, "protocol": protocol, "optim": optim.as_dict(), "dataset": dataset}
     if mode != "grid":  # grid parts keep their old fingerprint; a search never resumes over them
         fingerprint.update(mode=mode, lengths=sorted(lengths))
+        changed = {k: v for k, v in search_settings(search).items() if v != SEARCH_DEFAULTS[k]}
+        if changed:
+            fingerprint["search"] = changed
     if cast_weights:  # only when on: the fingerprints of jobs made before the option stay the same
         fingerprint["cast_weights"] = True
     return fingerprint
@@ -168,6 +190,7 @@ def run_job(
     progress: bool = True,
     mode: str = "grid",
     cast_weights: bool = False,
+    search: dict | None = None,
 ) -> Path:
     """Compress every (K, L, text) of the grid not already done; write the records to `out`.
 
@@ -175,6 +198,8 @@ def run_job(
     text's capacity through `lengths` instead (one record per attempt, module docstring).
     cast_weights: keep the frozen linear weights in the registry's autocast dtype
     (memcap.models.cast_frozen_weights; only where autocast applies, i.e. on CUDA).
+    search: the capacity search's `fails` and `retry_fresh` (memcap.search.search_capacity;
+    SEARCH_DEFAULTS where left out); search mode only.
     """
     if mode not in MODES:
         raise ValueError(f"mode {mode!r} is not one of {', '.join(MODES)}")
@@ -182,6 +207,7 @@ def run_job(
         raise ValueError("mode 'search' needs lengths to search through; random text has one length per text")
     first = first_scored(protocol)
     optim = optim if isinstance(optim, OptimConfig) else OptimConfig.from_dict(optim)
+    search = search_settings(search)
     vectors = [int(k) for k in vectors]
     if not vectors or min(vectors) < 1:
         raise ValueError(f"vectors (K) must be integers >= 1, got {vectors}")
@@ -208,12 +234,12 @@ def run_job(
     if threads:
         torch.set_num_threads(threads)
 
-    fingerprint = job_fingerprint(spec, protocol, optim, dataset, mode, all_lengths, cast_weights)
+    fingerprint = job_fingerprint(spec, protocol, optim, dataset, mode, all_lengths, cast_weights, search)
     store = PartStore(out.with_suffix(".parts"), fingerprint=fingerprint)
     load = functools.partial(load_model, spec, device, cast_weights=cast_weights)
     if mode == "search":
         return _run_search(store, out, spec, rows, all_lengths, vectors, protocol, optim, batch_size,
-                           dataset, load, progress)
+                           dataset, load, progress, search)
     done = store.done_keys()
     groups = _plan(rows, lengths, vectors, done)
     todo = sum(len(g) for g in groups)
@@ -242,7 +268,8 @@ def _check_context(lm: LoadedModel, vectors, lengths) -> None:
         )
 
 
-def _run_search(store, out, spec, rows, lengths, vectors, protocol, optim, batch_size, dataset, load, progress):
+def _run_search(store, out, spec, rows, lengths, vectors, protocol, optim, batch_size, dataset, load, progress,
+                search):
     """Search mode: every text's capacity per K (memcap.search), one part per batch of attempts.
 
     Resumes: a text whose search a kill interrupted replays its recorded attempts (and the
@@ -274,7 +301,7 @@ def _run_search(store, out, spec, rows, lengths, vectors, protocol, optim, batch
                     row = _group[res.index]
                     record = _record(shared, row, _K, a.L, _ids[res.index][: a.L], a.seed, a.outcome,
                                      len(pairs), first, lm.tokenizer)
-                    record.update(mode="search", warm_start=a.warm_start, retry=a.retry,
+                    record.update(mode="search", search=search, warm_start=a.warm_start, retry=a.retry,
                                   capacity=res.capacity if res.done else None,
                                   vectors=f"{part}.safetensors", vectors_key=key)
                     records.append(record)
@@ -293,7 +320,7 @@ def _run_search(store, out, spec, rows, lengths, vectors, protocol, optim, batch
             results = search_capacity(
                 lm, ids, K, protocol, seed, optim, lengths_grid=lengths,
                 batch_size=batch_size, runner=functools.partial(compress_splitting, limit=limit),
-                on_attempts=write, history=history,
+                on_attempts=write, history=history, **search,
             )
             caps = sorted(r.capacity for r in results)
             log.info("K=%d: capacity of %d texts: median %s, min %d, max %d, %d optimiser steps",
@@ -416,7 +443,8 @@ def _record(shared, row, K, L, ids, seed, outcome: Outcome | None, batch, first,
         scored=len(ids) - first,
         seed=seed,
         batch_size=batch,
-        mode="grid",  # search mode overrides these four (docs/records.md)
+        mode="grid",  # search mode overrides these five (docs/records.md)
+        search=None,
         warm_start=None,
         retry=0,
         capacity=None,

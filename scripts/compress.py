@@ -23,4 +23,5 @@ run_job(
     progress=False,
     mode=snakemake.params.mode,
     cast_weights=snakemake.params.cast_weights,
+    search=dict(snakemake.params.search),
 )

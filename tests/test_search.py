@@ -2,6 +2,7 @@
 
 import dataclasses
 import functools
+import json
 from pathlib import Path
 
 import pytest
@@ -249,6 +250,37 @@ def test_workflow_passes_compress_mode_and_keeps_random_text_on_the_grid(tmp_pat
     compress_jobs = [j for j in plan(config) if j["rule"] == "compress"]
     modes = {j["wildcards"]["dataset"]: j["params"]["mode"] for j in compress_jobs}
     assert modes == {"lee": "search", "random": "grid"}
+    assert all(j["params"]["search"] == {"fails": 1, "retry_fresh": True} for j in compress_jobs)
+    config = write_config("smoke", tmp_path / "fails.yaml",
+                          compress={**smoke["compress"], "mode": "search", "search": {"fails": 2}})
+    assert {j["rule"]: j["params"]["search"]["fails"] for j in plan(config) if j["rule"] == "compress"} == {
+        "compress": 2}
+
+
+def test_search_settings_enter_the_fingerprint_only_away_from_their_defaults(tmp_path):
+    from memcap.job import job_fingerprint, search_settings
+    from memcap.models import load_registry
+
+    spec = load_registry(MODELS)["tiny-llama"]
+    plain = job_fingerprint(spec, "paper", OPTIM, "lee", "search", [4, 8])
+    assert "search" not in plain  # search jobs made before the settings existed still resume
+    assert job_fingerprint(spec, "paper", OPTIM, "lee", "search", [4, 8],
+                           search={"fails": 1, "retry_fresh": True}) == plain
+    assert job_fingerprint(spec, "paper", OPTIM, "lee", "search", [4, 8], search={"fails": 2}) == dict(
+        plain, search={"fails": 2})
+    assert "search" not in job_fingerprint(spec, "paper", OPTIM, "lee", "grid", [4], search={"fails": 2})
+    with pytest.raises(ValueError, match="fails must be an integer >= 1, got 0"):
+        search_settings({"fails": 0})
+    with pytest.raises(ValueError, match=r"unknown search key\(s\) \['patience'\]; allowed"):
+        search_settings({"patience": 3})
+    texts = write_texts(tmp_path / "lee.jsonl", n=2)
+    args = dict(lengths=GRID[:2], vectors=[4], optim=OPTIM, models_file=MODELS, progress=False, mode="search")
+    out = run_job("tiny-llama", texts, tmp_path / "s.jsonl", **args)
+    assert {json.dumps(r["search"]) for r in read_jsonl(out)} == {'{"fails": 1, "retry_fresh": true}'}
+    parts = sorted(p.name for p in out.with_suffix(".parts").iterdir())
+    with pytest.raises(ValueError, match="different settings.*search"):
+        run_job("tiny-llama", texts, out, search={"fails": 2}, **args)
+    assert sorted(p.name for p in out.with_suffix(".parts").iterdir()) == parts
 
 
 def test_fails_lets_a_grid_search_step_over_one_failing_length():

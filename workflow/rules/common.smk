@@ -177,6 +177,7 @@ def _config_key(setting, model, lengths_key):
         "mode": "compress.mode",
         "lengths": lengths_key,
         "cast_weights": "compress.cast_weights",
+        "search": f"compress.{setting}",
     }.get(top, setting)
 
 
@@ -217,6 +218,7 @@ def check_results():
             mode,
             lengths or [],
             config["compress"]["cast_weights"],
+            config["compress"]["search"],
         )
         changed = changed_settings(stored_fingerprint(parts), now)
         # a preset changes many values at once: name the key that was set, first

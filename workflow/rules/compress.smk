@@ -32,6 +32,7 @@ rule compress:
         ),
         device=config["compress"]["device"],
         cast_weights=config["compress"]["cast_weights"],
+        search=config["compress"]["search"],
         models_file=config["models_file"],
         cache_dir=config["cache_dir"],
     script:
@@ -65,6 +66,7 @@ rule multivector:
         ),
         device=config["compress"]["device"],
         cast_weights=config["compress"]["cast_weights"],
+        search=config["compress"]["search"],
         models_file=config["models_file"],
         cache_dir=config["cache_dir"],
     script:
