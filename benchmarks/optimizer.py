@@ -5,6 +5,8 @@
         --max-steps 400 --configs paper fast lr=0.1 lr=0.1,margin=1      # the reference's texts
     python benchmarks/optimizer.py --configs paper lr=0.03 lr=0.1 --lengths 8 16 --texts 4
     python benchmarks/optimizer.py --model shape-pythia-160m --device cuda --lengths 64 80 96 --texts 20 --max-steps 5000
+    python benchmarks/optimizer.py --threads 1 --warm-from benchmarks/reference --lengths 32 40 48 \
+        --configs fast lr=0.1 lr=0.3,margin=1        # warm starts, as the capacity search makes them
 
 Every configuration compresses the same (text, L) pairs (Lee news articles from gensim's
 wheel, first L tokens) from the same seeds, all pairs in one batch, paper protocol, and
@@ -12,6 +14,12 @@ reports per L: how many pairs end lossless (best accuracy >= 0.99, memcap.metric
 median and mean steps those took; then the total optimiser steps over all pairs (a pair that
 never becomes lossless costs its whole budget, as it does in a capacity run). A setting is
 worth adopting only if it needs fewer steps without fewer lossless pairs at any L.
+
+`--warm-from benchmarks/reference` studies the capacity search's own regime at the lengths
+around the capacities: the texts are the reference's, and each (text, L) starts from the
+reference's lossless vectors at the longest shorter length where that text was lossless
+(the paper's optimiser made them, so every configuration starts from the same vectors);
+a pair with no such length is left out. Fresh-init settings (fresh_lr) then play no part.
 
 A configuration is `paper` (PAPER.md section 1: AdamW lr 1e-2, betas (0.9, 0.9), weight decay
 0.01, init randn * std(E), constant lr, plain cross-entropy), `fast` (memcap.engine.PRESETS), or
@@ -43,7 +51,7 @@ from memcap.engine import PRESETS, OptimConfig, compress
 from memcap.metrics import capacity_from_samples
 from memcap.store import read_jsonl
 from memcap.models import load_model, load_registry, resolve_model
-from memcap.search import is_lossless
+from memcap.search import is_lossless, lossless
 
 def parse_config(text: str) -> dict:
     """`paper` -> {}; `fast` -> {"preset": "fast"}; `lr=0.1,schedule=cosine` -> {"lr": 0.1, ...}."""
@@ -67,6 +75,21 @@ def parse_config(text: str) -> dict:
     return values
 
 
+def warm_starts(folder: str, model: str, sample_ids: list[str]) -> list[dict[int, torch.Tensor]]:
+    """Per text: {L: the reference's vectors at L} for every L at which that text was lossless."""
+    from safetensors.torch import load_file
+
+    out = [dict() for _ in sample_ids]
+    where = {str(s): i for i, s in enumerate(sample_ids)}
+    for r in read_jsonl(f"{folder}/lee.jsonl"):
+        i = where.get(str(r["sample_id"]))
+        if i is None or r["model"] != model or r["K"] != 1 or r.get("short"):
+            continue
+        if lossless(r["status"], r["correct"], r["max_correct"], r["scored"], r["protocol"]):
+            out[i][r["L"]] = load_file(f"{folder}/{r['vectors']}")[r["vectors_key"]]
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="smollm2-135m", help="registry name or id (default %(default)s)")
@@ -79,6 +102,9 @@ def main() -> None:
     parser.add_argument("--patience", type=int, help="patience (default: the budget, so no pair stops early)")
     parser.add_argument("--configs", nargs="+", default=["paper", "lr=0.03", "lr=0.1", "lr=0.1,beta2=0.99"],
                         help="configurations to compare (default %(default)s)")
+    parser.add_argument("--warm-from", metavar="FOLDER", help="warm-start every pair from the lossless vectors "
+                        "of the paper-budget reference in FOLDER (its texts.jsonl and lee.jsonl), e.g. "
+                        "benchmarks/reference")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default %(default)s)")
     parser.add_argument("--threads", type=int, help="CPU threads for torch")
     args = parser.parse_args()
@@ -91,9 +117,18 @@ def main() -> None:
     spec = resolve_model(args.model, load_registry("config/models.yaml"))
     lm = load_model(spec, args.device)
     lengths = sorted(set(args.lengths))
+    if args.warm_from:
+        args.texts_file = f"{args.warm_from}/texts.jsonl"
     sources = [r["text"] for r in read_jsonl(args.texts_file)] if args.texts_file else lee_articles()
     texts = [ids for ids in map(lm.tokenize, sources) if len(ids) >= lengths[-1]][: args.texts]
     pairs = [(i, L) for L in lengths for i in range(len(texts))]
+    init = None
+    if args.warm_from:
+        starts = warm_starts(args.warm_from, spec.name, [r["id"] for r in read_jsonl(args.texts_file)][: len(texts)])
+        pairs = [(i, L) for i, L in pairs if any(l < L for l in starts[i])]
+        init = [starts[i][max(l for l in starts[i] if l < L)] for i, L in pairs]
+        print("warm starts (text: from L -> to L): " + ", ".join(
+            f"{i}: {max(l for l in starts[i] if l < L)}->{L}" for i, L in pairs))
     seeds = [1000 * i + L for i, L in pairs]
     name = torch.cuda.get_device_name() if lm.device.type == "cuda" else "cpu"
     print(f"model {spec.name} ({lm.params / 1e6:.0f}M params), {len(texts)} texts x lengths {lengths}, "
@@ -107,7 +142,7 @@ def main() -> None:
         optim = OptimConfig.from_dict({"max_steps": args.max_steps, "patience": args.patience or args.max_steps,
                                        **overrides})
         t0 = time.perf_counter()
-        outcomes = compress(lm, [texts[i][:L] for i, L in pairs], args.vectors, "paper", seeds, optim)
+        outcomes = compress(lm, [texts[i][:L] for i, L in pairs], args.vectors, "paper", seeds, optim, init=init)
         wall = time.perf_counter() - t0
         for L in lengths:
             done = [o for (_, l), o in zip(pairs, outcomes) if l == L]
