@@ -41,7 +41,7 @@ MODES = ("grid", "search")
 
 
 def derive_seed(*parts) -> int:
-    """A 63-bit seed from (model, dataset, K, L, sample): stable across runs and machines."""
+    """A 60-bit seed (15 hex digits of a SHA-256) from (model, dataset, K, L, sample): stable across runs and machines."""
     digest = hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()
     return int(digest[:15], 16)
 
