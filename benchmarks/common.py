@@ -3,7 +3,7 @@
     from common import authors_compress, peak_mib, reset_peak
     best_accuracy, steps = authors_compress(model_dir, ids, OptimConfig(max_steps=300), device, None, seed=0)
 
-The authors' loop as they ran it (PAPER.md sections 1 and 6, item 7): batch 1, the model
+The authors' loop as they ran it (docs/method.md sections 1.5 and 6, item 7): batch 1, the model
 loaded from disk twice per text (baseline, then optimisation), all hidden states returned,
 a host sync every step, paper protocol, stop when the best accuracy reaches 1.0 or after
 `patience` steps without a new best, or at `max_steps`.

@@ -21,7 +21,7 @@ reference's lossless vectors at the longest shorter length where that text was l
 (the paper's optimiser made them, so every configuration starts from the same vectors);
 a pair with no such length is left out. Fresh-init settings (fresh_lr) then play no part.
 
-A configuration is `paper` (PAPER.md section 1: AdamW lr 1e-2, betas (0.9, 0.9), weight decay
+A configuration is `paper` (docs/method.md sections 1.2 and 1.4: AdamW lr 1e-2, betas (0.9, 0.9), weight decay
 0.01, init randn * std(E), constant lr, plain cross-entropy), `fast` (memcap.engine.PRESETS), or
 comma-separated overrides of the paper's: any memcap.engine.OptimConfig key, e.g.
 `lr=0.1,beta2=0.999`, `lr=0.1,schedule=cosine,warmup=10`, `init_scale=0.1`, `temperature=0.5`,
