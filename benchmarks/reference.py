@@ -38,9 +38,10 @@ LENGTHS = [8, 12, 16, 24, 32, 40, 48, 64, 80, 96, 128]
 
 def select_texts(path: Path, n: int, min_tokens: int, model: str, models_file: str) -> list[dict]:
     """The reference's texts, written once to `path` (then always read back from it)."""
+    from memcap.io import write_jsonl
     from memcap.job import read_texts
     from memcap.models import load_model, load_registry, resolve_model
-    from memcap.texts import natural_texts, write_jsonl
+    from memcap.texts import natural_texts
 
     if path.exists():
         return read_texts(path)
@@ -49,12 +50,12 @@ def select_texts(path: Path, n: int, min_tokens: int, model: str, models_file: s
     rows = [r for r in natural_texts("lee", lee, samples=60) if len(tokenize(r["text"])) >= min_tokens][:n]
     if len(rows) < n:
         raise SystemExit(f"only {len(rows)} of the first 60 Lee articles have {min_tokens} tokens")
-    write_jsonl(rows, path)
+    write_jsonl(rows, path, ensure_ascii=False)
     return rows
 
 
 def load_records(out: Path) -> list[dict]:
-    from memcap.store import read_jsonl
+    from memcap.io import read_jsonl
 
     parts = out.with_suffix(".parts")
     return [r for p in sorted(parts.glob("*.jsonl")) for r in read_jsonl(p)] if parts.exists() else []

@@ -32,8 +32,9 @@ from tqdm.auto import tqdm
 
 import memcap
 from memcap.engine import OptimConfig, Outcome, compress, first_scored
+from memcap.io import read_jsonl
 from memcap.models import LoadedModel, load_model, load_registry, resolve_model
-from memcap.store import PartStore, read_jsonl, record_key
+from memcap.store import PartStore, record_key
 from memcap.texts import text_kind
 
 log = logging.getLogger("memcap.job")

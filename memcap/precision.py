@@ -43,9 +43,9 @@ from safetensors import safe_open
 
 from memcap import metrics, tables
 from memcap.engine import first_scored, greedy_decode, score
+from memcap.io import read_jsonl, write_jsonl
 from memcap.job import read_texts
 from memcap.models import load_model, load_registry, resolve_model
-from memcap.store import atomic_write_text, read_jsonl
 
 log = logging.getLogger("memcap.precision")
 
@@ -268,7 +268,7 @@ def run_stage(model: str, record_files: list, texts_files: dict, out, *, formats
                              progress=lambda i, total: log.info("%d/%d samples", i, total)
                              if i % 50 == 0 or i == total else None)
     # precisions stay in their order, widest first
-    atomic_write_text(Path(out), "".join(json.dumps(r) + "\n" for r in rows))
+    write_jsonl(rows, out)
     log.info("%s: %d lossless samples scored at %s", model, len(rows), ", ".join(formats))
     return Path(out)
 

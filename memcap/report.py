@@ -273,7 +273,7 @@ def _search(df: pd.DataFrame) -> list[dict]:
 def _budget_reference(paths: list[Path] | None, df: pd.DataFrame, summary: pd.DataFrame) -> list[dict]:
     """The paper-budget reference runs (memcap.paper_budget) beside this run's K = 1 capacity."""
     from memcap.paper_budget import reference_summary, text_capacities
-    from memcap.store import read_jsonl
+    from memcap.io import read_jsonl
 
     texts = text_capacities([r for p in paths or [] for r in read_jsonl(Path(p))])
     # compare on the texts this run has, where it has some of the reference's

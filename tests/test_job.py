@@ -12,8 +12,8 @@ import pytest
 import torch
 
 import memcap.job
+from memcap.io import read_jsonl
 from memcap.job import records_keys, run_job
-from memcap.store import read_jsonl
 
 from job_fixtures import documented_record_keys, write_texts
 
