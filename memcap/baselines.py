@@ -42,6 +42,7 @@ import torch
 from memcap import metrics, tables
 from memcap.job import read_texts
 from memcap.models import load_model, load_registry, resolve_model
+from memcap.records import accuracy_is_lossless
 
 CODECS = ("zlib", "bz2", "lzma", "huffman")
 
@@ -365,7 +366,7 @@ def mem_texts(records: pd.DataFrame, dataset: str) -> pd.DataFrame:
     ok = ok[(ok.dataset == dataset) & (ok.K == 1)].copy()
     if ok.empty:
         return ok.assign(lossless=pd.Series(dtype=bool))
-    ok["lossless"] = metrics.is_lossless(ok["acc"])
+    ok["lossless"] = accuracy_is_lossless(ok["acc"])
     # lossless rows first, then the longest of them (or the shortest of the failures)
     ok["order"] = np.where(ok["lossless"], -ok["L"], ok["L"])
     ok = ok.sort_values(["lossless", "order"], ascending=[False, True])

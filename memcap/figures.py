@@ -42,6 +42,7 @@ from matplotlib.colors import LogNorm, Normalize  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator  # noqa: E402
 
 from memcap import metrics, tables  # noqa: E402
+from memcap.records import LOSSLESS_ACCURACY  # noqa: E402
 
 # Okabe & Ito (2008): distinguishable with every common colour-vision deficiency.
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#56B4E9", "#CC79A7", "#F0E442",
@@ -326,7 +327,7 @@ def accuracy_figure(data: _Data):
             else:
                 ax.plot(group.L, group.mean_acc, marker="o", ms=3, label=label,
                         ls="-" if K == 1 else "--", **style)
-        ax.axhline(metrics.LOSSLESS_ACCURACY, ls=":", color="#D55E00", lw=1,
+        ax.axhline(LOSSLESS_ACCURACY, ls=":", color="#D55E00", lw=1,
                    label="0.99 (lossless)")
         ax.set_xscale("log", base=2)
         _log2_axis(ax.xaxis)

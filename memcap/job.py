@@ -34,11 +34,11 @@ import memcap
 from memcap.engine import OptimConfig, Outcome, compress, first_scored
 from memcap.io import read_jsonl
 from memcap.models import LoadedModel, load_model, load_registry, resolve_model
+from memcap.records import MODES
 from memcap.store import PartStore, record_key
 from memcap.texts import text_kind
 
 log = logging.getLogger("memcap.job")
-MODES = ("grid", "search")
 
 
 def derive_seed(*parts) -> int:

@@ -32,6 +32,7 @@ from markupsafe import Markup
 
 from memcap import metrics, tables
 from memcap.figures import FIGURE_NAMES
+from memcap.records import LOSSLESS_ACCURACY
 
 PAPER_DIR = Path(__file__).resolve().parents[1] / "paper"
 TEMPLATE = "report.tex.j2"
@@ -322,8 +323,8 @@ def report_context(records: list[Path], run_name: str = "", extra: dict | None =
     return {
         "run_name": run_name or "unnamed run",
         "generated": _dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
-        "threshold": metrics.LOSSLESS_ACCURACY,
-        "threshold_percent": f"{metrics.LOSSLESS_ACCURACY * 100:g}",
+        "threshold": LOSSLESS_ACCURACY,
+        "threshold_percent": f"{LOSSLESS_ACCURACY * 100:g}",
         "bits_per_value": metrics.BITS_PER_VALUE,
         "n_records": len(df), "n_ok": len(df) - failed, "n_failed": failed,
         "n_short": int((df["ok"].astype(bool) & df["short"].astype(bool)).sum()) if len(df) else 0,

@@ -1,12 +1,15 @@
 """Capacity metrics against hand-computed values."""
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from memcap import metrics
+from memcap.records import accuracy_is_lossless
 from analysis_fixtures import make_record, search_records, synthetic_run, write_records
 
 # (d, vocab, L_th) of all 14 models in PAPER.md section 4.
@@ -34,6 +37,17 @@ def test_eq1_reproduces_paper_theoretical_capacity(name):
 def test_utilisation_matches_paper_example():
     assert metrics.capacity_utilisation(70.89, 786.8) == pytest.approx(70.89 / 787)
     assert round(metrics.capacity_utilisation(70.89, 786.8), 3) == 0.090
+
+
+def test_one_lossless_rule_for_the_metrics_and_the_search():
+    from memcap.search import lossless  # pulls torch
+
+    assert accuracy_is_lossless(99 / 100) and not accuracy_is_lossless(98 / 100)
+    assert list(accuracy_is_lossless(np.array([0.5, 0.99, 1.0]))) == [False, True, True]
+    assert lossless("ok", 98, 99, 100, "paper") and not lossless("ok", 98, 99, 100, "strict")
+    # the search imports the rule without pandas (memcap.records is standard library only)
+    code = "import sys, memcap.search; assert 'pandas' not in sys.modules"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
 def test_bits_per_byte():
