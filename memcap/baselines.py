@@ -43,6 +43,7 @@ from memcap import metrics, tables
 from memcap.job import read_texts
 from memcap.models import load_model, load_registry, resolve_model
 from memcap.records import accuracy_is_lossless
+from memcap.reference import load_reference
 
 CODECS = ("zlib", "bz2", "lzma", "huffman")
 
@@ -453,7 +454,7 @@ _RATIO_LABELS = {"zlib": "zlib", "bz2": "bz2", "lzma": "lzma", "huffman": "Huffm
 
 def table_frame(summary: pd.DataFrame, reference: dict | None = None) -> pd.DataFrame:
     """Display strings: one row per dataset of this run, then the paper's row per source."""
-    reference = reference or tables.load_reference()
+    reference = reference or load_reference()
     rows = []
     for r in summary.itertuples():
         rows.append({"Source": r.dataset, "Values": tables.OURS, "Texts": f"{r.texts}",

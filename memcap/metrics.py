@@ -37,7 +37,8 @@ So a length that only short texts "passed" has no samples and can never be a cap
 Text kind: every record carries the ``kind`` of its text, natural or random (the
 dataset's config ``source``, whatever its name); random text is grouped by its sampled
 length. Records written before ``kind`` existed take their dataset's kind from the other
-records of that dataset, else from its name (``random*``, the old rule).
+records of that dataset, else from its name (``random*``, the old rule:
+memcap.reference.legacy_kind).
 
 Search mode (docs/records.md): a ``search`` job writes one record per *attempt*, and a
 text is attempted at a length only if it was lossless at the shorter ones, so the mean
@@ -56,7 +57,6 @@ records mix the two modes is an error (``check_modes``): the two rules cannot be
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import math
 from pathlib import Path
@@ -65,6 +65,7 @@ import numpy as np
 import pandas as pd
 
 from memcap.records import FLOAT_SLACK, LOSSLESS_ACCURACY, MODES, accuracy_is_lossless
+from memcap.reference import legacy_kind
 
 BITS_PER_VALUE = 16  # Eq. 1 of the paper: b = 16 bits per mem-vector component
 LN2 = math.log(2.0)
@@ -125,15 +126,6 @@ def load_records(paths: list[str | Path]) -> pd.DataFrame:
     df["short"] = short.fillna(False).astype(bool) | (_column(df, "N") < df["L"])
     check_modes(df)
     return _add_totals(df)
-
-
-def legacy_kind(dataset: str) -> str:
-    """The kind of a dataset whose records predate `kind`: random iff its name says so."""
-    from memcap.tables import load_reference  # tables imports this module
-
-    patterns = load_reference()["sources"].get("random", [])
-    return "random" if any(fnmatch.fnmatch(str(dataset).lower(), p.lower())
-                           for p in patterns) else "natural"
 
 
 def _kinds(df: pd.DataFrame) -> pd.Series:
