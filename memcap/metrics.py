@@ -251,16 +251,6 @@ def theoretical_capacity(d: int, vocab_size: int, bits: int = BITS_PER_VALUE) ->
     return d * bits / math.log2(vocab_size)
 
 
-def capacity_utilisation(token_gain_mean: float, l_th: float) -> float:
-    """Mean token gain over round(L_th), as in the paper (70.89 / 787 = 0.090)."""
-    return token_gain_mean / round(l_th)
-
-
-def bits_per_byte(ce_nats: float, n_tokens: int, n_bytes: int) -> float:
-    """Bits per UTF-8 byte: (CE nats per token) / ln 2 * (tokens per byte)."""
-    return ce_nats / n_tokens / LN2 * n_tokens / n_bytes
-
-
 def fit_offset(df: pd.DataFrame) -> float:
     """b of the CE figure's fit y = x + b (slope fixed at 1) over saturated samples.
 
