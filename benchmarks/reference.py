@@ -75,6 +75,7 @@ def next_length(records: list[dict], lengths: list[int], fails: int) -> int | No
 
 def report(rows: list[dict], records: list[dict], lengths: list[int], fails: int) -> None:
     from memcap.paper_budget import reference_summary, text_capacities
+    from memcap.records import accuracy_is_lossless
 
     print(f"{len(rows)} texts, K=1, paper protocol, grid {lengths}, a text stops after {fails} failing lengths")
     texts = {t["sample_id"]: t for t in text_capacities(records, fails)}
@@ -89,7 +90,7 @@ def report(rows: list[dict], records: list[dict], lengths: list[int], fails: int
         print(f"  {row['id']}: capacity {t['capacity']} ({state}); L:accuracy(steps) {cells}")
     common = [L for L in lengths if all(any(r["L"] == L and str(r["sample_id"]) == str(row["id"]) for r in records)
                                         for row in rows)]
-    passing = [L for L in common if sum(r["max_accuracy"] for r in records if r["L"] == L) / len(rows) >= 0.99 - 1e-9]
+    passing = [L for L in common if accuracy_is_lossless(sum(r["max_accuracy"] for r in records if r["L"] == L) / len(rows))]
     for s in reference_summary([texts[str(r["id"])] for r in rows if str(r["id"]) in texts]):  # rows' order
         print(f"per-text capacities: {s['capacities']} ({s['n_bracketed']}/{len(rows)} texts bracketed)")
         print(f"decoding capacity: (a) paper's rule over the lengths every text ran ({common}): "

@@ -46,7 +46,7 @@ from memcap.engine import first_scored, greedy_decode, score
 from memcap.io import read_jsonl, write_jsonl
 from memcap.job import read_texts
 from memcap.models import load_model, load_registry, resolve_model
-from memcap.records import LOSSLESS_ACCURACY, accuracy_is_lossless
+from memcap.records import FLOAT_SLACK, LOSSLESS_ACCURACY, accuracy_is_lossless
 
 log = logging.getLogger("memcap.precision")
 
@@ -331,7 +331,7 @@ def smallest(shares_frame: pd.DataFrame, threshold: float = LOSSLESS_ACCURACY) -
     rows = []
     for key, group in shares_frame.groupby(KEYS, sort=False):
         ok = group[~group["format"].map(is_pca)
-                   & (group["share_lossless"] >= threshold - 1e-9)]
+                   & (group["share_lossless"] >= threshold - FLOAT_SLACK)]
         best = ok.sort_values(["bits", "share_lossless"], ascending=[True, False], kind="stable")
         pick = best.iloc[0] if len(best) else None
         rows.append({**dict(zip(KEYS, key)), "format": None if pick is None else pick["format"],
