@@ -41,7 +41,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.colors import LogNorm, Normalize  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator  # noqa: E402
 
-from memcap import metrics, tables  # noqa: E402
+from memcap import metrics  # noqa: E402
 from memcap.records import LOSSLESS_ACCURACY  # noqa: E402
 from memcap.reference import (  # noqa: E402
     dataset_kind, dataset_order, is_random_dataset, load_reference, paper_model, paper_source,
