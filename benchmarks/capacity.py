@@ -41,7 +41,8 @@ from memcap.corpora import lee_articles
 from memcap.engine import OptimConfig
 from memcap.metrics import capacity_from_samples
 from memcap.models import load_model, load_registry, resolve_model
-from memcap.search import LOSSLESS_ACCURACY, search_capacity
+from memcap.records import accuracy_is_lossless
+from memcap.search import search_capacity
 
 
 def main() -> None:
@@ -115,12 +116,12 @@ def main() -> None:
             torch.cuda.synchronize()
         authors_s = time.perf_counter() - t0
 
-    lossless = {key: acc >= LOSSLESS_ACCURACY - 1e-9 for key, acc in best.items()}
+    lossless = {key: accuracy_is_lossless(acc) for key, acc in best.items()}
     authors_caps = [max([0] + [L for L in grid if lossless[i, L]]) for i in range(len(texts))]
     ours_caps = [r.capacity for r in results]
     position = {L: j for j, L in enumerate([0, *grid])}
     within = [abs(position[a] - position[b]) <= 1 for a, b in zip(authors_caps, ours_caps)]
-    passing = [L for L in grid if sum(best[i, L] for i in range(len(texts))) / len(texts) >= LOSSLESS_ACCURACY - 1e-9]
+    passing = [L for L in grid if accuracy_is_lossless(sum(best[i, L] for i in range(len(texts))) / len(texts))]
 
     print(f"{'procedure':34s} {'wall s':>9s} {'steps':>8s}  capacities per text")
     print(f"{'authors (per length, batch 1)':34s} {authors_s:9.1f} {authors_steps:8d}  {authors_caps}")

@@ -28,11 +28,11 @@ from pathlib import Path
 import torch
 
 from memcap.engine import PRESETS, OptimConfig
+from memcap.io import read_jsonl
 from memcap.job import derive_seed, read_texts
 from memcap.models import load_model, load_registry, resolve_model
 from memcap.paper_budget import text_capacities
 from memcap.search import search_capacity
-from memcap.store import read_jsonl
 from optimizer import parse_config
 from reference import HERE, LENGTHS
 

@@ -48,8 +48,8 @@ from memcap.corpora import lee_articles
 from dataclasses import fields
 
 from memcap.engine import PRESETS, OptimConfig, compress
+from memcap.io import read_jsonl
 from memcap.metrics import capacity_from_samples
-from memcap.store import read_jsonl
 from memcap.models import load_model, load_registry, resolve_model
 from memcap.search import is_lossless, lossless
 

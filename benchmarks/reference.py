@@ -38,9 +38,10 @@ LENGTHS = [8, 12, 16, 24, 32, 40, 48, 64, 80, 96, 128]
 
 def select_texts(path: Path, n: int, min_tokens: int, model: str, models_file: str) -> list[dict]:
     """The reference's texts, written once to `path` (then always read back from it)."""
+    from memcap.io import write_jsonl
     from memcap.job import read_texts
     from memcap.models import load_model, load_registry, resolve_model
-    from memcap.texts import natural_texts, write_jsonl
+    from memcap.texts import natural_texts
 
     if path.exists():
         return read_texts(path)
@@ -49,12 +50,12 @@ def select_texts(path: Path, n: int, min_tokens: int, model: str, models_file: s
     rows = [r for r in natural_texts("lee", lee, samples=60) if len(tokenize(r["text"])) >= min_tokens][:n]
     if len(rows) < n:
         raise SystemExit(f"only {len(rows)} of the first 60 Lee articles have {min_tokens} tokens")
-    write_jsonl(rows, path)
+    write_jsonl(rows, path, ensure_ascii=False)
     return rows
 
 
 def load_records(out: Path) -> list[dict]:
-    from memcap.store import read_jsonl
+    from memcap.io import read_jsonl
 
     parts = out.with_suffix(".parts")
     return [r for p in sorted(parts.glob("*.jsonl")) for r in read_jsonl(p)] if parts.exists() else []
@@ -74,6 +75,7 @@ def next_length(records: list[dict], lengths: list[int], fails: int) -> int | No
 
 def report(rows: list[dict], records: list[dict], lengths: list[int], fails: int) -> None:
     from memcap.paper_budget import reference_summary, text_capacities
+    from memcap.records import accuracy_is_lossless
 
     print(f"{len(rows)} texts, K=1, paper protocol, grid {lengths}, a text stops after {fails} failing lengths")
     texts = {t["sample_id"]: t for t in text_capacities(records, fails)}
@@ -88,7 +90,7 @@ def report(rows: list[dict], records: list[dict], lengths: list[int], fails: int
         print(f"  {row['id']}: capacity {t['capacity']} ({state}); L:accuracy(steps) {cells}")
     common = [L for L in lengths if all(any(r["L"] == L and str(r["sample_id"]) == str(row["id"]) for r in records)
                                         for row in rows)]
-    passing = [L for L in common if sum(r["max_accuracy"] for r in records if r["L"] == L) / len(rows) >= 0.99 - 1e-9]
+    passing = [L for L in common if accuracy_is_lossless(sum(r["max_accuracy"] for r in records if r["L"] == L) / len(rows))]
     for s in reference_summary([texts[str(r["id"])] for r in rows if str(r["id"]) in texts]):  # rows' order
         print(f"per-text capacities: {s['capacities']} ({s['n_bracketed']}/{len(rows)} texts bracketed)")
         print(f"decoding capacity: (a) paper's rule over the lengths every text ran ({common}): "

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from memcap.engine import PRESETS, PROTOCOLS, SCHEDULES, OptimConfig
+from memcap.records import MODES
 
 DEFAULT_MODELS_FILE = Path("config/models.yaml")  # relative to where memcap runs
 
@@ -106,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-samples", type=int, help="use only the first this many texts")
     p.add_argument("--dataset", help="dataset name in the records (default: the texts file's stem)")
     p.add_argument("--threads", type=int, help="CPU threads for torch")
-    p.add_argument("--mode", choices=("grid", "search"), default="grid",
+    p.add_argument("--mode", choices=MODES, default="grid",
                    help="grid: every (K, L, text); search: each text's capacity by warm-started growth "
                         "through --lengths, then bisection (default %(default)s)")
     p.add_argument("--cast-weights", action="store_true",

@@ -78,18 +78,3 @@ def download_model(model: str, models_file: str | Path, cache_dir: str | Path, o
     out.write_text(json.dumps(record, indent=1) + "\n")
     return out
 
-
-def start_model_job(log_path: str | Path, cache_dir: str | Path, gpu: int = 0) -> None:
-    """The preamble of every rule script that runs a model: its output and log records go to
-    the rule's log file, models come offline from rule download's cache, and a job that asks
-    for a GPU (its `gpu` resource) takes a free card of its own (memcap.gpu_slots)."""
-    import logging
-    import sys
-
-    sys.stderr = sys.stdout = open(log_path, "w", buffering=1)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    use_cache(cache_dir, offline=True)
-    if gpu:
-        from memcap.gpu_slots import claim_gpu
-
-        claim_gpu()

@@ -41,7 +41,11 @@ import pandas as pd  # noqa: E402
 from matplotlib.colors import LogNorm, Normalize  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator  # noqa: E402
 
-from memcap import metrics, tables  # noqa: E402
+from memcap import metrics  # noqa: E402
+from memcap.records import LOSSLESS_ACCURACY  # noqa: E402
+from memcap.reference import (  # noqa: E402
+    dataset_kind, dataset_order, is_random_dataset, load_reference, paper_model, paper_source,
+    paper_value)
 
 # Okabe & Ito (2008): distinguishable with every common colour-vision deficiency.
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#56B4E9", "#CC79A7", "#F0E442",
@@ -68,16 +72,16 @@ def _style():
 
 def family_of(model: str, model_id: str | None = None) -> str:
     """Model family for colouring: the paper's family, random:<family>, or the name's stem."""
-    row = tables.paper_model(model, model_id)
+    row = paper_model(model, model_id)
     if row:
-        return tables.load_reference()["models"][row]["family"]
+        return load_reference()["models"][row]["family"]
     if model_id and str(model_id).startswith("random:"):
         return str(model_id).split(":", 1)[1]
     return re.split(r"[-_.\s]", str(model))[0].lower() or str(model)
 
 
 def _family_colours(families) -> dict[str, str]:
-    paper_families = sorted({m["family"] for m in tables.load_reference()["models"].values()})
+    paper_families = sorted({m["family"] for m in load_reference()["models"].values()})
     ordered = paper_families + sorted(set(families) - set(paper_families))
     return {f: OKABE_ITO[i % len(OKABE_ITO)] for i, f in enumerate(ordered)}
 
@@ -131,7 +135,7 @@ class _Data:
         self.models = sorted(s["model"].unique(), key=lambda m: (params.get(m, np.inf), m))
         # natural or random by each record's text kind, never by the dataset's name
         self.kinds = metrics.dataset_kinds(df)
-        self.datasets = tables.dataset_order(s["dataset"], self.kinds)
+        self.datasets = dataset_order(s["dataset"], self.kinds)
         self.natural = [d for d in self.datasets if not self.is_random(d)]
         self.random = [d for d in self.datasets if self.is_random(d)]
         self.runs = [(m, p) for m in self.models for p in sorted(s["protocol"].unique())
@@ -139,17 +143,17 @@ class _Data:
         self.colour = {d: OKABE_ITO[i % len(OKABE_ITO)] for i, d in enumerate(self.datasets)}
 
     def is_random(self, dataset: str) -> bool:
-        return tables.is_random_dataset(dataset, self.kinds)
+        return is_random_dataset(dataset, self.kinds)
 
     def k1(self) -> pd.DataFrame:
         return self.summary[(self.summary.K == 1) & (self.summary.n_samples > 0)]
 
     def paper(self, model: str, key: str, dataset: str):
         ids = self.summary[self.summary.model == model]["model_id"]
-        row = tables.paper_model(model, ids.iloc[0] if len(ids) else None)
-        ref = tables.load_reference()
-        return tables.paper_value(ref, row, key, tables.paper_source(
-            dataset, ref, tables.dataset_kind(dataset, self.kinds)))
+        row = paper_model(model, ids.iloc[0] if len(ids) else None)
+        ref = load_reference()
+        return paper_value(ref, row, key, paper_source(
+            dataset, ref, dataset_kind(dataset, self.kinds)))
 
 
 def capacity_figure(data: _Data):
@@ -250,7 +254,7 @@ def utilisation_figure(data: _Data):
         return _placeholder("Capacity utilisation", "no saturated K=1 samples (all lossless?)")
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(FIGURE_WIDTH, 6.0),
                                       height_ratios=[1.2, 1.0])
-    reference = tables.load_reference()
+    reference = load_reference()
     families = {m: family_of(m, i) for m, i in zip(data.summary.model, data.summary.model_id)}
     colours = _family_colours(families.values())
     # Top: one point per model on its first natural source (else the first source).
@@ -326,7 +330,7 @@ def accuracy_figure(data: _Data):
             else:
                 ax.plot(group.L, group.mean_acc, marker="o", ms=3, label=label,
                         ls="-" if K == 1 else "--", **style)
-        ax.axhline(metrics.LOSSLESS_ACCURACY, ls=":", color="#D55E00", lw=1,
+        ax.axhline(LOSSLESS_ACCURACY, ls=":", color="#D55E00", lw=1,
                    label="0.99 (lossless)")
         ax.set_xscale("log", base=2)
         _log2_axis(ax.xaxis)
@@ -355,7 +359,7 @@ def multivector_figure(data: _Data):
     if s.empty:
         return _placeholder("Multiple [mem] vectors", "no runs with K > 1")
     keys = list(s.groupby(["model", "dataset", "protocol"]).groups)
-    reference = tables.load_reference()
+    reference = load_reference()
     paper_runs = reference.get("multivector", {})
     n_rows = len(keys) + bool(paper_runs)  # last row: the paper's own curves
     fig, axes = plt.subplots(n_rows, 3, figsize=(FIGURE_WIDTH, 2.3 * n_rows + 0.3),
@@ -364,10 +368,10 @@ def multivector_figure(data: _Data):
         run = s[(s.model == model) & (s.dataset == dataset) & (s.protocol == protocol)]
         run = run.sort_values("K")
         ids = run.model_id.iloc[0]
-        ref_row = tables.paper_model(model, ids)
+        ref_row = paper_model(model, ids)
         ref = reference.get("multivector", {}).get(ref_row)
-        same_source = ref and tables.paper_source(
-            dataset, reference, tables.dataset_kind(dataset, data.kinds)) == ref["source"]
+        same_source = ref and paper_source(
+            dataset, reference, dataset_kind(dataset, data.kinds)) == ref["source"]
         for ax, (col, std, key, ylabel) in zip(row_axes, _MV_PANELS):
             ks, ys = run.K.to_numpy(), run[col].to_numpy(dtype=float)
             ax.plot(ks, ys, marker="o", ms=4, color=OKABE_ITO[0], label="this run")
@@ -417,7 +421,7 @@ def _paper_multivector_row(row_axes, paper_runs: dict) -> None:
         _log2_axis(ax.yaxis)
         ax.set_xlabel("[mem] vectors K")
         ax.set_ylabel(ylabel)
-    sources = sorted({tables.load_reference()["source_labels"].get(r["source"], r["source"])
+    sources = sorted({load_reference()["source_labels"].get(r["source"], r["source"])
                       for r in paper_runs.values()})
     row_axes[0].set_title(f"the paper, on {', '.join(sources)} (dashed: ideal linear)",
                           loc="left")

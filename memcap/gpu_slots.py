@@ -4,7 +4,7 @@
     card = claim_gpu()        # e.g. "3"; CUDA_VISIBLE_DEVICES is now "3", so the job uses cuda:0
 
 Snakemake gives local jobs no GPU ids (its `--resources gpu=G` only counts them), so every
-job would otherwise open cuda:0. Each model job calls this first (memcap.download.
+job would otherwise open cuda:0. Each model job calls this first (memcap.script.
 start_model_job): the cards are those in CUDA_VISIBLE_DEVICES if set, else every card the
 driver lists; the job takes a non-blocking exclusive lock (flock) on `<lock_dir>/gpu-<id>.lock`
 for the first card whose lock is free and keeps it open for its lifetime, so the kernel drops

@@ -32,12 +32,13 @@ from tqdm.auto import tqdm
 
 import memcap
 from memcap.engine import OptimConfig, Outcome, compress, first_scored
+from memcap.io import read_jsonl
 from memcap.models import LoadedModel, load_model, load_registry, resolve_model
-from memcap.store import PartStore, read_jsonl, record_key
+from memcap.records import MODES
+from memcap.store import PartStore
 from memcap.texts import text_kind
 
 log = logging.getLogger("memcap.job")
-MODES = ("grid", "search")
 
 
 def derive_seed(*parts) -> int:
@@ -468,8 +469,3 @@ def _record(shared, row, K, L, ids, seed, outcome: Outcome | None, batch, first,
     )
     # strict JSON: a failed sample's numbers are null, never NaN
     return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in record.items()}
-
-
-def records_keys(path: str | Path) -> list[tuple]:
-    """(K, L, sample_id) of every record in a records file, in file order (tests, checks)."""
-    return [record_key(r) for r in read_jsonl(Path(path))]

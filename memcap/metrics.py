@@ -17,8 +17,9 @@ each row's protocol:
   ``C_mem = correct``, accuracy = ``accuracy``).
 
 Threshold convention (PAPER.md section 6, item 4), used everywhere in this package:
-a sample is *lossless* iff its accuracy >= 0.99 (``LOSSLESS_ACCURACY``); every other
-sample is *saturated*. A length passes iff the mean accuracy of its samples is >= 0.99.
+a sample is *lossless* iff its accuracy >= 0.99 (``LOSSLESS_ACCURACY``, memcap.records);
+every other sample is *saturated*. A length passes iff the mean accuracy of its samples is
+>= 0.99.
 Token gain, information gain and the CE fit use the saturated samples (accuracy < 0.99);
 the lossless CE threshold uses the lossless ones. (The paper mixes ``<= 0.99`` and
 ``< 0.99``; the two differ only for samples at exactly 0.99.)
@@ -36,7 +37,8 @@ So a length that only short texts "passed" has no samples and can never be a cap
 Text kind: every record carries the ``kind`` of its text, natural or random (the
 dataset's config ``source``, whatever its name); random text is grouped by its sampled
 length. Records written before ``kind`` existed take their dataset's kind from the other
-records of that dataset, else from its name (``random*``, the old rule).
+records of that dataset, else from its name (``random*``, the old rule:
+memcap.reference.legacy_kind).
 
 Search mode (docs/records.md): a ``search`` job writes one record per *attempt*, and a
 text is attempted at a length only if it was lossless at the shorter ones, so the mean
@@ -55,7 +57,6 @@ records mix the two modes is an error (``check_modes``): the two rules cannot be
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import math
 from pathlib import Path
@@ -63,16 +64,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-LOSSLESS_ACCURACY = 0.99
-# Accuracies are ratios of small integers; this guards 0.99-as-float comparisons only.
-_FLOAT_SLACK = 1e-9
+from memcap.records import FLOAT_SLACK, LOSSLESS_ACCURACY, MODES, accuracy_is_lossless
+from memcap.reference import legacy_kind
+
 BITS_PER_VALUE = 16  # Eq. 1 of the paper: b = 16 bits per mem-vector component
 LN2 = math.log(2.0)
 
 KINDS = ("natural", "random")
 GROUP = ["model", "dataset", "protocol", "K"]
 SAMPLE_KEY = ["model", "dataset", "protocol", "K", "L", "sample_id"]
-MODES = ("grid", "search")
 MODE_GROUP = ["model", "dataset", "K"]  # one mode per (model, dataset, K), any protocol
 DERIVED = ["ce_orig", "ce_mem", "c_orig", "c_mem", "acc", "d_ce", "d_tok"]
 _REQUIRED = ["model", "dataset", "sample_id", "protocol", "K", "L", "status"]
@@ -126,15 +126,6 @@ def load_records(paths: list[str | Path]) -> pd.DataFrame:
     df["short"] = short.fillna(False).astype(bool) | (_column(df, "N") < df["L"])
     check_modes(df)
     return _add_totals(df)
-
-
-def legacy_kind(dataset: str) -> str:
-    """The kind of a dataset whose records predate `kind`: random iff its name says so."""
-    from memcap.tables import load_reference  # tables imports this module
-
-    patterns = load_reference()["sources"].get("random", [])
-    return "random" if any(fnmatch.fnmatch(str(dataset).lower(), p.lower())
-                           for p in patterns) else "natural"
 
 
 def _kinds(df: pd.DataFrame) -> pd.Series:
@@ -255,24 +246,9 @@ def short_counts(df: pd.DataFrame, by: list[str] = GROUP) -> pd.Series:
     return short.groupby(by).size().rename("n_short")
 
 
-def is_lossless(acc) -> np.ndarray | bool:
-    """True where accuracy >= LOSSLESS_ACCURACY (0.99): the package's one threshold."""
-    return np.asarray(acc) >= LOSSLESS_ACCURACY - _FLOAT_SLACK
-
-
 def theoretical_capacity(d: int, vocab_size: int, bits: int = BITS_PER_VALUE) -> float:
     """Eq. 1 of the paper: L_th = d * bits / log2|V| tokens (d values of `bits` bits each)."""
     return d * bits / math.log2(vocab_size)
-
-
-def capacity_utilisation(token_gain_mean: float, l_th: float) -> float:
-    """Mean token gain over round(L_th), as in the paper (70.89 / 787 = 0.090)."""
-    return token_gain_mean / round(l_th)
-
-
-def bits_per_byte(ce_nats: float, n_tokens: int, n_bytes: int) -> float:
-    """Bits per UTF-8 byte: (CE nats per token) / ln 2 * (tokens per byte)."""
-    return ce_nats / n_tokens / LN2 * n_tokens / n_bytes
 
 
 def fit_offset(df: pd.DataFrame) -> float:
@@ -281,14 +257,14 @@ def fit_offset(df: pd.DataFrame) -> float:
     b = mean(CE_mem - CE_orig) over ok samples with accuracy < 0.99; NaN if none.
     """
     sat = usable(df)
-    sat = sat[~is_lossless(sat["acc"])]
+    sat = sat[~accuracy_is_lossless(sat["acc"])]
     return float((sat["ce_mem"] - sat["ce_orig"]).mean()) if len(sat) else math.nan
 
 
 def lossless_ce_threshold(df: pd.DataFrame) -> float:
     """Largest CE_mem (nats) among lossless ok samples (the red line of the CE figure)."""
     ok = usable(df)
-    lossless = ok[is_lossless(ok["acc"])]
+    lossless = ok[accuracy_is_lossless(ok["acc"])]
     return float(lossless["ce_mem"].max()) if len(lossless) else math.nan
 
 
@@ -311,7 +287,7 @@ def pass_rate_by_length(df: pd.DataFrame) -> pd.DataFrame:
     """
     keys = GROUP + ["L"]
     ok = usable(df).copy()
-    ok["lossless"] = is_lossless(ok["acc"])
+    ok["lossless"] = accuracy_is_lossless(ok["acc"])
     if "greedy_exact" in ok.columns:
         ok["greedy"] = ok["greedy_exact"].astype("boolean").astype("Float64")
     else:
@@ -328,7 +304,7 @@ def pass_rate_by_length(df: pd.DataFrame) -> pd.DataFrame:
         table[col] = table[col].fillna(0).astype(int)
     table["n_greedy_exact"] = table["n_greedy_exact"].astype(float)
     table["pass_rate"] = table["n_lossless"] / table["n"].where(table["n"] > 0)
-    table["passes"] = is_lossless(table["mean_acc"].fillna(-1.0))
+    table["passes"] = accuracy_is_lossless(table["mean_acc"].fillna(-1.0))
     table["mode"] = _group_modes(df, table)
     return table[keys + ["mode", "n", "n_lossless", "pass_rate", "mean_acc", "passes",
                          "n_greedy_exact", "n_failed", "n_short"]].sort_values(keys,
@@ -361,7 +337,7 @@ def capacity_from_samples(capacities, threshold: float = LOSSLESS_ACCURACY) -> f
     for candidate in np.unique(caps)[::-1]:
         if candidate < 1:
             break
-        if (caps >= candidate).mean() >= threshold - _FLOAT_SLACK:
+        if (caps >= candidate).mean() >= threshold - FLOAT_SLACK:
             return float(candidate)
     return math.nan
 
@@ -436,7 +412,7 @@ def gain_stats(df: pd.DataFrame) -> pd.DataFrame:
     (accuracy < 0.99), pooled over all lengths. Information gain in nats and bits.
     """
     ok = usable(df)
-    sat = ok[~is_lossless(ok["acc"])]
+    sat = ok[~accuracy_is_lossless(ok["acc"])]
     stats = sat.groupby(GROUP).agg(
         n_saturated=("d_tok", "size"),
         token_gain_mean=("d_tok", "mean"),

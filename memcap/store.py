@@ -15,30 +15,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
 
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+from memcap.io import atomic_path, atomic_write_text, read_jsonl, write_jsonl
 
 
 def record_key(record: dict) -> tuple:
@@ -48,11 +30,6 @@ def record_key(record: dict) -> tuple:
 def attempt_key(record: dict) -> tuple:
     """record_key, plus the retry number: a capacity search may run one length twice."""
     return (*record_key(record), record.get("retry") or 0)
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
 
 
 def changed_keys(before: dict, now: dict) -> list[str]:
@@ -113,16 +90,9 @@ class PartStore:
     def write_part(self, name: str, records: list[dict], vectors: dict[str, torch.Tensor]) -> None:
         vec_name = f"{name}.safetensors"
         tensors = {key: v.detach().float().contiguous().cpu() for key, v in vectors.items()}
-        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=f".{vec_name}.", suffix=".tmp")
-        os.close(fd)
-        try:
+        with atomic_path(self.folder / vec_name) as tmp:
             save_file(tensors, tmp)
-            os.replace(tmp, self.folder / vec_name)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        lines = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
-        atomic_write_text(self.folder / f"{name}.jsonl", lines)
+        write_jsonl(records, self.folder / f"{name}.jsonl", sort_keys=True)
 
     def merge(self, out: str | Path, defaults: dict[str, dict] | None = None) -> list[dict]:
         """All parts' records, one per (K, L, sample, retry), written atomically to `out`.
@@ -143,9 +113,6 @@ class PartStore:
         rows.sort(key=attempt_key)
         out = Path(out)
         rel = os.path.relpath(self.folder, out.parent)
-        text = ""
-        for row in rows:
-            row = dict(row, vectors=f"{rel}/{row['vectors']}")
-            text += json.dumps(row, sort_keys=True) + "\n"
-        atomic_write_text(out, text)
+        write_jsonl((dict(row, vectors=f"{rel}/{row['vectors']}") for row in rows), out,
+                    sort_keys=True)
         return rows

@@ -30,31 +30,30 @@ the samples' own capacities reach) is marked "(search)" wherever it appears; a g
 capacity is unmarked.
 
 The CSV cells hold exactly the text the LaTeX shows (numbers already rounded), so the two
-always agree. Paper values come from paper/reference.yaml and are labelled "paper";
-a model or source without records shows "not run", a paper cell without a value "n/a".
+always agree. Paper values come from paper/reference.yaml (memcap.reference) and are
+labelled "paper"; a model or source without records shows "not run", a paper cell without a
+value "n/a".
 
 Whether a dataset is natural or random text comes from its records' ``kind``
 (memcap.metrics), never from its name; the name only maps a natural dataset to the paper's
-natural source (pg19, fanfics) for the paper's values, and every random dataset compares
-with the paper's random text.
+natural source (pg19, fanfics) for the paper's values (memcap.reference.paper_source), and
+every random dataset compares with the paper's random text.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import math
 import re
 import unicodedata
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from memcap import metrics
+from memcap.reference import (dataset_kind, dataset_order, load_reference, paper_model,
+                              paper_source, paper_value)
 
-PAPER_DIR = Path(__file__).resolve().parents[1] / "paper"
 NOT_RUN = "not run"
 SEARCH_MARK = "(search)"  # follows a capacity that comes from a capacity search
 NO_VALUE = "n/a"
@@ -92,66 +91,6 @@ def latex_escape(text) -> str:
 def cell_to_latex(text) -> str:
     """Escape a table cell and typeset a leading minus of a number as math minus."""
     return re.sub(r"(?<![\w.])-(?=\d)", "$-$", latex_escape(text))
-
-
-# --- the paper's reference values ----------------------------------------------------
-
-@lru_cache(maxsize=4)
-def load_reference(path: str | Path | None = None) -> dict:
-    """The paper's numbers from paper/reference.yaml (or `path`)."""
-    with open(path or PAPER_DIR / "reference.yaml", encoding="utf-8") as handle:
-        return yaml.safe_load(handle)
-
-
-def paper_source(dataset: str, reference: dict | None = None,
-                 kind: str | None = None) -> str | None:
-    """The paper's source (pg19, fanfics, random) whose values our dataset compares with.
-
-    Random text (kind "random") is the paper's random text whatever its name; natural
-    text is matched by name against the paper's natural sources only (a natural dataset
-    named random_news has no paper value). kind None: a dataset without records, whose
-    kind is read from its name as before kinds were recorded (metrics.legacy_kind).
-    """
-    reference = reference or load_reference()
-    kind = kind or metrics.legacy_kind(dataset)
-    if kind == "random":
-        return "random" if "random" in reference["sources"] else None
-    for source, patterns in reference["sources"].items():
-        if source != "random" and any(fnmatch.fnmatch(dataset.lower(), p.lower())
-                                      for p in patterns):
-            return source
-    return None
-
-
-def paper_model(model: str, model_id: str | None = None,
-                reference: dict | None = None) -> str | None:
-    """The paper's row name for our model (matched on registry name or HF id), or None."""
-    reference = reference or load_reference()
-    names = {str(model).lower(), str(model_id or "").lower()}
-    for row, info in reference["models"].items():
-        if names & ({alias.lower() for alias in info.get("aliases", [])} | {row.lower()}):
-            return row
-    return None
-
-
-def dataset_kind(dataset: str, kinds: dict[str, str] | None = None) -> str:
-    """natural or random: from the records (`kinds`, metrics.dataset_kinds), else, for a
-    dataset without records, from its name (metrics.legacy_kind)."""
-    if kinds and dataset in kinds:
-        return kinds[dataset]
-    return metrics.legacy_kind(dataset)
-
-
-def is_random_dataset(dataset: str, kinds: dict[str, str] | None = None) -> bool:
-    """Random-word text (sampled lengths) rather than natural text (dataset_kind)."""
-    return dataset_kind(dataset, kinds) == "random"
-
-
-def paper_value(reference: dict, row: str | None, key: str, source: str | None):
-    """The paper's value of `key` (capacity, token_gain, ...) for a row and source, or None."""
-    if row is None or source is None:
-        return None
-    return reference["models"][row].get(key, {}).get(source)
 
 
 # --- number formatting (one place, so CSV and LaTeX agree) ---------------------------
@@ -222,13 +161,6 @@ def expected_cells(record_files: list[Path]) -> set[tuple[str, str]]:
         else:
             cells.add((path.parent.name, path.stem))
     return cells
-
-
-def dataset_order(datasets, kinds: dict[str, str] | None = None) -> list[str]:
-    """Natural sources first (PG-19, fanfics, others by name), random text last."""
-    rank = {"pg19": 0, "fanfics": 1, None: 2, "random": 3}
-    return sorted(set(datasets), key=lambda ds: (
-        rank[paper_source(ds, kind=dataset_kind(ds, kinds))], ds))
 
 
 def model_order(summary: pd.DataFrame, models) -> list[str]:

@@ -18,13 +18,10 @@ Random text (`source: random`) draws words from a vocabulary file (memcap.vocab)
 
 from __future__ import annotations
 
-import importlib.util
-import json
-import os
 import random
-import tempfile
 from pathlib import Path
-from typing import Iterable
+
+from memcap.io import package_file, write_jsonl
 
 NATURAL_SOURCES = ("hf", "package", "file")
 KINDS = ("natural", "random")  # every row's `kind`: how the analysis treats the text
@@ -48,17 +45,6 @@ def second_half(text: str, language: str = "en") -> str:
     segmenter = pysbd.Segmenter(language=language, clean=False)
     sentences = [s.strip() for s in segmenter.segment(text) if s.strip()]
     return " ".join(sentences[len(sentences) // 2 :])
-
-
-def package_file(package: str, file: str) -> Path:
-    """Path of a data file inside an installed package, found without importing it."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(f"package {package!r} is not installed")
-    path = Path(list(spec.submodule_search_locations)[0]) / file
-    if not path.is_file():
-        raise FileNotFoundError(f"{file!r} not found in package {package!r} ({path})")
-    return path
 
 
 def load_documents(spec: dict, samples: int | None) -> list[tuple[str, str]]:
@@ -144,24 +130,6 @@ def random_texts(
     return rows
 
 
-def write_jsonl(rows: Iterable[dict], out: str | Path) -> Path:
-    """Write rows as JSON lines atomically (temp file + rename)."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    os.replace(tmp, out)
-    return out
-
-
-def read_jsonl(path: str | Path) -> list[dict]:
-    """Read a texts file back."""
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
 def write_texts(
     dataset: str,
     spec: dict,
@@ -192,4 +160,4 @@ def write_texts(
         )
     else:
         rows = natural_texts(dataset, spec)
-    return write_jsonl(rows, out)
+    return write_jsonl(rows, out, ensure_ascii=False)

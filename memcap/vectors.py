@@ -24,7 +24,7 @@ from safetensors.torch import load_file
 
 import memcap
 from memcap.engine import first_scored, greedy_decode
-from memcap.store import atomic_write_bytes
+from memcap.io import atomic_write_bytes
 
 KEY = "mem"
 

@@ -19,10 +19,11 @@ from __future__ import annotations
 import io
 import os
 import shutil
-import tempfile
 import urllib.request
 import zipfile
 from pathlib import Path
+
+from memcap.io import atomic_open
 
 SOURCES = ("wordfreq", "url", "hf")
 
@@ -44,15 +45,8 @@ def download(url: str, dest: str | Path) -> Path:
     dest = Path(dest)
     if dest.is_file():
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=60) as r:
-            shutil.copyfileobj(r, f, length=1 << 20)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(dest, "wb", suffix=".part") as f, urllib.request.urlopen(url, timeout=60) as r:
+        shutil.copyfileobj(r, f, length=1 << 20)
     return dest
 
 
@@ -104,11 +98,8 @@ def words(spec: dict, cache_dir: str | Path = "results/cache") -> list[str]:
 def write_vocab(spec: dict, out: str | Path, cache_dir: str | Path = "results/cache") -> Path:
     """Write the vocabulary one word per line (atomic)."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
+    with atomic_open(out, "w", encoding="utf-8") as f:
         f.writelines(w + "\n" for w in words(spec, cache_dir))
-    os.replace(tmp, out)
     return out
 
 

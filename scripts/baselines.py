@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from memcap.download import start_model_job
+from memcap.script import start_model_job
 
 # before transformers is imported (and before CUDA starts: the job's card is chosen here)
 start_model_job(snakemake.log[0], snakemake.params.cache_dir, gpu=snakemake.resources.get("gpu", 0))

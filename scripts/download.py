@@ -1,8 +1,8 @@
 """Rule download: snapshot one Hugging Face model into the cache (memcap.download)."""
 
-import sys
+from memcap.script import start_job
 
-sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)
+start_job(snakemake.log[0])
 
 from memcap.download import download_model
 

@@ -1,9 +1,10 @@
 """Rule figures: PDF and PNG figures over all records (memcap.figures.write_figures)."""
 
-import sys
 from pathlib import Path
 
-sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)
+from memcap.script import start_job
+
+start_job(snakemake.log[0])
 
 from memcap.figures import write_figures
 

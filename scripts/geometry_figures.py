@@ -1,9 +1,10 @@
 """Rule geometry_figures: Figures 7 and 8 and the numbers the report quotes."""
 
-import sys
 from pathlib import Path
 
-sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)
+from memcap.script import start_job
+
+start_job(snakemake.log[0])
 
 from memcap.geometry import draw_stage
 

@@ -1,11 +1,10 @@
 """Rules precision and precision_summary: rounded [mem] vectors scored again (memcap.precision)."""
 
-import sys
 from pathlib import Path
 
-if snakemake.rule == "precision":
-    from memcap.download import start_model_job
+from memcap.script import start_job, start_model_job
 
+if snakemake.rule == "precision":
     # before transformers is imported (and before CUDA starts: the job's card is chosen here)
     start_model_job(snakemake.log[0], snakemake.params.cache_dir, gpu=snakemake.resources.get("gpu", 0))
 
@@ -25,7 +24,7 @@ if snakemake.rule == "precision":
         threads=snakemake.threads,
     )
 else:
-    sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)
+    start_job(snakemake.log[0])
 
     from memcap.precision import summary_stage
 

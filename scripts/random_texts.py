@@ -1,8 +1,8 @@
 """Rule random_texts: random-word texts for one L_up (memcap.texts.write_texts)."""
 
-import sys
+from memcap.script import start_job
 
-sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)
+start_job(snakemake.log[0])
 
 from memcap.texts import write_texts
 

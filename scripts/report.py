@@ -1,9 +1,10 @@
 """Rule report: the PDF report (memcap.report.build_report)."""
 
-import sys
 from pathlib import Path
 
-sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)
+from memcap.script import start_job
+
+start_job(snakemake.log[0])
 
 from memcap.report import build_report
 

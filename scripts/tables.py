@@ -1,9 +1,10 @@
 """Rule tables: CSV and LaTeX tables over all records (memcap.tables.write_tables)."""
 
-import sys
 from pathlib import Path
 
-sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)
+from memcap.script import start_job
+
+start_job(snakemake.log[0])
 
 from memcap.tables import write_tables
 

@@ -1,8 +1,8 @@
 """Rule vocab: one vocabulary for random text (memcap.vocab.write_vocab)."""
 
-import sys
+from memcap.script import start_job
 
-sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)
+start_job(snakemake.log[0])
 
 from memcap.vocab import write_vocab
 

@@ -67,8 +67,8 @@ def test_record_appends_a_dated_block_with_the_output(tmp_path):
 
 
 def test_reference_brackets_each_text_and_resumes_without_recomputing(tmp_path):
+    from memcap.io import read_jsonl
     from memcap.paper_budget import text_capacities
-    from memcap.store import read_jsonl
 
     args = ["benchmarks/reference.py", "--model", "tiny-llama", "--lengths", "4", "8", "16", "--texts", "2",
             "--min-tokens", "20", "--folder", str(tmp_path)]

@@ -12,8 +12,9 @@ import pytest
 import torch
 
 import memcap.job
-from memcap.job import records_keys, run_job
-from memcap.store import read_jsonl
+from memcap.io import read_jsonl
+from memcap.job import run_job
+from memcap.store import record_key
 
 from job_fixtures import documented_record_keys, write_texts
 
@@ -22,6 +23,9 @@ MODELS = REPO / "config" / "models.yaml"
 QUICK = {"lr": 0.1, "max_steps": 20, "patience": 20}
 
 
+def file_keys(path) -> list[tuple]:
+    """(K, L, sample_id) of every record in a records file, in file order."""
+    return [record_key(r) for r in read_jsonl(path)]
 
 
 def test_records_have_every_documented_field_once_per_cell(tmp_path):
@@ -30,7 +34,7 @@ def test_records_have_every_documented_field_once_per_cell(tmp_path):
                   optim=QUICK, models_file=MODELS, progress=False)
     records = read_jsonl(out)
     assert len(records) == 3 * 2 * 2
-    assert len(set(records_keys(out))) == len(records)
+    assert len(set(file_keys(out))) == len(records)
     assert set(records[0]) == documented_record_keys()
     r = next(r for r in records if r["K"] == 2 and r["L"] == 8)
     assert r["dataset"] == "lee" and r["protocol"] == "paper" and r["scored"] == r["N"] - 1 == 7
@@ -91,9 +95,9 @@ def test_growing_the_grid_computes_only_new_cells(tmp_path):
     texts = write_texts(tmp_path / "lee.jsonl", n=2)
     out = tmp_path / "out.jsonl"
     run_job("tiny-llama", texts, out, lengths=[4], optim=QUICK, models_file=MODELS, progress=False)
-    before = {tuple(k): r for k, r in zip(records_keys(out), read_jsonl(out))}
+    before = {tuple(k): r for k, r in zip(file_keys(out), read_jsonl(out))}
     run_job("tiny-llama", texts, out, lengths=[4, 6], optim=QUICK, models_file=MODELS, progress=False)
-    after = dict(zip(records_keys(out), read_jsonl(out)))
+    after = dict(zip(file_keys(out), read_jsonl(out)))
     assert len(after) == 4
     for key, record in before.items():
         assert after[key]["wall_s"] == record["wall_s"]  # untouched, not recomputed
@@ -125,7 +129,7 @@ def test_job_resumes_after_sigkill(tmp_path):
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"{len(survivors)} samples done before, {20 - len(survivors)} to do" in result.stderr
-    keys = records_keys(out)
+    keys = file_keys(out)
     assert len(keys) == len(set(keys)) == 20
     assert set(keys) == {(1, L, f"lee-{i:04d}") for L in (8, 12, 16, 20, 24) for i in range(4)}
     for name, mtime in survivors.items():

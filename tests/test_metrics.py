@@ -1,12 +1,15 @@
 """Capacity metrics against hand-computed values."""
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from memcap import metrics
+from memcap.records import accuracy_is_lossless
 from analysis_fixtures import make_record, search_records, synthetic_run, write_records
 
 # (d, vocab, L_th) of all 14 models in PAPER.md section 4.
@@ -31,14 +34,23 @@ def test_eq1_reproduces_paper_theoretical_capacity(name):
     assert round(metrics.theoretical_capacity(d, vocab)) == expected
 
 
-def test_utilisation_matches_paper_example():
-    assert metrics.capacity_utilisation(70.89, 786.8) == pytest.approx(70.89 / 787)
-    assert round(metrics.capacity_utilisation(70.89, 786.8), 3) == 0.090
+def test_utilisation_matches_paper_example(capacity_frame):
+    """summarise's utilisation: mean token gain over round(L_th), as in the paper (70.89 / 787)."""
+    row = metrics.summarise(capacity_frame).iloc[0]  # d 768, |V| 50304: L_th 786.8, Pythia-160M's
+    assert row["l_th"] == pytest.approx(786.8, abs=0.05) and row["l_th_rounded"] == 787
+    assert row["utilisation"] == pytest.approx(row["token_gain_mean"] / 787)
+    assert round(70.89 / row["l_th_rounded"], 3) == 0.090
 
 
-def test_bits_per_byte():
-    # 100 tokens, 300 bytes, 69.3147 nats = 100 bits -> 1/3 bit per byte
-    assert metrics.bits_per_byte(100 * math.log(2), 100, 300) == pytest.approx(1 / 3)
+def test_one_lossless_rule_for_the_metrics_and_the_search():
+    from memcap.search import lossless  # pulls torch
+
+    assert accuracy_is_lossless(99 / 100) and not accuracy_is_lossless(98 / 100)
+    assert list(accuracy_is_lossless(np.array([0.5, 0.99, 1.0]))) == [False, True, True]
+    assert lossless("ok", 98, 99, 100, "paper") and not lossless("ok", 98, 99, 100, "strict")
+    # the search imports the rule without pandas (memcap.records is standard library only)
+    code = "import sys, memcap.search; assert 'pandas' not in sys.modules"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
 def test_paper_protocol_totals_scale_mean_by_L(tmp_path):

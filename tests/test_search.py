@@ -10,11 +10,11 @@ import torch
 
 from memcap.corpora import lee_articles
 from memcap.engine import OptimConfig, compress
+from memcap.io import read_jsonl
 from memcap.job import run_job
 from memcap.metrics import load_records, search_capacity_summary
 from memcap.models import load_model, load_registry, resolve_model
 from memcap.search import search_capacity
-from memcap.store import read_jsonl
 
 from job_fixtures import documented_record_keys, write_texts
 

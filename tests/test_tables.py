@@ -165,30 +165,6 @@ def test_latex_fragments_are_escaped(written):
     assert r"\begin{longtable}" in written["pass_rate"].with_suffix(".tex").read_text()
 
 
-@pytest.mark.parametrize("ours,paper", [
-    ("pythia-160m", "Pythia-160M"), ("EleutherAI/pythia-160m", "Pythia-160M"),
-    ("llama-3.2-1b", "Llama-3.2-1B"), ("mamba-130m", "Mamba-130M"),
-    ("smollm2-135m", None), ("tiny_model.v2", None)])
-def test_model_mapping(ours, paper):
-    assert tables.paper_model(ours) == paper
-
-
-@pytest.mark.parametrize("dataset,source", [
-    ("pg19", "pg19"), ("fanfics", "fanfics"), ("random", "random"),
-    ("random_wordfreq", "random"), ("lee", None)])
-def test_source_mapping(dataset, source):
-    assert tables.paper_source(dataset) == source
-
-
-def test_reference_values_are_self_consistent():
-    """Transcription check: Eq. 1 and utilisation = token gain / L_th for all 14 rows."""
-    for name, row in tables.load_reference()["models"].items():
-        assert round(metrics.theoretical_capacity(row["d"], row["vocab"])) == row["l_th"], name
-        for source, utilisation in row["utilisation"].items():
-            gain = row["token_gain"][source][0]
-            assert gain / row["l_th"] == pytest.approx(utilisation, abs=0.0015), (name, source)
-
-
 def test_expected_cells_from_empty_files(tmp_path):
     compress = tmp_path / "compress" / "pythia-160m" / "lee.jsonl"
     multi = tmp_path / "multivector" / "llama-3.2-1b" / "pg19" / "K4.jsonl"

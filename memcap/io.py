@@ -1,0 +1,89 @@
+"""Files written whole or not at all, JSON lines, and data files inside installed packages.
+
+    from memcap.io import atomic_open, atomic_path, atomic_write_text, read_jsonl, write_jsonl
+    atomic_write_text("out/job.json", "{}\\n")
+    with atomic_open("words.txt", "w", encoding="utf-8") as f:   # an open file, renamed at the end
+        f.writelines(words)
+    with atomic_path("part.safetensors") as tmp:                  # a path, for writers that want one
+        save_file(tensors, tmp)
+    write_jsonl(rows, "texts.jsonl", ensure_ascii=False); rows = read_jsonl("texts.jsonl")
+    package_file("gensim", "test/test_data/lee_background.cor")   # found without importing gensim
+
+Atomic: the data goes to a hidden temp file (`.<name>.<random><suffix>`) in the target's own
+folder, so the rename cannot cross file systems, and replaces the target only once complete.
+An error or a signal that Python sees (KeyboardInterrupt, SystemExit) removes the temp file
+and keeps the old target; a SIGKILL can only leave a temp file, never a half-written target.
+The temp file comes from tempfile.mkstemp, so the target ends up with its permissions (0600).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Iterable, Iterator
+
+
+@contextmanager
+def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
+    """A temp path beside `path` to write in any way; renamed to `path` when the block ends,
+    removed when it raises. The parent folders are made if missing."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def atomic_open(path: str | Path, mode: str = "w", suffix: str = ".tmp", **kwargs) -> Iterator[IO]:
+    """`open(path, mode, **kwargs)` atomically (atomic_path): the file is flushed to disk
+    before the rename, so a crash right after it cannot leave an empty target."""
+    with atomic_path(path, suffix) as tmp, open(tmp, mode, **kwargs) as f:
+        yield f
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    with atomic_open(path, "wb") as f:
+        f.write(data)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_jsonl(rows: Iterable[dict], path: str | Path, **dumps) -> Path:
+    """One JSON object per line, atomically; `dumps` go to json.dumps (sort_keys, ensure_ascii)."""
+    with atomic_open(path, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, **dumps) + "\n")
+    return Path(path)
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    """The objects of a JSON-lines file (texts, records, parts), blank lines skipped."""
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def package_file(package: str, file: str | Path, missing: str | None = None) -> Path:
+    """Path of a data file inside an installed package, found without importing it (importing
+    e.g. gensim is slow and pulls scipy). FileNotFoundError when the package is not installed,
+    with the message `missing` if given (who needs it, how to install it), or lacks the file."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(missing or f"package {package!r} is not installed")
+    path = Path(list(spec.submodule_search_locations)[0]) / file
+    if not path.is_file():
+        raise FileNotFoundError(f"{file!r} not found in package {package!r} ({path})")
+    return path
