@@ -14,6 +14,10 @@ Protocols (PAPER.md sections 1 and 6):
 - ``strict``: the prediction of t1 from the last mem vector is scored too (N positions); the
   no-mem baseline predicts t1 from the tokenizer's start-of-document token.
 
+compress() is a short loop over small pieces: _baseline (the no-vector scores), _Vectors (the
+random or warm starts, fresh_lr, AdamW and the best vectors kept), _step (one scoring and
+update), Stopping (one text's stopping rule, docs/method.md section 1.5) and _outcomes.
+
 Memory: the float32 logits of a batch (B x N x vocabulary) are never held at once beyond
 ``lm.logits_mib`` (memcap.models.LOGITS_MIB): the LM head then runs on chunks of positions
 (``score``), and the backward recomputes one chunk's logits at a time.
@@ -334,6 +338,57 @@ def greedy_decode(
     return out[:, -n_new:]
 
 
+@dataclass
+class Stopping:
+    """One text's stopping rule (docs/method.md section 1.5), fed one scoring per step.
+
+        state = Stopping(scored=7, max_steps=500, patience=50)
+        if state.observe(loss, correct, sure):  # a new best: keep the vectors just scored
+            ...
+        state.reason  # "" while it goes on; converged, max_steps, patience or nan
+
+    Each scoring is of the vectors before that step's update; `steps` counts the updates
+    made (the caller adds one after each).
+    """
+
+    scored: int  # positions scored
+    max_steps: int
+    patience: int
+    best_correct: int = -1  # of the best scoring: most correct, then lowest loss
+    best_loss: float = math.inf
+    min_loss: float = math.inf  # over all finite scorings (may come from another step)
+    since: int = 0  # scorings since the best correct count last rose
+    steps: int = 0
+    reason: str = ""
+    wall_s: float = 0.0  # seconds from the start of compress() to the stop (set by it)
+
+    @property
+    def best_accuracy(self) -> float:
+        """best_correct / scored; negative before the first finite scoring."""
+        return self.best_correct / self.scored
+
+    def observe(self, loss: float, correct: int, sure: int) -> bool:
+        """Take one scoring: loss sum, correct count, and the count right by the margin
+        (`correct` without one). True when it is the new best; sets `reason` on a stop."""
+        if not math.isfinite(loss):
+            self.reason = "nan"
+            return False
+        self.min_loss = min(self.min_loss, loss)
+        rose = correct > self.best_correct
+        best = rose or (correct == self.best_correct and loss < self.best_loss)
+        # a tie with a lower loss is kept, but only a rise of the count resets patience
+        self.since = 0 if rose else self.since + 1
+        if best:
+            self.best_correct, self.best_loss = correct, loss
+        if sure == self.scored:  # every token right (by optim.margin, if one is set)
+            self.reason = "converged"
+        elif self.steps >= self.max_steps:
+            self.reason = "max_steps"
+        elif self.since >= self.patience:
+            self.reason = "patience"
+        return best
+
+
 def compress(
     lm: LoadedModel,
     texts: list[list[int]],
@@ -350,12 +405,27 @@ def compress(
     vectors that already encode a prefix of the text (memcap.search warm starts).
 
     A text stops at accuracy 1.0, after `patience` steps without a new best accuracy, or at
-    `max_steps`; it then leaves the batch, so its vectors and optimiser state stop changing.
-    `progress`, if given, is called as progress(step, n_active, best_accuracies).
+    `max_steps` (Stopping); it then leaves the batch, so its vectors and optimiser state stop
+    changing. `progress`, if given, is called as progress(step, n_active, best_accuracies).
     Raises torch.OutOfMemoryError on out-of-memory (the caller splits the batch).
     """
     optim = optim or OptimConfig()
     first = first_scored(protocol)
+    _check_batch(texts, K, protocol, seeds, init, first)
+    batch = _Batch.of(lm, texts, first, optim)
+    baseline = _baseline(batch)
+    vectors = _Vectors(lm, K, seeds, init if init is not None else [None] * len(texts), optim)
+    states = [Stopping(n, optim.max_steps, optim.patience) for n in batch.scored]
+    active, step = list(range(len(texts))), 0
+    while active:
+        active = _step(batch, vectors, states, active)
+        step += 1
+        if progress is not None:
+            progress(step, len(active), [s.best_accuracy for s in states])
+    return _outcomes(batch, vectors.saved(), states, baseline)
+
+
+def _check_batch(texts, K, protocol, seeds, init, first) -> None:
     if K < 1:
         raise ValueError(f"K (number of [mem] vectors) must be >= 1, got {K}")
     if len(seeds) != len(texts):
@@ -367,141 +437,164 @@ def compress(
         raise ValueError(
             f"protocol {protocol!r} needs texts of at least {first + 1} token(s); got {too_short}"
         )
-    device, d = lm.device, lm.mem_dim
-    t0 = time.perf_counter()
-    ids, lengths = pad(texts, device)
-    scored = (lengths - first).tolist()
-    with torch.no_grad():
-        token_embeds = lm.embeddings(ids)
-        if first == 0:  # strict baseline: t1 predicted from the start-of-document token
-            start = torch.full((len(texts), 1), lm.start_token_id, device=device)
-            base_prefix = lm.embeddings(start)
-        else:
-            base_prefix = token_embeds[:, :0]
-        base_loss, base_correct = score(lm, base_prefix, token_embeds, ids, lengths, first)
-        base_loss, base_correct = base_loss.tolist(), base_correct.tolist()
 
-    std = lm.embedding_std() * optim.init_scale
-    starts = init if init is not None else [None] * len(texts)
-    for start in starts:
-        if start is not None and tuple(start.shape) != (K, d):
-            raise ValueError(f"init vectors must have shape (K, d) = ({K}, {d}), got {tuple(start.shape)}")
-    params = [
-        torch.nn.Parameter(
-            init_vectors(K, d, std, seed).to(device)
-            if start is None
-            else start.detach().to(device, torch.float32).clone()
+
+@dataclass
+class _Batch:
+    """The texts of one compress() call, right-padded, and what scoring them takes."""
+
+    lm: LoadedModel
+    ids: torch.Tensor  # (B, n_max)
+    lengths: torch.Tensor  # (B,)
+    embeds: torch.Tensor  # token embeddings of ids (no grad)
+    first: int  # first_scored(protocol)
+    optim: OptimConfig
+    t0: float  # perf_counter() at the start (Outcome.wall_s)
+
+    @classmethod
+    def of(cls, lm: LoadedModel, texts, first: int, optim: OptimConfig) -> "_Batch":
+        t0 = time.perf_counter()
+        ids, lengths = pad(texts, lm.device)
+        with torch.no_grad():
+            embeds = lm.embeddings(ids)
+        return cls(lm, ids, lengths, embeds, first, optim, t0)
+
+    @property
+    def scored(self) -> list[int]:
+        return (self.lengths - self.first).tolist()
+
+    def score(self, prefix: torch.Tensor, index: torch.Tensor | None = None, train: bool = False):
+        """score() of the texts at `index` (all: None); train: with optim's training terms."""
+        optim = self.optim if train else None
+        if index is None:
+            return score(self.lm, prefix, self.embeds, self.ids, self.lengths, self.first, optim)
+        return score(self.lm, prefix, self.embeds[index], self.ids[index], self.lengths[index], self.first, optim)
+
+
+@torch.no_grad()
+def _baseline(batch: _Batch) -> tuple[list[float], list[int]]:
+    """Per-text CE sum and correct count without [mem] vectors."""
+    lm = batch.lm
+    if batch.first == 0:  # strict baseline: t1 predicted from the start-of-document token
+        start = torch.full((len(batch.ids), 1), lm.start_token_id, device=lm.device)
+        prefix = lm.embeddings(start)
+    else:
+        prefix = batch.embeds[:, :0]
+    loss, correct = batch.score(prefix)
+    return loss.tolist(), correct.tolist()
+
+
+class _Vectors:
+    """Every text's (K, d) parameter (its warm start, or the seeded random init where None),
+    their AdamW (fresh starts at optim.fresh_lr, if set) and schedule, and the best kept."""
+
+    def __init__(self, lm: LoadedModel, K: int, seeds, starts, optim: OptimConfig):
+        d = lm.mem_dim
+        std = lm.embedding_std() * optim.init_scale
+        for start in starts:
+            if start is not None and tuple(start.shape) != (K, d):
+                raise ValueError(f"init vectors must have shape (K, d) = ({K}, {d}), got {tuple(start.shape)}")
+        self.params = [
+            torch.nn.Parameter(
+                init_vectors(K, d, std, seed).to(lm.device)
+                if start is None
+                else start.detach().to(lm.device, torch.float32).clone()
+            )
+            for seed, start in zip(seeds, starts)
+        ]
+        if optim.fresh_lr is None:
+            groups = self.params
+        else:  # a fresh init needs a gentler lr than a warm start (PRESETS)
+            groups = [{"params": [p], "lr": optim.lr if start is not None else optim.fresh_lr}
+                      for p, start in zip(self.params, starts)]
+        self.opt = torch.optim.AdamW(
+            groups,
+            lr=optim.lr,
+            betas=(optim.beta1, optim.beta2),
+            eps=optim.eps,
+            weight_decay=optim.weight_decay,
         )
-        for seed, start in zip(seeds, starts)
-    ]
-    if optim.fresh_lr is None:
-        groups = params
-    else:  # a fresh init needs a gentler lr than a warm start (PRESETS)
-        groups = [{"params": [p], "lr": optim.lr if start is not None else optim.fresh_lr}
-                  for p, start in zip(params, starts)]
-    opt = torch.optim.AdamW(
-        groups,
-        lr=optim.lr,
-        betas=(optim.beta1, optim.beta2),
-        eps=optim.eps,
-        weight_decay=optim.weight_decay,
-    )
-    # every text of a batch starts at update 0, so one schedule serves them all
-    scheduled = optim.schedule != "constant" or optim.warmup
-    schedule = torch.optim.lr_scheduler.LambdaLR(opt, optim.lr_factor) if scheduled else None
-    B = len(texts)
-    best_correct = [-1] * B
-    best_loss = [math.inf] * B
-    best_vec = [p.detach().clone() for p in params]
-    min_loss = [math.inf] * B
-    since = [0] * B
-    steps = [0] * B
-    stop = [""] * B
-    wall = [0.0] * B
-    active = list(range(B))
-    step = 0
-    while active:
-        index = torch.tensor(active, device=device)
-        mem = torch.stack([params[i] for i in active])
-        loss_sum, correct, objective, sure = score(lm, mem, token_embeds[index], ids[index], lengths[index], first,
-                                                   optim)
-        host = torch.stack([loss_sum.detach(), correct.to(loss_sum.dtype), sure.to(loss_sum.dtype)]).cpu()
-        going, going_rows = [], []
-        for row, i in enumerate(active):
-            loss_i, correct_i, sure_i = host[0, row].item(), int(host[1, row].item()), int(host[2, row].item())
-            if not math.isfinite(loss_i):
-                stop[i] = "nan"
-            else:
-                min_loss[i] = min(min_loss[i], loss_i)
-                if correct_i > best_correct[i] or (
-                    correct_i == best_correct[i] and loss_i < best_loss[i]
-                ):
-                    # keep the vectors that produced this score (before the update)
-                    best_vec[i] = params[i].detach().clone()
-                    since[i] = 0 if correct_i > best_correct[i] else since[i] + 1
-                    best_correct[i], best_loss[i] = correct_i, loss_i
-                else:
-                    since[i] += 1
-                if sure_i == scored[i]:  # every token right (by optim.margin, if one is set)
-                    stop[i] = "converged"
-                elif steps[i] >= optim.max_steps:
-                    stop[i] = "max_steps"
-                elif since[i] >= optim.patience:
-                    stop[i] = "patience"
-            if stop[i]:
-                wall[i] = time.perf_counter() - t0
-            else:
-                going.append(i)
-                going_rows.append(row)
-        if going:
-            rows = torch.tensor(going_rows, device=device)
-            per_text = objective[rows] / lengths[index][rows].sub(first).to(objective.dtype)
-            opt.zero_grad(set_to_none=True)
-            per_text.sum().backward()
-            for i in active:
-                if i not in going:  # no update, no weight decay, no momentum for stopped texts
-                    params[i].grad = None
-            opt.step()
-            if schedule is not None:
-                schedule.step()
-            for i in going:
-                steps[i] += 1
-        active = going
-        step += 1
-        if progress is not None:
-            progress(step, len(active), [c / s for c, s in zip(best_correct, scored)])
+        # every text of a batch starts at update 0, so one schedule serves them all
+        scheduled = optim.schedule != "constant" or optim.warmup
+        self.schedule = torch.optim.lr_scheduler.LambdaLR(self.opt, optim.lr_factor) if scheduled else None
+        self.best = [p.detach().clone() for p in self.params]
 
-    # Re-evaluate exactly the vectors we keep, then check losslessness by greedy decoding.
-    saved = torch.stack(best_vec).detach()
+    def stack(self, active: list[int]) -> torch.Tensor:
+        return torch.stack([self.params[i] for i in active])
+
+    def keep(self, i: int) -> None:
+        """Text i's vectors as they are now are its best."""
+        self.best[i] = self.params[i].detach().clone()
+
+    def saved(self) -> torch.Tensor:
+        return torch.stack(self.best).detach()
+
+    def update(self, loss: torch.Tensor, stopped: list[int]) -> None:
+        """One optimiser step on loss.sum(); the texts in `stopped` take no part in it."""
+        self.opt.zero_grad(set_to_none=True)
+        loss.sum().backward()
+        for i in stopped:  # no update, no weight decay, no momentum for stopped texts
+            self.params[i].grad = None
+        self.opt.step()
+        if self.schedule is not None:
+            self.schedule.step()
+
+
+def _step(batch: _Batch, vectors: _Vectors, states: list[Stopping], active: list[int]) -> list[int]:
+    """Score the active texts, let each one's Stopping judge the scoring, and update the
+    vectors of those that go on; returns them."""
+    index = torch.tensor(active, device=batch.lm.device)
+    loss_sum, correct, objective, sure = batch.score(vectors.stack(active), index, train=True)
+    host = torch.stack([loss_sum.detach(), correct.to(loss_sum.dtype), sure.to(loss_sum.dtype)]).cpu()
+    going, going_rows = [], []
+    for row, i in enumerate(active):
+        if states[i].observe(host[0, row].item(), int(host[1, row].item()), int(host[2, row].item())):
+            vectors.keep(i)  # the vectors that produced this score (before the update)
+        if states[i].reason:
+            states[i].wall_s = time.perf_counter() - batch.t0
+        else:
+            going.append(i)
+            going_rows.append(row)
+    if going:
+        rows = torch.tensor(going_rows, device=batch.lm.device)
+        per_text = objective[rows] / batch.lengths[index][rows].sub(batch.first).to(objective.dtype)
+        vectors.update(per_text, [i for i in active if i not in going])
+        for i in going:
+            states[i].steps += 1
+    return going
+
+
+def _outcomes(batch: _Batch, saved: torch.Tensor, states: list[Stopping], baseline) -> list[Outcome]:
+    """Re-score exactly the vectors kept, then check losslessness by greedy decoding."""
+    ids, lengths, first = batch.ids, batch.lengths, batch.first
     with torch.no_grad():
-        final_loss, final_correct = score(lm, saved, token_embeds, ids, lengths, first)
-    prompt = ids[:, :first]
-    decoded = greedy_decode(lm, saved, ids.shape[1] - first, prompt)
+        final_loss, final_correct = batch.score(saved)
+    decoded = greedy_decode(batch.lm, saved, ids.shape[1] - first, ids[:, :first])
+    base_loss, base_correct = baseline
     outcomes = []
-    for i in range(B):
+    for i, state in enumerate(states):
         target = ids[i, first : int(lengths[i])]
-        got = decoded[i, : len(target)]
-        matches = (got == target).int()
+        matches = (decoded[i, : len(target)] == target).int()
         prefix_ok = int(matches.cumprod(0).sum().item()) if len(target) else 0
-        nan = stop[i] == "nan"
+        nan = state.reason == "nan"
         outcomes.append(
             Outcome(
                 N=int(lengths[i]),
-                scored=scored[i],
+                scored=state.scored,
                 baseline_loss_sum=base_loss[i],
                 baseline_correct=int(base_correct[i]),
                 loss_sum=final_loss[i].item() if not nan else float("nan"),
                 correct=int(final_correct[i]) if not nan else 0,
-                min_loss_sum=min_loss[i] if math.isfinite(min_loss[i]) else float("nan"),
-                max_correct=max(best_correct[i], 0),
-                steps=steps[i],
-                converged=stop[i] == "converged",
-                stop_reason=stop[i],
+                min_loss_sum=state.min_loss if math.isfinite(state.min_loss) else float("nan"),
+                max_correct=max(state.best_correct, 0),
+                steps=state.steps,
+                converged=state.reason == "converged",
+                stop_reason=state.reason,
                 status="nan" if nan else "ok",
                 greedy_exact=bool(prefix_ok == len(target)) and not nan,
                 greedy_prefix=prefix_ok,
-                wall_s=wall[i],
-                batch_size=B,
+                wall_s=state.wall_s,
+                batch_size=len(states),
                 vectors=saved[i].float().cpu(),
             )
         )

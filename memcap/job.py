@@ -237,18 +237,18 @@ def run_job(
 
     fingerprint = job_fingerprint(spec, protocol, optim, dataset, mode, all_lengths, cast_weights, search)
     store = PartStore(out.with_suffix(".parts"), fingerprint=fingerprint)
-    load = functools.partial(load_model, spec, device, cast_weights=cast_weights)
+    ctx = JobContext(spec, store, dataset, protocol, optim, batch_size, progress, search,
+                     functools.partial(load_model, spec, device, cast_weights=cast_weights))
     if mode == "search":
-        return _run_search(store, out, spec, rows, all_lengths, vectors, protocol, optim, batch_size,
-                           dataset, load, progress, search)
-    done = store.done_keys()
-    groups = _plan(rows, lengths, vectors, done)
-    todo = sum(len(g) for g in groups)
-    log.info("%s on %s: %d samples done before, %d to do", spec.name, dataset, len(done), todo)
-    if todo:
-        lm = load()
-        _check_context(lm, vectors, all_lengths)
-        _run_groups(lm, spec, groups, store, protocol, optim, batch_size, dataset, progress)
+        _run_search(ctx, rows, all_lengths, vectors)
+    else:
+        done = store.done_keys()
+        groups = _plan(rows, lengths, vectors, done)
+        todo = sum(len(g) for g in groups)
+        log.info("%s on %s: %d samples done before, %d to do", spec.name, dataset, len(done), todo)
+        if todo:
+            ctx.load_lm(vectors, all_lengths)
+            _run_groups(ctx, groups)
     records = store.merge(out, defaults=_kinds(rows))
     log.info("wrote %d records to %s", len(records), out)
     return out
@@ -269,8 +269,36 @@ def _check_context(lm: LoadedModel, vectors, lengths) -> None:
         )
 
 
-def _run_search(store, out, spec, rows, lengths, vectors, protocol, optim, batch_size, dataset, load, progress,
-                search):
+@dataclass
+class JobContext:
+    """One job's settings, built once by run_job and passed to its helpers below instead of
+    long argument lists. `lm` and `shared` are set by load_lm(), only where work remains."""
+
+    spec: memcap.models.ModelSpec
+    store: PartStore
+    dataset: str
+    protocol: str
+    optim: OptimConfig
+    batch_size: int
+    progress: bool  # show a progress bar
+    search: dict  # search_settings(); search mode only
+    load: functools.partial  # load_model(spec, device, cast_weights=...)
+    lm: LoadedModel | None = None
+    shared: dict | None = None  # the fields every record shares (_shared)
+
+    @property
+    def first(self) -> int:
+        return first_scored(self.protocol)
+
+    def load_lm(self, vectors, lengths) -> LoadedModel:
+        """Load the model, check that K + L fit its context, and fill `shared`."""
+        self.lm = self.load()
+        _check_context(self.lm, vectors, lengths)
+        self.shared = _shared(self)
+        return self.lm
+
+
+def _run_search(ctx: JobContext, rows, lengths, vectors) -> None:
     """Search mode: every text's capacity per K (memcap.search), one part per batch of attempts.
 
     Resumes: a text whose search a kill interrupted replays its recorded attempts (and the
@@ -278,58 +306,54 @@ def _run_search(store, out, spec, rows, lengths, vectors, protocol, optim, batch
     """
     from memcap.search import search_capacity
 
-    recorded = store.records()
+    recorded = ctx.store.records()
     finished = {(r["K"], str(r["sample_id"])) for r in recorded if r.get("capacity") is not None}
     todo = {K: [r for r in rows if (K, str(r["id"])) not in finished] for K in vectors}
-    if any(todo.values()):
-        lm = load()
-        _check_context(lm, vectors, lengths)
-        shared = _shared(lm, spec, dataset, protocol, optim)
-        first = first_scored(protocol)
-        bar = tqdm(desc=f"{spec.name}/{dataset} search", unit="attempt", disable=not progress)
-        limit = OomLimit()
-        for K, group in todo.items():
-            if not group:
-                continue
-            ids = [lm.tokenize(row["text"]) for row in group]
+    if not any(todo.values()):
+        return
+    lm = ctx.load_lm(vectors, lengths)
+    bar = tqdm(desc=f"{ctx.spec.name}/{ctx.dataset} search", unit="attempt", disable=not ctx.progress)
+    limit = OomLimit()
+    for K, group in todo.items():
+        if not group:
+            continue
+        ids = [lm.tokenize(row["text"]) for row in group]
 
-            def write(pairs, _K=K, _group=group, _ids=ids):
-                records, tensors = [], {}
-                keys = [f"K{_K}_L{a.L}_{_group[res.index]['id']}" + ("_retry" if a.retry else "")
-                        for res, a in pairs]
-                part = f"search_K{_K}_" + hashlib.sha1("|".join(keys).encode()).hexdigest()[:10]
-                for (res, a), key in zip(pairs, keys):
-                    row = _group[res.index]
-                    record = _record(shared, row, _K, a.L, _ids[res.index][: a.L], a.seed, a.outcome,
-                                     len(pairs), first, lm.tokenizer)
-                    record.update(mode="search", search=search, warm_start=a.warm_start, retry=a.retry,
-                                  capacity=res.capacity if res.done else None,
-                                  vectors=f"{part}.safetensors", vectors_key=key)
-                    records.append(record)
-                    if a.outcome is not None:
-                        tensors[key] = a.outcome.vectors
-                store.write_part(part, records, tensors)
-                bar.update(len(pairs))
+        def seed(i, L, _K=K, _group=group):  # as the grid's seed, so a first attempt matches it
+            return derive_seed(ctx.spec.name, ctx.dataset, _K, L, _group[i]["id"])
 
-            def seed(i, L, _K=K, _group=group):  # as the grid's seed, so a first attempt matches it
-                return derive_seed(spec.name, dataset, _K, L, _group[i]["id"])
+        history = _search_history(ctx.store, recorded, K, group, ctx.protocol)
+        if history:
+            log.info("K=%d: resuming the search of %d texts from their %d recorded attempts",
+                     K, len(history), sum(len(a) for a in history.values()))
+        results = search_capacity(
+            lm, ids, K, ctx.protocol, seed, ctx.optim, lengths_grid=lengths,
+            batch_size=ctx.batch_size, runner=functools.partial(compress_splitting, limit=limit),
+            on_attempts=functools.partial(_write_attempts, ctx, K, group, ids, bar), history=history,
+            **ctx.search,
+        )
+        caps = sorted(r.capacity for r in results)
+        log.info("K=%d: capacity of %d texts: median %s, min %d, max %d, %d optimiser steps",
+                 K, len(caps), caps[len(caps) // 2], caps[0], caps[-1], sum(r.steps for r in results))
+    bar.close()
 
-            history = _search_history(store, recorded, K, group, protocol)
-            if history:
-                log.info("K=%d: resuming the search of %d texts from their %d recorded attempts",
-                         K, len(history), sum(len(a) for a in history.values()))
-            results = search_capacity(
-                lm, ids, K, protocol, seed, optim, lengths_grid=lengths,
-                batch_size=batch_size, runner=functools.partial(compress_splitting, limit=limit),
-                on_attempts=write, history=history, **search,
-            )
-            caps = sorted(r.capacity for r in results)
-            log.info("K=%d: capacity of %d texts: median %s, min %d, max %d, %d optimiser steps",
-                     K, len(caps), caps[len(caps) // 2], caps[0], caps[-1], sum(r.steps for r in results))
-        bar.close()
-    records = store.merge(out, defaults=_kinds(rows))
-    log.info("wrote %d records to %s", len(records), out)
-    return out
+
+def _write_attempts(ctx: JobContext, K: int, group: list[dict], ids: list[list[int]], bar, pairs) -> None:
+    """search_capacity's on_attempts: one part with the records of a batch of attempts."""
+    records, tensors = [], {}
+    keys = [f"K{K}_L{a.L}_{group[res.index]['id']}" + ("_retry" if a.retry else "") for res, a in pairs]
+    part = f"search_K{K}_" + hashlib.sha1("|".join(keys).encode()).hexdigest()[:10]
+    for (res, a), key in zip(pairs, keys):
+        record = _record(ctx, group[res.index], ids[res.index][: a.L], a.outcome, K=K, L=a.L, seed=a.seed,
+                         batch=len(pairs))
+        record.update(mode="search", search=ctx.search, warm_start=a.warm_start, retry=a.retry,
+                      capacity=res.capacity if res.done else None,
+                      vectors=f"{part}.safetensors", vectors_key=key)
+        records.append(record)
+        if a.outcome is not None:
+            tensors[key] = a.outcome.vectors
+    ctx.store.write_part(part, records, tensors)
+    bar.update(len(pairs))
 
 
 def _search_history(store: PartStore, recorded: list[dict], K: int, group: list[dict], protocol: str) -> dict:
@@ -358,8 +382,9 @@ def _search_history(store: PartStore, recorded: list[dict], K: int, group: list[
     return history
 
 
-def _shared(lm, spec, dataset, protocol, optim) -> dict:
+def _shared(ctx: JobContext) -> dict:
     """The fields every record of a job shares."""
+    lm, spec, optim = ctx.lm, ctx.spec, ctx.optim
     return {
         "model": spec.name,
         "model_id": spec.model_id,
@@ -368,8 +393,8 @@ def _shared(lm, spec, dataset, protocol, optim) -> dict:
         "params": lm.params,
         "mem_dim": lm.mem_dim,
         "vocab_size": lm.vocab_size,
-        "dataset": dataset,
-        "protocol": protocol,
+        "dataset": ctx.dataset,
+        "protocol": ctx.protocol,
         "bos": lm.adds_bos(),
         "device": str(lm.device),
         "dtype": spec.dtype,
@@ -380,7 +405,9 @@ def _shared(lm, spec, dataset, protocol, optim) -> dict:
     }
 
 
-def _run_groups(lm, spec, groups, store, protocol, optim, batch_size, dataset, progress):
+def _run_groups(ctx: JobContext, groups) -> None:
+    """Grid mode: every (K, L, row) cell of `groups` (_plan), one part per batch."""
+    lm, spec, dataset = ctx.lm, ctx.spec, ctx.dataset
     token_cache: dict[str, list[int]] = {}
 
     def tokens(row) -> list[int]:
@@ -389,13 +416,12 @@ def _run_groups(lm, spec, groups, store, protocol, optim, batch_size, dataset, p
             token_cache[sid] = lm.tokenize(row["text"])
         return token_cache[sid]
 
-    shared = _shared(lm, spec, dataset, protocol, optim)
     total = sum(len(g) for g in groups)
-    bar = tqdm(total=total, desc=f"{spec.name}/{dataset}", unit="text", disable=not progress)
+    bar = tqdm(total=total, desc=f"{spec.name}/{dataset}", unit="text", disable=not ctx.progress)
     limit = OomLimit()
     for group in groups:
-        for start in range(0, len(group), batch_size):
-            cells = group[start : start + batch_size]
+        for start in range(0, len(group), ctx.batch_size):
+            cells = group[start : start + ctx.batch_size]
             K = cells[0][0]
             ids = [tokens(row)[:L] for _, L, row in cells]
             seeds = [derive_seed(spec.name, dataset, K, L, row["id"]) for _, L, row in cells]
@@ -406,18 +432,18 @@ def _run_groups(lm, spec, groups, store, protocol, optim, batch_size, dataset, p
             def show(step, active, best, _K=K, _L=cells[-1][1]):
                 bar.set_postfix(K=_K, L=_L, step=step, active=active, refresh=False)
 
-            outcomes = compress_splitting(lm, ids, K, protocol, seeds, optim, show if progress else None,
-                                          limit=limit)
+            outcomes = compress_splitting(lm, ids, K, ctx.protocol, seeds, ctx.optim,
+                                          show if ctx.progress else None, limit=limit)
             records, tensors = [], {}
             keys = [f"K{K}_L{L}_{row['id']}" for _, L, row in cells]
             part = f"K{K}_L{cells[0][1]}-{cells[-1][1]}_" + hashlib.sha1("|".join(keys).encode()).hexdigest()[:10]
             for (K_, L, row), t, seed, key, outcome in zip(cells, ids, seeds, keys, outcomes):
-                record = _record(shared, row, K_, L, t, seed, outcome, len(cells), first_scored(protocol), lm.tokenizer)
+                record = _record(ctx, row, t, outcome, K=K_, L=L, seed=seed, batch=len(cells))
                 record.update(vectors=f"{part}.safetensors", vectors_key=key)
                 records.append(record)
                 if outcome is not None:
                     tensors[key] = outcome.vectors
-            store.write_part(part, records, tensors)
+            ctx.store.write_part(part, records, tensors)
             bar.update(len(cells))
             ok = [r for r in records if r["status"] == "ok"]
             log.info(
@@ -429,10 +455,11 @@ def _run_groups(lm, spec, groups, store, protocol, optim, batch_size, dataset, p
     bar.close()
 
 
-def _record(shared, row, K, L, ids, seed, outcome: Outcome | None, batch, first, tokenizer) -> dict:
+def _record(ctx: JobContext, row, ids, outcome: Outcome | None, *, K, L, seed, batch) -> dict:
+    """One cell's record: the text `row` cut to `ids`, compressed into `outcome` (None: oom)."""
     text = row["text"]
     record = dict(
-        shared,
+        ctx.shared,
         sample_id=str(row["id"]),
         kind=text_kind(row),
         text_sha=hashlib.sha1(text.encode("utf-8")).hexdigest(),
@@ -440,8 +467,8 @@ def _record(shared, row, K, L, ids, seed, outcome: Outcome | None, batch, first,
         L=L,
         N=len(ids),
         short=len(ids) < L,
-        n_bytes=len(tokenizer.decode(ids, skip_special_tokens=True).encode("utf-8")),
-        scored=len(ids) - first,
+        n_bytes=len(ctx.lm.tokenizer.decode(ids, skip_special_tokens=True).encode("utf-8")),
+        scored=len(ids) - ctx.first,
         seed=seed,
         batch_size=batch,
         mode="grid",  # search mode overrides these five (docs/records.md)
