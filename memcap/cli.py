@@ -28,6 +28,7 @@ OPTIM_OPTIONS = [  # flag, type, OptimConfig key, help
     ("--weight-decay", float, "weight_decay", "AdamW weight decay"),
     ("--eps", float, "eps", "AdamW eps"),
     ("--max-steps", int, "max_steps", "most optimiser steps per text"),
+    ("--fresh-max-steps", int, "fresh_max_steps", "most steps from a random init; warm starts keep the other (None: the same)"),
     ("--patience", int, "patience", "stop after this many steps without a new best accuracy"),
     ("--schedule", str, "schedule", f"learning-rate schedule: {' or '.join(SCHEDULES)}"),
     ("--warmup", int, "warmup", "steps of linear learning-rate warm-up"),

@@ -9,7 +9,7 @@ One loop for every family: the [mem] vectors enter through ``inputs_embeds``. Te
 batch are right-padded; a causal model never lets a real position see a later pad, so no
 attention mask is needed and a text's result does not depend on its batch-mates.
 
-Protocols (PAPER.md sections 1 and 6):
+Protocols (docs/method.md section 2):
 - ``paper``: logits at mem positions are dropped, so t1 is never scored (N-1 positions).
 - ``strict``: the prediction of t1 from the last mem vector is scored too (N positions); the
   no-mem baseline predicts t1 from the tokenizer's start-of-document token.
@@ -43,22 +43,24 @@ PROTOCOLS = ("paper", "strict")
 SCHEDULES = ("constant", "cosine")
 
 # Named optimiser settings; a config or the CLI picks one with `preset` and may override any
-# key. `paper` is PAPER.md section 1 (the dataclass defaults). `fast` is for the capacity
+# key. `paper` is docs/method.md section 1.4 (the dataclass defaults). `fast` is for the capacity
 # search and one-text compression (benchmarks/optimizer.py, benchmarks/fast.py,
 # docs/benchmarks.md): a warm start from a prefix's vectors passes the next length in 30-190
 # steps at lr 0.3, but from a fresh init lr 0.3 (constant, or with warm-up and cosine decay)
 # decoded only 2-3 of the reference's 6 texts at 8 tokens within 300 steps, where the
-# paper's 0.01 decoded 5-6: fresh starts keep the paper's lr. Patience 150 gives up on a
-# stuck attempt early (the search then retries it fresh, -k auto doubles K).
+# paper's 0.01 decoded 5-6: fresh starts keep the paper's lr, and its 300 steps (they took
+# 71-271 at 8 tokens). Warm starts get 250: of 27 that passed in benchmarks/fast.py, 26 took
+# at most 204 steps, while every failing length costs the whole budget. Patience 150 gives
+# up on a stuck attempt early (the search then retries it fresh, -k auto doubles K).
 PRESETS: dict[str, dict] = {
     "paper": {},
-    "fast": {"lr": 0.3, "fresh_lr": 0.01, "max_steps": 300, "patience": 150},
+    "fast": {"lr": 0.3, "fresh_lr": 0.01, "max_steps": 250, "fresh_max_steps": 300, "patience": 150},
 }
 
 
 @dataclass
 class OptimConfig:
-    """The paper's optimiser and stopping rule (PAPER.md section 1) as defaults.
+    """The paper's optimiser and stopping rule (docs/method.md sections 1.4, 1.5) as defaults.
 
     The keys after `patience` are opt-in extensions; at their defaults they are left out of
     as_dict(), so settings recorded before they existed (and the resume fingerprints made
@@ -79,6 +81,8 @@ class OptimConfig:
     margin: float = 0.0  # hinge on (logit of the right token - the runner-up's) below this
     fresh_lr: float | None = None  # lr of a text that starts from the random init (None: lr);
     # warm starts (memcap.search: vectors of a shorter prefix) keep lr
+    fresh_max_steps: int | None = None  # max_steps of a text that starts from the random init
+    # (None: max_steps): at the paper's lr a fresh start needs more steps than a warm one
     preset: str = "paper"  # the name of the preset these values started from (PRESETS)
 
     def __post_init__(self):
@@ -89,6 +93,8 @@ class OptimConfig:
                 raise ValueError(f"optim.{key} must be > 0, got {value!r}")
         if self.fresh_lr is not None and not self.fresh_lr > 0:
             raise ValueError(f"optim.fresh_lr must be > 0 or null (= lr), got {self.fresh_lr!r}")
+        if self.fresh_max_steps is not None and not self.fresh_max_steps >= 1:
+            raise ValueError(f"optim.fresh_max_steps must be >= 1 or null (= max_steps), got {self.fresh_max_steps!r}")
         for key in ("beta1", "beta2"):
             if not 0 <= getattr(self, key) < 1:
                 raise ValueError(f"optim.{key} must be in [0, 1), got {getattr(self, key)!r}")
@@ -414,8 +420,10 @@ def compress(
     _check_batch(texts, K, protocol, seeds, init, first)
     batch = _Batch.of(lm, texts, first, optim)
     baseline = _baseline(batch)
-    vectors = _Vectors(lm, K, seeds, init if init is not None else [None] * len(texts), optim)
-    states = [Stopping(n, optim.max_steps, optim.patience) for n in batch.scored]
+    starts = init if init is not None else [None] * len(texts)
+    vectors = _Vectors(lm, K, seeds, starts, optim)
+    states = [Stopping(n, optim.max_steps if start is not None or optim.fresh_max_steps is None
+                       else optim.fresh_max_steps, optim.patience) for n, start in zip(batch.scored, starts)]
     active, step = list(range(len(texts))), 0
     while active:
         active = _step(batch, vectors, states, active)

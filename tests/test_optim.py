@@ -1,6 +1,7 @@
 """Optimiser options beyond the paper (schedule, init scale, temperature, margin), the presets,
 and the search for the fewest vectors a text needs, on tiny random-weight models."""
 
+import dataclasses
 import functools
 import json
 import math
@@ -238,6 +239,25 @@ def test_fresh_lr_applies_to_fresh_starts_only_and_stays_out_of_paper_settings()
     assert torch.equal(warm.vectors, warm_fresh.vectors)
     with pytest.raises(ValueError, match="fresh_lr"):
         OptimConfig(fresh_lr=0)
+
+
+def test_fresh_max_steps_caps_fresh_starts_only_and_stays_out_of_paper_settings():
+    """In one batch a fresh start runs to fresh_max_steps and a warm one stops at max_steps."""
+    tiny_lm = tiny()
+    ids = [[5, 9, 13, 2, 7, 11, 4, 8, 3, 6, 12, 10]] * 2
+    assert "fresh_max_steps" not in OptimConfig().as_dict()
+    assert "fresh_max_steps" not in OptimConfig(fresh_max_steps=None).as_dict()
+    slow = OptimConfig(lr=1e-4, max_steps=3, patience=50)  # far from converging in a few steps
+    (first,) = compress(tiny_lm, ids[:1], 1, "paper", [3], slow)
+    assert first.steps == 3
+    both = compress(tiny_lm, ids, 1, "paper", [3, 3], dataclasses.replace(slow, fresh_max_steps=7),
+                    init=[None, first.vectors])
+    assert [o.steps for o in both] == [7, 3]
+    assert [o.stop_reason for o in both] == ["max_steps", "max_steps"]
+    same = compress(tiny_lm, ids[:1], 1, "paper", [3], dataclasses.replace(slow, fresh_max_steps=3))[0]
+    assert torch.equal(same.vectors, first.vectors)
+    with pytest.raises(ValueError, match="fresh_max_steps must be >= 1"):
+        OptimConfig(fresh_max_steps=0)
 
 
 def test_each_k_grows_through_prefixes_of_the_text():
