@@ -345,14 +345,9 @@ def model_input(model):
 
 
 def compress_input(wildcards):
+    """Texts and model of a compress or multivector job."""
     texts = {"texts": texts_path(wildcards.dataset, wildcards.model)}
     return texts | model_input(wildcards.model)
-
-
-def multivector_input(wildcards):
-    return {"texts": texts_path(wildcards.dataset, wildcards.model)} | model_input(
-        wildcards.model
-    )
 
 
 def compress_lengths(wildcards):

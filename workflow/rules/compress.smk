@@ -41,7 +41,7 @@ rule compress:
 
 rule multivector:
     input:
-        unpack(multivector_input),
+        unpack(compress_input),
     output:
         records=f"{RESULTS}/multivector/{{model}}/{{dataset}}/K{{K}}.jsonl",
     log:
