@@ -27,9 +27,7 @@ rule compress:
         protocol=config["protocol"],
         optim=config["optim"],
         batch_size=config["compress"]["batch_size"],
-        mode=lambda wildcards: (
-            "grid" if is_random(wildcards.dataset) else config["compress"]["mode"]
-        ),
+        mode=lambda wildcards: job_mode(wildcards.dataset),
         device=config["compress"]["device"],
         cast_weights=config["compress"]["cast_weights"],
         search=config["compress"]["search"],
