@@ -107,6 +107,35 @@ def _optim_settings(optim: dict) -> list[tuple[str, str]]:
     return pairs
 
 
+def workflow_settings(config: dict, random_max_length: dict[str, int]) -> dict[str, str]:
+    """A workflow config's settings as short strings (one table row each) for the report's setup.
+
+    `config` as the workflow validated it (defaults filled in); `random_max_length` is each
+    model's L_up of random text, as the workflow resolved it.
+    """
+    o, c = config["optim"], config["compress"]
+    rows = {"config": config["run"], "protocol": config["protocol"],
+            "models": ", ".join(config["models"])}
+    for name, spec in config["datasets"].items():
+        if spec["source"] == "random":
+            what = f"random words ({spec['vocab']}), seed {spec['seed']}"
+        elif spec["source"] == "package":
+            what = f"{spec['package']}: {spec['file'].rsplit('/', 1)[-1]}"
+        else:
+            what = f"{spec['source']} {spec['path']}"
+        rows[f"dataset {name}"] = f"{what}, {spec['samples']} samples"
+    rows["lengths (K = 1)"] = ", ".join(map(str, sorted(config["lengths"])))
+    rows["random L_up"] = ", ".join(f"{m} {random_max_length[m]}" for m in config["models"])
+    for model, grid in config["multivector"].items():
+        rows[f"multi-vector {model}"] = f"{grid['dataset']}, K in {', '.join(map(str, grid['vectors']))}"
+    # the preset as named in the config; the Optimiser paragraph gives the records' values
+    overrides = ", ".join(f"{k} {v}" for k, v in o.items() if k != "preset" and v is not None)
+    rows["optimiser"] = f"AdamW, preset {o['preset']}" + (
+        f"; set in the config: {overrides}" if overrides else "")
+    rows["batch size, device"] = f"{c['batch_size']}, {c['device']}"
+    return rows
+
+
 def _models(df: pd.DataFrame, summary: pd.DataFrame, order: list[str]) -> list[dict]:
     rows = []
     for model in [m for m in order if (df.model == m).any()]:

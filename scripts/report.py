@@ -6,7 +6,7 @@ from memcap.script import start_job
 
 start_job(snakemake.log[0])
 
-from memcap.report import build_report
+from memcap.report import build_report, workflow_settings
 
 build_report(
     Path(snakemake.input.tables[0]).parent,
@@ -14,7 +14,7 @@ build_report(
     [Path(p) for p in snakemake.input.records],
     Path(snakemake.output.pdf),
     run_name=snakemake.params.run,
-    extra=snakemake.params.settings,
+    extra=workflow_settings(snakemake.config, snakemake.params.random_max_length),
     geometry=snakemake.params.geometry or None,
     baselines=snakemake.params.baselines or None,
     precision=snakemake.params.precision or None,

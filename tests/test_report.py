@@ -161,6 +161,37 @@ def test_optim_settings_accept_both_record_styles():
     assert fast == [("preset", "fast"), ("learning rate", "0.1"), ("schedule", "cosine")]
 
 
+
+def validated_config(name):
+    """config/<name>.yaml with the schema's defaults, as the workflow sees it."""
+    import yaml
+    from snakemake.utils import validate
+
+    root = report.PAPER_DIR.parent
+    config = yaml.safe_load((root / "config" / f"{name}.yaml").read_text())
+    validate(config, str(root / "workflow/schemas/config.schema.yaml"))
+    return config
+
+
+def test_workflow_settings_give_one_row_per_setting_in_config_order():
+    rows = report.workflow_settings(validated_config("smoke"), {"tiny-gpt-neox": 8})
+    assert rows == {
+        "config": "smoke", "protocol": "paper", "models": "tiny-gpt-neox",
+        "dataset lee": "gensim: lee_background.cor, 2 samples",
+        "dataset random": "random words (wordfreq), seed 0, 3 samples",
+        "lengths (K = 1)": "4, 8", "random L_up": "tiny-gpt-neox 8",
+        "multi-vector tiny-gpt-neox": "lee, K in 2",
+        "optimiser": "AdamW, preset paper; set in the config: max_steps 30, patience 10",
+        "batch size, device": "4, cpu",
+    }
+    assert list(rows)[:3] == ["config", "protocol", "models"]
+    paper = validated_config("config")
+    rows = report.workflow_settings(paper, dict.fromkeys(paper["models"], 1280))
+    assert rows["dataset pg19"] == "hf yurakuratov/pg19_valid_1k_chunks, 50 samples"
+    assert rows["optimiser"].startswith("AdamW, preset paper; set in the config: lr 0.01, beta1 0.9,")
+    assert report.workflow_settings(validated_config("demo"), {"smollm2-135m": 16})["optimiser"] == (
+        "AdamW, preset fast")
+
 # --- a run with a capacity search -------------------------------------------------------
 
 def one_line(text):

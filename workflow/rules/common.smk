@@ -1,4 +1,5 @@
-# Helpers shared by the rules: config checks beyond the schema, and which files a config asks for.
+# Helpers shared by the rules: config checks beyond the schema, which files and params a config
+# asks for, and job resources (the report's settings table: memcap.report.workflow_settings).
 # Functions only (no rules); they read `config` after the Snakefile validated it.
 
 import functools
@@ -345,14 +346,9 @@ def model_input(model):
 
 
 def compress_input(wildcards):
+    """Texts and model of a compress or multivector job."""
     texts = {"texts": texts_path(wildcards.dataset, wildcards.model)}
     return texts | model_input(wildcards.model)
-
-
-def multivector_input(wildcards):
-    return {"texts": texts_path(wildcards.dataset, wildcards.model)} | model_input(
-        wildcards.model
-    )
 
 
 def compress_lengths(wildcards):
@@ -392,41 +388,6 @@ def runtime(wildcards):
 
 def vocab_input(wildcards):
     return f"{RESULTS}/vocab/{config['datasets'][wildcards.dataset]['vocab']}.txt"
-
-
-def report_settings():
-    """The run's settings as short strings (one table row each) for the report's setup."""
-    o, c = config["optim"], config["compress"]
-    rows = {
-        "config": config["run"],
-        "protocol": config["protocol"],
-        "models": ", ".join(config["models"]),
-    }
-    for name, spec in config["datasets"].items():
-        if spec["source"] == "random":
-            what = f"random words ({spec['vocab']}), seed {spec['seed']}"
-        elif spec["source"] == "package":
-            what = f"{spec['package']}: {spec['file'].rsplit('/', 1)[-1]}"
-        else:
-            what = f"{spec['source']} {spec['path']}"
-        rows[f"dataset {name}"] = f"{what}, {spec['samples']} samples"
-    rows["lengths (K = 1)"] = ", ".join(map(str, sorted(config["lengths"])))
-    rows["random L_up"] = ", ".join(
-        f"{m} {random_max_length(m)}" for m in config["models"]
-    )
-    for model, grid in config["multivector"].items():
-        rows[f"multi-vector {model}"] = (
-            f"{grid['dataset']}, K in {', '.join(map(str, grid['vectors']))}"
-        )
-    # the preset's own values are resolved in the jobs (no torch here); the records hold them
-    overrides = ", ".join(
-        f"{k} {v}" for k, v in o.items() if k != "preset" and v is not None
-    )
-    rows["optimiser"] = f"AdamW, preset {o['preset']}" + (
-        f"; set in the config: {overrides}" if overrides else ""
-    )
-    rows["batch size, device"] = f"{c['batch_size']}, {c['device']}"
-    return rows
 
 
 # --- optional stages: geometry (Figures 7 and 8) and classical baselines (Appendix F) -----

@@ -27,9 +27,7 @@ rule compress:
         protocol=config["protocol"],
         optim=config["optim"],
         batch_size=config["compress"]["batch_size"],
-        mode=lambda wildcards: (
-            "grid" if is_random(wildcards.dataset) else config["compress"]["mode"]
-        ),
+        mode=lambda wildcards: job_mode(wildcards.dataset),
         device=config["compress"]["device"],
         cast_weights=config["compress"]["cast_weights"],
         search=config["compress"]["search"],
@@ -39,35 +37,15 @@ rule compress:
         "../../scripts/compress.py"
 
 
-rule multivector:
-    input:
-        unpack(multivector_input),
+# The same job per (model, K); unlisted params are inherited from compress (`use rule`
+# replaces params one keyword at a time, every other directive whole).
+use rule compress as multivector with:
     output:
         records=f"{RESULTS}/multivector/{{model}}/{{dataset}}/K{{K}}.jsonl",
     log:
         f"{RESULTS}/logs/multivector/{{model}}/{{dataset}}/K{{K}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/multivector/{{model}}/{{dataset}}/K{{K}}.tsv"
-    conda:
-        "../../envs/memcap.yaml"
-    threads: config["compress"]["threads"]
-    resources:
-        gpu=config["compress"]["gpu"],
-        mem_mb=mem_mb,
-        runtime=runtime,
     params:
         lengths=lambda wildcards: multivector_lengths(wildcards.model, int(wildcards.K)),
         vectors=lambda wildcards: [int(wildcards.K)],
-        protocol=config["protocol"],
-        optim=config["optim"],
-        batch_size=config["compress"]["batch_size"],
-        mode=lambda wildcards: (
-            "grid" if is_random(wildcards.dataset) else config["compress"]["mode"]
-        ),
-        device=config["compress"]["device"],
-        cast_weights=config["compress"]["cast_weights"],
-        search=config["compress"]["search"],
-        models_file=config["models_file"],
-        cache_dir=config["cache_dir"],
-    script:
-        "../../scripts/compress.py"

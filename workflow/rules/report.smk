@@ -24,7 +24,9 @@ rule report:
         "../../envs/memcap.yaml"
     params:
         run=config["run"],
-        settings=report_settings(),
+        # the settings table is built in the job (memcap.report.workflow_settings), so
+        # planning needs no memcap import
+        random_max_length={m: random_max_length(m) for m in config["models"]},
         geometry=geometry_outputs(),
         baselines=baselines_outputs(),
         precision=precision_outputs(),
