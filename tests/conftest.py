@@ -94,9 +94,11 @@ def plan(configfile, workdir=ROOT, timeout=120) -> list[dict]:
 
 
 def write_config(base: str, path: Path, **changes) -> Path:
-    """config/<base>.yaml with `changes` (top-level keys) and the registry's absolute path."""
+    """config/<base>.yaml with `changes` (top-level keys) and absolute registry and reference paths."""
     cfg = yaml.safe_load((ROOT / "config" / f"{base}.yaml").read_text())
     cfg["models_file"] = str(ROOT / "config" / "models.yaml")
+    # paths relative to the repository (demo's committed reference) keep working elsewhere
+    cfg["budget_reference"] = [str(ROOT / p) for p in cfg.get("budget_reference", [])]
     cfg.update(changes)
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
