@@ -438,7 +438,7 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
     model_id, params, mem_dim, vocab_size, n_samples (usable records: ok and not short;
     for a search group usable attempts), n_failed, n_short, n_lengths, min_L, max_L,
     capacity, n_saturated, token_gain_mean/std, info_gain_nats_mean/std,
-    info_gain_bits_mean/std, l_th (Eq. 1), l_th_rounded, utilisation
+    info_gain_bits_mean/std, l_th (Eq. 1 for K vectors: K * d * 16 / log2|V|), l_th_rounded, utilisation
     (token_gain_mean / round(l_th)), fit_b, ce_threshold.
     """
     columns = [*GROUP, "mode", "preset", "model_id", "params", "mem_dim", "vocab_size",
@@ -468,9 +468,10 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
     for col in columns:
         if col not in out.columns:
             out[col] = np.nan
+    # K vectors hold K * d values: Eq. 1 is for one vector (memcap.precision.theory does the same)
     out["l_th"] = [
-        theoretical_capacity(int(d), int(v)) if pd.notna(d) and pd.notna(v) else np.nan
-        for d, v in zip(out["mem_dim"], out["vocab_size"])
+        int(k) * theoretical_capacity(int(d), int(v)) if pd.notna(d) and pd.notna(v) else np.nan
+        for k, d, v in zip(out["K"], out["mem_dim"], out["vocab_size"])
     ]
     out["l_th_rounded"] = out["l_th"].round()
     out["utilisation"] = out["token_gain_mean"] / out["l_th_rounded"]

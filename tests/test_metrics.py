@@ -12,7 +12,7 @@ from memcap import metrics
 from memcap.records import accuracy_is_lossless
 from analysis_fixtures import make_record, search_records, synthetic_run, write_records
 
-# (d, vocab, L_th) of all 14 models in PAPER.md section 4.
+# (d, vocab, L_th) of all 14 models: the paper's values (paper/reference.yaml; Eq. 1, docs/method.md section 4.6).
 PAPER_EQ1 = {
     "Pythia-160M": (768, 50304, 787), "Pythia-410M": (1024, 50304, 1049),
     "Pythia-1.4B": (2048, 50304, 2098), "Pythia-2.8B": (2560, 50304, 2623),
@@ -40,6 +40,10 @@ def test_utilisation_matches_paper_example(capacity_frame):
     assert row["l_th"] == pytest.approx(786.8, abs=0.05) and row["l_th_rounded"] == 787
     assert row["utilisation"] == pytest.approx(row["token_gain_mean"] / 787)
     assert round(70.89 / row["l_th_rounded"], 3) == 0.090
+    two = capacity_frame.assign(K=2)  # two vectors hold twice the values: twice Eq. 1's bound
+    row2 = metrics.summarise(two).iloc[0]
+    assert row2["l_th"] == pytest.approx(2 * row["l_th"]) and row2["l_th_rounded"] == 1574
+    assert row2["utilisation"] == pytest.approx(row2["token_gain_mean"] / 1574)
 
 
 def test_one_lossless_rule_for_the_metrics_and_the_search():
