@@ -16,7 +16,7 @@ each row's protocol:
 * ``strict``: exact sums with the saved vectors (``CE_mem = loss_sum``,
   ``C_mem = correct``, accuracy = ``accuracy``).
 
-Threshold convention (PAPER.md section 6, item 4), used everywhere in this package:
+Threshold convention (docs/method.md section 4.2), used everywhere in this package:
 a sample is *lossless* iff its accuracy >= 0.99 (``LOSSLESS_ACCURACY``, memcap.records);
 every other sample is *saturated*. A length passes iff the mean accuracy of its samples is
 >= 0.99.

@@ -187,7 +187,7 @@ class LoadedModel:
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
-        # bf16 autocast pays off on GPUs; on CPU it was slower (DESIGN.md, Performance)
+        # the registry's autocast applies on CUDA (docs/method.md section 1.7); on the CPU only if asked
         if self.spec.autocast and (self.device.type == "cuda" or self.cpu_autocast):
             return DTYPES[self.spec.autocast]
         return None

@@ -5,7 +5,7 @@
     accuracy_is_lossless(frame["acc"])       # elementwise on a pandas column or a numpy array
 
 Standard library only: the search and the job (torch, no pandas) and the metrics (pandas)
-all import it. Threshold convention (PAPER.md section 6, item 4): a sample is lossless iff
+all import it. Threshold convention (docs/method.md section 4.2): a sample is lossless iff
 its accuracy >= 0.99; memcap.metrics explains how the analysis uses it, memcap.search.lossless
 applies it to an outcome's or a record's fields (accuracy by protocol).
 """

@@ -39,7 +39,7 @@ def text_kind(row: dict) -> str:
 
 
 def second_half(text: str, language: str = "en") -> str:
-    """Keep the second half of the text's sentences, joined by single spaces (PAPER.md 1)."""
+    """Keep the second half of the text's sentences, joined by single spaces (docs/method.md section 3.1)."""
     import pysbd  # no model download; deterministic for a pinned version
 
     segmenter = pysbd.Segmenter(language=language, clean=False)
