@@ -177,7 +177,7 @@ def cmd_compress(args) -> int:
     def progress(step, active, best):
         nonlocal bar
         if bar is None:
-            bar = tqdm(total=optim.max_steps, desc="compress", unit="step", leave=False)
+            bar = tqdm(total=max(optim.max_steps, optim.fresh_max_steps or 0), desc="compress", unit="step", leave=False)
         bar.set_postfix(accuracy=f"{best[0]:.3f}", refresh=False)
         bar.update(step - bar.n)  # tqdm's own rate limit decides when to redraw
 
