@@ -81,12 +81,15 @@ def warm_starts(folder: str, model: str, sample_ids: list[str]) -> list[dict[int
 
     out = [dict() for _ in sample_ids]
     where = {str(s): i for i, s in enumerate(sample_ids)}
+    files = {}  # one read per vectors file: a file holds a whole batch's vectors
     for r in read_jsonl(f"{folder}/lee.jsonl"):
         i = where.get(str(r["sample_id"]))
         if i is None or r["model"] != model or r["K"] != 1 or r.get("short"):
             continue
         if lossless(r["status"], r["correct"], r["max_correct"], r["scored"], r["protocol"]):
-            out[i][r["L"]] = load_file(f"{folder}/{r['vectors']}")[r["vectors_key"]]
+            if r["vectors"] not in files:
+                files[r["vectors"]] = load_file(f"{folder}/{r['vectors']}")
+            out[i][r["L"]] = files[r["vectors"]][r["vectors_key"]]
     return out
 
 
@@ -126,9 +129,10 @@ def main() -> None:
     if args.warm_from:
         starts = warm_starts(args.warm_from, spec.name, [r["id"] for r in read_jsonl(args.texts_file)][: len(texts)])
         pairs = [(i, L) for i, L in pairs if any(l < L for l in starts[i])]
-        init = [starts[i][max(l for l in starts[i] if l < L)] for i, L in pairs]
+        origins = [max(l for l in starts[i] if l < L) for i, L in pairs]  # longest shorter lossless L
+        init = [starts[i][o] for (i, _), o in zip(pairs, origins)]
         print("warm starts (text: from L -> to L): " + ", ".join(
-            f"{i}: {max(l for l in starts[i] if l < L)}->{L}" for i, L in pairs))
+            f"{i}: {o}->{L}" for (i, L), o in zip(pairs, origins)))
     seeds = [1000 * i + L for i, L in pairs]
     name = torch.cuda.get_device_name() if lm.device.type == "cuda" else "cpu"
     print(f"model {spec.name} ({lm.params / 1e6:.0f}M params), {len(texts)} texts x lengths {lengths}, "

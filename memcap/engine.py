@@ -128,6 +128,10 @@ class OptimConfig:
                 del values[f.name]
         return values
 
+    def steps_for(self, warm: bool) -> int:
+        """The step budget of a warm start (max_steps) or a fresh one (fresh_max_steps, if set)."""
+        return self.max_steps if warm or self.fresh_max_steps is None else self.fresh_max_steps
+
     def lr_factor(self, step: int) -> float:
         """Multiplier of lr for the optimiser update number `step` (0-based)."""
         factor = min(1.0, (step + 1) / self.warmup) if self.warmup else 1.0
@@ -422,8 +426,7 @@ def compress(
     baseline = _baseline(batch)
     starts = init if init is not None else [None] * len(texts)
     vectors = _Vectors(lm, K, seeds, starts, optim)
-    states = [Stopping(n, optim.max_steps if start is not None or optim.fresh_max_steps is None
-                       else optim.fresh_max_steps, optim.patience) for n, start in zip(batch.scored, starts)]
+    states = [Stopping(n, optim.steps_for(start is not None), optim.patience) for n, start in zip(batch.scored, starts)]
     active, step = list(range(len(texts))), 0
     while active:
         active = _step(batch, vectors, states, active)
