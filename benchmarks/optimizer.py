@@ -20,6 +20,9 @@ around the capacities: the texts are the reference's, and each (text, L) starts 
 reference's lossless vectors at the longest shorter length where that text was lossless
 (the paper's optimiser made them, so every configuration starts from the same vectors);
 a pair with no such length is left out. Fresh-init settings (fresh_lr) then play no part.
+`--warm-from results/demo/compress/smollm2-135m --texts-file results/demo/texts/lee.jsonl`
+starts from a capacity search's own vectors instead (its records have the same layout), which
+is the regime the fast preset meets in the workflow.
 
 A configuration is `paper` (docs/method.md sections 1.2 and 1.4: AdamW lr 1e-2, betas (0.9, 0.9), weight decay
 0.01, init randn * std(E), constant lr, plain cross-entropy), `fast` (memcap.engine.PRESETS), or
@@ -106,8 +109,9 @@ def main() -> None:
     parser.add_argument("--configs", nargs="+", default=["paper", "lr=0.03", "lr=0.1", "lr=0.1,beta2=0.99"],
                         help="configurations to compare (default %(default)s)")
     parser.add_argument("--warm-from", metavar="FOLDER", help="warm-start every pair from the lossless vectors "
-                        "of the paper-budget reference in FOLDER (its texts.jsonl and lee.jsonl), e.g. "
-                        "benchmarks/reference")
+                        "in FOLDER's lee.jsonl (and its texts.jsonl unless --texts-file): the paper-budget "
+                        "reference, benchmarks/reference, or a search run's records folder, e.g. "
+                        "results/demo/compress/smollm2-135m")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default %(default)s)")
     parser.add_argument("--threads", type=int, help="CPU threads for torch")
     args = parser.parse_args()
@@ -120,7 +124,7 @@ def main() -> None:
     spec = resolve_model(args.model, load_registry("config/models.yaml"))
     lm = load_model(spec, args.device)
     lengths = sorted(set(args.lengths))
-    if args.warm_from:
+    if args.warm_from and not args.texts_file:
         args.texts_file = f"{args.warm_from}/texts.jsonl"
     sources = [r["text"] for r in read_jsonl(args.texts_file)] if args.texts_file else lee_articles()
     texts = [ids for ids in map(lm.tokenize, sources) if len(ids) >= lengths[-1]][: args.texts]
