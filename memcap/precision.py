@@ -7,7 +7,7 @@
 
 The paper's Eq. 1 and the byte-level compression ratios (Appendix F) assume 16 bits per
 vector value; nobody measured what the decoded texts need. Here every lossless sample of a
-run (memcap.metrics: accuracy >= 0.99) has its stored float32 vectors rounded and scored
+run (memcap.records: accuracy >= 0.99) has its stored float32 vectors rounded and scored
 again with the engine's own ``score`` (teacher forcing) and ``greedy_decode`` (decoding from
 the vectors alone, with the stored prompt under the paper protocol):
 
