@@ -21,7 +21,7 @@ divided by ten, for a model that decodes about 8 tokens on this budget.
 
 Prints both wall times and total optimiser steps, their ratios (targets: >= 3x faster, <= 0.3x
 the steps), each text's capacity both ways (the largest lossless grid length, lossless = best
-accuracy >= 0.99 as in memcap.metrics; target: within one grid step) and the decoding capacity
+accuracy >= 0.99 as in memcap.records; target: within one grid step) and the decoding capacity
 over all texts: (a) the paper's rule (largest L with mean best accuracy >= 0.99), (b) its
 per-sample form (memcap.metrics.capacity_from_samples).
 """

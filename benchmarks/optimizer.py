@@ -10,7 +10,7 @@
 
 Every configuration compresses the same (text, L) pairs (Lee news articles from gensim's
 wheel, first L tokens) from the same seeds, all pairs in one batch, paper protocol, and
-reports per L: how many pairs end lossless (best accuracy >= 0.99, memcap.metrics) and the
+reports per L: how many pairs end lossless (best accuracy >= 0.99, memcap.records) and the
 median and mean steps those took; then the total optimiser steps over all pairs (a pair that
 never becomes lossless costs its whole budget, as it does in a capacity run). A setting is
 worth adopting only if it needs fewer steps without fewer lossless pairs at any L.

@@ -65,7 +65,8 @@ STYLE = {
 
 
 @contextmanager
-def _style():
+def figure_style():
+    """Context manager: the package's figure style (STYLE) for every figure drawn inside it."""
     with plt.rc_context(STYLE):
         yield
 
@@ -96,7 +97,8 @@ def _log2_axis(axis) -> None:
     axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
 
 
-def _save(fig, out_dir: Path, name: str) -> Path:
+def save_figure(fig, out_dir: Path, name: str) -> Path:
+    """fig as out_dir/name.pdf and .png, then closed; returns the PDF's path."""
     pdf = out_dir / f"{name}.pdf"
     fig.savefig(pdf)
     fig.savefig(out_dir / f"{name}.png", dpi=PNG_DPI)
@@ -104,7 +106,8 @@ def _save(fig, out_dir: Path, name: str) -> Path:
     return pdf
 
 
-def _placeholder(title: str, reason: str):
+def placeholder_figure(title: str, reason: str):
+    """A figure with nothing to show: its title and "no data: <reason>"."""
     fig, ax = plt.subplots(figsize=(FIGURE_WIDTH, 2.0))
     ax.axis("off")
     ax.text(0.5, 0.6, title, ha="center", va="center", fontsize=11, weight="bold")
@@ -112,7 +115,8 @@ def _placeholder(title: str, reason: str):
     return fig
 
 
-def _grid(n: int, ncols: int = 3, height: float = 2.4, sharey: bool = False):
+def panel_grid(n: int, ncols: int = 3, height: float = 2.4, sharey: bool = False):
+    """A full-width figure of n panels, ncols to a row; returns (fig, the n visible axes)."""
     ncols = min(ncols, n)
     nrows = math.ceil(n / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(FIGURE_WIDTH, height * nrows + 0.3),
@@ -161,7 +165,7 @@ def capacity_figure(data: _Data):
     k1_all = data.k1()
     k1 = k1_all.dropna(subset=["capacity"])
     if k1.empty:
-        return _placeholder("Decoding capacity", "no length reached mean accuracy >= 0.99 at K=1")
+        return placeholder_figure("Decoding capacity", "no length reached mean accuracy >= 0.99 at K=1")
     labels = [_label(m, p, data.mixed) for m, p in data.runs]
     x_of = {run: i for i, run in enumerate(data.runs)}
     fig, ax = plt.subplots(figsize=(FIGURE_WIDTH, 3.0))
@@ -204,13 +208,13 @@ def ce_scatter_figure(data: _Data):
     """Figures 3/6: CE_mem against CE_orig per model, with fit y = x + b and threshold."""
     ok = data.ok[data.ok.K == 1]
     if ok.empty:
-        return _placeholder("Cross-entropy with and without [mem]", "no usable K=1 samples")
+        return placeholder_figure("Cross-entropy with and without [mem]", "no usable K=1 samples")
     runs = [(m, p) for m, p in data.runs if ((ok.model == m) & (ok.protocol == p)).any()]
     natural = ok[ok["kind"] != "random"]
     lengths = natural["L"] if len(natural) else pd.Series([1, 2])
     norm_cls = LogNorm if lengths.max() / max(lengths.min(), 1) > 8 else Normalize
     norm = norm_cls(vmin=max(lengths.min(), 1), vmax=max(lengths.max(), 2))
-    fig, axes = _grid(len(runs), height=2.5)
+    fig, axes = panel_grid(len(runs), height=2.5)
     points = None
     for ax, (model, protocol) in zip(axes, runs):
         run = ok[(ok.model == model) & (ok.protocol == protocol)]
@@ -251,7 +255,7 @@ def utilisation_figure(data: _Data):
     """Figure 5: token gain vs Eq. 1 capacity (top) and utilisation natural vs random."""
     k1 = data.k1().dropna(subset=["token_gain_mean"])
     if k1.empty:
-        return _placeholder("Capacity utilisation", "no saturated K=1 samples (all lossless?)")
+        return placeholder_figure("Capacity utilisation", "no saturated K=1 samples (all lossless?)")
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(FIGURE_WIDTH, 6.0),
                                       height_ratios=[1.2, 1.0])
     reference = load_reference()
@@ -308,7 +312,7 @@ def utilisation_figure(data: _Data):
 def accuracy_figure(data: _Data):
     """Mean accuracy per length, one panel per model, one line per source and K."""
     if data.ok.empty:
-        return _placeholder("Accuracy against length", "no usable samples")
+        return placeholder_figure("Accuracy against length", "no usable samples")
     passes = metrics.pass_rate_by_length(data.df)
     # Grid records only: a search tries a text at a length only after it was lossless at
     # the shorter ones, so its mean accuracy per length is over a self-selected subset
@@ -317,9 +321,9 @@ def accuracy_figure(data: _Data):
     s = data.summary[data.summary["mode"] == "grid"]
     runs = [(m, p) for m, p in data.runs if ((s.model == m) & (s.protocol == p)).any()]
     if not runs:
-        return _placeholder("Accuracy against length",
+        return placeholder_figure("Accuracy against length",
                             "no grid-mode samples (search runs: see the search table)")
-    fig, axes = _grid(len(runs), height=2.3, sharey=True)
+    fig, axes = panel_grid(len(runs), height=2.3, sharey=True)
     for ax, (model, protocol) in zip(axes, runs):
         run = passes[(passes.model == model) & (passes.protocol == protocol)]
         for (dataset, K), group in run.groupby(["dataset", "K"]):
@@ -357,7 +361,7 @@ def multivector_figure(data: _Data):
     multi = s.groupby(["model", "dataset", "protocol"])["K"].transform("max") > 1
     s = s[multi]
     if s.empty:
-        return _placeholder("Multiple [mem] vectors", "no runs with K > 1")
+        return placeholder_figure("Multiple [mem] vectors", "no runs with K > 1")
     keys = list(s.groupby(["model", "dataset", "protocol"]).groups)
     reference = load_reference()
     paper_runs = reference.get("multivector", {})
@@ -446,11 +450,11 @@ def write_figures(records: list[Path], out_dir: Path) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     data = _Data(metrics.load_records(records))
     paths = {}
-    with _style():
+    with figure_style():
         for name, draw in _FIGURES.items():
             if data.summary.empty:
-                fig = _placeholder(name.replace("_", " "), "no records")
+                fig = placeholder_figure(name.replace("_", " "), "no records")
             else:
                 fig = draw(data)
-            paths[name] = _save(fig, out_dir, name)
+            paths[name] = save_figure(fig, out_dir, name)
     return paths

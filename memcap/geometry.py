@@ -1,11 +1,11 @@
 """Geometry of the [mem] solutions: many vectors per text (the paper's Figures 7 and 8).
 
-    from memcap.geometry import optimise_inits, cosine_pairs, interpolate, write_figures
+    from memcap.geometry import optimise_inits, cosine_pairs, interpolate, summary
     runs, vectors = optimise_inits(lm, texts, inits=8, K=1, protocol="paper", optim=optim,
                                    seed_parts=("smollm2-135m", "lee"))
     cosines = cosine_pairs(runs, vectors)           # every pair of converged vectors
     curves = interpolate(lm, texts, runs, vectors, steps=11, protocol="paper")
-    write_figures(cosines, curves, Path("results/demo/geometry"))
+    stats = summary(runs, cosines, curves)          # the numbers the report quotes
 
 Each text (a list of token ids, already cut to its length) is compressed `inits` times from
 independent random inits (seeds derived from the text and the init number); the inits of
@@ -16,11 +16,13 @@ vectors that reached accuracy 1.0 enter the analysis:
   texts (Figure 7: two densities);
 * teacher-forced accuracy along the straight line (1 - t) m_a + t m_b for every pair of
   vectors of one text (Figure 8: faint lines with the min/max envelope).
+
+The rule geometry calls `run_stage`; memcap.geometry_figures draws both figures and writes
+summary.json (rule geometry_figures).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from itertools import combinations
 from pathlib import Path
@@ -30,7 +32,6 @@ import pandas as pd
 import torch
 from safetensors.torch import save_file
 
-from memcap import figures
 from memcap.engine import OptimConfig, first_scored, pad, score
 from memcap.job import compress_splitting, derive_seed, read_texts
 from memcap.models import load_model, load_registry, resolve_model
@@ -107,69 +108,6 @@ def interpolate(lm, texts: list[tuple[str, list[int]]], runs: pd.DataFrame,
     return pd.DataFrame(out, columns=["sample_id", "init_a", "init_b", "t", "accuracy", "loss"])
 
 
-# --- figures ------------------------------------------------------------------------------
-
-FIGURE_NAMES = ["geometry_cosine", "geometry_interpolation"]
-
-
-def cosine_figure(cosines: pd.DataFrame):
-    """Figure 7: densities of cosine similarity, same text vs different texts."""
-    if cosines.empty:
-        return figures._placeholder("Cosine similarity of [mem] vectors",
-                                    "fewer than two vectors reached accuracy 1.0")
-    fig, ax = figures.plt.subplots(figsize=(figures.FIGURE_WIDTH * 0.6, 2.6))
-    bins = np.linspace(cosines["cosine"].min(), cosines["cosine"].max(), 31)
-    if bins[0] == bins[-1]:
-        bins = np.linspace(bins[0] - 0.01, bins[0] + 0.01, 31)
-    for same, label, colour in [(True, "same text", figures.OKABE_ITO[0]),
-                                (False, "different texts", figures.OKABE_ITO[1])]:
-        values = cosines.loc[cosines["same_text"] == same, "cosine"]
-        if len(values):
-            ax.hist(values, bins=bins, density=True, histtype="stepfilled", alpha=0.35,
-                    color=colour, label=f"{label} (n={len(values)}, mean {values.mean():.2f})")
-            ax.hist(values, bins=bins, density=True, histtype="step", color=colour)
-    ax.set_xlabel("cosine similarity of [mem] vectors")
-    ax.set_ylabel("density")
-    ax.legend(loc="upper left")
-    return fig
-
-
-def interpolation_figure(curves: pd.DataFrame, max_texts: int = 4):
-    """Figure 8: accuracy along the line between two vectors of one text; one faint line per
-    pair, the min/max envelope shaded, the mean dashed."""
-    if curves.empty:
-        return figures._placeholder("Interpolation between [mem] vectors",
-                                    "no text has two vectors that reached accuracy 1.0")
-    texts = list(dict.fromkeys(curves["sample_id"]))[:max_texts]
-    fig, axes = figures._grid(len(texts), ncols=min(len(texts), 2), height=2.4, sharey=True)
-    for ax, sid in zip(axes, texts):
-        mine = curves[curves["sample_id"] == sid]
-        for _, pair in mine.groupby(["init_a", "init_b"]):
-            ax.plot(pair["t"], pair["accuracy"], color=figures.OKABE_ITO[0], alpha=0.15, lw=0.7)
-        env = mine.groupby("t")["accuracy"].agg(["min", "max", "mean"])
-        ax.fill_between(env.index, env["min"], env["max"], color=figures.OKABE_ITO[0],
-                        alpha=0.15, label="min-max")
-        ax.plot(env.index, env["mean"], ls="--", color="0.2", lw=1, label="mean")
-        n_pairs = mine.groupby(["init_a", "init_b"]).ngroups
-        ax.set_title(f"{sid} ({n_pairs} pairs)", loc="left")
-        ax.set_xlabel("t in (1 - t) m_a + t m_b")
-        ax.set_ylabel("accuracy (teacher forcing)")
-        ax.set_ylim(-0.02, 1.02)
-    axes[0].legend(loc="lower left")
-    return fig
-
-
-def write_figures(cosines: pd.DataFrame, curves: pd.DataFrame, out_dir: Path) -> dict[str, Path]:
-    """geometry_cosine and geometry_interpolation as PDF + PNG in out_dir."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with figures._style():
-        return {"geometry_cosine": figures._save(cosine_figure(cosines), out_dir,
-                                                 "geometry_cosine"),
-                "geometry_interpolation": figures._save(interpolation_figure(curves), out_dir,
-                                                        "geometry_interpolation")}
-
-
 def summary(runs: pd.DataFrame, cosines: pd.DataFrame, curves: pd.DataFrame) -> dict:
     """Numbers the report quotes: converged runs, mean cosines, worst accuracy on the lines."""
     same = cosines.loc[cosines["same_text"], "cosine"]
@@ -229,18 +167,3 @@ def run_stage(model: str, texts_file, dataset: str, out: dict, *, texts: int, in
     cosines.to_csv(out["cosine"], index=False)
     curves.to_csv(out["interpolation"], index=False)
     return summary(runs, cosines, curves)
-
-
-def draw_stage(runs_csv, cosine_csv, interpolation_csv, out_dir, summary_json) -> dict:
-    """Rule geometry_figures: both figures and summary.json (the numbers the report quotes)."""
-    runs = pd.read_csv(runs_csv, dtype={"sample_id": str})
-    cosines = pd.read_csv(cosine_csv, dtype={"sample_a": str, "sample_b": str})
-    curves = pd.read_csv(interpolation_csv, dtype={"sample_id": str})
-    paths = write_figures(cosines, curves, out_dir)
-    stats = summary(runs, cosines, curves)
-    first = runs.iloc[0] if len(runs) else {}
-    stats.update({key: (first[key].item() if hasattr(first[key], "item") else first[key])
-                  for key in ("model", "dataset", "K", "L", "protocol") if key in first})
-    stats["inits"] = int(runs.groupby("sample_id").size().max()) if len(runs) else 0
-    Path(summary_json).write_text(json.dumps(stats, indent=1) + "\n", encoding="utf-8")
-    return paths

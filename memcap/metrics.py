@@ -64,13 +64,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from memcap.records import FLOAT_SLACK, LOSSLESS_ACCURACY, MODES, accuracy_is_lossless
+from memcap.records import FLOAT_SLACK, KINDS, LOSSLESS_ACCURACY, MODES, accuracy_is_lossless
 from memcap.reference import legacy_kind
 
 BITS_PER_VALUE = 16  # Eq. 1 of the paper: b = 16 bits per mem-vector component
 LN2 = math.log(2.0)
 
-KINDS = ("natural", "random")
 GROUP = ["model", "dataset", "protocol", "K"]
 SAMPLE_KEY = ["model", "dataset", "protocol", "K", "L", "sample_id"]
 MODE_GROUP = ["model", "dataset", "K"]  # one mode per (model, dataset, K), any protocol

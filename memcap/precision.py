@@ -7,7 +7,7 @@
 
 The paper's Eq. 1 and the byte-level compression ratios (Appendix F) assume 16 bits per
 vector value; nobody measured what the decoded texts need. Here every lossless sample of a
-run (memcap.metrics: accuracy >= 0.99) has its stored float32 vectors rounded and scored
+run (memcap.records: accuracy >= 0.99) has its stored float32 vectors rounded and scored
 again with the engine's own ``score`` (teacher forcing) and ``greedy_decode`` (decoding from
 the vectors alone, with the stored prompt under the paper protocol):
 
@@ -414,13 +414,13 @@ def figure(frame: pd.DataFrame, out_dir: Path, name: str = "precision") -> Path:
 
     from memcap import figures
 
-    with figures._style():
+    with figures.figure_style():
         rounding = frame[~frame["format"].map(is_pca)] if len(frame) else frame
         if rounding.empty:
-            fig = figures._placeholder("Precision of the [mem] vectors", "no lossless sample to round")
-            return figures._save(fig, out_dir, name)
+            fig = figures.placeholder_figure("Precision of the [mem] vectors", "no lossless sample to round")
+            return figures.save_figure(fig, out_dir, name)
         sources = list(dict.fromkeys(rounding["dataset"]))
-        fig, axes = figures._grid(len(sources), ncols=min(3, len(sources)), height=2.6)
+        fig, axes = figures.panel_grid(len(sources), ncols=min(3, len(sources)), height=2.6)
         markers = {"float32": "o", "bfloat16": "D", "float16": "s"}
         for ax, source in zip(axes, sources):
             for (model, protocol, K), g in rounding[rounding["dataset"] == source].groupby(
@@ -441,7 +441,7 @@ def figure(frame: pd.DataFrame, out_dir: Path, name: str = "precision") -> Path:
             ax.set_xlabel("bits per value (scales included)")
             ax.set_ylabel("% still lossless")
             ax.legend(loc="lower right")
-        return figures._save(fig, out_dir, name)
+        return figures.save_figure(fig, out_dir, name)
 
 
 def write_outputs(rows: list[dict], out_dir, summary: pd.DataFrame | None = None,

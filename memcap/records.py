@@ -1,18 +1,20 @@
-"""What a record means where several modules decide it: its mode, and when it is lossless.
+"""What a record means where several modules decide it: its mode, its text's kind, and when
+it is lossless.
 
-    from memcap.records import LOSSLESS_ACCURACY, MODES, accuracy_is_lossless
+    from memcap.records import KINDS, LOSSLESS_ACCURACY, MODES, accuracy_is_lossless
     accuracy_is_lossless(0.99)               # True: the package's one threshold
     accuracy_is_lossless(frame["acc"])       # elementwise on a pandas column or a numpy array
 
-Standard library only: the search and the job (torch, no pandas) and the metrics (pandas)
-all import it. Threshold convention (docs/method.md section 4.2): a sample is lossless iff
-its accuracy >= 0.99; memcap.metrics explains how the analysis uses it, memcap.search.lossless
-applies it to an outcome's or a record's fields (accuracy by protocol).
+Standard library only: the search and the job (torch, no pandas), the metrics (pandas) and
+the texts all import it. Threshold convention (docs/method.md section 4.2): a sample is
+lossless iff its accuracy >= 0.99; memcap.metrics explains how the analysis uses it,
+memcap.search.lossless applies it to an outcome's or a record's fields (accuracy by protocol).
 """
 
 from __future__ import annotations
 
 MODES = ("grid", "search")  # how a compress job runs (memcap.job), recorded as each record's mode
+KINDS = ("natural", "random")  # a text's `kind` (memcap.texts), copied into its records
 LOSSLESS_ACCURACY = 0.99
 # Accuracies are ratios of small integers; this guards 0.99-as-float comparisons only.
 FLOAT_SLACK = 1e-9

@@ -32,13 +32,13 @@ from markupsafe import Markup
 
 from memcap import metrics, tables
 from memcap.figures import FIGURE_NAMES
+from memcap.geometry_figures import FIGURE_NAMES as GEOMETRY_FIGURES
 from memcap.records import LOSSLESS_ACCURACY
 from memcap.reference import (PAPER_DIR, dataset_kind, dataset_order, load_reference,
                               paper_model, paper_source, paper_value)
 
 TEMPLATE = "report.tex.j2"
 TABLE_NAMES = tables.TABLE_NAMES  # table1, summary, multivector, pass_rate, search
-GEOMETRY_FIGURES = ["geometry_cosine", "geometry_interpolation"]  # memcap.geometry
 PRECISION_FIGURES = ["precision"]  # memcap.precision
 LATEXMK_TIMEOUT_S = 600
 LOG_TAIL_LINES = 40

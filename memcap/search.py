@@ -18,7 +18,7 @@ grid length, so a grid search ends at its first failure), or down to `resolution
 All texts advance together: each round takes one attempt per unfinished text, and the engine
 batches their mixed lengths.
 
-Lossless means the package's one threshold (memcap.metrics): accuracy >= 0.99, where
+Lossless means the package's one threshold (memcap.records): accuracy >= 0.99, where
 accuracy is `max_correct / scored` under protocol paper and `correct / scored` under strict,
 as in the grid's records. A text's capacity is its largest lossless length found, 0 when no
 attempt was. Unlike the grid's per-length pass rule, the search assumes that once a length
@@ -68,7 +68,7 @@ class SearchResult:
 
 
 def lossless(status: str, correct: int, max_correct: int, scored: int, protocol: str) -> bool:
-    """The package's one rule, on an outcome's or a record's fields (memcap.metrics)."""
+    """The package's one rule, on an outcome's or a record's fields (memcap.records)."""
     if status != "ok" or not scored:
         return False
     return (max_correct if protocol == "paper" else correct) / scored >= LOSSLESS_ACCURACY - _SLACK

@@ -22,9 +22,9 @@ import random
 from pathlib import Path
 
 from memcap.io import package_file, write_jsonl
+from memcap.records import KINDS  # every row's `kind`: how the analysis treats the text
 
 NATURAL_SOURCES = ("hf", "package", "file")
-KINDS = ("natural", "random")  # every row's `kind`: how the analysis treats the text
 
 
 def text_kind(row: dict) -> str:

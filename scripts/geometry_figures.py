@@ -1,4 +1,4 @@
-"""Rule geometry_figures: Figures 7 and 8 and the numbers the report quotes."""
+"""Rule geometry_figures: Figures 7 and 8 and the report's numbers (memcap.geometry_figures)."""
 
 from pathlib import Path
 
@@ -6,7 +6,7 @@ from memcap.script import start_job
 
 start_job(snakemake.log[0])
 
-from memcap.geometry import draw_stage
+from memcap.geometry_figures import draw_stage
 
 draw_stage(
     snakemake.input.runs,

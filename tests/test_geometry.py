@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from memcap import geometry
+from memcap import geometry, geometry_figures
 from memcap.corpora import lee_articles
 from memcap.engine import OptimConfig
 from memcap.models import load_model, load_registry
@@ -94,11 +94,12 @@ def test_figures_are_written_with_and_without_data(tmp_path):
     lm, texts, runs, vectors = solved()
     cos = geometry.cosine_pairs(runs, vectors)
     curves = geometry.interpolate(lm, texts, runs, vectors, steps=3, protocol="paper")
-    paths = geometry.write_figures(cos, curves, tmp_path / "full")
-    assert set(paths) == set(geometry.FIGURE_NAMES)
+    paths = geometry_figures.write_geometry_figures(cos, curves, tmp_path / "full")
+    assert set(paths) == set(geometry_figures.FIGURE_NAMES)
     for path in paths.values():
         assert path.read_bytes()[:5] == b"%PDF-" and path.with_suffix(".png").is_file()
-    empty = geometry.write_figures(cos.iloc[:0], curves.iloc[:0], tmp_path / "empty")
+    empty = geometry_figures.write_geometry_figures(cos.iloc[:0], curves.iloc[:0],
+                                                    tmp_path / "empty")
     assert all(p.is_file() for p in empty.values())
     assert np.isnan(geometry.summary(runs.iloc[:0], cos.iloc[:0], curves.iloc[:0])["same_mean"])
 

@@ -1,6 +1,7 @@
 # Geometry of the [mem] solutions (memcap.geometry, the paper's Figures 7 and 8): one job
 # compresses each text from several random inits and scores the lines between solutions;
-# a light rule draws the figures. Runs only when geometry.model is set (common.smk).
+# a light rule draws the figures (memcap.geometry_figures). Runs only when geometry.model
+# is set (common.smk).
 
 
 rule geometry:

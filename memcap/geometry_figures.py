@@ -1,0 +1,106 @@
+"""Figures 7 and 8 of the geometry stage (memcap.geometry) and the numbers the report quotes.
+
+    from memcap.geometry_figures import write_geometry_figures
+    paths = write_geometry_figures(cosines, curves, Path("results/demo/geometry"))
+    # {"geometry_cosine": .../geometry_cosine.pdf, "geometry_interpolation": ...}; a .png
+    # lies beside each PDF.
+
+The rule geometry_figures calls `draw_stage`, which reads the geometry rule's CSVs, draws
+both figures and writes summary.json (memcap.geometry.summary plus the run's settings).
+
+* ``geometry_cosine``: densities of cosine similarity, same text vs different texts
+  (Figure 7).
+* ``geometry_interpolation``: teacher-forced accuracy along the line between two vectors
+  of one text, faint lines with the min/max envelope (Figure 8).
+
+A figure with nothing to show is still written, saying "no data" and why.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from memcap import figures
+
+FIGURE_NAMES = ["geometry_cosine", "geometry_interpolation"]
+
+
+def cosine_figure(cosines: pd.DataFrame):
+    """Figure 7: densities of cosine similarity, same text vs different texts."""
+    if cosines.empty:
+        return figures.placeholder_figure("Cosine similarity of [mem] vectors",
+                                          "fewer than two vectors reached accuracy 1.0")
+    fig, ax = figures.plt.subplots(figsize=(figures.FIGURE_WIDTH * 0.6, 2.6))
+    bins = np.linspace(cosines["cosine"].min(), cosines["cosine"].max(), 31)
+    if bins[0] == bins[-1]:
+        bins = np.linspace(bins[0] - 0.01, bins[0] + 0.01, 31)
+    for same, label, colour in [(True, "same text", figures.OKABE_ITO[0]),
+                                (False, "different texts", figures.OKABE_ITO[1])]:
+        values = cosines.loc[cosines["same_text"] == same, "cosine"]
+        if len(values):
+            ax.hist(values, bins=bins, density=True, histtype="stepfilled", alpha=0.35,
+                    color=colour, label=f"{label} (n={len(values)}, mean {values.mean():.2f})")
+            ax.hist(values, bins=bins, density=True, histtype="step", color=colour)
+    ax.set_xlabel("cosine similarity of [mem] vectors")
+    ax.set_ylabel("density")
+    ax.legend(loc="upper left")
+    return fig
+
+
+def interpolation_figure(curves: pd.DataFrame, max_texts: int = 4):
+    """Figure 8: accuracy along the line between two vectors of one text; one faint line per
+    pair, the min/max envelope shaded, the mean dashed."""
+    if curves.empty:
+        return figures.placeholder_figure("Interpolation between [mem] vectors",
+                                          "no text has two vectors that reached accuracy 1.0")
+    texts = list(dict.fromkeys(curves["sample_id"]))[:max_texts]
+    fig, axes = figures.panel_grid(len(texts), ncols=min(len(texts), 2), height=2.4,
+                                   sharey=True)
+    for ax, sid in zip(axes, texts):
+        mine = curves[curves["sample_id"] == sid]
+        for _, pair in mine.groupby(["init_a", "init_b"]):
+            ax.plot(pair["t"], pair["accuracy"], color=figures.OKABE_ITO[0], alpha=0.15, lw=0.7)
+        env = mine.groupby("t")["accuracy"].agg(["min", "max", "mean"])
+        ax.fill_between(env.index, env["min"], env["max"], color=figures.OKABE_ITO[0],
+                        alpha=0.15, label="min-max")
+        ax.plot(env.index, env["mean"], ls="--", color="0.2", lw=1, label="mean")
+        n_pairs = mine.groupby(["init_a", "init_b"]).ngroups
+        ax.set_title(f"{sid} ({n_pairs} pairs)", loc="left")
+        ax.set_xlabel("t in (1 - t) m_a + t m_b")
+        ax.set_ylabel("accuracy (teacher forcing)")
+        ax.set_ylim(-0.02, 1.02)
+    axes[0].legend(loc="lower left")
+    return fig
+
+
+def write_geometry_figures(cosines: pd.DataFrame, curves: pd.DataFrame,
+                           out_dir: Path) -> dict[str, Path]:
+    """geometry_cosine and geometry_interpolation as PDF + PNG in out_dir."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with figures.figure_style():
+        return {"geometry_cosine": figures.save_figure(cosine_figure(cosines), out_dir,
+                                                       "geometry_cosine"),
+                "geometry_interpolation": figures.save_figure(interpolation_figure(curves),
+                                                              out_dir, "geometry_interpolation")}
+
+
+def draw_stage(runs_csv, cosine_csv, interpolation_csv, out_dir, summary_json) -> dict:
+    """Rule geometry_figures: both figures and summary.json (the numbers the report quotes)."""
+    from memcap.geometry import summary  # torch: not imported with FIGURE_NAMES (memcap.report)
+
+    runs = pd.read_csv(runs_csv, dtype={"sample_id": str})
+    cosines = pd.read_csv(cosine_csv, dtype={"sample_a": str, "sample_b": str})
+    curves = pd.read_csv(interpolation_csv, dtype={"sample_id": str})
+    paths = write_geometry_figures(cosines, curves, out_dir)
+    stats = summary(runs, cosines, curves)
+    first = runs.iloc[0] if len(runs) else {}
+    stats.update({key: (first[key].item() if hasattr(first[key], "item") else first[key])
+                  for key in ("model", "dataset", "K", "L", "protocol") if key in first})
+    stats["inits"] = int(runs.groupby("sample_id").size().max()) if len(runs) else 0
+    Path(summary_json).write_text(json.dumps(stats, indent=1) + "\n", encoding="utf-8")
+    return paths
