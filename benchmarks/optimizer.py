@@ -41,17 +41,17 @@ import argparse
 import statistics
 import sys
 import time
+from dataclasses import fields
 
 import torch
 
 from memcap.corpora import lee_articles
-from dataclasses import fields
-
 from memcap.engine import PRESETS, OptimConfig, compress
 from memcap.io import read_jsonl
 from memcap.metrics import capacity_from_samples
 from memcap.models import load_model, load_registry, resolve_model
 from memcap.search import is_lossless, lossless
+
 
 def parse_config(text: str) -> dict:
     """`paper` -> {}; `fast` -> {"preset": "fast"}; `lr=0.1,schedule=cosine` -> {"lr": 0.1, ...}."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import time
 from pathlib import Path
 
 from memcap.engine import PRESETS, PROTOCOLS, SCHEDULES, OptimConfig

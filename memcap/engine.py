@@ -107,7 +107,7 @@ class OptimConfig:
             raise ValueError(f"optim.preset {self.preset!r} is not one of {', '.join(PRESETS)}")
 
     @classmethod
-    def from_dict(cls, values: dict | None) -> "OptimConfig":
+    def from_dict(cls, values: dict | None) -> OptimConfig:
         """`preset` (default paper) gives the base values; other keys override them, and a
         key set to None keeps the preset's value."""
         values = {k: v for k, v in dict(values or {}).items() if v is not None}
@@ -463,7 +463,7 @@ class _Batch:
     t0: float  # perf_counter() at the start (Outcome.wall_s)
 
     @classmethod
-    def of(cls, lm: LoadedModel, texts, first: int, optim: OptimConfig) -> "_Batch":
+    def of(cls, lm: LoadedModel, texts, first: int, optim: OptimConfig) -> _Batch:
         t0 = time.perf_counter()
         ids, lengths = pad(texts, lm.device)
         with torch.no_grad():

@@ -44,8 +44,14 @@ from matplotlib.ticker import FuncFormatter, LogLocator  # noqa: E402
 from memcap import metrics  # noqa: E402
 from memcap.records import LOSSLESS_ACCURACY  # noqa: E402
 from memcap.reference import (  # noqa: E402
-    dataset_kind, dataset_order, is_random_dataset, load_reference, paper_model, paper_source,
-    paper_value)
+    dataset_kind,
+    dataset_order,
+    is_random_dataset,
+    load_reference,
+    paper_model,
+    paper_source,
+    paper_value,
+)
 
 # Okabe & Ito (2008): distinguishable with every common colour-vision deficiency.
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#56B4E9", "#CC79A7", "#F0E442",

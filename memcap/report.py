@@ -33,8 +33,15 @@ from markupsafe import Markup
 from memcap import metrics, tables
 from memcap.figures import FIGURE_NAMES
 from memcap.records import LOSSLESS_ACCURACY
-from memcap.reference import (PAPER_DIR, dataset_kind, dataset_order, load_reference,
-                              paper_model, paper_source, paper_value)
+from memcap.reference import (
+    PAPER_DIR,
+    dataset_kind,
+    dataset_order,
+    load_reference,
+    paper_model,
+    paper_source,
+    paper_value,
+)
 
 TEMPLATE = "report.tex.j2"
 TABLE_NAMES = tables.TABLE_NAMES  # table1, summary, multivector, pass_rate, search
@@ -303,8 +310,8 @@ def _search(df: pd.DataFrame) -> list[dict]:
 
 def _budget_reference(paths: list[Path] | None, df: pd.DataFrame, summary: pd.DataFrame) -> list[dict]:
     """The paper-budget reference runs (memcap.paper_budget) beside this run's K = 1 capacity."""
-    from memcap.paper_budget import reference_summary, text_capacities
     from memcap.io import read_jsonl
+    from memcap.paper_budget import reference_summary, text_capacities
 
     texts = text_capacities([r for p in paths or [] for r in read_jsonl(Path(p))])
     # compare on the texts this run has, where it has some of the reference's

@@ -27,8 +27,8 @@ fails, longer ones fail too; a text with fewer tokens than the next length stops
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 

@@ -51,8 +51,7 @@ import numpy as np
 import pandas as pd
 
 from memcap import metrics
-from memcap.reference import (dataset_kind, dataset_order, load_reference, paper_model,
-                              paper_source, paper_value)
+from memcap.reference import dataset_kind, dataset_order, load_reference, paper_model, paper_source, paper_value
 
 NOT_RUN = "not run"
 SEARCH_MARK = "(search)"  # follows a capacity that comes from a capacity search

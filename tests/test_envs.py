@@ -9,6 +9,7 @@ import re
 import tomllib
 
 import yaml
+
 from conftest import ROOT
 
 ENVS = sorted((ROOT / "envs").glob("*.yaml"))

@@ -12,11 +12,10 @@ import pytest
 import torch
 
 import memcap.job
+from job_fixtures import documented_record_keys, write_texts
 from memcap.io import read_jsonl
 from memcap.job import run_job
 from memcap.store import record_key
-
-from job_fixtures import documented_record_keys, write_texts
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "config" / "models.yaml"

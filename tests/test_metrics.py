@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from analysis_fixtures import make_record, search_records, synthetic_run, write_records
 from memcap import metrics
 from memcap.records import accuracy_is_lossless
-from analysis_fixtures import make_record, search_records, synthetic_run, write_records
 
 # (d, vocab, L_th) of all 14 models: the paper's values (paper/reference.yaml; Eq. 1, docs/method.md section 4.6).
 PAPER_EQ1 = {

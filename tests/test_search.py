@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from job_fixtures import documented_record_keys, write_texts
 from memcap.corpora import lee_articles
 from memcap.engine import OptimConfig, compress
 from memcap.io import read_jsonl
@@ -15,8 +16,6 @@ from memcap.job import run_job
 from memcap.metrics import load_records, search_capacity_summary
 from memcap.models import load_model, load_registry, resolve_model
 from memcap.search import search_capacity
-
-from job_fixtures import documented_record_keys, write_texts
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "config" / "models.yaml"
@@ -242,8 +241,9 @@ def test_bad_mode_and_search_without_lengths_name_the_problem(tmp_path):
 
 
 def test_workflow_passes_compress_mode_and_keeps_random_text_on_the_grid(tmp_path):
-    from conftest import plan, write_config
     import yaml
+
+    from conftest import plan, write_config
 
     smoke = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
     config = write_config("smoke", tmp_path / "search.yaml", compress={**smoke["compress"], "mode": "search"})

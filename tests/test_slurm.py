@@ -32,6 +32,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from conftest import BIN, ROOT, snakemake, write_config
 
 SCRIPTS = ROOT / "tests" / "slurm"

@@ -12,6 +12,7 @@ import types
 import zipfile
 
 import pytest
+
 from memcap import download, texts, vocab
 from memcap.io import package_file, read_jsonl
 

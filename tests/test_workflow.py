@@ -18,6 +18,7 @@ import jsonschema
 import pandas as pd
 import pytest
 import yaml
+
 from conftest import BIN, ROOT, plan, snakemake, write_config
 
 SCHEMA = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
