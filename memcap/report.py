@@ -149,7 +149,7 @@ def _models(df: pd.DataFrame, summary: pd.DataFrame, order: list[str]) -> list[d
         group = df[df.model == model]
         first = group.iloc[0]
         s = summary[summary.model == model].iloc[0]
-        get = lambda key: first[key] if key in group.columns else None  # noqa: E731
+        get = lambda key: first[key] if key in group.columns else None  # noqa: E731, B023 (used in this iteration)
         rows.append({
             "name": model, "model_id": get("model_id") or model,
             "source": get("model_source") or "n/a", "revision": get("revision") or "none",
@@ -330,7 +330,8 @@ def _budget_reference(paths: list[Path] | None, df: pd.DataFrame, summary: pd.Da
             **ref, "capacity": f"{'' if ref['complete'] else '>= '}{ref['capacity']}",
             "same_texts": any(s["model"] == ref["model"] and s["dataset"] == ref["dataset"] for s in shared),
             "capacities": ", ".join(map(str, ref["capacities"])), "hours": f"{ref['hours']:.1f}",
-            "budget": f"{optim.get('max_steps', '?')} steps, patience {optim.get('patience', '?')}, lr {optim.get('lr', '?')}",
+            "budget": f"{optim.get('max_steps', '?')} steps, patience {optim.get('patience', '?')}, "
+            f"lr {optim.get('lr', '?')}",
             "ours": tables.fmt_row_capacity(ours.iloc[0]) if len(ours) else None,
             "ours_preset": ", ".join(sorted(set(mine["preset"]))) if len(mine) else None,
             "ours_steps": steps, "steps_ratio": f"{steps / ref['steps']:.3f}" if ref["steps"] and steps else None,

@@ -64,7 +64,7 @@ def test_search_capacity_is_within_one_grid_step_of_grid_runs(name):
     texts, results = searched(name)
     expected = grid_capacity(tiny(name), texts, [1, 2, 3])
     position = {L: i for i, L in enumerate([0, *GRID])}
-    for r, cap in zip(results, expected):
+    for r, cap in zip(results, expected, strict=True):
         assert r.done and abs(position[r.capacity] - position[cap]) <= 1, (r, expected)
         assert r.capacity == max([0] + [a.L for a in r.attempts if a.lossless])
         assert r.steps == sum(a.steps for a in r.attempts)
@@ -74,7 +74,7 @@ def test_attempts_grow_warm_started_and_a_failed_warm_start_is_retried_fresh():
     _, results = searched()
     for r in results:
         assert r.attempts[0].warm_start is None and r.attempts[0].retry == 0
-        for before, after in zip(r.attempts, r.attempts[1:]):
+        for before, after in zip(r.attempts, r.attempts[1:], strict=False):
             if before.lossless:  # the next grid length, from these vectors
                 assert after.L == GRID[GRID.index(before.L) + 1]
                 assert after.warm_start == before.L and after.retry == 0
