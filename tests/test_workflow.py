@@ -1,4 +1,4 @@
-"""The Snakemake workflow: plans, lint, format, config schema, smoke run, resume after a kill.
+"""The Snakemake workflow: plans, lint, format (snakefmt, ruff), config schema, smoke run, resume after a kill.
 
     pytest tests/test_workflow.py -m "not slow"     # dry runs, schema, lint (about 30 s)
     pytest tests/test_workflow.py                   # plus the smoke run and the kill test
@@ -161,6 +161,26 @@ def test_snakefmt_is_clean():
         text=True,
     )
     assert proc.returncode == 0, proc.stderr + proc.stdout
+
+
+def ruff(*args) -> subprocess.CompletedProcess:
+    """ruff (a test dependency, pinned in pyproject.toml) from the repository root, its settings there."""
+    return subprocess.run(
+        ["timeout", "60", str(BIN / "ruff"), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_ruff_check_is_clean():
+    proc = ruff("check", "--no-cache", "--output-format", "concise", ".")
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+
+
+def test_ruff_format_is_clean():
+    proc = ruff("format", "--check", "--no-cache", "--output-format", "concise", ".")
+    assert proc.returncode == 0, proc.stderr + proc.stdout + "(`make format` formats them)"
 
 
 @pytest.mark.parametrize(
