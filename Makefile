@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := latexmk texlive-latex-base texlive-latex-recommended texlive-latex-extra \
 	texlive-fonts-recommended poppler-utils
 
-.PHONY: help setup system venv demo readme-figure test test-fast lint
+.PHONY: help setup system venv demo readme-figure test test-fast lint format
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -49,6 +49,12 @@ test: setup  ## the whole test suite (what CI runs)
 test-fast: venv  ## the tests without the slow ones (workflow runs, real model)
 	$(BIN)/python -m pytest -m "not slow"
 
-lint:  ## snakemake --lint and snakefmt --check
+lint:  ## snakemake --lint, snakefmt --check, ruff check and ruff format --check
 	$(BIN)/snakemake --lint --configfile config/config.yaml
 	$(BIN)/snakefmt --check .
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format:  ## format the Python (ruff format) and the Snakefile and rules (snakefmt)
+	$(BIN)/ruff format .
+	$(BIN)/snakefmt .

@@ -55,7 +55,8 @@ def main() -> None:
     parser.add_argument("--vectors", type=int, default=1, help="K, number of [mem] vectors (default %(default)s); "
                         "the authors' side supports K=1 only")
     parser.add_argument("--lr", type=float, default=defaults.lr, help="AdamW lr (default: the paper's %(default)s)")
-    parser.add_argument("--max-steps", type=int, default=300, help="most steps per run (default: the demo's %(default)s)")
+    parser.add_argument("--max-steps", type=int, default=300,
+                        help="most steps per run (default: the demo's %(default)s)")
     parser.add_argument("--patience", type=int, default=150, help="default: the demo's %(default)s")
     parser.add_argument("--batch-size", type=int, default=16, help="texts per batch on our side (default %(default)s)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default %(default)s)")
@@ -120,7 +121,7 @@ def main() -> None:
     authors_caps = [max([0] + [L for L in grid if lossless[i, L]]) for i in range(len(texts))]
     ours_caps = [r.capacity for r in results]
     position = {L: j for j, L in enumerate([0, *grid])}
-    within = [abs(position[a] - position[b]) <= 1 for a, b in zip(authors_caps, ours_caps)]
+    within = [abs(position[a] - position[b]) <= 1 for a, b in zip(authors_caps, ours_caps, strict=True)]
     passing = [L for L in grid if accuracy_is_lossless(sum(best[i, L] for i in range(len(texts))) / len(texts))]
 
     print(f"{'procedure':34s} {'wall s':>9s} {'steps':>8s}  capacities per text")

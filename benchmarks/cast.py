@@ -68,7 +68,8 @@ def main() -> None:
     name = torch.cuda.get_device_name() if lm.device.type == "cuda" else "cpu"
     layers = f"{spec.num_layers} of its {full_layers} layers" if spec.num_layers != full_layers else "all layers"
     print(f"model {args.model} ({layers}; {lm.params / 1e6:.0f}M params), {args.texts} texts x {args.length} "
-          f"tokens, {args.steps} steps, autocast {spec.autocast}, device {name}, torch threads {torch.get_num_threads()}")
+          f"tokens, {args.steps} steps, autocast {spec.autocast}, device {name}, "
+          f"torch threads {torch.get_num_threads()}")
     optim = OptimConfig(max_steps=args.steps, patience=args.steps + 1)
 
     every_mib = weights_mib(lm.model)
@@ -84,9 +85,9 @@ def main() -> None:
     print(f"{f'cast once ({cast} linear tensors in {spec.autocast})':44s} {once_s / args.steps:8.3f} {once_mib:12.0f}")
     print(f"step-time ratio cast once / every forward: {once_s / every_s:.2f}x ({work / once_s:.2f} against "
           f"{work / every_s:.2f} text-steps/s)")
-    rel = max(abs(a.loss_sum - b.loss_sum) / abs(a.loss_sum) for a, b in zip(every, once))
-    vec = max((a.vectors - b.vectors).abs().max().item() for a, b in zip(every, once))
-    same = all(a.correct == b.correct for a, b in zip(every, once))
+    rel = max(abs(a.loss_sum - b.loss_sum) / abs(a.loss_sum) for a, b in zip(every, once, strict=True))
+    vec = max((a.vectors - b.vectors).abs().max().item() for a, b in zip(every, once, strict=True))
+    same = all(a.correct == b.correct for a, b in zip(every, once, strict=True))
     print(f"after {args.steps} steps: largest relative loss difference {rel:.1e}, largest vector difference "
           f"{vec:.1e}, same correct counts: {same} (stated tolerance: 1e-6)")
 

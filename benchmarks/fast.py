@@ -91,7 +91,7 @@ def main() -> None:
           f"torch threads {torch.get_num_threads()}")
     position = {L: j for j, L in enumerate([0, *grid])}
     counted, within, ref_steps, ref_wall, our_steps = 0, 0, 0, 0.0, 0
-    for row, r in zip(rows, results):
+    for row, r in zip(rows, results, strict=True):
         ref = reference.get(str(row["id"]))
         tried = " ".join(f"{a.L}{'+' if a.lossless else '-'}({a.steps})" for a in r.attempts)
         last_ok = [a for a in r.attempts if a.lossless and a.L == r.capacity]

@@ -128,7 +128,8 @@ def main() -> None:
     authors, before, after = rows
     print(f"peak step memory chunked / whole logits: {after[1] / before[1]:.2f}x; "
           f"chunked / authors: {after[1] / authors[1]:.2f}x")
-    gain = f" ({after[2] / max(before[2], 1):.1f}x whole logits)" if after[2] is not None and before[2] is not None else ""
+    gain = (f" ({after[2] / max(before[2], 1):.1f}x whole logits)"
+            if after[2] is not None and before[2] is not None else "")
     show = lambda n: "- (under 1 MiB per text)" if n is None else n  # noqa: E731
     print(f"largest batch in {args.budget_gib:g} GiB (extrapolated from B=1 and B=2): authors {show(authors[2])}, "
           f"whole logits {show(before[2])}, chunked {show(after[2])}{gain}")

@@ -4,7 +4,8 @@
     python benchmarks/optimizer.py --threads 1 --texts-file benchmarks/reference/texts.jsonl --lengths 24 40 \
         --max-steps 400 --configs paper fast lr=0.1 lr=0.1,margin=1      # the reference's texts
     python benchmarks/optimizer.py --configs paper lr=0.03 lr=0.1 --lengths 8 16 --texts 4
-    python benchmarks/optimizer.py --model shape-pythia-160m --device cuda --lengths 64 80 96 --texts 20 --max-steps 5000
+    python benchmarks/optimizer.py --model shape-pythia-160m --device cuda --lengths 64 80 96 --texts 20 \
+        --max-steps 5000
     python benchmarks/optimizer.py --threads 1 --warm-from benchmarks/reference --lengths 32 40 48 \
         --configs fast lr=0.1 lr=0.3,margin=1        # warm starts, as the capacity search makes them
 
@@ -44,17 +45,17 @@ import argparse
 import statistics
 import sys
 import time
+from dataclasses import fields
 
 import torch
 
 from memcap.corpora import lee_articles
-from dataclasses import fields
-
 from memcap.engine import PRESETS, OptimConfig, compress
 from memcap.io import read_jsonl
 from memcap.metrics import capacity_from_samples
 from memcap.models import load_model, load_registry, resolve_model
 from memcap.search import is_lossless, lossless
+
 
 def parse_config(text: str) -> dict:
     """`paper` -> {}; `fast` -> {"preset": "fast"}; `lr=0.1,schedule=cosine` -> {"lr": 0.1, ...}."""
@@ -132,11 +133,11 @@ def main() -> None:
     init = None
     if args.warm_from:
         starts = warm_starts(args.warm_from, spec.name, [r["id"] for r in read_jsonl(args.texts_file)][: len(texts)])
-        pairs = [(i, L) for i, L in pairs if any(l < L for l in starts[i])]
-        origins = [max(l for l in starts[i] if l < L) for i, L in pairs]  # longest shorter lossless L
-        init = [starts[i][o] for (i, _), o in zip(pairs, origins)]
+        pairs = [(i, L) for i, L in pairs if any(s < L for s in starts[i])]
+        origins = [max(s for s in starts[i] if s < L) for i, L in pairs]  # longest shorter lossless L
+        init = [starts[i][o] for (i, _), o in zip(pairs, origins, strict=True)]
         print("warm starts (text: from L -> to L): " + ", ".join(
-            f"{i}: {o}->{L}" for (i, L), o in zip(pairs, origins)))
+            f"{i}: {o}->{L}" for (i, L), o in zip(pairs, origins, strict=True)))
     seeds = [1000 * i + L for i, L in pairs]
     name = torch.cuda.get_device_name() if lm.device.type == "cuda" else "cpu"
     print(f"model {spec.name} ({lm.params / 1e6:.0f}M params), {len(texts)} texts x lengths {lengths}, "
@@ -153,14 +154,14 @@ def main() -> None:
         outcomes = compress(lm, [texts[i][:L] for i, L in pairs], args.vectors, "paper", seeds, optim, init=init)
         wall = time.perf_counter() - t0
         for L in lengths:
-            done = [o for (_, l), o in zip(pairs, outcomes) if l == L]
+            done = [o for (_, length), o in zip(pairs, outcomes, strict=True) if length == L]
             ok = [o for o in done if is_lossless(o, "paper")]
             steps = [o.steps for o in ok]
             median = f"{statistics.median(steps):.0f}" if ok else "-"
             mean = f"{statistics.mean(steps):.1f}" if ok else "-"
             exact = f"{sum(o.greedy_exact for o in ok)}/{len(ok)}" if ok else "-"
             rows.append(f"{label:34s} {L:5d} {len(ok):4d}/{len(done):<4d} {median:>13s} {mean:>11s} {exact:>13s}")
-        caps = [max([0] + [L for (j, L), o in zip(pairs, outcomes) if j == i and is_lossless(o, "paper")])
+        caps = [max([0] + [L for (j, L), o in zip(pairs, outcomes, strict=True) if j == i and is_lossless(o, "paper")])
                 for i in range(len(texts))]
         capacity = capacity_from_samples(caps)
         totals.append(f"{label:34s} {sum(o.steps for o in outcomes):8d} {wall:9.1f}  "

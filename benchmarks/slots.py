@@ -56,7 +56,7 @@ def main() -> None:
         outputs = [(job.communicate()[0].strip().splitlines() or ["(no output)"])[-1] for job in jobs]
     kind = "simulated" if args.simulate else "visible"
     print(f"{len(cards)} {kind} card(s) {','.join(cards)}, {len(jobs)} concurrent jobs")
-    for i, (job, out) in enumerate(zip(jobs, outputs)):
+    for i, (job, out) in enumerate(zip(jobs, outputs, strict=True)):
         print(f"  job {i}: exit {job.returncode}: {out}")
     taken = [out.split()[1] for out in outputs if out.startswith("card ")]
     refused = sum(out.startswith("refused") for out in outputs)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import time
 from pathlib import Path
 
 from memcap.engine import PRESETS, PROTOCOLS, SCHEDULES, OptimConfig
@@ -28,7 +27,8 @@ OPTIM_OPTIONS = [  # flag, type, OptimConfig key, help
     ("--weight-decay", float, "weight_decay", "AdamW weight decay"),
     ("--eps", float, "eps", "AdamW eps"),
     ("--max-steps", int, "max_steps", "most optimiser steps per text"),
-    ("--fresh-max-steps", int, "fresh_max_steps", "most steps from a random init; warm starts keep the other (None: the same)"),
+    ("--fresh-max-steps", int, "fresh_max_steps",
+     "most steps from a random init; warm starts keep the other (None: the same)"),
     ("--patience", int, "patience", "stop after this many steps without a new best accuracy"),
     ("--schedule", str, "schedule", f"learning-rate schedule: {' or '.join(SCHEDULES)}"),
     ("--warmup", int, "warmup", "steps of linear learning-rate warm-up"),
@@ -61,7 +61,8 @@ def _model_args(parser: argparse.ArgumentParser, required: bool = True) -> None:
     )
     parser.add_argument("--models-file", type=Path,
                         help=f"model registry (default {DEFAULT_MODELS_FILE}, where it exists)")
-    parser.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda, cuda:1, ... (default %(default)s)")
+    parser.add_argument("--device", default="auto",
+                        help="auto (CUDA if present, else CPU), cpu, cuda, cuda:1, ... (default %(default)s)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,11 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "paper: the first token is not scored (the paper's setting) (default %(default)s)")
     p.add_argument("--max-tokens", type=int, help="keep only the first this many tokens of the text")
     p.add_argument("--seed", type=int, default=0, help="seed of the vectors' random init (default %(default)s)")
-    p.add_argument("--out", "-o", type=Path, default=Path("vectors.safetensors"), help="vectors file to write (default %(default)s)")
+    p.add_argument("--out", "-o", type=Path, default=Path("vectors.safetensors"),
+                   help="vectors file to write (default %(default)s)")
     _optim_args(p, preset="fast")
 
     p = sub.add_parser("decode", help="print the text a vectors file decodes to",
-                       description="Greedy decoding from the [mem] vectors alone (paper protocol: plus the stored first token).")
+                       description="Greedy decoding from the [mem] vectors alone "
+                                   "(paper protocol: plus the stored first token).")
     p.add_argument("vectors_file", type=Path, help="a file written by `memcap compress`")
     _model_args(p, required=False)
     p.set_defaults(model=None)
@@ -97,12 +100,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "(the text is then meaningless unless the weights are the same)")
 
     p = sub.add_parser("job", help="run a compress job over a texts file (what the workflow calls)",
-                       description="Compress every (K, L, text) of a grid; resumable; writes one record per sample (docs/records.md).")
+                       description="Compress every (K, L, text) of a grid; resumable; "
+                                   "writes one record per sample (docs/records.md).")
     _model_args(p)
     p.add_argument("--texts", required=True, type=Path, help="texts JSONL (docs/records.md)")
     p.add_argument("--out", required=True, type=Path, help="records JSONL to write; parts are kept in <out>.parts/")
-    p.add_argument("--lengths", type=int, nargs="+", help="lengths L in tokens; omit to use each text's own `length` (random text)")
-    p.add_argument("--vectors", type=int, nargs="+", default=[1], help="numbers K of [mem] vectors (default %(default)s)")
+    p.add_argument("--lengths", type=int, nargs="+",
+                   help="lengths L in tokens; omit to use each text's own `length` (random text)")
+    p.add_argument("--vectors", type=int, nargs="+", default=[1],
+                   help="numbers K of [mem] vectors (default %(default)s)")
     p.add_argument("--protocol", choices=PROTOCOLS, default="paper", help="default %(default)s")
     p.add_argument("--batch-size", type=int, default=16, help="texts optimised together (default %(default)s)")
     p.add_argument("--max-samples", type=int, help="use only the first this many texts")
@@ -177,7 +183,8 @@ def cmd_compress(args) -> int:
     def progress(step, active, best):
         nonlocal bar
         if bar is None:
-            bar = tqdm(total=max(optim.max_steps, optim.fresh_max_steps or 0), desc="compress", unit="step", leave=False)
+            bar = tqdm(total=max(optim.max_steps, optim.fresh_max_steps or 0), desc="compress", unit="step",
+                       leave=False)
         bar.set_postfix(accuracy=f"{best[0]:.3f}", refresh=False)
         bar.update(step - bar.n)  # tqdm's own rate limit decides when to redraw
 

@@ -297,7 +297,7 @@ class LMCoder:
         """(stream, ideal bits = sum of -log2 p over the tokens)."""
         encoder = ArithmeticEncoder()
         ideal = 0.0
-        for token, probs in zip(ids, self._distributions(ids)):
+        for token, probs in zip(ids, self._distributions(ids), strict=False):
             freqs = quantise(probs)
             cum = _cumulative(freqs)
             encoder.encode(int(cum[token]), int(cum[token + 1]), int(cum[-1]))

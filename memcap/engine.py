@@ -107,7 +107,7 @@ class OptimConfig:
             raise ValueError(f"optim.preset {self.preset!r} is not one of {', '.join(PRESETS)}")
 
     @classmethod
-    def from_dict(cls, values: dict | None) -> "OptimConfig":
+    def from_dict(cls, values: dict | None) -> OptimConfig:
         """`preset` (default paper) gives the base values; other keys override them, and a
         key set to None keeps the preset's value."""
         values = {k: v for k, v in dict(values or {}).items() if v is not None}
@@ -260,7 +260,7 @@ def _chunked_terms(lm: LoadedModel, head, x: torch.Tensor, keep: int, labels: to
         else:
             parts.append(chunk(h, y))
     ce, hit, objective, gap = (
-        None if terms[0] is None else torch.cat(terms, dim=1).reshape(B, n) for terms in zip(*parts)
+        None if terms[0] is None else torch.cat(terms, dim=1).reshape(B, n) for terms in zip(*parts, strict=True)
     )
     return ce, hit, objective, gap
 
@@ -426,7 +426,8 @@ def compress(
     baseline = _baseline(batch)
     starts = init if init is not None else [None] * len(texts)
     vectors = _Vectors(lm, K, seeds, starts, optim)
-    states = [Stopping(n, optim.steps_for(start is not None), optim.patience) for n, start in zip(batch.scored, starts)]
+    states = [Stopping(n, optim.steps_for(start is not None), optim.patience)
+              for n, start in zip(batch.scored, starts, strict=True)]
     active, step = list(range(len(texts))), 0
     while active:
         active = _step(batch, vectors, states, active)
@@ -463,7 +464,7 @@ class _Batch:
     t0: float  # perf_counter() at the start (Outcome.wall_s)
 
     @classmethod
-    def of(cls, lm: LoadedModel, texts, first: int, optim: OptimConfig) -> "_Batch":
+    def of(cls, lm: LoadedModel, texts, first: int, optim: OptimConfig) -> _Batch:
         t0 = time.perf_counter()
         ids, lengths = pad(texts, lm.device)
         with torch.no_grad():
@@ -511,13 +512,13 @@ class _Vectors:
                 if start is None
                 else start.detach().to(lm.device, torch.float32).clone()
             )
-            for seed, start in zip(seeds, starts)
+            for seed, start in zip(seeds, starts, strict=True)
         ]
         if optim.fresh_lr is None:
             groups = self.params
         else:  # a fresh init needs a gentler lr than a warm start (PRESETS)
             groups = [{"params": [p], "lr": optim.lr if start is not None else optim.fresh_lr}
-                      for p, start in zip(self.params, starts)]
+                      for p, start in zip(self.params, starts, strict=True)]
         self.opt = torch.optim.AdamW(
             groups,
             lr=optim.lr,

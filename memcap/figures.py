@@ -44,8 +44,14 @@ from matplotlib.ticker import FuncFormatter, LogLocator  # noqa: E402
 from memcap import metrics  # noqa: E402
 from memcap.records import LOSSLESS_ACCURACY  # noqa: E402
 from memcap.reference import (  # noqa: E402
-    dataset_kind, dataset_order, is_random_dataset, load_reference, paper_model, paper_source,
-    paper_value)
+    dataset_kind,
+    dataset_order,
+    is_random_dataset,
+    load_reference,
+    paper_model,
+    paper_source,
+    paper_value,
+)
 
 # Okabe & Ito (2008): distinguishable with every common colour-vision deficiency.
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#56B4E9", "#CC79A7", "#F0E442",
@@ -171,21 +177,21 @@ def capacity_figure(data: _Data):
     fig, ax = plt.subplots(figsize=(FIGURE_WIDTH, 3.0))
     offsets = np.linspace(-0.15, 0.15, len(data.datasets)) if len(data.datasets) > 1 else [0]
     paper_shown = False
-    for offset, dataset in zip(offsets, data.datasets):
+    for offset, dataset in zip(offsets, data.datasets, strict=True):
         rows = k1[k1.dataset == dataset]
-        xs = [x_of[(m, p)] + offset for m, p in zip(rows.model, rows.protocol)]
+        xs = [x_of[(m, p)] + offset for m, p in zip(rows.model, rows.protocol, strict=True)]
         ax.scatter(xs, rows.capacity, s=36, color=data.colour[dataset], label=dataset, zorder=3)
-        for x, y, mode in zip(xs, rows.capacity, rows["mode"]):
+        for x, y, mode in zip(xs, rows.capacity, rows["mode"], strict=True):
             label = f"{int(y)} (search)" if mode == "search" else f"{int(y)}"
             ax.annotate(label, (x, y), xytext=(5, 0), textcoords="offset points",
                         va="center", fontsize=7.5)
         failed = k1_all[(k1_all.dataset == dataset) & k1_all.capacity.isna()]
-        for m, p, shortest in zip(failed.model, failed.protocol, failed.min_L):
+        for m, p, shortest in zip(failed.model, failed.protocol, failed.min_L, strict=True):
             x = x_of[(m, p)] + offset  # even the shortest length failed: mark "< L"
             ax.scatter([x], [shortest], marker="v", s=30, color=data.colour[dataset], zorder=3)
             ax.annotate(f"<{int(shortest)}", (x, shortest), xytext=(5, 0),
                         textcoords="offset points", va="center", fontsize=7.5)
-        for (m, p), x in zip(zip(rows.model, rows.protocol), xs):
+        for m, x in zip(rows.model, xs, strict=True):
             ref = data.paper(m, "capacity", dataset)
             if ref is not None:
                 ax.scatter([x], [ref], s=36, facecolors="none", edgecolors=PAPER_COLOUR,
@@ -216,7 +222,7 @@ def ce_scatter_figure(data: _Data):
     norm = norm_cls(vmin=max(lengths.min(), 1), vmax=max(lengths.max(), 2))
     fig, axes = panel_grid(len(runs), height=2.5)
     points = None
-    for ax, (model, protocol) in zip(axes, runs):
+    for ax, (model, protocol) in zip(axes, runs, strict=True):
         run = ok[(ok.model == model) & (ok.protocol == protocol)]
         nat = run[run["kind"] != "random"]
         rnd = run[run["kind"] == "random"]
@@ -259,7 +265,7 @@ def utilisation_figure(data: _Data):
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(FIGURE_WIDTH, 6.0),
                                       height_ratios=[1.2, 1.0])
     reference = load_reference()
-    families = {m: family_of(m, i) for m, i in zip(data.summary.model, data.summary.model_id)}
+    families = {m: family_of(m, i) for m, i in zip(data.summary.model, data.summary.model_id, strict=True)}
     colours = _family_colours(families.values())
     # Top: one point per model on its first natural source (else the first source).
     focus = data.natural[0] if data.natural else data.datasets[0]
@@ -297,9 +303,9 @@ def utilisation_figure(data: _Data):
                 refs.append(data.paper(m, "utilisation", dataset))
         bars = bottom.bar(xs, ys, width=width * 0.95, color=OKABE_ITO[gi * 3 % 8], label=dataset)
         bottom.bar_label(bars, fmt="%.3f", fontsize=7, padding=1)
-        pts = [(x, r) for x, r in zip(xs, refs) if r is not None]
+        pts = [(x, r) for x, r in zip(xs, refs, strict=True) if r is not None]
         if pts:
-            bottom.scatter(*zip(*pts), marker="_", s=300, color="black", zorder=3,
+            bottom.scatter(*zip(*pts, strict=True), marker="_", s=300, color="black", zorder=3,
                            label=f"paper ({dataset})")
     bottom.set_xticks(range(len(labels)), labels, rotation=20 if len(labels) > 4 else 0,
                       ha="right" if len(labels) > 4 else "center")
@@ -324,7 +330,7 @@ def accuracy_figure(data: _Data):
         return placeholder_figure("Accuracy against length",
                             "no grid-mode samples (search runs: see the search table)")
     fig, axes = panel_grid(len(runs), height=2.3, sharey=True)
-    for ax, (model, protocol) in zip(axes, runs):
+    for ax, (model, protocol) in zip(axes, runs, strict=True):
         run = passes[(passes.model == model) & (passes.protocol == protocol)]
         for (dataset, K), group in run.groupby(["dataset", "K"]):
             label = dataset if K == 1 else f"{dataset}, K={K}"
@@ -368,7 +374,7 @@ def multivector_figure(data: _Data):
     n_rows = len(keys) + bool(paper_runs)  # last row: the paper's own curves
     fig, axes = plt.subplots(n_rows, 3, figsize=(FIGURE_WIDTH, 2.3 * n_rows + 0.3),
                              squeeze=False)
-    for row_axes, (model, dataset, protocol) in zip(axes, keys):
+    for row_axes, (model, dataset, protocol) in zip(axes, keys, strict=False):
         run = s[(s.model == model) & (s.dataset == dataset) & (s.protocol == protocol)]
         run = run.sort_values("K")
         ids = run.model_id.iloc[0]
@@ -376,7 +382,7 @@ def multivector_figure(data: _Data):
         ref = reference.get("multivector", {}).get(ref_row)
         same_source = ref and paper_source(
             dataset, reference, dataset_kind(dataset, data.kinds)) == ref["source"]
-        for ax, (col, std, key, ylabel) in zip(row_axes, _MV_PANELS):
+        for ax, (col, std, key, ylabel) in zip(row_axes, _MV_PANELS, strict=True):
             ks, ys = run.K.to_numpy(), run[col].to_numpy(dtype=float)
             ax.plot(ks, ys, marker="o", ms=4, color=OKABE_ITO[0], label="this run")
             if np.isnan(ys).all():  # e.g. no length reached the lossless threshold
@@ -392,7 +398,7 @@ def multivector_figure(data: _Data):
                         label="ideal: K × (K=1 value)")
             if same_source:
                 pts = sorted((int(k), v) for k, v in ref[key].items())
-                ax.scatter(*zip(*pts), facecolors="none", edgecolors=PAPER_COLOUR, s=25,
+                ax.scatter(*zip(*pts, strict=True), facecolors="none", edgecolors=PAPER_COLOUR, s=25,
                            label="paper")
             ax.set_xscale("log", base=2)
             _log2_axis(ax.xaxis)
@@ -412,10 +418,10 @@ def multivector_figure(data: _Data):
 
 def _paper_multivector_row(row_axes, paper_runs: dict) -> None:
     """The paper's Figure 4 values (paper/reference.yaml), each model with its ideal line."""
-    for ax, (_, _, key, ylabel) in zip(row_axes, _MV_PANELS):
+    for ax, (_, _, key, ylabel) in zip(row_axes, _MV_PANELS, strict=True):
         for i, (name, ref) in enumerate(paper_runs.items()):
             colour = OKABE_ITO[(i + 1) % len(OKABE_ITO)]
-            ks, ys = map(np.array, zip(*sorted((int(k), v) for k, v in ref[key].items())))
+            ks, ys = map(np.array, zip(*sorted((int(k), v) for k, v in ref[key].items()), strict=True))
             ax.plot(ks, ys, marker="o", mfc="none", ms=4, color=colour, label=name)
             if ks[0] == 1:
                 ax.plot(ks, ys[0] * ks, ls="--", color=colour, lw=0.8, alpha=0.7)

@@ -52,7 +52,7 @@ def optimise_inits(lm, texts: list[tuple[str, list[int]]], inits: int, K: int, p
         chunk = cells[start : start + batch_size]
         outcomes = compress_splitting(lm, [ids for _, ids, _ in chunk], K, protocol,
                                       seeds[start : start + batch_size], optim)
-        for (sid, ids, init), seed, out in zip(chunk, seeds[start:], outcomes):
+        for (sid, ids, init), seed, out in zip(chunk, seeds[start:], outcomes, strict=False):
             if out is None:  # out of memory even alone: recorded, left out of the analysis
                 rows.append(dict(sample_id=sid, init=init, seed=seed, N=len(ids), steps=0,
                                  accuracy=np.nan, converged=False, greedy_exact=False,
@@ -101,7 +101,7 @@ def interpolate(lm, texts: list[tuple[str, list[int]]], runs: pd.DataFrame,
             loss, correct = score(lm, mem.to(lm.device), lm.embeddings(tokens), tokens,
                                   lengths, first)
             scored = len(ids) - first
-            for (a, b, t), l_sum, c in zip(chunk, loss.tolist(), correct.tolist()):
+            for (a, b, t), l_sum, c in zip(chunk, loss.tolist(), correct.tolist(), strict=True):
                 out.append({"sample_id": sid, "init_a": int(runs.at[a, "init"]),
                             "init_b": int(runs.at[b, "init"]), "t": float(t),
                             "accuracy": c / scored, "loss": l_sum / scored})
@@ -162,7 +162,7 @@ def run_stage(model: str, texts_file, dataset: str, out: dict, *, texts: int, in
         Path(out[key]).parent.mkdir(parents=True, exist_ok=True)
     runs.assign(model=model, dataset=dataset, K=K, L=length, protocol=protocol).to_csv(
         out["runs"], index=False)
-    save_file({f"{s}/{i}": v.contiguous() for s, i, v in zip(runs.sample_id, runs.init, vectors)},
+    save_file({f"{s}/{i}": v.contiguous() for s, i, v in zip(runs.sample_id, runs.init, vectors, strict=True)},
               str(out["vectors"]))
     cosines.to_csv(out["cosine"], index=False)
     curves.to_csv(out["interpolation"], index=False)

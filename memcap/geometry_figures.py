@@ -60,7 +60,7 @@ def interpolation_figure(curves: pd.DataFrame, max_texts: int = 4):
     texts = list(dict.fromkeys(curves["sample_id"]))[:max_texts]
     fig, axes = figures.panel_grid(len(texts), ncols=min(len(texts), 2), height=2.4,
                                    sharey=True)
-    for ax, sid in zip(axes, texts):
+    for ax, sid in zip(axes, texts, strict=True):
         mine = curves[curves["sample_id"] == sid]
         for _, pair in mine.groupby(["init_a", "init_b"]):
             ax.plot(pair["t"], pair["accuracy"], color=figures.OKABE_ITO[0], alpha=0.15, lw=0.7)

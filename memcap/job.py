@@ -42,7 +42,8 @@ log = logging.getLogger("memcap.job")
 
 
 def derive_seed(*parts) -> int:
-    """A 60-bit seed (15 hex digits of a SHA-256) from (model, dataset, K, L, sample): stable across runs and machines."""
+    """A 60-bit seed (15 hex digits of a SHA-256) from (model, dataset, K, L, sample): stable across runs
+    and machines."""
     digest = hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()
     return int(digest[:15], 16)
 
@@ -343,7 +344,7 @@ def _write_attempts(ctx: JobContext, K: int, group: list[dict], ids: list[list[i
     records, tensors = [], {}
     keys = [f"K{K}_L{a.L}_{group[res.index]['id']}" + ("_retry" if a.retry else "") for res, a in pairs]
     part = f"search_K{K}_" + hashlib.sha1("|".join(keys).encode()).hexdigest()[:10]
-    for (res, a), key in zip(pairs, keys):
+    for (res, a), key in zip(pairs, keys, strict=True):
         record = _record(ctx, group[res.index], ids[res.index][: a.L], a.outcome, K=K, L=a.L, seed=a.seed,
                          batch=len(pairs))
         record.update(mode="search", search=ctx.search, warm_start=a.warm_start, retry=a.retry,
@@ -425,7 +426,7 @@ def _run_groups(ctx: JobContext, groups) -> None:
             K = cells[0][0]
             ids = [tokens(row)[:L] for _, L, row in cells]
             seeds = [derive_seed(spec.name, dataset, K, L, row["id"]) for _, L, row in cells]
-            for (_, L, row), t in zip(cells, ids):
+            for (_, L, row), t in zip(cells, ids, strict=True):
                 if len(t) < L:
                     log.warning("sample %s has %d tokens, fewer than L=%d: recorded as N < L", row["id"], len(t), L)
 
@@ -437,7 +438,7 @@ def _run_groups(ctx: JobContext, groups) -> None:
             records, tensors = [], {}
             keys = [f"K{K}_L{L}_{row['id']}" for _, L, row in cells]
             part = f"K{K}_L{cells[0][1]}-{cells[-1][1]}_" + hashlib.sha1("|".join(keys).encode()).hexdigest()[:10]
-            for (K_, L, row), t, seed, key, outcome in zip(cells, ids, seeds, keys, outcomes):
+            for (K_, L, row), t, seed, key, outcome in zip(cells, ids, seeds, keys, outcomes, strict=True):
                 record = _record(ctx, row, t, outcome, K=K_, L=L, seed=seed, batch=len(cells))
                 record.update(vectors=f"{part}.safetensors", vectors_key=key)
                 records.append(record)

@@ -470,7 +470,7 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
     # K vectors hold K * d values: Eq. 1 is for one vector (memcap.precision.theory does the same)
     out["l_th"] = [
         int(k) * theoretical_capacity(int(d), int(v)) if pd.notna(d) and pd.notna(v) else np.nan
-        for k, d, v in zip(out["K"], out["mem_dim"], out["vocab_size"])
+        for k, d, v in zip(out["K"], out["mem_dim"], out["vocab_size"], strict=True)
     ]
     out["l_th_rounded"] = out["l_th"].round()
     out["utilisation"] = out["token_gain_mean"] / out["l_th_rounded"]
@@ -523,8 +523,8 @@ def search_capacity_summary(df: pd.DataFrame) -> pd.DataFrame:
     """Per-sample capacities of search-mode records, one row per (model, dataset, protocol, K).
 
     Uses each sample's last attempt (``search_capacities``; 0 = nothing lossless).
-    Columns: preset (the optimiser preset), n_samples, capacity (the group's decoding capacity, ``capacity_from_samples``),
-    capacity_mean, capacity_median, capacity_min, capacity_max, n_attempts and steps (all
+    Columns: preset (the optimiser preset), n_samples, capacity (the group's decoding capacity,
+    ``capacity_from_samples``), capacity_mean, capacity_median, capacity_min, capacity_max, n_attempts and steps (all
     attempts of the group, ok or not), steps_per_sample, and min_L/max_L (the lengths
     tried with an ok record, as in ``decoding_capacity``). Empty when no record is from
     search mode.

@@ -31,11 +31,12 @@ def text_capacities(records: list[dict], fails: int = 2) -> list[dict]:
         own = [r for r in cells if not r.get("short")] or cells[:1]
         ok = [lossless(r["status"], r["correct"], r["max_correct"], r["scored"], r["protocol"])
               and not r.get("short") for r in own]
-        capacity = max([0] + [r["L"] for r, good in zip(own, ok) if good])
+        capacity = max([0] + [r["L"] for r, good in zip(own, ok, strict=True) if good])
         streak = 0
         for good in ok:
             streak = 0 if good else streak + 1
-        first_fail = min([r["L"] for r, good in zip(own, ok) if not good and r["L"] > capacity], default=None)
+        first_fail = min([r["L"] for r, good in zip(own, ok, strict=True) if not good and r["L"] > capacity],
+                         default=None)
         rows.append({
             "model": model, "dataset": dataset, "sample_id": sample, "capacity": capacity,
             "first_fail": first_fail, "bracketed": streak >= fails or any(r.get("short") for r in cells),

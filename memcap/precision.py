@@ -210,7 +210,7 @@ def run_precision(lm, records: pd.DataFrame, texts: dict[str, list[dict]],
     vectors = [load_vectors(r) for r in rows]
     text_of = [(r["dataset"], str(r["sample_id"])) for r in rows]
     out = []
-    for i, (rec, vec) in enumerate(zip(rows, vectors)):
+    for i, (rec, vec) in enumerate(zip(rows, vectors, strict=True)):
         dataset, sid = text_of[i]
         text = by_id.get(dataset, {}).get(sid)
         if text is None:
@@ -334,7 +334,7 @@ def smallest(shares_frame: pd.DataFrame, threshold: float = LOSSLESS_ACCURACY) -
                    & (group["share_lossless"] >= threshold - FLOAT_SLACK)]
         best = ok.sort_values(["bits", "share_lossless"], ascending=[True, False], kind="stable")
         pick = best.iloc[0] if len(best) else None
-        rows.append({**dict(zip(KEYS, key)), "format": None if pick is None else pick["format"],
+        rows.append({**dict(zip(KEYS, key, strict=True)), "format": None if pick is None else pick["format"],
                      "bits": np.nan if pick is None else pick["bits"],
                      "ratio": np.nan if pick is None else pick["ratio"]})
     return pd.DataFrame(rows, columns=[*KEYS, "format", "bits", "ratio"])
@@ -422,8 +422,8 @@ def figure(frame: pd.DataFrame, out_dir: Path, name: str = "precision") -> Path:
         sources = list(dict.fromkeys(rounding["dataset"]))
         fig, axes = figures.panel_grid(len(sources), ncols=min(3, len(sources)), height=2.6)
         markers = {"float32": "o", "bfloat16": "D", "float16": "s"}
-        for ax, source in zip(axes, sources):
-            for (model, protocol, K), g in rounding[rounding["dataset"] == source].groupby(
+        for ax, source in zip(axes, sources, strict=True):
+            for (model, _protocol, K), g in rounding[rounding["dataset"] == source].groupby(
                     ["model", "protocol", "K"], sort=False):
                 g = g.sort_values(["bits", "share_lossless"])
                 label = model + (f", K={K}" if K != 1 else "")

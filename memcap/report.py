@@ -34,8 +34,15 @@ from memcap import metrics, tables
 from memcap.figures import FIGURE_NAMES
 from memcap.geometry_figures import FIGURE_NAMES as GEOMETRY_FIGURES
 from memcap.records import LOSSLESS_ACCURACY
-from memcap.reference import (PAPER_DIR, dataset_kind, dataset_order, load_reference,
-                              paper_model, paper_source, paper_value)
+from memcap.reference import (
+    PAPER_DIR,
+    dataset_kind,
+    dataset_order,
+    load_reference,
+    paper_model,
+    paper_source,
+    paper_value,
+)
 
 TEMPLATE = "report.tex.j2"
 TABLE_NAMES = tables.TABLE_NAMES  # table1, summary, multivector, pass_rate, search
@@ -142,7 +149,7 @@ def _models(df: pd.DataFrame, summary: pd.DataFrame, order: list[str]) -> list[d
         group = df[df.model == model]
         first = group.iloc[0]
         s = summary[summary.model == model].iloc[0]
-        get = lambda key: first[key] if key in group.columns else None  # noqa: E731
+        get = lambda key: first[key] if key in group.columns else None  # noqa: E731, B023 (used in this iteration)
         rows.append({
             "name": model, "model_id": get("model_id") or model,
             "source": get("model_source") or "n/a", "revision": get("revision") or "none",
@@ -303,8 +310,8 @@ def _search(df: pd.DataFrame) -> list[dict]:
 
 def _budget_reference(paths: list[Path] | None, df: pd.DataFrame, summary: pd.DataFrame) -> list[dict]:
     """The paper-budget reference runs (memcap.paper_budget) beside this run's K = 1 capacity."""
-    from memcap.paper_budget import reference_summary, text_capacities
     from memcap.io import read_jsonl
+    from memcap.paper_budget import reference_summary, text_capacities
 
     texts = text_capacities([r for p in paths or [] for r in read_jsonl(Path(p))])
     # compare on the texts this run has, where it has some of the reference's
@@ -323,7 +330,8 @@ def _budget_reference(paths: list[Path] | None, df: pd.DataFrame, summary: pd.Da
             **ref, "capacity": f"{'' if ref['complete'] else '>= '}{ref['capacity']}",
             "same_texts": any(s["model"] == ref["model"] and s["dataset"] == ref["dataset"] for s in shared),
             "capacities": ", ".join(map(str, ref["capacities"])), "hours": f"{ref['hours']:.1f}",
-            "budget": f"{optim.get('max_steps', '?')} steps, patience {optim.get('patience', '?')}, lr {optim.get('lr', '?')}",
+            "budget": f"{optim.get('max_steps', '?')} steps, patience {optim.get('patience', '?')}, "
+            f"lr {optim.get('lr', '?')}",
             "ours": tables.fmt_row_capacity(ours.iloc[0]) if len(ours) else None,
             "ours_preset": ", ".join(sorted(set(mine["preset"]))) if len(mine) else None,
             "ours_steps": steps, "steps_ratio": f"{steps / ref['steps']:.3f}" if ref["steps"] and steps else None,

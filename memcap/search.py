@@ -27,8 +27,8 @@ fails, longer ones fail too; a text with fewer tokens than the next length stops
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 
@@ -251,12 +251,12 @@ def search_capacity(
         for b in range(0, len(todo), batch_size):
             batch = todo[b : b + batch_size]
             lengths = [s.next for s in batch]
-            ids = [texts_ids[s.result.index][:L] for s, L in zip(batch, lengths)]
-            seeds_b = [seed_of(s.result.index, L) for s, L in zip(batch, lengths)]
+            ids = [texts_ids[s.result.index][:L] for s, L in zip(batch, lengths, strict=True)]
+            seeds_b = [seed_of(s.result.index, L) for s, L in zip(batch, lengths, strict=True)]
             init = [s.init for s in batch]
             outcomes = runner(lm, ids, K, protocol, seeds_b, optim, init=init)
             pairs = []
-            for s, L, seed, outcome in zip(batch, lengths, seeds_b, outcomes):
+            for s, L, seed, outcome in zip(batch, lengths, seeds_b, outcomes, strict=True):
                 attempt = Attempt(
                     L=L,
                     warm_start=s.lo if s.init is not None else None,

@@ -51,8 +51,7 @@ import numpy as np
 import pandas as pd
 
 from memcap import metrics
-from memcap.reference import (dataset_kind, dataset_order, load_reference, paper_model,
-                              paper_source, paper_value)
+from memcap.reference import dataset_kind, dataset_order, load_reference, paper_model, paper_source, paper_value
 
 NOT_RUN = "not run"
 SEARCH_MARK = "(search)"  # follows a capacity that comes from a capacity search
@@ -371,8 +370,8 @@ def pass_rate_frame(run: _Run) -> pd.DataFrame:
     if table.empty:
         return pd.DataFrame(columns=columns)
     bins = [_length_bin(L) if run.kind(ds) == "random" else (L, L)
-            for L, ds in zip(table["L"], table["dataset"])]
-    table["lo"], table["hi"] = zip(*bins)
+            for L, ds in zip(table["L"], table["dataset"], strict=True)]
+    table["lo"], table["hi"] = zip(*bins, strict=True)
     table["acc_sum"] = table["mean_acc"].fillna(0) * table["n"]
     grouped = table.groupby(["model", "dataset", "protocol", "K", "lo", "hi"]).agg(
         n=("n", "sum"), n_lossless=("n_lossless", "sum"), acc_sum=("acc_sum", "sum"),
@@ -455,7 +454,7 @@ def _tabular(frame: pd.DataFrame, align: str, env: str = "tabular",
     if env == "longtable":  # repeat the header on every page
         lines[4:4] = [r"\endhead", r"\bottomrule", r"\endfoot"]
     group_values = list(groups) if groups is not None else [None] * len(frame)
-    for i, (row, group) in enumerate(zip(frame.itertuples(index=False), group_values)):
+    for i, (row, group) in enumerate(zip(frame.itertuples(index=False), group_values, strict=True)):
         if i and group != group_values[i - 1]:
             lines.append(r"\midrule")
         lines.append(" & ".join(cell_to_latex(v) for v in row) + r" \\")

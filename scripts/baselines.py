@@ -13,7 +13,7 @@ p = snakemake.params
 run_stage(
     p.model,
     list(snakemake.input.records),
-    dict(zip(p.datasets, snakemake.input.texts)),
+    dict(zip(p.datasets, snakemake.input.texts, strict=True)),
     Path(snakemake.output.table).parent,
     verify=p.verify,
     device=p.device,

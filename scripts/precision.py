@@ -14,7 +14,7 @@ if snakemake.rule == "precision":
     run_stage(
         snakemake.wildcards.model,
         list(snakemake.input.records),
-        dict(zip(p.datasets, snakemake.input.texts)),
+        dict(zip(p.datasets, snakemake.input.texts, strict=True)),
         snakemake.output.records,
         formats=list(p.formats),
         pca=list(p.pca),

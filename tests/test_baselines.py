@@ -44,7 +44,7 @@ def test_run_baselines_takes_each_samples_longest_lossless_length(tmp_path):
         ("lee-0002", 8, 0.4), ("lee-0002", 16, 0.2),  # never lossless: shortest, flagged
     ])
     rows = baselines.rows_frame(baselines.run_baselines(lm, records, texts, "lee"))
-    assert list(zip(rows.sample_id, rows.L, rows.lossless)) == [
+    assert list(zip(rows.sample_id, rows.L, rows.lossless, strict=True)) == [
         ("lee-0000", 16, True), ("lee-0001", 8, True), ("lee-0002", 8, False)]
     expected = lm.tokenizer.decode(lm.tokenize(texts[0]["text"])[:16]).encode()
     assert rows.n_bytes[0] == len(expected)

@@ -20,7 +20,8 @@ def memcap(*args, stdin=None, timeout=300):
 @pytest.mark.parametrize("protocol", ["strict", "paper"])
 def test_compress_then_decode_round_trip(tmp_path, protocol):
     vec = tmp_path / "fox.safetensors"
-    done = memcap("compress", FOX, "-m", "tiny-llama", "--models-file", MODELS, "--protocol", protocol, "-o", str(vec), *QUICK)
+    done = memcap("compress", FOX, "-m", "tiny-llama", "--models-file", MODELS, "--protocol", protocol,
+                  "-o", str(vec), *QUICK)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "accuracy 1.000" in done.stdout and "reproduces the text" in done.stdout
     back = memcap("decode", str(vec), "--models-file", MODELS)

@@ -66,7 +66,7 @@ def test_arithmetic_coder_round_trip_with_skewed_tables(seed):
         symbols.append(int(rng.choice(50, p=probs)))
     enc = codecs.ArithmeticEncoder()
     ideal = 0.0
-    for s, cum in zip(symbols, tables):
+    for s, cum in zip(symbols, tables, strict=True):
         enc.encode(int(cum[s]), int(cum[s + 1]), int(cum[-1]))
         ideal -= math.log2((cum[s + 1] - cum[s]) / cum[-1])
     stream = enc.finish()

@@ -177,7 +177,7 @@ def test_compiled_forward_gives_the_plain_models_outcomes():
     a = compress(plain, texts, K=4, protocol="strict", seeds=[1, 2, 3], optim=FAST)
     b = compress(compiled, texts, K=4, protocol="strict", seeds=[1, 2, 3], optim=FAST)
     assert len({o.steps for o in a}) > 1  # texts left the batch at different steps
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         assert y.converged and y.greedy_exact
         assert abs(x.steps - y.steps) <= 2
         assert torch.allclose(x.vectors, y.vectors, atol=1e-2) or x.steps != y.steps
@@ -215,10 +215,10 @@ def test_chunked_cross_entropy_equals_the_whole_logits(model, optim):
     a batch of 3 texts of up to 12 tokens takes 8 chunks): loss, accuracy, objective and the
     gradient of the [mem] vectors are those of the whole logits tensor to 1e-5."""
     lm = big_vocab(model.endswith("-tied")) if model.startswith("big") else tiny(model)
-    texts = [text_ids(lm, i, n) for i, n in zip((3, 4, 5), (12, 7, 10))]
+    texts = [text_ids(lm, i, n) for i, n in zip((3, 4, 5), (12, 7, 10), strict=True)]
     whole, whole_grad = _score_and_grad(lm, texts, optim, math.inf)
     chunked, chunked_grad = _score_and_grad(lm, texts, optim, 5 * lm.position_logits_mib)
-    for a, b in zip(whole, chunked):
+    for a, b in zip(whole, chunked, strict=True):
         assert torch.allclose(a.float(), b.float(), rtol=1e-5, atol=1e-5), (a, b)
     assert torch.allclose(whole_grad, chunked_grad, rtol=1e-5, atol=1e-5 * whole_grad.abs().max().item())
     assert whole_grad.abs().max() > 0
@@ -253,7 +253,7 @@ def test_compress_with_chunked_cross_entropy_gives_the_same_outcomes():
         chunked = compress(lm, texts, K=4, protocol="strict", seeds=[1, 2, 3], optim=FAST)
     finally:
         lm.logits_mib = LOGITS_MIB
-    for a, b in zip(whole, chunked):
+    for a, b in zip(whole, chunked, strict=True):
         assert a.converged and b.converged and a.greedy_exact and b.greedy_exact
         assert abs(a.steps - b.steps) <= 2
         assert a.loss_sum == pytest.approx(b.loss_sum, rel=1e-3) or a.steps != b.steps

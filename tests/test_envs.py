@@ -9,6 +9,7 @@ import re
 import tomllib
 
 import yaml
+
 from conftest import ROOT
 
 ENVS = sorted((ROOT / "envs").glob("*.yaml"))
@@ -81,7 +82,7 @@ def test_every_rule_has_conda_log_and_the_env_exists():
     for smk in sorted(rules_dir.glob("*.smk")):
         text = smk.read_text()
         rules = re.split(r"^rule (\w+):", text, flags=re.M)[1:]
-        for name, body in zip(rules[::2], rules[1::2]):
+        for name, body in zip(rules[::2], rules[1::2], strict=True):
             assert "    log:" in body, f"rule {name} has no log"
             m = re.search(r'    conda:\n\s+"([^"]+)"', body)
             assert m, f"rule {name} has no conda env"

@@ -35,7 +35,7 @@ def solved(protocol="paper", K=4, n=6):
 
 def test_every_init_converges_from_its_own_seed():
     lm, texts, runs, vectors = solved()
-    assert list(zip(runs.sample_id, runs.init)) == [(s, i) for s, _ in texts for i in range(3)]
+    assert list(zip(runs.sample_id, runs.init, strict=True)) == [(s, i) for s, _ in texts for i in range(3)]
     assert runs.converged.all() and (runs.accuracy == 1.0).all()
     assert runs.seed.nunique() == 6
     assert vectors.shape == (6, 4, lm.mem_dim)

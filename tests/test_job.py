@@ -12,11 +12,10 @@ import pytest
 import torch
 
 import memcap.job
+from job_fixtures import documented_record_keys, write_texts
 from memcap.io import read_jsonl
 from memcap.job import run_job
 from memcap.store import record_key
-
-from job_fixtures import documented_record_keys, write_texts
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "config" / "models.yaml"
@@ -95,9 +94,9 @@ def test_growing_the_grid_computes_only_new_cells(tmp_path):
     texts = write_texts(tmp_path / "lee.jsonl", n=2)
     out = tmp_path / "out.jsonl"
     run_job("tiny-llama", texts, out, lengths=[4], optim=QUICK, models_file=MODELS, progress=False)
-    before = {tuple(k): r for k, r in zip(file_keys(out), read_jsonl(out))}
+    before = {tuple(k): r for k, r in zip(file_keys(out), read_jsonl(out), strict=True)}
     run_job("tiny-llama", texts, out, lengths=[4, 6], optim=QUICK, models_file=MODELS, progress=False)
-    after = dict(zip(file_keys(out), read_jsonl(out)))
+    after = dict(zip(file_keys(out), read_jsonl(out), strict=True))
     assert len(after) == 4
     for key, record in before.items():
         assert after[key]["wall_s"] == record["wall_s"]  # untouched, not recomputed

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from analysis_fixtures import make_record, search_records, synthetic_run, write_records
 from memcap import metrics
 from memcap.records import accuracy_is_lossless
-from analysis_fixtures import make_record, search_records, synthetic_run, write_records
 
 # (d, vocab, L_th) of all 14 models: the paper's values (paper/reference.yaml; Eq. 1, docs/method.md section 4.6).
 PAPER_EQ1 = {
@@ -184,7 +184,7 @@ def test_job_wall_time_sums_slowest_sample_per_batch(tmp_path):
     parts = ["K1_L64-64_a", "K1_L64-64_a", "K1_L64-64_b"]  # batches {3, 5} and {2}
     records = [make_record(L=64, sample_id=f"lee-{i:04d}", wall_s=w, batch_size=2,
                            vectors=f"lee.parts/{part}.safetensors")
-               for i, (w, part) in enumerate(zip([3.0, 5.0, 2.0], parts))]
+               for i, (w, part) in enumerate(zip([3.0, 5.0, 2.0], parts, strict=True))]
     records.append(make_record(L=80, sample_id="lee-0000", wall_s=7.0, batch_size=2,
                                vectors="lee.parts/K1_L80-80_c.safetensors"))
     table = metrics.job_wall_time(load(tmp_path, records))
@@ -206,7 +206,7 @@ def test_job_wall_time_of_random_text_takes_the_slowest_of_each_mixed_length_bat
     parts = ["K1_L3-8_aaaa"] * 4 + ["K1_L9-12_bbbb"] * 2
     records = [make_record(dataset="noise", L=L, sample_id=f"noise-{i:04d}", wall_s=w, batch_size=4,
                            vectors=f"noise.parts/{part}.safetensors", kind="random")
-               for i, (L, w, part) in enumerate(zip(lengths, walls, parts))]
+               for i, (L, w, part) in enumerate(zip(lengths, walls, parts, strict=True))]
     table = metrics.job_wall_time(load(tmp_path, records))
     assert table.iloc[0]["wall_s"] == pytest.approx(4.0 + 6.0)  # not the sum, 21
 
@@ -341,7 +341,7 @@ def test_search_attempts_with_extra_keys_and_retries_load(tmp_path):
 def test_job_wall_time_of_a_search_sums_its_parts(tmp_path):
     records = search_records({"lee-0000": 64, "lee-0001": 32})
     # rounds (parts): {32, 32}, {64, 64 failing}, {96 failing}
-    for rec, wall in zip(records, [1.0, 2.0, 3.0, 4.0, 5.0]):
+    for rec, wall in zip(records, [1.0, 2.0, 3.0, 4.0, 5.0], strict=True):
         rec["wall_s"] = wall  # lee-0000: 32, 64, 96; lee-0001: 32, 64
     table = metrics.job_wall_time(load(tmp_path, records))
     assert table.iloc[0]["wall_s"] == pytest.approx(max(1, 4) + max(2, 5) + 3)

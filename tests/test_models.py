@@ -16,7 +16,8 @@ def test_registry_holds_the_papers_models_and_the_demo_model():
     registry = load_registry(REPO / "config" / "models.yaml")
     assert registry["smollm2-135m"].source == "gguf"
     paper = {s.id for s in registry.values() if s.source == "hf"}
-    assert {"EleutherAI/pythia-160m", "facebook/opt-1.3b", "meta-llama/Llama-3.1-8B", "state-spaces/mamba-130m-hf"} <= paper
+    assert {"EleutherAI/pythia-160m", "facebook/opt-1.3b", "meta-llama/Llama-3.1-8B",
+            "state-spaces/mamba-130m-hf"} <= paper
     assert not any(s.trust_remote_code for s in registry.values())
 
 
@@ -73,7 +74,8 @@ def test_model_from_a_local_directory_compresses_and_decodes(tmp_path):
     done = subprocess.run([*cli, "compress", "The fox jumps.", "-m", str(tmp_path / "ckpt"), "-k", "4", "--lr", "0.1",
                            "--max-steps", "400", "-o", str(vec)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and "accuracy 1.000" in done.stdout, done.stderr[-2000:]
-    back = subprocess.run([*cli, "decode", str(vec), "-m", str(tmp_path / "ckpt")], capture_output=True, text=True, timeout=300)
+    back = subprocess.run([*cli, "decode", str(vec), "-m", str(tmp_path / "ckpt")],
+                          capture_output=True, text=True, timeout=300)
     assert back.stdout.strip() == "The fox jumps."
 
 
@@ -98,7 +100,7 @@ def test_weights_cast_once_give_the_losses_of_autocast_casting_them_every_step(n
     optim = OptimConfig(lr=0.1, max_steps=30, patience=30)
     a = compress(every_step, texts, 2, "strict", [1, 2], optim)
     b = compress(once, texts, 2, "strict", [1, 2], optim)
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         assert x.steps == y.steps and x.correct == y.correct and x.greedy_prefix == y.greedy_prefix
         assert x.loss_sum == pytest.approx(y.loss_sum, rel=1e-6)
         assert torch.allclose(x.vectors, y.vectors, atol=1e-6)

@@ -110,7 +110,7 @@ def test_temperature_and_margin_train_but_the_recorded_loss_is_the_plain_ce():
     with torch.no_grad():
         ce, correct = score(lm, vectors, lm.embeddings(ids), ids, lengths, 0)
         _, _, objective, sure = score(lm, vectors, lm.embeddings(ids), ids, lengths, 0, optim)
-    for o, c, k, s in zip(outs, ce.tolist(), correct.tolist(), sure.tolist()):
+    for o, c, k, s in zip(outs, ce.tolist(), correct.tolist(), sure.tolist(), strict=True):
         assert o.loss_sum == pytest.approx(c, rel=1e-5) and o.correct == k
         assert o.converged and o.greedy_exact
         assert s == o.scored  # converged means every position clears the margin

@@ -14,9 +14,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from job_fixtures import write_texts
 from safetensors import safe_open
 
+from job_fixtures import write_texts
 from memcap import engine, figures, metrics, precision, report, tables
 from memcap.job import run_job
 from memcap.models import load_model, load_registry

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from job_fixtures import documented_record_keys, write_texts
 from memcap.corpora import lee_articles
 from memcap.engine import OptimConfig, compress
 from memcap.io import read_jsonl
@@ -15,8 +16,6 @@ from memcap.job import run_job
 from memcap.metrics import load_records, search_capacity_summary
 from memcap.models import load_model, load_registry, resolve_model
 from memcap.search import search_capacity
-
-from job_fixtures import documented_record_keys, write_texts
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "config" / "models.yaml"
@@ -65,7 +64,7 @@ def test_search_capacity_is_within_one_grid_step_of_grid_runs(name):
     texts, results = searched(name)
     expected = grid_capacity(tiny(name), texts, [1, 2, 3])
     position = {L: i for i, L in enumerate([0, *GRID])}
-    for r, cap in zip(results, expected):
+    for r, cap in zip(results, expected, strict=True):
         assert r.done and abs(position[r.capacity] - position[cap]) <= 1, (r, expected)
         assert r.capacity == max([0] + [a.L for a in r.attempts if a.lossless])
         assert r.steps == sum(a.steps for a in r.attempts)
@@ -75,7 +74,7 @@ def test_attempts_grow_warm_started_and_a_failed_warm_start_is_retried_fresh():
     _, results = searched()
     for r in results:
         assert r.attempts[0].warm_start is None and r.attempts[0].retry == 0
-        for before, after in zip(r.attempts, r.attempts[1:]):
+        for before, after in zip(r.attempts, r.attempts[1:], strict=False):
             if before.lossless:  # the next grid length, from these vectors
                 assert after.L == GRID[GRID.index(before.L) + 1]
                 assert after.warm_start == before.L and after.retry == 0
@@ -242,8 +241,9 @@ def test_bad_mode_and_search_without_lengths_name_the_problem(tmp_path):
 
 
 def test_workflow_passes_compress_mode_and_keeps_random_text_on_the_grid(tmp_path):
-    from conftest import plan, write_config
     import yaml
+
+    from conftest import plan, write_config
 
     smoke = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
     config = write_config("smoke", tmp_path / "search.yaml", compress={**smoke["compress"], "mode": "search"})

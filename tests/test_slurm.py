@@ -32,6 +32,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from conftest import BIN, ROOT, snakemake, write_config
 
 SCRIPTS = ROOT / "tests" / "slurm"
@@ -99,7 +100,7 @@ def cluster(tmp_path_factory):
             ["bash", SCRIPTS / "cluster-down.sh"], stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL, timeout=180, start_new_session=True,
         )  # fmt: skip
-        for name, pid in started.items():  # cluster-down.sh sends KILL after 20 s; check
+        for pid in started.values():  # cluster-down.sh sends KILL after 20 s; check
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
         assert not daemon_pids(), "SLURM daemons survived cluster-down.sh"
@@ -211,7 +212,8 @@ def test_slurm_run_matches_local_run(cluster, tmp_path):
 
     # exactly the three GPU jobs were submitted; texts, vocab and tables ran locally
     submitted = dict(SUBMITTED.findall(out))
-    logs = sorted(Path(p).relative_to(tmp_path / "slurm/.snakemake/slurm_logs").parent.as_posix() for p in submitted.values())
+    logs = sorted(Path(p).relative_to(tmp_path / "slurm/.snakemake/slurm_logs").parent.as_posix()
+                  for p in submitted.values())
     assert logs == [
         "rule_compress/tiny-gpt-neox_lee", "rule_compress/tiny-gpt-neox_random",
         "rule_multivector/tiny-gpt-neox_lee_2",

@@ -231,7 +231,7 @@ def test_search_capacity_cells_are_marked(searched):
 def test_search_table_rows(searched):
     t = read(searched, "search")
     assert list(t.columns) == tables.SEARCH_COLUMNS
-    assert list(zip(t.Model, t.Source, t.K)) == [("pythia-160m", "pg19", "1"),
+    assert list(zip(t.Model, t.Source, t.K, strict=True)) == [("pythia-160m", "pg19", "1"),
                                                  ("pythia-160m", "pg19", "2")]
     k1 = t[t.K == "1"].iloc[0]
     # attempts: 32, 64, 96, 128 for two texts; 32 and a failing 64 for the third

@@ -12,6 +12,7 @@ import types
 import zipfile
 
 import pytest
+
 from memcap import download, texts, vocab
 from memcap.io import package_file, read_jsonl
 
@@ -56,7 +57,8 @@ def test_hf_source_takes_the_first_rows_of_the_split(monkeypatch):
         return [{"text": f"Chunk {i} starts. It goes on. It ends {i}.", "other": i} for i in range(10)]
 
     monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
-    spec = {"source": "hf", "path": "yurakuratov/pg19_valid_1k_chunks", "split": "train", "column": "text", "samples": 4}
+    spec = {"source": "hf", "path": "yurakuratov/pg19_valid_1k_chunks", "split": "train", "column": "text",
+            "samples": 4}
     rows = texts.natural_texts("pg19", spec)
     assert calls == {"path": "yurakuratov/pg19_valid_1k_chunks", "split": "train", "revision": None}
     assert [r["id"] for r in rows] == [f"pg19-{i:04d}" for i in range(4)]
@@ -136,13 +138,14 @@ def test_glove_vocabulary_from_a_hf_mirror(tmp_path, monkeypatch):
     import huggingface_hub
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", hf_hub_download)
-    spec = {"source": "hf", "repo": "stanfordnlp/glove", "file": "glove.6B.zip", "member": "glove.6B.50d.txt", "size": 5}
+    spec = {"source": "hf", "repo": "stanfordnlp/glove", "file": "glove.6B.zip", "member": "glove.6B.50d.txt",
+            "size": 5}
     assert vocab.words(spec, tmp_path) == [f"word{i}" for i in range(5)]
     assert seen == {"repo": "stanfordnlp/glove", "file": "glove.6B.zip", "revision": None}
 
 
 def test_failed_download_leaves_no_file(tmp_path):
-    with pytest.raises(Exception):
+    with pytest.raises(OSError):  # urllib's URLError
         vocab.download((tmp_path / "missing.zip").as_uri(), tmp_path / "out.zip")
     assert list(tmp_path.iterdir()) == []
 

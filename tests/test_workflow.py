@@ -1,4 +1,4 @@
-"""The Snakemake workflow: plans, lint, format, config schema, smoke run, resume after a kill.
+"""The Snakemake workflow: plans, lint, format (snakefmt, ruff), config schema, smoke run, resume after a kill.
 
     pytest tests/test_workflow.py -m "not slow"     # dry runs, schema, lint (about 30 s)
     pytest tests/test_workflow.py                   # plus the smoke run and the kill test
@@ -18,6 +18,7 @@ import jsonschema
 import pandas as pd
 import pytest
 import yaml
+
 from conftest import BIN, ROOT, plan, snakemake, write_config
 
 SCHEMA = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
@@ -79,9 +80,11 @@ def test_paper_plan_has_the_full_grid():
     assert compress["pythia-160m", "pg19"]["params"]["lengths"][-1] == 512
     assert compress["llama-3.1-8b", "pg19"]["params"]["lengths"][-1] == 3072
     # bigger models ask for more host memory
-    assert compress["llama-3.1-8b", "pg19"]["resources"]["mem_mb"] > compress["pythia-160m", "pg19"]["resources"]["mem_mb"]
+    assert (compress["llama-3.1-8b", "pg19"]["resources"]["mem_mb"]
+            > compress["pythia-160m", "pg19"]["resources"]["mem_mb"])
 
-    multi = {(j["wildcards"]["model"], int(j["wildcards"]["K"])): j["params"]["lengths"] for j in jobs if j["rule"] == "multivector"}
+    multi = {(j["wildcards"]["model"], int(j["wildcards"]["K"])): j["params"]["lengths"]
+             for j in jobs if j["rule"] == "multivector"}
     assert {K for m, K in multi if m == "pythia-160m"} == {2, 4, 8, 16, 32, 64, 128}
     assert {K for m, K in multi if m == "llama-3.2-1b"} == {2, 4, 8, 16}
     for (model, K), lengths in multi.items():
@@ -158,6 +161,26 @@ def test_snakefmt_is_clean():
         text=True,
     )
     assert proc.returncode == 0, proc.stderr + proc.stdout
+
+
+def ruff(*args) -> subprocess.CompletedProcess:
+    """ruff (a test dependency, pinned in pyproject.toml) from the repository root, its settings there."""
+    return subprocess.run(
+        ["timeout", "60", str(BIN / "ruff"), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_ruff_check_is_clean():
+    proc = ruff("check", "--no-cache", "--output-format", "concise", ".")
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+
+
+def test_ruff_format_is_clean():
+    proc = ruff("format", "--check", "--no-cache", "--output-format", "concise", ".")
+    assert proc.returncode == 0, proc.stderr + proc.stdout + "(`make format` formats them)"
 
 
 @pytest.mark.parametrize(
@@ -260,7 +283,8 @@ def test_smoke_runs_to_a_pdf(tmp_path):
 
 
 def test_precision_plans_one_job_per_model_and_is_skipped_when_off(tmp_path):
-    on = plan(write_config("smoke", tmp_path / "on.yaml", multivector={"tiny-llama": {"dataset": "lee", "vectors": [2]}}))
+    on = plan(write_config("smoke", tmp_path / "on.yaml",
+                           multivector={"tiny-llama": {"dataset": "lee", "vectors": [2]}}))
     jobs = {j["wildcards"]["model"]: j for j in on if j["rule"] == "precision"}
     assert set(jobs) == {"tiny-gpt-neox", "tiny-llama"}
     assert jobs["tiny-gpt-neox"]["params"]["datasets"] == ["lee", "random"]
