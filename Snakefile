@@ -25,6 +25,7 @@ include: "workflow/rules/common.smk"
 
 
 SCHEMA = f"{workflow.basedir}/workflow/schemas/config.schema.yaml"
+migrate_config()  # renamed keys (memcap.config_keys): moved to their new names, with a warning
 try:
     validate(config, SCHEMA)  # also fills in every default
 except WorkflowError:

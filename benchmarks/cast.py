@@ -3,7 +3,7 @@
     python benchmarks/cast.py --layers 2 --threads 1           # CPU autocast, the Llama-3.2-1B shape, 2 layers
     python benchmarks/cast.py --model shape-llama-3.1-8b --device cuda
 
-Both sides run the same optimiser steps (memcap.engine.compress; K = 1, paper protocol, a
+Both sides run the same optimiser steps (memcap.engine.compress_batch; K = 1, paper protocol, a
 fixed number of steps: patience above the budget, texts too long to converge in it) on the
 same model, texts and seeds under the registry's bf16 autocast (on the CPU too, which jobs
 never do): (a) as the authors and memcap by default run it, the float32 frozen weights cast to
@@ -22,7 +22,7 @@ import torch
 
 from common import shape_spec
 from memcap.corpora import lee_articles
-from memcap.engine import OptimConfig, compress
+from memcap.engine import OptimConfig, compress_batch
 from memcap.models import cast_frozen_weights, load_model
 
 
@@ -33,11 +33,11 @@ def weights_mib(model: torch.nn.Module) -> float:
 
 def timed(lm, texts, optim) -> tuple[list, float]:
     seeds = list(range(len(texts)))
-    compress(lm, texts, 1, "paper", seeds, OptimConfig(max_steps=1))  # warm-up
+    compress_batch(lm, texts, 1, "paper", seeds, OptimConfig(max_steps=1))  # warm-up
     if lm.device.type == "cuda":
         torch.cuda.synchronize()
     t0 = time.perf_counter()
-    outcomes = compress(lm, texts, 1, "paper", seeds, optim)
+    outcomes = compress_batch(lm, texts, 1, "paper", seeds, optim)
     if lm.device.type == "cuda":
         torch.cuda.synchronize()
     return outcomes, time.perf_counter() - t0

@@ -3,7 +3,7 @@
     python benchmarks/memory.py --layers 2 --threads 1        # CPU: the Llama-3.2-1B shape, 2 of its 16 layers
     python benchmarks/memory.py --device cuda --budget-gib 140 # all 16 layers on one H200
 
-One step as memcap.engine.compress takes it (forward, loss over the vocabulary, backward to the
+One step as memcap.engine.compress_batch takes it (forward, loss over the vocabulary, backward to the
 [mem] vectors; K = 1, paper protocol) on a random-weight model (default shape-llama-3.2-1b,
 vocabulary 128,256) at --length tokens (default 1024), for batch 1 and 2, three ways:
 (a) the authors' step (their loop in benchmarks/common.py: all hidden states returned, the
@@ -50,7 +50,7 @@ def authors_step(lm, ids: torch.Tensor, mem: torch.Tensor) -> None:
 
 
 def memcap_step(lm, ids: torch.Tensor, mem: torch.Tensor) -> None:
-    """One step of memcap.engine.compress: score() with the training objective, then backward."""
+    """One step of memcap.engine.compress_batch: score() with the training objective, then backward."""
     lengths = torch.full((ids.shape[0],), ids.shape[1], device=ids.device)
     with torch.no_grad():
         token_embeds = lm.embeddings(ids)

@@ -50,7 +50,7 @@ from dataclasses import fields
 import torch
 
 from memcap.corpora import lee_articles
-from memcap.engine import PRESETS, OptimConfig, compress
+from memcap.engine import PRESETS, OptimConfig, compress_batch
 from memcap.io import read_jsonl
 from memcap.metrics import capacity_from_samples
 from memcap.models import load_model, load_registry, resolve_model
@@ -151,7 +151,7 @@ def main() -> None:
         optim = OptimConfig.from_dict({"max_steps": args.max_steps, "patience": args.patience or args.max_steps,
                                        **overrides})
         t0 = time.perf_counter()
-        outcomes = compress(lm, [texts[i][:L] for i, L in pairs], args.vectors, "paper", seeds, optim, init=init)
+        outcomes = compress_batch(lm, [texts[i][:L] for i, L in pairs], args.vectors, "paper", seeds, optim, init=init)
         wall = time.perf_counter() - t0
         for L in lengths:
             done = [o for (_, length), o in zip(pairs, outcomes, strict=True) if length == L]

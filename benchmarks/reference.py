@@ -139,7 +139,7 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 one = Path(tmp) / "lee.jsonl"
                 one.write_text(json.dumps(row) + "\n", encoding="utf-8")
-                run_job(args.model, one, out, lengths=[L], vectors=[1], protocol=protocol, optim=None,
+                run_job(args.model, one, out, lengths=[L], K=[1], protocol=protocol, optim=None,
                         batch_size=1, device="cpu", models_file=args.models_file, dataset="lee",
                         threads=args.threads, progress=False)
     report(rows, load_records(out), lengths, args.fails)

@@ -6,7 +6,7 @@
 
 Both sides run in this process on the same model weights, texts, length and number of steps:
 (a) the authors' procedure as they ran it: batch 1, the model loaded from disk twice per text,
-all hidden states returned, a host sync per step; (b) memcap.engine.compress: the model loaded
+all hidden states returned, a host sync per step; (b) memcap.engine.compress_batch: the model loaded
 once, all texts in one batch. Texts are Lee news articles (gensim's wheel) and the step count
 is fixed (convergence is made unreachable by a patience and accuracy check that cannot fire
 early at these lengths on the tiny budget), so the work is the same on both sides.
@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from common import peak_mib, reset_peak, save_plain
 from memcap.corpora import lee_articles
-from memcap.engine import OptimConfig, compress
+from memcap.engine import OptimConfig, compress_batch
 from memcap.models import load_model, load_registry, resolve_model
 
 PEAK_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0}
@@ -97,10 +97,10 @@ def main() -> None:
     # (b) memcap: every text in one batch; a patience above the budget and texts far too long
     # to converge in it keep the work identical to (a)
     optim = OptimConfig(max_steps=args.steps, patience=args.steps + 1)
-    compress(lm, texts, 1, "paper", list(range(len(texts))), OptimConfig(max_steps=2))  # warm-up (compiles)
+    compress_batch(lm, texts, 1, "paper", list(range(len(texts))), OptimConfig(max_steps=2))  # warm-up (compiles)
     reset_peak(device)
     t0 = time.perf_counter()
-    outcomes = compress(lm, texts, 1, "paper", list(range(len(texts))), optim)
+    outcomes = compress_batch(lm, texts, 1, "paper", list(range(len(texts))), optim)
     if device.type == "cuda":
         torch.cuda.synchronize()
     ours = time.perf_counter() - t0

@@ -19,7 +19,7 @@ import functools
 import time
 from dataclasses import dataclass, field
 
-from memcap.engine import OptimConfig, Outcome, compress, first_scored
+from memcap.engine import OptimConfig, Outcome, compress_batch, first_scored
 from memcap.search import search_capacity
 
 FIRST_PREFIX = 8  # tokens of the first, fresh attempt of each K
@@ -95,14 +95,14 @@ def fewest_vectors(lm, ids: list[int], protocol: str, seed: int, optim: OptimCon
     """Compress `ids` with K = 1, 2, 4, ... vectors until greedy decoding reproduces it.
 
     `counts` replaces the doubling with given K values (e.g. one fixed K). on_attempt(attempt),
-    if given, is called after each K; progress is passed to compress.
+    if given, is called after each K; progress is passed to compress_batch.
     """
     counts = counts or vector_counts(max_vectors, lm.max_context, len(ids))
     if not counts:
         raise ValueError(f"the text's {len(ids)} tokens leave no room for a vector in the model's "
                          f"{lm.max_context} positions")
     found = FewestVectors(n_tokens=len(ids))
-    runner = functools.partial(compress, progress=progress)
+    runner = functools.partial(compress_batch, progress=progress)
     lengths = prefix_lengths(len(ids), protocol)
     for K in counts:
         t0 = time.perf_counter()

@@ -248,7 +248,7 @@ def cmd_job(args) -> None:
     from memcap.job import run_job
 
     run_job(
-        args.model, args.texts, args.out, lengths=args.lengths, vectors=args.vectors,
+        args.model, args.texts, args.out, lengths=args.lengths, K=args.vectors,
         protocol=args.protocol, optim=_optim(args), batch_size=args.batch_size,
         max_samples=args.max_samples, device=args.device, models_file=args.models_file,
         dataset=args.dataset, threads=args.threads, mode=args.mode, cast_weights=args.cast_weights,

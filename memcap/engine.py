@@ -1,8 +1,8 @@
 """The compression engine: optimise K [mem] vectors per text so a frozen LM reproduces it.
 
-    from memcap.engine import OptimConfig, compress
-    outcomes = compress(lm, [ids_a, ids_b], K=1, protocol="strict", seeds=[1, 2],
-                        optim=OptimConfig(max_steps=500))
+    from memcap.engine import OptimConfig, compress_batch
+    outcomes = compress_batch(lm, [ids_a, ids_b], K=1, protocol="strict", seeds=[1, 2],
+                              optim=OptimConfig(max_steps=500))
     outcomes[0].accuracy, outcomes[0].greedy_exact, outcomes[0].vectors  # (K, d) float32
 
 One loop for every family: the [mem] vectors enter through ``inputs_embeds``. Texts of one
@@ -14,9 +14,11 @@ Protocols (docs/method.md section 2):
 - ``strict``: the prediction of t1 from the last mem vector is scored too (N positions); the
   no-mem baseline predicts t1 from the tokenizer's start-of-document token.
 
-compress() is a short loop over small pieces: _baseline (the no-vector scores), _Vectors (the
-random or warm starts, fresh_lr, AdamW and the best vectors kept), _step (one scoring and
-update), Stopping (one text's stopping rule, docs/method.md section 1.5) and _outcomes.
+compress_batch() compresses one batch of texts (a compress job, memcap.job, runs many; the
+command `memcap compress` one text). It is a short loop over small pieces: _baseline (the
+no-vector scores), _Vectors (the random or warm starts, fresh_lr, AdamW and the best vectors
+kept), _step (one scoring and update), Stopping (one text's stopping rule, docs/method.md
+section 1.5) and _outcomes.
 
 Memory: the float32 logits of a batch (B x N x vocabulary) are never held at once beyond
 ``lm.logits_mib`` (memcap.models.LOGITS_MIB): the LM head then runs on chunks of positions
@@ -370,7 +372,7 @@ class Stopping:
     since: int = 0  # scorings since the best correct count last rose
     steps: int = 0
     reason: str = ""
-    wall_s: float = 0.0  # seconds from the start of compress() to the stop (set by it)
+    wall_s: float = 0.0  # seconds from the start of compress_batch() to the stop (set by it)
 
     @property
     def best_accuracy(self) -> float:
@@ -399,7 +401,7 @@ class Stopping:
         return best
 
 
-def compress(
+def compress_batch(
     lm: LoadedModel,
     texts: list[list[int]],
     K: int,
@@ -453,7 +455,7 @@ def _check_batch(texts, K, protocol, seeds, init, first) -> None:
 
 @dataclass
 class _Batch:
-    """The texts of one compress() call, right-padded, and what scoring them takes."""
+    """The texts of one compress_batch() call, right-padded, and what scoring them takes."""
 
     lm: LoadedModel
     ids: torch.Tensor  # (B, n_max)

@@ -2,9 +2,11 @@
 
     from memcap.job import run_job
     run_job("smollm2-135m", "results/demo/texts/lee.jsonl",
-            "results/demo/compress/smollm2-135m/lee.jsonl", lengths=[16, 32], vectors=[1])
+            "results/demo/compress/smollm2-135m/lee.jsonl", lengths=[16, 32], K=[1])
 
 or from the shell: ``memcap job --model smollm2-135m --texts ... --out ... --lengths 16 32``.
+`K` is the number of [mem] vectors (an int, or a list: one pass per K); the workflow's rules
+compress and multivector each run one job (docs/method.md section 9 has these words).
 ``mode="search"`` (``--mode search``) finds each text's capacity instead of running every
 length: each text goes up the lengths, warm-started from its last lossless vectors, until one
 fails (memcap.search); it writes one record per attempt and resumes like the grid.
@@ -31,7 +33,7 @@ from safetensors import safe_open
 from tqdm.auto import tqdm
 
 import memcap
-from memcap.engine import OptimConfig, Outcome, compress, first_scored
+from memcap.engine import OptimConfig, Outcome, compress_batch, first_scored
 from memcap.io import read_jsonl
 from memcap.models import LoadedModel, load_model, load_registry, resolve_model
 from memcap.records import MODES
@@ -100,12 +102,12 @@ class OomLimit:
 
 def compress_splitting(lm: LoadedModel, texts, K, protocol, seeds, optim, progress=None, init=None,
                        limit: OomLimit | None = None):
-    """compress(), halving the batch on out-of-memory; a single text that still does not fit
+    """compress_batch(), halving the batch on out-of-memory; a single text that still does not fit
     comes back as None (recorded with status `oom`), and the others go on."""
     tokens = len(texts) * (K + max(len(t) for t in texts))
     if len(texts) == 1 or limit is None or tokens < limit.tokens:
         try:
-            return compress(lm, texts, K, protocol, seeds, optim, progress, init=init)
+            return compress_batch(lm, texts, K, protocol, seeds, optim, progress, init=init)
         except (torch.OutOfMemoryError, RuntimeError) as err:
             if not _is_oom(err):
                 raise
@@ -124,10 +126,10 @@ def compress_splitting(lm: LoadedModel, texts, K, protocol, seeds, optim, progre
     )
 
 
-def _plan(rows, lengths, vectors, done):
+def _plan(rows, lengths, Ks, done):
     """(K, L, row) cells still to compute, grouped so each group is one stretch of batches."""
     groups = []
-    for K in vectors:
+    for K in Ks:
         if lengths is None:  # random text: each row brings its own length; sort to pad little
             cells = sorted(((K, int(r["length"]), r) for r in rows), key=lambda c: c[1])
             groups.append([c for c in cells if (c[0], c[1], str(c[2]["id"])) not in done])
@@ -180,7 +182,7 @@ def run_job(
     out: str | Path,
     *,
     lengths: list[int] | None,
-    vectors: list[int] = (1,),
+    K: int | list[int] = 1,
     protocol: str = "paper",
     optim: dict | OptimConfig | None = None,
     batch_size: int = 16,
@@ -196,7 +198,8 @@ def run_job(
 ) -> Path:
     """Compress every (K, L, text) of the grid not already done; write the records to `out`.
 
-    lengths=None takes each text's own `length` (random text). mode="search" searches each
+    K: the number of [mem] vectors, or a list of them (every K is run). lengths=None takes
+    each text's own `length` (random text). mode="search" searches each
     text's capacity through `lengths` instead (one record per attempt, module docstring).
     cast_weights: keep the frozen linear weights in the registry's autocast dtype
     (memcap.models.cast_frozen_weights; only where autocast applies, i.e. on CUDA).
@@ -210,9 +213,9 @@ def run_job(
     first = first_scored(protocol)
     optim = optim if isinstance(optim, OptimConfig) else OptimConfig.from_dict(optim)
     search = search_settings(search)
-    vectors = [int(k) for k in vectors]
-    if not vectors or min(vectors) < 1:
-        raise ValueError(f"vectors (K) must be integers >= 1, got {vectors}")
+    Ks = [int(k) for k in ([K] if isinstance(K, int) else K)]
+    if not Ks or min(Ks) < 1:
+        raise ValueError(f"K (the number of vectors) must be integers >= 1, got {K}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     rows = read_texts(texts, max_samples)
@@ -241,14 +244,14 @@ def run_job(
     ctx = JobContext(spec, store, dataset, protocol, optim, batch_size, progress, search,
                      functools.partial(load_model, spec, device, cast_weights=cast_weights))
     if mode == "search":
-        _run_search(ctx, rows, all_lengths, vectors)
+        _run_search(ctx, rows, all_lengths, Ks)
     else:
         done = store.done_keys()
-        groups = _plan(rows, lengths, vectors, done)
+        groups = _plan(rows, lengths, Ks, done)
         todo = sum(len(g) for g in groups)
         log.info("%s on %s: %d samples done before, %d to do", spec.name, dataset, len(done), todo)
         if todo:
-            ctx.load_lm(vectors, all_lengths)
+            ctx.load_lm(Ks, all_lengths)
             _run_groups(ctx, groups)
     records = store.merge(out, defaults=_kinds(rows))
     log.info("wrote %d records to %s", len(records), out)
@@ -260,12 +263,12 @@ def _kinds(rows) -> dict[str, dict]:
     return {str(row["id"]): {"kind": text_kind(row)} for row in rows}
 
 
-def _check_context(lm: LoadedModel, vectors, lengths) -> None:
+def _check_context(lm: LoadedModel, Ks, lengths) -> None:
     limit = lm.max_context
-    if limit is not None and max(vectors) + max(lengths) > limit:
+    if limit is not None and max(Ks) + max(lengths) > limit:
         raise ValueError(
             f"model {lm.spec.name!r} takes at most {limit} positions, but K + L = "
-            f"{max(vectors)} + {max(lengths)} = {max(vectors) + max(lengths)}; "
+            f"{max(Ks)} + {max(lengths)} = {max(Ks) + max(lengths)}; "
             f"allowed: K + L <= {limit}"
         )
 
@@ -291,15 +294,15 @@ class JobContext:
     def first(self) -> int:
         return first_scored(self.protocol)
 
-    def load_lm(self, vectors, lengths) -> LoadedModel:
+    def load_lm(self, Ks, lengths) -> LoadedModel:
         """Load the model, check that K + L fit its context, and fill `shared`."""
         self.lm = self.load()
-        _check_context(self.lm, vectors, lengths)
+        _check_context(self.lm, Ks, lengths)
         self.shared = _shared(self)
         return self.lm
 
 
-def _run_search(ctx: JobContext, rows, lengths, vectors) -> None:
+def _run_search(ctx: JobContext, rows, lengths, Ks) -> None:
     """Search mode: every text's capacity per K (memcap.search), one part per batch of attempts.
 
     Resumes: a text whose search a kill interrupted replays its recorded attempts (and the
@@ -309,10 +312,10 @@ def _run_search(ctx: JobContext, rows, lengths, vectors) -> None:
 
     recorded = ctx.store.records()
     finished = {(r["K"], str(r["sample_id"])) for r in recorded if r.get("capacity") is not None}
-    todo = {K: [r for r in rows if (K, str(r["id"])) not in finished] for K in vectors}
+    todo = {K: [r for r in rows if (K, str(r["id"])) not in finished] for K in Ks}
     if not any(todo.values()):
         return
-    lm = ctx.load_lm(vectors, lengths)
+    lm = ctx.load_lm(Ks, lengths)
     bar = tqdm(desc=f"{ctx.spec.name}/{ctx.dataset} search", unit="attempt", disable=not ctx.progress)
     limit = OomLimit()
     for K, group in todo.items():

@@ -120,7 +120,7 @@ def workflow_settings(config: dict, random_max_length: dict[str, int]) -> dict[s
     `config` as the workflow validated it (defaults filled in); `random_max_length` is each
     model's L_up of random text, as the workflow resolved it.
     """
-    o, c = config["optim"], config["compress"]
+    o, c = config["optim"], config["resources"]
     rows = {"config": config["run"], "protocol": config["protocol"],
             "models": ", ".join(config["models"])}
     for name, spec in config["datasets"].items():
@@ -134,7 +134,7 @@ def workflow_settings(config: dict, random_max_length: dict[str, int]) -> dict[s
     rows["lengths (K = 1)"] = ", ".join(map(str, sorted(config["lengths"])))
     rows["random L_up"] = ", ".join(f"{m} {random_max_length[m]}" for m in config["models"])
     for model, grid in config["multivector"].items():
-        rows[f"multi-vector {model}"] = f"{grid['dataset']}, K in {', '.join(map(str, grid['vectors']))}"
+        rows[f"multi-vector {model}"] = f"{grid['dataset']}, K in {', '.join(map(str, grid['K']))}"
     # the preset as named in the config; the Optimiser paragraph gives the records' values
     overrides = ", ".join(f"{k} {v}" for k, v in o.items() if k != "preset" and v is not None)
     rows["optimiser"] = f"AdamW, preset {o['preset']}" + (

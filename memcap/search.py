@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from memcap.engine import OptimConfig, Outcome, compress, first_scored
+from memcap.engine import OptimConfig, Outcome, compress_batch, first_scored
 from memcap.records import FLOAT_SLACK as _SLACK
 from memcap.records import LOSSLESS_ACCURACY
 
@@ -184,7 +184,7 @@ def search_capacity(
     resolution: int | None = None,
     max_length: int | None = None,
     batch_size: int = 16,
-    runner: Callable = compress,
+    runner: Callable = compress_batch,
     on_attempts: Callable[[list[tuple[SearchResult, Attempt]]], None] | None = None,
     history: dict[int, list[Attempt]] | None = None,
     retry_fresh: bool = True,
@@ -197,7 +197,7 @@ def search_capacity(
     lengths_grid: grow through these lengths; otherwise start at `start` and multiply by
     `growth`. resolution: bisect down to this many tokens (grid mode: None stays on the grid;
     growth mode: None means 1). max_length caps L (default: the model's context minus K).
-    runner: compress() or a drop-in (memcap.job.compress_splitting) taking `init=`.
+    runner: compress_batch() or a drop-in (memcap.job.compress_splitting) taking `init=`.
     on_attempts, if given, is called after each batch with its (result, attempt) pairs;
     result.done tells whether that attempt was the text's last.
     history: attempts already made (text index -> attempts in the order they were made, with

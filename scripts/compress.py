@@ -12,7 +12,7 @@ run_job(
     snakemake.input.texts,
     snakemake.output.records,
     lengths=snakemake.params.lengths,
-    vectors=snakemake.params.vectors,
+    K=snakemake.params.K,
     protocol=snakemake.params.protocol,
     optim=dict(snakemake.params.optim),
     batch_size=snakemake.params.batch_size,

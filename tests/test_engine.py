@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from memcap.corpora import lee_articles
-from memcap.engine import OptimConfig, compress, first_scored, greedy_decode, init_vectors
+from memcap.engine import OptimConfig, compress_batch, first_scored, greedy_decode, init_vectors
 from memcap.models import LOGITS_MIB, ModelSpec, load_model, load_registry
 
 FAMILIES = ["tiny-gpt-neox", "tiny-llama", "tiny-opt", "tiny-olmo", "tiny-mamba"]
@@ -30,7 +30,7 @@ def text_ids(lm, i=3, n=8):
 def test_every_family_compresses_and_decodes_exactly(name, protocol):
     lm = tiny(name)
     ids = text_ids(lm)
-    out = compress(lm, [ids], K=4, protocol=protocol, seeds=[1], optim=FAST)[0]
+    out = compress_batch(lm, [ids], K=4, protocol=protocol, seeds=[1], optim=FAST)[0]
     first = first_scored(protocol)
     assert out.N == 8 and out.scored == 8 - first
     assert out.converged and out.stop_reason == "converged"
@@ -58,8 +58,8 @@ def test_bos_counts_toward_the_length():
 def test_outcome_does_not_depend_on_batch_mates():
     lm = tiny("tiny-llama")
     texts = [text_ids(lm, i) for i in range(3, 7)]
-    alone = compress(lm, texts[:1], K=4, protocol="paper", seeds=[11], optim=FAST)[0]
-    batch = compress(lm, texts, K=4, protocol="paper", seeds=[11, 12, 13, 14], optim=FAST)
+    alone = compress_batch(lm, texts[:1], K=4, protocol="paper", seeds=[11], optim=FAST)[0]
+    batch = compress_batch(lm, texts, K=4, protocol="paper", seeds=[11, 12, 13, 14], optim=FAST)
     assert alone.accuracy == 1.0 and batch[0].accuracy == 1.0
     assert batch[0].steps == alone.steps
     assert torch.allclose(batch[0].vectors, alone.vectors, atol=1e-4)
@@ -85,8 +85,8 @@ def test_mixed_lengths_in_one_batch_match_single_runs():
     assert loss_b == pytest.approx(loss_a, rel=1e-5) and correct_b == correct_a
     assert torch.allclose(grad_b, grad_a, rtol=1e-4, atol=1e-6)
 
-    both = compress(lm, [long, short], K=4, protocol="strict", seeds=[5, 6], optim=FAST)
-    alone = compress(lm, [short], K=4, protocol="strict", seeds=[6], optim=FAST)[0]
+    both = compress_batch(lm, [long, short], K=4, protocol="strict", seeds=[5, 6], optim=FAST)
+    alone = compress_batch(lm, [short], K=4, protocol="strict", seeds=[6], optim=FAST)[0]
     assert both[1].N == 5 and both[1].scored == 5
     assert both[1].baseline_loss_sum == pytest.approx(alone.baseline_loss_sum, rel=1e-5)
     assert both[1].converged and alone.converged and both[1].greedy_exact
@@ -97,7 +97,7 @@ def test_converged_text_stops_while_others_go_on():
     lm = tiny("tiny-llama")
     texts = [text_ids(lm, i) for i in range(3, 7)]
     optim = OptimConfig(lr=0.1, max_steps=60, patience=60)
-    out = compress(lm, texts, K=4, protocol="paper", seeds=[1, 2, 3, 4], optim=optim)
+    out = compress_batch(lm, texts, K=4, protocol="paper", seeds=[1, 2, 3, 4], optim=optim)
     assert any(o.converged for o in out)
     for o in out:
         assert o.steps <= 60
@@ -111,7 +111,7 @@ def test_converged_text_stops_while_others_go_on():
 def test_patience_stops_a_text_that_does_not_improve():
     lm = tiny("tiny-gpt-neox")
     ids = lm.tokenize(lee_articles()[10])[:40]  # too long for 1 vector of a tiny model
-    out = compress(lm, [ids], K=1, protocol="paper", seeds=[0], optim=OptimConfig(patience=5, max_steps=500))[0]
+    out = compress_batch(lm, [ids], K=1, protocol="paper", seeds=[0], optim=OptimConfig(patience=5, max_steps=500))[0]
     assert out.stop_reason == "patience" and out.steps < 500 and not out.converged
 
 
@@ -119,8 +119,8 @@ def test_protocols_score_different_positions():
     lm = tiny("tiny-gpt-neox")
     ids = text_ids(lm)
     optim = OptimConfig(max_steps=1)
-    paper = compress(lm, [ids], K=1, protocol="paper", seeds=[0], optim=optim)[0]
-    strict = compress(lm, [ids], K=1, protocol="strict", seeds=[0], optim=optim)[0]
+    paper = compress_batch(lm, [ids], K=1, protocol="paper", seeds=[0], optim=optim)[0]
+    strict = compress_batch(lm, [ids], K=1, protocol="strict", seeds=[0], optim=optim)[0]
     assert (paper.scored, strict.scored) == (7, 8)
     # the strict baseline also pays for t1, predicted from the start-of-document token
     assert strict.baseline_loss_sum > paper.baseline_loss_sum
@@ -128,7 +128,7 @@ def test_protocols_score_different_positions():
 
 def test_nan_loss_is_recorded_not_raised():
     lm = tiny("tiny-gpt-neox")
-    out = compress(lm, [text_ids(lm)], K=1, protocol="paper", seeds=[0], optim=OptimConfig(lr=1e30, max_steps=50))[0]
+    out = compress_batch(lm, [text_ids(lm)], K=1, protocol="paper", seeds=[0], optim=OptimConfig(lr=1e30, max_steps=50))[0]
     assert out.status == "nan" and out.stop_reason == "nan" and not out.greedy_exact
 
 
@@ -148,13 +148,13 @@ def test_init_is_seeded_per_text():
 def test_bad_arguments_name_the_problem(kwargs, message):
     lm = tiny("tiny-gpt-neox")
     with pytest.raises(ValueError, match=message):
-        compress(lm, [text_ids(lm)], seeds=[0], **kwargs)
+        compress_batch(lm, [text_ids(lm)], seeds=[0], **kwargs)
 
 
 def test_paper_protocol_needs_two_tokens():
     lm = tiny("tiny-gpt-neox")
     with pytest.raises(ValueError, match="at least 2"):
-        compress(lm, [text_ids(lm)[:1]], K=1, protocol="paper", seeds=[0])
+        compress_batch(lm, [text_ids(lm)[:1]], K=1, protocol="paper", seeds=[0])
 
 
 @pytest.mark.parametrize("bad", [dict(lr=0), dict(beta1=1.0), dict(max_steps=0), dict(nesterov=True)])
@@ -174,8 +174,8 @@ def test_compiled_forward_gives_the_plain_models_outcomes():
     plain = tiny("tiny-llama")
     assert plain.forward is plain.model
     texts = [text_ids(plain, i) for i in range(3, 6)]
-    a = compress(plain, texts, K=4, protocol="strict", seeds=[1, 2, 3], optim=FAST)
-    b = compress(compiled, texts, K=4, protocol="strict", seeds=[1, 2, 3], optim=FAST)
+    a = compress_batch(plain, texts, K=4, protocol="strict", seeds=[1, 2, 3], optim=FAST)
+    b = compress_batch(compiled, texts, K=4, protocol="strict", seeds=[1, 2, 3], optim=FAST)
     assert len({o.steps for o in a}) > 1  # texts left the batch at different steps
     for x, y in zip(a, b, strict=True):
         assert y.converged and y.greedy_exact
@@ -247,10 +247,10 @@ def test_compress_with_chunked_cross_entropy_gives_the_same_outcomes():
     the last bits, as with other batch shapes)."""
     lm = tiny("tiny-llama")
     texts = [text_ids(lm, i) for i in range(3, 6)]
-    whole = compress(lm, texts, K=4, protocol="strict", seeds=[1, 2, 3], optim=FAST)
+    whole = compress_batch(lm, texts, K=4, protocol="strict", seeds=[1, 2, 3], optim=FAST)
     lm.logits_mib = 3 * lm.position_logits_mib
     try:
-        chunked = compress(lm, texts, K=4, protocol="strict", seeds=[1, 2, 3], optim=FAST)
+        chunked = compress_batch(lm, texts, K=4, protocol="strict", seeds=[1, 2, 3], optim=FAST)
     finally:
         lm.logits_mib = LOGITS_MIB
     for a, b in zip(whole, chunked, strict=True):

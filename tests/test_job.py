@@ -29,7 +29,7 @@ def file_keys(path) -> list[tuple]:
 
 def test_records_have_every_documented_field_once_per_cell(tmp_path):
     texts = write_texts(tmp_path / "lee.jsonl")
-    out = run_job("tiny-gpt-neox", texts, tmp_path / "out.jsonl", lengths=[4, 8], vectors=[1, 2],
+    out = run_job("tiny-gpt-neox", texts, tmp_path / "out.jsonl", lengths=[4, 8], K=[1, 2],
                   optim=QUICK, models_file=MODELS, progress=False)
     records = read_jsonl(out)
     assert len(records) == 3 * 2 * 2
@@ -204,7 +204,7 @@ def test_context_overflow_names_k_plus_l(tmp_path):
     models.write_text("short-ctx:\n  source: random\n  family: llama\n  max_positions: 16\n")
     texts = write_texts(tmp_path / "lee.jsonl", n=1)
     with pytest.raises(ValueError, match=r"K \+ L = 4 \+ 16 = 20.*K \+ L <= 16"):
-        run_job("short-ctx", texts, tmp_path / "o.jsonl", lengths=[16], vectors=[4], models_file=models, progress=False)
+        run_job("short-ctx", texts, tmp_path / "o.jsonl", lengths=[16], K=[4], models_file=models, progress=False)
 
 
 @pytest.mark.parametrize(
@@ -214,7 +214,7 @@ def test_context_overflow_names_k_plus_l(tmp_path):
         ([{"id": "a", "text": "x y"}, {"id": "a", "text": "z"}], {"lengths": [4]}, "appears twice"),
         ([{"id": "a", "text": "x y"}], {"lengths": None}, "own integer `length`"),
         ([{"id": "a", "text": "x y"}], {"lengths": [1]}, "lengths >= 2"),
-        ([{"id": "a", "text": "x y"}], {"lengths": [4], "vectors": [0]}, "K"),
+        ([{"id": "a", "text": "x y"}], {"lengths": [4], "K": [0]}, "K"),
         ([{"id": "a", "text": "x y"}], {"lengths": [4], "model": "no-such-model"}, "unknown model 'no-such-model'"),
         ([{"id": "a", "text": "x y"}], {"lengths": [4], "optim": {"steps": 3}}, "unknown optim key"),
     ],

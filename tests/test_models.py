@@ -87,7 +87,7 @@ def test_weights_cast_once_give_the_losses_of_autocast_casting_them_every_step(n
     import dataclasses
 
     from memcap.corpora import lee_articles
-    from memcap.engine import OptimConfig, compress
+    from memcap.engine import OptimConfig, compress_batch
 
     spec = dataclasses.replace(load_registry(REPO / "config" / "models.yaml")[name], autocast="bfloat16")
     every_step = load_model(spec, "cpu", cpu_autocast=True)
@@ -98,8 +98,8 @@ def test_weights_cast_once_give_the_losses_of_autocast_casting_them_every_step(n
     assert once.embeddings.weight.dtype == torch.float32  # tokens and [mem] vectors keep full precision
     texts = [once.tokenize(a)[:12] for a in lee_articles()[3:5]]
     optim = OptimConfig(lr=0.1, max_steps=30, patience=30)
-    a = compress(every_step, texts, 2, "strict", [1, 2], optim)
-    b = compress(once, texts, 2, "strict", [1, 2], optim)
+    a = compress_batch(every_step, texts, 2, "strict", [1, 2], optim)
+    b = compress_batch(once, texts, 2, "strict", [1, 2], optim)
     for x, y in zip(a, b, strict=True):
         assert x.steps == y.steps and x.correct == y.correct and x.greedy_prefix == y.greedy_prefix
         assert x.loss_sum == pytest.approx(y.loss_sum, rel=1e-6)

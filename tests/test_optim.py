@@ -11,7 +11,7 @@ import torch
 
 from memcap.auto_vectors import fewest_vectors, vector_counts
 from memcap.corpora import lee_articles
-from memcap.engine import PAPER_KEYS, PRESETS, OptimConfig, compress, init_vectors, pad, score
+from memcap.engine import PAPER_KEYS, PRESETS, OptimConfig, compress_batch, init_vectors, pad, score
 from memcap.job import run_job
 from memcap.models import load_model, load_registry
 
@@ -82,8 +82,8 @@ def test_schedule_scales_the_updates():
     ids = text_ids(lm)
     start = init_vectors(1, lm.mem_dim, lm.embedding_std(), 5)
     one = dict(lr=0.1, max_steps=1, patience=10, weight_decay=0.0)
-    plain = compress(lm, [ids], 1, "strict", [5], OptimConfig(**one))[0]
-    warm = compress(lm, [ids], 1, "strict", [5], OptimConfig(**one, warmup=1000))[0]
+    plain = compress_batch(lm, [ids], 1, "strict", [5], OptimConfig(**one))[0]
+    warm = compress_batch(lm, [ids], 1, "strict", [5], OptimConfig(**one, warmup=1000))[0]
     # best vectors are either the start or the one update; compare the update sizes when they moved
     moved_plain = (plain.vectors - start).norm()
     moved_warm = (warm.vectors - start).norm()
@@ -93,7 +93,7 @@ def test_schedule_scales_the_updates():
 def test_init_scale_scales_the_seeded_init():
     lm = tiny()
     ids = text_ids(lm)
-    out = compress(lm, [ids], 2, "strict", [7], OptimConfig(lr=1e-12, max_steps=1, init_scale=0.25))[0]
+    out = compress_batch(lm, [ids], 2, "strict", [7], OptimConfig(lr=1e-12, max_steps=1, init_scale=0.25))[0]
     expected = init_vectors(2, lm.mem_dim, lm.embedding_std() * 0.25, 7)
     assert torch.allclose(out.vectors, expected, atol=1e-6)
 
@@ -104,7 +104,7 @@ def test_temperature_and_margin_train_but_the_recorded_loss_is_the_plain_ce():
     lm = tiny()
     texts = [text_ids(lm, i) for i in (3, 4)]
     optim = OptimConfig(lr=0.1, max_steps=300, patience=300, temperature=0.5, margin=1.0)
-    outs = compress(lm, texts, 4, "strict", [1, 2], optim)
+    outs = compress_batch(lm, texts, 4, "strict", [1, 2], optim)
     ids, lengths = pad(texts, lm.device)
     vectors = torch.stack([o.vectors for o in outs])
     with torch.no_grad():
@@ -120,8 +120,8 @@ def test_temperature_and_margin_train_but_the_recorded_loss_is_the_plain_ce():
 def test_a_margin_keeps_optimising_past_the_first_all_correct_step():
     lm = tiny()
     ids = text_ids(lm, 5)
-    plain = compress(lm, [ids], 4, "strict", [3], QUICK)[0]
-    sure = compress(lm, [ids], 4, "strict", [3], OptimConfig(lr=0.1, max_steps=400, patience=400, margin=3.0))[0]
+    plain = compress_batch(lm, [ids], 4, "strict", [3], QUICK)[0]
+    sure = compress_batch(lm, [ids], 4, "strict", [3], OptimConfig(lr=0.1, max_steps=400, patience=400, margin=3.0))[0]
     assert plain.converged and sure.converged
     assert sure.steps > plain.steps
     with torch.no_grad():
@@ -227,14 +227,14 @@ def test_fresh_lr_applies_to_fresh_starts_only_and_stays_out_of_paper_settings()
     tiny_lm = tiny()
     ids = [[5, 9, 13, 2, 7, 11]]
     assert "fresh_lr" not in OptimConfig().as_dict()
-    plain = compress(tiny_lm, ids, 1, "paper", [3], OptimConfig(lr=0.1, max_steps=5, patience=5))[0]
-    same = compress(tiny_lm, ids, 1, "paper", [3], OptimConfig(lr=0.1, fresh_lr=0.1, max_steps=5, patience=5))[0]
+    plain = compress_batch(tiny_lm, ids, 1, "paper", [3], OptimConfig(lr=0.1, max_steps=5, patience=5))[0]
+    same = compress_batch(tiny_lm, ids, 1, "paper", [3], OptimConfig(lr=0.1, fresh_lr=0.1, max_steps=5, patience=5))[0]
     assert torch.equal(plain.vectors, same.vectors)
-    gentle = compress(tiny_lm, ids, 1, "paper", [3], OptimConfig(lr=0.1, fresh_lr=1e-4, max_steps=5, patience=5))[0]
+    gentle = compress_batch(tiny_lm, ids, 1, "paper", [3], OptimConfig(lr=0.1, fresh_lr=1e-4, max_steps=5, patience=5))[0]
     assert not torch.allclose(plain.vectors, gentle.vectors)
     start = [plain.vectors]
-    warm = compress(tiny_lm, ids, 1, "paper", [3], OptimConfig(lr=0.1, max_steps=5, patience=5), init=start)[0]
-    warm_fresh = compress(tiny_lm, ids, 1, "paper", [3], OptimConfig(lr=0.1, fresh_lr=1e-4, max_steps=5, patience=5),
+    warm = compress_batch(tiny_lm, ids, 1, "paper", [3], OptimConfig(lr=0.1, max_steps=5, patience=5), init=start)[0]
+    warm_fresh = compress_batch(tiny_lm, ids, 1, "paper", [3], OptimConfig(lr=0.1, fresh_lr=1e-4, max_steps=5, patience=5),
                           init=start)[0]
     assert torch.equal(warm.vectors, warm_fresh.vectors)
     with pytest.raises(ValueError, match="fresh_lr"):
@@ -248,13 +248,13 @@ def test_fresh_max_steps_caps_fresh_starts_only_and_stays_out_of_paper_settings(
     assert "fresh_max_steps" not in OptimConfig().as_dict()
     assert "fresh_max_steps" not in OptimConfig(fresh_max_steps=None).as_dict()
     slow = OptimConfig(lr=1e-4, max_steps=3, patience=50)  # far from converging in a few steps
-    (first,) = compress(tiny_lm, ids[:1], 1, "paper", [3], slow)
+    (first,) = compress_batch(tiny_lm, ids[:1], 1, "paper", [3], slow)
     assert first.steps == 3
-    both = compress(tiny_lm, ids, 1, "paper", [3, 3], dataclasses.replace(slow, fresh_max_steps=7),
+    both = compress_batch(tiny_lm, ids, 1, "paper", [3, 3], dataclasses.replace(slow, fresh_max_steps=7),
                     init=[None, first.vectors])
     assert [o.steps for o in both] == [7, 3]
     assert [o.stop_reason for o in both] == ["max_steps", "max_steps"]
-    same = compress(tiny_lm, ids[:1], 1, "paper", [3], dataclasses.replace(slow, fresh_max_steps=3))[0]
+    same = compress_batch(tiny_lm, ids[:1], 1, "paper", [3], dataclasses.replace(slow, fresh_max_steps=3))[0]
     assert torch.equal(same.vectors, first.vectors)
     with pytest.raises(ValueError, match="fresh_max_steps must be >= 1"):
         OptimConfig(fresh_max_steps=0)

@@ -10,7 +10,7 @@ import torch
 
 from job_fixtures import documented_record_keys, write_texts
 from memcap.corpora import lee_articles
-from memcap.engine import OptimConfig, compress
+from memcap.engine import OptimConfig, compress_batch
 from memcap.io import read_jsonl
 from memcap.job import run_job
 from memcap.metrics import load_records, search_capacity_summary
@@ -46,7 +46,7 @@ def grid_capacity(lm, texts, seeds, K=4):
     """Per text: the largest grid length lossless from a fresh init (the grid's way)."""
     caps = [0] * len(texts)
     for L in GRID:
-        for i, o in enumerate(compress(lm, [t[:L] for t in texts], K, "paper", seeds, OPTIM)):
+        for i, o in enumerate(compress_batch(lm, [t[:L] for t in texts], K, "paper", seeds, OPTIM)):
             if o.max_correct == o.scored:
                 caps[i] = L
     return caps
@@ -97,7 +97,7 @@ def test_a_fresh_retry_rescues_a_length_whose_warm_start_failed():
 
     def ruined_warm_starts(lm, ids, K, protocol, seeds, optim, init=None):
         init = [None if v is None else v * 100 for v in init]
-        return compress(lm, ids, K, protocol, seeds, optim, init=init)
+        return compress_batch(lm, ids, K, protocol, seeds, optim, init=init)
 
     (plain,) = search_capacity(lm, texts, 4, "paper", [1], optim, lengths_grid=GRID[:3])
     (r,) = search_capacity(lm, texts, 4, "paper", [1], optim, lengths_grid=GRID[:3], runner=ruined_warm_starts)
@@ -118,7 +118,7 @@ def test_warm_start_takes_fewer_steps_than_a_fresh_start():
     for r in results:
         for a in r.attempts[1:]:
             if a.lossless:
-                fresh = compress(lm, [texts[r.index][: a.L]], 4, "paper", [a.seed], OPTIM)[0]
+                fresh = compress_batch(lm, [texts[r.index][: a.L]], 4, "paper", [a.seed], OPTIM)[0]
                 fewer.append(a.steps < fresh.steps)
     assert any(fewer)
 
@@ -136,21 +136,21 @@ def test_growth_mode_bisects_down_to_the_resolution():
 def test_init_none_is_the_seeded_init_and_given_vectors_are_the_start():
     lm = tiny()
     ids = lee_ids(lm, n=1, length=8)
-    plain = compress(lm, ids, 4, "paper", [7], OPTIM)[0]
-    same = compress(lm, ids, 4, "paper", [7], OPTIM, init=[None])[0]
+    plain = compress_batch(lm, ids, 4, "paper", [7], OPTIM)[0]
+    same = compress_batch(lm, ids, 4, "paper", [7], OPTIM, init=[None])[0]
     assert torch.equal(plain.vectors, same.vectors) and plain.steps == same.steps
     assert plain.converged
-    again = compress(lm, ids, 4, "paper", [99], OPTIM, init=[plain.vectors])[0]
+    again = compress_batch(lm, ids, 4, "paper", [99], OPTIM, init=[plain.vectors])[0]
     assert again.converged and again.steps == 0  # starts where the first run ended
     with pytest.raises(ValueError, match="shape"):
-        compress(lm, ids, 4, "paper", [7], OPTIM, init=[torch.zeros(2, 3)])
+        compress_batch(lm, ids, 4, "paper", [7], OPTIM, init=[torch.zeros(2, 3)])
 
 
 
 
 def test_search_job_writes_one_record_per_attempt_and_one_capacity_per_sample(tmp_path):
     texts = write_texts(tmp_path / "lee.jsonl")
-    out = run_job("tiny-llama", texts, tmp_path / "search.jsonl", lengths=GRID, vectors=[4],
+    out = run_job("tiny-llama", texts, tmp_path / "search.jsonl", lengths=GRID, K=[4],
                   optim=OPTIM, models_file=MODELS, progress=False, mode="search", batch_size=2)
     records = read_jsonl(out)
     assert all(set(r) == documented_record_keys() for r in records)
@@ -169,7 +169,7 @@ def test_search_job_writes_one_record_per_attempt_and_one_capacity_per_sample(tm
     assert summary["steps"].iloc[0] == sum(r["steps"] for r in records)
     # a rerun with every text finished computes nothing and writes the same records
     before = out.read_text()
-    run_job("tiny-llama", texts, out, lengths=GRID, vectors=[4], optim=OPTIM, models_file=MODELS,
+    run_job("tiny-llama", texts, out, lengths=GRID, K=[4], optim=OPTIM, models_file=MODELS,
             progress=False, mode="search", batch_size=2)
     assert out.read_text() == before
 
@@ -178,7 +178,7 @@ def test_killed_search_job_resumes_from_its_recorded_attempts(tmp_path, caplog):
     """A kill between batches leaves whole parts: the rerun replays them and ends as an
     uninterrupted run does, without recomputing a recorded attempt."""
     texts = write_texts(tmp_path / "lee.jsonl")
-    args = dict(lengths=GRID, vectors=[4], optim=OPTIM, models_file=MODELS, progress=False,
+    args = dict(lengths=GRID, K=[4], optim=OPTIM, models_file=MODELS, progress=False,
                 mode="search", batch_size=2)
     whole = read_jsonl(run_job("tiny-llama", texts, tmp_path / "whole.jsonl", **args))
     out = run_job("tiny-llama", texts, tmp_path / "cut.jsonl", **args)
@@ -246,13 +246,13 @@ def test_workflow_passes_compress_mode_and_keeps_random_text_on_the_grid(tmp_pat
     from conftest import plan, write_config
 
     smoke = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
-    config = write_config("smoke", tmp_path / "search.yaml", compress={**smoke["compress"], "mode": "search"})
+    config = write_config("smoke", tmp_path / "search.yaml", compress={**smoke.get("compress", {}), "mode": "search"})
     compress_jobs = [j for j in plan(config) if j["rule"] == "compress"]
     modes = {j["wildcards"]["dataset"]: j["params"]["mode"] for j in compress_jobs}
     assert modes == {"lee": "search", "random": "grid"}
     assert all(j["params"]["search"] == {"fails": 1, "retry_fresh": True} for j in compress_jobs)
     config = write_config("smoke", tmp_path / "fails.yaml",
-                          compress={**smoke["compress"], "mode": "search", "search": {"fails": 2}})
+                          compress={**smoke.get("compress", {}), "mode": "search", "search": {"fails": 2}})
     assert {j["rule"]: j["params"]["search"]["fails"] for j in plan(config) if j["rule"] == "compress"} == {
         "compress": 2}
 
@@ -274,7 +274,7 @@ def test_search_settings_enter_the_fingerprint_only_away_from_their_defaults(tmp
     with pytest.raises(ValueError, match=r"unknown search key\(s\) \['patience'\]; allowed"):
         search_settings({"patience": 3})
     texts = write_texts(tmp_path / "lee.jsonl", n=2)
-    args = dict(lengths=GRID[:2], vectors=[4], optim=OPTIM, models_file=MODELS, progress=False, mode="search")
+    args = dict(lengths=GRID[:2], K=[4], optim=OPTIM, models_file=MODELS, progress=False, mode="search")
     out = run_job("tiny-llama", texts, tmp_path / "s.jsonl", **args)
     assert {json.dumps(r["search"]) for r in read_jsonl(out)} == {'{"fails": 1, "retry_fresh": true}'}
     parts = sorted(p.name for p in out.with_suffix(".parts").iterdir())
@@ -292,7 +292,7 @@ def test_fails_lets_a_grid_search_step_over_one_failing_length():
 
     def fails_at_8(lm, ids, K, protocol, seeds, optim, init=None):  # one step only at L=8: a real, failing run
         short = dataclasses.replace(optim, max_steps=1)
-        return compress(lm, ids, K, protocol, seeds, short if len(ids[0]) == 8 else optim, init=init)
+        return compress_batch(lm, ids, K, protocol, seeds, short if len(ids[0]) == 8 else optim, init=init)
 
     (plain,) = search_capacity(lm, texts, 4, "paper", [1], optim, lengths_grid=GRID[:3], runner=fails_at_8)
     assert [(a.L, a.lossless) for a in plain.attempts] == [(4, True), (8, False)] and plain.capacity == 4

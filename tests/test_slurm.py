@@ -11,8 +11,8 @@ and SLURM, the cluster tests skip with the reason.
 The runs use the user profile slurm/config.yaml as shipped, with only what this test cluster
 needs layered on top on the command line (TEST_SETTINGS): its partition, squeue status checks
 (no slurmdbd, so no sacct), short status intervals, and no automatic retries (the cancel test
-reruns by hand). Compress jobs request a GPU (compress.gpu: 1), which the fake GRES grants;
-they compute on the CPU (compress.device: cpu), so their results equal a local run's.
+reruns by hand). Compress jobs request a GPU (resources.gpu: 1), which the fake GRES grants;
+they compute on the CPU (resources.device: cpu), so their results equal a local run's.
 """
 
 from __future__ import annotations
@@ -109,8 +109,8 @@ def cluster(tmp_path_factory):
 def slurm_config(path: Path, run: str, **changes) -> Path:
     """The smoke config with GPU compress jobs (the fake GRES grants them; they run on the CPU)."""
     smoke = yaml.safe_load((ROOT / "config/smoke.yaml").read_text())
-    compress = smoke["compress"] | {"gpu": 1, "device": "cpu", "threads": 1}
-    return write_config("smoke", path, run=run, **({"compress": compress} | changes))
+    resources = smoke["resources"] | {"gpu": 1, "device": "cpu", "threads": 1}
+    return write_config("smoke", path, run=run, **({"resources": resources} | changes))
 
 
 def slurm_cmd(workdir: Path, cfg: Path, *targets, timeout: int) -> list[str]:
@@ -173,7 +173,7 @@ def read_records(path: Path) -> list[dict]:
 def test_profile_plans_gpu_jobs(tmp_path):
     """The shipped profile as is (dry run, no cluster): GPU jobs, memory and runtime by model size."""
     paper = yaml.safe_load((ROOT / "config/config.yaml").read_text())
-    cfg = write_config("config", tmp_path / "paper.yaml", compress=paper["compress"] | {"runtime_per_billion": 60})
+    cfg = write_config("config", tmp_path / "paper.yaml", resources=paper["resources"] | {"runtime_per_billion": 60})
     proc = snakemake("-n", "--profile", "slurm", "--directory", tmp_path, "--configfile", cfg, cwd=ROOT)
     out = proc.stdout
     assert proc.returncode == 0, out[-5000:]

@@ -7,7 +7,7 @@ from memcap.engine import Stopping
 
 def feed(state, scorings):
     """observe() each (loss, correct, sure) until a stop, adding a step after each that goes on,
-    as compress() does; the observe() answers."""
+    as compress_batch() does; the observe() answers."""
     answers = []
     for loss, correct, sure in scorings:
         answers.append(state.observe(loss, correct, sure))

@@ -65,7 +65,7 @@ def test_paper_plan_has_the_full_grid():
     compress = {(j["wildcards"]["model"], j["wildcards"]["dataset"]): j for j in jobs if j["rule"] == "compress"}
     assert set(compress) == {(m, d) for m in models for d in datasets}
     for (model, dataset), job in compress.items():
-        assert job["params"]["vectors"] == [1]
+        assert job["params"]["K"] == [1]
         assert job["params"]["protocol"] == "paper"
         assert job["params"]["optim"]["max_steps"] == 5000
         assert job["resources"]["gpu"] == 1 and job["threads"] == 4
@@ -120,13 +120,13 @@ def test_cast_weights_reach_every_model_job_and_default_to_off(tmp_path):
     jobs = plan(ROOT / "config" / "smoke.yaml")
     model_jobs = [j for j in jobs if j["rule"] in ("compress", "multivector")]
     assert model_jobs and all(j["params"]["cast_weights"] is False for j in model_jobs)
-    on = dict(compress={"device": "cpu", "gpu": 0, "threads": 1, "cast_weights": True})
+    on = dict(compress={"cast_weights": True})
     jobs = plan(write_config("smoke", tmp_path / "c.yaml", **on))
     assert all(j["params"]["cast_weights"] is True for j in jobs if j["rule"] in ("compress", "multivector"))
 
 SEARCH_K12 = dict(
-    compress={"mode": "search", "batch_size": 4, "device": "cpu", "gpu": 0, "threads": 1},
-    multivector={"tiny-gpt-neox": {"dataset": "lee", "vectors": [1, 2], "lengths": [4, 8, 16]}},
+    compress={"mode": "search"},
+    multivector={"tiny-gpt-neox": {"dataset": "lee", "K": [1, 2], "lengths": [4, 8, 16]}},
 )
 
 
@@ -220,6 +220,12 @@ def test_ruff_format_is_clean():
         ),
         # the paper protocol never scores the first token: a length of 1 has nothing to score
         ({"lengths": [1, 4]}, ["'lengths'", "allowed: lengths >= 2"]),
+        # a renamed key (memcap.config_keys) in both spellings, and a misspelled new block key
+        (
+            {"compress": {"threads": 2}, "resources": {"threads": 1}},
+            ["'compress.threads'", "deprecated name of 'resources.threads', which is set too"],
+        ),
+        ({"resources": {"thread": 1}}, ["'resources'", "'thread' was unexpected", "allowed keys: device"]),
     ],
 )
 def test_config_errors_name_the_key(tmp_path, changes, expected):
@@ -229,6 +235,26 @@ def test_config_errors_name_the_key(tmp_path, changes, expected):
     message = next((line for line in proc.stdout.splitlines() if "Invalid config key" in line), "")
     for part in expected:
         assert part in message, proc.stdout[-3000:]
+
+
+def test_old_key_names_plan_the_same_jobs_and_warn_naming_the_new_ones(tmp_path):
+    """Keys renamed in this release (memcap.config_keys) keep working: the same plan, params
+    included (so the same job fingerprints), and one warning per old key."""
+    from test_config_keys import old_spelling
+
+    new = write_config("smoke", tmp_path / "new.yaml")
+    old = tmp_path / "old.yaml"
+    old.write_text(yaml.safe_dump(old_spelling(yaml.safe_load(new.read_text())), sort_keys=False))
+    assert "vectors" in old.read_text() and "resources" not in old.read_text()
+    assert plan(old) == plan(new)
+    proc = snakemake("--dry-run", "--configfile", old, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    for was, now in [("compress.threads", "resources.threads"), ("compress.batch_size", "resources.batch_size"),
+                     ("multivector.tiny-gpt-neox.vectors", "multivector.tiny-gpt-neox.K"),
+                     ("geometry.steps", "geometry.points")]:  # fmt: skip
+        assert f"Config key '{was}' is deprecated: use '{now}' instead" in proc.stdout, proc.stdout[-3000:]
+    proc = snakemake("--dry-run", "--configfile", new, timeout=120)
+    assert proc.returncode == 0 and "is deprecated" not in proc.stdout
 
 
 @pytest.mark.slow
@@ -284,7 +310,7 @@ def test_smoke_runs_to_a_pdf(tmp_path):
 
 def test_precision_plans_one_job_per_model_and_is_skipped_when_off(tmp_path):
     on = plan(write_config("smoke", tmp_path / "on.yaml",
-                           multivector={"tiny-llama": {"dataset": "lee", "vectors": [2]}}))
+                           multivector={"tiny-llama": {"dataset": "lee", "K": [2]}}))
     jobs = {j["wildcards"]["model"]: j for j in on if j["rule"] == "precision"}
     assert set(jobs) == {"tiny-gpt-neox", "tiny-llama"}
     assert jobs["tiny-gpt-neox"]["params"]["datasets"] == ["lee", "random"]
@@ -434,7 +460,7 @@ def test_killed_compress_job_resumes_without_recomputing(tmp_path):
     cfg = write_config(
         "smoke", tmp_path / "kill.yaml", run="kill", lengths=[4, 6, 8, 10, 12, 14],
         multivector={}, optim={"max_steps": 150, "patience": 150},
-        compress={"batch_size": 1, "device": "cpu", "gpu": 0, "threads": 1},
+        resources={"batch_size": 1, "device": "cpu", "gpu": 0, "threads": 1},
     )  # fmt: skip
     target = "results/kill/compress/tiny-gpt-neox/lee.jsonl"
     opts = ["--snakefile", ROOT / "Snakefile", "--directory", tmp_path, "--configfile", cfg]  # last: nargs

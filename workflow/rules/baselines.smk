@@ -17,16 +17,16 @@ rule baselines:
         f"{RESULTS}/benchmarks/baselines.tsv"
     conda:
         "../../envs/memcap.yaml"
-    threads: config["compress"]["threads"]
+    threads: config["resources"]["threads"]
     resources:
-        gpu=config["compress"]["gpu"],
+        gpu=config["resources"]["gpu"],
         mem_mb=lambda wildcards: mem_mb(stage_model("baselines")),
         runtime=lambda wildcards: runtime(stage_model("baselines")),
     params:
         model=config["baselines"]["model"],
         datasets=baselines_datasets(),
         verify=config["baselines"]["verify"],
-        device=config["compress"]["device"],
+        device=config["resources"]["device"],
         models_file=config["models_file"],
         cache_dir=config["cache_dir"],
     script:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 
 
 def config_error(schema_file):
@@ -49,6 +50,23 @@ def config_error(schema_file):
         + (f"; {allowed}" if allowed else "")
         + (f". ({what})" if what else "")
     )
+
+
+def migrate_config():
+    """Config keys renamed in this release (memcap.config_keys.RENAMED) keep working: each is
+    moved to its new name, before the schema validates the config, with a warning naming both.
+
+    memcap.config_keys needs only the standard library: the Snakefile's folder is on sys.path
+    and memcap/__init__.py imports nothing, so this works outside memcap's environment too.
+    """
+    from memcap.config_keys import ConfigKeyError, migrate
+
+    try:
+        messages = migrate(config)
+    except ConfigKeyError as err:
+        raise WorkflowError(str(err)) from None
+    for message in messages:
+        logger.warning(message)
 
 
 @functools.cache
@@ -136,7 +154,7 @@ def result_jobs():
                 )
             )
     for model, grid in config["multivector"].items():
-        for K in grid["vectors"]:
+        for K in grid["K"]:
             lengths = multivector_lengths(model, K)
             if lengths:
                 jobs.append(
@@ -293,7 +311,7 @@ def k1_joins_compress(model):
     grid covers this model and dataset already (config models)."""
     grid = config["multivector"][model]
     return (
-        1 in grid["vectors"]
+        1 in grid["K"]
         and model in config["models"]
         and grid["dataset"] in config["datasets"]
     )
@@ -331,7 +349,7 @@ def multivector_records():
     return [
         f"{RESULTS}/multivector/{model}/{grid['dataset']}/K{K}.jsonl"
         for model, grid in config["multivector"].items()
-        for K in grid["vectors"]
+        for K in grid["K"]
         if multivector_lengths(model, K)
     ]
 
@@ -372,18 +390,18 @@ def compress_lengths(wildcards):
 
 
 def mem_mb(wildcards):
-    """Host memory of a compress job: a base plus fp32 weights per billion parameters."""
+    """Host memory of a model job: a base plus fp32 weights per billion parameters."""
     params_b = registry()[wildcards.model].get("params_b") or 1.0
-    per_b = config["compress"]["mem_mb_per_billion"]
-    return int(config["compress"]["mem_mb"] + per_b * params_b)
+    per_b = config["resources"]["mem_mb_per_billion"]
+    return int(config["resources"]["mem_mb"] + per_b * params_b)
 
 
 def runtime(wildcards):
-    """Minutes of a compress job: the model's own, else a base plus minutes per billion parameters."""
+    """Minutes of a model job: the model's own, else a base plus minutes per billion parameters."""
     own = config["models"].get(wildcards.model, {}).get("runtime")
     params_b = registry()[wildcards.model].get("params_b") or 1.0
-    per_b = config["compress"]["runtime_per_billion"]
-    return own or int(config["compress"]["runtime"] + per_b * params_b)
+    per_b = config["resources"]["runtime_per_billion"]
+    return own or int(config["resources"]["runtime"] + per_b * params_b)
 
 
 def vocab_input(wildcards):
@@ -513,7 +531,7 @@ def precision_records(model):
                 f"{RESULTS}/multivector/{model}/{grid['dataset']}/K{K}.jsonl",
                 grid["dataset"],
             )
-            for K in grid["vectors"]
+            for K in grid["K"]
             if multivector_lengths(model, K)
         ]
     return jobs

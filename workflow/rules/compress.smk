@@ -16,19 +16,19 @@ rule compress:
         f"{RESULTS}/benchmarks/compress/{{model}}/{{dataset}}.tsv"
     conda:
         "../../envs/memcap.yaml"
-    threads: config["compress"]["threads"]
+    threads: config["resources"]["threads"]
     resources:
-        gpu=config["compress"]["gpu"],
+        gpu=config["resources"]["gpu"],
         mem_mb=mem_mb,
         runtime=runtime,
     params:
         lengths=compress_lengths,
-        vectors=[1],
+        K=[1],
         protocol=config["protocol"],
         optim=config["optim"],
-        batch_size=config["compress"]["batch_size"],
+        batch_size=config["resources"]["batch_size"],
         mode=lambda wildcards: job_mode(wildcards.dataset),
-        device=config["compress"]["device"],
+        device=config["resources"]["device"],
         cast_weights=config["compress"]["cast_weights"],
         search=config["compress"]["search"],
         models_file=config["models_file"],
@@ -48,4 +48,4 @@ use rule compress as multivector with:
         f"{RESULTS}/benchmarks/multivector/{{model}}/{{dataset}}/K{{K}}.tsv"
     params:
         lengths=lambda wildcards: multivector_lengths(wildcards.model, int(wildcards.K)),
-        vectors=lambda wildcards: [int(wildcards.K)],
+        K=lambda wildcards: [int(wildcards.K)],

@@ -18,9 +18,9 @@ rule geometry:
         f"{RESULTS}/benchmarks/geometry.tsv"
     conda:
         "../../envs/memcap.yaml"
-    threads: config["compress"]["threads"]
+    threads: config["resources"]["threads"]
     resources:
-        gpu=config["compress"]["gpu"],
+        gpu=config["resources"]["gpu"],
         mem_mb=lambda wildcards: mem_mb(stage_model("geometry")),
         runtime=lambda wildcards: runtime(stage_model("geometry")),
     params:
@@ -30,11 +30,11 @@ rule geometry:
         inits=config["geometry"]["inits"],
         length=config["geometry"]["length"],
         K=config["geometry"]["K"],
-        steps=config["geometry"]["steps"],
+        points=config["geometry"]["points"],
         protocol=config["protocol"],
         optim=geometry_optim(),
-        batch_size=config["compress"]["batch_size"],
-        device=config["compress"]["device"],
+        batch_size=config["resources"]["batch_size"],
+        device=config["resources"]["device"],
         models_file=config["models_file"],
         cache_dir=config["cache_dir"],
     script:

@@ -15,9 +15,9 @@ rule precision:
         f"{RESULTS}/benchmarks/precision/{{model}}.tsv"
     conda:
         "../../envs/memcap.yaml"
-    threads: config["compress"]["threads"]
+    threads: config["resources"]["threads"]
     resources:
-        gpu=config["compress"]["gpu"],
+        gpu=config["resources"]["gpu"],
         mem_mb=mem_mb,
         runtime=runtime,
     params:
@@ -25,7 +25,7 @@ rule precision:
         formats=config["precision"]["formats"],
         pca=config["precision"]["pca"],
         max_samples=config["precision"]["max_samples"],
-        device=config["compress"]["device"],
+        device=config["resources"]["device"],
         models_file=config["models_file"],
         cache_dir=config["cache_dir"],
     script:
