@@ -63,7 +63,7 @@ def migrate(config: dict) -> list[str]:
     for old, new in RENAMED:
         old_parts, new_parts = old.split("."), new.split(".")
         for path in list(_found(config, old_parts)):
-            stars = iter(key for key, part in zip(path, old_parts) if part == "*")
+            stars = iter(key for key, part in zip(path, old_parts, strict=True) if part == "*")
             target = [next(stars) if part == "*" else part for part in new_parts]
             parent = config
             for depth, key in enumerate(target[:-1]):

@@ -13,8 +13,8 @@ import sys
 import jsonschema
 import pytest
 import yaml
-from conftest import ROOT
 
+from conftest import ROOT
 from memcap.config_keys import RENAMED, RESOURCE_KEYS, ConfigKeyError, migrate
 
 SCHEMA = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
