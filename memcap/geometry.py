@@ -4,12 +4,12 @@
     runs, vectors = optimise_inits(lm, texts, inits=8, K=1, protocol="paper", optim=optim,
                                    seed_parts=("smollm2-135m", "lee"))
     cosines = cosine_pairs(runs, vectors)           # every pair of converged vectors
-    curves = interpolate(lm, texts, runs, vectors, steps=11, protocol="paper")
+    curves = interpolate(lm, texts, runs, vectors, points=11, protocol="paper")
     stats = summary(runs, cosines, curves)          # the numbers the report quotes
 
 Each text (a list of token ids, already cut to its length) is compressed `inits` times from
 independent random inits (seeds derived from the text and the init number); the inits of
-all texts form one batch for memcap.engine.compress, where converged ones freeze. Only
+all texts form one batch for memcap.engine.compress_batch, where converged ones freeze. Only
 vectors that reached accuracy 1.0 enter the analysis:
 
 * cosine similarity (K x d flattened) between vectors of the same text and of different
@@ -84,12 +84,12 @@ def cosine_pairs(runs: pd.DataFrame, vectors: torch.Tensor) -> pd.DataFrame:
 
 @torch.no_grad()
 def interpolate(lm, texts: list[tuple[str, list[int]]], runs: pd.DataFrame,
-                vectors: torch.Tensor, steps: int, protocol: str,
+                vectors: torch.Tensor, points: int, protocol: str,
                 batch_size: int = 64) -> pd.DataFrame:
-    """Teacher-forced accuracy at `steps` evenly spaced points t in [0, 1] of the line
+    """Teacher-forced accuracy at `points` evenly spaced points t in [0, 1] of the line
     (1 - t) m_a + t m_b, for every pair (a < b) of converged vectors of each text."""
     first = first_scored(protocol)
-    ts = np.linspace(0.0, 1.0, steps)
+    ts = np.linspace(0.0, 1.0, points)
     out = []
     for sid, ids in texts:
         mine = runs.index[(runs["sample_id"] == sid) & runs["converged"].astype(bool)]
@@ -131,7 +131,7 @@ def summary(runs: pd.DataFrame, cosines: pd.DataFrame, curves: pd.DataFrame) -> 
 
 
 def run_stage(model: str, texts_file, dataset: str, out: dict, *, texts: int, inits: int,
-              length: int, K: int, steps: int, protocol: str, optim: dict,
+              length: int, K: int, points: int, protocol: str, optim: dict,
               batch_size: int = 64, device: str = "auto",
               models_file="config/models.yaml", threads: int | None = None) -> dict:
     """Rule geometry: load the model once, solve, and write out["runs"] (CSV),
@@ -157,7 +157,7 @@ def run_stage(model: str, texts_file, dataset: str, out: dict, *, texts: int, in
         batch_size, progress=lambda done, total: log.info("solved %d/%d", done, total))
     log.info("%d of %d runs reached accuracy 1.0", int(runs["converged"].sum()), len(runs))
     cosines = cosine_pairs(runs, vectors)
-    curves = interpolate(lm, chosen, runs, vectors, steps, protocol, batch_size)
+    curves = interpolate(lm, chosen, runs, vectors, points, protocol, batch_size)
     for key in ("runs", "cosine", "interpolation", "vectors"):
         Path(out[key]).parent.mkdir(parents=True, exist_ok=True)
     runs.assign(model=model, dataset=dataset, K=K, L=length, protocol=protocol).to_csv(

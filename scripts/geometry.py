@@ -17,7 +17,7 @@ run_stage(
     inits=p.inits,
     length=p.length,
     K=p.K,
-    steps=p.points,  # run_stage's name for the points on each interpolation line
+    points=p.points,
     protocol=p.protocol,
     optim=dict(p.optim),
     batch_size=p.batch_size,

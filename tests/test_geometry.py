@@ -73,7 +73,7 @@ def test_unconverged_runs_are_left_out():
 @pytest.mark.parametrize("protocol", ["paper", "strict"])
 def test_interpolation_ends_at_the_solutions(protocol):
     lm, texts, runs, vectors = solved(protocol)
-    curves = geometry.interpolate(lm, texts, runs, vectors, steps=5, protocol=protocol,
+    curves = geometry.interpolate(lm, texts, runs, vectors, points=5, protocol=protocol,
                                   batch_size=7)
     assert len(curves) == 2 * 3 * 5  # texts x pairs x points
     ends = curves[curves.t.isin([0.0, 1.0])]
@@ -86,14 +86,14 @@ def test_interpolation_ends_at_the_solutions(protocol):
 def test_one_vector_per_text():
     lm, texts, runs, vectors = solved(K=1, n=4)
     assert vectors.shape == (6, 1, lm.mem_dim) and runs.converged.all()
-    curves = geometry.interpolate(lm, texts, runs, vectors, steps=3, protocol="paper")
+    curves = geometry.interpolate(lm, texts, runs, vectors, points=3, protocol="paper")
     assert (curves[curves.t == 0].accuracy == 1.0).all()
 
 
 def test_figures_are_written_with_and_without_data(tmp_path):
     lm, texts, runs, vectors = solved()
     cos = geometry.cosine_pairs(runs, vectors)
-    curves = geometry.interpolate(lm, texts, runs, vectors, steps=3, protocol="paper")
+    curves = geometry.interpolate(lm, texts, runs, vectors, points=3, protocol="paper")
     paths = geometry_figures.write_geometry_figures(cos, curves, tmp_path / "full")
     assert set(paths) == set(geometry_figures.FIGURE_NAMES)
     for path in paths.values():
@@ -111,7 +111,7 @@ def test_report_section_quotes_the_summary_or_says_not_run(tmp_path):
     files = write_records(tmp_path, [make_record("pythia-160m", "lee", 64, "lee-0")])
     lm, texts, runs, vectors = solved()
     cos = geometry.cosine_pairs(runs, vectors)
-    curves = geometry.interpolate(lm, texts, runs, vectors, steps=3, protocol="paper")
+    curves = geometry.interpolate(lm, texts, runs, vectors, points=3, protocol="paper")
     facts = geometry.summary(runs, cos, curves) | {"model": "tiny_llama", "dataset": "lee",
                                                    "K": 4, "L": 6, "inits": 3}
     shown = {*report.FIGURE_NAMES, *report.GEOMETRY_FIGURES}
