@@ -2,10 +2,16 @@
 
 Usage::
 
-    from memcap.figures import write_figures
-    paths = write_figures(record_files, Path("results/demo/figures"))
+    from memcap.figures import figure_paths, write_figures
+    files = figure_paths(Path("results/demo/figures"))
+    # {"capacity_pdf": .../capacity.pdf, "capacity_png": .../capacity.png, ...}
+    pdfs = write_figures(record_files, files)  # writes exactly `files`
     # {"capacity": .../capacity.pdf, "ce_scatter": ..., "utilisation": ...,
-    #  "accuracy_vs_length": ..., "multivector": ...}; a .png lies beside each PDF.
+    #  "accuracy_vs_length": ..., "multivector": ...}
+
+``write_figures`` takes the path of every file: "<name>_pdf" and "<name>_png" for each name
+in FIGURE_NAMES, as the workflow's rule figures names its outputs
+(workflow/rules/analysis.smk); ``figure_paths`` gives them all in one folder.
 
 Figures (K = 1 unless the figure is about K):
 
@@ -31,6 +37,7 @@ import math
 import re
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Mapping
 
 import matplotlib
 
@@ -42,6 +49,7 @@ from matplotlib.colors import LogNorm, Normalize  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator  # noqa: E402
 
 from memcap import metrics  # noqa: E402
+from memcap.io import check_named_paths, named_paths  # noqa: E402
 from memcap.records import LOSSLESS_ACCURACY  # noqa: E402
 from memcap.reference import (  # noqa: E402
     dataset_kind,
@@ -60,6 +68,7 @@ PAPER_COLOUR = "0.55"
 FIGURE_WIDTH = 6.8  # inches: full text width of a one-column A4/letter page
 PNG_DPI = 200
 FIGURE_NAMES = ["capacity", "ce_scatter", "utilisation", "accuracy_vs_length", "multivector"]
+FIGURE_FORMATS = ["pdf", "png"]  # each figure as PDF (the report) and PNG
 
 STYLE = {
     "font.size": 9, "axes.labelsize": 9, "axes.titlesize": 9.5, "legend.fontsize": 7.5,
@@ -104,10 +113,15 @@ def _log2_axis(axis) -> None:
 
 
 def save_figure(fig, out_dir: Path, name: str) -> Path:
-    """fig as out_dir/name.pdf and .png, then closed; returns the PDF's path."""
-    pdf = out_dir / f"{name}.pdf"
+    """fig as out_dir/name.pdf and .png, then closed; returns the PDF's path
+    (memcap.geometry_figures, memcap.precision)."""
+    return save_figure_as(fig, out_dir / f"{name}.pdf", out_dir / f"{name}.png")
+
+
+def save_figure_as(fig, pdf: Path, png: Path) -> Path:
+    """fig as the PDF and PNG paths given, then closed; returns the PDF's path."""
     fig.savefig(pdf)
-    fig.savefig(out_dir / f"{name}.png", dpi=PNG_DPI)
+    fig.savefig(png, dpi=PNG_DPI)
     plt.close(fig)
     return pdf
 
@@ -445,22 +459,34 @@ _FIGURES = {
 }
 
 
-def write_figures(records: list[Path], out_dir: Path) -> dict[str, Path]:
-    """Write every figure as <name>.pdf and <name>.png into out_dir.
+def figure_paths(out_dir: Path) -> dict[str, Path]:
+    """write_figures' files in one folder: {"capacity_pdf": out_dir/capacity.pdf,
+    "capacity_png": out_dir/capacity.png, ...}. For tests and notebooks; the workflow names
+    its own files."""
+    return named_paths(out_dir, FIGURE_NAMES, FIGURE_FORMATS)
 
-    `records` are records .jsonl files. Returns {name: pdf path} for capacity,
-    ce_scatter, utilisation, accuracy_vs_length and multivector; a figure with nothing
-    to show becomes a placeholder that says so, so every file always exists.
+
+def write_figures(records: list[Path], paths: Mapping[str, str | Path]) -> dict[str, Path]:
+    """Write every figure as PDF and PNG to `paths`.
+
+    `records` are records .jsonl files; `paths` maps "<name>_pdf" and "<name>_png" of every
+    name in FIGURE_NAMES to the file to write (the rule's named outputs; figure_paths: all
+    in one folder); an unknown or a missing key raises ValueError naming the allowed ones.
+    Returns {name: pdf path} for capacity, ce_scatter, utilisation, accuracy_vs_length and
+    multivector; a figure with nothing to show becomes a placeholder that says so, so
+    every file always exists.
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = check_named_paths(paths, FIGURE_NAMES, FIGURE_FORMATS, "write_figures")
     data = _Data(metrics.load_records(records))
-    paths = {}
+    written = {}
     with figure_style():
         for name, draw in _FIGURES.items():
             if data.summary.empty:
                 fig = placeholder_figure(name.replace("_", " "), "no records")
             else:
                 fig = draw(data)
-            paths[name] = save_figure(fig, out_dir, name)
-    return paths
+            pdf, png = paths[f"{name}_pdf"], paths[f"{name}_png"]
+            for path in (pdf, png):
+                path.parent.mkdir(parents=True, exist_ok=True)
+            written[name] = save_figure_as(fig, pdf, png)
+    return written

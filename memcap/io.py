@@ -1,4 +1,5 @@
-"""Files written whole or not at all, JSON lines, and data files inside installed packages.
+"""Files written whole or not at all, JSON lines, data files inside installed packages, and
+the named paths of a function that writes several files.
 
     from memcap.io import atomic_open, atomic_path, atomic_write_text, read_jsonl, write_jsonl
     atomic_write_text("out/job.json", "{}\\n")
@@ -8,6 +9,7 @@
         save_file(tensors, tmp)
     write_jsonl(rows, "texts.jsonl", ensure_ascii=False); rows = read_jsonl("texts.jsonl")
     package_file("gensim", "test/test_data/lee_background.cor")   # found without importing gensim
+    named_paths("out", ["a", "b"], ["csv", "tex"])   # {"a_csv": out/a.csv, "a_tex": out/a.tex, ...}
 
 Atomic: the data goes to a hidden temp file (`.<name>.<random><suffix>`) in the target's own
 folder, so the rename cannot cross file systems, and replaces the target only once complete.
@@ -25,6 +27,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from collections.abc import Mapping
 from typing import IO
 
 
@@ -88,3 +91,35 @@ def package_file(package: str, file: str | Path, missing: str | None = None) -> 
     if not path.is_file():
         raise FileNotFoundError(f"{file!r} not found in package {package!r} ({path})")
     return path
+
+
+def named_paths(folder: str | Path, names: Iterable[str],
+                formats: Iterable[str]) -> dict[str, Path]:
+    """{"<name>_<format>": folder/<name>.<format>} for every name and format: the files of
+    several outputs in one folder, keyed as the workflow's rules name their outputs."""
+    return {f"{name}_{fmt}": Path(folder) / f"{name}.{fmt}" for name in names for fmt in formats}
+
+
+def check_named_paths(paths: Mapping[str, str | Path], names: Iterable[str],
+                      formats: Iterable[str], what: str, complete: bool = True) -> dict[str, Path]:
+    """`paths` as Paths after checking its keys ("<name>_<format>", as named_paths makes them).
+
+    ValueError naming the allowed keys when a key is unknown or, if `complete`, when any
+    is missing (every name in every format). `what` names the caller in the message.
+    """
+    names, formats = list(names), list(formats)
+    allowed = list(named_paths("", names, formats))
+    if not isinstance(paths, Mapping):
+        raise TypeError(f"{what}: takes a mapping of '<name>_<format>' to a path, not "
+                        f"{paths!r}; allowed keys: {', '.join(allowed)}")
+    unknown = [key for key in paths if key not in allowed]
+    missing = [key for key in allowed if key not in paths] if complete else []
+    if unknown or missing:
+        problems = "; ".join(
+            f"{label} key(s) {', '.join(map(repr, keys))}"
+            for label, keys in (("unknown", unknown), ("missing", missing)) if keys)
+        need = "needs every one" if complete else "takes any"
+        raise ValueError(f"{what}: {problems}; it {need} of '<name>_<format>' for the names "
+                         f"{', '.join(names)} and the formats {', '.join(formats)}: "
+                         f"{', '.join(allowed)}")
+    return {key: Path(path) for key, path in paths.items()}

@@ -2,12 +2,17 @@
 
 Usage::
 
+    from memcap.figures import figure_paths
     from memcap.report import build_report
-    build_report(Path("results/demo/tables"), Path("results/demo/figures"), record_files,
+    from memcap.tables import table_paths
+    build_report(table_paths(Path("results/demo/tables")),
+                 figure_paths(Path("results/demo/figures")), record_files,
                  Path("results/demo/report/report.pdf"), run_name="demo")
 
-``build_report`` renders paper/report.tex.j2 into <out_pdf dir>/report.tex, copies it with
-the table fragments (tables_dir/*.tex), the figures (figures_dir/*.pdf) and
+``build_report`` takes the files write_tables and write_figures wrote, by the names they
+take ("table1_tex", "capacity_pdf", ...: the rules' named outputs, or table_paths and
+figure_paths of a folder). It renders paper/report.tex.j2 into <out_pdf dir>/report.tex,
+copies it with the table fragments ("<name>_tex"), the figures ("<name>_pdf") and
 paper/references.bib into a temporary build directory, runs ``latexmk -pdf`` there, and
 copies the PDF to out_pdf and the LaTeX log to <out_pdf dir>/report.log. A failed build
 raises ReportBuildError with the tail of the LaTeX log.
@@ -25,14 +30,16 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Mapping
 
 import jinja2
 import pandas as pd
 from markupsafe import Markup
 
 from memcap import metrics, tables
-from memcap.figures import FIGURE_NAMES
+from memcap.figures import FIGURE_FORMATS, FIGURE_NAMES
 from memcap.geometry_figures import FIGURE_NAMES as GEOMETRY_FIGURES
+from memcap.io import check_named_paths
 from memcap.records import LOSSLESS_ACCURACY
 from memcap.reference import (
     PAPER_DIR,
@@ -434,29 +441,39 @@ def compile_latex(tex_file: Path, log_copy: Path | None = None) -> Path:
     return pdf
 
 
-def build_report(tables_dir: Path, figures_dir: Path, records: list[Path], out_pdf: Path,
-                 run_name: str = "", extra: dict | None = None,
-                 template_dir: Path | None = None, geometry: dict | None = None,
-                 baselines: dict | None = None, budget_reference: list[Path] | None = None,
+def build_report(table_files: Mapping[str, str | Path], figure_files: Mapping[str, str | Path],
+                 records: list[Path], out_pdf: Path, run_name: str = "",
+                 extra: dict | None = None, template_dir: Path | None = None,
+                 geometry: dict | None = None, baselines: dict | None = None,
+                 budget_reference: list[Path] | None = None,
                  precision: dict | None = None) -> Path:
     """Render the report for one run and build it to out_pdf.
 
-    tables_dir holds write_tables' output (the .tex fragments are included), figures_dir
-    write_figures' output (the PDFs are included), records the records .jsonl files the
-    numbers in the text come from. `extra` (e.g. workflow settings) is listed in the
-    setup section. Writes <out_pdf dir>/report.tex and report.log; returns out_pdf.
-    Missing tables, figures, models or sources show as such and do not break the build.
-    `geometry` ({"summary", "cosine_pdf", "interpolation_pdf"}) and `baselines`
-    ({"summary", "tex"}) name the optional stages' files; None: "not run". `budget_reference`
-    names records files of the paper-budget reference (benchmarks/reference.py), shown beside
-    this run's capacities. `precision` ({"summary", "table_tex", "ratio_tex", "figure_pdf"})
-    names the precision stage's files (memcap.precision).
+    table_files are the files of write_tables by the names it takes (the rule tables'
+    outputs: "table1_tex" ... are included, the CSVs not read), figure_files those of
+    write_figures ("capacity_pdf" ... are included); an unknown name raises ValueError.
+    records are the records .jsonl files the numbers in the text come from. `extra` (e.g.
+    workflow settings) is listed in the setup section. Writes <out_pdf dir>/report.tex and
+    report.log; returns out_pdf. Missing tables, figures (absent from the mappings or not
+    on disk), models or sources show as such and do not break the build.
+    `geometry` ({"summary", "cosine_pdf", "interpolation_pdf", ...}) and `baselines`
+    ({"summary", "tex", ...}) name the optional stages' files, as their rules name their
+    outputs (other names are not read); None or empty: "not run". `budget_reference` names
+    records files of the paper-budget reference (benchmarks/reference.py), shown beside
+    this run's capacities. `precision` ({"summary", "table_tex", "ratio_tex", "figure_pdf",
+    ...}) names the precision stage's files (memcap.precision).
     """
-    tables_dir, figures_dir, out_pdf = Path(tables_dir), Path(figures_dir), Path(out_pdf)
+    table_files = check_named_paths(table_files, TABLE_NAMES, tables.TABLE_FORMATS,
+                                    "build_report's table_files", complete=False)
+    figure_files = check_named_paths(figure_files, FIGURE_NAMES, FIGURE_FORMATS,
+                                     "build_report's figure_files", complete=False)
+    out_pdf = Path(out_pdf)
     template_dir = Path(template_dir or PAPER_DIR)
     out_pdf.parent.mkdir(parents=True, exist_ok=True)
-    have_tables = {n for n in TABLE_NAMES if (tables_dir / f"{n}.tex").exists()}
-    have_figures = {n for n in FIGURE_NAMES if (figures_dir / f"{n}.pdf").exists()}
+    have_tables = {n: p for n in TABLE_NAMES
+                   if (p := table_files.get(f"{n}_tex")) is not None and p.exists()}
+    have_figures = {n: p for n in FIGURE_NAMES
+                    if (p := figure_files.get(f"{n}_pdf")) is not None and p.exists()}
     copies = {}  # optional stages: build-directory name -> file
     if geometry:
         copies["figures/geometry_cosine.pdf"] = Path(geometry["cosine_pdf"])
@@ -468,9 +485,9 @@ def build_report(tables_dir: Path, figures_dir: Path, records: list[Path], out_p
         copies["tables/precision_ratio.tex"] = Path(precision["ratio_tex"])
         copies["figures/precision.pdf"] = Path(precision["figure_pdf"])
     read = lambda stage: json.loads(Path(stage["summary"]).read_text()) if stage else None  # noqa: E731
-    shown = have_figures | (set(GEOMETRY_FIGURES) if geometry else set())
+    shown = set(have_figures) | (set(GEOMETRY_FIGURES) if geometry else set())
     shown |= set(PRECISION_FIGURES) if precision else set()
-    context = report_context(records, run_name, extra, have_tables, shown,
+    context = report_context(records, run_name, extra, set(have_tables), shown,
                              geometry=read(geometry), baselines=read(baselines),
                              budget_reference=budget_reference, precision=read(precision))
     source = render_report(context, template_dir)
@@ -480,10 +497,10 @@ def build_report(tables_dir: Path, figures_dir: Path, records: list[Path], out_p
         build = Path(tmp)
         (build / "tables").mkdir()
         (build / "figures").mkdir()
-        for name in have_tables:
-            shutil.copyfile(tables_dir / f"{name}.tex", build / "tables" / f"{name}.tex")
-        for name in have_figures:
-            shutil.copyfile(figures_dir / f"{name}.pdf", build / "figures" / f"{name}.pdf")
+        for name, path in have_tables.items():
+            shutil.copyfile(path, build / "tables" / f"{name}.tex")
+        for name, path in have_figures.items():
+            shutil.copyfile(path, build / "figures" / f"{name}.pdf")
         for name, path in copies.items():
             shutil.copyfile(path, build / name)
         for bib in template_dir.glob("*.bib"):

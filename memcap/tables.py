@@ -2,11 +2,16 @@
 
 Usage::
 
-    from memcap.tables import write_tables
-    paths = write_tables(record_files, Path("results/demo/tables"))
+    from memcap.tables import table_paths, write_tables
+    files = table_paths(Path("results/demo/tables"))
+    # {"table1_csv": .../table1.csv, "table1_tex": .../table1.tex, "summary_csv": ..., ...}
+    csvs = write_tables(record_files, files)  # writes exactly `files`
     # {"table1": .../table1.csv, "summary": ..., "multivector": ..., "pass_rate": ...,
-    #  "search": ...};
-    # each CSV has a .tex fragment beside it (needs booktabs, adjustbox, longtable).
+    #  "search": ...}; the .tex fragments need booktabs, adjustbox, longtable.
+
+``write_tables`` takes the path of every file: "<name>_csv" and "<name>_tex" for each name
+in TABLE_NAMES, as the workflow's rule tables names its outputs
+(workflow/rules/analysis.smk); ``table_paths`` gives them all in one folder.
 
 Tables (all at K = 1 except the multi-vector one):
 
@@ -46,11 +51,13 @@ import math
 import re
 import unicodedata
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 import pandas as pd
 
 from memcap import metrics
+from memcap.io import check_named_paths, named_paths
 from memcap.reference import dataset_kind, dataset_order, load_reference, paper_model, paper_source, paper_value
 
 NOT_RUN = "not run"
@@ -432,6 +439,13 @@ def search_frame(run: _Run) -> pd.DataFrame:
 
 
 TABLE_NAMES = ["table1", "summary", "multivector", "pass_rate", "search"]
+TABLE_FORMATS = ["csv", "tex"]  # each table as CSV and as a LaTeX fragment
+
+
+def table_paths(out_dir: Path) -> dict[str, Path]:
+    """write_tables' files in one folder: {"table1_csv": out_dir/table1.csv, "table1_tex":
+    out_dir/table1.tex, ...}. For tests and notebooks; the workflow names its own files."""
+    return named_paths(out_dir, TABLE_NAMES, TABLE_FORMATS)
 
 
 def build_tables(df: pd.DataFrame, models=(), datasets=()) -> dict[str, pd.DataFrame]:
@@ -506,24 +520,28 @@ def to_latex(name: str, frame: pd.DataFrame) -> str:
     return _boxed(_tabular(frame, align, groups=frame["Model"]))
 
 
-def write_tables(records: list[Path], out_dir: Path, *, models=(), datasets=()) -> dict[str, Path]:
-    """Write table1, summary, multivector, pass_rate and search as CSV + LaTeX into out_dir.
+def write_tables(records: list[Path], paths: Mapping[str, str | Path], *, models=(),
+                 datasets=()) -> dict[str, Path]:
+    """Write table1, summary, multivector, pass_rate and search as CSV + LaTeX to `paths`.
 
-    `records` are records .jsonl files; `models`/`datasets` optionally name cells that
-    should appear as "not run" even without any record. Returns {name: csv path}; the
-    .tex fragment lies beside each CSV. Tables with nothing to show are written with
+    `records` are records .jsonl files; `paths` maps "<name>_csv" and "<name>_tex" of every
+    name in TABLE_NAMES to the file to write (the rule's named outputs; table_paths: all in
+    one folder); an unknown or a missing key raises ValueError naming the allowed ones.
+    `models`/`datasets` optionally name cells that should appear as "not run" even without
+    any record. Returns {name: csv path}. Tables with nothing to show are written with
     their header only (CSV) and a one-line note (LaTeX).
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = check_named_paths(paths, TABLE_NAMES, TABLE_FORMATS, "write_tables")
     df = metrics.load_records(records)
     empty = expected_cells(records)
     frames = build_tables(df, [*models, *(m for m, _ in empty)],
                           [*datasets, *(d for _, d in empty)])
-    paths = {}
+    written = {}
     for name, frame in frames.items():
-        csv = out_dir / f"{name}.csv"
+        csv, tex = paths[f"{name}_csv"], paths[f"{name}_tex"]
+        for path in (csv, tex):
+            path.parent.mkdir(parents=True, exist_ok=True)
         frame.to_csv(csv, index=False)
-        (out_dir / f"{name}.tex").write_text(to_latex(name, frame) + "\n", encoding="utf-8")
-        paths[name] = csv
-    return paths
+        tex.write_text(to_latex(name, frame) + "\n", encoding="utf-8")
+        written[name] = csv
+    return written

@@ -8,6 +8,5 @@ start_job(snakemake.log[0])
 
 from memcap.figures import write_figures
 
-write_figures(
-    [Path(p) for p in snakemake.input.records], Path(snakemake.output.capacity_pdf).parent
-)
+# the rule's named outputs ("capacity_pdf", "capacity_png", ...) are the files written
+write_figures([Path(p) for p in snakemake.input.records], dict(snakemake.output.items()))

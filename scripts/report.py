@@ -8,9 +8,10 @@ start_job(snakemake.log[0])
 
 from memcap.report import build_report, workflow_settings
 
+# params: the named outputs of the rules that wrote the report's inputs
 build_report(
-    Path(snakemake.input.tables[0]).parent,
-    Path(snakemake.input.figures[0]).parent,
+    snakemake.params.tables,
+    snakemake.params.figures,
     [Path(p) for p in snakemake.input.records],
     Path(snakemake.output.pdf),
     run_name=snakemake.params.run,

@@ -8,6 +8,5 @@ start_job(snakemake.log[0])
 
 from memcap.tables import write_tables
 
-write_tables(
-    [Path(p) for p in snakemake.input.records], Path(snakemake.output.table1_csv).parent
-)
+# the rule's named outputs ("table1_csv", "table1_tex", ...) are the files written
+write_tables([Path(p) for p in snakemake.input.records], dict(snakemake.output.items()))

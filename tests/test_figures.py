@@ -29,11 +29,37 @@ def assert_written(paths):
 @pytest.fixture(scope="module")
 def full(tmp_path_factory):
     root = tmp_path_factory.mktemp("figures")
-    return figures.write_figures(synthetic_run(root), root / "figures")
+    return figures.write_figures(synthetic_run(root), figures.figure_paths(root / "figures"))
 
 
 def test_every_figure_is_written(full):
     assert_written(full)
+
+
+def test_write_figures_writes_exactly_the_paths_it_is_given(tmp_path):
+    """The workflow names every file (the rule's outputs); write_figures picks no name itself."""
+    records = [make_record("pythia-160m", "lee", 64, f"lee-{i}") for i in range(2)]
+    given = {key: tmp_path / "out" / key.rsplit("_", 1)[1] / f"my_{key}.{key.rsplit('_', 1)[1]}"
+             for key in figures.figure_paths(tmp_path / "unused")}
+    written = figures.write_figures(write_records(tmp_path, records),
+                                    {k: str(p) for k, p in given.items()})
+    assert written == {name: given[f"{name}_pdf"] for name in figures.FIGURE_NAMES}
+    assert {p for p in (tmp_path / "out").rglob("*") if p.is_file()} == set(given.values())
+    assert not (tmp_path / "unused").exists()
+    assert all(given[f"{name}_png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for name in NAMES)
+
+
+def test_write_figures_names_the_allowed_keys(tmp_path):
+    files = write_records(tmp_path, [make_record()])
+    paths = figures.figure_paths(tmp_path / "f")
+    with pytest.raises(ValueError, match=r"unknown key\(s\) 'capacity_svg'.*: capacity_pdf, capacity_png, "):
+        figures.write_figures(files, {**paths, "capacity_svg": tmp_path / "f" / "capacity.svg"})
+    del paths["ce_scatter_png"]  # one half of a figure
+    with pytest.raises(ValueError, match=r"missing key\(s\) 'ce_scatter_png'.*ce_scatter_pdf, ce_scatter_png"):
+        figures.write_figures(files, paths)
+    with pytest.raises(TypeError, match="mapping"):  # a folder is not enough
+        figures.write_figures(files, tmp_path / "f")
+    assert not (tmp_path / "f").exists()  # nothing written
 
 
 def test_figures_carry_data_labels(full):
@@ -47,7 +73,7 @@ def test_figures_carry_data_labels(full):
 def test_placeholders_when_nothing_applies(tmp_path):
     # one model, one length, K = 1 only, everything lossless: no multi-vector data
     records = [make_record("pythia-160m", "lee", 64, f"lee-{i}") for i in range(3)]
-    paths = figures.write_figures(write_records(tmp_path, records), tmp_path / "f")
+    paths = figures.write_figures(write_records(tmp_path, records), figures.figure_paths(tmp_path / "f"))
     assert_written(paths)
     assert "no data" in pdf_text(paths["multivector"])
     assert "no data" in pdf_text(paths["utilisation"])  # no saturated sample
@@ -56,7 +82,7 @@ def test_placeholders_when_nothing_applies(tmp_path):
 def test_placeholders_without_records(tmp_path):
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
-    paths = figures.write_figures([empty], tmp_path / "f")
+    paths = figures.write_figures([empty], figures.figure_paths(tmp_path / "f"))
     assert_written(paths)
     assert "no records" in pdf_text(paths["capacity"])
 
@@ -70,7 +96,7 @@ def test_family_of():
 
 def test_only_failed_records(tmp_path):
     records = [make_record("pythia-160m", "lee", 64, f"lee-{i}", status="nan") for i in range(2)]
-    paths = figures.write_figures(write_records(tmp_path, records), tmp_path / "f")
+    paths = figures.write_figures(write_records(tmp_path, records), figures.figure_paths(tmp_path / "f"))
     assert_written(paths)
     assert "no data" in pdf_text(paths["capacity"])
 

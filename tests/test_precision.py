@@ -175,11 +175,12 @@ def test_the_report_shows_the_precision_table_figure_and_eq1(stage):
 
     root, records, _, rows = stage
     paths = precision.summary_stage([root / "precision" / "tiny-llama.jsonl"], [records], root / "precision")
-    tables.write_tables([records], root / "tables")
-    figures.write_figures([records], root / "figures")
+    table_files, figure_files = tables.table_paths(root / "tables"), figures.figure_paths(root / "figures")
+    tables.write_tables([records], table_files)
+    figures.write_figures([records], figure_files)
     stage_files = {"summary": paths["summary"], "table_tex": paths["table"], "ratio_tex": paths["ratio"],
                    "figure_pdf": paths["figure"]}
-    pdf = report.build_report(root / "tables", root / "figures", [records], root / "report" / "report.pdf",
+    pdf = report.build_report(table_files, figure_files, [records], root / "report" / "report.pdf",
                               run_name="precision", precision=stage_files)
     text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True,
                           check=True).stdout

@@ -44,16 +44,16 @@ def partial_run(tmp_path_factory):
     empty.parent.mkdir(parents=True)
     empty.write_text("")
     files.append(empty)
-    tables_dir, figures_dir = root / "tables", root / "figures"
-    csvs = tables.write_tables(files, tables_dir)
-    figures.write_figures(files, figures_dir)
-    return root, files, csvs, tables_dir, figures_dir
+    table_files, figure_files = tables.table_paths(root / "tables"), figures.figure_paths(root / "figures")
+    csvs = tables.write_tables(files, table_files)
+    figures.write_figures(files, figure_files)
+    return root, files, csvs, table_files, figure_files
 
 
 @pytest.fixture(scope="module")
 def built(partial_run):
-    root, files, csvs, tables_dir, figures_dir = partial_run
-    pdf = report.build_report(tables_dir, figures_dir, files, root / "report" / "report.pdf",
+    root, files, csvs, table_files, figure_files = partial_run
+    pdf = report.build_report(table_files, figure_files, files, root / "report" / "report.pdf",
                               run_name="partial_run", extra={"config": "config/x_y.yaml"})
     return pdf, csvs
 
@@ -134,9 +134,38 @@ def test_missing_tables_and_figures_do_not_break_the_build(tmp_path):
     files = write_records(tmp_path, records)
     (tmp_path / "t").mkdir()
     (tmp_path / "f").mkdir()
-    pdf = report.build_report(tmp_path / "t", tmp_path / "f", files, tmp_path / "r" / "r.pdf")
+    pdf = report.build_report(tables.table_paths(tmp_path / "t"), figures.figure_paths(tmp_path / "f"),
+                              files, tmp_path / "r" / "r.pdf")
     text = pdf_text(pdf, layout=False)
     assert "Table 1 was not produced" in text and "was not produced" in text
+
+
+@pytest.mark.slow
+@needs_latex
+def test_the_report_includes_the_files_it_is_given_under_any_name(tmp_path):
+    """The files are found by their names in the mappings (the rules' outputs), not by a
+    folder and a file name; a table or figure left out of its mapping is "not produced"."""
+    files = write_records(tmp_path, [make_record("pythia-160m", "lee", 64, f"lee-{i}") for i in range(2)])
+    table_files = {key: tmp_path / "t" / f"my_{key}.{key.rsplit('_', 1)[1]}" for key in tables.table_paths(tmp_path)}
+    figure_files = {key: tmp_path / "f" / f"my_{key}.{key.rsplit('_', 1)[1]}" for key in figures.figure_paths(tmp_path)}
+    tables.write_tables(files, table_files)
+    figures.write_figures(files, figure_files)
+    del table_files["pass_rate_tex"], figure_files["ce_scatter_pdf"]
+    pdf = report.build_report(table_files, figure_files, files, tmp_path / "r" / "r.pdf")
+    text = one_line(pdf_text(pdf, layout=False))
+    assert "Table 1 was not produced" not in text and "The pass-rate table was not produced" in text
+    assert "Figure ce_scatter was not produced" in text and "Figure capacity was not" not in text
+    tex = (tmp_path / "r" / "report.tex").read_text()
+    assert r"\input{tables/table1.tex}" in tex and "figures/capacity.pdf" in tex
+
+
+def test_build_report_refuses_unknown_names(tmp_path):
+    files = write_records(tmp_path, [make_record()])
+    with pytest.raises(ValueError, match=r"unknown key\(s\) 'table9_tex'.*table1_csv, table1_tex"):
+        report.build_report({"table9_tex": tmp_path / "x.tex"}, {}, files, tmp_path / "r.pdf")
+    with pytest.raises(ValueError, match=r"unknown key\(s\) 'capacity'.*capacity_pdf, capacity_png"):
+        report.build_report({}, {"capacity": tmp_path / "x.pdf"}, files, tmp_path / "r.pdf")
+    assert not (tmp_path / "r.pdf").exists() and not (tmp_path / "report.tex").exists()
 
 
 @pytest.mark.slow
@@ -148,7 +177,7 @@ def test_latex_failure_raises_with_log_tail(tmp_path):
         "\\documentclass{article}\\begin{document}\\undefinedmacro\\end{document}\n")
     files = write_records(tmp_path, [make_record()])
     with pytest.raises(report.ReportBuildError, match="Undefined control sequence"):
-        report.build_report(tmp_path, tmp_path, files, tmp_path / "out" / "report.pdf",
+        report.build_report({}, {}, files, tmp_path / "out" / "report.pdf",
                             template_dir=template_dir)
 
 
@@ -210,9 +239,10 @@ def search_run(tmp_path_factory):
     records += [make_record("llama-3.2-1b", "pg19", 64, f"pg19-{i:04d}", max_correct=20)
                 for i in range(3)]
     files = write_records(root, records)
-    csvs = tables.write_tables(files, root / "tables")
-    figures.write_figures(files, root / "figures")
-    pdf = report.build_report(root / "tables", root / "figures", files,
+    table_files, figure_files = tables.table_paths(root / "tables"), figures.figure_paths(root / "figures")
+    csvs = tables.write_tables(files, table_files)
+    figures.write_figures(files, figure_files)
+    pdf = report.build_report(table_files, figure_files, files,
                               root / "report" / "report.pdf", run_name="search_run")
     return files, csvs, pdf
 

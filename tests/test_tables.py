@@ -30,7 +30,7 @@ def written(tmp_path_factory):
     empty = root / "compress" / "mamba-130m" / "lee.jsonl"
     empty.parent.mkdir(parents=True)
     empty.write_text("")
-    return tables.write_tables([*files, empty], root / "tables")
+    return tables.write_tables([*files, empty], tables.table_paths(root / "tables"))
 
 
 def test_every_file_is_written(written):
@@ -38,6 +38,33 @@ def test_every_file_is_written(written):
     for csv in written.values():
         assert csv.suffix == ".csv" and csv.stat().st_size > 0
         assert csv.with_suffix(".tex").read_text().strip()
+
+
+def test_write_tables_writes_exactly_the_paths_it_is_given(tmp_path):
+    """The workflow names every file (the rule's outputs); write_tables picks no name itself."""
+    files = write_records(tmp_path, [make_record("pythia-160m", "lee", 64, "lee-0")])
+    given = {key: tmp_path / "out" / key.rsplit("_", 1)[1] / f"my_{key}.txt"
+             for key in tables.table_paths(tmp_path / "unused")}
+    written = tables.write_tables(files, {k: str(p) for k, p in given.items()})
+    assert written == {name: given[f"{name}_csv"] for name in tables.TABLE_NAMES}
+    assert {p for p in (tmp_path / "out").rglob("*") if p.is_file()} == set(given.values())
+    assert not (tmp_path / "unused").exists()
+    default = tables.table_paths(tmp_path / "default")
+    tables.write_tables(files, default)
+    assert all(given[key].read_bytes() == default[key].read_bytes() for key in given)
+
+
+def test_write_tables_names_the_allowed_keys(tmp_path):
+    files = write_records(tmp_path, [make_record()])
+    paths = tables.table_paths(tmp_path / "t")
+    with pytest.raises(ValueError, match=r"unknown key\(s\) 'table1_pdf'.*: table1_csv, table1_tex, "):
+        tables.write_tables(files, {**paths, "table1_pdf": tmp_path / "t" / "table1.pdf"})
+    del paths["summary_tex"]  # one half of a table
+    with pytest.raises(ValueError, match=r"missing key\(s\) 'summary_tex'.*summary_csv, summary_tex"):
+        tables.write_tables(files, paths)
+    with pytest.raises(TypeError, match="mapping"):  # a folder is not enough
+        tables.write_tables(files, tmp_path / "t")
+    assert not (tmp_path / "t").exists()  # nothing written
 
 
 def test_table1_values_and_paper_beside_ours(written):
@@ -101,7 +128,7 @@ def test_multivector_without_paper_source_has_no_paper_columns(written):
 def test_multivector_on_pg19_quotes_paper(tmp_path):
     records = [make_record("pythia-160m", "pg19", L, f"pg19-{i}", K=K)
                for K in (1, 2) for L in (64, 128) for i in range(2)]
-    paths = tables.write_tables(write_records(tmp_path, records), tmp_path / "t")
+    paths = tables.write_tables(write_records(tmp_path, records), tables.table_paths(tmp_path / "t"))
     mv = read(paths, "multivector")
     assert cell(mv, "Max tokens (paper)", K="2") == "192"
     assert cell(mv, "Max tokens diff", K="2") == f"{128 - 192:+d}"
@@ -116,7 +143,7 @@ def test_multivector_on_pg19_quotes_paper(tmp_path):
 
 def test_nothing_multivector_gives_empty_valid_files(tmp_path):
     records = [make_record("pythia-160m", "lee", 64, "lee-0")]
-    paths = tables.write_tables(write_records(tmp_path, records), tmp_path / "t")
+    paths = tables.write_tables(write_records(tmp_path, records), tables.table_paths(tmp_path / "t"))
     mv = pd.read_csv(paths["multivector"])
     assert mv.empty and "Max tokens" in mv.columns
     assert "No multi-vector runs" in paths["multivector"].with_suffix(".tex").read_text()
@@ -126,7 +153,7 @@ def test_only_empty_records_files(tmp_path):
     empty = tmp_path / "compress" / "pythia-160m" / "lee.jsonl"
     empty.parent.mkdir(parents=True)
     empty.write_text("")
-    paths = tables.write_tables([empty], tmp_path / "t")
+    paths = tables.write_tables([empty], tables.table_paths(tmp_path / "t"))
     t1 = read(paths, "table1")
     assert set(t1["pythia-160m"]) == {"not run"}
 
@@ -134,7 +161,7 @@ def test_only_empty_records_files(tmp_path):
 def test_failed_only_cell_is_marked(tmp_path):
     records = [make_record("pythia-160m", "lee", 64, "lee-0"),
                make_record("pythia-160m", "random", 64, "random-0", status="oom")]
-    paths = tables.write_tables(write_records(tmp_path, records), tmp_path / "t")
+    paths = tables.write_tables(write_records(tmp_path, records), tables.table_paths(tmp_path / "t"))
     t1 = read(paths, "table1")
     assert cell(t1, "pythia-160m", Source="random", Metric="Max tokens",
                 Values="this run") == "failed (1)"
@@ -145,7 +172,7 @@ def test_failed_only_cell_is_marked(tmp_path):
 def test_mixed_protocols_get_separate_columns(tmp_path):
     records = [make_record("pythia-160m", "lee", 64, "lee-0", protocol=p) for p in
                ("paper", "strict")]
-    t1 = read(tables.write_tables(write_records(tmp_path, records), tmp_path / "t"), "table1")
+    t1 = read(tables.write_tables(write_records(tmp_path, records), tables.table_paths(tmp_path / "t")), "table1")
     assert {"pythia-160m [paper]", "pythia-160m [strict]"} <= set(t1.columns)
 
 
@@ -177,7 +204,7 @@ def test_expected_cells_from_empty_files(tmp_path):
 
 def test_wide_table1_is_split_into_blocks(tmp_path):
     records = [make_record(f"model-{i}", "lee", 64, "lee-0") for i in range(7)]
-    paths = tables.write_tables(write_records(tmp_path, records), tmp_path / "t")
+    paths = tables.write_tables(write_records(tmp_path, records), tables.table_paths(tmp_path / "t"))
     tex = paths["table1"].with_suffix(".tex").read_text()
     assert tex.count(r"\begin{tabular}") == 2  # 5 + 2 model columns
     assert len(pd.read_csv(paths["table1"]).columns) == 3 + 7
@@ -185,7 +212,7 @@ def test_wide_table1_is_split_into_blocks(tmp_path):
 
 def test_all_failed_cell_in_every_table(tmp_path):
     records = [make_record("pythia-160m", "lee", 64, "lee-0", status="nan")]
-    paths = tables.write_tables(write_records(tmp_path, records), tmp_path / "t")
+    paths = tables.write_tables(write_records(tmp_path, records), tables.table_paths(tmp_path / "t"))
     t1 = read(paths, "table1")
     assert cell(t1, "pythia-160m", Source="lee", Metric="Max tokens",
                 Values="this run") == "failed (1)"
@@ -208,7 +235,7 @@ def searched(tmp_path_factory):
     path = root / "multivector" / "pythia-160m" / "pg19" / "K2.jsonl"
     path.parent.mkdir(parents=True)
     path.write_text("".join(json.dumps(r) + "\n" for r in multi))
-    return tables.write_tables([*files, path], root / "tables")
+    return tables.write_tables([*files, path], tables.table_paths(root / "tables"))
 
 
 def test_search_capacity_cells_are_marked(searched):
@@ -257,7 +284,7 @@ def test_grid_only_run_has_an_empty_search_table(written):
 def test_mixed_modes_in_one_group_stop_the_tables(tmp_path):
     records = search_records({"lee-0000": 64}) + [make_record(L=32, sample_id="lee-0001")]
     with pytest.raises(ValueError, match="mixes grid and search"):
-        tables.write_tables(write_records(tmp_path, records), tmp_path / "t")
+        tables.write_tables(write_records(tmp_path, records), tables.table_paths(tmp_path / "t"))
 
 
 # --- natural or random: the records' kind, never the dataset's name -------------------
@@ -282,7 +309,7 @@ def kinds_run(tmp_path, legacy=False):
 
 
 def test_a_random_dataset_named_anything_is_random_text(tmp_path):
-    paths = tables.write_tables(kinds_run(tmp_path), tmp_path / "t")
+    paths = tables.write_tables(kinds_run(tmp_path), tables.table_paths(tmp_path / "t"))
     p = read(paths, "pass_rate")
     # random text in length bins (each sampled length has about one sample) ...
     assert list(p[p.Source == "noise"]["Lengths"]) == ["9-16", "17-32", "33-64", "65-80", "81-96",
@@ -303,7 +330,7 @@ def test_a_random_dataset_named_anything_is_random_text(tmp_path):
 
 def test_records_without_kind_fall_back_to_the_name(tmp_path):
     """Records written before `kind` existed: a dataset is random iff its name says so."""
-    paths = tables.write_tables(kinds_run(tmp_path, legacy=True), tmp_path / "t")
+    paths = tables.write_tables(kinds_run(tmp_path, legacy=True), tables.table_paths(tmp_path / "t"))
     p = read(paths, "pass_rate")
     assert list(p[p.Source == "noise"]["Lengths"])[:3] == ["9", "12", "14"]
     assert all("-" in v for v in p[p.Source == "random_news"]["Lengths"])
@@ -344,7 +371,7 @@ def short_run(tmp_path):
 
 
 def test_short_texts_never_make_a_length_look_lossless(tmp_path):
-    paths = tables.write_tables(short_run(tmp_path), tmp_path / "t")
+    paths = tables.write_tables(short_run(tmp_path), tables.table_paths(tmp_path / "t"))
     t1 = read(paths, "table1")
     # 64 was "decoded" only by texts that have 24-26 tokens: the capacity is 16
     assert cell(t1, "pythia-160m", Source="lee", Metric="Max tokens", Values="this run") == "16"

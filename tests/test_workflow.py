@@ -324,6 +324,26 @@ def test_precision_plans_one_job_per_model_and_is_skipped_when_off(tmp_path):
     assert not {"precision", "precision_summary"} & {j["rule"] for j in off}
 
 
+def test_the_report_reads_the_files_of_its_input_rules_by_their_names(tmp_path):
+    """Each file name is written once, in a rule's output: the report's params name the files
+    of the tables, figures and optional stages' rules as those rules do; a stage that is off
+    adds nothing."""
+    jobs = {j["rule"]: j for j in plan(write_config("smoke", tmp_path / "on.yaml"), workdir=tmp_path)}
+    report = jobs["report"]
+    for param, rule in [("tables", "tables"), ("figures", "figures"), ("geometry", "geometry_figures"),
+                        ("baselines", "baselines"), ("precision", "precision_summary")]:
+        assert sorted(report["params"][param].values()) == sorted(jobs[rule]["output"]), param
+        assert set(jobs[rule]["output"]) <= set(report["input"]), param
+    assert report["params"]["tables"]["table1_tex"] == "results/smoke/tables/table1.tex"
+    assert report["params"]["geometry"]["cosine_pdf"] == "results/smoke/geometry/geometry_cosine.pdf"
+    assert report["params"]["baselines"]["tex"] == "results/smoke/baselines/table.tex"
+    assert report["params"]["precision"]["ratio_tex"] == "results/smoke/precision/ratio.tex"
+    off = plan(write_config("smoke", tmp_path / "off.yaml", geometry={}, baselines={}, precision={}), workdir=tmp_path)
+    report = next(j for j in off if j["rule"] == "report")
+    assert report["params"]["geometry"] == report["params"]["baselines"] == report["params"]["precision"] == {}
+    assert not {"geometry_figures", "baselines", "precision_summary"} & {j["rule"] for j in off}
+
+
 @pytest.mark.slow
 def test_precision_stage_on_lossless_vectors_runs_to_the_report(tmp_path):
     """A budget that lets tiny-llama decode 4-token texts: the stage rounds real lossless

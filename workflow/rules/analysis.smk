@@ -1,6 +1,9 @@
 # Tables (memcap.tables) and figures (memcap.figures): pure functions over all records files.
 
-# memcap.tables.TABLE_NAMES; search.csv also goes into the HTML report (snakemake --report).
+# memcap.tables.TABLE_NAMES and memcap.figures.FIGURE_NAMES. The outputs, named
+# "<name>_<ext>", are the files write_tables and write_figures write (scripts/tables.py,
+# scripts/figures.py) and the report reads (report.smk). search.csv also goes into the HTML
+# report (snakemake --report).
 TABLES = ["table1", "summary", "multivector", "pass_rate", "search"]
 FIGURES = ["capacity", "ce_scatter", "utilisation", "accuracy_vs_length", "multivector"]
 

@@ -411,6 +411,22 @@ def vocab_input(wildcards):
 # --- optional stages: geometry (Figures 7 and 8) and classical baselines (Appendix F) -----
 
 
+def stage_runs(stage):
+    """Whether an optional stage runs: geometry and baselines when their model is set,
+    precision when enabled."""
+    if stage == "precision":
+        return config["precision"]["enabled"]
+    return config[stage]["model"] is not None
+
+
+def named_outputs(rule, stage=None):
+    """The output files of a rule by the names it gives them ({name -> path}); empty when
+    the optional `stage` does not run (stage_runs)."""
+    if stage is not None and not stage_runs(stage):
+        return {}
+    return {name: str(path) for name, path in rule.output.items()}
+
+
 def natural_datasets():
     return [d for d, s in config["datasets"].items() if s["source"] != "random"]
 
@@ -436,17 +452,6 @@ def check_geometry():
             f"Invalid config key 'geometry.dataset': {dataset!r} is not a natural dataset; "
             f"allowed: {', '.join(natural_datasets()) or 'none'}"
         )
-
-
-def geometry_outputs():
-    """Files of the geometry stage the report shows; empty when the stage is not run."""
-    if config["geometry"]["model"] is None:
-        return {}
-    return {
-        "summary": f"{RESULTS}/geometry/summary.json",
-        "cosine_pdf": f"{RESULTS}/geometry/geometry_cosine.pdf",
-        "interpolation_pdf": f"{RESULTS}/geometry/geometry_interpolation.pdf",
-    }
 
 
 def geometry_input(wildcards):
@@ -486,16 +491,6 @@ def check_baselines():
                 f"Invalid config key 'baselines.datasets': unknown dataset {dataset!r}; "
                 f"allowed: {', '.join(config['datasets'])}"
             )
-
-
-def baselines_outputs():
-    """Files of the baselines stage the report shows; empty when the stage is not run."""
-    if config["baselines"]["model"] is None:
-        return {}
-    return {
-        "summary": f"{RESULTS}/baselines/summary.json",
-        "tex": f"{RESULTS}/baselines/table.tex",
-    }
 
 
 def baselines_input(wildcards):
@@ -557,19 +552,7 @@ def precision_summary_input(wildcards):
         "precision": [f"{RESULTS}/precision/{m}.jsonl" for m in precision_models()],
         "records": all_records(),
     }
-    if baselines_outputs():
-        inputs["baselines_rows"] = f"{RESULTS}/baselines/rows.csv"
-        inputs["baselines_summary"] = baselines_outputs()["summary"]
+    if stage_runs("baselines"):
+        inputs["baselines_rows"] = rules.baselines.output.rows
+        inputs["baselines_summary"] = rules.baselines.output.summary
     return inputs
-
-
-def precision_outputs():
-    """Files of the precision stage the report shows; empty when the stage is not run."""
-    if not config["precision"]["enabled"]:
-        return {}
-    return {
-        "summary": f"{RESULTS}/precision/summary.json",
-        "table_tex": f"{RESULTS}/precision/table.tex",
-        "ratio_tex": f"{RESULTS}/precision/ratio.tex",
-        "figure_pdf": f"{RESULTS}/precision/precision.pdf",
-    }
