@@ -50,13 +50,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="smollm2-135m", help="registry name or id (default %(default)s)")
     parser.add_argument("--texts", type=int, default=3, help="number of texts (default %(default)s)")
-    parser.add_argument("--lengths", type=int, nargs="+", default=[6, 8, 10, 13, 16, 19, 26, 38, 51],
-                        help="length grid in tokens (default: the paper's Pythia-160M grid / 10)")
-    parser.add_argument("--vectors", type=int, default=1, help="K, number of [mem] vectors (default %(default)s); "
-                        "the authors' side supports K=1 only")
+    parser.add_argument(
+        "--lengths",
+        type=int,
+        nargs="+",
+        default=[6, 8, 10, 13, 16, 19, 26, 38, 51],
+        help="length grid in tokens (default: the paper's Pythia-160M grid / 10)",
+    )
+    parser.add_argument(
+        "--vectors",
+        type=int,
+        default=1,
+        help="K, number of [mem] vectors (default %(default)s); the authors' side supports K=1 only",
+    )
     parser.add_argument("--lr", type=float, default=defaults.lr, help="AdamW lr (default: the paper's %(default)s)")
-    parser.add_argument("--max-steps", type=int, default=300,
-                        help="most steps per run (default: the demo's %(default)s)")
+    parser.add_argument(
+        "--max-steps", type=int, default=300, help="most steps per run (default: the demo's %(default)s)"
+    )
     parser.add_argument("--patience", type=int, default=150, help="default: the demo's %(default)s")
     parser.add_argument("--batch-size", type=int, default=16, help="texts per batch on our side (default %(default)s)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default %(default)s)")
@@ -78,14 +88,17 @@ def main() -> None:
     if len(texts) < args.texts:
         raise SystemExit(f"only {len(texts)} Lee articles have {grid[-1]} tokens")
     name = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
-    print(f"model {spec.name} ({lm.params / 1e6:.0f}M params), {len(texts)} texts, K={args.vectors}, "
-          f"grid {grid}, lr {optim.lr}, max_steps {optim.max_steps}, patience {optim.patience}, "
-          f"device {name}, torch threads {torch.get_num_threads()}")
+    print(
+        f"model {spec.name} ({lm.params / 1e6:.0f}M params), {len(texts)} texts, K={args.vectors}, "
+        f"grid {grid}, lr {optim.lr}, max_steps {optim.max_steps}, patience {optim.patience}, "
+        f"device {name}, torch threads {torch.get_num_threads()}"
+    )
 
     # (b) ours: one load (timed), all texts searched together
     seeds = list(range(len(texts)))
-    results = search_capacity(lm, texts, args.vectors, "paper", seeds, optim, lengths_grid=grid,
-                              batch_size=args.batch_size)
+    results = search_capacity(
+        lm, texts, args.vectors, "paper", seeds, optim, lengths_grid=grid, batch_size=args.batch_size
+    )
     if device.type == "cuda":
         torch.cuda.synchronize()
     ours_s = time.perf_counter() - t0
@@ -95,8 +108,9 @@ def main() -> None:
         print(f"  search text {r.index}: capacity {r.capacity}; attempts L+/-(steps): {tried}")
 
     if args.skip_authors:
-        print(f"memcap search: {ours_s:.1f} s, {ours_steps} optimiser steps, "
-              f"capacities {[r.capacity for r in results]}")
+        print(
+            f"memcap search: {ours_s:.1f} s, {ours_steps} optimiser steps, capacities {[r.capacity for r in results]}"
+        )
         return
     # (a) the authors' way: every (text, L) from scratch, reloading the saved model
     with tempfile.TemporaryDirectory() as tmp:
@@ -111,8 +125,7 @@ def main() -> None:
             for L in grid:
                 best[i, L], steps = authors_compress(Path(tmp), ids[:L], optim, device, autocast, seed=i)
                 authors_steps += steps
-            print(f"  authors text {i}: best accuracy by L: "
-                  + " ".join(f"{L}:{best[i, L]:.2f}" for L in grid))
+            print(f"  authors text {i}: best accuracy by L: " + " ".join(f"{L}:{best[i, L]:.2f}" for L in grid))
         if device.type == "cuda":
             torch.cuda.synchronize()
         authors_s = time.perf_counter() - t0
@@ -131,9 +144,11 @@ def main() -> None:
     print(f"steps ratio memcap / authors: {ours_steps / max(authors_steps, 1):.2f} (target <= 0.3)")
     print(f"capacities within one grid step: {sum(within)}/{len(within)} texts")
     ours_capacity = capacity_from_samples(ours_caps)
-    print(f"decoding capacity over the texts: (a) paper's rule (largest L with mean accuracy >= 0.99) "
-          f"{max(passing) if passing else 'none'}; (b) per-sample rule (capacity_from_samples) "
-          f"{'none' if ours_capacity != ours_capacity else int(ours_capacity)}")
+    print(
+        f"decoding capacity over the texts: (a) paper's rule (largest L with mean accuracy >= 0.99) "
+        f"{max(passing) if passing else 'none'}; (b) per-sample rule (capacity_from_samples) "
+        f"{'none' if ours_capacity != ours_capacity else int(ours_capacity)}"
+    )
 
 
 if __name__ == "__main__":

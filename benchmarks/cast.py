@@ -45,8 +45,11 @@ def timed(lm, texts, optim) -> tuple[list, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default="shape-llama-3.2-1b", help="registry name (default %(default)s); "
-                        "bf16 autocast where the registry sets none")
+    parser.add_argument(
+        "--model",
+        default="shape-llama-3.2-1b",
+        help="registry name (default %(default)s); bf16 autocast where the registry sets none",
+    )
     parser.add_argument("--layers", type=int, help="build the shape with this many layers (default: all)")
     parser.add_argument("--length", type=int, default=64, help="tokens per text (default %(default)s)")
     parser.add_argument("--texts", type=int, default=2, help="texts in the batch (default %(default)s)")
@@ -67,9 +70,11 @@ def main() -> None:
         raise SystemExit(f"only {len(texts)} Lee articles have {args.length} tokens")
     name = torch.cuda.get_device_name() if lm.device.type == "cuda" else "cpu"
     layers = f"{spec.num_layers} of its {full_layers} layers" if spec.num_layers != full_layers else "all layers"
-    print(f"model {args.model} ({layers}; {lm.params / 1e6:.0f}M params), {args.texts} texts x {args.length} "
-          f"tokens, {args.steps} steps, autocast {spec.autocast}, device {name}, "
-          f"torch threads {torch.get_num_threads()}")
+    print(
+        f"model {args.model} ({layers}; {lm.params / 1e6:.0f}M params), {args.texts} texts x {args.length} "
+        f"tokens, {args.steps} steps, autocast {spec.autocast}, device {name}, "
+        f"torch threads {torch.get_num_threads()}"
+    )
     optim = OptimConfig(max_steps=args.steps, patience=args.steps + 1)
 
     every_mib = weights_mib(lm.model)
@@ -83,13 +88,17 @@ def main() -> None:
     print(f"{'procedure':44s} {'s/step':>8s} {'weights MiB':>12s}")
     print(f"{'cast every forward (autocast, as before)':44s} {every_s / args.steps:8.3f} {every_mib:12.0f}")
     print(f"{f'cast once ({cast} linear tensors in {spec.autocast})':44s} {once_s / args.steps:8.3f} {once_mib:12.0f}")
-    print(f"step-time ratio cast once / every forward: {once_s / every_s:.2f}x ({work / once_s:.2f} against "
-          f"{work / every_s:.2f} text-steps/s)")
+    print(
+        f"step-time ratio cast once / every forward: {once_s / every_s:.2f}x ({work / once_s:.2f} against "
+        f"{work / every_s:.2f} text-steps/s)"
+    )
     rel = max(abs(a.loss_sum - b.loss_sum) / abs(a.loss_sum) for a, b in zip(every, once, strict=True))
     vec = max((a.vectors - b.vectors).abs().max().item() for a, b in zip(every, once, strict=True))
     same = all(a.correct == b.correct for a, b in zip(every, once, strict=True))
-    print(f"after {args.steps} steps: largest relative loss difference {rel:.1e}, largest vector difference "
-          f"{vec:.1e}, same correct counts: {same} (stated tolerance: 1e-6)")
+    print(
+        f"after {args.steps} steps: largest relative loss difference {rel:.1e}, largest vector difference "
+        f"{vec:.1e}, same correct counts: {same} (stated tolerance: 1e-6)"
+    )
 
 
 if __name__ == "__main__":

@@ -84,8 +84,9 @@ def save_plain(model, folder) -> None:
             model.config.quantization_config = quant_config
 
 
-def authors_compress(model_dir: Path, ids: list[int], optim: OptimConfig, device, autocast,
-                     seed: int = 0) -> tuple[float, int]:
+def authors_compress(
+    model_dir: Path, ids: list[int], optim: OptimConfig, device, autocast, seed: int = 0
+) -> tuple[float, int]:
     """One text the authors' way: (best teacher-forced accuracy, optimiser steps taken)."""
     from transformers import AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
@@ -98,8 +99,9 @@ def authors_compress(model_dir: Path, ids: list[int], optim: OptimConfig, device
     gen = torch.Generator().manual_seed(seed)
     start = torch.randn(1, 1, embed.weight.shape[1], generator=gen) * embed.weight.std().item()
     mem = torch.nn.Parameter(start.to(device))
-    opt = torch.optim.AdamW([mem], lr=optim.lr, betas=(optim.beta1, optim.beta2),
-                            eps=optim.eps, weight_decay=optim.weight_decay)
+    opt = torch.optim.AdamW(
+        [mem], lr=optim.lr, betas=(optim.beta1, optim.beta2), eps=optim.eps, weight_decay=optim.weight_decay
+    )
     x = torch.tensor([ids], device=device)
     ctx = torch.autocast(device.type, dtype=autocast) if autocast else nullcontext()
     best, since, steps = -1.0, 0, 0

@@ -46,24 +46,38 @@ def main() -> None:
     parser.add_argument("--lr", type=float, help="override the preset's lr")
     parser.add_argument("--max-steps", type=int, help="override the preset's max_steps")
     parser.add_argument("--patience", type=int, help="override the preset's patience")
-    parser.add_argument("--set", default="", metavar="KEY=VALUE,...",
-                        help="override any other OptimConfig keys, e.g. schedule=constant,warmup=0")
-    parser.add_argument("--fails", type=int, default=1, help="failing grid lengths in a row before a text "
-                        "stops (default %(default)s; the reference uses 2)")
-    parser.add_argument("--no-retry-fresh", dest="retry_fresh", action="store_false",
-                        help="a stuck warm start fails its length at once (default: retried from a fresh init)")
+    parser.add_argument(
+        "--set",
+        default="",
+        metavar="KEY=VALUE,...",
+        help="override any other OptimConfig keys, e.g. schedule=constant,warmup=0",
+    )
+    parser.add_argument(
+        "--fails",
+        type=int,
+        default=1,
+        help="failing grid lengths in a row before a text stops (default %(default)s; the reference uses 2)",
+    )
+    parser.add_argument(
+        "--no-retry-fresh",
+        dest="retry_fresh",
+        action="store_false",
+        help="a stuck warm start fails its length at once (default: retried from a fresh init)",
+    )
     parser.add_argument("--batch-size", type=int, default=16, help="texts per batch (default %(default)s)")
     parser.add_argument("--device", default="cpu", help="default %(default)s (the reference ran on the CPU)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default %(default)s, as the reference)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     overrides = parse_config(args.set) if args.set else {}
-    optim = OptimConfig.from_dict({"preset": args.preset, "lr": args.lr, "max_steps": args.max_steps,
-                                   "patience": args.patience, **overrides})
+    optim = OptimConfig.from_dict(
+        {"preset": args.preset, "lr": args.lr, "max_steps": args.max_steps, "patience": args.patience, **overrides}
+    )
     grid = sorted(set(args.lengths))
     rows = read_texts(args.folder / "texts.jsonl")
-    reference = {t["sample_id"]: t for t in text_capacities(read_jsonl(args.folder / "lee.jsonl"))
-                 if t["model"] == args.model}
+    reference = {
+        t["sample_id"]: t for t in text_capacities(read_jsonl(args.folder / "lee.jsonl")) if t["model"] == args.model
+    }
     spec = resolve_model(args.model, load_registry("config/models.yaml"))
 
     t0 = time.perf_counter()
@@ -76,19 +90,34 @@ def main() -> None:
     def progress(pairs):  # a search takes many minutes on a CPU: show each attempt as it ends
         for r, a in pairs:
             accuracy = a.outcome.accuracy if a.outcome is not None else float("nan")
-            print(f"[{time.perf_counter() - t0:7.0f} s] {rows[r.index]['id']} L={a.L} "
-                  f"{'fresh' if a.warm_start is None else f'warm from {a.warm_start}'}: accuracy "
-                  f"{accuracy:.3f} in {a.steps} steps ({a.stop_reason}){' -> done' if r.done else ''}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"[{time.perf_counter() - t0:7.0f} s] {rows[r.index]['id']} L={a.L} "
+                f"{'fresh' if a.warm_start is None else f'warm from {a.warm_start}'}: accuracy "
+                f"{accuracy:.3f} in {a.steps} steps ({a.stop_reason}){' -> done' if r.done else ''}",
+                file=sys.stderr,
+                flush=True,
+            )
 
-    results = search_capacity(lm, ids, 1, "paper", seed, optim, lengths_grid=grid, batch_size=args.batch_size,
-                              on_attempts=progress, fails=args.fails,
-                              retry_fresh=args.retry_fresh)
+    results = search_capacity(
+        lm,
+        ids,
+        1,
+        "paper",
+        seed,
+        optim,
+        lengths_grid=grid,
+        batch_size=args.batch_size,
+        on_attempts=progress,
+        fails=args.fails,
+        retry_fresh=args.retry_fresh,
+    )
     wall = time.perf_counter() - t0
     settings = {k: v for k, v in optim.as_dict().items() if k != "preset"}
-    print(f"model {spec.name}, {len(rows)} texts, K=1, paper protocol, grid {grid}, preset {optim.preset} "
-          f"{settings}, fails {args.fails}, retry fresh {args.retry_fresh}, device {lm.device}, "
-          f"torch threads {torch.get_num_threads()}")
+    print(
+        f"model {spec.name}, {len(rows)} texts, K=1, paper protocol, grid {grid}, preset {optim.preset} "
+        f"{settings}, fails {args.fails}, retry fresh {args.retry_fresh}, device {lm.device}, "
+        f"torch threads {torch.get_num_threads()}"
+    )
     position = {L: j for j, L in enumerate([0, *grid])}
     counted, within, ref_steps, ref_wall, our_steps = 0, 0, 0, 0.0, 0
     for row, r in zip(rows, results, strict=True):
@@ -98,8 +127,10 @@ def main() -> None:
         exact = bool(last_ok) and last_ok[-1].outcome is not None and last_ok[-1].outcome.greedy_exact
         if ref is None or not ref["bracketed"]:
             state = "reference not bracketed yet" + (f" (>= {ref['capacity']})" if ref else "")
-            print(f"  {row['id']}: ours {r.capacity} (greedy {'exact' if exact else 'not exact'}); {state}; "
-                  f"attempts {tried}")
+            print(
+                f"  {row['id']}: ours {r.capacity} (greedy {'exact' if exact else 'not exact'}); {state}; "
+                f"attempts {tried}"
+            )
             continue
         close = abs(position[r.capacity] - position[ref["capacity"]]) <= 1 or (r.capacity > ref["capacity"] and exact)
         counted += 1
@@ -107,9 +138,11 @@ def main() -> None:
         ref_steps += ref["steps"]
         ref_wall += ref["wall_s"]
         our_steps += r.steps
-        print(f"  {row['id']}: ours {r.capacity} (greedy {'exact' if exact else 'not exact'}), reference "
-              f"{ref['capacity']} (first fail {ref['first_fail']}, {ref['steps']} steps): "
-              f"{'within one grid step' if close else 'OFF'}; attempts {tried}")
+        print(
+            f"  {row['id']}: ours {r.capacity} (greedy {'exact' if exact else 'not exact'}), reference "
+            f"{ref['capacity']} (first fail {ref['first_fail']}, {ref['steps']} steps): "
+            f"{'within one grid step' if close else 'OFF'}; attempts {tried}"
+        )
     all_steps = sum(r.steps for r in results)
     print(f"{'procedure':36s} {'steps':>8s} {'wall s':>9s}  capacities per text")
     print(f"{'fast search (all texts)':36s} {all_steps:8d} {wall:9.1f}  {[r.capacity for r in results]}")
@@ -123,11 +156,14 @@ def main() -> None:
     print(f"steps ratio fast / reference: {our_steps / ref_steps:.3f} (target <= 0.10)")
     so_far = sum(t["steps"] for t in reference.values() if t["sample_id"] in {str(r["id"]) for r in rows})
     if counted < len(rows) and so_far:  # the unfinished texts' reference steps can only grow
-        print(f"all texts, against the reference's steps so far ({so_far}): {all_steps / so_far:.3f} "
-              "(an upper bound: the reference is still running)")
+        print(
+            f"all texts, against the reference's steps so far ({so_far}): {all_steps / so_far:.3f} "
+            "(an upper bound: the reference is still running)"
+        )
     print(f"wall-time speed-up reference / fast: {ref_wall / max(ours_wall, 1e-9):.1f}x (target >= 10x)")
-    print(f"texts within one grid step of the reference (or above it, greedy-confirmed): "
-          f"{within}/{counted} (target: all)")
+    print(
+        f"texts within one grid step of the reference (or above it, greedy-confirmed): {within}/{counted} (target: all)"
+    )
 
 
 if __name__ == "__main__":

@@ -86,10 +86,15 @@ def main() -> None:
     parser.add_argument("--model", default="shape-llama-3.2-1b", help="registry name (default %(default)s)")
     parser.add_argument("--layers", type=int, help="build the shape with this many layers (default: all)")
     parser.add_argument("--length", type=int, default=1024, help="tokens per text (default %(default)s)")
-    parser.add_argument("--budget-gib", type=float, default=80.0, help="memory budget for the largest batch "
-                        "(default %(default)s GiB)")
-    parser.add_argument("--logits-mib", type=float, default=LOGITS_MIB, help="chunk budget of (c), MiB of "
-                        "float32 logits (default: memcap's, %(default)s)")
+    parser.add_argument(
+        "--budget-gib", type=float, default=80.0, help="memory budget for the largest batch (default %(default)s GiB)"
+    )
+    parser.add_argument(
+        "--logits-mib",
+        type=float,
+        default=LOGITS_MIB,
+        help="chunk budget of (c), MiB of float32 logits (default: memcap's, %(default)s)",
+    )
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default %(default)s)")
     parser.add_argument("--threads", type=int, help="CPU threads for torch")
     args = parser.parse_args()
@@ -103,15 +108,21 @@ def main() -> None:
     weights = held_mib(device)
     name = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
     layers = f"{spec.num_layers} of its {full_layers} layers" if spec.num_layers != full_layers else "all layers"
-    print(f"model {args.model} ({layers}; {lm.params / 1e6:.0f}M params, vocabulary {lm.model.config.vocab_size}), "
-          f"{args.length} tokens, K=1, device {name}, torch threads {torch.get_num_threads()}"
-          f"{', autocast ' + str(lm.autocast_dtype).replace('torch.', '') if lm.autocast_dtype else ''}")
-    print(f"memory held before a step (weights, {'allocator' if device.type == 'cuda' else 'RSS'}): {weights:.0f} MiB; "
-          f"logits of one text: {lm.position_logits_mib * args.length:.0f} MiB (float32)")
+    print(
+        f"model {args.model} ({layers}; {lm.params / 1e6:.0f}M params, vocabulary {lm.model.config.vocab_size}), "
+        f"{args.length} tokens, K=1, device {name}, torch threads {torch.get_num_threads()}"
+        f"{', autocast ' + str(lm.autocast_dtype).replace('torch.', '') if lm.autocast_dtype else ''}"
+    )
+    print(
+        f"memory held before a step (weights, {'allocator' if device.type == 'cuda' else 'RSS'}): {weights:.0f} MiB; "
+        f"logits of one text: {lm.position_logits_mib * args.length:.0f} MiB (float32)"
+    )
 
-    ways = [("authors' step (whole logits, hidden states)", authors_step, math.inf),
-            ("memcap, whole logits (before)", memcap_step, math.inf),
-            (f"memcap, chunked CE ({args.logits_mib:g} MiB chunks)", memcap_step, args.logits_mib)]
+    ways = [
+        ("authors' step (whole logits, hidden states)", authors_step, math.inf),
+        ("memcap, whole logits (before)", memcap_step, math.inf),
+        (f"memcap, chunked CE ({args.logits_mib:g} MiB chunks)", memcap_step, args.logits_mib),
+    ]
     measure(lm, memcap_step, 1, 16, args.logits_mib)  # warm-up: kernels, allocator pools
     budget = args.budget_gib * 1024
     print(f"{'procedure':44s} {'peak MiB B=1':>12s} {'B=2':>8s} {'s/step B=1':>10s} {'largest B in':>13s}")
@@ -126,13 +137,18 @@ def main() -> None:
         shown = f"{largest:9d}" if largest is not None else f"{'-':>9s}"
         print(f"{label:44s} {peak1:12.0f} {peak2:8.0f} {seconds:10.2f} {shown} ({args.budget_gib:g} GiB)")
     authors, before, after = rows
-    print(f"peak step memory chunked / whole logits: {after[1] / before[1]:.2f}x; "
-          f"chunked / authors: {after[1] / authors[1]:.2f}x")
-    gain = (f" ({after[2] / max(before[2], 1):.1f}x whole logits)"
-            if after[2] is not None and before[2] is not None else "")
+    print(
+        f"peak step memory chunked / whole logits: {after[1] / before[1]:.2f}x; "
+        f"chunked / authors: {after[1] / authors[1]:.2f}x"
+    )
+    gain = (
+        f" ({after[2] / max(before[2], 1):.1f}x whole logits)" if after[2] is not None and before[2] is not None else ""
+    )
     show = lambda n: "- (under 1 MiB per text)" if n is None else n  # noqa: E731
-    print(f"largest batch in {args.budget_gib:g} GiB (extrapolated from B=1 and B=2): authors {show(authors[2])}, "
-          f"whole logits {show(before[2])}, chunked {show(after[2])}{gain}")
+    print(
+        f"largest batch in {args.budget_gib:g} GiB (extrapolated from B=1 and B=2): authors {show(authors[2])}, "
+        f"whole logits {show(before[2])}, chunked {show(after[2])}{gain}"
+    )
 
 
 if __name__ == "__main__":

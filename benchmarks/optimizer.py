@@ -66,8 +66,10 @@ def parse_config(text: str) -> dict:
     for item in text.split(","):
         key, sep, value = item.partition("=")
         if not sep or key not in keys:
-            raise ValueError(f"bad configuration item {item!r}: use key=value with key in "
-                             f"{', '.join(sorted(keys))}, or one of {', '.join(PRESETS)}")
+            raise ValueError(
+                f"bad configuration item {item!r}: use key=value with key in "
+                f"{', '.join(sorted(keys))}, or one of {', '.join(PRESETS)}"
+            )
         if key in ("schedule", "preset"):
             values[key] = value
             continue
@@ -102,17 +104,28 @@ def main() -> None:
     parser.add_argument("--model", default="smollm2-135m", help="registry name or id (default %(default)s)")
     parser.add_argument("--texts", type=int, default=4, help="number of texts (default %(default)s)")
     parser.add_argument("--lengths", type=int, nargs="+", default=[8, 16], help="lengths L (default %(default)s)")
-    parser.add_argument("--texts-file", help="texts JSONL to take them from, e.g. benchmarks/reference/texts.jsonl "
-                        "(default: Lee articles with at least the longest length in tokens)")
+    parser.add_argument(
+        "--texts-file",
+        help="texts JSONL to take them from, e.g. benchmarks/reference/texts.jsonl "
+        "(default: Lee articles with at least the longest length in tokens)",
+    )
     parser.add_argument("--vectors", type=int, default=1, help="K (default %(default)s)")
     parser.add_argument("--max-steps", type=int, default=300, help="budget per pair (default %(default)s)")
     parser.add_argument("--patience", type=int, help="patience (default: the budget, so no pair stops early)")
-    parser.add_argument("--configs", nargs="+", default=["paper", "lr=0.03", "lr=0.1", "lr=0.1,beta2=0.99"],
-                        help="configurations to compare (default %(default)s)")
-    parser.add_argument("--warm-from", metavar="FOLDER", help="warm-start every pair from the lossless vectors "
-                        "in FOLDER's lee.jsonl (and its texts.jsonl unless --texts-file): the paper-budget "
-                        "reference, benchmarks/reference, or a search run's records folder, e.g. "
-                        "results/demo/compress/smollm2-135m")
+    parser.add_argument(
+        "--configs",
+        nargs="+",
+        default=["paper", "lr=0.03", "lr=0.1", "lr=0.1,beta2=0.99"],
+        help="configurations to compare (default %(default)s)",
+    )
+    parser.add_argument(
+        "--warm-from",
+        metavar="FOLDER",
+        help="warm-start every pair from the lossless vectors "
+        "in FOLDER's lee.jsonl (and its texts.jsonl unless --texts-file): the paper-budget "
+        "reference, benchmarks/reference, or a search run's records folder, e.g. "
+        "results/demo/compress/smollm2-135m",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default %(default)s)")
     parser.add_argument("--threads", type=int, help="CPU threads for torch")
     args = parser.parse_args()
@@ -136,20 +149,27 @@ def main() -> None:
         pairs = [(i, L) for i, L in pairs if any(s < L for s in starts[i])]
         origins = [max(s for s in starts[i] if s < L) for i, L in pairs]  # longest shorter lossless L
         init = [starts[i][o] for (i, _), o in zip(pairs, origins, strict=True)]
-        print("warm starts (text: from L -> to L): " + ", ".join(
-            f"{i}: {o}->{L}" for (i, L), o in zip(pairs, origins, strict=True)))
+        print(
+            "warm starts (text: from L -> to L): "
+            + ", ".join(f"{i}: {o}->{L}" for (i, L), o in zip(pairs, origins, strict=True))
+        )
     seeds = [1000 * i + L for i, L in pairs]
     name = torch.cuda.get_device_name() if lm.device.type == "cuda" else "cpu"
-    print(f"model {spec.name} ({lm.params / 1e6:.0f}M params), {len(texts)} texts x lengths {lengths}, "
-          f"K={args.vectors}, budget {args.max_steps} steps, paper protocol, device {name}, "
-          f"torch threads {torch.get_num_threads()}")
+    print(
+        f"model {spec.name} ({lm.params / 1e6:.0f}M params), {len(texts)} texts x lengths {lengths}, "
+        f"K={args.vectors}, budget {args.max_steps} steps, paper protocol, device {name}, "
+        f"torch threads {torch.get_num_threads()}"
+    )
 
-    header = (f"{'configuration':34s} {'L':>5s} {'lossless':>9s} {'median steps':>13s} {'mean steps':>11s} "
-              f"{'greedy exact':>13s}")
+    header = (
+        f"{'configuration':34s} {'L':>5s} {'lossless':>9s} {'median steps':>13s} {'mean steps':>11s} "
+        f"{'greedy exact':>13s}"
+    )
     rows, totals = [], []
     for label, overrides in configs:
-        optim = OptimConfig.from_dict({"max_steps": args.max_steps, "patience": args.patience or args.max_steps,
-                                       **overrides})
+        optim = OptimConfig.from_dict(
+            {"max_steps": args.max_steps, "patience": args.patience or args.max_steps, **overrides}
+        )
         t0 = time.perf_counter()
         outcomes = compress_batch(lm, [texts[i][:L] for i, L in pairs], args.vectors, "paper", seeds, optim, init=init)
         wall = time.perf_counter() - t0
@@ -161,16 +181,22 @@ def main() -> None:
             mean = f"{statistics.mean(steps):.1f}" if ok else "-"
             exact = f"{sum(o.greedy_exact for o in ok)}/{len(ok)}" if ok else "-"
             rows.append(f"{label:34s} {L:5d} {len(ok):4d}/{len(done):<4d} {median:>13s} {mean:>11s} {exact:>13s}")
-        caps = [max([0] + [L for (j, L), o in zip(pairs, outcomes, strict=True) if j == i and is_lossless(o, "paper")])
-                for i in range(len(texts))]
+        caps = [
+            max([0] + [L for (j, L), o in zip(pairs, outcomes, strict=True) if j == i and is_lossless(o, "paper")])
+            for i in range(len(texts))
+        ]
         capacity = capacity_from_samples(caps)
-        totals.append(f"{label:34s} {sum(o.steps for o in outcomes):8d} {wall:9.1f}  "
-                      f"{'none' if capacity != capacity else int(capacity):>8}  {caps}")
-        print("\n".join([*rows[-len(lengths):], totals[-1]]), file=sys.stderr, flush=True)  # as it goes
+        totals.append(
+            f"{label:34s} {sum(o.steps for o in outcomes):8d} {wall:9.1f}  "
+            f"{'none' if capacity != capacity else int(capacity):>8}  {caps}"
+        )
+        print("\n".join([*rows[-len(lengths) :], totals[-1]]), file=sys.stderr, flush=True)  # as it goes
     print(header)
     print("\n".join(rows))
-    print(f"{'configuration':34s} {'steps':>8s} {'wall s':>9s}  {'capacity':>8s}  per text "
-          "(all pairs, failures at full budget)")
+    print(
+        f"{'configuration':34s} {'steps':>8s} {'wall s':>9s}  {'capacity':>8s}  per text "
+        "(all pairs, failures at full budget)"
+    )
     print("\n".join(totals))
 
 

@@ -35,15 +35,19 @@ PROGRESS = re.compile(r"(\d+%\|)|(it/s\])|(s/it\])")
 def hardware() -> str:
     cpu = platform.processor() or platform.machine()
     try:
-        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                 if line.startswith("model name")]
+        names = [
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ]
         cpu = names[0] if names else cpu
     except OSError:
         pass
     text = f"{cpu}, {os.cpu_count()} logical CPUs visible"
     try:
-        gpus = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-                              capture_output=True, text=True, timeout=20).stdout.split("\n")
+        gpus = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True, timeout=20
+        ).stdout.split("\n")
         gpus = [g for g in gpus if g.strip()]
         if gpus:
             text += f"; GPU: {len(gpus)}x {gpus[0]}"
@@ -73,8 +77,12 @@ def clean(output: str) -> str:
 
 def block(title, command, output, note=None, hw=None) -> str:
     date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    parts = [f"\n## {date}: {title}\n", f"- hardware: {hw or hardware()}", f"- commit: {commit()}",
-             f"- command: `{command}`"]
+    parts = [
+        f"\n## {date}: {title}\n",
+        f"- hardware: {hw or hardware()}",
+        f"- commit: {commit()}",
+        f"- command: `{command}`",
+    ]
     if note:
         parts.append(f"- note: {note}")
     parts.append(f"\n```\n{clean(output)}\n```\n")

@@ -85,18 +85,27 @@ def report(rows: list[dict], records: list[dict], lengths: list[int], fails: int
             print(f"  {row['id']}: not started")
             continue
         state = f"bracketed {t['capacity']}..{t['first_fail']}" if t["bracketed"] else "running"
-        cells = " ".join(f"{r['L']}:{r['max_accuracy']:.2f}({r['steps']})"
-                         for r in sorted(records, key=lambda r: r["L"]) if str(r["sample_id"]) == str(row["id"]))
+        cells = " ".join(
+            f"{r['L']}:{r['max_accuracy']:.2f}({r['steps']})"
+            for r in sorted(records, key=lambda r: r["L"])
+            if str(r["sample_id"]) == str(row["id"])
+        )
         print(f"  {row['id']}: capacity {t['capacity']} ({state}); L:accuracy(steps) {cells}")
-    common = [L for L in lengths if all(any(r["L"] == L and str(r["sample_id"]) == str(row["id"]) for r in records)
-                                        for row in rows)]
-    passing = [L for L in common
-               if accuracy_is_lossless(sum(r["max_accuracy"] for r in records if r["L"] == L) / len(rows))]
+    common = [
+        L
+        for L in lengths
+        if all(any(r["L"] == L and str(r["sample_id"]) == str(row["id"]) for r in records) for row in rows)
+    ]
+    passing = [
+        L for L in common if accuracy_is_lossless(sum(r["max_accuracy"] for r in records if r["L"] == L) / len(rows))
+    ]
     for s in reference_summary([texts[str(r["id"])] for r in rows if str(r["id"]) in texts]):  # rows' order
         print(f"per-text capacities: {s['capacities']} ({s['n_bracketed']}/{len(rows)} texts bracketed)")
-        print(f"decoding capacity: (a) paper's rule over the lengths every text ran ({common}): "
-              f"{max(passing) if passing else 'none'}; (b) per-sample rule: "
-              f"{'' if s['complete'] else '>= '}{s['capacity']}")
+        print(
+            f"decoding capacity: (a) paper's rule over the lengths every text ran ({common}): "
+            f"{max(passing) if passing else 'none'}; (b) per-sample rule: "
+            f"{'' if s['complete'] else '>= '}{s['capacity']}"
+        )
         print(f"total optimiser steps {s['steps']}, compute time {s['hours']:.2f} h over {len(records)} cells")
 
 
@@ -107,8 +116,9 @@ def main() -> None:
     parser.add_argument("--texts", type=int, default=6, help="number of Lee texts (default %(default)s)")
     parser.add_argument("--min-tokens", type=int, default=100, help="shortest text kept (default %(default)s)")
     parser.add_argument("--lengths", type=int, nargs="+", default=LENGTHS, help="length grid (default %(default)s)")
-    parser.add_argument("--fails", type=int, default=2,
-                        help="consecutive failing lengths that end a text (default %(default)s)")
+    parser.add_argument(
+        "--fails", type=int, default=2, help="consecutive failing lengths that end a text (default %(default)s)"
+    )
     parser.add_argument("--folder", type=Path, default=HERE, help="where texts and records live (default %(default)s)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default %(default)s)")
     parser.add_argument("--report", action="store_true", help="print what is recorded, run nothing")
@@ -139,9 +149,21 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 one = Path(tmp) / "lee.jsonl"
                 one.write_text(json.dumps(row) + "\n", encoding="utf-8")
-                run_job(args.model, one, out, lengths=[L], K=[1], protocol=protocol, optim=None,
-                        batch_size=1, device="cpu", models_file=args.models_file, dataset="lee",
-                        threads=args.threads, progress=False)
+                run_job(
+                    args.model,
+                    one,
+                    out,
+                    lengths=[L],
+                    K=[1],
+                    protocol=protocol,
+                    optim=None,
+                    batch_size=1,
+                    device="cpu",
+                    models_file=args.models_file,
+                    dataset="lee",
+                    threads=args.threads,
+                    progress=False,
+                )
     report(rows, load_records(out), lengths, args.fails)
 
 

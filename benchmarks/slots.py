@@ -50,8 +50,14 @@ def main() -> None:
         given = ",".join(cards) if args.simulate else ""
         jobs = []
         for _ in range(len(cards) + 1):
-            jobs.append(subprocess.Popen([sys.executable, "-c", JOB, given, locks, str(args.wait), str(args.hold)],
-                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+            jobs.append(
+                subprocess.Popen(
+                    [sys.executable, "-c", JOB, given, locks, str(args.wait), str(args.hold)],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                )
+            )
             time.sleep(0.3)  # in order, so the last one is the one left without a card
         outputs = [(job.communicate()[0].strip().splitlines() or ["(no output)"])[-1] for job in jobs]
     kind = "simulated" if args.simulate else "visible"
@@ -60,8 +66,10 @@ def main() -> None:
         print(f"  job {i}: exit {job.returncode}: {out}")
     taken = [out.split()[1] for out in outputs if out.startswith("card ")]
     refused = sum(out.startswith("refused") for out in outputs)
-    print(f"cards in use at once: {len(set(taken))} for {len(taken)} jobs (authors' procedure: 1, every job on "
-          f"cuda:0); distinct: {len(set(taken)) == len(taken)}; jobs beyond the cards refused: {refused}")
+    print(
+        f"cards in use at once: {len(set(taken))} for {len(taken)} jobs (authors' procedure: 1, every job on "
+        f"cuda:0); distinct: {len(set(taken)) == len(taken)}; jobs beyond the cards refused: {refused}"
+    )
 
 
 if __name__ == "__main__":

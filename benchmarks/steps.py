@@ -72,8 +72,12 @@ def main() -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default %(default)s)")
     parser.add_argument("--threads", type=int, help="CPU threads for torch")
     parser.add_argument("--skip-authors", action="store_true", help="time only memcap (e.g. for 8B shapes)")
-    parser.add_argument("--compile", action="store_true", help="memcap's steps through torch.compile "
-                        "(registry key `compile`); compilation happens in the untimed warm-up")
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="memcap's steps through torch.compile "
+        "(registry key `compile`); compilation happens in the untimed warm-up",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -90,9 +94,11 @@ def main() -> None:
         raise SystemExit(f"only {len(texts)} Lee articles have {args.length} tokens")
     work = args.texts * args.steps
     name = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
-    print(f"model {spec.name} ({params / 1e6:.0f}M params), {args.texts} texts x {args.length} tokens, "
-          f"{args.steps} steps, device {name}, torch threads {torch.get_num_threads()}"
-          f"{', torch.compile' if spec.compile else ''}")
+    print(
+        f"model {spec.name} ({params / 1e6:.0f}M params), {args.texts} texts x {args.length} tokens, "
+        f"{args.steps} steps, device {name}, torch threads {torch.get_num_threads()}"
+        f"{', torch.compile' if spec.compile else ''}"
+    )
 
     # (b) memcap: every text in one batch; a patience above the budget and texts far too long
     # to converge in it keep the work identical to (a)

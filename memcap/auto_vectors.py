@@ -89,9 +89,17 @@ def prefix_lengths(n_tokens: int, protocol: str) -> list[int]:
     return [*lengths, n_tokens]
 
 
-def fewest_vectors(lm, ids: list[int], protocol: str, seed: int, optim: OptimConfig,
-                   max_vectors: int = 16, on_attempt=None, progress=None,
-                   counts: list[int] | None = None) -> FewestVectors:
+def fewest_vectors(
+    lm,
+    ids: list[int],
+    protocol: str,
+    seed: int,
+    optim: OptimConfig,
+    max_vectors: int = 16,
+    on_attempt=None,
+    progress=None,
+    counts: list[int] | None = None,
+) -> FewestVectors:
     """Compress `ids` with K = 1, 2, 4, ... vectors until greedy decoding reproduces it.
 
     `counts` replaces the doubling with given K values (e.g. one fixed K). on_attempt(attempt),
@@ -99,15 +107,17 @@ def fewest_vectors(lm, ids: list[int], protocol: str, seed: int, optim: OptimCon
     """
     counts = counts or vector_counts(max_vectors, lm.max_context, len(ids))
     if not counts:
-        raise ValueError(f"the text's {len(ids)} tokens leave no room for a vector in the model's "
-                         f"{lm.max_context} positions")
+        raise ValueError(
+            f"the text's {len(ids)} tokens leave no room for a vector in the model's {lm.max_context} positions"
+        )
     found = FewestVectors(n_tokens=len(ids))
     runner = functools.partial(compress_batch, progress=progress)
     lengths = prefix_lengths(len(ids), protocol)
     for K in counts:
         t0 = time.perf_counter()
-        result = search_capacity(lm, [ids], K, protocol, [seed], optim, lengths_grid=lengths, batch_size=1,
-                                 runner=runner)[0]
+        result = search_capacity(
+            lm, [ids], K, protocol, [seed], optim, lengths_grid=lengths, batch_size=1, runner=runner
+        )[0]
         last = result.attempts[-1]
         found.attempts.append(VectorsAttempt(K, last.outcome, time.perf_counter() - t0, last.L, result.steps))
         if on_attempt is not None:

@@ -68,9 +68,15 @@ def mem_texts(records: pd.DataFrame, dataset: str) -> pd.DataFrame:
     return ok.groupby("sample_id", sort=False).head(1).sort_values("sample_id")
 
 
-def run_baselines(lm, records: pd.DataFrame, texts: list[dict], dataset: str,
-                  verify: bool = True, bits_per_value: int = metrics.BITS_PER_VALUE,
-                  progress=None) -> list[BaselineRow]:
+def run_baselines(
+    lm,
+    records: pd.DataFrame,
+    texts: list[dict],
+    dataset: str,
+    verify: bool = True,
+    bits_per_value: int = metrics.BITS_PER_VALUE,
+    progress=None,
+) -> list[BaselineRow]:
     """Every codec on the texts of `dataset` that the [mem] vectors carried (mem_texts).
 
     lm must be the model of the records: its tokenizer cuts each text to its length L.
@@ -93,12 +99,21 @@ def run_baselines(lm, records: pd.DataFrame, texts: list[dict], dataset: str,
         if verify:
             back = coder.decode(stream)
             exact = back == coded and lm.tokenizer.decode(back) == text
-        rows.append(BaselineRow(
-            dataset=dataset, sample_id=rec.sample_id, L=int(rec.L), lossless=bool(rec.lossless),
-            n_bytes=len(data), **sizes, arithmetic=len(stream), arithmetic_tokens=len(coded),
-            arithmetic_ideal_bits=ideal, arithmetic_exact=exact,
-            mem_bytes=int(rec.K) * int(rec.mem_dim) * bits_per_value // 8,
-        ))
+        rows.append(
+            BaselineRow(
+                dataset=dataset,
+                sample_id=rec.sample_id,
+                L=int(rec.L),
+                lossless=bool(rec.lossless),
+                n_bytes=len(data),
+                **sizes,
+                arithmetic=len(stream),
+                arithmetic_tokens=len(coded),
+                arithmetic_ideal_bits=ideal,
+                arithmetic_exact=exact,
+                mem_bytes=int(rec.K) * int(rec.mem_dim) * bits_per_value // 8,
+            )
+        )
         if progress:
             progress(i + 1, len(chosen))
     return rows
@@ -124,9 +139,14 @@ def summarise(rows: pd.DataFrame) -> pd.DataFrame:
     for dataset, group in table.groupby("dataset", sort=False):
         lossless = group[group["lossless"]]
         use = lossless if len(lossless) else group
-        entry = {"dataset": dataset, "texts": len(use), "lossless": len(lossless),
-                 "tokens": use["L"].mean(), "bytes": use["n_bytes"].mean(),
-                 "arithmetic_exact": bool(group["arithmetic_exact"].all())}
+        entry = {
+            "dataset": dataset,
+            "texts": len(use),
+            "lossless": len(lossless),
+            "tokens": use["L"].mean(),
+            "bytes": use["n_bytes"].mean(),
+            "arithmetic_exact": bool(group["arithmetic_exact"].all()),
+        }
         for name in RATIO_COLUMNS:
             entry[name] = use[f"{name}_ratio"].mean() if len(lossless) or name != "mem" else np.nan
         out.append(entry)
@@ -140,10 +160,28 @@ def rows_frame(rows: list[BaselineRow]) -> pd.DataFrame:
 
 # --- the table: this run's mean ratios beside the paper's ------------------------------------
 
-TABLE_COLUMNS = ["Source", "Values", "Texts", "Lossless", "Tokens", "Bytes", "zlib", "bz2",
-                 "lzma", "Huffman", "Arithmetic", "[mem]"]
-_RATIO_LABELS = {"zlib": "zlib", "bz2": "bz2", "lzma": "lzma", "huffman": "Huffman",
-                 "arithmetic": "Arithmetic", "mem": "[mem]"}
+TABLE_COLUMNS = [
+    "Source",
+    "Values",
+    "Texts",
+    "Lossless",
+    "Tokens",
+    "Bytes",
+    "zlib",
+    "bz2",
+    "lzma",
+    "Huffman",
+    "Arithmetic",
+    "[mem]",
+]
+_RATIO_LABELS = {
+    "zlib": "zlib",
+    "bz2": "bz2",
+    "lzma": "lzma",
+    "huffman": "Huffman",
+    "arithmetic": "Arithmetic",
+    "mem": "[mem]",
+}
 
 
 def table_frame(summary: pd.DataFrame, reference: dict | None = None) -> pd.DataFrame:
@@ -151,47 +189,75 @@ def table_frame(summary: pd.DataFrame, reference: dict | None = None) -> pd.Data
     reference = reference or load_reference()
     rows = []
     for r in summary.itertuples():
-        rows.append({"Source": r.dataset, "Values": tables.OURS, "Texts": f"{r.texts}",
-                     "Lossless": f"{r.lossless}", "Tokens": tables.fmt_number(r.tokens),
-                     "Bytes": tables.fmt_number(r.bytes),
-                     **{label: tables.fmt_number(getattr(r, key), 2)
-                        for key, label in _RATIO_LABELS.items()}})
+        rows.append(
+            {
+                "Source": r.dataset,
+                "Values": tables.OURS,
+                "Texts": f"{r.texts}",
+                "Lossless": f"{r.lossless}",
+                "Tokens": tables.fmt_number(r.tokens),
+                "Bytes": tables.fmt_number(r.bytes),
+                **{label: tables.fmt_number(getattr(r, key), 2) for key, label in _RATIO_LABELS.items()},
+            }
+        )
     paper = reference.get("baselines", {}).get("ratios", {})
     for source, label in reference["source_labels"].items():
         if not any(source in values for values in paper.values()):
             continue
-        rows.append({"Source": label, "Values": tables.PAPER,
-                     **{col: tables.NO_VALUE for col in TABLE_COLUMNS[2:]},
-                     **{lab: tables.fmt_number(paper.get(key, {}).get(source), 2)
-                        for key, lab in _RATIO_LABELS.items()}})
+        rows.append(
+            {
+                "Source": label,
+                "Values": tables.PAPER,
+                **{col: tables.NO_VALUE for col in TABLE_COLUMNS[2:]},
+                **{lab: tables.fmt_number(paper.get(key, {}).get(source), 2) for key, lab in _RATIO_LABELS.items()},
+            }
+        )
     return pd.DataFrame(rows, columns=TABLE_COLUMNS)
 
 
-def write_outputs(rows: list[BaselineRow], out_dir, model: str = "",
-                  verified: bool = True) -> dict[str, Path]:
+def write_outputs(rows: list[BaselineRow], out_dir, model: str = "", verified: bool = True) -> dict[str, Path]:
     """rows.csv (per text, with ratios), table.csv, table.tex (booktabs) and summary.json
     (what the report quotes) in out_dir."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     frame = rows_frame(rows)
     ratios(frame).to_csv(out_dir / "rows.csv", index=False)
-    table = table_frame(summarise(frame) if len(frame) else pd.DataFrame(
-        columns=["dataset", "texts", "lossless", "tokens", "bytes", *RATIO_COLUMNS]))
+    table = table_frame(
+        summarise(frame)
+        if len(frame)
+        else pd.DataFrame(columns=["dataset", "texts", "lossless", "tokens", "bytes", *RATIO_COLUMNS])
+    )
     table.to_csv(out_dir / "table.csv", index=False)
-    tex = tables._boxed(tables._tabular(table, "ll" + "r" * (len(TABLE_COLUMNS) - 2),
-                                        groups=table["Values"]))
+    tex = tables._boxed(tables._tabular(table, "ll" + "r" * (len(TABLE_COLUMNS) - 2), groups=table["Values"]))
     (out_dir / "table.tex").write_text(tex + "\n", encoding="utf-8")
-    facts = {"model": model, "datasets": list(dict.fromkeys(frame["dataset"])),
-             "texts": len(frame), "lossless": int(frame["lossless"].sum()),
-             "arithmetic_exact": int(frame["arithmetic_exact"].sum()), "verified": verified}
+    facts = {
+        "model": model,
+        "datasets": list(dict.fromkeys(frame["dataset"])),
+        "texts": len(frame),
+        "lossless": int(frame["lossless"].sum()),
+        "arithmetic_exact": int(frame["arithmetic_exact"].sum()),
+        "verified": verified,
+    }
     (out_dir / "summary.json").write_text(json.dumps(facts, indent=1) + "\n", encoding="utf-8")
-    return {"rows": out_dir / "rows.csv", "table": out_dir / "table.csv",
-            "tex": out_dir / "table.tex", "summary": out_dir / "summary.json"}
+    return {
+        "rows": out_dir / "rows.csv",
+        "table": out_dir / "table.csv",
+        "tex": out_dir / "table.tex",
+        "summary": out_dir / "summary.json",
+    }
 
 
-def run_stage(model: str, record_files: list, texts_files: dict, out_dir, *, verify: bool = True,
-              device: str = "auto", models_file="config/models.yaml",
-              threads: int | None = None) -> dict[str, Path]:
+def run_stage(
+    model: str,
+    record_files: list,
+    texts_files: dict,
+    out_dir,
+    *,
+    verify: bool = True,
+    device: str = "auto",
+    models_file="config/models.yaml",
+    threads: int | None = None,
+) -> dict[str, Path]:
     """Rule baselines: texts_files maps each dataset to its texts JSONL; record_files are
     the model's K = 1 records. Writes rows.csv, table.csv and table.tex into out_dir."""
     log = logging.getLogger("memcap.baselines")
@@ -201,9 +267,9 @@ def run_stage(model: str, record_files: list, texts_files: dict, out_dir, *, ver
     lm = load_model(resolve_model(model, load_registry(models_file)), device)
     rows = []
     for dataset, texts_file in texts_files.items():
-        done = run_baselines(lm, records[records.model == model], read_texts(texts_file),
-                             dataset, verify=verify)
-        log.info("%s: %d texts, arithmetic round trips exact: %d", dataset, len(done),
-                 sum(r.arithmetic_exact for r in done))
+        done = run_baselines(lm, records[records.model == model], read_texts(texts_file), dataset, verify=verify)
+        log.info(
+            "%s: %d texts, arithmetic round trips exact: %d", dataset, len(done), sum(r.arithmetic_exact for r in done)
+        )
         rows += done
     return write_outputs(rows, out_dir, model, verify)

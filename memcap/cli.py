@@ -27,8 +27,12 @@ OPTIM_OPTIONS = [  # flag, type, OptimConfig key, help
     ("--weight-decay", float, "weight_decay", "AdamW weight decay"),
     ("--eps", float, "eps", "AdamW eps"),
     ("--max-steps", int, "max_steps", "most optimiser steps per text"),
-    ("--fresh-max-steps", int, "fresh_max_steps",
-     "most steps from a random init; warm starts keep the other (None: the same)"),
+    (
+        "--fresh-max-steps",
+        int,
+        "fresh_max_steps",
+        "most steps from a random init; warm starts keep the other (None: the same)",
+    ),
     ("--patience", int, "patience", "stop after this many steps without a new best accuracy"),
     ("--schedule", str, "schedule", f"learning-rate schedule: {' or '.join(SCHEDULES)}"),
     ("--warmup", int, "warmup", "steps of linear learning-rate warm-up"),
@@ -41,13 +45,18 @@ OPTIM_OPTIONS = [  # flag, type, OptimConfig key, help
 def _optim_args(parser: argparse.ArgumentParser, preset: str) -> None:
     paper = OptimConfig()
     group = parser.add_argument_group(
-        "optimiser", f"--preset picks a set of values (default {preset}); each option below overrides one "
-        "of them (the paper's value in brackets; memcap.engine.PRESETS lists the presets)")
-    group.add_argument("--preset", choices=list(PRESETS), default=preset,
-                       help="paper: the paper's optimiser; fast: memcap's, for quick answers (default %(default)s)")
+        "optimiser",
+        f"--preset picks a set of values (default {preset}); each option below overrides one "
+        "of them (the paper's value in brackets; memcap.engine.PRESETS lists the presets)",
+    )
+    group.add_argument(
+        "--preset",
+        choices=list(PRESETS),
+        default=preset,
+        help="paper: the paper's optimiser; fast: memcap's, for quick answers (default %(default)s)",
+    )
     for flag, kind, key, text in OPTIM_OPTIONS:
-        group.add_argument(flag, type=kind, dest=key, default=None,
-                           help=f"{text} [{getattr(paper, key)}]")
+        group.add_argument(flag, type=kind, dest=key, default=None, help=f"{text} [{getattr(paper, key)}]")
 
 
 def _optim(args) -> OptimConfig:
@@ -56,13 +65,19 @@ def _optim(args) -> OptimConfig:
 
 def _model_args(parser: argparse.ArgumentParser, required: bool = True) -> None:
     parser.add_argument(
-        "--model", "-m", required=required,
+        "--model",
+        "-m",
+        required=required,
         help="a name from the registry (--models-file), a Hugging Face id (org/name), or a local model directory",
     )
-    parser.add_argument("--models-file", type=Path,
-                        help=f"model registry (default {DEFAULT_MODELS_FILE}, where it exists)")
-    parser.add_argument("--device", default="auto",
-                        help="auto (CUDA if present, else CPU), cpu, cuda, cuda:1, ... (default %(default)s)")
+    parser.add_argument(
+        "--models-file", type=Path, help=f"model registry (default {DEFAULT_MODELS_FILE}, where it exists)"
+    )
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help="auto (CUDA if present, else CPU), cpu, cuda, cuda:1, ... (default %(default)s)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,60 +85,102 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("compress", help="compress one text into K vectors (a safetensors file)",
-                       description="Optimise K [mem] vectors until the frozen model reproduces the text.")
+    p = sub.add_parser(
+        "compress",
+        help="compress one text into K vectors (a safetensors file)",
+        description="Optimise K [mem] vectors until the frozen model reproduces the text.",
+    )
     p.add_argument("text", nargs="?", help="the text; omit it (or give -) to read --file or standard input")
     p.add_argument("--file", "-f", type=Path, help="read the text from this file")
     _model_args(p)
-    p.add_argument("--vectors", "-k", type=_vectors_arg, default="auto",
-                   help="number K of [mem] vectors, or auto: K = 1, 2, 4, ... until greedy decoding "
-                        "reproduces the text (default %(default)s)")
-    p.add_argument("--max-vectors", type=int, default=16,
-                   help="with -k auto, the largest K tried (default %(default)s)")
-    p.add_argument("--protocol", choices=PROTOCOLS, default="strict",
-                   help="strict: every token scored, decodable from the vectors alone; "
-                        "paper: the first token is not scored (the paper's setting) (default %(default)s)")
+    p.add_argument(
+        "--vectors",
+        "-k",
+        type=_vectors_arg,
+        default="auto",
+        help="number K of [mem] vectors, or auto: K = 1, 2, 4, ... until greedy decoding "
+        "reproduces the text (default %(default)s)",
+    )
+    p.add_argument(
+        "--max-vectors", type=int, default=16, help="with -k auto, the largest K tried (default %(default)s)"
+    )
+    p.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default="strict",
+        help="strict: every token scored, decodable from the vectors alone; "
+        "paper: the first token is not scored (the paper's setting) (default %(default)s)",
+    )
     p.add_argument("--max-tokens", type=int, help="keep only the first this many tokens of the text")
     p.add_argument("--seed", type=int, default=0, help="seed of the vectors' random init (default %(default)s)")
-    p.add_argument("--out", "-o", type=Path, default=Path("vectors.safetensors"),
-                   help="vectors file to write (default %(default)s)")
+    p.add_argument(
+        "--out",
+        "-o",
+        type=Path,
+        default=Path("vectors.safetensors"),
+        help="vectors file to write (default %(default)s)",
+    )
     _optim_args(p, preset="fast")
 
-    p = sub.add_parser("decode", help="print the text a vectors file decodes to",
-                       description="Greedy decoding from the [mem] vectors alone "
-                                   "(paper protocol: plus the stored first token).")
+    p = sub.add_parser(
+        "decode",
+        help="print the text a vectors file decodes to",
+        description="Greedy decoding from the [mem] vectors alone (paper protocol: plus the stored first token).",
+    )
     p.add_argument("vectors_file", type=Path, help="a file written by `memcap compress`")
     _model_args(p, required=False)
     p.set_defaults(model=None)
-    p.add_argument("--force", action="store_true",
-                   help="decode with --model even though the file records another model "
-                        "(the text is then meaningless unless the weights are the same)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="decode with --model even though the file records another model "
+        "(the text is then meaningless unless the weights are the same)",
+    )
 
-    p = sub.add_parser("job", help="run a compress job over a texts file (what the workflow calls)",
-                       description="Compress every (K, L, text) of a grid; resumable; "
-                                   "writes one record per sample (docs/records.md).")
+    p = sub.add_parser(
+        "job",
+        help="run a compress job over a texts file (what the workflow calls)",
+        description="Compress every (K, L, text) of a grid; resumable; writes one record per sample (docs/records.md).",
+    )
     _model_args(p)
     p.add_argument("--texts", required=True, type=Path, help="texts JSONL (docs/records.md)")
     p.add_argument("--out", required=True, type=Path, help="records JSONL to write; parts are kept in <out>.parts/")
-    p.add_argument("--lengths", type=int, nargs="+",
-                   help="lengths L in tokens; omit to use each text's own `length` (random text)")
-    p.add_argument("--vectors", type=int, nargs="+", default=[1],
-                   help="numbers K of [mem] vectors (default %(default)s)")
+    p.add_argument(
+        "--lengths", type=int, nargs="+", help="lengths L in tokens; omit to use each text's own `length` (random text)"
+    )
+    p.add_argument(
+        "--vectors", type=int, nargs="+", default=[1], help="numbers K of [mem] vectors (default %(default)s)"
+    )
     p.add_argument("--protocol", choices=PROTOCOLS, default="paper", help="default %(default)s")
     p.add_argument("--batch-size", type=int, default=16, help="texts optimised together (default %(default)s)")
     p.add_argument("--max-samples", type=int, help="use only the first this many texts")
     p.add_argument("--dataset", help="dataset name in the records (default: the texts file's stem)")
     p.add_argument("--threads", type=int, help="CPU threads for torch")
-    p.add_argument("--mode", choices=MODES, default="grid",
-                   help="grid: every (K, L, text); search: each text's capacity by warm-started growth "
-                        "through --lengths, then bisection (default %(default)s)")
-    p.add_argument("--cast-weights", action="store_true",
-                   help="keep the frozen linear weights in the registry's autocast dtype (CUDA) instead "
-                        "of casting them every forward; recorded in the job's settings")
-    p.add_argument("--fails", type=int, default=1,
-                   help="search: failing lengths in a row before a text stops (default %(default)s)")
-    p.add_argument("--no-retry-fresh", dest="retry_fresh", action="store_false",
-                   help="search: a stuck warm start fails its length at once (default: retried from a fresh init)")
+    p.add_argument(
+        "--mode",
+        choices=MODES,
+        default="grid",
+        help="grid: every (K, L, text); search: each text's capacity by warm-started growth "
+        "through --lengths, then bisection (default %(default)s)",
+    )
+    p.add_argument(
+        "--cast-weights",
+        action="store_true",
+        help="keep the frozen linear weights in the registry's autocast dtype (CUDA) instead "
+        "of casting them every forward; recorded in the job's settings",
+    )
+    p.add_argument(
+        "--fails",
+        type=int,
+        default=1,
+        help="search: failing lengths in a row before a text stops (default %(default)s)",
+    )
+    p.add_argument(
+        "--no-retry-fresh",
+        dest="retry_fresh",
+        action="store_false",
+        help="search: a stuck warm start fails its length at once (default: retried from a fresh init)",
+    )
     _optim_args(p, preset="paper")
     return parser
 
@@ -183,8 +240,9 @@ def cmd_compress(args) -> int:
     def progress(step, active, best):
         nonlocal bar
         if bar is None:
-            bar = tqdm(total=max(optim.max_steps, optim.fresh_max_steps or 0), desc="compress", unit="step",
-                       leave=False)
+            bar = tqdm(
+                total=max(optim.max_steps, optim.fresh_max_steps or 0), desc="compress", unit="step", leave=False
+            )
         bar.set_postfix(accuracy=f"{best[0]:.3f}", refresh=False)
         bar.update(step - bar.n)  # tqdm's own rate limit decides when to redraw
 
@@ -195,15 +253,29 @@ def cmd_compress(args) -> int:
             bar = None
         o = attempt.outcome
         part = "" if attempt.L == len(ids) else f" of the first {attempt.L} (a longer prefix is not tried)"
-        print(f"K={attempt.K}: {o.correct}/{o.scored} tokens right{part} (accuracy {o.accuracy:.3f}), "
-              f"greedy decoding {'exact' if o.greedy_exact else f'right for {o.greedy_prefix} tokens'}, "
-              f"{attempt.steps} steps in {attempt.wall_s:.1f} s", flush=True)
+        print(
+            f"K={attempt.K}: {o.correct}/{o.scored} tokens right{part} (accuracy {o.accuracy:.3f}), "
+            f"greedy decoding {'exact' if o.greedy_exact else f'right for {o.greedy_prefix} tokens'}, "
+            f"{attempt.steps} steps in {attempt.wall_s:.1f} s",
+            flush=True,
+        )
 
-    print(f"{len(ids)} tokens, {spec.name}, protocol {args.protocol}, preset {optim.preset}, "
-          f"K {'auto (up to ' + str(args.max_vectors) + ')' if auto else args.vectors}", flush=True)
-    found = fewest_vectors(lm, ids, args.protocol, args.seed, optim,
-                           max_vectors=args.max_vectors if auto else args.vectors,
-                           on_attempt=report, progress=progress, counts=None if auto else [args.vectors])
+    print(
+        f"{len(ids)} tokens, {spec.name}, protocol {args.protocol}, preset {optim.preset}, "
+        f"K {'auto (up to ' + str(args.max_vectors) + ')' if auto else args.vectors}",
+        flush=True,
+    )
+    found = fewest_vectors(
+        lm,
+        ids,
+        args.protocol,
+        args.seed,
+        optim,
+        max_vectors=args.max_vectors if auto else args.vectors,
+        on_attempt=report,
+        progress=progress,
+        counts=None if auto else [args.vectors],
+    )
     best = found.best
     # vectors of a failed K decode (at best) the prefix they were fitted to
     save_vectors(args.out, best.outcome.vectors, lm, args.protocol, ids[: best.L], best.outcome, preset=optim.preset)
@@ -212,13 +284,18 @@ def cmd_compress(args) -> int:
         print(f"greedy decoding from K={best.K} vector(s) reproduces the text: {summary}")
         return 0
     if not auto:
-        print(f"greedy decoding from K={best.K} vector(s) does NOT reproduce the text (accuracy "
-              f"{best.outcome.accuracy:.3f}); try -k auto: {summary}")
+        print(
+            f"greedy decoding from K={best.K} vector(s) does NOT reproduce the text (accuracy "
+            f"{best.outcome.accuracy:.3f}); try -k auto: {summary}"
+        )
         return 0
-    print(f"memcap compress: no K up to {found.attempts[-1].K} reproduced the text; the best, K={best.K}, "
-          f"got {best.outcome.correct}/{best.outcome.scored} tokens right (accuracy "
-          f"{best.outcome.accuracy:.3f}) and decodes the first {best.outcome.greedy_prefix} tokens. "
-          f"Try a larger --max-vectors, more --max-steps, or a shorter text. {summary}", file=sys.stderr)
+    print(
+        f"memcap compress: no K up to {found.attempts[-1].K} reproduced the text; the best, K={best.K}, "
+        f"got {best.outcome.correct}/{best.outcome.scored} tokens right (accuracy "
+        f"{best.outcome.accuracy:.3f}) and decodes the first {best.outcome.greedy_prefix} tokens. "
+        f"Try a larger --max-vectors, more --max-steps, or a shorter text. {summary}",
+        file=sys.stderr,
+    )
     return 1
 
 
@@ -237,9 +314,12 @@ def cmd_decode(args) -> None:
             f"decode with {spec.name!r} anyway"
         )
     if mismatch:
-        print(f"memcap decode: WARNING: {args.vectors_file}: {mismatch}; decoding with "
-              f"{spec.name!r} as --force asks: the text is meaningless unless the two have the "
-              "same weights", file=sys.stderr)
+        print(
+            f"memcap decode: WARNING: {args.vectors_file}: {mismatch}; decoding with "
+            f"{spec.name!r} as --force asks: the text is meaningless unless the two have the "
+            "same weights",
+            file=sys.stderr,
+        )
     lm = load_model(spec, args.device)
     print(decode_file(args.vectors_file, lm))
 
@@ -248,10 +328,21 @@ def cmd_job(args) -> None:
     from memcap.job import run_job
 
     run_job(
-        args.model, args.texts, args.out, lengths=args.lengths, K=args.vectors,
-        protocol=args.protocol, optim=_optim(args), batch_size=args.batch_size,
-        max_samples=args.max_samples, device=args.device, models_file=args.models_file,
-        dataset=args.dataset, threads=args.threads, mode=args.mode, cast_weights=args.cast_weights,
+        args.model,
+        args.texts,
+        args.out,
+        lengths=args.lengths,
+        K=args.vectors,
+        protocol=args.protocol,
+        optim=_optim(args),
+        batch_size=args.batch_size,
+        max_samples=args.max_samples,
+        device=args.device,
+        models_file=args.models_file,
+        dataset=args.dataset,
+        threads=args.threads,
+        mode=args.mode,
+        cast_weights=args.cast_weights,
         search={"fails": args.fails, "retry_fresh": args.retry_fresh},
     )
 
@@ -284,17 +375,22 @@ def _resolve_models_file(args) -> None:
 def _explain(err: Exception, args) -> str:
     """The error message, with a hint where a missing default registry explains it."""
     text = str(err)
-    if (isinstance(err, ValueError) and text.startswith("unknown model")
-            and not getattr(args, "models_file_given", True) and not DEFAULT_MODELS_FILE.is_file()):
-        text += (f"; no model registry was read: {DEFAULT_MODELS_FILE} is not in "
-                 f"{Path.cwd()}; give --models-file")
+    if (
+        isinstance(err, ValueError)
+        and text.startswith("unknown model")
+        and not getattr(args, "models_file_given", True)
+        and not DEFAULT_MODELS_FILE.is_file()
+    ):
+        text += f"; no model registry was read: {DEFAULT_MODELS_FILE} is not in {Path.cwd()}; give --models-file"
     return text
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose or args.command == "job" else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose or args.command == "job" else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     handler = {"compress": cmd_compress, "decode": cmd_decode, "job": cmd_job}[args.command]
     try:
         _resolve_models_file(args)

@@ -281,8 +281,7 @@ class LMCoder:
         while True:
             if self.cached:
                 step = context if past is None else context[-1:]
-                out = model(input_ids=torch.tensor([step], device=device),
-                            past_key_values=past, use_cache=True)
+                out = model(input_ids=torch.tensor([step], device=device), past_key_values=past, use_cache=True)
                 past = out.past_key_values
             else:
                 out = model(input_ids=torch.tensor([context], device=device), use_cache=False)

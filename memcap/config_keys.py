@@ -18,8 +18,16 @@ from __future__ import annotations
 
 # What every job that runs a model gets (compress, multivector, geometry, baselines, precision):
 # the `resources` block; `compress` keeps what only compression uses (mode, search, cast_weights).
-RESOURCE_KEYS = ("batch_size", "device", "gpu", "threads", "mem_mb", "mem_mb_per_billion", "runtime",
-                 "runtime_per_billion")
+RESOURCE_KEYS = (
+    "batch_size",
+    "device",
+    "gpu",
+    "threads",
+    "mem_mb",
+    "mem_mb_per_billion",
+    "runtime",
+    "runtime_per_billion",
+)
 
 # (old key, new key), dotted; "*" stands for any key at that level (a model's name) and names
 # the same key in both. Kept for one release after the rename, then removed with the old keys.

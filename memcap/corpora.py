@@ -16,8 +16,11 @@ from memcap.io import package_file
 
 def lee_corpus_path() -> Path:
     """The Lee background news corpus inside gensim's wheel (one article per line)."""
-    return package_file("gensim", "test/test_data/lee_background.cor",
-                        missing="the Lee corpus needs the Python package gensim: pip install gensim")
+    return package_file(
+        "gensim",
+        "test/test_data/lee_background.cor",
+        missing="the Lee corpus needs the Python package gensim: pip install gensim",
+    )
 
 
 @functools.cache

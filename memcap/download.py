@@ -77,4 +77,3 @@ def download_model(model: str, models_file: str | Path, cache_dir: str | Path, o
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=1) + "\n")
     return out
-

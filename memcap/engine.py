@@ -88,8 +88,14 @@ class OptimConfig:
     preset: str = "paper"  # the name of the preset these values started from (PRESETS)
 
     def __post_init__(self):
-        positive = {"lr": self.lr, "eps": self.eps, "max_steps": self.max_steps, "patience": self.patience,
-                    "init_scale": self.init_scale, "temperature": self.temperature}
+        positive = {
+            "lr": self.lr,
+            "eps": self.eps,
+            "max_steps": self.max_steps,
+            "patience": self.patience,
+            "init_scale": self.init_scale,
+            "temperature": self.temperature,
+        }
         for key, value in positive.items():
             if not value > 0:
                 raise ValueError(f"optim.{key} must be > 0, got {value!r}")
@@ -236,8 +242,9 @@ def split_head(lm: LoadedModel):
     return lm.model.get_output_embeddings() if cached else None
 
 
-def _chunked_terms(lm: LoadedModel, head, x: torch.Tensor, keep: int, labels: torch.Tensor,
-                   optim: OptimConfig | None, rows: int):
+def _chunked_terms(
+    lm: LoadedModel, head, x: torch.Tensor, keep: int, labels: torch.Tensor, optim: OptimConfig | None, rows: int
+):
     """_position_terms without all the logits at once: the backbone's hidden states go through
     the head `rows` positions at a time. Under autograd each chunk is checkpointed, so the
     backward recomputes one chunk's logits at a time instead of keeping every chunk's."""
@@ -257,8 +264,7 @@ def _chunked_terms(lm: LoadedModel, head, x: torch.Tensor, keep: int, labels: to
     for start in range(0, B * n, rows):
         h, y = flat[start : start + rows], flat_labels[start : start + rows]
         if grad:
-            parts.append(torch.utils.checkpoint.checkpoint(chunk, h, y, use_reentrant=False,
-                                                           preserve_rng_state=False))
+            parts.append(torch.utils.checkpoint.checkpoint(chunk, h, y, use_reentrant=False, preserve_rng_state=False))
         else:
             parts.append(chunk(h, y))
     ce, hit, objective, gap = (
@@ -428,8 +434,10 @@ def compress_batch(
     baseline = _baseline(batch)
     starts = init if init is not None else [None] * len(texts)
     vectors = _Vectors(lm, K, seeds, starts, optim)
-    states = [Stopping(n, optim.steps_for(start is not None), optim.patience)
-              for n, start in zip(batch.scored, starts, strict=True)]
+    states = [
+        Stopping(n, optim.steps_for(start is not None), optim.patience)
+        for n, start in zip(batch.scored, starts, strict=True)
+    ]
     active, step = list(range(len(texts))), 0
     while active:
         active = _step(batch, vectors, states, active)
@@ -448,9 +456,7 @@ def _check_batch(texts, K, protocol, seeds, init, first) -> None:
         raise ValueError("init needs one entry (a (K, d) tensor or None) per text")
     too_short = [len(t) for t in texts if len(t) <= first]
     if too_short:
-        raise ValueError(
-            f"protocol {protocol!r} needs texts of at least {first + 1} token(s); got {too_short}"
-        )
+        raise ValueError(f"protocol {protocol!r} needs texts of at least {first + 1} token(s); got {too_short}")
 
 
 @dataclass
@@ -519,8 +525,10 @@ class _Vectors:
         if optim.fresh_lr is None:
             groups = self.params
         else:  # a fresh init needs a gentler lr than a warm start (PRESETS)
-            groups = [{"params": [p], "lr": optim.lr if start is not None else optim.fresh_lr}
-                      for p, start in zip(self.params, starts, strict=True)]
+            groups = [
+                {"params": [p], "lr": optim.lr if start is not None else optim.fresh_lr}
+                for p, start in zip(self.params, starts, strict=True)
+            ]
         self.opt = torch.optim.AdamW(
             groups,
             lr=optim.lr,

@@ -35,9 +35,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Mapping
 
 import matplotlib
 
@@ -62,8 +62,7 @@ from memcap.reference import (  # noqa: E402
 )
 
 # Okabe & Ito (2008): distinguishable with every common colour-vision deficiency.
-OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#56B4E9", "#CC79A7", "#F0E442",
-             "#000000"]
+OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#56B4E9", "#CC79A7", "#F0E442", "#000000"]
 PAPER_COLOUR = "0.55"
 FIGURE_WIDTH = 6.8  # inches: full text width of a one-column A4/letter page
 PNG_DPI = 200
@@ -71,11 +70,21 @@ FIGURE_NAMES = ["capacity", "ce_scatter", "utilisation", "accuracy_vs_length", "
 FIGURE_FORMATS = ["pdf", "png"]  # each figure as PDF (the report) and PNG
 
 STYLE = {
-    "font.size": 9, "axes.labelsize": 9, "axes.titlesize": 9.5, "legend.fontsize": 7.5,
-    "xtick.labelsize": 8, "ytick.labelsize": 8, "axes.prop_cycle": plt.cycler(color=OKABE_ITO),
-    "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True,
-    "grid.alpha": 0.3, "grid.linewidth": 0.5, "legend.frameon": False,
-    "pdf.fonttype": 42, "figure.constrained_layout.use": True,
+    "font.size": 9,
+    "axes.labelsize": 9,
+    "axes.titlesize": 9.5,
+    "legend.fontsize": 7.5,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "axes.prop_cycle": plt.cycler(color=OKABE_ITO),
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "grid.linewidth": 0.5,
+    "legend.frameon": False,
+    "pdf.fonttype": 42,
+    "figure.constrained_layout.use": True,
 }
 
 
@@ -139,8 +148,7 @@ def panel_grid(n: int, ncols: int = 3, height: float = 2.4, sharey: bool = False
     """A full-width figure of n panels, ncols to a row; returns (fig, the n visible axes)."""
     ncols = min(ncols, n)
     nrows = math.ceil(n / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(FIGURE_WIDTH, height * nrows + 0.3),
-                             squeeze=False, sharey=sharey)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(FIGURE_WIDTH, height * nrows + 0.3), squeeze=False, sharey=sharey)
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     return fig, list(axes.flat[:n])
@@ -162,8 +170,12 @@ class _Data:
         self.datasets = dataset_order(s["dataset"], self.kinds)
         self.natural = [d for d in self.datasets if not self.is_random(d)]
         self.random = [d for d in self.datasets if self.is_random(d)]
-        self.runs = [(m, p) for m in self.models for p in sorted(s["protocol"].unique())
-                     if ((s.model == m) & (s.protocol == p)).any()]
+        self.runs = [
+            (m, p)
+            for m in self.models
+            for p in sorted(s["protocol"].unique())
+            if ((s.model == m) & (s.protocol == p)).any()
+        ]
         self.colour = {d: OKABE_ITO[i % len(OKABE_ITO)] for i, d in enumerate(self.datasets)}
 
     def is_random(self, dataset: str) -> bool:
@@ -176,8 +188,7 @@ class _Data:
         ids = self.summary[self.summary.model == model]["model_id"]
         row = paper_model(model, ids.iloc[0] if len(ids) else None)
         ref = load_reference()
-        return paper_value(ref, row, key, paper_source(
-            dataset, ref, dataset_kind(dataset, self.kinds)))
+        return paper_value(ref, row, key, paper_source(dataset, ref, dataset_kind(dataset, self.kinds)))
 
 
 def capacity_figure(data: _Data):
@@ -197,24 +208,39 @@ def capacity_figure(data: _Data):
         ax.scatter(xs, rows.capacity, s=36, color=data.colour[dataset], label=dataset, zorder=3)
         for x, y, mode in zip(xs, rows.capacity, rows["mode"], strict=True):
             label = f"{int(y)} (search)" if mode == "search" else f"{int(y)}"
-            ax.annotate(label, (x, y), xytext=(5, 0), textcoords="offset points",
-                        va="center", fontsize=7.5)
+            ax.annotate(label, (x, y), xytext=(5, 0), textcoords="offset points", va="center", fontsize=7.5)
         failed = k1_all[(k1_all.dataset == dataset) & k1_all.capacity.isna()]
         for m, p, shortest in zip(failed.model, failed.protocol, failed.min_L, strict=True):
             x = x_of[(m, p)] + offset  # even the shortest length failed: mark "< L"
             ax.scatter([x], [shortest], marker="v", s=30, color=data.colour[dataset], zorder=3)
-            ax.annotate(f"<{int(shortest)}", (x, shortest), xytext=(5, 0),
-                        textcoords="offset points", va="center", fontsize=7.5)
+            ax.annotate(
+                f"<{int(shortest)}", (x, shortest), xytext=(5, 0), textcoords="offset points", va="center", fontsize=7.5
+            )
         for m, x in zip(rows.model, xs, strict=True):
             ref = data.paper(m, "capacity", dataset)
             if ref is not None:
-                ax.scatter([x], [ref], s=36, facecolors="none", edgecolors=PAPER_COLOUR,
-                           label=None if paper_shown else "paper (same source)", zorder=2)
-                ax.annotate(f"{ref}", (x, ref), xytext=(5, 0), textcoords="offset points",
-                            va="center", fontsize=7, color=PAPER_COLOUR)
+                ax.scatter(
+                    [x],
+                    [ref],
+                    s=36,
+                    facecolors="none",
+                    edgecolors=PAPER_COLOUR,
+                    label=None if paper_shown else "paper (same source)",
+                    zorder=2,
+                )
+                ax.annotate(
+                    f"{ref}",
+                    (x, ref),
+                    xytext=(5, 0),
+                    textcoords="offset points",
+                    va="center",
+                    fontsize=7,
+                    color=PAPER_COLOUR,
+                )
                 paper_shown = True
-    ax.set_xticks(range(len(labels)), labels, rotation=20 if len(labels) > 4 else 0,
-                  ha="right" if len(labels) > 4 else "center")
+    ax.set_xticks(
+        range(len(labels)), labels, rotation=20 if len(labels) > 4 else 0, ha="right" if len(labels) > 4 else "center"
+    )
     ax.set_xlim(-0.6, len(labels) - 0.4)
     ax.set_yscale("log", base=2)
     _log2_axis(ax.yaxis)
@@ -241,8 +267,17 @@ def ce_scatter_figure(data: _Data):
         nat = run[run["kind"] != "random"]
         rnd = run[run["kind"] == "random"]
         if len(nat):
-            points = ax.scatter(nat.ce_orig, nat.ce_mem, c=nat.L, cmap="viridis", norm=norm,
-                                s=10, alpha=0.85, linewidths=0, label="natural text")
+            points = ax.scatter(
+                nat.ce_orig,
+                nat.ce_mem,
+                c=nat.L,
+                cmap="viridis",
+                norm=norm,
+                s=10,
+                alpha=0.85,
+                linewidths=0,
+                label="natural text",
+            )
         if len(rnd):
             ax.scatter(rnd.ce_orig, rnd.ce_mem, s=6, color="black", label="random text")
         top = float(np.nanmax([run.ce_orig.max(), run.ce_mem.max(), 1.0]))
@@ -253,16 +288,14 @@ def ce_scatter_figure(data: _Data):
             ax.plot(xs, xs + b, ls="--", color="0.2", lw=1.0, label=f"fit y = x {b:+.0f}")
         threshold = metrics.lossless_ce_threshold(run)
         if not math.isnan(threshold):
-            ax.axhline(threshold, ls=":", color="#D55E00", lw=1.2,
-                       label=f"lossless max {threshold:.1f}")
+            ax.axhline(threshold, ls=":", color="#D55E00", lw=1.2, label=f"lossless max {threshold:.1f}")
         ax.set_xlim(0, top * 1.03)
         ax.set_ylim(0, top * 1.03)
         # A search contributes one point per attempt (its lossless lengths and the failing
         # one), as the grid does per length; the fit and threshold use them alike, but the
         # title says so, since the points are not one per (text, grid length).
         searched = (run["mode"] == "search").any() if "mode" in run.columns else False
-        ax.set_title(_label(model, protocol, data.mixed)
-                     + (" (search attempts)" if searched else ""))
+        ax.set_title(_label(model, protocol, data.mixed) + (" (search attempts)" if searched else ""))
         ax.set_xlabel("CE without [mem] (nats)")
         ax.set_ylabel("CE with [mem] (nats)")
         ax.legend(loc="upper left", fontsize=6.5)
@@ -276,8 +309,7 @@ def utilisation_figure(data: _Data):
     k1 = data.k1().dropna(subset=["token_gain_mean"])
     if k1.empty:
         return placeholder_figure("Capacity utilisation", "no saturated K=1 samples (all lossless?)")
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(FIGURE_WIDTH, 6.0),
-                                      height_ratios=[1.2, 1.0])
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(FIGURE_WIDTH, 6.0), height_ratios=[1.2, 1.0])
     reference = load_reference()
     families = {m: family_of(m, i) for m, i in zip(data.summary.model, data.summary.model_id, strict=True)}
     colours = _family_colours(families.values())
@@ -287,17 +319,34 @@ def utilisation_figure(data: _Data):
     ref_pts = [(r["token_gain"]["pg19"][0], r["l_th"], r["params_b"]) for r in ref_models]
     max_params = max([p * 1e9 for *_, p in ref_pts] + list(k1.params.fillna(0)))
     size = lambda p: 15 + 250 * math.sqrt(max(p, 0) / max_params)  # noqa: E731 area ~ params
-    top.scatter([x for x, _, _ in ref_pts], [y for _, y, _ in ref_pts],
-                s=[size(p * 1e9) for *_, p in ref_pts], facecolors="none",
-                edgecolors=PAPER_COLOUR, label="paper (PG-19, 14 models)")
+    top.scatter(
+        [x for x, _, _ in ref_pts],
+        [y for _, y, _ in ref_pts],
+        s=[size(p * 1e9) for *_, p in ref_pts],
+        facecolors="none",
+        edgecolors=PAPER_COLOUR,
+        label="paper (PG-19, 14 models)",
+    )
     shown = set()
     for _, r in k1[k1.dataset == focus].iterrows():
         fam = families[r.model]
-        top.scatter([r.token_gain_mean], [r.l_th], s=size(r.params), color=colours[fam],
-                    alpha=0.85, label=None if fam in shown else fam, zorder=3)
+        top.scatter(
+            [r.token_gain_mean],
+            [r.l_th],
+            s=size(r.params),
+            color=colours[fam],
+            alpha=0.85,
+            label=None if fam in shown else fam,
+            zorder=3,
+        )
         shown.add(fam)
-        top.annotate(_label(r.model, r.protocol, data.mixed), (r.token_gain_mean, r.l_th),
-                     xytext=(6, 3), textcoords="offset points", fontsize=7)
+        top.annotate(
+            _label(r.model, r.protocol, data.mixed),
+            (r.token_gain_mean, r.l_th),
+            xytext=(6, 3),
+            textcoords="offset points",
+            fontsize=7,
+        )
     top.set_xscale("log", base=2)
     _log2_axis(top.xaxis)
     top.set_xlabel(f"token gain on {focus} (tokens, mean over saturated samples)")
@@ -319,10 +368,12 @@ def utilisation_figure(data: _Data):
         bottom.bar_label(bars, fmt="%.3f", fontsize=7, padding=1)
         pts = [(x, r) for x, r in zip(xs, refs, strict=True) if r is not None]
         if pts:
-            bottom.scatter(*zip(*pts, strict=True), marker="_", s=300, color="black", zorder=3,
-                           label=f"paper ({dataset})")
-    bottom.set_xticks(range(len(labels)), labels, rotation=20 if len(labels) > 4 else 0,
-                      ha="right" if len(labels) > 4 else "center")
+            bottom.scatter(
+                *zip(*pts, strict=True), marker="_", s=300, color="black", zorder=3, label=f"paper ({dataset})"
+            )
+    bottom.set_xticks(
+        range(len(labels)), labels, rotation=20 if len(labels) > 4 else 0, ha="right" if len(labels) > 4 else "center"
+    )
     bottom.set_ylabel("capacity utilisation\n(token gain / L_th)")
     bottom.set_xlabel("model (K = 1 vector)")
     bottom.legend(loc="best")
@@ -341,8 +392,7 @@ def accuracy_figure(data: _Data):
     s = data.summary[data.summary["mode"] == "grid"]
     runs = [(m, p) for m, p in data.runs if ((s.model == m) & (s.protocol == p)).any()]
     if not runs:
-        return placeholder_figure("Accuracy against length",
-                            "no grid-mode samples (search runs: see the search table)")
+        return placeholder_figure("Accuracy against length", "no grid-mode samples (search runs: see the search table)")
     fig, axes = panel_grid(len(runs), height=2.3, sharey=True)
     for ax, (model, protocol) in zip(axes, runs, strict=True):
         run = passes[(passes.model == model) & (passes.protocol == protocol)]
@@ -352,10 +402,8 @@ def accuracy_figure(data: _Data):
             if data.is_random(dataset):  # ~one sample per sampled length
                 ax.scatter(group.L, group.mean_acc, s=8, label=label, **style)
             else:
-                ax.plot(group.L, group.mean_acc, marker="o", ms=3, label=label,
-                        ls="-" if K == 1 else "--", **style)
-        ax.axhline(LOSSLESS_ACCURACY, ls=":", color="#D55E00", lw=1,
-                   label="0.99 (lossless)")
+                ax.plot(group.L, group.mean_acc, marker="o", ms=3, label=label, ls="-" if K == 1 else "--", **style)
+        ax.axhline(LOSSLESS_ACCURACY, ls=":", color="#D55E00", lw=1, label="0.99 (lossless)")
         ax.set_xscale("log", base=2)
         _log2_axis(ax.xaxis)
         ax.set_ylim(-0.02, 1.04)
@@ -386,34 +434,28 @@ def multivector_figure(data: _Data):
     reference = load_reference()
     paper_runs = reference.get("multivector", {})
     n_rows = len(keys) + bool(paper_runs)  # last row: the paper's own curves
-    fig, axes = plt.subplots(n_rows, 3, figsize=(FIGURE_WIDTH, 2.3 * n_rows + 0.3),
-                             squeeze=False)
+    fig, axes = plt.subplots(n_rows, 3, figsize=(FIGURE_WIDTH, 2.3 * n_rows + 0.3), squeeze=False)
     for row_axes, (model, dataset, protocol) in zip(axes, keys, strict=False):
         run = s[(s.model == model) & (s.dataset == dataset) & (s.protocol == protocol)]
         run = run.sort_values("K")
         ids = run.model_id.iloc[0]
         ref_row = paper_model(model, ids)
         ref = reference.get("multivector", {}).get(ref_row)
-        same_source = ref and paper_source(
-            dataset, reference, dataset_kind(dataset, data.kinds)) == ref["source"]
+        same_source = ref and paper_source(dataset, reference, dataset_kind(dataset, data.kinds)) == ref["source"]
         for ax, (col, std, key, ylabel) in zip(row_axes, _MV_PANELS, strict=True):
             ks, ys = run.K.to_numpy(), run[col].to_numpy(dtype=float)
             ax.plot(ks, ys, marker="o", ms=4, color=OKABE_ITO[0], label="this run")
             if np.isnan(ys).all():  # e.g. no length reached the lossless threshold
-                ax.text(0.5, 0.5, "no value at any K", transform=ax.transAxes, ha="center",
-                        color="0.4")
+                ax.text(0.5, 0.5, "no value at any K", transform=ax.transAxes, ha="center", color="0.4")
             if std:
                 sd = run[std].fillna(0).to_numpy(dtype=float)
-                ax.fill_between(ks, ys - sd, ys + sd, color=OKABE_ITO[0], alpha=0.2,
-                                label="±1 std")
+                ax.fill_between(ks, ys - sd, ys + sd, color=OKABE_ITO[0], alpha=0.2, label="±1 std")
             base = run[run.K == 1][col]
             if len(base) and pd.notna(base.iloc[0]):
-                ax.plot(ks, base.iloc[0] * ks, ls="--", color="0.4", lw=1,
-                        label="ideal: K × (K=1 value)")
+                ax.plot(ks, base.iloc[0] * ks, ls="--", color="0.4", lw=1, label="ideal: K × (K=1 value)")
             if same_source:
                 pts = sorted((int(k), v) for k, v in ref[key].items())
-                ax.scatter(*zip(*pts, strict=True), facecolors="none", edgecolors=PAPER_COLOUR, s=25,
-                           label="paper")
+                ax.scatter(*zip(*pts, strict=True), facecolors="none", edgecolors=PAPER_COLOUR, s=25, label="paper")
             ax.set_xscale("log", base=2)
             _log2_axis(ax.xaxis)
             if (ys > 0).any():
@@ -421,8 +463,7 @@ def multivector_figure(data: _Data):
                 _log2_axis(ax.yaxis)
             ax.set_xlabel("[mem] vectors K")
             ax.set_ylabel(ylabel)
-        row_axes[0].set_title(_label(model, protocol, data.mixed) + f" on {dataset}",
-                              loc="left")
+        row_axes[0].set_title(_label(model, protocol, data.mixed) + f" on {dataset}", loc="left")
         row_axes[0].legend(loc="upper left", fontsize=6.5)
         row_axes[1].legend(loc="upper left", fontsize=6.5)
     if paper_runs:
@@ -445,16 +486,16 @@ def _paper_multivector_row(row_axes, paper_runs: dict) -> None:
         _log2_axis(ax.yaxis)
         ax.set_xlabel("[mem] vectors K")
         ax.set_ylabel(ylabel)
-    sources = sorted({load_reference()["source_labels"].get(r["source"], r["source"])
-                      for r in paper_runs.values()})
-    row_axes[0].set_title(f"the paper, on {', '.join(sources)} (dashed: ideal linear)",
-                          loc="left")
+    sources = sorted({load_reference()["source_labels"].get(r["source"], r["source"]) for r in paper_runs.values()})
+    row_axes[0].set_title(f"the paper, on {', '.join(sources)} (dashed: ideal linear)", loc="left")
     row_axes[0].legend(loc="upper left", fontsize=6.5)
 
 
 _FIGURES = {
-    "capacity": capacity_figure, "ce_scatter": ce_scatter_figure,
-    "utilisation": utilisation_figure, "accuracy_vs_length": accuracy_figure,
+    "capacity": capacity_figure,
+    "ce_scatter": ce_scatter_figure,
+    "utilisation": utilisation_figure,
+    "accuracy_vs_length": accuracy_figure,
     "multivector": multivector_figure,
 }
 

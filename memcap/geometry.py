@@ -36,13 +36,31 @@ from memcap.engine import OptimConfig, first_scored, pad, score
 from memcap.job import compress_splitting, derive_seed, read_texts
 from memcap.models import load_model, load_registry, resolve_model
 
-RUN_COLUMNS = ["sample_id", "init", "seed", "N", "steps", "accuracy", "converged",
-               "greedy_exact", "stop_reason", "wall_s"]
+RUN_COLUMNS = [
+    "sample_id",
+    "init",
+    "seed",
+    "N",
+    "steps",
+    "accuracy",
+    "converged",
+    "greedy_exact",
+    "stop_reason",
+    "wall_s",
+]
 
 
-def optimise_inits(lm, texts: list[tuple[str, list[int]]], inits: int, K: int, protocol: str,
-                   optim: OptimConfig, seed_parts: tuple = (), batch_size: int = 64,
-                   progress=None) -> tuple[pd.DataFrame, torch.Tensor]:
+def optimise_inits(
+    lm,
+    texts: list[tuple[str, list[int]]],
+    inits: int,
+    K: int,
+    protocol: str,
+    optim: OptimConfig,
+    seed_parts: tuple = (),
+    batch_size: int = 64,
+    progress=None,
+) -> tuple[pd.DataFrame, torch.Tensor]:
     """Compress every (text, init); returns one row per run (RUN_COLUMNS, in text-major order)
     and their vectors (runs x K x d, float32). texts: (sample_id, ids) pairs."""
     cells = [(sid, ids, i) for sid, ids in texts for i in range(inits)]
@@ -50,19 +68,41 @@ def optimise_inits(lm, texts: list[tuple[str, list[int]]], inits: int, K: int, p
     rows, vectors = [], []
     for start in range(0, len(cells), batch_size):
         chunk = cells[start : start + batch_size]
-        outcomes = compress_splitting(lm, [ids for _, ids, _ in chunk], K, protocol,
-                                      seeds[start : start + batch_size], optim)
+        outcomes = compress_splitting(
+            lm, [ids for _, ids, _ in chunk], K, protocol, seeds[start : start + batch_size], optim
+        )
         for (sid, ids, init), seed, out in zip(chunk, seeds[start:], outcomes, strict=False):
             if out is None:  # out of memory even alone: recorded, left out of the analysis
-                rows.append(dict(sample_id=sid, init=init, seed=seed, N=len(ids), steps=0,
-                                 accuracy=np.nan, converged=False, greedy_exact=False,
-                                 stop_reason="oom", wall_s=0.0))
+                rows.append(
+                    dict(
+                        sample_id=sid,
+                        init=init,
+                        seed=seed,
+                        N=len(ids),
+                        steps=0,
+                        accuracy=np.nan,
+                        converged=False,
+                        greedy_exact=False,
+                        stop_reason="oom",
+                        wall_s=0.0,
+                    )
+                )
                 vectors.append(torch.full((K, lm.mem_dim), float("nan")))
                 continue
-            rows.append(dict(sample_id=sid, init=init, seed=seed, N=out.N, steps=out.steps,
-                             accuracy=out.accuracy, converged=out.converged,
-                             greedy_exact=out.greedy_exact, stop_reason=out.stop_reason,
-                             wall_s=out.wall_s))
+            rows.append(
+                dict(
+                    sample_id=sid,
+                    init=init,
+                    seed=seed,
+                    N=out.N,
+                    steps=out.steps,
+                    accuracy=out.accuracy,
+                    converged=out.converged,
+                    greedy_exact=out.greedy_exact,
+                    stop_reason=out.stop_reason,
+                    wall_s=out.wall_s,
+                )
+            )
             vectors.append(out.vectors)
         if progress:
             progress(min(start + batch_size, len(cells)), len(cells))
@@ -78,14 +118,28 @@ def cosine_pairs(runs: pd.DataFrame, vectors: torch.Tensor) -> pd.DataFrame:
     sims = (unit @ unit.T).numpy()
     sid, init = runs["sample_id"].to_numpy()[keep], runs["init"].to_numpy()[keep]
     a, b = np.triu_indices(len(keep), k=1)
-    return pd.DataFrame({"sample_a": sid[a], "init_a": init[a], "sample_b": sid[b],
-                         "init_b": init[b], "same_text": sid[a] == sid[b], "cosine": sims[a, b]})
+    return pd.DataFrame(
+        {
+            "sample_a": sid[a],
+            "init_a": init[a],
+            "sample_b": sid[b],
+            "init_b": init[b],
+            "same_text": sid[a] == sid[b],
+            "cosine": sims[a, b],
+        }
+    )
 
 
 @torch.no_grad()
-def interpolate(lm, texts: list[tuple[str, list[int]]], runs: pd.DataFrame,
-                vectors: torch.Tensor, points: int, protocol: str,
-                batch_size: int = 64) -> pd.DataFrame:
+def interpolate(
+    lm,
+    texts: list[tuple[str, list[int]]],
+    runs: pd.DataFrame,
+    vectors: torch.Tensor,
+    points: int,
+    protocol: str,
+    batch_size: int = 64,
+) -> pd.DataFrame:
     """Teacher-forced accuracy at `points` evenly spaced points t in [0, 1] of the line
     (1 - t) m_a + t m_b, for every pair (a < b) of converged vectors of each text."""
     first = first_scored(protocol)
@@ -98,13 +152,19 @@ def interpolate(lm, texts: list[tuple[str, list[int]]], runs: pd.DataFrame,
             chunk = jobs[start : start + batch_size]
             mem = torch.stack([(1 - t) * vectors[a] + t * vectors[b] for a, b, t in chunk])
             tokens, lengths = pad([ids] * len(chunk), lm.device)
-            loss, correct = score(lm, mem.to(lm.device), lm.embeddings(tokens), tokens,
-                                  lengths, first)
+            loss, correct = score(lm, mem.to(lm.device), lm.embeddings(tokens), tokens, lengths, first)
             scored = len(ids) - first
             for (a, b, t), l_sum, c in zip(chunk, loss.tolist(), correct.tolist(), strict=True):
-                out.append({"sample_id": sid, "init_a": int(runs.at[a, "init"]),
-                            "init_b": int(runs.at[b, "init"]), "t": float(t),
-                            "accuracy": c / scored, "loss": l_sum / scored})
+                out.append(
+                    {
+                        "sample_id": sid,
+                        "init_a": int(runs.at[a, "init"]),
+                        "init_b": int(runs.at[b, "init"]),
+                        "t": float(t),
+                        "accuracy": c / scored,
+                        "loss": l_sum / scored,
+                    }
+                )
     return pd.DataFrame(out, columns=["sample_id", "init_a", "init_b", "t", "accuracy", "loss"])
 
 
@@ -114,14 +174,15 @@ def summary(runs: pd.DataFrame, cosines: pd.DataFrame, curves: pd.DataFrame) -> 
     diff = cosines.loc[~cosines["same_text"].astype(bool), "cosine"]
     inner = curves[(curves["t"] > 0) & (curves["t"] < 1)]
     return {
-        "texts": int(runs["sample_id"].nunique()), "runs": len(runs),
+        "texts": int(runs["sample_id"].nunique()),
+        "runs": len(runs),
         "converged": int(runs["converged"].sum()),
         "mean_steps": float(runs.loc[runs["converged"].astype(bool), "steps"].mean())
-        if runs["converged"].any() else float("nan"),
+        if runs["converged"].any()
+        else float("nan"),
         "same_mean": float(same.mean()) if len(same) else float("nan"),
         "different_mean": float(diff.mean()) if len(diff) else float("nan"),
-        "pairs": int(curves.groupby(["sample_id", "init_a", "init_b"]).ngroups)
-        if len(curves) else 0,
+        "pairs": int(curves.groupby(["sample_id", "init_a", "init_b"]).ngroups) if len(curves) else 0,
         "min_inner_accuracy": float(inner["accuracy"].min()) if len(inner) else float("nan"),
         "mean_inner_accuracy": float(inner["accuracy"].mean()) if len(inner) else float("nan"),
     }
@@ -130,10 +191,24 @@ def summary(runs: pd.DataFrame, cosines: pd.DataFrame, curves: pd.DataFrame) -> 
 # --- the workflow stage -------------------------------------------------------------------
 
 
-def run_stage(model: str, texts_file, dataset: str, out: dict, *, texts: int, inits: int,
-              length: int, K: int, points: int, protocol: str, optim: dict,
-              batch_size: int = 64, device: str = "auto",
-              models_file="config/models.yaml", threads: int | None = None) -> dict:
+def run_stage(
+    model: str,
+    texts_file,
+    dataset: str,
+    out: dict,
+    *,
+    texts: int,
+    inits: int,
+    length: int,
+    K: int,
+    points: int,
+    protocol: str,
+    optim: dict,
+    batch_size: int = 64,
+    device: str = "auto",
+    models_file="config/models.yaml",
+    threads: int | None = None,
+) -> dict:
     """Rule geometry: load the model once, solve, and write out["runs"] (CSV),
     out["vectors"] (safetensors, one K x d tensor per run, keyed <sample_id>/<init>),
     out["cosine"] and out["interpolation"] (CSV). Texts shorter than `length` are skipped."""
@@ -150,20 +225,28 @@ def run_stage(model: str, texts_file, dataset: str, out: dict, *, texts: int, in
         chosen.append((str(row["id"]), ids))
         if len(chosen) == texts:
             break
-    log.info("%s on %s: %d texts x %d inits, L=%d, K=%d", model, dataset, len(chosen), inits,
-             length, K)
+    log.info("%s on %s: %d texts x %d inits, L=%d, K=%d", model, dataset, len(chosen), inits, length, K)
     runs, vectors = optimise_inits(
-        lm, chosen, inits, K, protocol, OptimConfig.from_dict(optim), (model, dataset),
-        batch_size, progress=lambda done, total: log.info("solved %d/%d", done, total))
+        lm,
+        chosen,
+        inits,
+        K,
+        protocol,
+        OptimConfig.from_dict(optim),
+        (model, dataset),
+        batch_size,
+        progress=lambda done, total: log.info("solved %d/%d", done, total),
+    )
     log.info("%d of %d runs reached accuracy 1.0", int(runs["converged"].sum()), len(runs))
     cosines = cosine_pairs(runs, vectors)
     curves = interpolate(lm, chosen, runs, vectors, points, protocol, batch_size)
     for key in ("runs", "cosine", "interpolation", "vectors"):
         Path(out[key]).parent.mkdir(parents=True, exist_ok=True)
-    runs.assign(model=model, dataset=dataset, K=K, L=length, protocol=protocol).to_csv(
-        out["runs"], index=False)
-    save_file({f"{s}/{i}": v.contiguous() for s, i, v in zip(runs.sample_id, runs.init, vectors, strict=True)},
-              str(out["vectors"]))
+    runs.assign(model=model, dataset=dataset, K=K, L=length, protocol=protocol).to_csv(out["runs"], index=False)
+    save_file(
+        {f"{s}/{i}": v.contiguous() for s, i, v in zip(runs.sample_id, runs.init, vectors, strict=True)},
+        str(out["vectors"]),
+    )
     cosines.to_csv(out["cosine"], index=False)
     curves.to_csv(out["interpolation"], index=False)
     return summary(runs, cosines, curves)

@@ -32,18 +32,28 @@ FIGURE_NAMES = ["geometry_cosine", "geometry_interpolation"]
 def cosine_figure(cosines: pd.DataFrame):
     """Figure 7: densities of cosine similarity, same text vs different texts."""
     if cosines.empty:
-        return figures.placeholder_figure("Cosine similarity of [mem] vectors",
-                                          "fewer than two vectors reached accuracy 1.0")
+        return figures.placeholder_figure(
+            "Cosine similarity of [mem] vectors", "fewer than two vectors reached accuracy 1.0"
+        )
     fig, ax = figures.plt.subplots(figsize=(figures.FIGURE_WIDTH * 0.6, 2.6))
     bins = np.linspace(cosines["cosine"].min(), cosines["cosine"].max(), 31)
     if bins[0] == bins[-1]:
         bins = np.linspace(bins[0] - 0.01, bins[0] + 0.01, 31)
-    for same, label, colour in [(True, "same text", figures.OKABE_ITO[0]),
-                                (False, "different texts", figures.OKABE_ITO[1])]:
+    for same, label, colour in [
+        (True, "same text", figures.OKABE_ITO[0]),
+        (False, "different texts", figures.OKABE_ITO[1]),
+    ]:
         values = cosines.loc[cosines["same_text"] == same, "cosine"]
         if len(values):
-            ax.hist(values, bins=bins, density=True, histtype="stepfilled", alpha=0.35,
-                    color=colour, label=f"{label} (n={len(values)}, mean {values.mean():.2f})")
+            ax.hist(
+                values,
+                bins=bins,
+                density=True,
+                histtype="stepfilled",
+                alpha=0.35,
+                color=colour,
+                label=f"{label} (n={len(values)}, mean {values.mean():.2f})",
+            )
             ax.hist(values, bins=bins, density=True, histtype="step", color=colour)
     ax.set_xlabel("cosine similarity of [mem] vectors")
     ax.set_ylabel("density")
@@ -55,18 +65,17 @@ def interpolation_figure(curves: pd.DataFrame, max_texts: int = 4):
     """Figure 8: accuracy along the line between two vectors of one text; one faint line per
     pair, the min/max envelope shaded, the mean dashed."""
     if curves.empty:
-        return figures.placeholder_figure("Interpolation between [mem] vectors",
-                                          "no text has two vectors that reached accuracy 1.0")
+        return figures.placeholder_figure(
+            "Interpolation between [mem] vectors", "no text has two vectors that reached accuracy 1.0"
+        )
     texts = list(dict.fromkeys(curves["sample_id"]))[:max_texts]
-    fig, axes = figures.panel_grid(len(texts), ncols=min(len(texts), 2), height=2.4,
-                                   sharey=True)
+    fig, axes = figures.panel_grid(len(texts), ncols=min(len(texts), 2), height=2.4, sharey=True)
     for ax, sid in zip(axes, texts, strict=True):
         mine = curves[curves["sample_id"] == sid]
         for _, pair in mine.groupby(["init_a", "init_b"]):
             ax.plot(pair["t"], pair["accuracy"], color=figures.OKABE_ITO[0], alpha=0.15, lw=0.7)
         env = mine.groupby("t")["accuracy"].agg(["min", "max", "mean"])
-        ax.fill_between(env.index, env["min"], env["max"], color=figures.OKABE_ITO[0],
-                        alpha=0.15, label="min-max")
+        ax.fill_between(env.index, env["min"], env["max"], color=figures.OKABE_ITO[0], alpha=0.15, label="min-max")
         ax.plot(env.index, env["mean"], ls="--", color="0.2", lw=1, label="mean")
         n_pairs = mine.groupby(["init_a", "init_b"]).ngroups
         ax.set_title(f"{sid} ({n_pairs} pairs)", loc="left")
@@ -77,16 +86,17 @@ def interpolation_figure(curves: pd.DataFrame, max_texts: int = 4):
     return fig
 
 
-def write_geometry_figures(cosines: pd.DataFrame, curves: pd.DataFrame,
-                           out_dir: Path) -> dict[str, Path]:
+def write_geometry_figures(cosines: pd.DataFrame, curves: pd.DataFrame, out_dir: Path) -> dict[str, Path]:
     """geometry_cosine and geometry_interpolation as PDF + PNG in out_dir."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with figures.figure_style():
-        return {"geometry_cosine": figures.save_figure(cosine_figure(cosines), out_dir,
-                                                       "geometry_cosine"),
-                "geometry_interpolation": figures.save_figure(interpolation_figure(curves),
-                                                              out_dir, "geometry_interpolation")}
+        return {
+            "geometry_cosine": figures.save_figure(cosine_figure(cosines), out_dir, "geometry_cosine"),
+            "geometry_interpolation": figures.save_figure(
+                interpolation_figure(curves), out_dir, "geometry_interpolation"
+            ),
+        }
 
 
 def draw_stage(runs_csv, cosine_csv, interpolation_csv, out_dir, summary_json) -> dict:
@@ -99,8 +109,13 @@ def draw_stage(runs_csv, cosine_csv, interpolation_csv, out_dir, summary_json) -
     paths = write_geometry_figures(cosines, curves, out_dir)
     stats = summary(runs, cosines, curves)
     first = runs.iloc[0] if len(runs) else {}
-    stats.update({key: (first[key].item() if hasattr(first[key], "item") else first[key])
-                  for key in ("model", "dataset", "K", "L", "protocol") if key in first})
+    stats.update(
+        {
+            key: (first[key].item() if hasattr(first[key], "item") else first[key])
+            for key in ("model", "dataset", "K", "L", "protocol")
+            if key in first
+        }
+    )
     stats["inits"] = int(runs.groupby("sample_id").size().max()) if len(runs) else 0
     Path(summary_json).write_text(json.dumps(stats, indent=1) + "\n", encoding="utf-8")
     return paths

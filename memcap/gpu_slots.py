@@ -37,15 +37,17 @@ def visible_cards() -> list[str]:
     if proc.is_dir():
         return [str(i) for i in range(len(list(proc.iterdir())))]
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=30)
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"], capture_output=True, text=True, timeout=30
+        )
     except (OSError, subprocess.TimeoutExpired):
         return []
     return [line.strip() for line in out.stdout.splitlines() if line.strip()] if out.returncode == 0 else []
 
 
-def claim_gpu(cards: list[str] | None = None, lock_dir: str | Path = LOCK_DIR, wait_s: float = 600,
-              poll_s: float = 2.0) -> str | None:
+def claim_gpu(
+    cards: list[str] | None = None, lock_dir: str | Path = LOCK_DIR, wait_s: float = 600, poll_s: float = 2.0
+) -> str | None:
     """Lock the first free card of `cards` (default visible_cards()) and make it the only
     visible one; returns its id, or None when there is no card (CPU jobs) or under SLURM.
 
@@ -79,7 +81,8 @@ def claim_gpu(cards: list[str] | None = None, lock_dir: str | Path = LOCK_DIR, w
         if time.monotonic() >= deadline:
             raise RuntimeError(
                 f"every GPU is taken by another job ({', '.join(cards)}; locks in {lock_dir}) for {wait_s:.0f} s: "
-                "run with --resources gpu=N for N cards, so that Snakemake starts no more jobs than cards")
+                "run with --resources gpu=N for N cards, so that Snakemake starts no more jobs than cards"
+            )
         time.sleep(poll_s)
 
 

@@ -24,10 +24,9 @@ import importlib.util
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from collections.abc import Mapping
 from typing import IO
 
 
@@ -93,15 +92,15 @@ def package_file(package: str, file: str | Path, missing: str | None = None) -> 
     return path
 
 
-def named_paths(folder: str | Path, names: Iterable[str],
-                formats: Iterable[str]) -> dict[str, Path]:
+def named_paths(folder: str | Path, names: Iterable[str], formats: Iterable[str]) -> dict[str, Path]:
     """{"<name>_<format>": folder/<name>.<format>} for every name and format: the files of
     several outputs in one folder, keyed as the workflow's rules name their outputs."""
     return {f"{name}_{fmt}": Path(folder) / f"{name}.{fmt}" for name in names for fmt in formats}
 
 
-def check_named_paths(paths: Mapping[str, str | Path], names: Iterable[str],
-                      formats: Iterable[str], what: str, complete: bool = True) -> dict[str, Path]:
+def check_named_paths(
+    paths: Mapping[str, str | Path], names: Iterable[str], formats: Iterable[str], what: str, complete: bool = True
+) -> dict[str, Path]:
     """`paths` as Paths after checking its keys ("<name>_<format>", as named_paths makes them).
 
     ValueError naming the allowed keys when a key is unknown or, if `complete`, when any
@@ -110,16 +109,21 @@ def check_named_paths(paths: Mapping[str, str | Path], names: Iterable[str],
     names, formats = list(names), list(formats)
     allowed = list(named_paths("", names, formats))
     if not isinstance(paths, Mapping):
-        raise TypeError(f"{what}: takes a mapping of '<name>_<format>' to a path, not "
-                        f"{paths!r}; allowed keys: {', '.join(allowed)}")
+        raise TypeError(
+            f"{what}: takes a mapping of '<name>_<format>' to a path, not {paths!r}; allowed keys: {', '.join(allowed)}"
+        )
     unknown = [key for key in paths if key not in allowed]
     missing = [key for key in allowed if key not in paths] if complete else []
     if unknown or missing:
         problems = "; ".join(
             f"{label} key(s) {', '.join(map(repr, keys))}"
-            for label, keys in (("unknown", unknown), ("missing", missing)) if keys)
+            for label, keys in (("unknown", unknown), ("missing", missing))
+            if keys
+        )
         need = "needs every one" if complete else "takes any"
-        raise ValueError(f"{what}: {problems}; it {need} of '<name>_<format>' for the names "
-                         f"{', '.join(names)} and the formats {', '.join(formats)}: "
-                         f"{', '.join(allowed)}")
+        raise ValueError(
+            f"{what}: {problems}; it {need} of '<name>_<format>' for the names "
+            f"{', '.join(names)} and the formats {', '.join(formats)}: "
+            f"{', '.join(allowed)}"
+        )
     return {key: Path(path) for key, path in paths.items()}

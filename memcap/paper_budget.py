@@ -29,21 +29,33 @@ def text_capacities(records: list[dict], fails: int = 2) -> list[dict]:
         cells.sort(key=lambda r: r["L"])
         # a text shorter than L is no sample of L (docs/records.md): it only ends the text
         own = [r for r in cells if not r.get("short")] or cells[:1]
-        ok = [lossless(r["status"], r["correct"], r["max_correct"], r["scored"], r["protocol"])
-              and not r.get("short") for r in own]
+        ok = [
+            lossless(r["status"], r["correct"], r["max_correct"], r["scored"], r["protocol"]) and not r.get("short")
+            for r in own
+        ]
         capacity = max([0] + [r["L"] for r, good in zip(own, ok, strict=True) if good])
         streak = 0
         for good in ok:
             streak = 0 if good else streak + 1
-        first_fail = min([r["L"] for r, good in zip(own, ok, strict=True) if not good and r["L"] > capacity],
-                         default=None)
-        rows.append({
-            "model": model, "dataset": dataset, "sample_id": sample, "capacity": capacity,
-            "first_fail": first_fail, "bracketed": streak >= fails or any(r.get("short") for r in cells),
-            "lengths": [r["L"] for r in own], "accuracy": [r["max_accuracy"] for r in own],
-            "steps": sum(r["steps"] for r in cells), "wall_s": sum(r["wall_s"] for r in cells),
-            "preset": own[0].get("preset", "paper"), "optim": own[0].get("optim"),
-        })
+        first_fail = min(
+            [r["L"] for r, good in zip(own, ok, strict=True) if not good and r["L"] > capacity], default=None
+        )
+        rows.append(
+            {
+                "model": model,
+                "dataset": dataset,
+                "sample_id": sample,
+                "capacity": capacity,
+                "first_fail": first_fail,
+                "bracketed": streak >= fails or any(r.get("short") for r in cells),
+                "lengths": [r["L"] for r in own],
+                "accuracy": [r["max_accuracy"] for r in own],
+                "steps": sum(r["steps"] for r in cells),
+                "wall_s": sum(r["wall_s"] for r in cells),
+                "preset": own[0].get("preset", "paper"),
+                "optim": own[0].get("optim"),
+            }
+        )
     return rows
 
 
@@ -57,11 +69,19 @@ def reference_summary(texts: list[dict]) -> list[dict]:
     out = []
     for (model, dataset), rows in groups.items():
         caps = [t["capacity"] for t in rows]
-        out.append({
-            "model": model, "dataset": dataset, "n_texts": len(rows),
-            "n_bracketed": sum(t["bracketed"] for t in rows), "capacity": int(capacity_from_samples(caps)),
-            "complete": all(t["bracketed"] for t in rows), "capacities": caps,
-            "steps": sum(t["steps"] for t in rows), "hours": sum(t["wall_s"] for t in rows) / 3600,
-            "preset": rows[0]["preset"], "optim": rows[0]["optim"],
-        })
+        out.append(
+            {
+                "model": model,
+                "dataset": dataset,
+                "n_texts": len(rows),
+                "n_bracketed": sum(t["bracketed"] for t in rows),
+                "capacity": int(capacity_from_samples(caps)),
+                "complete": all(t["bracketed"] for t in rows),
+                "capacities": caps,
+                "steps": sum(t["steps"] for t in rows),
+                "hours": sum(t["wall_s"] for t in rows) / 3600,
+                "preset": rows[0]["preset"],
+                "optim": rows[0]["optim"],
+            }
+        )
     return out

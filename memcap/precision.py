@@ -51,8 +51,7 @@ from memcap.records import FLOAT_SLACK, LOSSLESS_ACCURACY, accuracy_is_lossless
 log = logging.getLogger("memcap.precision")
 
 # nominal bits per value; pca<r> formats are added by name (r coefficients of 16 bits)
-FORMATS = {"float32": 32, "bfloat16": 16, "float16": 16,
-           **{f"int{b}": b for b in range(8, 1, -1)}}
+FORMATS = {"float32": 32, "bfloat16": 16, "float16": 16, **{f"int{b}": b for b in range(8, 1, -1)}}
 DEFAULT_FORMATS = ["bfloat16", "float16", "int8", "int4"]
 REFERENCE = "float32"
 SCALE_BYTES = 4  # one float32 scale per vector beside its integers
@@ -72,11 +71,11 @@ def check_format(name: str) -> None:
 def format_order(names) -> list[str]:
     """Widest first: float32, bfloat16, float16, int8 .. int2, then pca by falling rank."""
     ranked = list(FORMATS)
-    return sorted(set(names), key=lambda n: (len(ranked), -int(n[3:])) if is_pca(n)
-                  else (ranked.index(n), 0))
+    return sorted(set(names), key=lambda n: (len(ranked), -int(n[3:])) if is_pca(n) else (ranked.index(n), 0))
 
 
 # --- rounding ---------------------------------------------------------------------------
+
 
 def to_int(vectors: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(q, scale): integers in [-(2^(b-1) - 1), 2^(b-1) - 1] and one float32 scale per vector
@@ -138,6 +137,7 @@ def vector_bytes(name: str, K: int, d: int, rank: int | None = None) -> int:
 
 # --- scoring with the engine's functions --------------------------------------------------
 
+
 @torch.no_grad()
 def evaluate(lm, ids: list[int], variants: dict[str, torch.Tensor], protocol: str) -> dict[str, dict]:
     """Teacher-forced score (engine.score) and greedy decoding (engine.greedy_decode) of one
@@ -158,14 +158,19 @@ def evaluate(lm, ids: list[int], variants: dict[str, torch.Tensor], protocol: st
         prefix_ok = int(match.cumprod(0).sum().item())
         loss_i = loss[row].item()
         acc = int(correct[row]) / scored
-        out[name] = {"correct": int(correct[row]), "accuracy": acc,
-                     "loss_sum": loss_i if math.isfinite(loss_i) else None,
-                     "exact": prefix_ok == scored, "prefix": prefix_ok,
-                     "lossless": bool(accuracy_is_lossless(acc))}
+        out[name] = {
+            "correct": int(correct[row]),
+            "accuracy": acc,
+            "loss_sum": loss_i if math.isfinite(loss_i) else None,
+            "exact": prefix_ok == scored,
+            "prefix": prefix_ok,
+            "lossless": bool(accuracy_is_lossless(acc)),
+        }
     return out
 
 
 # --- the stage's job: one model, all its lossless samples ----------------------------------
+
 
 def lossless_samples(records: pd.DataFrame, max_samples: int | None = None) -> pd.DataFrame:
     """Usable lossless records (memcap.metrics) with stored vectors; with max_samples, the
@@ -193,9 +198,15 @@ def _get(record, key, default=None):
     return default if isinstance(value, float) and math.isnan(value) else value
 
 
-def run_precision(lm, records: pd.DataFrame, texts: dict[str, list[dict]],
-                  formats=DEFAULT_FORMATS, pca=(), max_samples: int | None = None,
-                  progress=None) -> list[dict]:
+def run_precision(
+    lm,
+    records: pd.DataFrame,
+    texts: dict[str, list[dict]],
+    formats=DEFAULT_FORMATS,
+    pca=(),
+    max_samples: int | None = None,
+    progress=None,
+) -> list[dict]:
     """One precision record per lossless sample of `records` (docs/records.md): every
     format of `formats` (float32 always, first) and pca<r> for each r of `pca`.
 
@@ -217,8 +228,10 @@ def run_precision(lm, records: pd.DataFrame, texts: dict[str, list[dict]],
             raise ValueError(f"sample {sid!r} of {dataset} is not in the texts given")
         sha = _get(rec, "text_sha")
         if sha and hashlib.sha1(text.encode("utf-8")).hexdigest() != sha:
-            raise ValueError(f"sample {sid!r} of {dataset}: the texts file's text is not the one "
-                             f"its record was made from (text_sha differs)")
+            raise ValueError(
+                f"sample {sid!r} of {dataset}: the texts file's text is not the one "
+                f"its record was made from (text_sha differs)"
+            )
         ids = lm.tokenize(text)[: int(rec["L"])]
         K, d = vec.shape
         variants = {name: quantise(vec, name) for name in formats}
@@ -236,25 +249,53 @@ def run_precision(lm, records: pd.DataFrame, texts: dict[str, list[dict]],
             precisions[name] = {"bits": 8 * size / (K * d), "bytes": size, **result}
             if name in ranks:
                 precisions[name]["rank"] = ranks[name]
-        out.append({
-            "model": rec["model"], "model_id": _get(rec, "model_id"), "dataset": dataset,
-            "kind": rec["kind"], "protocol": rec["protocol"], "K": int(K), "L": int(rec["L"]),
-            "N": len(ids), "sample_id": sid, "retry": int(_get(rec, "retry", 0) or 0),
-            "mode": rec["mode"], "mem_dim": int(d), "vocab_size": int(_get(rec, "vocab_size") or lm.vocab_size),
-            "n_bytes": int(_get(rec, "n_bytes") or len(lm.tokenizer.decode(ids, skip_special_tokens=True).encode())),
-            "scored": len(ids) - first_scored(rec["protocol"]), "source_accuracy": float(rec["acc"]),
-            "device": str(lm.device), "dtype": _get(rec, "dtype"), "autocast": _get(rec, "autocast"),
-            "records_file": str(rec["records_file"]), "vectors": rec["vectors"],
-            "vectors_key": rec["vectors_key"], "precisions": precisions,
-        })
+        out.append(
+            {
+                "model": rec["model"],
+                "model_id": _get(rec, "model_id"),
+                "dataset": dataset,
+                "kind": rec["kind"],
+                "protocol": rec["protocol"],
+                "K": int(K),
+                "L": int(rec["L"]),
+                "N": len(ids),
+                "sample_id": sid,
+                "retry": int(_get(rec, "retry", 0) or 0),
+                "mode": rec["mode"],
+                "mem_dim": int(d),
+                "vocab_size": int(_get(rec, "vocab_size") or lm.vocab_size),
+                "n_bytes": int(
+                    _get(rec, "n_bytes") or len(lm.tokenizer.decode(ids, skip_special_tokens=True).encode())
+                ),
+                "scored": len(ids) - first_scored(rec["protocol"]),
+                "source_accuracy": float(rec["acc"]),
+                "device": str(lm.device),
+                "dtype": _get(rec, "dtype"),
+                "autocast": _get(rec, "autocast"),
+                "records_file": str(rec["records_file"]),
+                "vectors": rec["vectors"],
+                "vectors_key": rec["vectors_key"],
+                "precisions": precisions,
+            }
+        )
         if progress:
             progress(i + 1, len(rows))
     return out
 
 
-def run_stage(model: str, record_files: list, texts_files: dict, out, *, formats=DEFAULT_FORMATS,
-              pca=(), max_samples: int | None = None, device: str = "auto",
-              models_file="config/models.yaml", threads: int | None = None) -> Path:
+def run_stage(
+    model: str,
+    record_files: list,
+    texts_files: dict,
+    out,
+    *,
+    formats=DEFAULT_FORMATS,
+    pca=(),
+    max_samples: int | None = None,
+    device: str = "auto",
+    models_file="config/models.yaml",
+    threads: int | None = None,
+) -> Path:
     """Rule precision: the model's precision records (JSONL, one per lossless sample) to `out`."""
     if threads:
         torch.set_num_threads(threads)
@@ -265,9 +306,15 @@ def run_stage(model: str, record_files: list, texts_files: dict, out, *, formats
     rows = []
     if n:  # no model load when there is nothing lossless to score
         lm = load_model(resolve_model(model, load_registry(models_file)), device)
-        rows = run_precision(lm, records, texts, formats, pca, max_samples,
-                             progress=lambda i, total: log.info("%d/%d samples", i, total)
-                             if i % 50 == 0 or i == total else None)
+        rows = run_precision(
+            lm,
+            records,
+            texts,
+            formats,
+            pca,
+            max_samples,
+            progress=lambda i, total: log.info("%d/%d samples", i, total) if i % 50 == 0 or i == total else None,
+        )
     # precisions stay in their order, widest first
     write_jsonl(rows, out)
     log.info("%s: %d lossless samples scored at %s", model, len(rows), ", ".join(formats))
@@ -276,15 +323,34 @@ def run_stage(model: str, record_files: list, texts_files: dict, out, *, formats
 
 # --- analysis: pure functions over the precision records ----------------------------------
 
-LONG_COLUMNS = [*KEYS, "kind", "sample_id", "L", "mem_dim", "vocab_size", "n_bytes", "format",
-                "bits", "bytes", "accuracy", "exact", "lossless"]
+LONG_COLUMNS = [
+    *KEYS,
+    "kind",
+    "sample_id",
+    "L",
+    "mem_dim",
+    "vocab_size",
+    "n_bytes",
+    "format",
+    "bits",
+    "bytes",
+    "accuracy",
+    "exact",
+    "lossless",
+]
 
 
 def long_frame(rows: list[dict]) -> pd.DataFrame:
     """One row per (sample, format)."""
-    flat = [{**{k: r[k] for k in LONG_COLUMNS[:LONG_COLUMNS.index("format")]}, "format": name,
-             **{k: p[k] for k in ("bits", "bytes", "accuracy", "exact", "lossless")}}
-            for r in rows for name, p in r["precisions"].items()]
+    flat = [
+        {
+            **{k: r[k] for k in LONG_COLUMNS[: LONG_COLUMNS.index("format")]},
+            "format": name,
+            **{k: p[k] for k in ("bits", "bytes", "accuracy", "exact", "lossless")},
+        }
+        for r in rows
+        for name, p in r["precisions"].items()
+    ]
     return pd.DataFrame(flat, columns=LONG_COLUMNS)
 
 
@@ -292,13 +358,29 @@ def shares(long: pd.DataFrame) -> pd.DataFrame:
     """Per (model, dataset, protocol, K, format): samples, how many stay lossless (and their
     share), how many decode exactly, mean accuracy, bits per value, and the measured
     compression ratio (module docstring)."""
-    columns = [*KEYS, "kind", "format", "bits", "n", "n_lossless", "share_lossless", "n_exact",
-               "share_exact", "mean_accuracy", "ratio"]
+    columns = [
+        *KEYS,
+        "kind",
+        "format",
+        "bits",
+        "n",
+        "n_lossless",
+        "share_lossless",
+        "n_exact",
+        "share_exact",
+        "mean_accuracy",
+        "ratio",
+    ]
     if long.empty:
         return pd.DataFrame(columns=columns)
     out = long.groupby([*KEYS, "format"], sort=False).agg(
-        kind=("kind", "first"), bits=("bits", "mean"), n=("lossless", "size"),
-        n_lossless=("lossless", "sum"), n_exact=("exact", "sum"), mean_accuracy=("accuracy", "mean"))
+        kind=("kind", "first"),
+        bits=("bits", "mean"),
+        n=("lossless", "size"),
+        n_lossless=("lossless", "sum"),
+        n_exact=("exact", "sum"),
+        mean_accuracy=("accuracy", "mean"),
+    )
     out["share_lossless"] = out["n_lossless"] / out["n"]
     out["share_exact"] = out["n_exact"] / out["n"]
     out["ratio"] = _ratios(long)
@@ -310,8 +392,11 @@ def shares(long: pd.DataFrame) -> pd.DataFrame:
 
 def _ratios(long: pd.DataFrame) -> pd.Series:
     """Mean over texts of (bytes of the longest length still lossless, 0 if none) / vector bytes."""
-    per_text = long.assign(carried=long["n_bytes"].where(long["lossless"], 0)).groupby(
-        [*KEYS, "format", "sample_id"], sort=False).agg(carried=("carried", "max"), size=("bytes", "mean"))
+    per_text = (
+        long.assign(carried=long["n_bytes"].where(long["lossless"], 0))
+        .groupby([*KEYS, "format", "sample_id"], sort=False)
+        .agg(carried=("carried", "max"), size=("bytes", "mean"))
+    )
     ratio = per_text["carried"] / per_text["size"].where(per_text["size"] > 0)
     return ratio.groupby(level=[*range(len(KEYS) + 1)]).mean()
 
@@ -319,9 +404,11 @@ def _ratios(long: pd.DataFrame) -> pd.Series:
 def ratio_16bit(long: pd.DataFrame) -> pd.Series:
     """The paper's assumption: the reference's lossless lengths at 16 bits per value."""
     ref = long[long["format"] == REFERENCE]
-    per_text = ref.assign(carried=ref["n_bytes"].where(ref["lossless"], 0),
-                          size=ref["K"] * ref["mem_dim"] * 2).groupby(
-        [*KEYS, "sample_id"]).agg(carried=("carried", "max"), size=("size", "first"))
+    per_text = (
+        ref.assign(carried=ref["n_bytes"].where(ref["lossless"], 0), size=ref["K"] * ref["mem_dim"] * 2)
+        .groupby([*KEYS, "sample_id"])
+        .agg(carried=("carried", "max"), size=("size", "first"))
+    )
     return (per_text["carried"] / per_text["size"]).groupby(level=list(range(len(KEYS)))).mean()
 
 
@@ -330,13 +417,17 @@ def smallest(shares_frame: pd.DataFrame, threshold: float = LOSSLESS_ACCURACY) -
     stay lossless (pca excluded: its basis is not counted); NaN bits when none does."""
     rows = []
     for key, group in shares_frame.groupby(KEYS, sort=False):
-        ok = group[~group["format"].map(is_pca)
-                   & (group["share_lossless"] >= threshold - FLOAT_SLACK)]
+        ok = group[~group["format"].map(is_pca) & (group["share_lossless"] >= threshold - FLOAT_SLACK)]
         best = ok.sort_values(["bits", "share_lossless"], ascending=[True, False], kind="stable")
         pick = best.iloc[0] if len(best) else None
-        rows.append({**dict(zip(KEYS, key, strict=True)), "format": None if pick is None else pick["format"],
-                     "bits": np.nan if pick is None else pick["bits"],
-                     "ratio": np.nan if pick is None else pick["ratio"]})
+        rows.append(
+            {
+                **dict(zip(KEYS, key, strict=True)),
+                "format": None if pick is None else pick["format"],
+                "bits": np.nan if pick is None else pick["bits"],
+                "ratio": np.nan if pick is None else pick["ratio"],
+            }
+        )
     return pd.DataFrame(rows, columns=[*KEYS, "format", "bits", "ratio"])
 
 
@@ -345,8 +436,9 @@ def theory(best: pd.DataFrame, long: pd.DataFrame, summary: pd.DataFrame | None)
     capacity utilisation (mean token gain / round(L_th)) under each (this project's reading)."""
     meta = long.groupby(KEYS)[["mem_dim", "vocab_size"]].first()
     out = best.join(meta, on=KEYS)
-    gain = (summary.set_index(KEYS)["token_gain_mean"] if summary is not None and len(summary)
-            else pd.Series(dtype=float))
+    gain = (
+        summary.set_index(KEYS)["token_gain_mean"] if summary is not None and len(summary) else pd.Series(dtype=float)
+    )
     out["token_gain_mean"] = [gain.get(tuple(k), np.nan) for k in out[KEYS].itertuples(index=False)]
     bits_log = np.log2(out["vocab_size"].astype(float))
     values = out["K"] * out["mem_dim"]
@@ -360,6 +452,7 @@ def theory(best: pd.DataFrame, long: pd.DataFrame, summary: pd.DataFrame | None)
 
 # --- tables, figure, summary ---------------------------------------------------------------
 
+
 def _pct(value) -> str:
     return tables.NO_VALUE if pd.isna(value) else f"{100 * value:.0f}"
 
@@ -372,17 +465,25 @@ def shares_table(frame: pd.DataFrame, best: pd.DataFrame) -> pd.DataFrame:
     for key, group in frame.groupby(KEYS, sort=False):
         pick = best.set_index(KEYS).loc[key]
         by = group.set_index("format")
-        rows.append({"Model": key[0], "Source": key[1], "K": str(key[3]), "Samples": str(int(group["n"].iloc[0])),
-                     **{name: _pct(by["share_lossless"].get(name)) for name in names},
-                     "Exact at smallest": _pct(by["share_exact"].get(pick["format"])),
-                     "Smallest (>= 99 %)": "none" if pick["format"] is None
-                     else f"{pick['format']} ({pick['bits']:.2f} bits)"})
-    return pd.DataFrame(rows, columns=["Model", "Source", "K", "Samples", *names,
-                                       "Exact at smallest", "Smallest (>= 99 %)"])
+        rows.append(
+            {
+                "Model": key[0],
+                "Source": key[1],
+                "K": str(key[3]),
+                "Samples": str(int(group["n"].iloc[0])),
+                **{name: _pct(by["share_lossless"].get(name)) for name in names},
+                "Exact at smallest": _pct(by["share_exact"].get(pick["format"])),
+                "Smallest (>= 99 %)": "none"
+                if pick["format"] is None
+                else f"{pick['format']} ({pick['bits']:.2f} bits)",
+            }
+        )
+    return pd.DataFrame(
+        rows, columns=["Model", "Source", "K", "Samples", *names, "Exact at smallest", "Smallest (>= 99 %)"]
+    )
 
 
-RATIO_CODECS = {"zlib": "zlib", "bz2": "bz2", "lzma": "lzma", "huffman": "Huffman",
-                "arithmetic": "Arithmetic"}
+RATIO_CODECS = {"zlib": "zlib", "bz2": "bz2", "lzma": "lzma", "huffman": "Huffman", "arithmetic": "Arithmetic"}
 
 
 def ratio_table(th: pd.DataFrame, classical: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -393,18 +494,45 @@ def ratio_table(th: pd.DataFrame, classical: pd.DataFrame | None = None) -> pd.D
     classical = classical if classical is not None else pd.DataFrame(columns=["model", "dataset"])
     rows = []
     for r in th.itertuples():
-        match = classical[(classical["model"] == r.model) & (classical["dataset"] == r.dataset)] \
-            if r.K == 1 else classical.iloc[0:0]
-        rows.append({"Model": r.model, "Source": r.dataset, "K": str(r.K),
-                     "b (bits/value)": num(r.bits, 2), "[mem] 16-bit": num(r.ratio_16, 2),
-                     "[mem] at b": num(r.ratio, 2),
-                     **{label: num(match[key].iloc[0], 2) if len(match) else tables.NO_VALUE
-                        for key, label in RATIO_CODECS.items()},
-                     "L_th (16)": num(r.l_th_16, 0), "Util. (16)": num(r.utilisation_16, 3),
-                     "L_th (b)": num(r.l_th_b, 0), "Util. (b)": num(r.utilisation_b, 3)})
-    return pd.DataFrame(rows, columns=["Model", "Source", "K", "b (bits/value)", "[mem] 16-bit",
-                                       "[mem] at b", *RATIO_CODECS.values(), "L_th (16)",
-                                       "Util. (16)", "L_th (b)", "Util. (b)"])
+        match = (
+            classical[(classical["model"] == r.model) & (classical["dataset"] == r.dataset)]
+            if r.K == 1
+            else classical.iloc[0:0]
+        )
+        rows.append(
+            {
+                "Model": r.model,
+                "Source": r.dataset,
+                "K": str(r.K),
+                "b (bits/value)": num(r.bits, 2),
+                "[mem] 16-bit": num(r.ratio_16, 2),
+                "[mem] at b": num(r.ratio, 2),
+                **{
+                    label: num(match[key].iloc[0], 2) if len(match) else tables.NO_VALUE
+                    for key, label in RATIO_CODECS.items()
+                },
+                "L_th (16)": num(r.l_th_16, 0),
+                "Util. (16)": num(r.utilisation_16, 3),
+                "L_th (b)": num(r.l_th_b, 0),
+                "Util. (b)": num(r.utilisation_b, 3),
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "Model",
+            "Source",
+            "K",
+            "b (bits/value)",
+            "[mem] 16-bit",
+            "[mem] at b",
+            *RATIO_CODECS.values(),
+            "L_th (16)",
+            "Util. (16)",
+            "L_th (b)",
+            "Util. (b)",
+        ],
+    )
 
 
 def figure(frame: pd.DataFrame, out_dir: Path, name: str = "precision") -> Path:
@@ -424,17 +552,24 @@ def figure(frame: pd.DataFrame, out_dir: Path, name: str = "precision") -> Path:
         markers = {"float32": "o", "bfloat16": "D", "float16": "s"}
         for ax, source in zip(axes, sources, strict=True):
             for (model, _protocol, K), g in rounding[rounding["dataset"] == source].groupby(
-                    ["model", "protocol", "K"], sort=False):
+                ["model", "protocol", "K"], sort=False
+            ):
                 g = g.sort_values(["bits", "share_lossless"])
                 label = model + (f", K={K}" if K != 1 else "")
-                line, = ax.plot(g["bits"], 100 * g["share_lossless"], "-", lw=1, label=label)
+                (line,) = ax.plot(g["bits"], 100 * g["share_lossless"], "-", lw=1, label=label)
                 for row in g.itertuples():
-                    ax.plot(row.bits, 100 * row.share_lossless, markers.get(row.format, "^"),
-                            color=line.get_color(), ms=4, mfc="none" if row.format == "bfloat16" else None)
+                    ax.plot(
+                        row.bits,
+                        100 * row.share_lossless,
+                        markers.get(row.format, "^"),
+                        color=line.get_color(),
+                        ms=4,
+                        mfc="none" if row.format == "bfloat16" else None,
+                    )
             ax.axhline(100 * LOSSLESS_ACCURACY, color="0.3", ls=":", lw=0.8)
             ax.set_xscale("log", base=2)
             low = 2 ** math.floor(math.log2(rounding["bits"].min()))
-            ax.set_xticks([2 ** k for k in range(int(math.log2(low)), 6)])
+            ax.set_xticks([2**k for k in range(int(math.log2(low)), 6)])
             ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
             ax.set_ylim(-3, 103)
             ax.set_title(source)
@@ -444,8 +579,9 @@ def figure(frame: pd.DataFrame, out_dir: Path, name: str = "precision") -> Path:
         return figures.save_figure(fig, out_dir, name)
 
 
-def write_outputs(rows: list[dict], out_dir, summary: pd.DataFrame | None = None,
-                  baselines_rows: str | Path | None = None) -> dict[str, Path]:
+def write_outputs(
+    rows: list[dict], out_dir, summary: pd.DataFrame | None = None, baselines_rows: str | Path | None = None
+) -> dict[str, Path]:
     """shares.csv (per group and format), table.csv/.tex (shares), ratio.csv/.tex (ratios
     and Eq. 1), precision.pdf/.png and summary.json (what the report quotes) in out_dir.
 
@@ -465,39 +601,63 @@ def write_outputs(rows: list[dict], out_dir, summary: pd.DataFrame | None = None
     if baselines_rows and Path(baselines_rows).is_file():
         base = pd.read_csv(baselines_rows, dtype={"sample_id": str})
         if len(base):
-            model = json.loads((Path(baselines_rows).parent / "summary.json").read_text()).get("model") \
-                if (Path(baselines_rows).parent / "summary.json").is_file() else None
+            model = (
+                json.loads((Path(baselines_rows).parent / "summary.json").read_text()).get("model")
+                if (Path(baselines_rows).parent / "summary.json").is_file()
+                else None
+            )
             classical = baselines.summarise(base).assign(model=model)
     share_display = shares_table(frame, best)
-    ratio_display = ratio_table(th, classical) if len(th) else ratio_table(
-        pd.DataFrame(columns=[*KEYS, "bits", "ratio", "ratio_16", "l_th_16", "utilisation_16",
-                              "l_th_b", "utilisation_b"]))
+    ratio_display = (
+        ratio_table(th, classical)
+        if len(th)
+        else ratio_table(
+            pd.DataFrame(
+                columns=[*KEYS, "bits", "ratio", "ratio_16", "l_th_16", "utilisation_16", "l_th_b", "utilisation_b"]
+            )
+        )
+    )
     paths = {}
     for stem, display, lead in (("table", share_display, 3), ("ratio", ratio_display, 3)):
         display.to_csv(out_dir / f"{stem}.csv", index=False)
-        tex = (tables._boxed(tables._tabular(display, "l" * lead + "r" * (len(display.columns) - lead),
-                                             groups=display["Model"]))
-               if len(display) else tables._empty_note("No lossless sample to round in this run."))
+        tex = (
+            tables._boxed(
+                tables._tabular(display, "l" * lead + "r" * (len(display.columns) - lead), groups=display["Model"])
+            )
+            if len(display)
+            else tables._empty_note("No lossless sample to round in this run.")
+        )
         (out_dir / f"{stem}.tex").write_text(tex + "\n", encoding="utf-8")
         paths[stem] = out_dir / f"{stem}.tex"
     paths["figure"] = figure(frame, out_dir)
-    groups = [{"model": r.model, "dataset": r.dataset, "K": int(r.K), "format": r.format,
-               "bits": None if pd.isna(r.bits) else round(float(r.bits), 3)}
-              for r in best.itertuples()]
-    facts = {"samples": len(rows), "models": list(dict.fromkeys(long["model"])),
-             "formats": format_order(long["format"]) if len(long) else [],
-             "pca": sorted({int(f[3:]) for f in long["format"] if is_pca(f)}),
-             "groups": groups, "baselines": classical is not None,
-             # samples lossless at every rounding format asked for
-             "lossless_all": int(sum(all(p["lossless"] for n, p in r["precisions"].items()
-                                         if not is_pca(n)) for r in rows))}
+    groups = [
+        {
+            "model": r.model,
+            "dataset": r.dataset,
+            "K": int(r.K),
+            "format": r.format,
+            "bits": None if pd.isna(r.bits) else round(float(r.bits), 3),
+        }
+        for r in best.itertuples()
+    ]
+    facts = {
+        "samples": len(rows),
+        "models": list(dict.fromkeys(long["model"])),
+        "formats": format_order(long["format"]) if len(long) else [],
+        "pca": sorted({int(f[3:]) for f in long["format"] if is_pca(f)}),
+        "groups": groups,
+        "baselines": classical is not None,
+        # samples lossless at every rounding format asked for
+        "lossless_all": int(sum(all(p["lossless"] for n, p in r["precisions"].items() if not is_pca(n)) for r in rows)),
+    }
     (out_dir / "summary.json").write_text(json.dumps(facts, indent=1) + "\n", encoding="utf-8")
     paths["summary"] = out_dir / "summary.json"
     return paths
 
 
-def summary_stage(precision_files: list, record_files: list, out_dir,
-                  baselines_rows: str | Path | None = None) -> dict[str, Path]:
+def summary_stage(
+    precision_files: list, record_files: list, out_dir, baselines_rows: str | Path | None = None
+) -> dict[str, Path]:
     """Rule precision_summary: tables, figure and summary.json from every model's records."""
     rows = [r for path in precision_files for r in read_jsonl(Path(path))]
     df = metrics.load_records(record_files)

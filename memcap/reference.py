@@ -35,8 +35,7 @@ def load_reference(path: str | Path | None = None) -> dict:
 def legacy_kind(dataset: str) -> str:
     """The kind of a dataset whose records predate `kind`: random iff its name says so."""
     patterns = load_reference()["sources"].get("random", [])
-    return "random" if any(fnmatch.fnmatch(str(dataset).lower(), p.lower())
-                           for p in patterns) else "natural"
+    return "random" if any(fnmatch.fnmatch(str(dataset).lower(), p.lower()) for p in patterns) else "natural"
 
 
 def dataset_kind(dataset: str, kinds: dict[str, str] | None = None) -> str:
@@ -52,8 +51,7 @@ def is_random_dataset(dataset: str, kinds: dict[str, str] | None = None) -> bool
     return dataset_kind(dataset, kinds) == "random"
 
 
-def paper_source(dataset: str, reference: dict | None = None,
-                 kind: str | None = None) -> str | None:
+def paper_source(dataset: str, reference: dict | None = None, kind: str | None = None) -> str | None:
     """The paper's source (pg19, fanfics, random) whose values our dataset compares with.
 
     Random text (kind "random") is the paper's random text whatever its name; natural
@@ -66,14 +64,12 @@ def paper_source(dataset: str, reference: dict | None = None,
     if kind == "random":
         return "random" if "random" in reference["sources"] else None
     for source, patterns in reference["sources"].items():
-        if source != "random" and any(fnmatch.fnmatch(dataset.lower(), p.lower())
-                                      for p in patterns):
+        if source != "random" and any(fnmatch.fnmatch(dataset.lower(), p.lower()) for p in patterns):
             return source
     return None
 
 
-def paper_model(model: str, model_id: str | None = None,
-                reference: dict | None = None) -> str | None:
+def paper_model(model: str, model_id: str | None = None, reference: dict | None = None) -> str | None:
     """The paper's row name for our model (matched on registry name or HF id), or None."""
     reference = reference or load_reference()
     names = {str(model).lower(), str(model_id or "").lower()}
@@ -93,5 +89,4 @@ def paper_value(reference: dict, row: str | None, key: str, source: str | None):
 def dataset_order(datasets, kinds: dict[str, str] | None = None) -> list[str]:
     """Natural sources first (PG-19, fanfics, others by name), random text last."""
     rank = {"pg19": 0, "fanfics": 1, None: 2, "random": 3}
-    return sorted(set(datasets), key=lambda ds: (
-        rank[paper_source(ds, kind=dataset_kind(ds, kinds))], ds))
+    return sorted(set(datasets), key=lambda ds: (rank[paper_source(ds, kind=dataset_kind(ds, kinds))], ds))

@@ -29,8 +29,8 @@ import json
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import jinja2
 import pandas as pd
@@ -73,11 +73,17 @@ def template_environment(template_dir: Path) -> jinja2.Environment:
     """A jinja2 environment whose syntax does not clash with LaTeX braces."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(template_dir)),
-        block_start_string=r"\BLOCK{", block_end_string="}",
-        variable_start_string=r"\VAR{", variable_end_string="}",
-        comment_start_string=r"\#{", comment_end_string="}",
-        trim_blocks=True, lstrip_blocks=True, autoescape=False,
-        undefined=jinja2.StrictUndefined, finalize=_escape_output,
+        block_start_string=r"\BLOCK{",
+        block_end_string="}",
+        variable_start_string=r"\VAR{",
+        variable_end_string="}",
+        comment_start_string=r"\#{",
+        comment_end_string="}",
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+        undefined=jinja2.StrictUndefined,
+        finalize=_escape_output,
     )
     env.filters["tex"] = lambda v: Markup(_escape_output(v))
     env.filters["andjoin"] = _join
@@ -85,6 +91,7 @@ def template_environment(template_dir: Path) -> jinja2.Environment:
 
 
 # --- what the template is told ----------------------------------------------------------
+
 
 def _join(items) -> str:
     """'a', 'a and b', 'a, b and c' (the template's andjoin filter)."""
@@ -102,8 +109,15 @@ def _unique_dicts(series: pd.Series) -> list[dict]:
     return list(seen.values())
 
 
-_OPTIM_LABELS = [("preset", "preset"), ("lr", "learning rate"), ("betas", "betas"), ("weight_decay", "weight decay"),
-                 ("eps", "eps"), ("max_steps", "max steps"), ("patience", "patience")]
+_OPTIM_LABELS = [
+    ("preset", "preset"),
+    ("lr", "learning rate"),
+    ("betas", "betas"),
+    ("weight_decay", "weight decay"),
+    ("eps", "eps"),
+    ("max_steps", "max steps"),
+    ("patience", "patience"),
+]
 
 
 def _optim_settings(optim: dict) -> list[tuple[str, str]]:
@@ -115,8 +129,7 @@ def _optim_settings(optim: dict) -> list[tuple[str, str]]:
     for key, label in _OPTIM_LABELS:
         if key in optim:
             value = optim.pop(key)
-            pairs.append((label, ", ".join(map(str, value)) if isinstance(value, list)
-                          else str(value)))
+            pairs.append((label, ", ".join(map(str, value)) if isinstance(value, list) else str(value)))
     pairs += [(key.replace("_", " "), str(value)) for key, value in sorted(optim.items())]
     return pairs
 
@@ -128,8 +141,7 @@ def workflow_settings(config: dict, random_max_length: dict[str, int]) -> dict[s
     model's L_up of random text, as the workflow resolved it.
     """
     o, c = config["optim"], config["resources"]
-    rows = {"config": config["run"], "protocol": config["protocol"],
-            "models": ", ".join(config["models"])}
+    rows = {"config": config["run"], "protocol": config["protocol"], "models": ", ".join(config["models"])}
     for name, spec in config["datasets"].items():
         if spec["source"] == "random":
             what = f"random words ({spec['vocab']}), seed {spec['seed']}"
@@ -144,8 +156,7 @@ def workflow_settings(config: dict, random_max_length: dict[str, int]) -> dict[s
         rows[f"multi-vector {model}"] = f"{grid['dataset']}, K in {', '.join(map(str, grid['K']))}"
     # the preset as named in the config; the Optimiser paragraph gives the records' values
     overrides = ", ".join(f"{k} {v}" for k, v in o.items() if k != "preset" and v is not None)
-    rows["optimiser"] = f"AdamW, preset {o['preset']}" + (
-        f"; set in the config: {overrides}" if overrides else "")
+    rows["optimiser"] = f"AdamW, preset {o['preset']}" + (f"; set in the config: {overrides}" if overrides else "")
     rows["batch size, device"] = f"{c['batch_size']}, {c['device']}"
     return rows
 
@@ -157,21 +168,22 @@ def _models(df: pd.DataFrame, summary: pd.DataFrame, order: list[str]) -> list[d
         first = group.iloc[0]
         s = summary[summary.model == model].iloc[0]
         get = lambda key: first[key] if key in group.columns else None  # noqa: E731, B023 (used in this iteration)
-        rows.append({
-            "name": model, "model_id": get("model_id") or model,
-            "source": get("model_source") or "n/a", "revision": get("revision") or "none",
-            "params": tables.fmt_params(s["params"]),
-            "d": tables.fmt_number(s["mem_dim"], 0),
-            "vocab": tables.fmt_number(s["vocab_size"], 0),
-            "l_th": tables.fmt_number(s["l_th_rounded"], 0),
-            "paper_row": paper_model(model, get("model_id")) or "not in the paper",
-            "device": ", ".join(sorted({str(v) for v in group.get("device", pd.Series()).dropna()}))
-                      or "n/a",
-            "dtype": ", ".join(sorted({str(v) for v in group.get("dtype", pd.Series()).dropna()}))
-                     or "n/a",
-            "autocast": ", ".join(sorted({str(v) for v in
-                                          group.get("autocast", pd.Series()).dropna()})) or "n/a",
-        })
+        rows.append(
+            {
+                "name": model,
+                "model_id": get("model_id") or model,
+                "source": get("model_source") or "n/a",
+                "revision": get("revision") or "none",
+                "params": tables.fmt_params(s["params"]),
+                "d": tables.fmt_number(s["mem_dim"], 0),
+                "vocab": tables.fmt_number(s["vocab_size"], 0),
+                "l_th": tables.fmt_number(s["l_th_rounded"], 0),
+                "paper_row": paper_model(model, get("model_id")) or "not in the paper",
+                "device": ", ".join(sorted({str(v) for v in group.get("device", pd.Series()).dropna()})) or "n/a",
+                "dtype": ", ".join(sorted({str(v) for v in group.get("dtype", pd.Series()).dropna()})) or "n/a",
+                "autocast": ", ".join(sorted({str(v) for v in group.get("autocast", pd.Series()).dropna()})) or "n/a",
+            }
+        )
     return rows
 
 
@@ -187,13 +199,18 @@ def _datasets(df: pd.DataFrame, order: list[str], kinds: dict[str, str]) -> list
         else:
             length_text = ", ".join(map(str, lengths)) or "none"
         source = paper_source(dataset, kind=kind)
-        rows.append({
-            "name": dataset, "kind": kind,
-            "paper_source": load_reference()["source_labels"].get(source, "none"),
-            "texts": ok["sample_id"].nunique(), "records": len(ok),
-            "failed": int((~group["ok"].astype(bool)).sum()), "lengths": length_text,
-            "K": ", ".join(map(str, sorted(group["K"].unique()))),
-        })
+        rows.append(
+            {
+                "name": dataset,
+                "kind": kind,
+                "paper_source": load_reference()["source_labels"].get(source, "none"),
+                "texts": ok["sample_id"].nunique(),
+                "records": len(ok),
+                "failed": int((~group["ok"].astype(bool)).sum()),
+                "lengths": length_text,
+                "K": ", ".join(map(str, sorted(group["K"].unique()))),
+            }
+        )
     return rows
 
 
@@ -205,30 +222,36 @@ def _highlights(summary: pd.DataFrame, datasets: list[str], kinds: dict[str, str
         rows = k1[k1.dataset == dataset]
         if rows.empty:
             continue
-        best = rows.sort_values(["capacity", "token_gain_mean"], ascending=False,
-                                na_position="last").iloc[0]
+        best = rows.sort_values(["capacity", "token_gain_mean"], ascending=False, na_position="last").iloc[0]
         kind = dataset_kind(dataset, kinds)
-        paper = paper_value(load_reference(),
-                                    paper_model(best.model, best.model_id),
-                                    "capacity", paper_source(dataset, kind=kind))
-        out.append({
-            "dataset": dataset, "kind": kind, "model": best.model, "protocol": best.protocol,
-            "passed": bool(pd.notna(best.capacity)), "shortest": int(best.min_L),
-            "longest": int(best.max_L),
-            "capacity": tables.fmt_capacity(best.capacity, best.min_L, best.max_L),
-            "search": best["mode"] == "search",
-            "token_gain": tables.fmt_mean_std(best.token_gain_mean, best.token_gain_std),
-            "info_nats": tables.fmt_number(best.info_gain_nats_mean),
-            "info_bits": tables.fmt_number(best.info_gain_bits_mean),
-            "utilisation": tables.fmt_number(best.utilisation, 3),
-            "l_th": tables.fmt_number(best.l_th_rounded, 0),
-            "paper_capacity": None if paper is None else str(paper),
-        })
+        paper = paper_value(
+            load_reference(), paper_model(best.model, best.model_id), "capacity", paper_source(dataset, kind=kind)
+        )
+        out.append(
+            {
+                "dataset": dataset,
+                "kind": kind,
+                "model": best.model,
+                "protocol": best.protocol,
+                "passed": bool(pd.notna(best.capacity)),
+                "shortest": int(best.min_L),
+                "longest": int(best.max_L),
+                "capacity": tables.fmt_capacity(best.capacity, best.min_L, best.max_L),
+                "search": best["mode"] == "search",
+                "token_gain": tables.fmt_mean_std(best.token_gain_mean, best.token_gain_std),
+                "info_nats": tables.fmt_number(best.info_gain_nats_mean),
+                "info_bits": tables.fmt_number(best.info_gain_bits_mean),
+                "utilisation": tables.fmt_number(best.utilisation, 3),
+                "l_th": tables.fmt_number(best.l_th_rounded, 0),
+                "paper_capacity": None if paper is None else str(paper),
+            }
+        )
     return out
 
 
-def _comparison(summary: pd.DataFrame, models: list[str],
-                kinds: dict[str, str]) -> tuple[list[dict], list[str], list[str]]:
+def _comparison(
+    summary: pd.DataFrame, models: list[str], kinds: dict[str, str]
+) -> tuple[list[dict], list[str], list[str]]:
     """Rows (our model x the paper's sources) beside the paper's values, plus the paper's
     models not run and our models the paper lacks."""
     reference = load_reference()
@@ -245,40 +268,61 @@ def _comparison(summary: pd.DataFrame, models: list[str],
         for source in labels:
             if source not in ref["capacity"]:
                 continue
-            ours = k1[(k1.model == model) & k1.dataset.map(
-                lambda d, s=source: paper_source(d, kind=dataset_kind(d, kinds)) == s)
-                & (k1.n_samples > 0)]
+            ours = k1[
+                (k1.model == model)
+                & k1.dataset.map(lambda d, s=source: paper_source(d, kind=dataset_kind(d, kinds)) == s)
+                & (k1.n_samples > 0)
+            ]
             paper_tg = ref["token_gain"].get(source)
             paper_ig = ref["info_gain_nats"].get(source)
             paper_util = ref.get("utilisation", {}).get(source)
-            entry = {"model": model, "paper_row": row, "source": labels[source],
-                     "dataset": ", ".join(ours.dataset) if len(ours) else tables.NOT_RUN,
-                     "paper_capacity": str(ref["capacity"][source]),
-                     "paper_token_gain": tables.fmt_number(paper_tg[0]) if paper_tg else "n/a",
-                     "paper_info": tables.fmt_number(paper_ig[0]) if paper_ig else "n/a",
-                     "paper_util": tables.fmt_number(paper_util, 3) if paper_util else "n/a"}
+            entry = {
+                "model": model,
+                "paper_row": row,
+                "source": labels[source],
+                "dataset": ", ".join(ours.dataset) if len(ours) else tables.NOT_RUN,
+                "paper_capacity": str(ref["capacity"][source]),
+                "paper_token_gain": tables.fmt_number(paper_tg[0]) if paper_tg else "n/a",
+                "paper_info": tables.fmt_number(paper_ig[0]) if paper_ig else "n/a",
+                "paper_util": tables.fmt_number(paper_util, 3) if paper_util else "n/a",
+            }
             if ours.empty:
-                entry.update(capacity=tables.NOT_RUN, token_gain=tables.NOT_RUN,
-                             info=tables.NOT_RUN, util=tables.NOT_RUN)
+                entry.update(
+                    capacity=tables.NOT_RUN, token_gain=tables.NOT_RUN, info=tables.NOT_RUN, util=tables.NOT_RUN
+                )
             else:
                 o = ours.iloc[0]
-                entry.update(capacity=tables.fmt_row_capacity(o),
-                             token_gain=tables.fmt_number(o.token_gain_mean),
-                             info=tables.fmt_number(o.info_gain_nats_mean),
-                             util=tables.fmt_number(o.utilisation, 3))
+                entry.update(
+                    capacity=tables.fmt_row_capacity(o),
+                    token_gain=tables.fmt_number(o.token_gain_mean),
+                    info=tables.fmt_number(o.info_gain_nats_mean),
+                    util=tables.fmt_number(o.utilisation, 3),
+                )
             rows.append(entry)
     not_run = [name for name in reference["models"] if name not in matched]
-    ours_only = [m for m in models if paper_model(
-        m, (summary[summary.model == m]["model_id"].iloc[0]
-            if (summary.model == m).any() else None)) is None]
+    ours_only = [
+        m
+        for m in models
+        if paper_model(m, (summary[summary.model == m]["model_id"].iloc[0] if (summary.model == m).any() else None))
+        is None
+    ]
     return rows, not_run, ours_only
 
 
 def _jobs(df: pd.DataFrame) -> list[dict]:
     jobs = metrics.job_wall_time(df)
-    return [{"model": j.model, "dataset": j.dataset, "K": j.K, "records": j.n_records,
-             "failed": j.n_failed, "wall": f"{j.wall_s:.1f}",
-             "wall_min": f"{j.wall_s / 60:.1f}"} for j in jobs.itertuples()]
+    return [
+        {
+            "model": j.model,
+            "dataset": j.dataset,
+            "K": j.K,
+            "records": j.n_records,
+            "failed": j.n_failed,
+            "wall": f"{j.wall_s:.1f}",
+            "wall_min": f"{j.wall_s / 60:.1f}",
+        }
+        for j in jobs.itertuples()
+    ]
 
 
 def _geometry(facts: dict | None) -> dict | None:
@@ -286,33 +330,54 @@ def _geometry(facts: dict | None) -> dict | None:
     if facts is None:
         return None
     num = tables.fmt_number
-    return {"model": facts.get("model", "n/a"), "dataset": facts.get("dataset", "n/a"),
-            "K": facts.get("K", "n/a"), "L": facts.get("L", "n/a"),
-            "texts": facts["texts"], "inits": facts.get("inits", "n/a"), "runs": facts["runs"],
-            "converged": facts["converged"], "mean_steps": num(facts["mean_steps"], 0),
-            "same_mean": num(facts["same_mean"], 3),
-            "different_mean": num(facts["different_mean"], 3), "pairs": facts["pairs"],
-            "min_inner": num(facts["min_inner_accuracy"], 3),
-            "mean_inner": num(facts["mean_inner_accuracy"], 3)}
+    return {
+        "model": facts.get("model", "n/a"),
+        "dataset": facts.get("dataset", "n/a"),
+        "K": facts.get("K", "n/a"),
+        "L": facts.get("L", "n/a"),
+        "texts": facts["texts"],
+        "inits": facts.get("inits", "n/a"),
+        "runs": facts["runs"],
+        "converged": facts["converged"],
+        "mean_steps": num(facts["mean_steps"], 0),
+        "same_mean": num(facts["same_mean"], 3),
+        "different_mean": num(facts["different_mean"], 3),
+        "pairs": facts["pairs"],
+        "min_inner": num(facts["min_inner_accuracy"], 3),
+        "mean_inner": num(facts["mean_inner_accuracy"], 3),
+    }
 
 
 def _precision(facts: dict | None) -> dict | None:
     """The precision stage's summary.json as display strings; None when it was not run."""
     if facts is None:
         return None
-    groups = [{**g, "format": g["format"] or "none",
-               "bits": "n/a" if g["bits"] is None else f"{g['bits']:.2f}"} for g in facts["groups"]]
-    return {**facts, "groups": groups, "pca": [str(r) for r in facts["pca"]],
-            "rounding": [f for f in facts["formats"] if not f.startswith("pca")]}
+    groups = [
+        {**g, "format": g["format"] or "none", "bits": "n/a" if g["bits"] is None else f"{g['bits']:.2f}"}
+        for g in facts["groups"]
+    ]
+    return {
+        **facts,
+        "groups": groups,
+        "pca": [str(r) for r in facts["pca"]],
+        "rounding": [f for f in facts["formats"] if not f.startswith("pca")],
+    }
 
 
 def _search(df: pd.DataFrame) -> list[dict]:
     """The search-mode (model, source, protocol, K) groups, for the text around the table."""
     table = metrics.search_capacity_summary(df)
-    return [{"model": r.model, "dataset": r.dataset, "protocol": r.protocol, "K": int(r.K),
-             "samples": int(r.n_samples),
-             "capacity": tables.fmt_capacity(r.capacity, r.min_L, r.max_L)}
-            for r in table.itertuples()]
+    return [
+        {
+            "model": r.model,
+            "dataset": r.dataset,
+            "protocol": r.protocol,
+            "K": int(r.K),
+            "samples": int(r.n_samples),
+            "capacity": tables.fmt_capacity(r.capacity, r.min_L, r.max_L),
+        }
+        for r in table.itertuples()
+    ]
 
 
 def _budget_reference(paths: list[Path] | None, df: pd.DataFrame, summary: pd.DataFrame) -> list[dict]:
@@ -322,36 +387,50 @@ def _budget_reference(paths: list[Path] | None, df: pd.DataFrame, summary: pd.Da
 
     texts = text_capacities([r for p in paths or [] for r in read_jsonl(Path(p))])
     # compare on the texts this run has, where it has some of the reference's
-    ours_ids = {(m, d): set(map(str, g["sample_id"])) for (m, d), g in df[df.K == 1].groupby(["model", "dataset"])} \
-        if len(df) else {}
+    ours_ids = (
+        {(m, d): set(map(str, g["sample_id"])) for (m, d), g in df[df.K == 1].groupby(["model", "dataset"])}
+        if len(df)
+        else {}
+    )
     shared = [t for t in texts if t["sample_id"] in ours_ids.get((t["model"], t["dataset"]), ())]
-    kept = shared + [t for t in texts if not any((t["model"], t["dataset"]) == (s["model"], s["dataset"])
-                                                 for s in shared)]
+    kept = shared + [
+        t for t in texts if not any((t["model"], t["dataset"]) == (s["model"], s["dataset"]) for s in shared)
+    ]
     rows = []
     for ref in reference_summary(kept):
         ours = summary[(summary.model == ref["model"]) & (summary.dataset == ref["dataset"]) & (summary.K == 1)]
         mine = df[(df.model == ref["model"]) & (df.dataset == ref["dataset"]) & (df.K == 1)] if len(df) else df
         steps = int(mine["steps"].sum()) if len(mine) else 0
         optim = dict(ref["optim"] or {})
-        rows.append({
-            **ref, "capacity": f"{'' if ref['complete'] else '>= '}{ref['capacity']}",
-            "same_texts": any(s["model"] == ref["model"] and s["dataset"] == ref["dataset"] for s in shared),
-            "capacities": ", ".join(map(str, ref["capacities"])), "hours": f"{ref['hours']:.1f}",
-            "budget": f"{optim.get('max_steps', '?')} steps, patience {optim.get('patience', '?')}, "
-            f"lr {optim.get('lr', '?')}",
-            "ours": tables.fmt_row_capacity(ours.iloc[0]) if len(ours) else None,
-            "ours_preset": ", ".join(sorted(set(mine["preset"]))) if len(mine) else None,
-            "ours_steps": steps, "steps_ratio": f"{steps / ref['steps']:.3f}" if ref["steps"] and steps else None,
-        })
+        rows.append(
+            {
+                **ref,
+                "capacity": f"{'' if ref['complete'] else '>= '}{ref['capacity']}",
+                "same_texts": any(s["model"] == ref["model"] and s["dataset"] == ref["dataset"] for s in shared),
+                "capacities": ", ".join(map(str, ref["capacities"])),
+                "hours": f"{ref['hours']:.1f}",
+                "budget": f"{optim.get('max_steps', '?')} steps, patience {optim.get('patience', '?')}, "
+                f"lr {optim.get('lr', '?')}",
+                "ours": tables.fmt_row_capacity(ours.iloc[0]) if len(ours) else None,
+                "ours_preset": ", ".join(sorted(set(mine["preset"]))) if len(mine) else None,
+                "ours_steps": steps,
+                "steps_ratio": f"{steps / ref['steps']:.3f}" if ref["steps"] and steps else None,
+            }
+        )
     return rows
 
 
-def report_context(records: list[Path], run_name: str = "", extra: dict | None = None,
-                   available_tables: set[str] = frozenset(TABLE_NAMES),
-                   available_figures: set[str] = frozenset(FIGURE_NAMES),
-                   geometry: dict | None = None, baselines: dict | None = None,
-                   budget_reference: list[Path] | None = None,
-                   precision: dict | None = None) -> dict:
+def report_context(
+    records: list[Path],
+    run_name: str = "",
+    extra: dict | None = None,
+    available_tables: set[str] = frozenset(TABLE_NAMES),
+    available_figures: set[str] = frozenset(FIGURE_NAMES),
+    geometry: dict | None = None,
+    baselines: dict | None = None,
+    budget_reference: list[Path] | None = None,
+    precision: dict | None = None,
+) -> dict:
     """Everything the template shows, computed from the records (plain values, unescaped)."""
     df = metrics.load_records(records)
     summary = metrics.summarise(df)
@@ -363,39 +442,42 @@ def report_context(records: list[Path], run_name: str = "", extra: dict | None =
     failed = int((~df["ok"].astype(bool)).sum()) if len(df) else 0
     status_counts = df["status"].value_counts().to_dict() if len(df) else {}
     k1 = summary[summary.K == 1]
-    not_run_cells = [{"model": m, "dataset": d} for m in models for d in datasets
-                     if k1[(k1.model == m) & (k1.dataset == d)].empty]
+    not_run_cells = [
+        {"model": m, "dataset": d} for m in models for d in datasets if k1[(k1.model == m) & (k1.dataset == d)].empty
+    ]
     return {
         "run_name": run_name or "unnamed run",
         "generated": _dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
         "threshold": LOSSLESS_ACCURACY,
         "threshold_percent": f"{LOSSLESS_ACCURACY * 100:g}",
         "bits_per_value": metrics.BITS_PER_VALUE,
-        "n_records": len(df), "n_ok": len(df) - failed, "n_failed": failed,
+        "n_records": len(df),
+        "n_ok": len(df) - failed,
+        "n_failed": failed,
         "n_short": int((df["ok"].astype(bool) & df["short"].astype(bool)).sum()) if len(df) else 0,
         "failed_statuses": {k: v for k, v in status_counts.items() if k != "ok"},
         "models": _models(df, summary, models) if len(df) else [],
-        "model_names": models, "dataset_names": datasets,
+        "model_names": models,
+        "dataset_names": datasets,
         "expected_only": [{"model": m, "dataset": d} for m, d in sorted(expected)],
         "not_run_cells": not_run_cells,
         "datasets": _datasets(df, datasets, kinds) if len(df) else [],
         "protocols": sorted(summary["protocol"].unique()),
         "k_values": sorted(int(k) for k in summary["K"].unique()),
         "multi_k": bool((summary["K"] > 1).any()),
-        "optims": [_optim_settings(o) for o in _unique_dicts(df["optim"])]
-                  if "optim" in df else [],
+        "optims": [_optim_settings(o) for o in _unique_dicts(df["optim"])] if "optim" in df else [],
         "versions": _unique_dicts(df["versions"]) if "versions" in df else [],
         "jobs": _jobs(df),
         "highlights": _highlights(summary, datasets, kinds),
         "search": _search(df),
         "budget_reference": _budget_reference(budget_reference, df, summary),
-        "comparison": comparison, "paper_not_run": paper_not_run, "ours_only": ours_only,
-        "sources_only_ours": [d for d in datasets if paper_source(
-            d, kind=dataset_kind(d, kinds)) is None],
+        "comparison": comparison,
+        "paper_not_run": paper_not_run,
+        "ours_only": ours_only,
+        "sources_only_ours": [d for d in datasets if paper_source(d, kind=dataset_kind(d, kinds)) is None],
         "extra": {str(k): v for k, v in (extra or {}).items()},
         "tables": {name: name in available_tables for name in TABLE_NAMES},
-        "figures": {name: name in available_figures
-                    for name in [*FIGURE_NAMES, *GEOMETRY_FIGURES, *PRECISION_FIGURES]},
+        "figures": {name: name in available_figures for name in [*FIGURE_NAMES, *GEOMETRY_FIGURES, *PRECISION_FIGURES]},
         # optional stages: their summary.json facts, or None (the report says "not run")
         "geometry": _geometry(geometry),
         "baselines": baselines,
@@ -404,6 +486,7 @@ def report_context(records: list[Path], run_name: str = "", extra: dict | None =
 
 
 # --- rendering and building ---------------------------------------------------------------
+
 
 def render_report(context: dict, template_dir: Path | None = None) -> str:
     """The report's LaTeX source."""
@@ -422,14 +505,13 @@ def compile_latex(tex_file: Path, log_copy: Path | None = None) -> Path:
     if shutil.which("latexmk") is None:
         raise ReportBuildError("latexmk not found: install TeX Live (latexmk, pdflatex)")
     build_dir = tex_file.parent
-    cmd = ["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "-file-line-error",
-           tex_file.name]
+    cmd = ["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "-file-line-error", tex_file.name]
     try:
-        done = subprocess.run(cmd, cwd=build_dir, capture_output=True, text=True,
-                              timeout=LATEXMK_TIMEOUT_S)
+        done = subprocess.run(cmd, cwd=build_dir, capture_output=True, text=True, timeout=LATEXMK_TIMEOUT_S)
     except subprocess.TimeoutExpired as err:
-        raise ReportBuildError(f"latexmk ran past {LATEXMK_TIMEOUT_S} s\n"
-                               f"{_latex_log_tail(build_dir, str(err.stdout))}") from err
+        raise ReportBuildError(
+            f"latexmk ran past {LATEXMK_TIMEOUT_S} s\n{_latex_log_tail(build_dir, str(err.stdout))}"
+        ) from err
     log = build_dir / tex_file.with_suffix(".log").name
     if log_copy is not None and log.exists():
         shutil.copyfile(log, log_copy)
@@ -437,16 +519,24 @@ def compile_latex(tex_file: Path, log_copy: Path | None = None) -> Path:
     if done.returncode != 0 or not pdf.exists():
         raise ReportBuildError(
             f"latexmk failed (exit {done.returncode}) building {tex_file.name}; "
-            f"last lines of the LaTeX log:\n{_latex_log_tail(build_dir, done.stdout)}")
+            f"last lines of the LaTeX log:\n{_latex_log_tail(build_dir, done.stdout)}"
+        )
     return pdf
 
 
-def build_report(table_files: Mapping[str, str | Path], figure_files: Mapping[str, str | Path],
-                 records: list[Path], out_pdf: Path, run_name: str = "",
-                 extra: dict | None = None, template_dir: Path | None = None,
-                 geometry: dict | None = None, baselines: dict | None = None,
-                 budget_reference: list[Path] | None = None,
-                 precision: dict | None = None) -> Path:
+def build_report(
+    table_files: Mapping[str, str | Path],
+    figure_files: Mapping[str, str | Path],
+    records: list[Path],
+    out_pdf: Path,
+    run_name: str = "",
+    extra: dict | None = None,
+    template_dir: Path | None = None,
+    geometry: dict | None = None,
+    baselines: dict | None = None,
+    budget_reference: list[Path] | None = None,
+    precision: dict | None = None,
+) -> Path:
     """Render the report for one run and build it to out_pdf.
 
     table_files are the files of write_tables by the names it takes (the rule tables'
@@ -463,17 +553,17 @@ def build_report(table_files: Mapping[str, str | Path], figure_files: Mapping[st
     this run's capacities. `precision` ({"summary", "table_tex", "ratio_tex", "figure_pdf",
     ...}) names the precision stage's files (memcap.precision).
     """
-    table_files = check_named_paths(table_files, TABLE_NAMES, tables.TABLE_FORMATS,
-                                    "build_report's table_files", complete=False)
-    figure_files = check_named_paths(figure_files, FIGURE_NAMES, FIGURE_FORMATS,
-                                     "build_report's figure_files", complete=False)
+    table_files = check_named_paths(
+        table_files, TABLE_NAMES, tables.TABLE_FORMATS, "build_report's table_files", complete=False
+    )
+    figure_files = check_named_paths(
+        figure_files, FIGURE_NAMES, FIGURE_FORMATS, "build_report's figure_files", complete=False
+    )
     out_pdf = Path(out_pdf)
     template_dir = Path(template_dir or PAPER_DIR)
     out_pdf.parent.mkdir(parents=True, exist_ok=True)
-    have_tables = {n: p for n in TABLE_NAMES
-                   if (p := table_files.get(f"{n}_tex")) is not None and p.exists()}
-    have_figures = {n: p for n in FIGURE_NAMES
-                    if (p := figure_files.get(f"{n}_pdf")) is not None and p.exists()}
+    have_tables = {n: p for n in TABLE_NAMES if (p := table_files.get(f"{n}_tex")) is not None and p.exists()}
+    have_figures = {n: p for n in FIGURE_NAMES if (p := figure_files.get(f"{n}_pdf")) is not None and p.exists()}
     copies = {}  # optional stages: build-directory name -> file
     if geometry:
         copies["figures/geometry_cosine.pdf"] = Path(geometry["cosine_pdf"])
@@ -487,9 +577,17 @@ def build_report(table_files: Mapping[str, str | Path], figure_files: Mapping[st
     read = lambda stage: json.loads(Path(stage["summary"]).read_text()) if stage else None  # noqa: E731
     shown = set(have_figures) | (set(GEOMETRY_FIGURES) if geometry else set())
     shown |= set(PRECISION_FIGURES) if precision else set()
-    context = report_context(records, run_name, extra, set(have_tables), shown,
-                             geometry=read(geometry), baselines=read(baselines),
-                             budget_reference=budget_reference, precision=read(precision))
+    context = report_context(
+        records,
+        run_name,
+        extra,
+        set(have_tables),
+        shown,
+        geometry=read(geometry),
+        baselines=read(baselines),
+        budget_reference=budget_reference,
+        precision=read(precision),
+    )
     source = render_report(context, template_dir)
     tex_out = out_pdf.parent / "report.tex"
     tex_out.write_text(source, encoding="utf-8")

@@ -83,8 +83,9 @@ def is_lossless(outcome: Outcome | None, protocol: str) -> bool:
 class _Text:
     """Search state of one text: the bracket (lo lossless, hi failing) and the next length."""
 
-    def __init__(self, index, n_tokens, grid, start, growth, resolution, max_length, min_length,
-                 retry_fresh=True, fails=1):
+    def __init__(
+        self, index, n_tokens, grid, start, growth, resolution, max_length, min_length, retry_fresh=True, fails=1
+    ):
         self.result = SearchResult(index)
         self.retry_fresh = retry_fresh
         self.fails, self.failed = fails, 0  # failing lengths allowed in a row, and so far

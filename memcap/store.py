@@ -113,6 +113,5 @@ class PartStore:
         rows.sort(key=attempt_key)
         out = Path(out)
         rel = os.path.relpath(self.folder, out.parent)
-        write_jsonl((dict(row, vectors=f"{rel}/{row['vectors']}") for row in rows), out,
-                    sort_keys=True)
+        write_jsonl((dict(row, vectors=f"{rel}/{row['vectors']}") for row in rows), out, sort_keys=True)
         return rows

@@ -50,8 +50,8 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 import pandas as pd
@@ -65,18 +65,61 @@ SEARCH_MARK = "(search)"  # follows a capacity that comes from a capacity search
 NO_VALUE = "n/a"
 OURS, PAPER, DIFF = "this run", "paper", "difference"
 # Bin edges for random text (the paper's length grid, then doubling): (64, 80] -> "65-80".
-LENGTH_BINS = [0, 8, 16, 32, 64, 80, 96, 128, 160, 192, 256, 384, 512, 768, 1024, 1280,
-               1568, 2048, 2560, 3072, 4096, 6144, 8192, 12288, 16384, 32768, 65536]
+LENGTH_BINS = [
+    0,
+    8,
+    16,
+    32,
+    64,
+    80,
+    96,
+    128,
+    160,
+    192,
+    256,
+    384,
+    512,
+    768,
+    1024,
+    1280,
+    1568,
+    2048,
+    2560,
+    3072,
+    4096,
+    6144,
+    8192,
+    12288,
+    16384,
+    32768,
+    65536,
+]
 MODELS_PER_TABULAR = 5  # wider Table 1 blocks are split so they stay legible in print
 
 # --- LaTeX text ---------------------------------------------------------------------
 
 _LATEX_SPECIALS = {
-    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-    "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}",
-    "±": r"$\pm$", "–": "--", "—": "---", "Δ": r"$\Delta$", "×": r"$\times$",
-    "≥": r"$\geq$", "≤": r"$\leq$", "−": "$-$",
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "<": r"\textless{}",
+    ">": r"\textgreater{}",
+    "|": r"\textbar{}",
+    "±": r"$\pm$",
+    "–": "--",
+    "—": "---",
+    "Δ": r"$\Delta$",
+    "×": r"$\times$",
+    "≥": r"$\geq$",
+    "≤": r"$\leq$",
+    "−": "$-$",
 }
 
 
@@ -89,8 +132,7 @@ def latex_escape(text) -> str:
         elif ord(char) < 128:
             out.append(char)
         else:  # pdflatex lacks most Unicode glyphs: fall back to the ASCII look-alike
-            out.append(unicodedata.normalize("NFKD", char).encode("ascii", "ignore").decode()
-                       or "?")
+            out.append(unicodedata.normalize("NFKD", char).encode("ascii", "ignore").decode() or "?")
     return "".join(out)
 
 
@@ -100,6 +142,7 @@ def cell_to_latex(text) -> str:
 
 
 # --- number formatting (one place, so CSV and LaTeX agree) ---------------------------
+
 
 def fmt_number(value, digits: int = 1) -> str:
     """Rounded number, or n/a for a missing value."""
@@ -150,6 +193,7 @@ def fmt_params(params) -> str:
 
 
 # --- what was run ---------------------------------------------------------------------
+
 
 def expected_cells(record_files: list[Path]) -> set[tuple[str, str]]:
     """(model, dataset) of record files that hold no records.
@@ -222,19 +266,28 @@ def _ours(row, formatter) -> str:
 
 _TABLE1_METRICS = [
     # (label, our formatter, paper key, paper formatter, diff of (ours, paper))
-    ("Max tokens", fmt_row_capacity, "capacity", lambda p: f"{p}",
-     lambda r, p: fmt_diff(r["capacity"], p, 0)),
-    ("Token gain",
-     lambda r: fmt_mean_std(r["token_gain_mean"], r["token_gain_std"]), "token_gain",
-     lambda p: fmt_mean_std(*p), lambda r, p: fmt_diff(r["token_gain_mean"], p[0])),
-    ("Information gain (nats)",
-     lambda r: fmt_mean_std(r["info_gain_nats_mean"], r["info_gain_nats_std"]),
-     "info_gain_nats", lambda p: fmt_mean_std(*p),
-     lambda r, p: fmt_diff(r["info_gain_nats_mean"], p[0])),
-    ("Information gain (bits)",
-     lambda r: fmt_mean_std(r["info_gain_bits_mean"], r["info_gain_bits_std"]),
-     "info_gain_nats", lambda p: fmt_mean_std(p[0] / metrics.LN2, p[1] / metrics.LN2),
-     lambda r, p: fmt_diff(r["info_gain_bits_mean"], p[0] / metrics.LN2)),
+    ("Max tokens", fmt_row_capacity, "capacity", lambda p: f"{p}", lambda r, p: fmt_diff(r["capacity"], p, 0)),
+    (
+        "Token gain",
+        lambda r: fmt_mean_std(r["token_gain_mean"], r["token_gain_std"]),
+        "token_gain",
+        lambda p: fmt_mean_std(*p),
+        lambda r, p: fmt_diff(r["token_gain_mean"], p[0]),
+    ),
+    (
+        "Information gain (nats)",
+        lambda r: fmt_mean_std(r["info_gain_nats_mean"], r["info_gain_nats_std"]),
+        "info_gain_nats",
+        lambda p: fmt_mean_std(*p),
+        lambda r, p: fmt_diff(r["info_gain_nats_mean"], p[0]),
+    ),
+    (
+        "Information gain (bits)",
+        lambda r: fmt_mean_std(r["info_gain_bits_mean"], r["info_gain_bits_std"]),
+        "info_gain_nats",
+        lambda p: fmt_mean_std(p[0] / metrics.LN2, p[1] / metrics.LN2),
+        lambda r, p: fmt_diff(r["info_gain_bits_mean"], p[0] / metrics.LN2),
+    ),
 ]
 
 
@@ -245,19 +298,38 @@ def table1_frame(run: _Run) -> pd.DataFrame:
     for dataset in run.datasets:
         source = run.source(dataset)
         for label, ours_fmt, key, paper_fmt, diff_fmt in _TABLE1_METRICS:
-            paper = {c: paper_value(run.reference, run.paper_row[m], key, source)
-                     for c, m, _ in cols}
+            paper = {c: paper_value(run.reference, run.paper_row[m], key, source) for c, m, _ in cols}
             ours = {c: run.row(m, dataset, p) for c, m, p in cols}
-            rows.append({"Source": dataset, "Metric": label, "Values": OURS,
-                         **{c: _ours(ours[c], ours_fmt) for c, _, _ in cols}})
+            rows.append(
+                {
+                    "Source": dataset,
+                    "Metric": label,
+                    "Values": OURS,
+                    **{c: _ours(ours[c], ours_fmt) for c, _, _ in cols},
+                }
+            )
             if any(v is not None for v in paper.values()):  # the paper has this source
-                rows.append({"Source": dataset, "Metric": label, "Values": PAPER,
-                             **{c: NO_VALUE if paper[c] is None else paper_fmt(paper[c])
-                                for c, _, _ in cols}})
-                rows.append({"Source": dataset, "Metric": label, "Values": DIFF,
-                             **{c: NO_VALUE if paper[c] is None or ours[c] is None
-                                or ours[c]["n_samples"] == 0
-                                else diff_fmt(ours[c], paper[c]) for c, _, _ in cols}})
+                rows.append(
+                    {
+                        "Source": dataset,
+                        "Metric": label,
+                        "Values": PAPER,
+                        **{c: NO_VALUE if paper[c] is None else paper_fmt(paper[c]) for c, _, _ in cols},
+                    }
+                )
+                rows.append(
+                    {
+                        "Source": dataset,
+                        "Metric": label,
+                        "Values": DIFF,
+                        **{
+                            c: NO_VALUE
+                            if paper[c] is None or ours[c] is None or ours[c]["n_samples"] == 0
+                            else diff_fmt(ours[c], paper[c])
+                            for c, _, _ in cols
+                        },
+                    }
+                )
     return pd.DataFrame(rows, columns=["Source", "Metric", "Values", *[c for c, _, _ in cols]])
 
 
@@ -281,20 +353,34 @@ def summary_frame(run: _Run) -> pd.DataFrame:
         ref = run.reference["models"][ref_row] if ref_row else None
         ours = {"Model": label, "Values": OURS}
         if meta:
-            ours.update({"Params": fmt_params(meta["params"]),
-                         "d": fmt_number(meta["mem_dim"], 0),
-                         "Vocabulary": fmt_number(meta["vocab_size"], 0),
-                         "L_th (Eq. 1)": fmt_number(meta["l_th_rounded"], 0)})
+            ours.update(
+                {
+                    "Params": fmt_params(meta["params"]),
+                    "d": fmt_number(meta["mem_dim"], 0),
+                    "Vocabulary": fmt_number(meta["vocab_size"], 0),
+                    "L_th (Eq. 1)": fmt_number(meta["l_th_rounded"], 0),
+                }
+            )
         else:
             ours.update({k: NOT_RUN for k in header[2:6]})
         paper = {"Model": label, "Values": PAPER}
         diff = {"Model": label, "Values": DIFF, "Params": NO_VALUE}
         if ref:
-            paper.update({"Params": fmt_params(ref["params_b"] * 1e9), "d": f"{ref['d']}",
-                          "Vocabulary": f"{ref['vocab']}", "L_th (Eq. 1)": f"{ref['l_th']}"})
-            diff.update({"d": fmt_diff(meta.get("mem_dim"), ref["d"], 0),
-                         "Vocabulary": fmt_diff(meta.get("vocab_size"), ref["vocab"], 0),
-                         "L_th (Eq. 1)": fmt_diff(meta.get("l_th_rounded"), ref["l_th"], 0)})
+            paper.update(
+                {
+                    "Params": fmt_params(ref["params_b"] * 1e9),
+                    "d": f"{ref['d']}",
+                    "Vocabulary": f"{ref['vocab']}",
+                    "L_th (Eq. 1)": f"{ref['l_th']}",
+                }
+            )
+            diff.update(
+                {
+                    "d": fmt_diff(meta.get("mem_dim"), ref["d"], 0),
+                    "Vocabulary": fmt_diff(meta.get("vocab_size"), ref["vocab"], 0),
+                    "L_th (Eq. 1)": fmt_diff(meta.get("l_th_rounded"), ref["l_th"], 0),
+                }
+            )
         for ds in run.datasets:
             r = run.row(model, ds, protocol)
             source = run.source(ds)
@@ -306,8 +392,7 @@ def summary_frame(run: _Run) -> pd.DataFrame:
             paper[f"Utilisation {ds}"] = NO_VALUE if util_p is None else f"{util_p:.3f}"
             valid = r is not None and r["n_samples"] > 0
             diff[f"Capacity {ds}"] = fmt_diff(r["capacity"], cap_p, 0) if valid else NO_VALUE
-            diff[f"Utilisation {ds}"] = (fmt_diff(r["utilisation"], util_p, 3)
-                                         if valid else NO_VALUE)
+            diff[f"Utilisation {ds}"] = fmt_diff(r["utilisation"], util_p, 3) if valid else NO_VALUE
         rows.append(ours)
         if ref:
             rows += [paper, diff]
@@ -326,26 +411,40 @@ def multivector_frame(run: _Run) -> pd.DataFrame:
         ref_row = run.paper_row.get(r["model"])
         ref = run.reference.get("multivector", {}).get(ref_row)
         same_source = ref and run.source(r["dataset"]) == ref["source"]
-        paper = {k: (ref[k].get(int(r["K"])) if same_source else None)
-                 for k in ("capacity", "token_gain", "info_gain_nats")}
+        paper = {
+            k: (ref[k].get(int(r["K"])) if same_source else None) for k in ("capacity", "token_gain", "info_gain_nats")
+        }
         valid = r["n_samples"] > 0
-        rows.append({
-            "Model": f"{r['model']} [{r['protocol']}]" if mixed else r["model"],
-            "Source": r["dataset"], "K": f"{int(r['K'])}",
-            "Max tokens": fmt_row_capacity(r) if valid else "failed",
-            "Max tokens (paper)": NO_VALUE if paper["capacity"] is None else f"{paper['capacity']}",
-            "Max tokens diff": fmt_diff(r["capacity"], paper["capacity"], 0),
-            "Token gain": fmt_mean_std(r["token_gain_mean"], r["token_gain_std"]),
-            "Token gain (paper)": fmt_number(paper["token_gain"]),
-            "Token gain diff": fmt_diff(r["token_gain_mean"], paper["token_gain"]),
-            "Information gain (nats)": fmt_mean_std(r["info_gain_nats_mean"],
-                                                    r["info_gain_nats_std"]),
-            "Information gain (paper)": fmt_number(paper["info_gain_nats"]),
-            "Information gain diff": fmt_diff(r["info_gain_nats_mean"], paper["info_gain_nats"]),
-        })
-    columns = ["Model", "Source", "K", "Max tokens", "Max tokens (paper)", "Max tokens diff",
-               "Token gain", "Token gain (paper)", "Token gain diff",
-               "Information gain (nats)", "Information gain (paper)", "Information gain diff"]
+        rows.append(
+            {
+                "Model": f"{r['model']} [{r['protocol']}]" if mixed else r["model"],
+                "Source": r["dataset"],
+                "K": f"{int(r['K'])}",
+                "Max tokens": fmt_row_capacity(r) if valid else "failed",
+                "Max tokens (paper)": NO_VALUE if paper["capacity"] is None else f"{paper['capacity']}",
+                "Max tokens diff": fmt_diff(r["capacity"], paper["capacity"], 0),
+                "Token gain": fmt_mean_std(r["token_gain_mean"], r["token_gain_std"]),
+                "Token gain (paper)": fmt_number(paper["token_gain"]),
+                "Token gain diff": fmt_diff(r["token_gain_mean"], paper["token_gain"]),
+                "Information gain (nats)": fmt_mean_std(r["info_gain_nats_mean"], r["info_gain_nats_std"]),
+                "Information gain (paper)": fmt_number(paper["info_gain_nats"]),
+                "Information gain diff": fmt_diff(r["info_gain_nats_mean"], paper["info_gain_nats"]),
+            }
+        )
+    columns = [
+        "Model",
+        "Source",
+        "K",
+        "Max tokens",
+        "Max tokens (paper)",
+        "Max tokens diff",
+        "Token gain",
+        "Token gain (paper)",
+        "Token gain diff",
+        "Information gain (nats)",
+        "Information gain (paper)",
+        "Information gain diff",
+    ]
     frame = pd.DataFrame(rows, columns=columns)
     paper_cols = [c for c in columns if "(paper)" in c or c.endswith("diff")]
     if frame[paper_cols].eq(NO_VALUE).all().all():  # nothing to compare with: drop them
@@ -372,42 +471,82 @@ def pass_rate_frame(run: _Run) -> pd.DataFrame:
     """
     table = metrics.pass_rate_by_length(run.df)
     table = table[table["mode"] == "grid"]
-    columns = ["Model", "Source", "K", "Lengths", "Samples", "Lossless", "Pass rate",
-               "Mean accuracy", "Greedy exact", "Failed", "Short"]
+    columns = [
+        "Model",
+        "Source",
+        "K",
+        "Lengths",
+        "Samples",
+        "Lossless",
+        "Pass rate",
+        "Mean accuracy",
+        "Greedy exact",
+        "Failed",
+        "Short",
+    ]
     if table.empty:
         return pd.DataFrame(columns=columns)
-    bins = [_length_bin(L) if run.kind(ds) == "random" else (L, L)
-            for L, ds in zip(table["L"], table["dataset"], strict=True)]
+    bins = [
+        _length_bin(L) if run.kind(ds) == "random" else (L, L)
+        for L, ds in zip(table["L"], table["dataset"], strict=True)
+    ]
     table["lo"], table["hi"] = zip(*bins, strict=True)
     table["acc_sum"] = table["mean_acc"].fillna(0) * table["n"]
-    grouped = table.groupby(["model", "dataset", "protocol", "K", "lo", "hi"]).agg(
-        n=("n", "sum"), n_lossless=("n_lossless", "sum"), acc_sum=("acc_sum", "sum"),
-        greedy=("n_greedy_exact", lambda s: s.sum() if s.notna().any() else np.nan),
-        failed=("n_failed", "sum"), short=("n_short", "sum")).reset_index()
+    grouped = (
+        table.groupby(["model", "dataset", "protocol", "K", "lo", "hi"])
+        .agg(
+            n=("n", "sum"),
+            n_lossless=("n_lossless", "sum"),
+            acc_sum=("acc_sum", "sum"),
+            greedy=("n_greedy_exact", lambda s: s.sum() if s.notna().any() else np.nan),
+            failed=("n_failed", "sum"),
+            short=("n_short", "sum"),
+        )
+        .reset_index()
+    )
     order = {m: i for i, m in enumerate(run.models)}
     dorder = {d: i for i, d in enumerate(run.datasets)}
-    grouped = grouped.sort_values(["model", "dataset", "protocol", "K", "lo"],
-                                  key=lambda c: c.map(order) if c.name == "model" else
-                                  c.map(dorder) if c.name == "dataset" else c)
+    grouped = grouped.sort_values(
+        ["model", "dataset", "protocol", "K", "lo"],
+        key=lambda c: c.map(order) if c.name == "model" else c.map(dorder) if c.name == "dataset" else c,
+    )
     mixed = len(run.protocols) > 1
     rows = []
     for _, g in grouped.iterrows():
         n = int(g["n"])
-        rows.append({
-            "Model": f"{g['model']} [{g['protocol']}]" if mixed else g["model"],
-            "Source": g["dataset"], "K": f"{int(g['K'])}",
-            "Lengths": f"{g['lo']}" if g["lo"] == g["hi"] else f"{g['lo']}-{g['hi']}",
-            "Samples": f"{n}", "Lossless": f"{int(g['n_lossless'])}",
-            "Pass rate": fmt_number(g["n_lossless"] / n, 2) if n else NO_VALUE,
-            "Mean accuracy": fmt_number(g["acc_sum"] / n, 3) if n else NO_VALUE,
-            "Greedy exact": NO_VALUE if pd.isna(g["greedy"]) else f"{int(g['greedy'])}",
-            "Failed": f"{int(g['failed'])}", "Short": f"{int(g['short'])}",
-        })
+        rows.append(
+            {
+                "Model": f"{g['model']} [{g['protocol']}]" if mixed else g["model"],
+                "Source": g["dataset"],
+                "K": f"{int(g['K'])}",
+                "Lengths": f"{g['lo']}" if g["lo"] == g["hi"] else f"{g['lo']}-{g['hi']}",
+                "Samples": f"{n}",
+                "Lossless": f"{int(g['n_lossless'])}",
+                "Pass rate": fmt_number(g["n_lossless"] / n, 2) if n else NO_VALUE,
+                "Mean accuracy": fmt_number(g["acc_sum"] / n, 3) if n else NO_VALUE,
+                "Greedy exact": NO_VALUE if pd.isna(g["greedy"]) else f"{int(g['greedy'])}",
+                "Failed": f"{int(g['failed'])}",
+                "Short": f"{int(g['short'])}",
+            }
+        )
     return pd.DataFrame(rows, columns=columns)
 
 
-SEARCH_COLUMNS = ["Model", "Source", "K", "Preset", "Samples", "Capacity", "Mean", "Median", "Min",
-                  "Max", "Attempts", "Steps", "Steps per sample"]
+SEARCH_COLUMNS = [
+    "Model",
+    "Source",
+    "K",
+    "Preset",
+    "Samples",
+    "Capacity",
+    "Mean",
+    "Median",
+    "Min",
+    "Max",
+    "Attempts",
+    "Steps",
+    "Steps per sample",
+]
 
 
 def search_frame(run: _Run) -> pd.DataFrame:
@@ -419,22 +558,30 @@ def search_frame(run: _Run) -> pd.DataFrame:
         return pd.DataFrame(columns=SEARCH_COLUMNS)
     order = {m: i for i, m in enumerate(run.models)}
     dorder = {d: i for i, d in enumerate(run.datasets)}
-    table = table.sort_values(["model", "dataset", "protocol", "K"],
-                              key=lambda c: c.map(order) if c.name == "model" else
-                              c.map(dorder) if c.name == "dataset" else c)
+    table = table.sort_values(
+        ["model", "dataset", "protocol", "K"],
+        key=lambda c: c.map(order) if c.name == "model" else c.map(dorder) if c.name == "dataset" else c,
+    )
     mixed = len(run.protocols) > 1
     rows = []
     for _, r in table.iterrows():
-        rows.append({
-            "Model": f"{r['model']} [{r['protocol']}]" if mixed else r["model"],
-            "Source": r["dataset"], "K": f"{int(r['K'])}", "Preset": r["preset"],
-            "Samples": f"{int(r['n_samples'])}",
-            "Capacity": fmt_capacity(r["capacity"], r["min_L"], r["max_L"]),
-            "Mean": fmt_number(r["capacity_mean"]), "Median": fmt_number(r["capacity_median"]),
-            "Min": f"{int(r['capacity_min'])}", "Max": f"{int(r['capacity_max'])}",
-            "Attempts": f"{int(r['n_attempts'])}", "Steps": fmt_number(r["steps"], 0),
-            "Steps per sample": fmt_number(r["steps_per_sample"]),
-        })
+        rows.append(
+            {
+                "Model": f"{r['model']} [{r['protocol']}]" if mixed else r["model"],
+                "Source": r["dataset"],
+                "K": f"{int(r['K'])}",
+                "Preset": r["preset"],
+                "Samples": f"{int(r['n_samples'])}",
+                "Capacity": fmt_capacity(r["capacity"], r["min_L"], r["max_L"]),
+                "Mean": fmt_number(r["capacity_mean"]),
+                "Median": fmt_number(r["capacity_median"]),
+                "Min": f"{int(r['capacity_min'])}",
+                "Max": f"{int(r['capacity_max'])}",
+                "Attempts": f"{int(r['n_attempts'])}",
+                "Steps": fmt_number(r["steps"], 0),
+                "Steps per sample": fmt_number(r["steps_per_sample"]),
+            }
+        )
     return pd.DataFrame(rows, columns=SEARCH_COLUMNS)
 
 
@@ -451,20 +598,33 @@ def table_paths(out_dir: Path) -> dict[str, Path]:
 def build_tables(df: pd.DataFrame, models=(), datasets=()) -> dict[str, pd.DataFrame]:
     """All five tables (TABLE_NAMES) as DataFrames of display strings (module docstring)."""
     run = _Run(df, models, datasets)
-    return {"table1": table1_frame(run), "summary": summary_frame(run),
-            "multivector": multivector_frame(run), "pass_rate": pass_rate_frame(run),
-            "search": search_frame(run)}
+    return {
+        "table1": table1_frame(run),
+        "summary": summary_frame(run),
+        "multivector": multivector_frame(run),
+        "pass_rate": pass_rate_frame(run),
+        "search": search_frame(run),
+    }
 
 
 # --- LaTeX ----------------------------------------------------------------------------
 
-def _tabular(frame: pd.DataFrame, align: str, env: str = "tabular",
-             groups: pd.Series | None = None, header: list[str] | None = None) -> str:
+
+def _tabular(
+    frame: pd.DataFrame,
+    align: str,
+    env: str = "tabular",
+    groups: pd.Series | None = None,
+    header: list[str] | None = None,
+) -> str:
     """A booktabs table of display strings, with a rule wherever `groups` changes value."""
     header = list(frame.columns) if header is None else header
-    lines = [rf"\begin{{{env}}}{{{align}}}", r"\toprule",
-             " & ".join(rf"\textbf{{{latex_escape(c)}}}" if c else "" for c in header) + r" \\",
-             r"\midrule"]
+    lines = [
+        rf"\begin{{{env}}}{{{align}}}",
+        r"\toprule",
+        " & ".join(rf"\textbf{{{latex_escape(c)}}}" if c else "" for c in header) + r" \\",
+        r"\midrule",
+    ]
     if env == "longtable":  # repeat the header on every page
         lines[4:4] = [r"\endhead", r"\bottomrule", r"\endfoot"]
     group_values = list(groups) if groups is not None else [None] * len(frame)
@@ -497,10 +657,13 @@ def table1_latex(frame: pd.DataFrame) -> str:
     shown["Source"] = frame["Source"].where(frame["Source"] != frame["Source"].shift(), "")
     blocks = []
     for start in range(0, len(models), MODELS_PER_TABULAR):
-        chunk = models[start:start + MODELS_PER_TABULAR]
-        tabular = _tabular(shown[["Source", "Metric", "Values", *chunk]],
-                           "lll" + "r" * len(chunk), groups=frame["Source"],
-                           header=["Source", "Metric", "", *chunk])
+        chunk = models[start : start + MODELS_PER_TABULAR]
+        tabular = _tabular(
+            shown[["Source", "Metric", "Values", *chunk]],
+            "lll" + "r" * len(chunk),
+            groups=frame["Source"],
+            header=["Source", "Metric", "", *chunk],
+        )
         blocks.append(_boxed(tabular))
     return "\n\\par\\medskip\n".join(blocks)
 
@@ -510,18 +673,26 @@ def to_latex(name: str, frame: pd.DataFrame) -> str:
     if name == "table1":
         return table1_latex(frame)
     if frame.empty:
-        return _empty_note({"multivector": "No multi-vector runs (K > 1) in this run.",
-                            "pass_rate": "No grid-mode records.", "summary": "No records.",
-                            "search": "No search-mode runs in this run."}[name])
+        return _empty_note(
+            {
+                "multivector": "No multi-vector runs (K > 1) in this run.",
+                "pass_rate": "No grid-mode records.",
+                "summary": "No records.",
+                "search": "No search-mode runs in this run.",
+            }[name]
+        )
     if name == "pass_rate":
-        return _tabular(frame, "lll" + "r" * (len(frame.columns) - 3), env="longtable",
-                        groups=frame["Model"] + "/" + frame["Source"] + "/" + frame["K"])
+        return _tabular(
+            frame,
+            "lll" + "r" * (len(frame.columns) - 3),
+            env="longtable",
+            groups=frame["Model"] + "/" + frame["Source"] + "/" + frame["K"],
+        )
     align = "l" * 2 + "r" * (len(frame.columns) - 2)
     return _boxed(_tabular(frame, align, groups=frame["Model"]))
 
 
-def write_tables(records: list[Path], paths: Mapping[str, str | Path], *, models=(),
-                 datasets=()) -> dict[str, Path]:
+def write_tables(records: list[Path], paths: Mapping[str, str | Path], *, models=(), datasets=()) -> dict[str, Path]:
     """Write table1, summary, multivector, pass_rate and search as CSV + LaTeX to `paths`.
 
     `records` are records .jsonl files; `paths` maps "<name>_csv" and "<name>_tex" of every
@@ -534,8 +705,7 @@ def write_tables(records: list[Path], paths: Mapping[str, str | Path], *, models
     paths = check_named_paths(paths, TABLE_NAMES, TABLE_FORMATS, "write_tables")
     df = metrics.load_records(records)
     empty = expected_cells(records)
-    frames = build_tables(df, [*models, *(m for m, _ in empty)],
-                          [*datasets, *(d for _, d in empty)])
+    frames = build_tables(df, [*models, *(m for m, _ in empty)], [*datasets, *(d for _, d in empty)])
     written = {}
     for name, frame in frames.items():
         csv, tex = paths[f"{name}_csv"], paths[f"{name}_tex"]

@@ -53,9 +53,7 @@ def load_documents(spec: dict, samples: int | None) -> list[tuple[str, str]]:
     if source == "hf":
         import datasets
 
-        rows = datasets.load_dataset(
-            spec["path"], split=spec.get("split", "train"), revision=spec.get("revision")
-        )
+        rows = datasets.load_dataset(spec["path"], split=spec.get("split", "train"), revision=spec.get("revision"))
         column = spec.get("column", "text")
         n = len(rows) if samples is None else min(samples, len(rows))
         return [(rows[i][column], f"hf:{spec['path']}#{i}") for i in range(n)]
@@ -86,8 +84,9 @@ def natural_texts(dataset: str, spec: dict, samples: int | None = None) -> list[
         kept = second_half(text, language)
         if len(kept.split()) < min_words:
             continue
-        rows.append({"id": f"{dataset}-{i:04d}", "text": kept, "source": ref, "kind": "natural",
-                     "seed": None, "length": None})
+        rows.append(
+            {"id": f"{dataset}-{i:04d}", "text": kept, "source": ref, "kind": "natural", "seed": None, "length": None}
+        )
         if len(rows) == samples:
             break
     if len(rows) < samples:

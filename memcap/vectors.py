@@ -29,8 +29,9 @@ from memcap.io import atomic_write_bytes
 KEY = "mem"
 
 
-def save_vectors(path, vectors: torch.Tensor, lm, protocol: str, ids: list[int], outcome,
-                 preset: str = "paper") -> None:
+def save_vectors(
+    path, vectors: torch.Tensor, lm, protocol: str, ids: list[int], outcome, preset: str = "paper"
+) -> None:
     from safetensors.torch import save
 
     first = first_scored(protocol)

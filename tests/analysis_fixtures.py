@@ -23,10 +23,27 @@ MODELS = {
 }
 
 
-def make_record(model="pythia-160m", dataset="lee", L=64, sample_id="lee-0000", *, K=1,
-                protocol="paper", scored=None, baseline_loss_sum=200.0, baseline_correct=20,
-                min_loss_sum=10.0, max_correct=None, loss_sum=None, correct=None,
-                status="ok", greedy_exact=None, wall_s=1.0, batch_size=4, **extra) -> dict:
+def make_record(
+    model="pythia-160m",
+    dataset="lee",
+    L=64,
+    sample_id="lee-0000",
+    *,
+    K=1,
+    protocol="paper",
+    scored=None,
+    baseline_loss_sum=200.0,
+    baseline_correct=20,
+    min_loss_sum=10.0,
+    max_correct=None,
+    loss_sum=None,
+    correct=None,
+    status="ok",
+    greedy_exact=None,
+    wall_s=1.0,
+    batch_size=4,
+    **extra,
+) -> dict:
     """One record; max_correct defaults to all positions correct, strict fields to the paper's."""
     model_id, params, d, vocab = MODELS.get(model, (model, 1_000_000, 64, 1000))
     scored = scored if scored is not None else (L - 1 if protocol == "paper" else L)
@@ -34,30 +51,64 @@ def make_record(model="pythia-160m", dataset="lee", L=64, sample_id="lee-0000", 
     correct = max_correct if correct is None else correct
     loss_sum = min_loss_sum if loss_sum is None else loss_sum
     record = {
-        "model": model, "model_id": model_id, "model_source": "hf", "revision": None,
-        "params": params, "mem_dim": d, "vocab_size": vocab, "dataset": dataset,
-        "sample_id": sample_id, "text_sha": "0" * 40, "protocol": protocol, "K": K, "L": L,
-        "N": L, "short": False, "scored": scored, "bos": False, "seed": 1234,
-        "baseline_loss_sum": baseline_loss_sum, "baseline_correct": baseline_correct,
-        "loss_sum": loss_sum, "correct": correct, "accuracy": correct / scored,
-        "min_loss_sum": min_loss_sum, "max_correct": max_correct,
-        "max_accuracy": max_correct / scored, "steps": 100,
+        "model": model,
+        "model_id": model_id,
+        "model_source": "hf",
+        "revision": None,
+        "params": params,
+        "mem_dim": d,
+        "vocab_size": vocab,
+        "dataset": dataset,
+        "sample_id": sample_id,
+        "text_sha": "0" * 40,
+        "protocol": protocol,
+        "K": K,
+        "L": L,
+        "N": L,
+        "short": False,
+        "scored": scored,
+        "bos": False,
+        "seed": 1234,
+        "baseline_loss_sum": baseline_loss_sum,
+        "baseline_correct": baseline_correct,
+        "loss_sum": loss_sum,
+        "correct": correct,
+        "accuracy": correct / scored,
+        "min_loss_sum": min_loss_sum,
+        "max_correct": max_correct,
+        "max_accuracy": max_correct / scored,
+        "steps": 100,
         "converged": max_correct == scored,
         "stop_reason": "converged" if max_correct == scored else "patience",
         "status": status,
         "greedy_exact": (correct == scored) if greedy_exact is None else greedy_exact,
-        "greedy_prefix": correct, "wall_s": wall_s, "batch_size": batch_size,
-        "device": "cpu", "dtype": "float32", "autocast": "none",
-        "optim": {"lr": 0.01, "betas": [0.9, 0.9], "weight_decay": 0.01, "eps": 1e-8,
-                  "max_steps": 5000, "patience": 2000},
-        "versions": {"memcap": "0.1.0", "torch": "2.5.1", "transformers": "5.24.0",
-                     "tokenizers": "0.23.3", "python": "3.12.3"},
+        "greedy_prefix": correct,
+        "wall_s": wall_s,
+        "batch_size": batch_size,
+        "device": "cpu",
+        "dtype": "float32",
+        "autocast": "none",
+        "optim": {
+            "lr": 0.01,
+            "betas": [0.9, 0.9],
+            "weight_decay": 0.01,
+            "eps": 1e-8,
+            "max_steps": 5000,
+            "patience": 2000,
+        },
+        "versions": {
+            "memcap": "0.1.0",
+            "torch": "2.5.1",
+            "transformers": "5.24.0",
+            "tokenizers": "0.23.3",
+            "python": "3.12.3",
+        },
         # one part (batch) per (K, L), as the job stores a batch of natural text
-        "vectors": f"{dataset}.parts/K{K}_L{L}.safetensors", "vectors_key": f"K{K}_L{L}_{sample_id}",
+        "vectors": f"{dataset}.parts/K{K}_L{L}.safetensors",
+        "vectors_key": f"K{K}_L{L}_{sample_id}",
     }
     if status != "ok":  # failed samples carry no usable numbers
-        for key in ("loss_sum", "correct", "accuracy", "min_loss_sum", "max_correct",
-                    "max_accuracy"):
+        for key in ("loss_sum", "correct", "accuracy", "min_loss_sum", "max_correct", "max_accuracy"):
             record[key] = None
         record["stop_reason"] = status
     record.update(extra)
@@ -85,13 +136,27 @@ def _natural_sample(model, dataset, L, i, K, capacity, rng):
     else:  # saturated: gain about `capacity` tokens
         max_correct = min(scored - 2, base_correct + int(capacity * rng.uniform(0.8, 1.0)))
         min_ce = base_ce - 5.0 * capacity * rng.uniform(0.8, 1.2)
-    return make_record(model, dataset, L, f"{dataset}-{i:04d}", K=K,
-                       baseline_loss_sum=round(base_ce, 3), baseline_correct=base_correct,
-                       min_loss_sum=round(min_ce, 3), max_correct=max_correct)
+    return make_record(
+        model,
+        dataset,
+        L,
+        f"{dataset}-{i:04d}",
+        K=K,
+        baseline_loss_sum=round(base_ce, 3),
+        baseline_correct=base_correct,
+        min_loss_sum=round(min_ce, 3),
+        max_correct=max_correct,
+    )
 
 
-def synthetic_run(root: Path, *, models=("pythia-160m", "llama-3.2-1b", "tiny_model.v2"),
-                  datasets=("lee", "random"), samples=4, seed=0) -> list[Path]:
+def synthetic_run(
+    root: Path,
+    *,
+    models=("pythia-160m", "llama-3.2-1b", "tiny_model.v2"),
+    datasets=("lee", "random"),
+    samples=4,
+    seed=0,
+) -> list[Path]:
     """A small run: capacity 80 (pythia), 128 (llama), 16 (tiny) tokens on lee at K=1,
     scaled by K for pythia's K in {2, 4}; random text with one sample per sampled L;
     one failed sample per (model, lee). Returns the records files."""
@@ -118,9 +183,19 @@ def synthetic_run(root: Path, *, models=("pythia-160m", "llama-3.2-1b", "tiny_mo
     return write_records(root, records)
 
 
-def search_records(capacities: dict[str, int], grid=(32, 64, 96, 128), *, model="pythia-160m",
-                   dataset="lee", K=1, protocol="paper", steps=100, fail_correct=0.5,
-                   batch=None, **extra) -> list[dict]:
+def search_records(
+    capacities: dict[str, int],
+    grid=(32, 64, 96, 128),
+    *,
+    model="pythia-160m",
+    dataset="lee",
+    K=1,
+    protocol="paper",
+    steps=100,
+    fail_correct=0.5,
+    batch=None,
+    **extra,
+) -> list[dict]:
     """The records a capacity search (memcap.search, grid mode) writes for these samples.
 
     capacities: {sample_id: capacity}, each 0 or a grid length. Every sample is attempted
@@ -141,14 +216,26 @@ def search_records(capacities: dict[str, int], grid=(32, 64, 96, 128), *, model=
             lossless = L <= cap
             correct = scored if lossless else int(scored * fail_correct)
             rec = make_record(
-                model, dataset, L, sample_id, K=K, protocol=protocol, scored=scored,
-                baseline_correct=scored // 4, baseline_loss_sum=3.0 * scored,
-                min_loss_sum=0.05 * scored if lossless else 1.5 * scored, max_correct=correct,
+                model,
+                dataset,
+                L,
+                sample_id,
+                K=K,
+                protocol=protocol,
+                scored=scored,
+                baseline_correct=scored // 4,
+                baseline_loss_sum=3.0 * scored,
+                min_loss_sum=0.05 * scored if lossless else 1.5 * scored,
+                max_correct=correct,
                 batch_size=batch or len(capacities),
-                mode="search", warm_start=warm,
-                capacity=cap if i == len(lengths) - 1 else None, steps=steps,
+                mode="search",
+                warm_start=warm,
+                capacity=cap if i == len(lengths) - 1 else None,
+                steps=steps,
                 vectors=f"{dataset}.parts/search_K{K}_round{i}.safetensors",
-                vectors_key=f"K{K}_L{L}_{sample_id}", **extra)
+                vectors_key=f"K{K}_L{L}_{sample_id}",
+                **extra,
+            )
             records.append(rec)
             warm = L if lossless else warm
     return records

@@ -13,8 +13,13 @@ def write_texts(path, n=3, lengths=None, words=60):
     """A texts file (docs/records.md) of the first n Lee articles, cut to `words` words."""
     rows = []
     for i in range(n):
-        row = {"id": f"lee-{i:04d}", "text": " ".join(lee_articles()[i].split()[:words]),
-               "source": "test", "seed": None, "length": lengths[i] if lengths else None}
+        row = {
+            "id": f"lee-{i:04d}",
+            "text": " ".join(lee_articles()[i].split()[:words]),
+            "source": "test",
+            "seed": None,
+            "length": lengths[i] if lengths else None,
+        }
         rows.append(row)
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path

@@ -1,6 +1,6 @@
 """The baselines stage (memcap.baselines): the texts the vectors carried, ratios, the table.
 
-    pytest tests/test_baselines.py
+pytest tests/test_baselines.py
 """
 
 import functools
@@ -26,26 +26,52 @@ def _records(tmp_path, lm, rows):
     path = tmp_path / "records.jsonl"
     with path.open("w") as f:
         for sample_id, L, acc in rows:
-            f.write(json.dumps({
-                "model": "tiny-gpt-neox", "dataset": "lee", "sample_id": sample_id,
-                "protocol": "paper", "K": 1, "L": L, "status": "ok", "scored": L - 1,
-                "max_accuracy": acc, "mem_dim": lm.mem_dim, "baseline_loss_sum": 1.0,
-                "baseline_correct": 0, "min_loss_sum": 0.5, "max_correct": 1,
-            }) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "model": "tiny-gpt-neox",
+                        "dataset": "lee",
+                        "sample_id": sample_id,
+                        "protocol": "paper",
+                        "K": 1,
+                        "L": L,
+                        "status": "ok",
+                        "scored": L - 1,
+                        "max_accuracy": acc,
+                        "mem_dim": lm.mem_dim,
+                        "baseline_loss_sum": 1.0,
+                        "baseline_correct": 0,
+                        "min_loss_sum": 0.5,
+                        "max_correct": 1,
+                    }
+                )
+                + "\n"
+            )
     return load_records([path])
 
 
 def test_run_baselines_takes_each_samples_longest_lossless_length(tmp_path):
     lm = tiny("tiny-gpt-neox")
     texts = [{"id": f"lee-{i:04d}", "text": t} for i, t in enumerate(lee_articles()[:3])]
-    records = _records(tmp_path, lm, [
-        ("lee-0000", 8, 1.0), ("lee-0000", 16, 1.0), ("lee-0000", 24, 0.5),
-        ("lee-0001", 8, 1.0), ("lee-0001", 16, 0.8),
-        ("lee-0002", 8, 0.4), ("lee-0002", 16, 0.2),  # never lossless: shortest, flagged
-    ])
+    records = _records(
+        tmp_path,
+        lm,
+        [
+            ("lee-0000", 8, 1.0),
+            ("lee-0000", 16, 1.0),
+            ("lee-0000", 24, 0.5),
+            ("lee-0001", 8, 1.0),
+            ("lee-0001", 16, 0.8),
+            ("lee-0002", 8, 0.4),
+            ("lee-0002", 16, 0.2),  # never lossless: shortest, flagged
+        ],
+    )
     rows = baselines.rows_frame(baselines.run_baselines(lm, records, texts, "lee"))
     assert list(zip(rows.sample_id, rows.L, rows.lossless, strict=True)) == [
-        ("lee-0000", 16, True), ("lee-0001", 8, True), ("lee-0002", 8, False)]
+        ("lee-0000", 16, True),
+        ("lee-0001", 8, True),
+        ("lee-0002", 8, False),
+    ]
     expected = lm.tokenizer.decode(lm.tokenize(texts[0]["text"])[:16]).encode()
     assert rows.n_bytes[0] == len(expected)
     assert rows.arithmetic_exact.all()
@@ -57,9 +83,24 @@ def test_run_baselines_takes_each_samples_longest_lossless_length(tmp_path):
 
 
 def test_summary_without_lossless_texts_has_no_mem_ratio():
-    rows = pd.DataFrame([{"dataset": "x", "sample_id": "a", "L": 4, "lossless": False,
-                          "n_bytes": 20, "zlib": 10, "bz2": 10, "lzma": 10, "huffman": 10,
-                          "arithmetic": 5, "arithmetic_exact": True, "mem_bytes": 128}])
+    rows = pd.DataFrame(
+        [
+            {
+                "dataset": "x",
+                "sample_id": "a",
+                "L": 4,
+                "lossless": False,
+                "n_bytes": 20,
+                "zlib": 10,
+                "bz2": 10,
+                "lzma": 10,
+                "huffman": 10,
+                "arithmetic": 5,
+                "arithmetic_exact": True,
+                "mem_bytes": 128,
+            }
+        ]
+    )
     summary = baselines.summarise(rows)
     assert summary.texts[0] == 1 and math.isnan(summary["mem"][0]) and summary.zlib[0] == 2.0
 
@@ -68,8 +109,7 @@ def test_outputs_put_the_papers_ratios_beside_ours(tmp_path):
     lm = tiny("tiny-gpt-neox")
     texts = [{"id": "lee-0000", "text": lee_articles()[0]}]
     records = _records(tmp_path, lm, [("lee-0000", 8, 1.0)])
-    paths = baselines.write_outputs(baselines.run_baselines(lm, records, texts, "lee"),
-                                    tmp_path / "out")
+    paths = baselines.write_outputs(baselines.run_baselines(lm, records, texts, "lee"), tmp_path / "out")
     table = pd.read_csv(paths["table"], dtype=str, keep_default_na=False)
     assert list(table.Values) == ["this run", "paper", "paper", "paper"]
     paper = table.set_index("Source")
@@ -89,8 +129,14 @@ def test_report_section_includes_the_table_or_says_not_run(tmp_path):
     from memcap import report
 
     files = write_records(tmp_path, [make_record("pythia-160m", "lee", 64, "lee-0")])
-    facts = {"model": "tiny-gpt-neox", "datasets": ["lee"], "texts": 3, "lossless": 2,
-             "arithmetic_exact": 3, "verified": True}
+    facts = {
+        "model": "tiny-gpt-neox",
+        "datasets": ["lee"],
+        "texts": 3,
+        "lossless": 2,
+        "arithmetic_exact": 3,
+        "verified": True,
+    }
     source = report.render_report(report.report_context(files, baselines=facts))
     assert r"\input{tables/baselines.tex}" in source and "3 of 3" in source
     unverified = report.render_report(report.report_context(files, baselines=facts | {"verified": False}))

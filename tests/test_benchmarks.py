@@ -15,8 +15,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def bench(*args, timeout=600) -> str:
-    result = subprocess.run([sys.executable, *args, "--threads", "1"], cwd=REPO, capture_output=True,
-                            text=True, timeout=timeout)
+    result = subprocess.run(
+        [sys.executable, *args, "--threads", "1"], cwd=REPO, capture_output=True, text=True, timeout=timeout
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
 
@@ -29,8 +30,23 @@ def test_steps_prints_both_procedures_and_their_ratio():
 
 
 def test_capacity_compares_search_with_the_authors_grid():
-    out = bench("benchmarks/capacity.py", "--model", "tiny-llama", "--lr", "0.1", "--lengths", "2", "4", "8",
-                "--texts", "2", "--max-steps", "30", "--patience", "30")
+    out = bench(
+        "benchmarks/capacity.py",
+        "--model",
+        "tiny-llama",
+        "--lr",
+        "0.1",
+        "--lengths",
+        "2",
+        "4",
+        "8",
+        "--texts",
+        "2",
+        "--max-steps",
+        "30",
+        "--patience",
+        "30",
+    )
     authors = re.search(r"authors \(per length, batch 1\)\s+[\d.]+\s+(\d+)\s+\[([\d, ]+)\]", out)
     ours = re.search(r"memcap search \(warm, batched\)\s+[\d.]+\s+(\d+)\s+\[([\d, ]+)\]", out)
     assert authors and ours, out
@@ -44,21 +60,50 @@ def test_capacity_compares_search_with_the_authors_grid():
 
 def test_optimizer_study_reports_every_configuration_and_length():
     configs = ("paper", "fast", "lr=0.1,init_scale=0.5,schedule=cosine,warmup=2,margin=1,temperature=0.5")
-    out = bench("benchmarks/optimizer.py", "--model", "tiny-llama", "--texts", "2", "--lengths", "4", "6",
-                "--max-steps", "20", "--configs", *configs)
+    out = bench(
+        "benchmarks/optimizer.py",
+        "--model",
+        "tiny-llama",
+        "--texts",
+        "2",
+        "--lengths",
+        "4",
+        "6",
+        "--max-steps",
+        "20",
+        "--configs",
+        *configs,
+    )
     for config in configs:
         for L in (4, 6):
             assert re.search(rf"^{re.escape(config)}\s+{L}\s+\d/2\s.*\s(\d/\d|-)$", out, re.M), (config, L, out)
         assert re.search(rf"^{re.escape(config)}\s+\d+\s+[\d.]+\s+(\d+|none)\s+\[\d+, \d+\]$", out, re.M), (config, out)
-    bad = subprocess.run([sys.executable, "benchmarks/optimizer.py", "--configs", "lr0.1"], cwd=REPO,
-                         capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        [sys.executable, "benchmarks/optimizer.py", "--configs", "lr0.1"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 2 and "use key=value with key in" in bad.stderr and "margin" in bad.stderr
 
 
 def test_record_appends_a_dated_block_with_the_output(tmp_path):
     doc = tmp_path / "benchmarks.md"
-    cmd = [sys.executable, "benchmarks/record.py", "--doc", str(doc), "--title", "echo check", "--note", "a test",
-           "--", sys.executable, "-c", "print('ratio 1.23x')"]
+    cmd = [
+        sys.executable,
+        "benchmarks/record.py",
+        "--doc",
+        str(doc),
+        "--title",
+        "echo check",
+        "--note",
+        "a test",
+        "--",
+        sys.executable,
+        "-c",
+        "print('ratio 1.23x')",
+    ]
     result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     text = doc.read_text()
@@ -70,8 +115,21 @@ def test_reference_brackets_each_text_and_resumes_without_recomputing(tmp_path):
     from memcap.io import read_jsonl
     from memcap.paper_budget import text_capacities
 
-    args = ["benchmarks/reference.py", "--model", "tiny-llama", "--lengths", "4", "8", "16", "--texts", "2",
-            "--min-tokens", "20", "--folder", str(tmp_path)]
+    args = [
+        "benchmarks/reference.py",
+        "--model",
+        "tiny-llama",
+        "--lengths",
+        "4",
+        "8",
+        "16",
+        "--texts",
+        "2",
+        "--min-tokens",
+        "20",
+        "--folder",
+        str(tmp_path),
+    ]
     out = bench(*args)
     texts = [r["id"] for r in read_jsonl(tmp_path / "texts.jsonl")]
     assert len(texts) == 2
@@ -87,8 +145,19 @@ def test_reference_brackets_each_text_and_resumes_without_recomputing(tmp_path):
     assert read_jsonl(tmp_path / "lee.jsonl") == records
 
     # the fast preset's search on the same texts and grid, compared with those records
-    fast = bench("benchmarks/fast.py", "--model", "tiny-llama", "--lengths", "4", "8", "16", "--folder", str(tmp_path),
-                 "--max-steps", "100")
+    fast = bench(
+        "benchmarks/fast.py",
+        "--model",
+        "tiny-llama",
+        "--lengths",
+        "4",
+        "8",
+        "16",
+        "--folder",
+        str(tmp_path),
+        "--max-steps",
+        "100",
+    )
     for t in text_capacities(records):
         line = re.search(rf"^  {t['sample_id']}: ours (\d+) .*reference {t['capacity']} \(first fail", fast, re.M)
         assert line, fast
@@ -105,8 +174,9 @@ def test_gpu_check_runs_every_step_in_its_cpu_mode(tmp_path):
     import os
 
     env = dict(os.environ, GPU_CHECK_MODE="cpu", OUT=str(tmp_path), PYTHON=sys.executable, OMP_NUM_THREADS="1")
-    result = subprocess.run(["bash", "benchmarks/gpu_check.sh"], cwd=REPO, capture_output=True, text=True,
-                            timeout=600, env=env)
+    result = subprocess.run(
+        ["bash", "benchmarks/gpu_check.sh"], cwd=REPO, capture_output=True, text=True, timeout=600, env=env
+    )
     out = result.stdout
     assert result.returncode == 0, out[-3000:] + result.stderr[-3000:]
     assert (tmp_path / "gpu_check.txt").read_text() == out  # what comes back from the GPU machine

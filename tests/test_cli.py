@@ -13,15 +13,17 @@ QUICK = ["--lr", "0.1", "--max-steps", "400", "-k", "4"]
 
 
 def memcap(*args, stdin=None, timeout=300):
-    return subprocess.run([sys.executable, "-m", "memcap.cli", *args], input=stdin, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "memcap.cli", *args], input=stdin, capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.mark.parametrize("protocol", ["strict", "paper"])
 def test_compress_then_decode_round_trip(tmp_path, protocol):
     vec = tmp_path / "fox.safetensors"
-    done = memcap("compress", FOX, "-m", "tiny-llama", "--models-file", MODELS, "--protocol", protocol,
-                  "-o", str(vec), *QUICK)
+    done = memcap(
+        "compress", FOX, "-m", "tiny-llama", "--models-file", MODELS, "--protocol", protocol, "-o", str(vec), *QUICK
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "accuracy 1.000" in done.stdout and "reproduces the text" in done.stdout
     back = memcap("decode", str(vec), "--models-file", MODELS)
@@ -31,10 +33,29 @@ def test_compress_then_decode_round_trip(tmp_path, protocol):
 
 def test_text_from_stdin_and_file(tmp_path):
     (tmp_path / "t.txt").write_text(FOX)
-    from_file = memcap("compress", "--file", str(tmp_path / "t.txt"), "-m", "tiny-llama", "--models-file", MODELS,
-                       "-o", str(tmp_path / "a.safetensors"), *QUICK)
-    from_stdin = memcap("compress", "-m", "tiny-llama", "--models-file", MODELS, "-o", str(tmp_path / "b.safetensors"),
-                        *QUICK, stdin=FOX)
+    from_file = memcap(
+        "compress",
+        "--file",
+        str(tmp_path / "t.txt"),
+        "-m",
+        "tiny-llama",
+        "--models-file",
+        MODELS,
+        "-o",
+        str(tmp_path / "a.safetensors"),
+        *QUICK,
+    )
+    from_stdin = memcap(
+        "compress",
+        "-m",
+        "tiny-llama",
+        "--models-file",
+        MODELS,
+        "-o",
+        str(tmp_path / "b.safetensors"),
+        *QUICK,
+        stdin=FOX,
+    )
     assert from_file.returncode == from_stdin.returncode == 0
     assert from_file.stdout.split(" in ")[0] == from_stdin.stdout.split(" in ")[0]
 
@@ -125,8 +146,14 @@ def test_decode_a_safetensors_file_of_something_else(tmp_path):
     assert done.returncode == 2 and "was not written by `memcap compress`" in done.stderr
 
 
-@pytest.mark.parametrize("command", [["compress", FOX, "-m", "tiny-llama"], ["decode", "x.safetensors"],
-                                     ["job", "-m", "tiny-llama", "--texts", "t.jsonl", "--out", "r.jsonl"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["compress", FOX, "-m", "tiny-llama"],
+        ["decode", "x.safetensors"],
+        ["job", "-m", "tiny-llama", "--texts", "t.jsonl", "--out", "r.jsonl"],
+    ],
+)
 def test_a_missing_models_file_is_named(tmp_path, command):
     missing = tmp_path / "no-such-models.yaml"
     done = memcap(*command, "--models-file", str(missing))
@@ -137,8 +164,13 @@ def test_a_missing_models_file_is_named(tmp_path, command):
 
 def test_without_a_registry_the_unknown_model_error_says_why(tmp_path):
     """Run from a directory without config/models.yaml and without --models-file."""
-    done = subprocess.run([sys.executable, "-m", "memcap.cli", "compress", FOX, "-m", "tiny-llama"],
-                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "memcap.cli", "compress", FOX, "-m", "tiny-llama"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert done.returncode == 2
     assert "unknown model 'tiny-llama'" in done.stderr
     assert f"config/models.yaml is not in {tmp_path}" in done.stderr and "--models-file" in done.stderr
@@ -149,8 +181,18 @@ def test_k_auto_is_the_default_and_doubles_k_until_the_text_decodes(tmp_path):
     vec = tmp_path / "auto.safetensors"
     # the fast preset's fresh lr (the paper's 0.01) is for pretrained models; a random-weight tiny
     # model needs the warm lr from the start to decode within the test's time
-    done = memcap("compress", "The fox jumps over the lazy dog again and again.", "-m", "tiny-llama",
-                  "--models-file", MODELS, "-o", str(vec), "--fresh-lr", "0.3")
+    done = memcap(
+        "compress",
+        "The fox jumps over the lazy dog again and again.",
+        "-m",
+        "tiny-llama",
+        "--models-file",
+        MODELS,
+        "-o",
+        str(vec),
+        "--fresh-lr",
+        "0.3",
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.splitlines()
     assert "preset fast" in lines[0] and "K auto (up to 16)" in lines[0]
@@ -163,8 +205,20 @@ def test_k_auto_is_the_default_and_doubles_k_until_the_text_decodes(tmp_path):
 
 def test_k_auto_that_fails_at_the_largest_k_says_so_with_the_best_accuracy(tmp_path):
     vec = tmp_path / "v.safetensors"
-    done = memcap("compress", FOX * 3, "-m", "tiny-llama", "--models-file", MODELS, "-o", str(vec),
-                  "--max-steps", "1", "--max-vectors", "2")
+    done = memcap(
+        "compress",
+        FOX * 3,
+        "-m",
+        "tiny-llama",
+        "--models-file",
+        MODELS,
+        "-o",
+        str(vec),
+        "--max-steps",
+        "1",
+        "--max-vectors",
+        "2",
+    )
     assert done.returncode == 1
     assert "no K up to 2 reproduced the text" in done.stderr and "accuracy" in done.stderr
     assert "Traceback" not in done.stderr

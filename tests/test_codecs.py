@@ -1,6 +1,6 @@
 """Lossless codecs and LM arithmetic coding (memcap.codecs): real round trips, honest sizes.
 
-    pytest tests/test_codecs.py
+pytest tests/test_codecs.py
 """
 
 import functools
@@ -14,8 +14,15 @@ from memcap import codecs
 from memcap.corpora import lee_articles
 from memcap.models import load_model, load_registry
 
-TEXTS = [b"", b"a", b"aaaaaaaa", b"abracadabra", "naïve café — ünïcödé".encode(),
-         lee_articles()[0].encode(), bytes(range(256)) * 3]
+TEXTS = [
+    b"",
+    b"a",
+    b"aaaaaaaa",
+    b"abracadabra",
+    "naïve café — ünïcödé".encode(),
+    lee_articles()[0].encode(),
+    bytes(range(256)) * 3,
+]
 
 
 @functools.cache
@@ -39,7 +46,7 @@ def test_huffman_size_counts_the_table_and_approaches_the_entropy():
     assert entropy_bytes + table < len(stream) <= entropy_bytes * 1.05 + table + 8
     # canonical code: prefix-free, and lengths satisfy Kraft with equality
     lengths = codecs.huffman_code_lengths(data)
-    assert sum(2.0 ** -n for n in lengths.values()) == pytest.approx(1.0)
+    assert sum(2.0**-n for n in lengths.values()) == pytest.approx(1.0)
 
 
 def test_random_bytes_round_trip_every_codec():

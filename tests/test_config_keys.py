@@ -109,8 +109,12 @@ def test_an_empty_or_missing_new_block_takes_the_old_keys():
 
 
 def test_nothing_else_changes():
-    config = {"compress": {"mode": "search", "search": {"fails": 2}, "cast_weights": True},
-              "multivector": {"m": None}, "geometry": {"K": 4, "max_steps": 100}, "optim": {"max_steps": 3}}
+    config = {
+        "compress": {"mode": "search", "search": {"fails": 2}, "cast_weights": True},
+        "multivector": {"m": None},
+        "geometry": {"K": 4, "max_steps": 100},
+        "optim": {"max_steps": 3},
+    }
     before = copy.deepcopy(config)
     assert migrate(config) == [] and config == before
 

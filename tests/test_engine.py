@@ -128,7 +128,9 @@ def test_protocols_score_different_positions():
 
 def test_nan_loss_is_recorded_not_raised():
     lm = tiny("tiny-gpt-neox")
-    out = compress_batch(lm, [text_ids(lm)], K=1, protocol="paper", seeds=[0], optim=OptimConfig(lr=1e30, max_steps=50))[0]
+    out = compress_batch(
+        lm, [text_ids(lm)], K=1, protocol="paper", seeds=[0], optim=OptimConfig(lr=1e30, max_steps=50)
+    )[0]
     assert out.status == "nan" and out.stop_reason == "nan" and not out.greedy_exact
 
 
@@ -184,8 +186,9 @@ def test_compiled_forward_gives_the_plain_models_outcomes():
 
 
 # A Llama-3-sized vocabulary on a tiny body: the LM head dominates, as in the 1B-8B models.
-BIG_VOCAB = ModelSpec(name="llama-128k", source="random", family="llama", hidden_size=32, num_layers=1,
-                      num_heads=2, vocab_size=128256)
+BIG_VOCAB = ModelSpec(
+    name="llama-128k", source="random", family="llama", hidden_size=32, num_layers=1, num_heads=2, vocab_size=128256
+)
 
 
 @functools.cache

@@ -1,6 +1,6 @@
 """The conda environments install what pyproject.toml pins, and every rule names one.
 
-    pytest tests/test_envs.py
+pytest tests/test_envs.py
 """
 
 from __future__ import annotations

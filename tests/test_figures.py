@@ -14,8 +14,7 @@ NAMES = {"capacity", "ce_scatter", "utilisation", "accuracy_vs_length", "multive
 def pdf_text(path):
     if shutil.which("pdftotext") is None:
         pytest.skip("pdftotext (poppler-utils) not installed")
-    return subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True,
-                          check=True).stdout
+    return subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True, check=True).stdout
 
 
 def assert_written(paths):
@@ -39,10 +38,11 @@ def test_every_figure_is_written(full):
 def test_write_figures_writes_exactly_the_paths_it_is_given(tmp_path):
     """The workflow names every file (the rule's outputs); write_figures picks no name itself."""
     records = [make_record("pythia-160m", "lee", 64, f"lee-{i}") for i in range(2)]
-    given = {key: tmp_path / "out" / key.rsplit("_", 1)[1] / f"my_{key}.{key.rsplit('_', 1)[1]}"
-             for key in figures.figure_paths(tmp_path / "unused")}
-    written = figures.write_figures(write_records(tmp_path, records),
-                                    {k: str(p) for k, p in given.items()})
+    given = {
+        key: tmp_path / "out" / key.rsplit("_", 1)[1] / f"my_{key}.{key.rsplit('_', 1)[1]}"
+        for key in figures.figure_paths(tmp_path / "unused")
+    }
+    written = figures.write_figures(write_records(tmp_path, records), {k: str(p) for k, p in given.items()})
     assert written == {name: given[f"{name}_pdf"] for name in figures.FIGURE_NAMES}
     assert {p for p in (tmp_path / "out").rglob("*") if p.is_file()} == set(given.values())
     assert not (tmp_path / "unused").exists()
@@ -105,10 +105,15 @@ def test_random_text_is_black_in_the_ce_scatter_whatever_its_name(tmp_path):
     """`noise` is random text (its records' kind), `random_news` natural text."""
     from memcap import metrics
 
-    records = [make_record("pythia-160m", "noise", L, f"noise-{i}", kind="random", max_correct=3)
-               for i, L in enumerate([9, 13, 21, 40])]
-    records += [make_record("pythia-160m", "random_news", L, f"news-{i}", kind="natural",
-                            max_correct=5) for L in (32, 64) for i in range(2)]
+    records = [
+        make_record("pythia-160m", "noise", L, f"noise-{i}", kind="random", max_correct=3)
+        for i, L in enumerate([9, 13, 21, 40])
+    ]
+    records += [
+        make_record("pythia-160m", "random_news", L, f"news-{i}", kind="natural", max_correct=5)
+        for L in (32, 64)
+        for i in range(2)
+    ]
     data = figures._Data(metrics.load_records(write_records(tmp_path, records)))
     assert data.natural == ["random_news"] and data.random == ["noise"]
     fig = figures.ce_scatter_figure(data)

@@ -1,6 +1,6 @@
 """Many [mem] solutions per text: cosine similarities and interpolation (Figures 7 and 8).
 
-    pytest tests/test_geometry.py
+pytest tests/test_geometry.py
 """
 
 import functools
@@ -27,9 +27,9 @@ def solved(protocol="paper", K=4, n=6):
     """2 texts x 3 inits; tiny models learn 6 tokens with 4 vectors in tens of steps."""
     lm = tiny("tiny-llama")
     texts = [(f"lee-{i:04d}", lm.tokenize(lee_articles()[i])[:n]) for i in (1, 2)]
-    runs, vectors = geometry.optimise_inits(lm, texts, inits=3, K=K, protocol=protocol,
-                                            optim=FAST, seed_parts=("tiny-llama", "lee"),
-                                            batch_size=4)
+    runs, vectors = geometry.optimise_inits(
+        lm, texts, inits=3, K=K, protocol=protocol, optim=FAST, seed_parts=("tiny-llama", "lee"), batch_size=4
+    )
     return lm, texts, runs, vectors
 
 
@@ -45,8 +45,9 @@ def test_every_init_converges_from_its_own_seed():
 
 def test_seeds_are_stable_and_batching_does_not_change_a_solution():
     lm, texts, runs, vectors = solved()
-    again, vec2 = geometry.optimise_inits(lm, texts[:1], inits=1, K=4, protocol="paper",
-                                          optim=FAST, seed_parts=("tiny-llama", "lee"))
+    again, vec2 = geometry.optimise_inits(
+        lm, texts[:1], inits=1, K=4, protocol="paper", optim=FAST, seed_parts=("tiny-llama", "lee")
+    )
     assert again.seed[0] == runs.seed[0]
     assert torch.allclose(vec2[0], vectors[0], atol=1e-3)  # batched matmuls round differently
 
@@ -57,8 +58,12 @@ def test_cosine_pairs_cover_every_pair_once():
     assert len(cos) == 15 and cos.same_text.sum() == 2 * 3
     flat = vectors.reshape(6, -1).double()
     expected = torch.nn.functional.cosine_similarity(flat[0], flat[4], dim=0).item()
-    row = cos[(cos.sample_a == runs.sample_id[0]) & (cos.init_a == 0)
-              & (cos.sample_b == runs.sample_id[4]) & (cos.init_b == 1)]
+    row = cos[
+        (cos.sample_a == runs.sample_id[0])
+        & (cos.init_a == 0)
+        & (cos.sample_b == runs.sample_id[4])
+        & (cos.init_b == 1)
+    ]
     assert row.cosine.item() == pytest.approx(expected)
     assert cos.cosine.between(-1, 1).all()
 
@@ -73,8 +78,7 @@ def test_unconverged_runs_are_left_out():
 @pytest.mark.parametrize("protocol", ["paper", "strict"])
 def test_interpolation_ends_at_the_solutions(protocol):
     lm, texts, runs, vectors = solved(protocol)
-    curves = geometry.interpolate(lm, texts, runs, vectors, points=5, protocol=protocol,
-                                  batch_size=7)
+    curves = geometry.interpolate(lm, texts, runs, vectors, points=5, protocol=protocol, batch_size=7)
     assert len(curves) == 2 * 3 * 5  # texts x pairs x points
     ends = curves[curves.t.isin([0.0, 1.0])]
     assert (ends.accuracy == 1.0).all()
@@ -98,8 +102,7 @@ def test_figures_are_written_with_and_without_data(tmp_path):
     assert set(paths) == set(geometry_figures.FIGURE_NAMES)
     for path in paths.values():
         assert path.read_bytes()[:5] == b"%PDF-" and path.with_suffix(".png").is_file()
-    empty = geometry_figures.write_geometry_figures(cos.iloc[:0], curves.iloc[:0],
-                                                    tmp_path / "empty")
+    empty = geometry_figures.write_geometry_figures(cos.iloc[:0], curves.iloc[:0], tmp_path / "empty")
     assert all(p.is_file() for p in empty.values())
     assert np.isnan(geometry.summary(runs.iloc[:0], cos.iloc[:0], curves.iloc[:0])["same_mean"])
 
@@ -112,11 +115,9 @@ def test_report_section_quotes_the_summary_or_says_not_run(tmp_path):
     lm, texts, runs, vectors = solved()
     cos = geometry.cosine_pairs(runs, vectors)
     curves = geometry.interpolate(lm, texts, runs, vectors, points=3, protocol="paper")
-    facts = geometry.summary(runs, cos, curves) | {"model": "tiny_llama", "dataset": "lee",
-                                                   "K": 4, "L": 6, "inits": 3}
+    facts = geometry.summary(runs, cos, curves) | {"model": "tiny_llama", "dataset": "lee", "K": 4, "L": 6, "inits": 3}
     shown = {*report.FIGURE_NAMES, *report.GEOMETRY_FIGURES}
-    source = report.render_report(report.report_context(files, available_figures=shown,
-                                                         geometry=facts))
+    source = report.render_report(report.report_context(files, available_figures=shown, geometry=facts))
     assert r"\texttt{tiny\_llama} from 3 independent" in source
     assert f"{facts['same_mean']:.3f}" in source
     assert r"{figures/geometry\_interpolation.pdf}" in source

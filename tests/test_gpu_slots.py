@@ -21,8 +21,13 @@ time.sleep(float(sys.argv[4]))
 
 def job(cards, lock_dir, wait_s=0.0, hold_s=30.0):
     env = {k: v for k, v in os.environ.items() if k != "SLURM_JOB_ID"}
-    return subprocess.Popen([sys.executable, "-c", CLAIM, ",".join(cards), str(lock_dir), str(wait_s), str(hold_s)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(
+        [sys.executable, "-c", CLAIM, ",".join(cards), str(lock_dir), str(wait_s), str(hold_s)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
 
 
 def first_line(proc):

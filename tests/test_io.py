@@ -1,6 +1,6 @@
 """Atomic writes, JSON lines and package data files (memcap.io).
 
-    pytest tests/test_io.py
+pytest tests/test_io.py
 """
 
 from __future__ import annotations

@@ -29,8 +29,16 @@ def file_keys(path) -> list[tuple]:
 
 def test_records_have_every_documented_field_once_per_cell(tmp_path):
     texts = write_texts(tmp_path / "lee.jsonl")
-    out = run_job("tiny-gpt-neox", texts, tmp_path / "out.jsonl", lengths=[4, 8], K=[1, 2],
-                  optim=QUICK, models_file=MODELS, progress=False)
+    out = run_job(
+        "tiny-gpt-neox",
+        texts,
+        tmp_path / "out.jsonl",
+        lengths=[4, 8],
+        K=[1, 2],
+        optim=QUICK,
+        models_file=MODELS,
+        progress=False,
+    )
     records = read_jsonl(out)
     assert len(records) == 3 * 2 * 2
     assert len(set(file_keys(out))) == len(records)
@@ -55,12 +63,26 @@ def test_records_carry_the_kind_of_their_text(tmp_path, monkeypatch):
     rows = [json.loads(line) for line in texts.read_text().splitlines()]
     rows[0]["kind"] = "random"  # the others have none: their `length` says random
     texts.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    out = run_job("tiny-gpt-neox", texts, tmp_path / "noise_out.jsonl", lengths=None, optim=QUICK,
-                  models_file=MODELS, progress=False, dataset="noise")
+    out = run_job(
+        "tiny-gpt-neox",
+        texts,
+        tmp_path / "noise_out.jsonl",
+        lengths=None,
+        optim=QUICK,
+        models_file=MODELS,
+        progress=False,
+        dataset="noise",
+    )
     assert [r["kind"] for r in read_jsonl(out)] == ["random"] * 3
-    natural = run_job("tiny-gpt-neox", write_texts(tmp_path / "random_news.jsonl", n=1),
-                      tmp_path / "news.jsonl", lengths=[4], optim=QUICK, models_file=MODELS,
-                      progress=False)
+    natural = run_job(
+        "tiny-gpt-neox",
+        write_texts(tmp_path / "random_news.jsonl", n=1),
+        tmp_path / "news.jsonl",
+        lengths=[4],
+        optim=QUICK,
+        models_file=MODELS,
+        progress=False,
+    )
     assert [r["kind"] for r in read_jsonl(natural)] == ["natural"]
     # a part written before records had `kind`: the merge fills it in, computing nothing
     parts = tmp_path / "noise_out.parts"
@@ -68,8 +90,9 @@ def test_records_carry_the_kind_of_their_text(tmp_path, monkeypatch):
         old = [{k: v for k, v in r.items() if k != "kind"} for r in read_jsonl(part)]
         part.write_text("".join(json.dumps(r) + "\n" for r in old))
     monkeypatch.setattr(memcap.job, "load_model", lambda *a, **k: pytest.fail("model loaded with nothing to do"))
-    out = run_job("tiny-gpt-neox", texts, out, lengths=None, optim=QUICK, models_file=MODELS,
-                  progress=False, dataset="noise")
+    out = run_job(
+        "tiny-gpt-neox", texts, out, lengths=None, optim=QUICK, models_file=MODELS, progress=False, dataset="noise"
+    )
     assert [r["kind"] for r in read_jsonl(out)] == ["random"] * 3
 
 
@@ -106,9 +129,36 @@ def test_job_resumes_after_sigkill(tmp_path):
     texts = write_texts(tmp_path / "lee.jsonl", n=4, words=80)
     out = tmp_path / "out.jsonl"
     parts = tmp_path / "out.parts"
-    cmd = [sys.executable, "-m", "memcap.cli", "job", "--model", "tiny-gpt-neox", "--models-file", str(MODELS),
-           "--texts", str(texts), "--out", str(out), "--lengths", "8", "12", "16", "20", "24",
-           "--batch-size", "1", "--max-steps", "150", "--patience", "150", "--lr", "0.1", "--threads", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "memcap.cli",
+        "job",
+        "--model",
+        "tiny-gpt-neox",
+        "--models-file",
+        str(MODELS),
+        "--texts",
+        str(texts),
+        "--out",
+        str(out),
+        "--lengths",
+        "8",
+        "12",
+        "16",
+        "20",
+        "24",
+        "--batch-size",
+        "1",
+        "--max-steps",
+        "150",
+        "--patience",
+        "150",
+        "--lr",
+        "0.1",
+        "--threads",
+        "1",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.time() + 120
@@ -137,16 +187,21 @@ def test_job_resumes_after_sigkill(tmp_path):
 
 def test_random_text_uses_each_texts_own_length(tmp_path):
     texts = write_texts(tmp_path / "random.jsonl", n=3, lengths=[3, 7, 5])
-    out = run_job("tiny-gpt-neox", texts, tmp_path / "out.jsonl", lengths=None, optim=QUICK,
-                  models_file=MODELS, progress=False)
+    out = run_job(
+        "tiny-gpt-neox", texts, tmp_path / "out.jsonl", lengths=None, optim=QUICK, models_file=MODELS, progress=False
+    )
     assert sorted((r["sample_id"], r["L"], r["N"]) for r in read_jsonl(out)) == [
-        ("lee-0000", 3, 3), ("lee-0001", 7, 7), ("lee-0002", 5, 5)]
+        ("lee-0000", 3, 3),
+        ("lee-0001", 7, 7),
+        ("lee-0002", 5, 5),
+    ]
 
 
 def test_short_text_is_recorded_as_short_not_padded(tmp_path):
     texts = write_texts(tmp_path / "lee.jsonl", n=1, words=3)
-    out = run_job("tiny-gpt-neox", texts, tmp_path / "out.jsonl", lengths=[64], optim=QUICK,
-                  models_file=MODELS, progress=False)
+    out = run_job(
+        "tiny-gpt-neox", texts, tmp_path / "out.jsonl", lengths=[64], optim=QUICK, models_file=MODELS, progress=False
+    )
     (r,) = read_jsonl(out)
     assert r["L"] == 64 and r["N"] < 64 and r["short"] and r["scored"] == r["N"] - 1
 
@@ -171,8 +226,16 @@ def test_out_of_memory_splits_the_batch_then_records_oom(tmp_path, monkeypatch):
 
     monkeypatch.setattr(memcap.job, "load_model", load_with_small_memory)
     texts = write_texts(tmp_path / "lee.jsonl", n=3)
-    out = run_job("tiny-gpt-neox", texts, tmp_path / "a.jsonl", lengths=[6], batch_size=3, optim=QUICK,
-                  models_file=MODELS, progress=False)
+    out = run_job(
+        "tiny-gpt-neox",
+        texts,
+        tmp_path / "a.jsonl",
+        lengths=[6],
+        batch_size=3,
+        optim=QUICK,
+        models_file=MODELS,
+        progress=False,
+    )
     assert [r["status"] for r in read_jsonl(out)] == ["ok"] * 3
     assert {r["batch_size"] for r in read_jsonl(out)} == {1}
     # 3 -> 1 + 2 -> 1 + 1 + 1: two out-of-memory errors, after which the job remembers
@@ -180,13 +243,29 @@ def test_out_of_memory_splits_the_batch_then_records_oom(tmp_path, monkeypatch):
     assert state["raised"] == 2
     state["raised"] = 0
     six = write_texts(tmp_path / "six.jsonl", n=6)
-    run_job("tiny-gpt-neox", six, tmp_path / "six-out.jsonl", lengths=[6], batch_size=3, optim=QUICK,
-            models_file=MODELS, progress=False)
+    run_job(
+        "tiny-gpt-neox",
+        six,
+        tmp_path / "six-out.jsonl",
+        lengths=[6],
+        batch_size=3,
+        optim=QUICK,
+        models_file=MODELS,
+        progress=False,
+    )
     assert state["raised"] == 2  # not 4: one batch of 3 and one of 2 ran out, not each of them
 
     state["limit"] = 0  # nothing fits: recorded, and the job still finishes
-    out = run_job("tiny-gpt-neox", texts, tmp_path / "b.jsonl", lengths=[6], batch_size=3, optim=QUICK,
-                  models_file=MODELS, progress=False)
+    out = run_job(
+        "tiny-gpt-neox",
+        texts,
+        tmp_path / "b.jsonl",
+        lengths=[6],
+        batch_size=3,
+        optim=QUICK,
+        models_file=MODELS,
+        progress=False,
+    )
     records = read_jsonl(out)
     assert [r["status"] for r in records] == ["oom"] * 3 and records[0]["loss_sum"] is None
 
@@ -237,10 +316,12 @@ def test_cast_weights_enter_the_fingerprint_only_when_on(tmp_path):
     assert job_fingerprint(spec, "paper", OptimConfig(), "lee", "grid", [4], cast_weights=False) == plain
     assert "cast_weights" not in plain
     assert job_fingerprint(spec, "paper", OptimConfig(), "lee", "grid", [4], cast_weights=True) == dict(
-        plain, cast_weights=True)
+        plain, cast_weights=True
+    )
     texts = write_texts(tmp_path / "lee.jsonl", n=1)
     out = tmp_path / "out.jsonl"
     run_job("tiny-gpt-neox", texts, out, lengths=[4], optim=QUICK, models_file=MODELS, progress=False)
     with pytest.raises(ValueError, match="different settings.*cast_weights"):
-        run_job("tiny-gpt-neox", texts, out, lengths=[4], optim=QUICK, models_file=MODELS, progress=False,
-                cast_weights=True)
+        run_job(
+            "tiny-gpt-neox", texts, out, lengths=[4], optim=QUICK, models_file=MODELS, progress=False, cast_weights=True
+        )

@@ -14,13 +14,20 @@ from memcap.records import accuracy_is_lossless
 
 # (d, vocab, L_th) of all 14 models: the paper's values (paper/reference.yaml; Eq. 1, docs/method.md section 4.6).
 PAPER_EQ1 = {
-    "Pythia-160M": (768, 50304, 787), "Pythia-410M": (1024, 50304, 1049),
-    "Pythia-1.4B": (2048, 50304, 2098), "Pythia-2.8B": (2560, 50304, 2623),
-    "OPT-1.3B": (2048, 50272, 2098), "OLMo-1B": (2048, 50304, 2098),
-    "Sheared-LLaMA-1.3B": (2048, 32000, 2190), "Llama-3.2-1B": (2048, 128256, 1931),
-    "Llama-3.2-3B": (3072, 128256, 2897), "Llama-3.1-8B": (4096, 128256, 3862),
-    "Mamba-130M": (768, 50280, 787), "Mamba-370M": (1024, 50280, 1049),
-    "Mamba-790M": (1536, 50280, 1574), "Mamba-1.4B": (2048, 50280, 2098),
+    "Pythia-160M": (768, 50304, 787),
+    "Pythia-410M": (1024, 50304, 1049),
+    "Pythia-1.4B": (2048, 50304, 2098),
+    "Pythia-2.8B": (2560, 50304, 2623),
+    "OPT-1.3B": (2048, 50272, 2098),
+    "OLMo-1B": (2048, 50304, 2098),
+    "Sheared-LLaMA-1.3B": (2048, 32000, 2190),
+    "Llama-3.2-1B": (2048, 128256, 1931),
+    "Llama-3.2-3B": (3072, 128256, 2897),
+    "Llama-3.1-8B": (4096, 128256, 3862),
+    "Mamba-130M": (768, 50280, 787),
+    "Mamba-370M": (1024, 50280, 1049),
+    "Mamba-790M": (1536, 50280, 1574),
+    "Mamba-1.4B": (2048, 50280, 2098),
 }
 
 
@@ -58,8 +65,16 @@ def test_one_lossless_rule_for_the_metrics_and_the_search():
 
 
 def test_paper_protocol_totals_scale_mean_by_L(tmp_path):
-    rec = make_record(L=64, scored=63, baseline_loss_sum=126.0, baseline_correct=21,
-                      min_loss_sum=63.0, max_correct=42, loss_sum=99.0, correct=30)
+    rec = make_record(
+        L=64,
+        scored=63,
+        baseline_loss_sum=126.0,
+        baseline_correct=21,
+        min_loss_sum=63.0,
+        max_correct=42,
+        loss_sum=99.0,
+        correct=30,
+    )
     row = load(tmp_path, [rec]).iloc[0]
     assert row["ce_orig"] == pytest.approx(128.0)
     assert row["ce_mem"] == pytest.approx(64.0)
@@ -71,9 +86,17 @@ def test_paper_protocol_totals_scale_mean_by_L(tmp_path):
 
 
 def test_strict_protocol_uses_exact_sums_of_saved_vectors(tmp_path):
-    rec = make_record(L=64, protocol="strict", scored=64, baseline_loss_sum=128.0,
-                      baseline_correct=20, min_loss_sum=40.0, max_correct=45,
-                      loss_sum=50.0, correct=40)
+    rec = make_record(
+        L=64,
+        protocol="strict",
+        scored=64,
+        baseline_loss_sum=128.0,
+        baseline_correct=20,
+        min_loss_sum=40.0,
+        max_correct=45,
+        loss_sum=50.0,
+        correct=40,
+    )
     row = load(tmp_path, [rec]).iloc[0]
     assert (row["ce_orig"], row["ce_mem"], row["c_orig"], row["c_mem"]) == (128, 50, 20, 40)
     assert row["acc"] == pytest.approx(40 / 64)
@@ -105,19 +128,24 @@ def test_empty_input_gives_empty_frames(tmp_path):
 
 def _strict(L, sample, correct, **kw):
     # scored = 100 makes accuracy = correct / 100 exactly
-    return make_record(L=L, sample_id=f"lee-{sample:04d}", protocol="strict", scored=100,
-                       max_correct=correct, correct=correct, **kw)
+    return make_record(
+        L=L, sample_id=f"lee-{sample:04d}", protocol="strict", scored=100, max_correct=correct, correct=correct, **kw
+    )
 
 
 @pytest.fixture
 def capacity_frame(tmp_path):
     records = [
-        _strict(64, 0, 100), _strict(64, 1, 100),
-        _strict(80, 0, 100), _strict(80, 1, 98),  # mean exactly 0.99: passes
+        _strict(64, 0, 100),
+        _strict(64, 1, 100),
+        _strict(80, 0, 100),
+        _strict(80, 1, 98),  # mean exactly 0.99: passes
         _strict(96, 0, 50, baseline_correct=10, baseline_loss_sum=300.0, loss_sum=200.0),
         _strict(96, 1, 50, baseline_correct=20, baseline_loss_sum=300.0, loss_sum=250.0),
-        _strict(128, 0, 100), _strict(128, 1, 100),  # passes after a failing length
-        _strict(160, 0, 99), _strict(160, 1, 97),  # mean 0.98: fails
+        _strict(128, 0, 100),
+        _strict(128, 1, 100),  # passes after a failing length
+        _strict(160, 0, 99),
+        _strict(160, 1, 97),  # mean 0.98: fails
         make_record(L=160, sample_id="lee-0002", protocol="strict", status="nan"),
     ]
     return load(tmp_path, records)
@@ -182,19 +210,23 @@ def test_synthetic_run_summary(tmp_path):
 
 def test_job_wall_time_sums_slowest_sample_per_batch(tmp_path):
     parts = ["K1_L64-64_a", "K1_L64-64_a", "K1_L64-64_b"]  # batches {3, 5} and {2}
-    records = [make_record(L=64, sample_id=f"lee-{i:04d}", wall_s=w, batch_size=2,
-                           vectors=f"lee.parts/{part}.safetensors")
-               for i, (w, part) in enumerate(zip([3.0, 5.0, 2.0], parts, strict=True))]
-    records.append(make_record(L=80, sample_id="lee-0000", wall_s=7.0, batch_size=2,
-                               vectors="lee.parts/K1_L80-80_c.safetensors"))
+    records = [
+        make_record(L=64, sample_id=f"lee-{i:04d}", wall_s=w, batch_size=2, vectors=f"lee.parts/{part}.safetensors")
+        for i, (w, part) in enumerate(zip([3.0, 5.0, 2.0], parts, strict=True))
+    ]
+    records.append(
+        make_record(L=80, sample_id="lee-0000", wall_s=7.0, batch_size=2, vectors="lee.parts/K1_L80-80_c.safetensors")
+    )
     table = metrics.job_wall_time(load(tmp_path, records))
     assert table.iloc[0]["wall_s"] == pytest.approx(5.0 + 2.0 + 7.0)
     assert table.iloc[0]["n_records"] == 4
 
 
 def test_job_wall_time_without_parts_batches_consecutive_records_of_one_length(tmp_path):
-    records = [make_record(L=64, sample_id=f"lee-{i:04d}", wall_s=w, batch_size=2, vectors=None)
-               for i, w in enumerate([3.0, 5.0, 2.0])]  # batches {3, 5} and {2}
+    records = [
+        make_record(L=64, sample_id=f"lee-{i:04d}", wall_s=w, batch_size=2, vectors=None)
+        for i, w in enumerate([3.0, 5.0, 2.0])
+    ]  # batches {3, 5} and {2}
     records.append(make_record(L=80, sample_id="lee-0000", wall_s=7.0, batch_size=2, vectors=None))
     assert metrics.job_wall_time(load(tmp_path, records)).iloc[0]["wall_s"] == pytest.approx(14.0)
 
@@ -204,14 +236,24 @@ def test_job_wall_time_of_random_text_takes_the_slowest_of_each_mixed_length_bat
     by length and cuts batches of batch_size), and every wall_s runs from that batch's start."""
     lengths, walls = [3, 5, 6, 8, 9, 12], [1.0, 2.0, 3.0, 4.0, 6.0, 5.0]
     parts = ["K1_L3-8_aaaa"] * 4 + ["K1_L9-12_bbbb"] * 2
-    records = [make_record(dataset="noise", L=L, sample_id=f"noise-{i:04d}", wall_s=w, batch_size=4,
-                           vectors=f"noise.parts/{part}.safetensors", kind="random")
-               for i, (L, w, part) in enumerate(zip(lengths, walls, parts, strict=True))]
+    records = [
+        make_record(
+            dataset="noise",
+            L=L,
+            sample_id=f"noise-{i:04d}",
+            wall_s=w,
+            batch_size=4,
+            vectors=f"noise.parts/{part}.safetensors",
+            kind="random",
+        )
+        for i, (L, w, part) in enumerate(zip(lengths, walls, parts, strict=True))
+    ]
     table = metrics.job_wall_time(load(tmp_path, records))
     assert table.iloc[0]["wall_s"] == pytest.approx(4.0 + 6.0)  # not the sum, 21
 
 
 # --- search mode: one record per attempt, capacity from per-sample capacities ----------
+
 
 def test_search_capacity_comes_from_per_sample_capacities_not_per_length_means(tmp_path):
     # lee-0002 fails at 64, so only lee-0000 and lee-0001 are ever attempted at 96 and 128,
@@ -234,17 +276,20 @@ def test_search_capacity_is_nan_when_a_sample_has_none(tmp_path):
     assert pd.isna(metrics.decoding_capacity(df).iloc[0]["capacity"])
 
 
-@pytest.mark.parametrize("capacities, expected", [
-    ([128] * 99 + [32], 128),            # 99 % reach 128
-    ([128] * 98 + [32] * 2, 32),         # 98 % reach 128: fails; 100 % reach 32
-    ([128] * 98 + [64, 32], 64),         # 98 % reach 128, 99 % reach 64
-    ([64] * 198 + [16] * 2, 64),         # 2 of 200 may fall short
-    ([64] * 197 + [16] * 3, 16),
-    ([96] * 99 + [0], 96),               # a sample with nothing lossless is 1 %
-    ([96] * 98 + [0] * 2, math.nan),     # 2 %: no length holds for 99 %
-    ([80, 96, 128], 80),                 # under 100 samples: the minimum
-    ([], math.nan),
-])
+@pytest.mark.parametrize(
+    "capacities, expected",
+    [
+        ([128] * 99 + [32], 128),  # 99 % reach 128
+        ([128] * 98 + [32] * 2, 32),  # 98 % reach 128: fails; 100 % reach 32
+        ([128] * 98 + [64, 32], 64),  # 98 % reach 128, 99 % reach 64
+        ([64] * 198 + [16] * 2, 64),  # 2 of 200 may fall short
+        ([64] * 197 + [16] * 3, 16),
+        ([96] * 99 + [0], 96),  # a sample with nothing lossless is 1 %
+        ([96] * 98 + [0] * 2, math.nan),  # 2 %: no length holds for 99 %
+        ([80, 96, 128], 80),  # under 100 samples: the minimum
+        ([], math.nan),
+    ],
+)
 def test_capacity_from_samples_fraction_rule(capacities, expected):
     got = metrics.capacity_from_samples(capacities)
     assert (math.isnan(got) and math.isnan(expected)) or got == expected
@@ -260,8 +305,7 @@ def test_search_capacity_rule_on_records_with_100_samples(tmp_path):
 
 
 def test_search_summary_counts_attempts_and_steps(tmp_path):
-    df = load(tmp_path, search_records({"lee-0000": 128, "lee-0001": 96, "lee-0002": 32},
-                                       steps=10))
+    df = load(tmp_path, search_records({"lee-0000": 128, "lee-0001": 96, "lee-0002": 32}, steps=10))
     # attempts: 4 (32..128, no longer length), 3 + 1 failing at 128, 1 + 1 failing at 64
     row = metrics.search_capacity_summary(df).iloc[0]
     assert row["n_samples"] == 3 and row["capacity"] == 32
@@ -289,8 +333,7 @@ def test_search_gains_pool_failing_attempts(tmp_path):
 
 
 def test_mixed_grid_and_search_group_is_an_error(tmp_path):
-    grid = [make_record(L=L, sample_id="lee-0009", mode="grid", warm_start=None, capacity=None)
-            for L in (32, 64)]
+    grid = [make_record(L=L, sample_id="lee-0009", mode="grid", warm_start=None, capacity=None) for L in (32, 64)]
     search = search_records({"lee-0000": 64})
     with pytest.raises(ValueError, match=r"'pythia-160m'.*'lee'.*K=1 mixes grid and search"):
         load(tmp_path, grid + search)

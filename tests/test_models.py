@@ -16,8 +16,12 @@ def test_registry_holds_the_papers_models_and_the_demo_model():
     registry = load_registry(REPO / "config" / "models.yaml")
     assert registry["smollm2-135m"].source == "gguf"
     paper = {s.id for s in registry.values() if s.source == "hf"}
-    assert {"EleutherAI/pythia-160m", "facebook/opt-1.3b", "meta-llama/Llama-3.1-8B",
-            "state-spaces/mamba-130m-hf"} <= paper
+    assert {
+        "EleutherAI/pythia-160m",
+        "facebook/opt-1.3b",
+        "meta-llama/Llama-3.1-8B",
+        "state-spaces/mamba-130m-hf",
+    } <= paper
     assert not any(s.trust_remote_code for s in registry.values())
 
 
@@ -71,11 +75,30 @@ def test_model_from_a_local_directory_compresses_and_decodes(tmp_path):
     lm.tokenizer.save_pretrained(tmp_path / "ckpt")
     vec = tmp_path / "v.safetensors"
     cli = [sys.executable, "-m", "memcap.cli"]
-    done = subprocess.run([*cli, "compress", "The fox jumps.", "-m", str(tmp_path / "ckpt"), "-k", "4", "--lr", "0.1",
-                           "--max-steps", "400", "-o", str(vec)], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            *cli,
+            "compress",
+            "The fox jumps.",
+            "-m",
+            str(tmp_path / "ckpt"),
+            "-k",
+            "4",
+            "--lr",
+            "0.1",
+            "--max-steps",
+            "400",
+            "-o",
+            str(vec),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0 and "accuracy 1.000" in done.stdout, done.stderr[-2000:]
-    back = subprocess.run([*cli, "decode", str(vec), "-m", str(tmp_path / "ckpt")],
-                          capture_output=True, text=True, timeout=300)
+    back = subprocess.run(
+        [*cli, "decode", str(vec), "-m", str(tmp_path / "ckpt")], capture_output=True, text=True, timeout=300
+    )
     assert back.stdout.strip() == "The fox jumps."
 
 

@@ -15,8 +15,15 @@ from memcap.engine import PAPER_KEYS, PRESETS, OptimConfig, compress_batch, init
 from memcap.job import run_job
 from memcap.models import load_model, load_registry
 
-PAPER_DICT = {"lr": 0.01, "beta1": 0.9, "beta2": 0.9, "weight_decay": 0.01, "eps": 1e-8, "max_steps": 5000,
-              "patience": 2000}
+PAPER_DICT = {
+    "lr": 0.01,
+    "beta1": 0.9,
+    "beta2": 0.9,
+    "weight_decay": 0.01,
+    "eps": 1e-8,
+    "max_steps": 5000,
+    "patience": 2000,
+}
 QUICK = OptimConfig(lr=0.1, max_steps=400, patience=400)
 
 
@@ -31,15 +38,17 @@ def text_ids(lm, i=3, n=8):
 
 # --- settings ---------------------------------------------------------------------------
 
+
 def test_paper_settings_record_exactly_the_keys_they_always_had():
     # the resume fingerprint of every run made before the extensions existed
     assert OptimConfig().as_dict() == PAPER_DICT
     assert tuple(PAPER_DICT) == PAPER_KEYS
-    schema_filled = {"preset": "paper", **dict.fromkeys(["lr", "beta1", "schedule", "warmup", "init_scale",
-                                                         "temperature", "margin"])}
+    schema_filled = {
+        "preset": "paper",
+        **dict.fromkeys(["lr", "beta1", "schedule", "warmup", "init_scale", "temperature", "margin"]),
+    }
     assert OptimConfig.from_dict(schema_filled).as_dict() == PAPER_DICT
-    explicit = {**PAPER_DICT, "schedule": "constant", "warmup": 0, "init_scale": 1.0, "temperature": 1.0,
-                "margin": 0.0}
+    explicit = {**PAPER_DICT, "schedule": "constant", "warmup": 0, "init_scale": 1.0, "temperature": 1.0, "margin": 0.0}
     assert OptimConfig.from_dict(explicit).as_dict() == PAPER_DICT
 
 
@@ -53,15 +62,18 @@ def test_a_preset_gives_base_values_and_set_keys_override_them():
     assert mine.lr == 0.05 and mine.max_steps == PRESETS["fast"]["max_steps"]
 
 
-@pytest.mark.parametrize("values, message", [
-    ({"preset": "quick"}, "optim.preset 'quick' is not one of paper, fast"),
-    ({"schedule": "linear"}, "optim.schedule 'linear' is not one of constant, cosine"),
-    ({"temperature": 0}, "optim.temperature must be > 0"),
-    ({"margin": -1}, "optim.margin must be >= 0"),
-    ({"init_scale": 0}, "optim.init_scale must be > 0"),
-    ({"beta1": 1.0}, "optim.beta1 must be in [0, 1)"),
-    ({"momentum": 0.9}, "unknown optim key(s) ['momentum']"),
-])
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"preset": "quick"}, "optim.preset 'quick' is not one of paper, fast"),
+        ({"schedule": "linear"}, "optim.schedule 'linear' is not one of constant, cosine"),
+        ({"temperature": 0}, "optim.temperature must be > 0"),
+        ({"margin": -1}, "optim.margin must be >= 0"),
+        ({"init_scale": 0}, "optim.init_scale must be > 0"),
+        ({"beta1": 1.0}, "optim.beta1 must be in [0, 1)"),
+        ({"momentum": 0.9}, "unknown optim key(s) ['momentum']"),
+    ],
+)
 def test_bad_settings_name_the_key_and_what_is_allowed(values, message):
     with pytest.raises(ValueError) as err:
         OptimConfig.from_dict(values)
@@ -100,6 +112,7 @@ def test_init_scale_scales_the_seeded_init():
 
 # --- loss options -----------------------------------------------------------------------
 
+
 def test_temperature_and_margin_train_but_the_recorded_loss_is_the_plain_ce():
     lm = tiny()
     texts = [text_ids(lm, i) for i in (3, 4)]
@@ -135,6 +148,7 @@ def test_a_margin_keeps_optimising_past_the_first_all_correct_step():
 
 # --- records and resume -------------------------------------------------------------------
 
+
 def texts_file(tmp_path, n=2):
     path = tmp_path / "lee.jsonl"
     path.write_text("".join(json.dumps({"id": f"lee-{i}", "text": lee_articles()[i]}) + "\n" for i in range(n)))
@@ -147,9 +161,21 @@ def test_a_run_made_before_the_options_resumes_under_the_schema_filled_settings(
     fingerprint = json.loads((tmp_path / "r.parts" / "job.json").read_text())
     assert fingerprint["optim"] == {**PAPER_DICT, "max_steps": 5, "patience": 5}
     # what the workflow now passes: every key, null where the preset decides
-    filled = {"preset": "paper", "lr": None, "beta1": None, "beta2": None, "weight_decay": None, "eps": None,
-              "max_steps": 5, "patience": 5, "schedule": None, "warmup": None, "init_scale": None,
-              "temperature": None, "margin": None}
+    filled = {
+        "preset": "paper",
+        "lr": None,
+        "beta1": None,
+        "beta2": None,
+        "weight_decay": None,
+        "eps": None,
+        "max_steps": 5,
+        "patience": 5,
+        "schedule": None,
+        "warmup": None,
+        "init_scale": None,
+        "temperature": None,
+        "margin": None,
+    }
     run_job("tiny-llama", texts, out, lengths=[6, 7], optim=filled, progress=False)
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert sorted(r["L"] for r in records) == [6, 6, 7, 7]
@@ -160,14 +186,21 @@ def test_a_run_made_before_the_options_resumes_under_the_schema_filled_settings(
 
 def test_records_say_which_preset_made_them(tmp_path):
     out = tmp_path / "r.jsonl"
-    run_job("tiny-llama", texts_file(tmp_path, 1), out, lengths=[6], optim={"preset": "fast", "max_steps": 3},
-            progress=False)
+    run_job(
+        "tiny-llama",
+        texts_file(tmp_path, 1),
+        out,
+        lengths=[6],
+        optim={"preset": "fast", "max_steps": 3},
+        progress=False,
+    )
     record = json.loads(out.read_text())
     assert record["preset"] == "fast" and record["optim"]["preset"] == "fast"
     assert record["optim"]["lr"] == PRESETS["fast"]["lr"] and record["optim"]["max_steps"] == 3
 
 
 # --- fewest vectors -----------------------------------------------------------------------
+
 
 def test_vector_counts_double_up_to_the_largest():
     assert vector_counts(16) == [1, 2, 4, 8, 16]
@@ -230,12 +263,15 @@ def test_fresh_lr_applies_to_fresh_starts_only_and_stays_out_of_paper_settings()
     plain = compress_batch(tiny_lm, ids, 1, "paper", [3], OptimConfig(lr=0.1, max_steps=5, patience=5))[0]
     same = compress_batch(tiny_lm, ids, 1, "paper", [3], OptimConfig(lr=0.1, fresh_lr=0.1, max_steps=5, patience=5))[0]
     assert torch.equal(plain.vectors, same.vectors)
-    gentle = compress_batch(tiny_lm, ids, 1, "paper", [3], OptimConfig(lr=0.1, fresh_lr=1e-4, max_steps=5, patience=5))[0]
+    gentle = compress_batch(tiny_lm, ids, 1, "paper", [3], OptimConfig(lr=0.1, fresh_lr=1e-4, max_steps=5, patience=5))[
+        0
+    ]
     assert not torch.allclose(plain.vectors, gentle.vectors)
     start = [plain.vectors]
     warm = compress_batch(tiny_lm, ids, 1, "paper", [3], OptimConfig(lr=0.1, max_steps=5, patience=5), init=start)[0]
-    warm_fresh = compress_batch(tiny_lm, ids, 1, "paper", [3], OptimConfig(lr=0.1, fresh_lr=1e-4, max_steps=5, patience=5),
-                          init=start)[0]
+    warm_fresh = compress_batch(
+        tiny_lm, ids, 1, "paper", [3], OptimConfig(lr=0.1, fresh_lr=1e-4, max_steps=5, patience=5), init=start
+    )[0]
     assert torch.equal(warm.vectors, warm_fresh.vectors)
     with pytest.raises(ValueError, match="fresh_lr"):
         OptimConfig(fresh_lr=0)
@@ -250,8 +286,9 @@ def test_fresh_max_steps_caps_fresh_starts_only_and_stays_out_of_paper_settings(
     slow = OptimConfig(lr=1e-4, max_steps=3, patience=50)  # far from converging in a few steps
     (first,) = compress_batch(tiny_lm, ids[:1], 1, "paper", [3], slow)
     assert first.steps == 3
-    both = compress_batch(tiny_lm, ids, 1, "paper", [3, 3], dataclasses.replace(slow, fresh_max_steps=7),
-                    init=[None, first.vectors])
+    both = compress_batch(
+        tiny_lm, ids, 1, "paper", [3, 3], dataclasses.replace(slow, fresh_max_steps=7), init=[None, first.vectors]
+    )
     assert [o.steps for o in both] == [7, 3]
     assert [o.stop_reason for o in both] == ["max_steps", "max_steps"]
     same = compress_batch(tiny_lm, ids[:1], 1, "paper", [3], dataclasses.replace(slow, fresh_max_steps=3))[0]
@@ -262,6 +299,7 @@ def test_fresh_max_steps_caps_fresh_starts_only_and_stays_out_of_paper_settings(
 
 def test_each_k_grows_through_prefixes_of_the_text():
     from memcap.auto_vectors import prefix_lengths
+
     assert prefix_lengths(30, "strict") == [8, 16, 30]
     assert prefix_lengths(16, "paper") == [8, 16]
     assert prefix_lengths(5, "strict") == [5]

@@ -35,10 +35,25 @@ def stage(tmp_path_factory):
     """A real K = 1 job (3 Lee texts, L = 4 and 8) and the precision records of its lossless samples."""
     root = tmp_path_factory.mktemp("precision")
     texts = write_texts(root / "lee.jsonl", n=3)
-    records = run_job("tiny-llama", texts, root / "compress" / "lee.jsonl", lengths=[4, 8],
-                      optim=QUICK, models_file=MODELS, dataset="lee", progress=False)
-    out = precision.run_stage("tiny-llama", [records], {"lee": texts}, root / "precision" / "tiny-llama.jsonl",
-                              pca=[1, 2], models_file=MODELS, device="cpu")
+    records = run_job(
+        "tiny-llama",
+        texts,
+        root / "compress" / "lee.jsonl",
+        lengths=[4, 8],
+        optim=QUICK,
+        models_file=MODELS,
+        dataset="lee",
+        progress=False,
+    )
+    out = precision.run_stage(
+        "tiny-llama",
+        [records],
+        {"lee": texts},
+        root / "precision" / "tiny-llama.jsonl",
+        pca=[1, 2],
+        models_file=MODELS,
+        device="cpu",
+    )
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     return root, records, texts, rows
 
@@ -70,8 +85,9 @@ def test_a_vector_rounded_to_4_bits_is_scored_exactly_as_the_stage_records_it(st
     q, scale = precision.to_int(stored, 4)  # symmetric, one scale per vector
     assert q.abs().max() == 7 and torch.allclose(scale[:, 0], stored.abs().amax(dim=1) / 7)
     rounded = q.float() * scale
-    text = next(json.loads(x)["text"] for x in texts.read_text().splitlines()
-                if json.loads(x)["id"] == row["sample_id"])
+    text = next(
+        json.loads(x)["text"] for x in texts.read_text().splitlines() if json.loads(x)["id"] == row["sample_id"]
+    )
     ids_list = lm.tokenize(text)[: row["L"]]
     ids = torch.tensor([ids_list])
     first = engine.first_scored(row["protocol"])
@@ -129,19 +145,36 @@ def test_the_stage_leaves_each_text_out_of_its_own_basis(stage):
 
 def _row(sample_id, L, n_bytes, lossless_at, d=8, vocab=256):
     """A hand-made precision record: accuracy 1.0 at the formats in lossless_at, else 0.5."""
-    return {"model": "m", "dataset": "lee", "protocol": "paper", "K": 1, "kind": "natural",
-            "sample_id": sample_id, "L": L, "mem_dim": d, "vocab_size": vocab, "n_bytes": n_bytes,
-            "precisions": {name: {"bits": 8 * precision.vector_bytes(name, 1, d) / d,
-                                  "bytes": precision.vector_bytes(name, 1, d),
-                                  "accuracy": 1.0 if name in lossless_at else 0.5,
-                                  "exact": name in lossless_at, "lossless": name in lossless_at}
-                           for name in ("float32", "float16", "int8", "int4")}}
+    return {
+        "model": "m",
+        "dataset": "lee",
+        "protocol": "paper",
+        "K": 1,
+        "kind": "natural",
+        "sample_id": sample_id,
+        "L": L,
+        "mem_dim": d,
+        "vocab_size": vocab,
+        "n_bytes": n_bytes,
+        "precisions": {
+            name: {
+                "bits": 8 * precision.vector_bytes(name, 1, d) / d,
+                "bytes": precision.vector_bytes(name, 1, d),
+                "accuracy": 1.0 if name in lossless_at else 0.5,
+                "exact": name in lossless_at,
+                "lossless": name in lossless_at,
+            }
+            for name in ("float32", "float16", "int8", "int4")
+        },
+    }
 
 
 def test_shares_smallest_precision_ratios_and_eq1():
-    rows = [_row("a", 4, 10, {"float32", "float16", "int8", "int4"}),
-            _row("a", 8, 30, {"float32", "float16", "int8"}),
-            _row("b", 4, 12, {"float32", "float16", "int8"})]
+    rows = [
+        _row("a", 4, 10, {"float32", "float16", "int8", "int4"}),
+        _row("a", 8, 30, {"float32", "float16", "int8"}),
+        _row("b", 4, 12, {"float32", "float16", "int8"}),
+    ]
     long = precision.long_frame(rows)
     frame = precision.shares(long).set_index("format")
     assert list(frame.index) == ["float32", "float16", "int8", "int4"]
@@ -159,14 +192,16 @@ def test_shares_smallest_precision_ratios_and_eq1():
     assert th["utilisation_b"] == pytest.approx(3 / 12) and th["utilisation_16"] == pytest.approx(3 / 16)
     assert th["ratio_16"] == pytest.approx((30 / 16 + 12 / 16) / 2)
     # no rounding keeps 99 %: no smallest precision, and Eq. 1 has no b
-    none = precision.smallest(precision.shares(precision.long_frame([_row("c", 4, 5, {"float32"}),
-                                                                     _row("d", 4, 5, set())])))
+    none = precision.smallest(
+        precision.shares(precision.long_frame([_row("c", 4, 5, {"float32"}), _row("d", 4, 5, set())]))
+    )
     assert none.iloc[0]["format"] is None and math.isnan(none.iloc[0]["bits"])
 
 
 needs_latex = pytest.mark.skipif(
     shutil.which("latexmk") is None or shutil.which("pdftotext") is None,
-    reason="needs latexmk (TeX Live) and pdftotext (poppler-utils)")
+    reason="needs latexmk (TeX Live) and pdftotext (poppler-utils)",
+)
 
 
 @needs_latex
@@ -178,12 +213,21 @@ def test_the_report_shows_the_precision_table_figure_and_eq1(stage):
     table_files, figure_files = tables.table_paths(root / "tables"), figures.figure_paths(root / "figures")
     tables.write_tables([records], table_files)
     figures.write_figures([records], figure_files)
-    stage_files = {"summary": paths["summary"], "table_tex": paths["table"], "ratio_tex": paths["ratio"],
-                   "figure_pdf": paths["figure"]}
-    pdf = report.build_report(table_files, figure_files, [records], root / "report" / "report.pdf",
-                              run_name="precision", precision=stage_files)
-    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True,
-                          check=True).stdout
+    stage_files = {
+        "summary": paths["summary"],
+        "table_tex": paths["table"],
+        "ratio_tex": paths["ratio"],
+        "figure_pdf": paths["figure"],
+    }
+    pdf = report.build_report(
+        table_files,
+        figure_files,
+        [records],
+        root / "report" / "report.pdf",
+        run_name="precision",
+        precision=stage_files,
+    )
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
     assert "Precision of the vectors (this project" in text  # pdftotext gives a typeset apostrophe
     shown = pd.read_csv(root / "precision" / "table.csv", dtype=str, keep_default_na=False).iloc[0]
     assert f"{shown['Smallest (>= 99 %)']}" in text

@@ -1,6 +1,6 @@
 """The paper's reference values and how our models and datasets map onto them (memcap.reference).
 
-    pytest tests/test_reference.py
+pytest tests/test_reference.py
 """
 
 import pytest
@@ -9,17 +9,25 @@ from memcap import metrics
 from memcap.reference import dataset_order, load_reference, paper_model, paper_source, paper_value
 
 
-@pytest.mark.parametrize("ours,paper", [
-    ("pythia-160m", "Pythia-160M"), ("EleutherAI/pythia-160m", "Pythia-160M"),
-    ("llama-3.2-1b", "Llama-3.2-1B"), ("mamba-130m", "Mamba-130M"),
-    ("smollm2-135m", None), ("tiny_model.v2", None)])
+@pytest.mark.parametrize(
+    "ours,paper",
+    [
+        ("pythia-160m", "Pythia-160M"),
+        ("EleutherAI/pythia-160m", "Pythia-160M"),
+        ("llama-3.2-1b", "Llama-3.2-1B"),
+        ("mamba-130m", "Mamba-130M"),
+        ("smollm2-135m", None),
+        ("tiny_model.v2", None),
+    ],
+)
 def test_model_mapping(ours, paper):
     assert paper_model(ours) == paper
 
 
-@pytest.mark.parametrize("dataset,source", [
-    ("pg19", "pg19"), ("fanfics", "fanfics"), ("random", "random"),
-    ("random_wordfreq", "random"), ("lee", None)])
+@pytest.mark.parametrize(
+    "dataset,source",
+    [("pg19", "pg19"), ("fanfics", "fanfics"), ("random", "random"), ("random_wordfreq", "random"), ("lee", None)],
+)
 def test_source_mapping(dataset, source):
     assert paper_source(dataset) == source
 

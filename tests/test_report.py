@@ -30,15 +30,15 @@ def assert_row(text, cells):
 
 needs_latex = pytest.mark.skipif(
     shutil.which("latexmk") is None or shutil.which("pdftotext") is None,
-    reason="needs latexmk (TeX Live) and pdftotext (poppler-utils)")
+    reason="needs latexmk (TeX Live) and pdftotext (poppler-utils)",
+)
 
 
 @pytest.fixture(scope="module")
 def partial_run(tmp_path_factory):
     """The synthetic run without llama-3.2-1b on random, plus a job that wrote nothing."""
     root = tmp_path_factory.mktemp("report")
-    files = [f for f in synthetic_run(root) if f.parent.name != "llama-3.2-1b"
-             or f.stem != "random"]
+    files = [f for f in synthetic_run(root) if f.parent.name != "llama-3.2-1b" or f.stem != "random"]
     (root / "compress" / "llama-3.2-1b" / "random.jsonl").unlink()
     empty = root / "compress" / "mamba-130m" / "lee.jsonl"
     empty.parent.mkdir(parents=True)
@@ -53,15 +53,20 @@ def partial_run(tmp_path_factory):
 @pytest.fixture(scope="module")
 def built(partial_run):
     root, files, csvs, table_files, figure_files = partial_run
-    pdf = report.build_report(table_files, figure_files, files, root / "report" / "report.pdf",
-                              run_name="partial_run", extra={"config": "config/x_y.yaml"})
+    pdf = report.build_report(
+        table_files,
+        figure_files,
+        files,
+        root / "report" / "report.pdf",
+        run_name="partial_run",
+        extra={"config": "config/x_y.yaml"},
+    )
     return pdf, csvs
 
 
 def test_render_escapes_data_strings(tmp_path):
     records = [make_record("odd_model&co%", "my_data#1", 64, "s-0")]
-    context = report.report_context(write_records(tmp_path, records), run_name="run_1",
-                                    extra={"a_b": "50%"})
+    context = report.report_context(write_records(tmp_path, records), run_name="run_1", extra={"a_b": "50%"})
     source = report.render_report(context)
     assert r"odd\_model\&co\%" in source and r"my\_data\#1" in source
     assert "odd_model&co%" not in source and r"run\_1" in source and r"50\%" in source
@@ -75,8 +80,7 @@ def test_context_numbers_come_from_the_records(partial_run):
     assert {"model": "llama-3.2-1b", "dataset": "random"} in context["not_run_cells"]
     assert {"model": "mamba-130m", "dataset": "lee"} in context["not_run_cells"]
     assert context["n_failed"] == 3 and context["failed_statuses"] == {"nan": 3}
-    llama_random = [c for c in context["comparison"]
-                    if c["model"] == "llama-3.2-1b" and c["source"] == "random"]
+    llama_random = [c for c in context["comparison"] if c["model"] == "llama-3.2-1b" and c["source"] == "random"]
     assert llama_random[0]["capacity"] == "not run" and llama_random[0]["paper_capacity"] == "316"
     assert ("learning rate", "0.01") in context["optims"][0]
     assert ("betas", "0.9, 0.9") in context["optims"][0]
@@ -117,8 +121,10 @@ def test_pdf_shows_partial_results_as_not_run(built):
     pdf, csvs = built
     text = pdf_text(pdf)
     t1 = pd.read_csv(csvs["table1"], dtype=str, keep_default_na=False)
-    assert t1.loc[(t1.Source == "random") & (t1.Metric == "Max tokens")
-                  & (t1.Values == "this run"), "llama-3.2-1b"].item() == "not run"
+    assert (
+        t1.loc[(t1.Source == "random") & (t1.Metric == "Max tokens") & (t1.Values == "this run"), "llama-3.2-1b"].item()
+        == "not run"
+    )
     assert "not run" in text and "mamba-130m" in text
     assert "Comparison with the paper" in text and "Kuratov" in text
     assert "config/x_y.yaml" in text and "partial_run" in text
@@ -134,8 +140,9 @@ def test_missing_tables_and_figures_do_not_break_the_build(tmp_path):
     files = write_records(tmp_path, records)
     (tmp_path / "t").mkdir()
     (tmp_path / "f").mkdir()
-    pdf = report.build_report(tables.table_paths(tmp_path / "t"), figures.figure_paths(tmp_path / "f"),
-                              files, tmp_path / "r" / "r.pdf")
+    pdf = report.build_report(
+        tables.table_paths(tmp_path / "t"), figures.figure_paths(tmp_path / "f"), files, tmp_path / "r" / "r.pdf"
+    )
     text = pdf_text(pdf, layout=False)
     assert "Table 1 was not produced" in text and "was not produced" in text
 
@@ -174,11 +181,11 @@ def test_latex_failure_raises_with_log_tail(tmp_path):
     template_dir = tmp_path / "paper"
     shutil.copytree(report.PAPER_DIR, template_dir)
     (template_dir / "report.tex.j2").write_text(
-        "\\documentclass{article}\\begin{document}\\undefinedmacro\\end{document}\n")
+        "\\documentclass{article}\\begin{document}\\undefinedmacro\\end{document}\n"
+    )
     files = write_records(tmp_path, [make_record()])
     with pytest.raises(report.ReportBuildError, match="Undefined control sequence"):
-        report.build_report({}, {}, files, tmp_path / "out" / "report.pdf",
-                            template_dir=template_dir)
+        report.build_report({}, {}, files, tmp_path / "out" / "report.pdf", template_dir=template_dir)
 
 
 def test_optim_settings_accept_both_record_styles():
@@ -188,7 +195,6 @@ def test_optim_settings_accept_both_record_styles():
     assert documented == [("preset", "paper"), ("betas", "0.9, 0.9"), ("eps", "1e-08")]
     fast = report._optim_settings({"preset": "fast", "lr": 0.1, "schedule": "cosine"})
     assert fast == [("preset", "fast"), ("learning rate", "0.1"), ("schedule", "cosine")]
-
 
 
 def validated_config(name):
@@ -205,10 +211,13 @@ def validated_config(name):
 def test_workflow_settings_give_one_row_per_setting_in_config_order():
     rows = report.workflow_settings(validated_config("smoke"), {"tiny-gpt-neox": 8})
     assert rows == {
-        "config": "smoke", "protocol": "paper", "models": "tiny-gpt-neox",
+        "config": "smoke",
+        "protocol": "paper",
+        "models": "tiny-gpt-neox",
         "dataset lee": "gensim: lee_background.cor, 2 samples",
         "dataset random": "random words (wordfreq), seed 0, 3 samples",
-        "lengths (K = 1)": "4, 8", "random L_up": "tiny-gpt-neox 8",
+        "lengths (K = 1)": "4, 8",
+        "random L_up": "tiny-gpt-neox 8",
         "multi-vector tiny-gpt-neox": "lee, K in 2",
         "optimiser": "AdamW, preset paper; set in the config: max_steps 30, patience 10",
         "batch size, device": "4, cpu",
@@ -219,9 +228,12 @@ def test_workflow_settings_give_one_row_per_setting_in_config_order():
     assert rows["dataset pg19"] == "hf yurakuratov/pg19_valid_1k_chunks, 50 samples"
     assert rows["optimiser"].startswith("AdamW, preset paper; set in the config: lr 0.01, beta1 0.9,")
     assert report.workflow_settings(validated_config("demo"), {"smollm2-135m": 16})["optimiser"] == (
-        "AdamW, preset fast")
+        "AdamW, preset fast"
+    )
+
 
 # --- a run with a capacity search -------------------------------------------------------
+
 
 def one_line(text):
     return " ".join(text.split())
@@ -233,30 +245,26 @@ def search_run(tmp_path_factory):
     reach 96 and 128 are all lossless there, so per-length means would say 128) beside a
     grid run of llama-3.2-1b on pg19 with capacity 32, built to a PDF."""
     root = tmp_path_factory.mktemp("search_report")
-    records = search_records({"pg19-0000": 128, "pg19-0001": 128, "pg19-0002": 64},
-                             dataset="pg19", steps=25)
+    records = search_records({"pg19-0000": 128, "pg19-0001": 128, "pg19-0002": 64}, dataset="pg19", steps=25)
     records += [make_record("llama-3.2-1b", "pg19", 32, f"pg19-{i:04d}") for i in range(3)]
-    records += [make_record("llama-3.2-1b", "pg19", 64, f"pg19-{i:04d}", max_correct=20)
-                for i in range(3)]
+    records += [make_record("llama-3.2-1b", "pg19", 64, f"pg19-{i:04d}", max_correct=20) for i in range(3)]
     files = write_records(root, records)
     table_files, figure_files = tables.table_paths(root / "tables"), figures.figure_paths(root / "figures")
     csvs = tables.write_tables(files, table_files)
     figures.write_figures(files, figure_files)
-    pdf = report.build_report(table_files, figure_files, files,
-                              root / "report" / "report.pdf", run_name="search_run")
+    pdf = report.build_report(table_files, figure_files, files, root / "report" / "report.pdf", run_name="search_run")
     return files, csvs, pdf
 
 
 def test_context_of_a_search_run(search_run):
     files, *_ = search_run
     context = report.report_context(files)
-    assert context["search"] == [{"model": "pythia-160m", "dataset": "pg19",
-                                  "protocol": "paper", "K": 1, "samples": 3,
-                                  "capacity": "64"}]
+    assert context["search"] == [
+        {"model": "pythia-160m", "dataset": "pg19", "protocol": "paper", "K": 1, "samples": 3, "capacity": "64"}
+    ]
     best = context["highlights"][0]
     assert (best["model"], best["capacity"], best["search"]) == ("pythia-160m", "64", True)
-    pythia = [c for c in context["comparison"] if c["model"] == "pythia-160m"
-              and c["source"] == "PG-19"]
+    pythia = [c for c in context["comparison"] if c["model"] == "pythia-160m" and c["source"] == "PG-19"]
     assert pythia[0]["capacity"] == "64 (search)"
 
 
@@ -267,8 +275,21 @@ def test_pdf_shows_the_search_table_equal_to_the_csv(search_run):
     text = pdf_text(pdf)
     search = pd.read_csv(csvs["search"], dtype=str, keep_default_na=False)
     # attempts: 32, 64, 96, 128 for two texts; 32, 64 and a failing 96 for the third
-    assert list(search.iloc[0]) == ["pythia-160m", "pg19", "1", "paper", "3", "64", "106.7", "128.0",
-                                    "64", "128", "11", "275", "91.7"]
+    assert list(search.iloc[0]) == [
+        "pythia-160m",
+        "pg19",
+        "1",
+        "paper",
+        "3",
+        "64",
+        "106.7",
+        "128.0",
+        "64",
+        "128",
+        "11",
+        "275",
+        "91.7",
+    ]
     for _, row in search.iterrows():
         assert_row(text, list(row))
     t1 = pd.read_csv(csvs["table1"], dtype=str, keep_default_na=False)
@@ -283,16 +304,19 @@ def test_pdf_shows_the_search_table_equal_to_the_csv(search_run):
     assert set(passes.Model) == {"llama-3.2-1b"}
     flat = one_line(pdf_text(pdf, layout=False))
     assert "decodes up to 64 tokens from a single vector (found by a capacity search" in flat
-    assert ("the decoding capacity is the largest L such that the fraction of samples with "
-            "capacity ≥ L is ≥ 0.99") in flat
+    assert (
+        "the decoding capacity is the largest L such that the fraction of samples with capacity ≥ L is ≥ 0.99"
+    ) in flat
     assert "No search-mode runs" not in flat
 
 
 def test_context_knows_random_text_by_its_kind_not_its_name(tmp_path):
     """A random dataset named `noise` whose samples all fail: the report says no sampled text
     was decoded (not "even the shortest length"), and that noise is random text."""
-    records = [make_record("pythia-160m", "noise", L, f"noise-{i}", kind="random", max_correct=2)
-               for i, L in enumerate([9, 13, 21, 40])]
+    records = [
+        make_record("pythia-160m", "noise", L, f"noise-{i}", kind="random", max_correct=2)
+        for i, L in enumerate([9, 13, 21, 40])
+    ]
     context = report.report_context(write_records(tmp_path, records))
     (dataset,) = context["datasets"]
     assert dataset["kind"] == "random" and dataset["paper_source"] == "random"
@@ -305,14 +329,19 @@ def test_context_knows_random_text_by_its_kind_not_its_name(tmp_path):
 
 
 def test_the_paper_budget_reference_is_shown_beside_this_runs_capacity(tmp_path):
-    ref = [make_record("pythia-160m", "lee", L, f"lee-{i}", max_correct=(L - 1) if ok else L // 2, steps=steps)
-           for i, cells in enumerate([[(64, True, 900), (80, False, 5000), (96, False, 5000)],
-                                      [(64, True, 700), (80, True, 2100)]])
-           for L, ok, steps in cells]
+    ref = [
+        make_record("pythia-160m", "lee", L, f"lee-{i}", max_correct=(L - 1) if ok else L // 2, steps=steps)
+        for i, cells in enumerate(
+            [[(64, True, 900), (80, False, 5000), (96, False, 5000)], [(64, True, 700), (80, True, 2100)]]
+        )
+        for L, ok, steps in cells
+    ]
     ref_file = tmp_path / "reference.jsonl"
     ref_file.write_text("".join(json.dumps(r) + "\n" for r in ref))
-    ours = write_records(tmp_path / "run", [make_record("pythia-160m", "lee", L, f"lee-{i}", steps=40, preset="fast")
-                                            for i in range(2) for L in (64, 80)])
+    ours = write_records(
+        tmp_path / "run",
+        [make_record("pythia-160m", "lee", L, f"lee-{i}", steps=40, preset="fast") for i in range(2) for L in (64, 80)],
+    )
     context = report.report_context(ours, "budget", budget_reference=[ref_file])
     (b,) = context["budget_reference"]
     assert (b["model"], b["dataset"], b["n_texts"], b["n_bracketed"]) == ("pythia-160m", "lee", 2, 1)
@@ -332,8 +361,10 @@ def test_the_paper_budget_reference_is_shown_beside_this_runs_capacity(tmp_path)
 def test_the_paper_budget_reference_counts_no_length_a_short_text_never_reached():
     from memcap.paper_budget import text_capacities
 
-    cells = [make_record("pythia-160m", "lee", 64, "lee-0"),
-             make_record("pythia-160m", "lee", 80, "lee-0", N=70, short=True, scored=69)]
+    cells = [
+        make_record("pythia-160m", "lee", 64, "lee-0"),
+        make_record("pythia-160m", "lee", 80, "lee-0", N=70, short=True, scored=69),
+    ]
     (text,) = text_capacities(cells)
     assert text["capacity"] == 64 and text["bracketed"]  # the text ends at 70 tokens
     assert text["lengths"] == [64] and text["first_fail"] is None

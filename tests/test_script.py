@@ -1,6 +1,6 @@
 """The preamble of the rule scripts (memcap.script).
 
-    pytest tests/test_script.py
+pytest tests/test_script.py
 """
 
 from __future__ import annotations
@@ -28,8 +28,10 @@ def test_every_rule_script_starts_its_log_before_the_rest_of_memcap(script):
 
 def test_start_job_sends_both_streams_to_the_log(tmp_path):
     log = tmp_path / "rule.log"
-    code = ("import sys; from memcap.script import start_job; start_job(sys.argv[1]); "
-            "print('out'); print('err', file=sys.stderr)")
+    code = (
+        "import sys; from memcap.script import start_job; start_job(sys.argv[1]); "
+        "print('out'); print('err', file=sys.stderr)"
+    )
     done = subprocess.run([sys.executable, "-c", code, str(log)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout == done.stderr == ""

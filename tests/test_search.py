@@ -103,11 +103,17 @@ def test_a_fresh_retry_rescues_a_length_whose_warm_start_failed():
     (r,) = search_capacity(lm, texts, 4, "paper", [1], optim, lengths_grid=GRID[:3], runner=ruined_warm_starts)
     assert plain.capacity == 12, "needs a text the tiny model decodes at every length tried"
     assert [(a.L, a.retry, a.lossless) for a in r.attempts] == [
-        (4, 0, True), (8, 0, False), (8, 1, True), (12, 0, False), (12, 1, True)]
+        (4, 0, True),
+        (8, 0, False),
+        (8, 1, True),
+        (12, 0, False),
+        (12, 1, True),
+    ]
     assert r.capacity == 12
     assert all(a.stop_reason == "patience" for a in r.attempts if a.warm_start is not None)
-    (no_retry,) = search_capacity(lm, texts, 4, "paper", [1], optim, lengths_grid=GRID[:3],
-                                  runner=ruined_warm_starts, retry_fresh=False)
+    (no_retry,) = search_capacity(
+        lm, texts, 4, "paper", [1], optim, lengths_grid=GRID[:3], runner=ruined_warm_starts, retry_fresh=False
+    )
     assert [(a.L, a.lossless) for a in no_retry.attempts] == [(4, True), (8, False)] and no_retry.capacity == 4
 
 
@@ -146,12 +152,20 @@ def test_init_none_is_the_seeded_init_and_given_vectors_are_the_start():
         compress_batch(lm, ids, 4, "paper", [7], OPTIM, init=[torch.zeros(2, 3)])
 
 
-
-
 def test_search_job_writes_one_record_per_attempt_and_one_capacity_per_sample(tmp_path):
     texts = write_texts(tmp_path / "lee.jsonl")
-    out = run_job("tiny-llama", texts, tmp_path / "search.jsonl", lengths=GRID, K=[4],
-                  optim=OPTIM, models_file=MODELS, progress=False, mode="search", batch_size=2)
+    out = run_job(
+        "tiny-llama",
+        texts,
+        tmp_path / "search.jsonl",
+        lengths=GRID,
+        K=[4],
+        optim=OPTIM,
+        models_file=MODELS,
+        progress=False,
+        mode="search",
+        batch_size=2,
+    )
     records = read_jsonl(out)
     assert all(set(r) == documented_record_keys() for r in records)
     assert all(r["mode"] == "search" for r in records)
@@ -169,8 +183,18 @@ def test_search_job_writes_one_record_per_attempt_and_one_capacity_per_sample(tm
     assert summary["steps"].iloc[0] == sum(r["steps"] for r in records)
     # a rerun with every text finished computes nothing and writes the same records
     before = out.read_text()
-    run_job("tiny-llama", texts, out, lengths=GRID, K=[4], optim=OPTIM, models_file=MODELS,
-            progress=False, mode="search", batch_size=2)
+    run_job(
+        "tiny-llama",
+        texts,
+        out,
+        lengths=GRID,
+        K=[4],
+        optim=OPTIM,
+        models_file=MODELS,
+        progress=False,
+        mode="search",
+        batch_size=2,
+    )
     assert out.read_text() == before
 
 
@@ -178,8 +202,7 @@ def test_killed_search_job_resumes_from_its_recorded_attempts(tmp_path, caplog):
     """A kill between batches leaves whole parts: the rerun replays them and ends as an
     uninterrupted run does, without recomputing a recorded attempt."""
     texts = write_texts(tmp_path / "lee.jsonl")
-    args = dict(lengths=GRID, K=[4], optim=OPTIM, models_file=MODELS, progress=False,
-                mode="search", batch_size=2)
+    args = dict(lengths=GRID, K=[4], optim=OPTIM, models_file=MODELS, progress=False, mode="search", batch_size=2)
     whole = read_jsonl(run_job("tiny-llama", texts, tmp_path / "whole.jsonl", **args))
     out = run_job("tiny-llama", texts, tmp_path / "cut.jsonl", **args)
     parts = out.with_suffix(".parts")
@@ -220,12 +243,10 @@ def test_search_never_mixes_with_grid_parts(tmp_path):
     out = tmp_path / "out.jsonl"
     run_job("tiny-llama", texts, out, lengths=[4], optim=OPTIM, models_file=MODELS, progress=False)
     grid = out.read_text()
-    assert all(r["mode"] == "grid" and r["capacity"] is None and r["warm_start"] is None
-               for r in read_jsonl(out))
+    assert all(r["mode"] == "grid" and r["capacity"] is None and r["warm_start"] is None for r in read_jsonl(out))
     parts = sorted(p.name for p in out.with_suffix(".parts").iterdir())
     with pytest.raises(ValueError, match="mode"):
-        run_job("tiny-llama", texts, out, lengths=[4], optim=OPTIM, models_file=MODELS,
-                progress=False, mode="search")
+        run_job("tiny-llama", texts, out, lengths=[4], optim=OPTIM, models_file=MODELS, progress=False, mode="search")
     assert sorted(p.name for p in out.with_suffix(".parts").iterdir()) == parts
     run_job("tiny-llama", texts, out, lengths=[4], optim=OPTIM, models_file=MODELS, progress=False)
     assert out.read_text() == grid
@@ -251,10 +272,14 @@ def test_workflow_passes_compress_mode_and_keeps_random_text_on_the_grid(tmp_pat
     modes = {j["wildcards"]["dataset"]: j["params"]["mode"] for j in compress_jobs}
     assert modes == {"lee": "search", "random": "grid"}
     assert all(j["params"]["search"] == {"fails": 1, "retry_fresh": True} for j in compress_jobs)
-    config = write_config("smoke", tmp_path / "fails.yaml",
-                          compress={**smoke.get("compress", {}), "mode": "search", "search": {"fails": 2}})
+    config = write_config(
+        "smoke",
+        tmp_path / "fails.yaml",
+        compress={**smoke.get("compress", {}), "mode": "search", "search": {"fails": 2}},
+    )
     assert {j["rule"]: j["params"]["search"]["fails"] for j in plan(config) if j["rule"] == "compress"} == {
-        "compress": 2}
+        "compress": 2
+    }
 
 
 def test_search_settings_enter_the_fingerprint_only_away_from_their_defaults(tmp_path):
@@ -264,10 +289,13 @@ def test_search_settings_enter_the_fingerprint_only_away_from_their_defaults(tmp
     spec = load_registry(MODELS)["tiny-llama"]
     plain = job_fingerprint(spec, "paper", OPTIM, "lee", "search", [4, 8])
     assert "search" not in plain  # search jobs made before the settings existed still resume
-    assert job_fingerprint(spec, "paper", OPTIM, "lee", "search", [4, 8],
-                           search={"fails": 1, "retry_fresh": True}) == plain
+    assert (
+        job_fingerprint(spec, "paper", OPTIM, "lee", "search", [4, 8], search={"fails": 1, "retry_fresh": True})
+        == plain
+    )
     assert job_fingerprint(spec, "paper", OPTIM, "lee", "search", [4, 8], search={"fails": 2}) == dict(
-        plain, search={"fails": 2})
+        plain, search={"fails": 2}
+    )
     assert "search" not in job_fingerprint(spec, "paper", OPTIM, "lee", "grid", [4], search={"fails": 2})
     with pytest.raises(ValueError, match="fails must be an integer >= 1, got 0"):
         search_settings({"fails": 0})
@@ -299,8 +327,9 @@ def test_fails_lets_a_grid_search_step_over_one_failing_length():
     (r,) = search_capacity(lm, texts, 4, "paper", [1], optim, lengths_grid=GRID[:3], runner=fails_at_8, fails=2)
     assert [(a.L, a.lossless, a.warm_start) for a in r.attempts] == [(4, True, None), (8, False, 4), (12, True, 4)]
     assert r.capacity == 12 and r.stop_reason == "grid_end"
-    (again,) = search_capacity(lm, texts, 4, "paper", [1], optim, lengths_grid=GRID[:3], runner=fails_at_8, fails=2,
-                               history={0: r.attempts})
+    (again,) = search_capacity(
+        lm, texts, 4, "paper", [1], optim, lengths_grid=GRID[:3], runner=fails_at_8, fails=2, history={0: r.attempts}
+    )
     assert [a.L for a in again.attempts] == [4, 8, 12] and again.capacity == 12
     with pytest.raises(ValueError, match="fails must be >= 1"):
         search_capacity(lm, texts, 4, "paper", [1], optim, lengths_grid=GRID[:3], fails=0)

@@ -150,9 +150,7 @@ def cancel_jobs(wait: float = 60) -> None:
 
 def job_info(jobid: str) -> dict[str, str]:
     """`scontrol show job` as key=value pairs (finished jobs stay visible for MinJobAge=300 s)."""
-    out = subprocess.run(
-        ["scontrol", "show", "job", "-o", jobid], capture_output=True, text=True, timeout=30
-    ).stdout
+    out = subprocess.run(["scontrol", "show", "job", "-o", jobid], capture_output=True, text=True, timeout=30).stdout
     return dict(kv.split("=", 1) for kv in out.split() if "=" in kv)
 
 
@@ -212,8 +210,9 @@ def test_slurm_run_matches_local_run(cluster, tmp_path):
 
     # exactly the three GPU jobs were submitted; texts, vocab and tables ran locally
     submitted = dict(SUBMITTED.findall(out))
-    logs = sorted(Path(p).relative_to(tmp_path / "slurm/.snakemake/slurm_logs").parent.as_posix()
-                  for p in submitted.values())
+    logs = sorted(
+        Path(p).relative_to(tmp_path / "slurm/.snakemake/slurm_logs").parent.as_posix() for p in submitted.values()
+    )
     assert logs == [
         "rule_compress/tiny-gpt-neox_lee", "rule_compress/tiny-gpt-neox_random",
         "rule_multivector/tiny-gpt-neox_lee_2",

@@ -19,9 +19,28 @@ def test_smollm2_compresses_an_english_sentence_and_decodes_it_exactly(tmp_path)
     # 4 vectors and lr 0.1 converge in tens of steps on this model (the paper's 1 vector at
     # lr 0.01 needs many hundreds, minutes on 2 cores)
     done = subprocess.run(
-        [sys.executable, "-m", "memcap.cli", "compress", SENTENCE, "-m", "smollm2-135m", "--models-file", models,
-         "-k", "4", "--lr", "0.1", "--max-steps", "300", "-o", str(vec)],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "memcap.cli",
+            "compress",
+            SENTENCE,
+            "-m",
+            "smollm2-135m",
+            "--models-file",
+            models,
+            "-k",
+            "4",
+            "--lr",
+            "0.1",
+            "--max-steps",
+            "300",
+            "-o",
+            str(vec),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     # `K=4: 19/19 tokens right (...)` (memcap compress prints one such line per K tried)
@@ -29,7 +48,9 @@ def test_smollm2_compresses_an_english_sentence_and_decodes_it_exactly(tmp_path)
     assert int(total) >= 16 and right == total, done.stdout
     back = subprocess.run(
         [sys.executable, "-m", "memcap.cli", "decode", str(vec), "--models-file", models],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert back.returncode == 0, back.stderr[-3000:]
     assert back.stdout.strip() == SENTENCE

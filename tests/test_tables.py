@@ -43,8 +43,10 @@ def test_every_file_is_written(written):
 def test_write_tables_writes_exactly_the_paths_it_is_given(tmp_path):
     """The workflow names every file (the rule's outputs); write_tables picks no name itself."""
     files = write_records(tmp_path, [make_record("pythia-160m", "lee", 64, "lee-0")])
-    given = {key: tmp_path / "out" / key.rsplit("_", 1)[1] / f"my_{key}.txt"
-             for key in tables.table_paths(tmp_path / "unused")}
+    given = {
+        key: tmp_path / "out" / key.rsplit("_", 1)[1] / f"my_{key}.txt"
+        for key in tables.table_paths(tmp_path / "unused")
+    }
     written = tables.write_tables(files, {k: str(p) for k, p in given.items()})
     assert written == {name: given[f"{name}_csv"] for name in tables.TABLE_NAMES}
     assert {p for p in (tmp_path / "out").rglob("*") if p.is_file()} == set(given.values())
@@ -77,8 +79,7 @@ def test_table1_values_and_paper_beside_ours(written):
     ours = int(cell(t1, "pythia-160m", Source="random", Metric="Max tokens", Values="this run"))
     diff = cell(t1, "pythia-160m", Source="random", Metric="Max tokens", Values="difference")
     assert int(diff) == ours - 65
-    assert cell(t1, "llama-3.2-1b", Source="random", Metric="Token gain",
-                Values="paper") == "294.9 ± 64.8"
+    assert cell(t1, "llama-3.2-1b", Source="random", Metric="Token gain", Values="paper") == "294.9 ± 64.8"
     assert cell(t1, "tiny_model.v2", Source="random", Metric="Token gain", Values="paper") == "n/a"
     # lee is not one of the paper's sources: no paper rows for it
     assert set(t1[t1.Source == "lee"]["Values"]) == {"this run"}
@@ -126,8 +127,9 @@ def test_multivector_without_paper_source_has_no_paper_columns(written):
 
 
 def test_multivector_on_pg19_quotes_paper(tmp_path):
-    records = [make_record("pythia-160m", "pg19", L, f"pg19-{i}", K=K)
-               for K in (1, 2) for L in (64, 128) for i in range(2)]
+    records = [
+        make_record("pythia-160m", "pg19", L, f"pg19-{i}", K=K) for K in (1, 2) for L in (64, 128) for i in range(2)
+    ]
     paths = tables.write_tables(write_records(tmp_path, records), tables.table_paths(tmp_path / "t"))
     mv = read(paths, "multivector")
     assert cell(mv, "Max tokens (paper)", K="2") == "192"
@@ -137,8 +139,7 @@ def test_multivector_on_pg19_quotes_paper(tmp_path):
     t1 = read(paths, "table1")
     assert cell(t1, "pythia-160m", Source="pg19", Metric="Max tokens", Values="paper") == "80"
     # all samples lossless: no saturated sample, no gain
-    assert cell(t1, "pythia-160m", Source="pg19", Metric="Token gain",
-                Values="this run") == "all lossless"
+    assert cell(t1, "pythia-160m", Source="pg19", Metric="Token gain", Values="this run") == "all lossless"
 
 
 def test_nothing_multivector_gives_empty_valid_files(tmp_path):
@@ -159,26 +160,26 @@ def test_only_empty_records_files(tmp_path):
 
 
 def test_failed_only_cell_is_marked(tmp_path):
-    records = [make_record("pythia-160m", "lee", 64, "lee-0"),
-               make_record("pythia-160m", "random", 64, "random-0", status="oom")]
+    records = [
+        make_record("pythia-160m", "lee", 64, "lee-0"),
+        make_record("pythia-160m", "random", 64, "random-0", status="oom"),
+    ]
     paths = tables.write_tables(write_records(tmp_path, records), tables.table_paths(tmp_path / "t"))
     t1 = read(paths, "table1")
-    assert cell(t1, "pythia-160m", Source="random", Metric="Max tokens",
-                Values="this run") == "failed (1)"
-    assert cell(t1, "pythia-160m", Source="random", Metric="Max tokens",
-                Values="difference") == "n/a"
+    assert cell(t1, "pythia-160m", Source="random", Metric="Max tokens", Values="this run") == "failed (1)"
+    assert cell(t1, "pythia-160m", Source="random", Metric="Max tokens", Values="difference") == "n/a"
 
 
 def test_mixed_protocols_get_separate_columns(tmp_path):
-    records = [make_record("pythia-160m", "lee", 64, "lee-0", protocol=p) for p in
-               ("paper", "strict")]
+    records = [make_record("pythia-160m", "lee", 64, "lee-0", protocol=p) for p in ("paper", "strict")]
     t1 = read(tables.write_tables(write_records(tmp_path, records), tables.table_paths(tmp_path / "t")), "table1")
     assert {"pythia-160m [paper]", "pythia-160m [strict]"} <= set(t1.columns)
 
 
 def test_latex_escape():
     assert tables.latex_escape("a_b.c 50% & $x# {y} ~^\\") == (
-        r"a\_b.c 50\% \& \$x\# \{y\} \textasciitilde{}\textasciicircum{}\textbackslash{}")
+        r"a\_b.c 50\% \& \$x\# \{y\} \textasciitilde{}\textasciicircum{}\textbackslash{}"
+    )
     assert tables.latex_escape("<32") == r"\textless{}32"
     assert tables.cell_to_latex("-17") == "$-$17"
     assert tables.cell_to_latex("1.5 ± 0.2") == r"1.5 $\pm$ 0.2"
@@ -198,8 +199,7 @@ def test_expected_cells_from_empty_files(tmp_path):
     for path in (compress, multi):
         path.parent.mkdir(parents=True)
         path.write_text("\n")
-    assert tables.expected_cells([compress, multi]) == {("pythia-160m", "lee"),
-                                                       ("llama-3.2-1b", "pg19")}
+    assert tables.expected_cells([compress, multi]) == {("pythia-160m", "lee"), ("llama-3.2-1b", "pg19")}
 
 
 def test_wide_table1_is_split_into_blocks(tmp_path):
@@ -214,22 +214,20 @@ def test_all_failed_cell_in_every_table(tmp_path):
     records = [make_record("pythia-160m", "lee", 64, "lee-0", status="nan")]
     paths = tables.write_tables(write_records(tmp_path, records), tables.table_paths(tmp_path / "t"))
     t1 = read(paths, "table1")
-    assert cell(t1, "pythia-160m", Source="lee", Metric="Max tokens",
-                Values="this run") == "failed (1)"
+    assert cell(t1, "pythia-160m", Source="lee", Metric="Max tokens", Values="this run") == "failed (1)"
     assert cell(read(paths, "pass_rate"), "Failed", Lengths="64") == "1"
 
 
 # --- search mode ------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def searched(tmp_path_factory):
     """pythia-160m searched on pg19 (K=1) beside a grid run of llama-3.2-1b on pg19 and a
     pythia-160m multi-vector search at K=2 whose every sample reached the last length."""
     root = tmp_path_factory.mktemp("search")
-    records = search_records({"pg19-0000": 128, "pg19-0001": 128, "pg19-0002": 32},
-                             dataset="pg19", steps=10)
-    records += [make_record("llama-3.2-1b", "pg19", L, f"pg19-{i:04d}")
-                for L in (32, 64) for i in range(3)]
+    records = search_records({"pg19-0000": 128, "pg19-0001": 128, "pg19-0002": 32}, dataset="pg19", steps=10)
+    records += [make_record("llama-3.2-1b", "pg19", L, f"pg19-{i:04d}") for L in (32, 64) for i in range(3)]
     files = write_records(root, records)
     multi = search_records({"pg19-0000": 128, "pg19-0001": 128}, dataset="pg19", K=2, steps=7)
     path = root / "multivector" / "pythia-160m" / "pg19" / "K2.jsonl"
@@ -241,12 +239,9 @@ def searched(tmp_path_factory):
 def test_search_capacity_cells_are_marked(searched):
     t1 = read(searched, "table1")
     # the texts reaching 96 and 128 were all lossless there, but pg19-0002 stopped at 32
-    assert cell(t1, "pythia-160m", Source="pg19", Metric="Max tokens",
-                Values="this run") == "32 (search)"
-    assert cell(t1, "pythia-160m", Source="pg19", Metric="Max tokens",
-                Values="difference") == f"{32 - 80:+d}"
-    assert cell(t1, "llama-3.2-1b", Source="pg19", Metric="Max tokens",
-                Values="this run") == ">=64"  # grid: unmarked
+    assert cell(t1, "pythia-160m", Source="pg19", Metric="Max tokens", Values="this run") == "32 (search)"
+    assert cell(t1, "pythia-160m", Source="pg19", Metric="Max tokens", Values="difference") == f"{32 - 80:+d}"
+    assert cell(t1, "llama-3.2-1b", Source="pg19", Metric="Max tokens", Values="this run") == ">=64"  # grid: unmarked
     s = read(searched, "summary")
     assert cell(s, "Capacity pg19", Model="pythia-160m", Values="this run") == "32 (search)"
     mv = read(searched, "multivector")
@@ -258,8 +253,10 @@ def test_search_capacity_cells_are_marked(searched):
 def test_search_table_rows(searched):
     t = read(searched, "search")
     assert list(t.columns) == tables.SEARCH_COLUMNS
-    assert list(zip(t.Model, t.Source, t.K, strict=True)) == [("pythia-160m", "pg19", "1"),
-                                                 ("pythia-160m", "pg19", "2")]
+    assert list(zip(t.Model, t.Source, t.K, strict=True)) == [
+        ("pythia-160m", "pg19", "1"),
+        ("pythia-160m", "pg19", "2"),
+    ]
     k1 = t[t.K == "1"].iloc[0]
     # attempts: 32, 64, 96, 128 for two texts; 32 and a failing 64 for the third
     assert k1["Preset"] == "paper"  # the records predate presets: the paper's settings
@@ -289,19 +286,36 @@ def test_mixed_modes_in_one_group_stop_the_tables(tmp_path):
 
 # --- natural or random: the records' kind, never the dataset's name -------------------
 
+
 def kinds_run(tmp_path, legacy=False):
     """pythia-160m on random words named `noise` (12 samples, one per sampled length) and on
     natural text named `random_news` (4 texts at 32 and 64 tokens); legacy: no `kind`."""
     records = []
     for i, L in enumerate([9, 12, 14, 20, 24, 30, 40, 50, 60, 70, 90, 100]):
         lossless = L <= 30
-        records.append(make_record("pythia-160m", "noise", L, f"noise-{i:04d}", kind="random",
-                                   max_correct=None if lossless else (L - 1) // 2,
-                                   vectors=f"noise.parts/K1_L9-100_{i // 4}.safetensors"))
+        records.append(
+            make_record(
+                "pythia-160m",
+                "noise",
+                L,
+                f"noise-{i:04d}",
+                kind="random",
+                max_correct=None if lossless else (L - 1) // 2,
+                vectors=f"noise.parts/K1_L9-100_{i // 4}.safetensors",
+            )
+        )
     for L in (32, 64):
         for i in range(4):
-            records.append(make_record("pythia-160m", "random_news", L, f"news-{i:04d}",
-                                       kind="natural", max_correct=None if L == 32 else 20))
+            records.append(
+                make_record(
+                    "pythia-160m",
+                    "random_news",
+                    L,
+                    f"news-{i:04d}",
+                    kind="natural",
+                    max_correct=None if L == 32 else 20,
+                )
+            )
     if legacy:
         for r in records:
             r.pop("kind")
@@ -312,8 +326,7 @@ def test_a_random_dataset_named_anything_is_random_text(tmp_path):
     paths = tables.write_tables(kinds_run(tmp_path), tables.table_paths(tmp_path / "t"))
     p = read(paths, "pass_rate")
     # random text in length bins (each sampled length has about one sample) ...
-    assert list(p[p.Source == "noise"]["Lengths"]) == ["9-16", "17-32", "33-64", "65-80", "81-96",
-                                                       "97-128"]
+    assert list(p[p.Source == "noise"]["Lengths"]) == ["9-16", "17-32", "33-64", "65-80", "81-96", "97-128"]
     # ... natural text per length, whatever its name says
     assert list(p[p.Source == "random_news"]["Lengths"]) == ["32", "64"]
     t1 = read(paths, "table1")
@@ -337,8 +350,10 @@ def test_records_without_kind_fall_back_to_the_name(tmp_path):
 
 
 def test_a_dataset_with_both_kinds_is_an_error(tmp_path):
-    records = [make_record("pythia-160m", "noise", 8, "noise-0", kind="random"),
-               make_record("llama-3.2-1b", "noise", 8, "noise-0", kind="natural")]
+    records = [
+        make_record("pythia-160m", "noise", 8, "noise-0", kind="random"),
+        make_record("llama-3.2-1b", "noise", 8, "noise-0", kind="natural"),
+    ]
     with pytest.raises(ValueError, match=r"dataset 'noise' has records of both text kinds"):
         metrics.load_records(write_records(tmp_path, records))
 
@@ -359,14 +374,16 @@ def test_old_records_of_a_dataset_take_the_kind_of_its_new_ones(tmp_path):
 
 # --- short texts: a text with N < L tokens is no sample of length L ---------------------
 
+
 def short_run(tmp_path):
     """3 texts lossless at 16 tokens; at 32 two fail and one is long enough for 24 tokens
     only (N 24 < L 32, short) but decoded; at 64 all three are short and decoded."""
     records = [make_record("pythia-160m", "lee", 16, f"lee-{i}") for i in range(3)]
     records += [make_record("pythia-160m", "lee", 32, f"lee-{i}", max_correct=10) for i in range(2)]
     records += [make_record("pythia-160m", "lee", 32, "lee-2", N=24, short=True, scored=23)]
-    records += [make_record("pythia-160m", "lee", 64, f"lee-{i}", N=24 + i, short=True,
-                            scored=23 + i) for i in range(3)]
+    records += [
+        make_record("pythia-160m", "lee", 64, f"lee-{i}", N=24 + i, short=True, scored=23 + i) for i in range(3)
+    ]
     return write_records(tmp_path, records)
 
 

@@ -1,6 +1,6 @@
 """Texts (memcap.texts), vocabularies (memcap.vocab) and the download helpers (memcap.download).
 
-    pytest tests/test_texts.py
+pytest tests/test_texts.py
 """
 
 from __future__ import annotations
@@ -57,8 +57,13 @@ def test_hf_source_takes_the_first_rows_of_the_split(monkeypatch):
         return [{"text": f"Chunk {i} starts. It goes on. It ends {i}.", "other": i} for i in range(10)]
 
     monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
-    spec = {"source": "hf", "path": "yurakuratov/pg19_valid_1k_chunks", "split": "train", "column": "text",
-            "samples": 4}
+    spec = {
+        "source": "hf",
+        "path": "yurakuratov/pg19_valid_1k_chunks",
+        "split": "train",
+        "column": "text",
+        "samples": 4,
+    }
     rows = texts.natural_texts("pg19", spec)
     assert calls == {"path": "yurakuratov/pg19_valid_1k_chunks", "split": "train", "revision": None}
     assert [r["id"] for r in rows] == [f"pg19-{i:04d}" for i in range(4)]
@@ -138,8 +143,13 @@ def test_glove_vocabulary_from_a_hf_mirror(tmp_path, monkeypatch):
     import huggingface_hub
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", hf_hub_download)
-    spec = {"source": "hf", "repo": "stanfordnlp/glove", "file": "glove.6B.zip", "member": "glove.6B.50d.txt",
-            "size": 5}
+    spec = {
+        "source": "hf",
+        "repo": "stanfordnlp/glove",
+        "file": "glove.6B.zip",
+        "member": "glove.6B.50d.txt",
+        "size": 5,
+    }
     assert vocab.words(spec, tmp_path) == [f"word{i}" for i in range(5)]
     assert seen == {"repo": "stanfordnlp/glove", "file": "glove.6B.zip", "revision": None}
 

@@ -1,7 +1,7 @@
 """The Snakemake workflow: plans, lint, format (snakefmt, ruff), config schema, smoke run, resume after a kill.
 
-    pytest tests/test_workflow.py -m "not slow"     # dry runs, schema, lint (about 30 s)
-    pytest tests/test_workflow.py                   # plus the smoke run and the kill test
+pytest tests/test_workflow.py -m "not slow"     # dry runs, schema, lint (about 30 s)
+pytest tests/test_workflow.py                   # plus the smoke run and the kill test
 """
 
 from __future__ import annotations
@@ -40,9 +40,7 @@ def test_every_schema_key_has_type_description_default():
         missing = [k for k in ("type", "description", "default") if k not in sub]
         assert not missing, f"schema key {path} lacks {missing}"
         # the default itself must be valid for the key
-        jsonschema.Draft202012Validator({k: v for k, v in sub.items() if k != "default"}).validate(
-            sub["default"]
-        )
+        jsonschema.Draft202012Validator({k: v for k, v in sub.items() if k != "default"}).validate(sub["default"])
 
 
 @pytest.mark.parametrize("name", ["config", "demo", "smoke"])
@@ -80,11 +78,15 @@ def test_paper_plan_has_the_full_grid():
     assert compress["pythia-160m", "pg19"]["params"]["lengths"][-1] == 512
     assert compress["llama-3.1-8b", "pg19"]["params"]["lengths"][-1] == 3072
     # bigger models ask for more host memory
-    assert (compress["llama-3.1-8b", "pg19"]["resources"]["mem_mb"]
-            > compress["pythia-160m", "pg19"]["resources"]["mem_mb"])
+    assert (
+        compress["llama-3.1-8b", "pg19"]["resources"]["mem_mb"] > compress["pythia-160m", "pg19"]["resources"]["mem_mb"]
+    )
 
-    multi = {(j["wildcards"]["model"], int(j["wildcards"]["K"])): j["params"]["lengths"]
-             for j in jobs if j["rule"] == "multivector"}
+    multi = {
+        (j["wildcards"]["model"], int(j["wildcards"]["K"])): j["params"]["lengths"]
+        for j in jobs
+        if j["rule"] == "multivector"
+    }
     assert {K for m, K in multi if m == "pythia-160m"} == {2, 4, 8, 16, 32, 64, 128}
     assert {K for m, K in multi if m == "llama-3.2-1b"} == {2, 4, 8, 16}
     for (model, K), lengths in multi.items():
@@ -115,7 +117,6 @@ def test_offline_plans(name, tmp_path):
     assert {j["wildcards"]["model"] for j in compress} == {"smollm2-135m" if name == "demo" else "tiny-gpt-neox"}
 
 
-
 def test_cast_weights_reach_every_model_job_and_default_to_off(tmp_path):
     jobs = plan(ROOT / "config" / "smoke.yaml")
     model_jobs = [j for j in jobs if j["rule"] in ("compress", "multivector")]
@@ -123,6 +124,7 @@ def test_cast_weights_reach_every_model_job_and_default_to_off(tmp_path):
     on = dict(compress={"cast_weights": True})
     jobs = plan(write_config("smoke", tmp_path / "c.yaml", **on))
     assert all(j["params"]["cast_weights"] is True for j in jobs if j["rule"] in ("compress", "multivector"))
+
 
 SEARCH_K12 = dict(
     compress={"mode": "search"},
@@ -293,9 +295,20 @@ def test_smoke_runs_to_a_pdf(tmp_path):
     # precision: 30 steps leave the tiny model nothing lossless, so the stage scores no sample
     assert json.loads((out / "precision/summary.json").read_text())["samples"] == 0
     assert "has no lossless sample" in tex and (out / "precision/precision.png").is_file()
-    for bench in ("texts/lee", "random_texts/random-8", "vocab/wordfreq", "compress/tiny-gpt-neox/lee",
-                  "multivector/tiny-gpt-neox/lee/K2", "tables", "figures", "report", "geometry", "baselines",
-                  "precision/tiny-gpt-neox", "precision_summary"):
+    for bench in (
+        "texts/lee",
+        "random_texts/random-8",
+        "vocab/wordfreq",
+        "compress/tiny-gpt-neox/lee",
+        "multivector/tiny-gpt-neox/lee/K2",
+        "tables",
+        "figures",
+        "report",
+        "geometry",
+        "baselines",
+        "precision/tiny-gpt-neox",
+        "precision_summary",
+    ):
         assert (out / f"benchmarks/{bench}.tsv").is_file(), bench
     assert (out / "logs/compress/tiny-gpt-neox/lee.log").is_file()
     # the HTML report of snakemake --report shows the figures with their captions
@@ -309,8 +322,7 @@ def test_smoke_runs_to_a_pdf(tmp_path):
 
 
 def test_precision_plans_one_job_per_model_and_is_skipped_when_off(tmp_path):
-    on = plan(write_config("smoke", tmp_path / "on.yaml",
-                           multivector={"tiny-llama": {"dataset": "lee", "K": [2]}}))
+    on = plan(write_config("smoke", tmp_path / "on.yaml", multivector={"tiny-llama": {"dataset": "lee", "K": [2]}}))
     jobs = {j["wildcards"]["model"]: j for j in on if j["rule"] == "precision"}
     assert set(jobs) == {"tiny-gpt-neox", "tiny-llama"}
     assert jobs["tiny-gpt-neox"]["params"]["datasets"] == ["lee", "random"]
@@ -330,8 +342,13 @@ def test_the_report_reads_the_files_of_its_input_rules_by_their_names(tmp_path):
     adds nothing."""
     jobs = {j["rule"]: j for j in plan(write_config("smoke", tmp_path / "on.yaml"), workdir=tmp_path)}
     report = jobs["report"]
-    for param, rule in [("tables", "tables"), ("figures", "figures"), ("geometry", "geometry_figures"),
-                        ("baselines", "baselines"), ("precision", "precision_summary")]:
+    for param, rule in [
+        ("tables", "tables"),
+        ("figures", "figures"),
+        ("geometry", "geometry_figures"),
+        ("baselines", "baselines"),
+        ("precision", "precision_summary"),
+    ]:
         assert sorted(report["params"][param].values()) == sorted(jobs[rule]["output"]), param
         assert set(jobs[rule]["output"]) <= set(report["input"]), param
     assert report["params"]["tables"]["table1_tex"] == "results/smoke/tables/table1.tex"
@@ -443,8 +460,9 @@ def test_a_refused_settings_change_removes_nothing(tmp_path):
     assert proc.returncode == 0, proc.stdout[-5000:]
     out = tmp_path / "results/refuse"
     before = snapshot(out)
-    assert {"compress/tiny-gpt-neox/lee.jsonl", "compress/tiny-gpt-neox/random.jsonl",
-            "tables/table1.csv"} <= {str(p) for p in before}
+    assert {"compress/tiny-gpt-neox/lee.jsonl", "compress/tiny-gpt-neox/random.jsonl", "tables/table1.csv"} <= {
+        str(p) for p in before
+    }
 
     lr = write_config("smoke", tmp_path / "lr.yaml", **base, optim={"max_steps": 30, "patience": 10, "lr": 0.1})
     for dry in ([], ["--dry-run"]):
