@@ -1,8 +1,15 @@
 """Classical lossless compressors beside the [mem] vectors (the paper's Appendix F, Table 4).
 
-    from memcap.baselines import run_baselines, write_outputs
+    from memcap.baselines import output_paths, run_baselines, write_outputs
     rows = run_baselines(lm, records_df, texts_rows, "lee")   # one BaselineRow per text
-    write_outputs(rows, "results/demo/baselines", "smollm2-135m")   # CSVs, .tex, summary
+    files = output_paths("results/demo/baselines")
+    # {"rows": .../rows.csv, "table": .../table.csv, "tex": .../table.tex, "summary": .../summary.json}
+    write_outputs(rows, files, "smollm2-135m")   # writes exactly `files`
+
+``write_outputs`` (and ``run_stage``, the rule baselines) take the path of every file, keyed
+as the rule names its outputs (OUTPUTS, workflow/rules/baselines.smk); an unknown or a
+missing key raises ValueError naming the allowed ones. ``output_paths`` gives the default
+names in one folder, for tests and notebooks.
 
 The codecs (zlib, bz2, lzma, Huffman, and arithmetic coding with the LM's own predictions)
 are in memcap.codecs; each size is that of a stream checked to decode back to its input. A
@@ -26,6 +33,7 @@ import torch
 
 from memcap import metrics, tables
 from memcap.codecs import CODECS, LMCoder, compressed_sizes
+from memcap.io import check_paths
 from memcap.job import read_texts
 from memcap.models import load_model, load_registry, resolve_model
 from memcap.records import accuracy_is_lossless
@@ -215,21 +223,35 @@ def table_frame(summary: pd.DataFrame, reference: dict | None = None) -> pd.Data
     return pd.DataFrame(rows, columns=TABLE_COLUMNS)
 
 
-def write_outputs(rows: list[BaselineRow], out_dir, model: str = "", verified: bool = True) -> dict[str, Path]:
-    """rows.csv (per text, with ratios), table.csv, table.tex (booktabs) and summary.json
-    (what the report quotes) in out_dir."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+OUTPUTS = ["rows", "table", "tex", "summary"]  # the rule's output names: what write_outputs writes
+_DEFAULT_NAMES = {"rows": "rows.csv", "table": "table.csv", "tex": "table.tex", "summary": "summary.json"}
+
+
+def output_paths(out_dir) -> dict[str, Path]:
+    """write_outputs' files in one folder, by OUTPUTS: {"rows": out_dir/rows.csv, "table":
+    out_dir/table.csv, "tex": out_dir/table.tex, "summary": out_dir/summary.json}. For tests
+    and notebooks; the workflow names its own files (rule baselines)."""
+    return {key: Path(out_dir) / _DEFAULT_NAMES[key] for key in OUTPUTS}
+
+
+def write_outputs(rows: list[BaselineRow], paths, model: str = "", verified: bool = True) -> dict[str, Path]:
+    """To `paths` (keyed by OUTPUTS, as the rule names its outputs; ValueError on an unknown
+    or a missing key): "rows" the per-text CSV with ratios, "table" the table as CSV, "tex"
+    the table as LaTeX (booktabs), "summary" the JSON the report quotes. Returns `paths` as
+    Paths."""
+    paths = check_paths(paths, OUTPUTS, "baselines.write_outputs")
+    for path in paths.values():
+        path.parent.mkdir(parents=True, exist_ok=True)
     frame = rows_frame(rows)
-    ratios(frame).to_csv(out_dir / "rows.csv", index=False)
+    ratios(frame).to_csv(paths["rows"], index=False)
     table = table_frame(
         summarise(frame)
         if len(frame)
         else pd.DataFrame(columns=["dataset", "texts", "lossless", "tokens", "bytes", *RATIO_COLUMNS])
     )
-    table.to_csv(out_dir / "table.csv", index=False)
+    table.to_csv(paths["table"], index=False)
     tex = tables._boxed(tables._tabular(table, "ll" + "r" * (len(TABLE_COLUMNS) - 2), groups=table["Values"]))
-    (out_dir / "table.tex").write_text(tex + "\n", encoding="utf-8")
+    paths["tex"].write_text(tex + "\n", encoding="utf-8")
     facts = {
         "model": model,
         "datasets": list(dict.fromkeys(frame["dataset"])),
@@ -238,20 +260,15 @@ def write_outputs(rows: list[BaselineRow], out_dir, model: str = "", verified: b
         "arithmetic_exact": int(frame["arithmetic_exact"].sum()),
         "verified": verified,
     }
-    (out_dir / "summary.json").write_text(json.dumps(facts, indent=1) + "\n", encoding="utf-8")
-    return {
-        "rows": out_dir / "rows.csv",
-        "table": out_dir / "table.csv",
-        "tex": out_dir / "table.tex",
-        "summary": out_dir / "summary.json",
-    }
+    paths["summary"].write_text(json.dumps(facts, indent=1) + "\n", encoding="utf-8")
+    return paths
 
 
 def run_stage(
     model: str,
     record_files: list,
     texts_files: dict,
-    out_dir,
+    paths,
     *,
     verify: bool = True,
     device: str = "auto",
@@ -259,8 +276,10 @@ def run_stage(
     threads: int | None = None,
 ) -> dict[str, Path]:
     """Rule baselines: texts_files maps each dataset to its texts JSONL; record_files are
-    the model's K = 1 records. Writes rows.csv, table.csv and table.tex into out_dir."""
+    the model's K = 1 records. Writes the rule's outputs, `paths` (write_outputs: keyed by
+    OUTPUTS, checked before the model is loaded)."""
     log = logging.getLogger("memcap.baselines")
+    paths = check_paths(paths, OUTPUTS, "baselines.run_stage")
     if threads:
         torch.set_num_threads(threads)
     records = metrics.load_records(record_files)
@@ -272,4 +291,4 @@ def run_stage(
             "%s: %d texts, arithmetic round trips exact: %d", dataset, len(done), sum(r.arithmetic_exact for r in done)
         )
         rows += done
-    return write_outputs(rows, out_dir, model, verify)
+    return write_outputs(rows, paths, model, verify)

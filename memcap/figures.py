@@ -121,14 +121,9 @@ def _log2_axis(axis) -> None:
     axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
 
 
-def save_figure(fig, out_dir: Path, name: str) -> Path:
-    """fig as out_dir/name.pdf and .png, then closed; returns the PDF's path
-    (memcap.geometry_figures, memcap.precision)."""
-    return save_figure_as(fig, out_dir / f"{name}.pdf", out_dir / f"{name}.png")
-
-
 def save_figure_as(fig, pdf: Path, png: Path) -> Path:
-    """fig as the PDF and PNG paths given, then closed; returns the PDF's path."""
+    """fig as the PDF and PNG paths given, then closed; returns the PDF's path (also
+    memcap.geometry_figures, memcap.precision)."""
     fig.savefig(pdf)
     fig.savefig(png, dpi=PNG_DPI)
     plt.close(fig)

@@ -1,12 +1,19 @@
 """Figures 7 and 8 of the geometry stage (memcap.geometry) and the numbers the report quotes.
 
-    from memcap.geometry_figures import write_geometry_figures
-    paths = write_geometry_figures(cosines, curves, Path("results/demo/geometry"))
-    # {"geometry_cosine": .../geometry_cosine.pdf, "geometry_interpolation": ...}; a .png
-    # lies beside each PDF.
+    from memcap.geometry_figures import draw_stage, output_paths, write_geometry_figures
+    files = output_paths(Path("results/demo/geometry"))
+    # {"summary": .../summary.json, "cosine_pdf": .../geometry_cosine.pdf, "cosine_png": ...,
+    #  "interpolation_pdf": ..., "interpolation_png": ...}
+    draw_stage("runs.csv", "cosine.csv", "interpolation.csv", files)  # writes exactly `files`
+    pdfs = write_geometry_figures(cosines, curves, {k: v for k, v in files.items() if k != "summary"})
+    # {"geometry_cosine": .../geometry_cosine.pdf, "geometry_interpolation": ...}
 
 The rule geometry_figures calls `draw_stage`, which reads the geometry rule's CSVs, draws
-both figures and writes summary.json (memcap.geometry.summary plus the run's settings).
+both figures and writes the summary (memcap.geometry.summary plus the run's settings) to
+the paths it is given, keyed as the rule names its outputs (OUTPUTS,
+workflow/rules/geometry.smk); an unknown or a missing key raises ValueError naming the
+allowed ones. ``output_paths`` gives the default names in one folder, for tests and
+notebooks.
 
 * ``geometry_cosine``: densities of cosine similarity, same text vs different texts
   (Figure 7).
@@ -25,8 +32,24 @@ import numpy as np
 import pandas as pd
 
 from memcap import figures
+from memcap.io import check_named_paths, check_paths
 
 FIGURE_NAMES = ["geometry_cosine", "geometry_interpolation"]
+# the rule's output names: each figure ("cosine", "interpolation") as PDF and PNG
+FIGURE_KEYS = {"cosine": "geometry_cosine", "interpolation": "geometry_interpolation"}
+FIGURE_FORMATS = ["pdf", "png"]
+OUTPUTS = ["summary", *(f"{key}_{fmt}" for key in FIGURE_KEYS for fmt in FIGURE_FORMATS)]
+
+
+def output_paths(out_dir: Path) -> dict[str, Path]:
+    """draw_stage's files in one folder, by OUTPUTS: {"summary": out_dir/summary.json,
+    "cosine_pdf": out_dir/geometry_cosine.pdf, ...}. For tests and notebooks; the workflow
+    names its own files (rule geometry_figures)."""
+    out_dir = Path(out_dir)
+    figure_files = {
+        f"{key}_{fmt}": out_dir / f"{name}.{fmt}" for key, name in FIGURE_KEYS.items() for fmt in FIGURE_FORMATS
+    }
+    return {"summary": out_dir / "summary.json", **figure_files}
 
 
 def cosine_figure(cosines: pd.DataFrame):
@@ -86,27 +109,33 @@ def interpolation_figure(curves: pd.DataFrame, max_texts: int = 4):
     return fig
 
 
-def write_geometry_figures(cosines: pd.DataFrame, curves: pd.DataFrame, out_dir: Path) -> dict[str, Path]:
-    """geometry_cosine and geometry_interpolation as PDF + PNG in out_dir."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+def write_geometry_figures(cosines: pd.DataFrame, curves: pd.DataFrame, paths) -> dict[str, Path]:
+    """geometry_cosine and geometry_interpolation as PDF + PNG to `paths` ("cosine_pdf",
+    "cosine_png", "interpolation_pdf", "interpolation_png"; ValueError on an unknown or a
+    missing key). Returns {name in FIGURE_NAMES: pdf path}."""
+    paths = check_named_paths(paths, FIGURE_KEYS, FIGURE_FORMATS, "write_geometry_figures")
+    for path in paths.values():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    draw = {"cosine": lambda: cosine_figure(cosines), "interpolation": lambda: interpolation_figure(curves)}
     with figures.figure_style():
         return {
-            "geometry_cosine": figures.save_figure(cosine_figure(cosines), out_dir, "geometry_cosine"),
-            "geometry_interpolation": figures.save_figure(
-                interpolation_figure(curves), out_dir, "geometry_interpolation"
-            ),
+            name: figures.save_figure_as(draw[key](), paths[f"{key}_pdf"], paths[f"{key}_png"])
+            for key, name in FIGURE_KEYS.items()
         }
 
 
-def draw_stage(runs_csv, cosine_csv, interpolation_csv, out_dir, summary_json) -> dict:
-    """Rule geometry_figures: both figures and summary.json (the numbers the report quotes)."""
+def draw_stage(runs_csv, cosine_csv, interpolation_csv, paths) -> dict[str, Path]:
+    """Rule geometry_figures: both figures and the summary (the numbers the report quotes),
+    written to `paths`, keyed by OUTPUTS as the rule names its outputs (ValueError on an
+    unknown or a missing key). Returns `paths` as Paths."""
     from memcap.geometry import summary  # torch: not imported with FIGURE_NAMES (memcap.report)
+
+    paths = check_paths(paths, OUTPUTS, "draw_stage")
 
     runs = pd.read_csv(runs_csv, dtype={"sample_id": str})
     cosines = pd.read_csv(cosine_csv, dtype={"sample_a": str, "sample_b": str})
     curves = pd.read_csv(interpolation_csv, dtype={"sample_id": str})
-    paths = write_geometry_figures(cosines, curves, out_dir)
+    write_geometry_figures(cosines, curves, {k: p for k, p in paths.items() if k != "summary"})
     stats = summary(runs, cosines, curves)
     first = runs.iloc[0] if len(runs) else {}
     stats.update(
@@ -117,5 +146,6 @@ def draw_stage(runs_csv, cosine_csv, interpolation_csv, out_dir, summary_json) -
         }
     )
     stats["inits"] = int(runs.groupby("sample_id").size().max()) if len(runs) else 0
-    Path(summary_json).write_text(json.dumps(stats, indent=1) + "\n", encoding="utf-8")
+    paths["summary"].parent.mkdir(parents=True, exist_ok=True)
+    paths["summary"].write_text(json.dumps(stats, indent=1) + "\n", encoding="utf-8")
     return paths

@@ -10,6 +10,7 @@ the named paths of a function that writes several files.
     write_jsonl(rows, "texts.jsonl", ensure_ascii=False); rows = read_jsonl("texts.jsonl")
     package_file("gensim", "test/test_data/lee_background.cor")   # found without importing gensim
     named_paths("out", ["a", "b"], ["csv", "tex"])   # {"a_csv": out/a.csv, "a_tex": out/a.tex, ...}
+    check_paths(paths, ["rows", "summary"], "write_outputs")   # Paths; ValueError on a wrong key
 
 Atomic: the data goes to a hidden temp file (`.<name>.<random><suffix>`) in the target's own
 folder, so the rename cannot cross file systems, and replaces the target only once complete.
@@ -107,10 +108,29 @@ def check_named_paths(
     is missing (every name in every format). `what` names the caller in the message.
     """
     names, formats = list(names), list(formats)
-    allowed = list(named_paths("", names, formats))
+    return check_paths(
+        paths,
+        named_paths("", names, formats),
+        what,
+        complete,
+        f"'<name>_<format>' for the names {', '.join(names)} and the formats {', '.join(formats)}",
+    )
+
+
+def check_paths(
+    paths: Mapping[str, str | Path], keys: Iterable[str], what: str, complete: bool = True, described: str = ""
+) -> dict[str, Path]:
+    """`paths` as Paths after checking its keys against `keys` (a rule's output names, e.g.
+    ["rows", "table", "tex", "summary"]): check_named_paths for any list of names.
+
+    ValueError naming the allowed keys when a key is unknown or, if `complete`, when any
+    is missing. `what` names the caller in the message, `described` (optional) the keys.
+    """
+    allowed = list(keys)
+    kind = described or "output names"
     if not isinstance(paths, Mapping):
         raise TypeError(
-            f"{what}: takes a mapping of '<name>_<format>' to a path, not {paths!r}; allowed keys: {', '.join(allowed)}"
+            f"{what}: takes a mapping of {kind} to a path, not {paths!r}; allowed keys: {', '.join(allowed)}"
         )
     unknown = [key for key in paths if key not in allowed]
     missing = [key for key in allowed if key not in paths] if complete else []
@@ -121,9 +141,5 @@ def check_named_paths(
             if keys
         )
         need = "needs every one" if complete else "takes any"
-        raise ValueError(
-            f"{what}: {problems}; it {need} of '<name>_<format>' for the names "
-            f"{', '.join(names)} and the formats {', '.join(formats)}: "
-            f"{', '.join(allowed)}"
-        )
+        raise ValueError(f"{what}: {problems}; it {need} of {kind}: {', '.join(allowed)}")
     return {key: Path(path) for key, path in paths.items()}

@@ -1,9 +1,18 @@
 """How many bits does a [mem] vector need? This project's extension beyond the paper.
 
-    from memcap.precision import quantise, run_precision, write_outputs
+    from memcap.precision import output_paths, quantise, run_precision, write_outputs
     quantise(vectors, "int4")   # (K, d) float32: 4-bit symmetric rounding, a scale per vector
     rows = run_precision(lm, records, {"lee": texts}, formats=["bfloat16", "int4"], pca=[8])
-    write_outputs(rows, "results/demo/precision", summary=metrics.summarise(df))
+    files = output_paths("results/demo/precision")
+    # {"shares": .../shares.csv, "table_csv": .../table.csv, "table_tex": .../table.tex,
+    #  "ratio_csv": ..., "ratio_tex": ..., "figure_pdf": .../precision.pdf, "figure_png": ...,
+    #  "summary": .../summary.json}
+    write_outputs(rows, files, summary=metrics.summarise(df))   # writes exactly `files`
+
+``write_outputs`` (and ``summary_stage``, the rule precision_summary) take the path of every
+file, keyed as the rule names its outputs (OUTPUTS, workflow/rules/precision.smk); an
+unknown or a missing key raises ValueError naming the allowed ones. ``output_paths`` gives
+the default names in one folder, for tests and notebooks.
 
 The paper's Eq. 1 and the byte-level compression ratios (Appendix F) assume 16 bits per
 vector value; nobody measured what the decoded texts need. Here every lossless sample of a
@@ -43,7 +52,7 @@ from safetensors import safe_open
 
 from memcap import metrics, tables
 from memcap.engine import first_scored, greedy_decode, score
-from memcap.io import read_jsonl, write_jsonl
+from memcap.io import check_paths, read_jsonl, write_jsonl
 from memcap.job import read_texts
 from memcap.models import load_model, load_registry, resolve_model
 from memcap.records import FLOAT_SLACK, LOSSLESS_ACCURACY, accuracy_is_lossless
@@ -535,9 +544,10 @@ def ratio_table(th: pd.DataFrame, classical: pd.DataFrame | None = None) -> pd.D
     )
 
 
-def figure(frame: pd.DataFrame, out_dir: Path, name: str = "precision") -> Path:
+def figure(frame: pd.DataFrame, pdf: Path, png: Path) -> Path:
     """Share of samples still lossless against bits per value (log2), one panel per source,
-    one line per model (and K); the dotted line is 99 %."""
+    one line per model (and K); the dotted line is 99 %. Written as `pdf` and `png`;
+    returns the PDF's path."""
     import matplotlib.ticker
 
     from memcap import figures
@@ -546,7 +556,7 @@ def figure(frame: pd.DataFrame, out_dir: Path, name: str = "precision") -> Path:
         rounding = frame[~frame["format"].map(is_pca)] if len(frame) else frame
         if rounding.empty:
             fig = figures.placeholder_figure("Precision of the [mem] vectors", "no lossless sample to round")
-            return figures.save_figure(fig, out_dir, name)
+            return figures.save_figure_as(fig, pdf, png)
         sources = list(dict.fromkeys(rounding["dataset"]))
         fig, axes = figures.panel_grid(len(sources), ncols=min(3, len(sources)), height=2.6)
         markers = {"float32": "o", "bfloat16": "D", "float16": "s"}
@@ -576,25 +586,53 @@ def figure(frame: pd.DataFrame, out_dir: Path, name: str = "precision") -> Path:
             ax.set_xlabel("bits per value (scales included)")
             ax.set_ylabel("% still lossless")
             ax.legend(loc="lower right")
-        return figures.save_figure(fig, out_dir, name)
+        return figures.save_figure_as(fig, pdf, png)
+
+
+OUTPUTS = ["shares", "table_csv", "table_tex", "ratio_csv", "ratio_tex", "figure_pdf", "figure_png", "summary"]
+_DEFAULT_NAMES = {
+    "shares": "shares.csv",
+    "table_csv": "table.csv",
+    "table_tex": "table.tex",
+    "ratio_csv": "ratio.csv",
+    "ratio_tex": "ratio.tex",
+    "figure_pdf": "precision.pdf",
+    "figure_png": "precision.png",
+    "summary": "summary.json",
+}
+
+
+def output_paths(out_dir) -> dict[str, Path]:
+    """write_outputs' files in one folder, by OUTPUTS: {"shares": out_dir/shares.csv,
+    "table_csv": out_dir/table.csv, ..., "figure_pdf": out_dir/precision.pdf, ...}. For tests
+    and notebooks; the workflow names its own files (rule precision_summary)."""
+    return {key: Path(out_dir) / _DEFAULT_NAMES[key] for key in OUTPUTS}
 
 
 def write_outputs(
-    rows: list[dict], out_dir, summary: pd.DataFrame | None = None, baselines_rows: str | Path | None = None
+    rows: list[dict],
+    paths,
+    summary: pd.DataFrame | None = None,
+    baselines_rows: str | Path | None = None,
+    baselines_summary: str | Path | None = None,
 ) -> dict[str, Path]:
-    """shares.csv (per group and format), table.csv/.tex (shares), ratio.csv/.tex (ratios
-    and Eq. 1), precision.pdf/.png and summary.json (what the report quotes) in out_dir.
+    """To `paths` (keyed by OUTPUTS, as the rule names its outputs; ValueError on an unknown
+    or a missing key): "shares" (CSV, per group and format), "table_csv"/"table_tex" (the
+    shares), "ratio_csv"/"ratio_tex" (ratios and Eq. 1), "figure_pdf"/"figure_png" and
+    "summary" (the JSON the report quotes). Returns `paths` as Paths.
 
     `summary` is memcap.metrics.summarise of the run's records (token gain for Eq. 1);
-    `baselines_rows` the baselines stage's rows.csv, whose mean ratios stand beside ours.
+    `baselines_rows` the baselines stage's rows.csv, whose mean ratios stand beside ours,
+    and `baselines_summary` its summary.json (the model they are labelled with).
     """
     from memcap import baselines
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = check_paths(paths, OUTPUTS, "precision.write_outputs")
+    for path in paths.values():
+        path.parent.mkdir(parents=True, exist_ok=True)
     long = long_frame(rows)
     frame = shares(long)
-    frame.to_csv(out_dir / "shares.csv", index=False)
+    frame.to_csv(paths["shares"], index=False)
     best = smallest(frame)
     th = theory(best, long, summary) if len(best) else best
     classical = None
@@ -602,8 +640,8 @@ def write_outputs(
         base = pd.read_csv(baselines_rows, dtype={"sample_id": str})
         if len(base):
             model = (
-                json.loads((Path(baselines_rows).parent / "summary.json").read_text()).get("model")
-                if (Path(baselines_rows).parent / "summary.json").is_file()
+                json.loads(Path(baselines_summary).read_text()).get("model")
+                if baselines_summary and Path(baselines_summary).is_file()
                 else None
             )
             classical = baselines.summarise(base).assign(model=model)
@@ -617,9 +655,8 @@ def write_outputs(
             )
         )
     )
-    paths = {}
     for stem, display, lead in (("table", share_display, 3), ("ratio", ratio_display, 3)):
-        display.to_csv(out_dir / f"{stem}.csv", index=False)
+        display.to_csv(paths[f"{stem}_csv"], index=False)
         tex = (
             tables._boxed(
                 tables._tabular(display, "l" * lead + "r" * (len(display.columns) - lead), groups=display["Model"])
@@ -627,9 +664,8 @@ def write_outputs(
             if len(display)
             else tables._empty_note("No lossless sample to round in this run.")
         )
-        (out_dir / f"{stem}.tex").write_text(tex + "\n", encoding="utf-8")
-        paths[stem] = out_dir / f"{stem}.tex"
-    paths["figure"] = figure(frame, out_dir)
+        paths[f"{stem}_tex"].write_text(tex + "\n", encoding="utf-8")
+    figure(frame, paths["figure_pdf"], paths["figure_png"])
     groups = [
         {
             "model": r.model,
@@ -650,16 +686,21 @@ def write_outputs(
         # samples lossless at every rounding format asked for
         "lossless_all": int(sum(all(p["lossless"] for n, p in r["precisions"].items() if not is_pca(n)) for r in rows)),
     }
-    (out_dir / "summary.json").write_text(json.dumps(facts, indent=1) + "\n", encoding="utf-8")
-    paths["summary"] = out_dir / "summary.json"
+    paths["summary"].write_text(json.dumps(facts, indent=1) + "\n", encoding="utf-8")
     return paths
 
 
 def summary_stage(
-    precision_files: list, record_files: list, out_dir, baselines_rows: str | Path | None = None
+    precision_files: list,
+    record_files: list,
+    paths,
+    baselines_rows: str | Path | None = None,
+    baselines_summary: str | Path | None = None,
 ) -> dict[str, Path]:
-    """Rule precision_summary: tables, figure and summary.json from every model's records."""
+    """Rule precision_summary: tables, figure and summary from every model's records, to
+    `paths` (write_outputs: keyed by OUTPUTS, as the rule names its outputs)."""
+    paths = check_paths(paths, OUTPUTS, "precision.summary_stage")
     rows = [r for path in precision_files for r in read_jsonl(Path(path))]
     df = metrics.load_records(record_files)
     summary = metrics.summarise(df) if len(df) else None
-    return write_outputs(rows, out_dir, summary, baselines_rows)
+    return write_outputs(rows, paths, summary, baselines_rows, baselines_summary)

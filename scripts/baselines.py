@@ -1,7 +1,5 @@
 """Rule baselines: classical compressors and LM arithmetic coding (memcap.baselines)."""
 
-from pathlib import Path
-
 from memcap.script import start_model_job
 
 # before transformers is imported (and before CUDA starts: the job's card is chosen here)
@@ -14,7 +12,7 @@ run_stage(
     p.model,
     list(snakemake.input.records),
     dict(zip(p.datasets, snakemake.input.texts, strict=True)),
-    Path(snakemake.output.table).parent,
+    dict(snakemake.output.items()),  # the rule's named outputs are the files written
     verify=p.verify,
     device=p.device,
     models_file=p.models_file,

@@ -1,17 +1,15 @@
 """Rule geometry_figures: Figures 7 and 8 and the report's numbers (memcap.geometry_figures)."""
 
-from pathlib import Path
-
 from memcap.script import start_job
 
 start_job(snakemake.log[0])
 
 from memcap.geometry_figures import draw_stage
 
+# the rule's named outputs ("summary", "cosine_pdf", ...) are the files written
 draw_stage(
     snakemake.input.runs,
     snakemake.input.cosine,
     snakemake.input.interpolation,
-    Path(snakemake.output.summary).parent,
-    snakemake.output.summary,
+    dict(snakemake.output.items()),
 )

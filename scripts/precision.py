@@ -1,7 +1,5 @@
 """Rules precision and precision_summary: rounded [mem] vectors scored again (memcap.precision)."""
 
-from pathlib import Path
-
 from memcap.script import start_job, start_model_job
 
 if snakemake.rule == "precision":
@@ -31,6 +29,7 @@ else:
     summary_stage(
         list(snakemake.input.precision),
         list(snakemake.input.records),
-        Path(snakemake.output.summary).parent,
+        dict(snakemake.output.items()),  # the rule's named outputs are the files written
         baselines_rows=snakemake.input.get("baselines_rows"),
+        baselines_summary=snakemake.input.get("baselines_summary"),
     )

@@ -109,7 +109,9 @@ def test_outputs_put_the_papers_ratios_beside_ours(tmp_path):
     lm = tiny("tiny-gpt-neox")
     texts = [{"id": "lee-0000", "text": lee_articles()[0]}]
     records = _records(tmp_path, lm, [("lee-0000", 8, 1.0)])
-    paths = baselines.write_outputs(baselines.run_baselines(lm, records, texts, "lee"), tmp_path / "out")
+    paths = baselines.write_outputs(
+        baselines.run_baselines(lm, records, texts, "lee"), baselines.output_paths(tmp_path / "out")
+    )
     table = pd.read_csv(paths["table"], dtype=str, keep_default_na=False)
     assert list(table.Values) == ["this run", "paper", "paper", "paper"]
     paper = table.set_index("Source")
@@ -120,8 +122,24 @@ def test_outputs_put_the_papers_ratios_beside_ours(tmp_path):
     rows = pd.read_csv(paths["rows"])
     assert rows.zlib_ratio[0] == pytest.approx(rows.n_bytes[0] / rows.zlib[0])
     # no records: header-only table with the paper's rows
-    empty = baselines.write_outputs([], tmp_path / "empty")
+    empty = baselines.write_outputs([], baselines.output_paths(tmp_path / "empty"))
     assert pd.read_csv(empty["table"]).Values.eq("paper").all()
+
+
+def test_outputs_are_exactly_the_paths_given(tmp_path):
+    """The rule names every file (baselines' outputs); nothing else is written, and a wrong
+    or a missing key says which keys are allowed before anything is written."""
+    paths = {key: tmp_path / "out" / f"{key}-file{path.suffix}" for key, path in baselines.output_paths("").items()}
+    assert baselines.write_outputs([], paths, "m") == paths and set(paths) == set(baselines.OUTPUTS)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(p.name for p in paths.values())
+    assert r"\toprule" in paths["tex"].read_text()
+    with pytest.raises(ValueError, match=r"unknown key\(s\) 'pdf'.*: rows, table, tex, summary"):
+        baselines.write_outputs([], {**paths, "pdf": tmp_path / "x.pdf"})
+    with pytest.raises(ValueError, match=r"missing key\(s\) 'summary'.*: rows, table, tex, summary"):
+        baselines.run_stage("tiny-gpt-neox", [], {}, {k: p for k, p in paths.items() if k != "summary"})
+    with pytest.raises(TypeError, match="takes a mapping"):
+        baselines.write_outputs([], tmp_path / "folder")
+    assert not (tmp_path / "folder").exists() and not (tmp_path / "x.pdf").exists()
 
 
 def test_report_section_includes_the_table_or_says_not_run(tmp_path):

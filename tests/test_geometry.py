@@ -98,13 +98,44 @@ def test_figures_are_written_with_and_without_data(tmp_path):
     lm, texts, runs, vectors = solved()
     cos = geometry.cosine_pairs(runs, vectors)
     curves = geometry.interpolate(lm, texts, runs, vectors, points=3, protocol="paper")
-    paths = geometry_figures.write_geometry_figures(cos, curves, tmp_path / "full")
+    figure_files = lambda folder: {k: p for k, p in geometry_figures.output_paths(folder).items() if k != "summary"}  # noqa: E731
+    paths = geometry_figures.write_geometry_figures(cos, curves, figure_files(tmp_path / "full"))
     assert set(paths) == set(geometry_figures.FIGURE_NAMES)
     for path in paths.values():
         assert path.read_bytes()[:5] == b"%PDF-" and path.with_suffix(".png").is_file()
-    empty = geometry_figures.write_geometry_figures(cos.iloc[:0], curves.iloc[:0], tmp_path / "empty")
+    empty = geometry_figures.write_geometry_figures(cos.iloc[:0], curves.iloc[:0], figure_files(tmp_path / "empty"))
     assert all(p.is_file() for p in empty.values())
     assert np.isnan(geometry.summary(runs.iloc[:0], cos.iloc[:0], curves.iloc[:0])["same_mean"])
+
+
+def test_the_stage_writes_exactly_the_paths_it_is_given(tmp_path):
+    """draw_stage writes the rule's named outputs and nothing else; a wrong or a missing key
+    says which keys are allowed before anything is read or written."""
+    import json
+
+    lm, texts, runs, vectors = solved()
+    inputs = {
+        "runs": runs,
+        "cosine": geometry.cosine_pairs(runs, vectors),
+        "interpolation": geometry.interpolate(lm, texts, runs, vectors, points=3, protocol="paper"),
+    }
+    for name, frame in inputs.items():
+        frame.to_csv(tmp_path / f"{name}.csv", index=False)
+    csvs = [tmp_path / f"{name}.csv" for name in inputs]
+    paths = {
+        key: tmp_path / "out" / f"{key}-file{path.suffix}" for key, path in geometry_figures.output_paths("").items()
+    }
+    written = geometry_figures.draw_stage(*csvs, paths)
+    assert written == paths and set(paths) == set(geometry_figures.OUTPUTS)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(p.name for p in paths.values())
+    assert paths["cosine_pdf"].read_bytes()[:5] == b"%PDF-" and json.loads(paths["summary"].read_text())["inits"] == 3
+    with pytest.raises(ValueError, match=r"unknown key\(s\) 'cosine_svg'.*: summary, cosine_pdf, cosine_png, "):
+        geometry_figures.draw_stage(*csvs, {**paths, "cosine_svg": tmp_path / "x.svg"})
+    with pytest.raises(ValueError, match=r"unknown key\(s\) 'summary'.*: cosine_pdf, cosine_png, interpolation_pdf"):
+        geometry_figures.write_geometry_figures(inputs["cosine"], inputs["interpolation"], paths)
+    with pytest.raises(ValueError, match=r"missing key\(s\) 'interpolation_png'"):
+        geometry_figures.draw_stage(*csvs, {k: p for k, p in paths.items() if k != "interpolation_png"})
+    assert not (tmp_path / "x.svg").exists()
 
 
 def test_report_section_quotes_the_summary_or_says_not_run(tmp_path):

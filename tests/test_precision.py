@@ -209,16 +209,13 @@ def test_the_report_shows_the_precision_table_figure_and_eq1(stage):
     import subprocess
 
     root, records, _, rows = stage
-    paths = precision.summary_stage([root / "precision" / "tiny-llama.jsonl"], [records], root / "precision")
+    paths = precision.summary_stage(
+        [root / "precision" / "tiny-llama.jsonl"], [records], precision.output_paths(root / "precision")
+    )
     table_files, figure_files = tables.table_paths(root / "tables"), figures.figure_paths(root / "figures")
     tables.write_tables([records], table_files)
     figures.write_figures([records], figure_files)
-    stage_files = {
-        "summary": paths["summary"],
-        "table_tex": paths["table"],
-        "ratio_tex": paths["ratio"],
-        "figure_pdf": paths["figure"],
-    }
+    stage_files = {key: paths[key] for key in ("summary", "table_tex", "ratio_tex", "figure_pdf")}
     pdf = report.build_report(
         table_files,
         figure_files,
@@ -241,9 +238,49 @@ def test_the_report_shows_the_precision_table_figure_and_eq1(stage):
 
 def test_a_run_without_lossless_samples_says_so(stage, tmp_path):
     _, records, _, _ = stage
-    paths = precision.write_outputs([], tmp_path)
+    paths = precision.write_outputs([], precision.output_paths(tmp_path))
     facts = json.loads(paths["summary"].read_text())
     assert facts["samples"] == 0 and facts["groups"] == []
-    assert "No lossless sample" in paths["table"].read_text() and paths["figure"].is_file()
+    assert "No lossless sample" in paths["table_tex"].read_text() and paths["figure_pdf"].is_file()
     source = report.render_report(report.report_context([records], precision=facts))
     assert "has no lossless sample" in source and r"\input{tables/precision.tex}" not in source
+
+
+def test_the_summary_writes_exactly_the_paths_it_is_given(stage, tmp_path):
+    """The rule names every file (precision_summary's outputs); nothing else is written, and a
+    wrong or a missing key says which keys are allowed before anything is written."""
+    root, records, _, _ = stage
+    names = {key: f"{key}-file{Path(name).suffix}" for key, name in precision.output_paths("").items()}
+    paths = {key: tmp_path / "out" / name for key, name in names.items()}
+    written = precision.summary_stage([root / "precision" / "tiny-llama.jsonl"], [records], paths)
+    assert written == paths
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(names.values())
+    assert set(precision.OUTPUTS) == set(names) and json.loads(paths["summary"].read_text())["samples"] > 0
+    with pytest.raises(ValueError, match=r"unknown key\(s\) 'figure_svg'.*: shares, table_csv, table_tex, "):
+        precision.write_outputs([], {**paths, "figure_svg": tmp_path / "x.svg"})
+    with pytest.raises(ValueError, match=r"missing key\(s\) 'ratio_tex'.*figure_pdf, figure_png, summary"):
+        precision.summary_stage([], [], {k: p for k, p in paths.items() if k != "ratio_tex"})
+    with pytest.raises(TypeError, match="takes a mapping"):
+        precision.write_outputs([], tmp_path / "folder")
+    assert not (tmp_path / "folder").exists() and not (tmp_path / "x.svg").exists()
+
+
+def test_the_classical_ratios_come_from_the_baselines_files_given(stage, tmp_path):
+    """The baselines stage's rows and summary (whose model labels them) are read from the
+    paths given, whatever their names."""
+    from memcap import baselines
+
+    root, records, _, _ = stage
+    row = baselines.BaselineRow("lee", "lee-0000", 4, True, 20, 10, 10, 10, 10, 5, 4, 30.0, True, 128)
+    base = {key: tmp_path / "base" / f"b-{key}{p.suffix}" for key, p in baselines.output_paths("").items()}
+    baselines.write_outputs([row], base, "tiny-llama")
+    out = precision.output_paths(tmp_path / "with")
+    precision.summary_stage([root / "precision" / "tiny-llama.jsonl"], [records], out, base["rows"], base["summary"])
+    ratio = pd.read_csv(out["ratio_csv"], dtype=str, keep_default_na=False)
+    assert (ratio.loc[ratio.K == "1", "zlib"] == "2.00").all() and (ratio.K == "1").any()
+    assert json.loads(out["summary"].read_text())["baselines"] is True
+    # without the summary the rows have no model to stand beside
+    alone = precision.output_paths(tmp_path / "alone")
+    precision.summary_stage([root / "precision" / "tiny-llama.jsonl"], [records], alone, base["rows"])
+    ratio = pd.read_csv(alone["ratio_csv"], dtype=str, keep_default_na=False)
+    assert not (ratio.zlib == "2.00").any()

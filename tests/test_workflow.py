@@ -13,6 +13,7 @@ import signal
 import subprocess
 import time
 from collections import Counter
+from pathlib import Path
 
 import jsonschema
 import pandas as pd
@@ -355,6 +356,13 @@ def test_the_report_reads_the_files_of_its_input_rules_by_their_names(tmp_path):
     assert report["params"]["geometry"]["cosine_pdf"] == "results/smoke/geometry/geometry_cosine.pdf"
     assert report["params"]["baselines"]["tex"] == "results/smoke/baselines/table.tex"
     assert report["params"]["precision"]["ratio_tex"] == "results/smoke/precision/ratio.tex"
+    # the stages' functions take exactly these names; their default files are the rule's
+    from memcap import baselines, geometry_figures, precision
+
+    for stage, module in [("geometry", geometry_figures), ("baselines", baselines), ("precision", precision)]:
+        files = report["params"][stage]
+        assert set(files) == set(module.OUTPUTS), stage
+        assert module.output_paths(f"results/smoke/{stage}") == {k: Path(v) for k, v in files.items()}, stage
     off = plan(write_config("smoke", tmp_path / "off.yaml", geometry={}, baselines={}, precision={}), workdir=tmp_path)
     report = next(j for j in off if j["rule"] == "report")
     assert report["params"]["geometry"] == report["params"]["baselines"] == report["params"]["precision"] == {}

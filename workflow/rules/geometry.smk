@@ -1,7 +1,8 @@
 # Geometry of the [mem] solutions (memcap.geometry, the paper's Figures 7 and 8): one job
 # compresses each text from several random inits and scores the lines between solutions;
 # a light rule draws the figures (memcap.geometry_figures). Runs only when geometry.model
-# is set (common.smk).
+# is set (common.smk). Each rule's named outputs are the files its script writes
+# (geometry_figures: memcap.geometry_figures.OUTPUTS, draw_stage) and the report reads.
 
 
 rule geometry:
