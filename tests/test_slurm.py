@@ -248,7 +248,7 @@ def test_cancelled_job_resumes_on_rerun(cluster, tmp_path):
         optim={"max_steps": 150, "patience": 150},
     )  # fmt: skip
     data = yaml.safe_load(cfg.read_text())
-    data["compress"]["batch_size"] = 1  # one part per sample
+    data["resources"]["batch_size"] = 1  # one part per sample
     cfg.write_text(yaml.safe_dump(data, sort_keys=False))
     work = tmp_path / "work"
     target = "results/cancel/compress/tiny-gpt-neox/lee.jsonl"
