@@ -250,7 +250,7 @@ def write_outputs(rows: list[BaselineRow], paths, model: str = "", verified: boo
         else pd.DataFrame(columns=["dataset", "texts", "lossless", "tokens", "bytes", *RATIO_COLUMNS])
     )
     table.to_csv(paths["table"], index=False)
-    tex = tables._boxed(tables._tabular(table, "ll" + "r" * (len(TABLE_COLUMNS) - 2), groups=table["Values"]))
+    tex = tables.latex_boxed(tables.latex_tabular(table, "ll" + "r" * (len(TABLE_COLUMNS) - 2), groups=table["Values"]))
     paths["tex"].write_text(tex + "\n", encoding="utf-8")
     facts = {
         "model": model,

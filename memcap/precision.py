@@ -658,11 +658,11 @@ def write_outputs(
     for stem, display, lead in (("table", share_display, 3), ("ratio", ratio_display, 3)):
         display.to_csv(paths[f"{stem}_csv"], index=False)
         tex = (
-            tables._boxed(
-                tables._tabular(display, "l" * lead + "r" * (len(display.columns) - lead), groups=display["Model"])
+            tables.latex_boxed(
+                tables.latex_tabular(display, "l" * lead + "r" * (len(display.columns) - lead), groups=display["Model"])
             )
             if len(display)
-            else tables._empty_note("No lossless sample to round in this run.")
+            else tables.latex_empty_note("No lossless sample to round in this run.")
         )
         paths[f"{stem}_tex"].write_text(tex + "\n", encoding="utf-8")
     figure(frame, paths["figure_pdf"], paths["figure_png"])

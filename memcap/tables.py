@@ -610,7 +610,7 @@ def build_tables(df: pd.DataFrame, models=(), datasets=()) -> dict[str, pd.DataF
 # --- LaTeX ----------------------------------------------------------------------------
 
 
-def _tabular(
+def latex_tabular(
     frame: pd.DataFrame,
     align: str,
     env: str = "tabular",
@@ -638,11 +638,13 @@ def _tabular(
     return "\n".join(lines)
 
 
-def _boxed(tabular: str) -> str:
+def latex_boxed(tabular: str) -> str:
+    """A tabular scaled down to the text width where it is wider (adjustbox)."""
     return "\\begin{adjustbox}{max width=\\linewidth}\n" + tabular + "\n\\end{adjustbox}"
 
 
-def _empty_note(what: str) -> str:
+def latex_empty_note(what: str) -> str:
+    """The one-line note that stands where a table has nothing to show."""
     return rf"\par\emph{{{latex_escape(what)}}}\par"
 
 
@@ -650,7 +652,7 @@ def table1_latex(frame: pd.DataFrame) -> str:
     """Table 1 as booktabs tabulars, at most MODELS_PER_TABULAR model columns each."""
     models = list(frame.columns[3:])
     if frame.empty or not models:
-        return _empty_note("No records.")
+        return latex_empty_note("No records.")
     # Source and metric names only where they change, as in the paper's layout.
     shown = frame.copy()
     shown["Metric"] = frame["Metric"].where(frame["Values"] == OURS, "")
@@ -658,13 +660,13 @@ def table1_latex(frame: pd.DataFrame) -> str:
     blocks = []
     for start in range(0, len(models), MODELS_PER_TABULAR):
         chunk = models[start : start + MODELS_PER_TABULAR]
-        tabular = _tabular(
+        tabular = latex_tabular(
             shown[["Source", "Metric", "Values", *chunk]],
             "lll" + "r" * len(chunk),
             groups=frame["Source"],
             header=["Source", "Metric", "", *chunk],
         )
-        blocks.append(_boxed(tabular))
+        blocks.append(latex_boxed(tabular))
     return "\n\\par\\medskip\n".join(blocks)
 
 
@@ -673,7 +675,7 @@ def to_latex(name: str, frame: pd.DataFrame) -> str:
     if name == "table1":
         return table1_latex(frame)
     if frame.empty:
-        return _empty_note(
+        return latex_empty_note(
             {
                 "multivector": "No multi-vector runs (K > 1) in this run.",
                 "pass_rate": "No grid-mode records.",
@@ -682,14 +684,14 @@ def to_latex(name: str, frame: pd.DataFrame) -> str:
             }[name]
         )
     if name == "pass_rate":
-        return _tabular(
+        return latex_tabular(
             frame,
             "lll" + "r" * (len(frame.columns) - 3),
             env="longtable",
             groups=frame["Model"] + "/" + frame["Source"] + "/" + frame["K"],
         )
     align = "l" * 2 + "r" * (len(frame.columns) - 2)
-    return _boxed(_tabular(frame, align, groups=frame["Model"]))
+    return latex_boxed(latex_tabular(frame, align, groups=frame["Model"]))
 
 
 def write_tables(records: list[Path], paths: Mapping[str, str | Path], *, models=(), datasets=()) -> dict[str, Path]:
