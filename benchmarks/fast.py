@@ -2,6 +2,8 @@
 
     python benchmarks/fast.py --threads 1          # SmolLM2-135M, the reference's texts; minutes
     python benchmarks/fast.py --preset paper --max-steps 300   # any other settings, same comparison
+    python benchmarks/fast.py --save fast.json     # ... and keep the result;
+    python benchmarks/fast.py --compare fast.json  # later: the same against the reference as it is then
 
 Runs memcap's capacity search (memcap.search: each text up the grid, warm-started, a stuck
 warm start retried fresh) with `--preset` (default fast, memcap.engine.PRESETS) on the texts
@@ -15,12 +17,15 @@ one grid step of the reference's or above it with greedy decoding confirming, th
 optimiser steps and wall time of both (the reference's is the summed compute time its records
 hold), their ratios and the targets: <= 10 % of the reference's steps, >= 10x less wall time,
 every bracketed text within one grid step. Texts the reference has not bracketed yet are shown
-but left out of the targets.
+but left out of the targets. The reference is read when the search ends, so a search run beside
+a still-running reference is compared with every cell that run finished meanwhile; `--save`
+keeps the search's result, and `--compare` prints it against the reference again later.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -67,7 +72,17 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16, help="texts per batch (default %(default)s)")
     parser.add_argument("--device", default="cpu", help="default %(default)s (the reference ran on the CPU)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default %(default)s, as the reference)")
+    parser.add_argument("--save", type=Path, help="also write the search's result as JSON (for --compare later)")
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        metavar="JSON",
+        help="run nothing: print a result saved with --save against the reference's records as they are now",
+    )
     args = parser.parse_args()
+    if args.compare:
+        compare(json.loads(args.compare.read_text(encoding="utf-8")), args.folder)
+        return
     torch.set_num_threads(args.threads)
     overrides = parse_config(args.set) if args.set else {}
     optim = OptimConfig.from_dict(
@@ -75,9 +90,6 @@ def main() -> None:
     )
     grid = sorted(set(args.lengths))
     rows = read_texts(args.folder / "texts.jsonl")
-    reference = {
-        t["sample_id"]: t for t in text_capacities(read_jsonl(args.folder / "lee.jsonl")) if t["model"] == args.model
-    }
     spec = resolve_model(args.model, load_registry("config/models.yaml"))
 
     t0 = time.perf_counter()
@@ -113,39 +125,75 @@ def main() -> None:
     )
     wall = time.perf_counter() - t0
     settings = {k: v for k, v in optim.as_dict().items() if k != "preset"}
-    print(
-        f"model {spec.name}, {len(rows)} texts, K=1, paper protocol, grid {grid}, preset {optim.preset} "
-        f"{settings}, fails {args.fails}, retry fresh {args.retry_fresh}, device {lm.device}, "
-        f"torch threads {torch.get_num_threads()}"
-    )
-    position = {L: j for j, L in enumerate([0, *grid])}
+    run = {
+        "header": (
+            f"model {spec.name}, {len(rows)} texts, K=1, paper protocol, grid {grid}, preset {optim.preset} "
+            f"{settings}, fails {args.fails}, retry fresh {args.retry_fresh}, device {lm.device}, "
+            f"torch threads {torch.get_num_threads()}"
+        ),
+        "model": spec.name,
+        "grid": grid,
+        "wall_s": wall,
+        "texts": [
+            {
+                "id": str(row["id"]),
+                "capacity": r.capacity,
+                "steps": r.steps,
+                "attempts": [
+                    {
+                        "L": a.L,
+                        "lossless": a.lossless,
+                        "steps": a.steps,
+                        "greedy_exact": a.outcome is not None and a.outcome.greedy_exact,
+                    }
+                    for a in r.attempts
+                ],
+            }
+            for row, r in zip(rows, results, strict=True)
+        ],
+    }
+    if args.save:
+        args.save.write_text(json.dumps(run, indent=1) + "\n", encoding="utf-8")
+    compare(run, args.folder)
+
+
+def compare(run: dict, folder: Path) -> None:
+    """Print a search run (as --save writes it) against the reference's records as they are now."""
+    reference = {
+        t["sample_id"]: t for t in text_capacities(read_jsonl(folder / "lee.jsonl")) if t["model"] == run["model"]
+    }
+    print(run["header"])
+    position = {L: j for j, L in enumerate([0, *run["grid"]])}
     counted, within, ref_steps, ref_wall, our_steps = 0, 0, 0, 0.0, 0
-    for row, r in zip(rows, results, strict=True):
-        ref = reference.get(str(row["id"]))
-        tried = " ".join(f"{a.L}{'+' if a.lossless else '-'}({a.steps})" for a in r.attempts)
-        last_ok = [a for a in r.attempts if a.lossless and a.L == r.capacity]
-        exact = bool(last_ok) and last_ok[-1].outcome is not None and last_ok[-1].outcome.greedy_exact
+    for text in run["texts"]:
+        ref = reference.get(text["id"])
+        tried = " ".join(f"{a['L']}{'+' if a['lossless'] else '-'}({a['steps']})" for a in text["attempts"])
+        last_ok = [a for a in text["attempts"] if a["lossless"] and a["L"] == text["capacity"]]
+        exact = bool(last_ok) and last_ok[-1]["greedy_exact"]
         if ref is None or not ref["bracketed"]:
             state = "reference not bracketed yet" + (f" (>= {ref['capacity']})" if ref else "")
             print(
-                f"  {row['id']}: ours {r.capacity} (greedy {'exact' if exact else 'not exact'}); {state}; "
+                f"  {text['id']}: ours {text['capacity']} (greedy {'exact' if exact else 'not exact'}); {state}; "
                 f"attempts {tried}"
             )
             continue
-        close = abs(position[r.capacity] - position[ref["capacity"]]) <= 1 or (r.capacity > ref["capacity"] and exact)
+        close = abs(position[text["capacity"]] - position[ref["capacity"]]) <= 1 or (
+            text["capacity"] > ref["capacity"] and exact
+        )
         counted += 1
         within += close
         ref_steps += ref["steps"]
         ref_wall += ref["wall_s"]
-        our_steps += r.steps
+        our_steps += text["steps"]
         print(
-            f"  {row['id']}: ours {r.capacity} (greedy {'exact' if exact else 'not exact'}), reference "
+            f"  {text['id']}: ours {text['capacity']} (greedy {'exact' if exact else 'not exact'}), reference "
             f"{ref['capacity']} (first fail {ref['first_fail']}, {ref['steps']} steps): "
             f"{'within one grid step' if close else 'OFF'}; attempts {tried}"
         )
-    all_steps = sum(r.steps for r in results)
+    all_steps = sum(t["steps"] for t in run["texts"])
+    wall = run["wall_s"]
     print(f"{'procedure':36s} {'steps':>8s} {'wall s':>9s}  capacities per text")
-    print(f"{'fast search (all texts)':36s} {all_steps:8d} {wall:9.1f}  {[r.capacity for r in results]}")
+    print(f"{'fast search (all texts)':36s} {all_steps:8d} {wall:9.1f}  {[t['capacity'] for t in run['texts']]}")
     if not counted:
         print("no text of the reference is bracketed yet: nothing to compare")
         return
@@ -154,8 +202,9 @@ def main() -> None:
     print(f"{'reference, bracketed texts':36s} {ref_steps:8d} {ref_wall:9.1f}")
     print(f"{'fast search, the same texts':36s} {our_steps:8d} {ours_wall:9.1f}  (wall: its share of the steps)")
     print(f"steps ratio fast / reference: {our_steps / ref_steps:.3f} (target <= 0.10)")
-    so_far = sum(t["steps"] for t in reference.values() if t["sample_id"] in {str(r["id"]) for r in rows})
-    if counted < len(rows) and so_far:  # the unfinished texts' reference steps can only grow
+    ids = {t["id"] for t in run["texts"]}
+    so_far = sum(t["steps"] for t in reference.values() if t["sample_id"] in ids)
+    if counted < len(run["texts"]) and so_far:  # the unfinished texts' reference steps can only grow
         print(
             f"all texts, against the reference's steps so far ({so_far}): {all_steps / so_far:.3f} "
             "(an upper bound: the reference is still running)"
