@@ -80,21 +80,33 @@ def is_lossless(outcome: Outcome | None, protocol: str) -> bool:
     return lossless(outcome.status, outcome.correct, outcome.max_correct, outcome.scored, protocol)
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """How every text of one search moves through the lengths (search_capacity's arguments)."""
+
+    grid: list[int] | None  # grow through these lengths; None: start, then times growth
+    start: int
+    growth: float
+    resolution: int | None  # bisect down to this many tokens (None: grid mode stays on the grid)
+    max_length: int
+    min_length: int  # the shortest text the protocol scores (first_scored + 1)
+    retry_fresh: bool
+    fails: int  # failing grid lengths in a row that end a text
+
+
 class _Text:
     """Search state of one text: the bracket (lo lossless, hi failing) and the next length."""
 
-    def __init__(
-        self, index, n_tokens, grid, start, growth, resolution, max_length, min_length, retry_fresh=True, fails=1
-    ):
+    def __init__(self, index: int, n_tokens: int, plan: _Plan):
         self.result = SearchResult(index)
-        self.retry_fresh = retry_fresh
-        self.fails, self.failed = fails, 0  # failing lengths allowed in a row, and so far
+        self.retry_fresh = plan.retry_fresh
+        self.fails, self.failed = plan.fails, 0  # failing lengths allowed in a row, and so far
         self.retrying = False  # the next attempt restarts `next` from a random init
-        self.n_tokens, self.grid = n_tokens, grid
-        self.growth, self.resolution = growth, resolution
-        self.max_length, self.min_length = max_length, min_length
+        self.n_tokens, self.grid = n_tokens, plan.grid
+        self.growth, self.resolution = plan.growth, plan.resolution
+        self.max_length, self.min_length = plan.max_length, plan.min_length
         self.lo, self.lo_vectors, self.hi = 0, None, None
-        self.next = grid[0] if grid else start
+        self.next = plan.grid[0] if plan.grid else plan.start
         self._check_next()
 
     def _finish(self, reason: str) -> None:
@@ -231,10 +243,8 @@ def search_capacity(
     seed_of = seeds if callable(seeds) else (lambda i, L: seeds[i])
     if not callable(seeds) and len(seeds) != len(texts_ids):
         raise ValueError("one seed per text is needed")
-    states = [
-        _Text(i, len(ids), grid, start, growth, resolution, max_length, first + 1, retry_fresh, fails)
-        for i, ids in enumerate(texts_ids)
-    ]
+    plan = _Plan(grid, start, growth, resolution, max_length, first + 1, retry_fresh, fails)
+    states = [_Text(i, len(ids), plan) for i, ids in enumerate(texts_ids)]
     for i, done in (history or {}).items():
         for attempt in done:
             expected = (states[i].next, int(states[i].retrying))
