@@ -20,6 +20,7 @@ every bracketed text within one grid step. Texts the reference has not bracketed
 but left out of the targets. The reference is read when the search ends, so a search run beside
 a still-running reference is compared with every cell that run finished meanwhile; `--save`
 keeps the search's result, and `--compare` prints it against the reference again later.
+benchmarks/reference/fast-search.json is the fast preset's saved search (docs/benchmarks.md).
 """
 
 from __future__ import annotations
