@@ -99,12 +99,9 @@ class _Text:
 
     def __init__(self, index: int, n_tokens: int, plan: _Plan):
         self.result = SearchResult(index)
-        self.retry_fresh = plan.retry_fresh
-        self.fails, self.failed = plan.fails, 0  # failing lengths allowed in a row, and so far
+        self.plan, self.n_tokens = plan, n_tokens
+        self.failed = 0  # failing lengths in a row so far (plan.fails allowed)
         self.retrying = False  # the next attempt restarts `next` from a random init
-        self.n_tokens, self.grid = n_tokens, plan.grid
-        self.growth, self.resolution = plan.growth, plan.resolution
-        self.max_length, self.min_length = plan.max_length, plan.min_length
         self.lo, self.lo_vectors, self.hi = 0, None, None
         self.next = plan.grid[0] if plan.grid else plan.start
         self._check_next()
@@ -115,28 +112,28 @@ class _Text:
     def _check_next(self) -> None:
         if self.next is None:
             return
-        if self.next > self.max_length:
+        if self.next > self.plan.max_length:
             self._finish("max_length")
         elif self.next > self.n_tokens:
             self._finish("text_end")
-        elif self.next < self.min_length:
+        elif self.next < self.plan.min_length:
             self._finish("failed" if self.hi is not None else "too_short")
 
     def _grow(self) -> int | None:
-        if self.grid:
-            later = [L for L in self.grid if L > self.lo]
+        if self.plan.grid:
+            later = [L for L in self.plan.grid if L > self.lo]
             return later[0] if later else None
-        cap = min(self.max_length, self.n_tokens)  # growth tries the whole text last
-        bigger = max(int(self.lo * self.growth), self.lo + 1)
+        cap = min(self.plan.max_length, self.n_tokens)  # growth tries the whole text last
+        bigger = max(int(self.lo * self.plan.growth), self.lo + 1)
         return min(bigger, cap) if self.lo < cap else None
 
     def _bisect(self) -> int | None:
-        if self.grid and self.resolution is None:
-            if self.fails > 1:  # growth tried every grid length up to hi; those it skipped failed
+        if self.plan.grid and self.plan.resolution is None:
+            if self.plan.fails > 1:  # growth tried every grid length up to hi; those it skipped failed
                 return None
-            inside = [L for L in self.grid if self.lo < L < self.hi]
+            inside = [L for L in self.plan.grid if self.lo < L < self.hi]
             return inside[len(inside) // 2] if inside else None
-        step = self.resolution or 1
+        step = self.plan.resolution or 1
         if self.hi - self.lo <= step:
             return None
         return (self.lo + self.hi) // 2
@@ -157,7 +154,7 @@ class _Text:
             self.lo, self.lo_vectors = attempt.L, attempt.vectors
             self.result.capacity = attempt.L
             self.failed = 0
-        elif attempt.warm_start is not None and attempt.stop_reason == "patience" and self.retry_fresh:
+        elif attempt.warm_start is not None and attempt.stop_reason == "patience" and self.plan.retry_fresh:
             # vectors that encode the prefix can sit in a basin the longer text cannot leave
             # (seen on SmolLM2: a warm start at 8 tokens never improved, where fresh starts
             # decoded 26): a stuck attempt fails only once a fresh start failed too. One that
@@ -166,10 +163,10 @@ class _Text:
             return
         else:
             self.failed += 1
-            if self.grid and self.failed < self.fails:
+            if self.plan.grid and self.failed < self.plan.fails:
                 # capacity is not monotone in L (seen on SmolLM2 at the paper's budget: a text
                 # failed at 12 tokens, then passed 16 to 32), so a grid search may skip a failure
-                later = [L for L in self.grid if L > attempt.L]
+                later = [L for L in self.plan.grid if L > attempt.L]
                 if later:
                     self.next = later[0]
                     return self._check_next()
@@ -178,7 +175,7 @@ class _Text:
         if self.next is None:
             if self.hi is not None:
                 return self._finish("failed")
-            if self.grid:
+            if self.plan.grid:
                 return self._finish("grid_end")
             return self._finish("text_end" if self.lo >= self.n_tokens else "max_length")
         self._check_next()
