@@ -2,6 +2,13 @@
 
     python benchmarks/reference.py                 # runs or resumes it: hours on one CPU thread
     python benchmarks/reference.py --report        # prints what is recorded so far, runs nothing
+    python benchmarks/reference.py --folder benchmarks/validation --skip 6   # the validation set
+
+Two text sets, chosen by a rule fixed before any result was seen (docs/benchmarks.md):
+- tuning (benchmarks/reference/): the first 6 Lee articles with >= 100 tokens (second halves);
+  every optimiser and search setting is chosen by looking at these;
+- validation (benchmarks/validation/): the next 6 such articles (`--skip 6`), in corpus order;
+  every number claimed for a preset is measured on these, and nothing is tuned on them.
 
 SmolLM2-135M, paper protocol, K = 1, AdamW exactly as the paper (lr 1e-2, betas 0.9/0.9,
 weight decay 0.01, at most 5000 steps, patience 2000: memcap.engine.OptimConfig's defaults),
@@ -36,8 +43,9 @@ HERE = Path(__file__).resolve().parent / "reference"
 LENGTHS = [8, 12, 16, 24, 32, 40, 48, 64, 80, 96, 128]
 
 
-def select_texts(path: Path, n: int, min_tokens: int, model: str, models_file: str) -> list[dict]:
-    """The reference's texts, written once to `path` (then always read back from it)."""
+def select_texts(path: Path, n: int, min_tokens: int, model: str, models_file: str, skip: int = 0) -> list[dict]:
+    """The reference's texts, written once to `path` (then always read back from it): the
+    Lee articles with at least `min_tokens` tokens, in corpus order, after the first `skip`."""
     from memcap.io import write_jsonl
     from memcap.job import read_texts
     from memcap.models import load_model, load_registry, resolve_model
@@ -47,9 +55,9 @@ def select_texts(path: Path, n: int, min_tokens: int, model: str, models_file: s
         return read_texts(path)
     tokenize = load_model(resolve_model(model, load_registry(models_file)), "cpu").tokenize
     lee = {"source": "package", "package": "gensim", "file": "test/test_data/lee_background.cor"}
-    rows = [r for r in natural_texts("lee", lee, samples=60) if len(tokenize(r["text"])) >= min_tokens][:n]
+    rows = [r for r in natural_texts("lee", lee, samples=60) if len(tokenize(r["text"])) >= min_tokens][skip : skip + n]
     if len(rows) < n:
-        raise SystemExit(f"only {len(rows)} of the first 60 Lee articles have {min_tokens} tokens")
+        raise SystemExit(f"only {skip + len(rows)} of the first 60 Lee articles have {min_tokens} tokens")
     write_jsonl(rows, path, ensure_ascii=False)
     return rows
 
@@ -114,6 +122,9 @@ def main() -> None:
     parser.add_argument("--model", default="smollm2-135m", help="registry name (default %(default)s)")
     parser.add_argument("--models-file", default="config/models.yaml")
     parser.add_argument("--texts", type=int, default=6, help="number of Lee texts (default %(default)s)")
+    parser.add_argument(
+        "--skip", type=int, default=0, help="qualifying texts skipped before the first one kept (default %(default)s)"
+    )
     parser.add_argument("--min-tokens", type=int, default=100, help="shortest text kept (default %(default)s)")
     parser.add_argument("--lengths", type=int, nargs="+", default=LENGTHS, help="length grid (default %(default)s)")
     parser.add_argument(
@@ -128,7 +139,7 @@ def main() -> None:
     protocol = "paper"
     folder = args.folder
     folder.mkdir(parents=True, exist_ok=True)
-    rows = select_texts(folder / "texts.jsonl", args.texts, args.min_tokens, args.model, args.models_file)
+    rows = select_texts(folder / "texts.jsonl", args.texts, args.min_tokens, args.model, args.models_file, args.skip)
     out = folder / "lee.jsonl"
     while not args.report:
         records = load_records(out)
