@@ -9,7 +9,7 @@ Both sides run in this process on the same model, texts (Lee news articles from 
 wheel, at least as long as the longest grid length), grid, optimiser and stopping rule:
 (a) the authors' way: every grid length of every text run separately from a fresh random
 init, batch 1, the model reloaded from disk twice per run (benchmarks/common.py); (b) ours:
-memcap.search.search_capacity (each text goes up the grid warm-started from its last
+memcap.core.search.search_capacity (each text goes up the grid warm-started from its last
 lossless vectors until a length fails, a stuck warm start retried once from a fresh init,
 all texts batched), timed with its one model load.
 
@@ -23,7 +23,7 @@ Prints both wall times and total optimiser steps, their ratios (targets: >= 3x f
 the steps), each text's capacity both ways (the largest lossless grid length, lossless = best
 accuracy >= 0.99 as in memcap.records; target: within one grid step) and the decoding capacity
 over all texts: (a) the paper's rule (largest L with mean best accuracy >= 0.99), (b) its
-per-sample form (memcap.metrics.capacity_from_samples).
+per-sample form (memcap.analysis.metrics.capacity_from_samples).
 """
 
 from __future__ import annotations
@@ -37,12 +37,12 @@ from pathlib import Path
 import torch
 
 from common import authors_compress, save_plain
+from memcap.analysis.metrics import capacity_from_samples
+from memcap.core.engine import OptimConfig
+from memcap.core.models import load_model, load_registry, resolve_model
+from memcap.core.search import search_capacity
 from memcap.corpora import lee_articles
-from memcap.engine import OptimConfig
-from memcap.metrics import capacity_from_samples
-from memcap.models import load_model, load_registry, resolve_model
 from memcap.records import accuracy_is_lossless
-from memcap.search import search_capacity
 
 
 def main() -> None:

@@ -3,11 +3,11 @@
     python benchmarks/cast.py --layers 2 --threads 1           # CPU autocast, the Llama-3.2-1B shape, 2 layers
     python benchmarks/cast.py --model shape-llama-3.1-8b --device cuda
 
-Both sides run the same optimiser steps (memcap.engine.compress_batch; K = 1, paper protocol, a
+Both sides run the same optimiser steps (memcap.core.engine.compress_batch; K = 1, paper protocol, a
 fixed number of steps: patience above the budget, texts too long to converge in it) on the
 same model, texts and seeds under the registry's bf16 autocast (on the CPU too, which jobs
 never do): (a) as the authors and memcap by default run it, the float32 frozen weights cast to
-bf16 by autocast on every forward; (b) the same model after memcap.models.cast_frozen_weights,
+bf16 by autocast on every forward; (b) the same model after memcap.core.models.cast_frozen_weights,
 a bf16 copy of the linear layers' weights kept once. Prints both step times and their
 ratio, the weights' memory, and how far the losses and vectors of (b) are from (a).
 """
@@ -21,9 +21,9 @@ import time
 import torch
 
 from common import shape_spec
+from memcap.core.engine import OptimConfig, compress_batch
+from memcap.core.models import cast_frozen_weights, load_model
 from memcap.corpora import lee_articles
-from memcap.engine import OptimConfig, compress_batch
-from memcap.models import cast_frozen_weights, load_model
 
 
 def weights_mib(model: torch.nn.Module) -> float:

@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from memcap.engine import OptimConfig
-from memcap.models import load_registry, resolve_model
+from memcap.core.engine import OptimConfig
+from memcap.core.models import load_registry, resolve_model
 
 
 def reset_peak(device: torch.device) -> None:

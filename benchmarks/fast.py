@@ -5,11 +5,11 @@
     python benchmarks/fast.py --save fast.json     # ... and keep the result;
     python benchmarks/fast.py --compare fast.json  # later: the same against the reference as it is then
 
-Runs memcap's capacity search (memcap.search: each text up the grid, warm-started, a stuck
-warm start retried fresh) with `--preset` (default fast, memcap.engine.PRESETS) on the texts
+Runs memcap's capacity search (memcap.core.search: each text up the grid, warm-started, a stuck
+warm start retried fresh) with `--preset` (default fast, memcap.core.engine.PRESETS) on the texts
 of benchmarks/reference/, and compares it with that run's records (benchmarks/reference.py:
 the paper's optimiser, 5000 steps, every (text, length) from a fresh start, batch 1, one
-thread). Seeds are the compress job's (memcap.job.derive_seed), so a first attempt starts
+thread). Seeds are the compress job's (memcap.stages.batching.derive_seed), so a first attempt starts
 where the reference's cell did.
 
 Prints per text both capacities (the largest lossless grid length) and whether ours is within
@@ -35,12 +35,13 @@ from pathlib import Path
 
 import torch
 
-from memcap.engine import PRESETS, OptimConfig
+from memcap.analysis.paper_budget import text_capacities
+from memcap.core.engine import PRESETS, OptimConfig
+from memcap.core.models import load_model, load_registry, resolve_model
+from memcap.core.search import search_capacity
 from memcap.io import read_jsonl
-from memcap.job import derive_seed, read_texts
-from memcap.models import load_model, load_registry, resolve_model
-from memcap.paper_budget import text_capacities
-from memcap.search import search_capacity
+from memcap.stages.batching import derive_seed
+from memcap.stages.texts import read_texts
 from optimizer import parse_config
 from reference import HERE, LENGTHS
 

@@ -6,7 +6,7 @@
 #   python benchmarks/record.py --from "$OUT/gpu_check.txt" --title "GPU check" --command "bash benchmarks/gpu_check.sh"
 #
 # What it runs, each figure beside the authors' procedure:
-#   slots       one card per job (memcap.gpu_slots): G + 1 jobs on G cards (benchmarks/slots.py)
+#   slots       one card per job (memcap.stages.gpu_slots): G + 1 jobs on G cards (benchmarks/slots.py)
 #   memory      peak step memory at 1024 tokens, whole logits against chunked cross-entropy, and
 #               the largest batch in the card's memory (benchmarks/memory.py, Llama-3.2-1B shape)
 #   cast        weights cast once (compress.cast_weights) against autocast's cast each forward

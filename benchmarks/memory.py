@@ -3,13 +3,13 @@
     python benchmarks/memory.py --layers 2 --threads 1        # CPU: the Llama-3.2-1B shape, 2 of its 16 layers
     python benchmarks/memory.py --device cuda --budget-gib 140 # all 16 layers on one H200
 
-One step as memcap.engine.compress_batch takes it (forward, loss over the vocabulary, backward to the
+One step as memcap.core.engine.compress_batch takes it (forward, loss over the vocabulary, backward to the
 [mem] vectors; K = 1, paper protocol) on a random-weight model (default shape-llama-3.2-1b,
 vocabulary 128,256) at --length tokens (default 1024), for batch 1 and 2, three ways:
 (a) the authors' step (their loop in benchmarks/common.py: all hidden states returned, the
 float32 logits of every position, then the cross-entropy); (b) memcap with the whole logits
 tensor (lm.logits_mib = inf: memcap before chunking); (c) memcap as it runs now (the head on
-chunks of at most memcap.models.LOGITS_MIB MiB of logits, each recomputed in the backward).
+chunks of at most memcap.core.models.LOGITS_MIB MiB of logits, each recomputed in the backward).
 
 Memory is measured: torch's allocator peak on CUDA, the process's peak resident set (VmHWM,
 reset before each step) on the CPU; each figure is the step's own, above what was held before
@@ -33,8 +33,8 @@ import torch
 import torch.nn.functional as F
 
 from common import held_mib, peak_mib, reset_peak, shape_spec
-from memcap.engine import OptimConfig, score
-from memcap.models import LOGITS_MIB, load_model
+from memcap.core.engine import OptimConfig, score
+from memcap.core.models import LOGITS_MIB, load_model
 
 
 def authors_step(lm, ids: torch.Tensor, mem: torch.Tensor) -> None:
@@ -50,7 +50,7 @@ def authors_step(lm, ids: torch.Tensor, mem: torch.Tensor) -> None:
 
 
 def memcap_step(lm, ids: torch.Tensor, mem: torch.Tensor) -> None:
-    """One step of memcap.engine.compress_batch: score() with the training objective, then backward."""
+    """One step of memcap.core.engine.compress_batch: score() with the training objective, then backward."""
     lengths = torch.full((ids.shape[0],), ids.shape[1], device=ids.device)
     with torch.no_grad():
         token_embeds = lm.embeddings(ids)

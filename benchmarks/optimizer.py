@@ -26,8 +26,8 @@ starts from a capacity search's own vectors instead (its records have the same l
 is the regime the fast preset meets in the workflow.
 
 A configuration is `paper` (docs/method.md sections 1.2 and 1.4: AdamW lr 1e-2, betas (0.9, 0.9), weight decay
-0.01, init randn * std(E), constant lr, plain cross-entropy), `fast` (memcap.engine.PRESETS), or
-comma-separated overrides of the paper's: any memcap.engine.OptimConfig key, e.g.
+0.01, init randn * std(E), constant lr, plain cross-entropy), `fast` (memcap.core.engine.PRESETS), or
+comma-separated overrides of the paper's: any memcap.core.engine.OptimConfig key, e.g.
 `lr=0.1,beta2=0.999`, `lr=0.1,schedule=cosine,warmup=10`, `init_scale=0.1`, `temperature=0.5`,
 `margin=1` or `preset=fast,margin=0`. The budget (--max-steps, --patience) applies to all.
 
@@ -36,7 +36,7 @@ and the share of lossless pairs that greedy decoding reproduces exactly (teacher
 accuracy can pass while free-running decoding drifts); then per configuration the total
 steps, wall time, each text's capacity over the studied lengths (the largest lossless L;
 lengths are not required to be nested-monotone) and the decoding capacity over the texts
-(memcap.metrics.capacity_from_samples: the minimum, with fewer than 100 texts).
+(memcap.analysis.metrics.capacity_from_samples: the minimum, with fewer than 100 texts).
 """
 
 from __future__ import annotations
@@ -49,12 +49,13 @@ from dataclasses import fields
 
 import torch
 
+from memcap.analysis.metrics import capacity_from_samples
+from memcap.core.engine import PRESETS, OptimConfig, compress_batch
+from memcap.core.models import load_model, load_registry, resolve_model
+from memcap.core.search import is_lossless
 from memcap.corpora import lee_articles
-from memcap.engine import PRESETS, OptimConfig, compress_batch
 from memcap.io import read_jsonl
-from memcap.metrics import capacity_from_samples
-from memcap.models import load_model, load_registry, resolve_model
-from memcap.search import is_lossless, lossless
+from memcap.records import lossless
 
 
 def parse_config(text: str) -> dict:

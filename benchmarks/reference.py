@@ -11,10 +11,10 @@ Two text sets, chosen by a rule fixed before any result was seen (docs/benchmark
   every number claimed for a preset is measured on these, and nothing is tuned on them.
 
 SmolLM2-135M, paper protocol, K = 1, AdamW exactly as the paper (lr 1e-2, betas 0.9/0.9,
-weight decay 0.01, at most 5000 steps, patience 2000: memcap.engine.OptimConfig's defaults),
+weight decay 0.01, at most 5000 steps, patience 2000: memcap.core.engine.OptimConfig's defaults),
 on the first `--texts` Lee news articles (second halves, gensim's wheel) with at least
 `--min-tokens` tokens. Every (text, L) is an independent fresh start, as in the paper's grid,
-run by the resumable grid job (memcap.job.run_job, batch 1, one torch thread): its records and
+run by the resumable grid job (memcap.stages.job.run_job, batch 1, one torch thread): its records and
 vectors live in benchmarks/reference/, small enough to commit, so a later session or machine
 resumes where this one stopped and never computes a cell twice.
 
@@ -27,7 +27,7 @@ robin (every text's next length, shortest first), so an interrupted run has adva
 Prints per text the best accuracy and steps at each length, its capacity (largest lossless
 length; lossless = accuracy >= 0.99, memcap's one rule), whether it is bracketed yet, then the
 decoding capacity over the texts ((a) the paper's rule over the lengths every text has run,
-(b) the per-sample rule, memcap.metrics.capacity_from_samples), total optimiser steps and the
+(b) the per-sample rule, memcap.analysis.metrics.capacity_from_samples), total optimiser steps and the
 summed compute time of the cells (model loads aside).
 """
 
@@ -46,10 +46,9 @@ LENGTHS = [8, 12, 16, 24, 32, 40, 48, 64, 80, 96, 128]
 def select_texts(path: Path, n: int, min_tokens: int, model: str, models_file: str, skip: int = 0) -> list[dict]:
     """The reference's texts, written once to `path` (then always read back from it): the
     Lee articles with at least `min_tokens` tokens, in corpus order, after the first `skip`."""
+    from memcap.core.models import load_model, load_registry, resolve_model
     from memcap.io import write_jsonl
-    from memcap.job import read_texts
-    from memcap.models import load_model, load_registry, resolve_model
-    from memcap.texts import natural_texts
+    from memcap.stages.texts import natural_texts, read_texts
 
     if path.exists():
         return read_texts(path)
@@ -70,10 +69,10 @@ def load_records(out: Path) -> list[dict]:
 
 
 def next_length(records: list[dict], lengths: list[int], fails: int) -> int | None:
-    """The text's next grid length, or None when its capacity is bracketed (memcap.paper_budget:
+    """The text's next grid length, or None when its capacity is bracketed (memcap.analysis.paper_budget:
     `fails` failing lengths in a row, or the text ended) or the grid is done. Lengths run in
     grid order, so the stop rule sees them in that order."""
-    from memcap.paper_budget import text_capacities
+    from memcap.analysis.paper_budget import text_capacities
 
     if records and text_capacities(records, fails)[0]["bracketed"]:
         return None
@@ -82,7 +81,7 @@ def next_length(records: list[dict], lengths: list[int], fails: int) -> int | No
 
 
 def report(rows: list[dict], records: list[dict], lengths: list[int], fails: int) -> None:
-    from memcap.paper_budget import reference_summary, text_capacities
+    from memcap.analysis.paper_budget import reference_summary, text_capacities
     from memcap.records import accuracy_is_lossless
 
     print(f"{len(rows)} texts, K=1, paper protocol, grid {lengths}, a text stops after {fails} failing lengths")
@@ -152,7 +151,7 @@ def main() -> None:
         if not todo:
             break
         L_round = min(L for L, _ in todo)
-        from memcap.job import run_job
+        from memcap.stages.job import run_job
 
         for L, row in todo:
             if L != L_round:

@@ -1,9 +1,9 @@
-"""One card per job (memcap.gpu_slots): G + 1 concurrent jobs on G cards, each claiming a slot.
+"""One card per job (memcap.stages.gpu_slots): G + 1 concurrent jobs on G cards, each claiming a slot.
 
     python benchmarks/slots.py                 # the cards this machine shows (CUDA_VISIBLE_DEVICES, else all)
     python benchmarks/slots.py --simulate 4    # 4 simulated cards, no GPU needed
 
-Starts G + 1 processes at once that each call memcap.gpu_slots.claim_gpu (a lock file per
+Starts G + 1 processes at once that each call memcap.stages.gpu_slots.claim_gpu (a lock file per
 card in a fresh folder) and hold their card for --hold seconds; on a real card each then
 opens CUDA and reports the device it got. Prints the card each job took: G jobs on G distinct
 cards, and the extra one failing with its message after --wait seconds; the authors' procedure
@@ -18,11 +18,11 @@ import sys
 import tempfile
 import time
 
-from memcap.gpu_slots import visible_cards
+from memcap.stages.gpu_slots import visible_cards
 
 JOB = """
 import sys, time
-from memcap.gpu_slots import claim_gpu
+from memcap.stages.gpu_slots import claim_gpu
 cards = sys.argv[1].split(",") if sys.argv[1] else None
 try:
     card = claim_gpu(cards, lock_dir=sys.argv[2], wait_s=float(sys.argv[3]), poll_s=0.2)

@@ -6,7 +6,7 @@
 
 Both sides run in this process on the same model weights, texts, length and number of steps:
 (a) the authors' procedure as they ran it: batch 1, the model loaded from disk twice per text,
-all hidden states returned, a host sync per step; (b) memcap.engine.compress_batch: the model loaded
+all hidden states returned, a host sync per step; (b) memcap.core.engine.compress_batch: the model loaded
 once, all texts in one batch. Texts are Lee news articles (gensim's wheel) and the step count
 is fixed (convergence is made unreachable by a patience and accuracy check that cannot fire
 early at these lengths on the tiny budget), so the work is the same on both sides.
@@ -30,9 +30,9 @@ import torch
 import torch.nn.functional as F
 
 from common import peak_mib, reset_peak, save_plain
+from memcap.core.engine import OptimConfig, compress_batch
+from memcap.core.models import load_model, load_registry, resolve_model
 from memcap.corpora import lee_articles
-from memcap.engine import OptimConfig, compress_batch
-from memcap.models import load_model, load_registry, resolve_model
 
 PEAK_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0}
 

@@ -14,7 +14,7 @@ import logging
 import sys
 from pathlib import Path
 
-from memcap.engine import PRESETS, PROTOCOLS, SCHEDULES, OptimConfig
+from memcap.core.engine import PRESETS, PROTOCOLS, SCHEDULES, OptimConfig
 from memcap.records import MODES
 
 DEFAULT_MODELS_FILE = Path("config/models.yaml")  # relative to where memcap runs
@@ -47,7 +47,7 @@ def _optim_args(parser: argparse.ArgumentParser, preset: str) -> None:
     group = parser.add_argument_group(
         "optimiser",
         f"--preset picks a set of values (default {preset}); each option below overrides one "
-        "of them (the paper's value in brackets; memcap.engine.PRESETS lists the presets)",
+        "of them (the paper's value in brackets; memcap.core.engine.PRESETS lists the presets)",
     )
     group.add_argument(
         "--preset",
@@ -211,10 +211,10 @@ def _vectors_arg(value: str):
 def cmd_compress(args) -> int:
     from tqdm.auto import tqdm
 
-    from memcap.auto_vectors import fewest_vectors
-    from memcap.engine import first_scored
-    from memcap.models import load_model, resolve_model
-    from memcap.vectors import save_vectors
+    from memcap.core.auto_vectors import fewest_vectors
+    from memcap.core.engine import first_scored
+    from memcap.core.models import load_model, resolve_model
+    from memcap.core.vectors import save_vectors
 
     text = read_text(args)
     auto = args.vectors == "auto"
@@ -300,8 +300,8 @@ def cmd_compress(args) -> int:
 
 
 def cmd_decode(args) -> None:
-    from memcap.models import load_model, resolve_model
-    from memcap.vectors import decode_file, model_mismatch, read_metadata
+    from memcap.core.models import load_model, resolve_model
+    from memcap.core.vectors import decode_file, model_mismatch, read_metadata
 
     meta = read_metadata(args.vectors_file)
     name = args.model or meta["model"]
@@ -325,7 +325,7 @@ def cmd_decode(args) -> None:
 
 
 def cmd_job(args) -> None:
-    from memcap.job import run_job
+    from memcap.stages.job import run_job
 
     run_job(
         args.model,
@@ -349,7 +349,7 @@ def cmd_job(args) -> None:
 
 def _registry(path: Path):
     """The registry at `path` (main() resolved the default); none when the default is absent."""
-    from memcap.models import load_registry
+    from memcap.core.models import load_registry
 
     return load_registry(path) if Path(path).is_file() else {}
 

@@ -1,11 +1,11 @@
-"""Rule baselines: classical compressors and LM arithmetic coding (memcap.baselines)."""
+"""Rule baselines: classical compressors and LM arithmetic coding (memcap.stages.baselines)."""
 
-from memcap.script import start_model_job
+from memcap.stages.script import start_model_job
 
 # before transformers is imported (and before CUDA starts: the job's card is chosen here)
 start_model_job(snakemake.log[0], snakemake.params.cache_dir, gpu=snakemake.resources.get("gpu", 0))
 
-from memcap.baselines import run_stage
+from memcap.stages.baselines import run_stage
 
 p = snakemake.params
 run_stage(

@@ -1,11 +1,11 @@
-"""Rules compress and multivector: one records file (memcap.job.run_job)."""
+"""Rules compress and multivector: one records file (memcap.stages.job.run_job)."""
 
-from memcap.script import start_model_job
+from memcap.stages.script import start_model_job
 
 # before transformers is imported (and before CUDA starts: the job's card is chosen here)
 start_model_job(snakemake.log[0], snakemake.params.cache_dir, gpu=snakemake.resources.get("gpu", 0))
 
-from memcap.job import run_job
+from memcap.stages.job import run_job
 
 run_job(
     snakemake.wildcards.model,

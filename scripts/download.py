@@ -1,10 +1,10 @@
-"""Rule download: snapshot one Hugging Face model into the cache (memcap.download)."""
+"""Rule download: snapshot one Hugging Face model into the cache (memcap.stages.download)."""
 
-from memcap.script import start_job
+from memcap.stages.script import start_job
 
 start_job(snakemake.log[0])
 
-from memcap.download import download_model
+from memcap.stages.download import download_model
 
 download_model(
     snakemake.wildcards.model,

@@ -1,12 +1,12 @@
-"""Rule figures: PDF and PNG figures over all records (memcap.figures.write_figures)."""
+"""Rule figures: PDF and PNG figures over all records (memcap.analysis.figures.write_figures)."""
 
 from pathlib import Path
 
-from memcap.script import start_job
+from memcap.stages.script import start_job
 
 start_job(snakemake.log[0])
 
-from memcap.figures import write_figures
+from memcap.analysis.figures import write_figures
 
 # the rule's named outputs ("capacity_pdf", "capacity_png", ...) are the files written
 write_figures([Path(p) for p in snakemake.input.records], dict(snakemake.output.items()))

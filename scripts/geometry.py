@@ -1,11 +1,11 @@
-"""Rule geometry: many [mem] solutions per text, cosines and interpolation (memcap.geometry)."""
+"""Rule geometry: many [mem] solutions per text, cosines and interpolation (memcap.stages.geometry)."""
 
-from memcap.script import start_model_job
+from memcap.stages.script import start_model_job
 
 # before transformers is imported (and before CUDA starts: the job's card is chosen here)
 start_model_job(snakemake.log[0], snakemake.params.cache_dir, gpu=snakemake.resources.get("gpu", 0))
 
-from memcap.geometry import run_stage
+from memcap.stages.geometry import run_stage
 
 p = snakemake.params
 run_stage(

@@ -1,10 +1,10 @@
-"""Rule geometry_figures: Figures 7 and 8 and the report's numbers (memcap.geometry_figures)."""
+"""Rule geometry_figures: Figures 7 and 8 and the report's numbers (memcap.analysis.geometry_figures)."""
 
-from memcap.script import start_job
+from memcap.stages.script import start_job
 
 start_job(snakemake.log[0])
 
-from memcap.geometry_figures import draw_stage
+from memcap.analysis.geometry_figures import draw_stage
 
 # the rule's named outputs ("summary", "cosine_pdf", ...) are the files written
 draw_stage(

@@ -1,12 +1,12 @@
-"""Rules precision and precision_summary: rounded [mem] vectors scored again (memcap.precision)."""
+"""Rules precision and precision_summary: rounded [mem] vectors scored again (memcap.stages.precision)."""
 
-from memcap.script import start_job, start_model_job
+from memcap.stages.script import start_job, start_model_job
 
 if snakemake.rule == "precision":
     # before transformers is imported (and before CUDA starts: the job's card is chosen here)
     start_model_job(snakemake.log[0], snakemake.params.cache_dir, gpu=snakemake.resources.get("gpu", 0))
 
-    from memcap.precision import run_stage
+    from memcap.stages.precision import run_stage
 
     p = snakemake.params
     run_stage(
@@ -24,7 +24,7 @@ if snakemake.rule == "precision":
 else:
     start_job(snakemake.log[0])
 
-    from memcap.precision import summary_stage
+    from memcap.stages.precision import summary_stage
 
     summary_stage(
         list(snakemake.input.precision),

@@ -1,10 +1,10 @@
-"""Rule random_texts: random-word texts for one L_up (memcap.texts.write_texts)."""
+"""Rule random_texts: random-word texts for one L_up (memcap.stages.texts.write_texts)."""
 
-from memcap.script import start_job
+from memcap.stages.script import start_job
 
 start_job(snakemake.log[0])
 
-from memcap.texts import write_texts
+from memcap.stages.texts import write_texts
 
 write_texts(
     snakemake.wildcards.dataset,

@@ -1,12 +1,12 @@
-"""Rule report: the PDF report (memcap.report.build_report)."""
+"""Rule report: the PDF report (memcap.analysis.report.build_report)."""
 
 from pathlib import Path
 
-from memcap.script import start_job
+from memcap.stages.script import start_job
 
 start_job(snakemake.log[0])
 
-from memcap.report import build_report, workflow_settings
+from memcap.analysis.report import build_report, workflow_settings
 
 # params: the named outputs of the rules that wrote the report's inputs
 build_report(

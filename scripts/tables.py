@@ -1,12 +1,12 @@
-"""Rule tables: CSV and LaTeX tables over all records (memcap.tables.write_tables)."""
+"""Rule tables: CSV and LaTeX tables over all records (memcap.analysis.tables.write_tables)."""
 
 from pathlib import Path
 
-from memcap.script import start_job
+from memcap.stages.script import start_job
 
 start_job(snakemake.log[0])
 
-from memcap.tables import write_tables
+from memcap.analysis.tables import write_tables
 
 # the rule's named outputs ("table1_csv", "table1_tex", ...) are the files written
 write_tables([Path(p) for p in snakemake.input.records], dict(snakemake.output.items()))

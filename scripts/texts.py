@@ -1,13 +1,13 @@
-"""Rule texts: one natural dataset's texts file (memcap.texts.write_texts)."""
+"""Rule texts: one natural dataset's texts file (memcap.stages.texts.write_texts)."""
 
-from memcap.script import start_job
+from memcap.stages.script import start_job
 
 start_job(snakemake.log[0])
 
-from memcap.download import use_cache
+from memcap.stages.download import use_cache
 
 use_cache(snakemake.params.cache_dir)  # datasets' cache; before datasets is imported
 
-from memcap.texts import write_texts
+from memcap.stages.texts import write_texts
 
 write_texts(snakemake.wildcards.dataset, snakemake.params.spec, snakemake.output.texts)

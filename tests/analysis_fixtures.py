@@ -196,7 +196,7 @@ def search_records(
     batch=None,
     **extra,
 ) -> list[dict]:
-    """The records a capacity search (memcap.search, grid mode) writes for these samples.
+    """The records a capacity search (memcap.core.search, grid mode) writes for these samples.
 
     capacities: {sample_id: capacity}, each 0 or a grid length. Every sample is attempted
     at each grid length up to its capacity (lossless: all positions correct), then at the

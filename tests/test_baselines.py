@@ -1,4 +1,4 @@
-"""The baselines stage (memcap.baselines): the texts the vectors carried, ratios, the table.
+"""The baselines stage (memcap.stages.baselines): the texts the vectors carried, ratios, the table.
 
 pytest tests/test_baselines.py
 """
@@ -10,10 +10,10 @@ import math
 import pandas as pd
 import pytest
 
-from memcap import baselines
+from memcap.analysis.metrics import load_records
+from memcap.core.models import load_model, load_registry
 from memcap.corpora import lee_articles
-from memcap.metrics import load_records
-from memcap.models import load_model, load_registry
+from memcap.stages import baselines
 
 
 @functools.cache
@@ -144,7 +144,7 @@ def test_outputs_are_exactly_the_paths_given(tmp_path):
 
 def test_report_section_includes_the_table_or_says_not_run(tmp_path):
     from analysis_fixtures import make_record, write_records
-    from memcap import report
+    from memcap.analysis import report
 
     files = write_records(tmp_path, [make_record("pythia-160m", "lee", 64, "lee-0")])
     facts = {

@@ -112,8 +112,8 @@ def test_record_appends_a_dated_block_with_the_output(tmp_path):
 
 
 def test_reference_brackets_each_text_and_resumes_without_recomputing(tmp_path):
+    from memcap.analysis.paper_budget import text_capacities
     from memcap.io import read_jsonl
-    from memcap.paper_budget import text_capacities
 
     args = [
         "benchmarks/reference.py",

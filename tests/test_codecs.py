@@ -1,4 +1,4 @@
-"""Lossless codecs and LM arithmetic coding (memcap.codecs): real round trips, honest sizes.
+"""Lossless codecs and LM arithmetic coding (memcap.stages.codecs): real round trips, honest sizes.
 
 pytest tests/test_codecs.py
 """
@@ -10,9 +10,9 @@ import random
 import numpy as np
 import pytest
 
-from memcap import codecs
+from memcap.core.models import load_model, load_registry
 from memcap.corpora import lee_articles
-from memcap.models import load_model, load_registry
+from memcap.stages import codecs
 
 TEXTS = [
     b"",

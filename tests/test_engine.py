@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
+from memcap.core.engine import OptimConfig, compress_batch, first_scored, greedy_decode, init_vectors
+from memcap.core.models import LOGITS_MIB, ModelSpec, load_model, load_registry
 from memcap.corpora import lee_articles
-from memcap.engine import OptimConfig, compress_batch, first_scored, greedy_decode, init_vectors
-from memcap.models import LOGITS_MIB, ModelSpec, load_model, load_registry
 
 FAMILIES = ["tiny-gpt-neox", "tiny-llama", "tiny-opt", "tiny-olmo", "tiny-mamba"]
 # tiny random models learn 8 tokens with 4 vectors in tens of steps (see config/models.yaml)
@@ -70,7 +70,7 @@ def test_mixed_lengths_in_one_batch_match_single_runs():
     """Right padding leaks nothing into a shorter text: the same vectors score the same and
     get the same gradient alone and beside a longer text. Whole runs agree up to rounding
     (a padded batch takes other matmul kernels, and many steps amplify the last bits)."""
-    from memcap.engine import pad, score
+    from memcap.core.engine import pad, score
 
     lm = tiny("tiny-gpt-neox")
     long, short = text_ids(lm, 3, 8), text_ids(lm, 4, 5)
@@ -198,7 +198,7 @@ def big_vocab(tied: bool):
 
 def _score_and_grad(lm, texts, optim, logits_mib):
     """score() of fixed [mem] vectors under a logits budget: its four sums and d(objective)/d(mem)."""
-    from memcap.engine import pad, score
+    from memcap.core.engine import pad, score
 
     lm.logits_mib = logits_mib
     try:

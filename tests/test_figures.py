@@ -6,7 +6,7 @@ import subprocess
 import pytest
 
 from analysis_fixtures import make_record, synthetic_run, write_records
-from memcap import figures
+from memcap.analysis import figures
 
 NAMES = {"capacity", "ce_scatter", "utilisation", "accuracy_vs_length", "multivector"}
 
@@ -103,7 +103,7 @@ def test_only_failed_records(tmp_path):
 
 def test_random_text_is_black_in_the_ce_scatter_whatever_its_name(tmp_path):
     """`noise` is random text (its records' kind), `random_news` natural text."""
-    from memcap import metrics
+    from memcap.analysis import metrics
 
     records = [
         make_record("pythia-160m", "noise", L, f"noise-{i}", kind="random", max_correct=3)

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from memcap import geometry, geometry_figures
+from memcap.analysis import geometry_figures
+from memcap.core.engine import OptimConfig
+from memcap.core.models import load_model, load_registry
 from memcap.corpora import lee_articles
-from memcap.engine import OptimConfig
-from memcap.models import load_model, load_registry
+from memcap.stages import geometry
 
 FAST = OptimConfig(lr=0.1, max_steps=300, patience=300)
 
@@ -140,7 +141,7 @@ def test_the_stage_writes_exactly_the_paths_it_is_given(tmp_path):
 
 def test_report_section_quotes_the_summary_or_says_not_run(tmp_path):
     from analysis_fixtures import make_record, write_records
-    from memcap import report
+    from memcap.analysis import report
 
     files = write_records(tmp_path, [make_record("pythia-160m", "lee", 64, "lee-0")])
     lm, texts, runs, vectors = solved()

@@ -1,4 +1,4 @@
-"""One card per job: the lock-file slots of memcap.gpu_slots with simulated cards (no CUDA)."""
+"""One card per job: the lock-file slots of memcap.stages.gpu_slots with simulated cards (no CUDA)."""
 
 import os
 import signal
@@ -8,11 +8,11 @@ import time
 
 import pytest
 
-from memcap.gpu_slots import claim_gpu, release_gpus, visible_cards
+from memcap.stages.gpu_slots import claim_gpu, release_gpus, visible_cards
 
 CLAIM = """
 import os, sys, time
-from memcap.gpu_slots import claim_gpu
+from memcap.stages.gpu_slots import claim_gpu
 card = claim_gpu(sys.argv[1].split(","), sys.argv[2], wait_s=float(sys.argv[3]), poll_s=0.1)
 print(card, os.environ["CUDA_VISIBLE_DEVICES"], flush=True)
 time.sleep(float(sys.argv[4]))

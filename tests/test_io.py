@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from memcap import vocab
 from memcap.io import atomic_open, atomic_path, atomic_write_text, package_file, read_jsonl, write_jsonl
+from memcap.stages import vocab
 
 
 def test_atomic_write_replaces_the_file(tmp_path):

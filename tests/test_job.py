@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
-import memcap.job
+import memcap.stages.job
 from job_fixtures import documented_record_keys, write_texts
 from memcap.io import read_jsonl
-from memcap.job import run_job
-from memcap.store import record_key
+from memcap.stages.job import run_job
+from memcap.stages.store import record_key
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "config" / "models.yaml"
@@ -53,7 +53,7 @@ def test_records_have_every_documented_field_once_per_cell(tmp_path):
     vec = load_file(str(out.parent / r["vectors"]))[r["vectors_key"]]
     assert vec.shape == (2, 64)
     # the same (model, dataset, K, L, sample) always gets the same seed
-    assert r["seed"] == memcap.job.derive_seed("tiny-gpt-neox", "lee", 2, 8, r["sample_id"])
+    assert r["seed"] == memcap.stages.job.derive_seed("tiny-gpt-neox", "lee", 2, 8, r["sample_id"])
 
 
 def test_records_carry_the_kind_of_their_text(tmp_path, monkeypatch):
@@ -89,7 +89,7 @@ def test_records_carry_the_kind_of_their_text(tmp_path, monkeypatch):
     for part in parts.glob("*.jsonl"):
         old = [{k: v for k, v in r.items() if k != "kind"} for r in read_jsonl(part)]
         part.write_text("".join(json.dumps(r) + "\n" for r in old))
-    monkeypatch.setattr(memcap.job, "load_model", lambda *a, **k: pytest.fail("model loaded with nothing to do"))
+    monkeypatch.setattr(memcap.stages.job, "load_model", lambda *a, **k: pytest.fail("model loaded with nothing to do"))
     out = run_job(
         "tiny-gpt-neox", texts, out, lengths=None, optim=QUICK, models_file=MODELS, progress=False, dataset="noise"
     )
@@ -108,7 +108,7 @@ def test_rerun_computes_nothing_and_duplicates_nothing(tmp_path, monkeypatch):
     out = tmp_path / "out.jsonl"
     run_job("tiny-llama", texts, out, lengths=[4], optim=QUICK, models_file=MODELS, progress=False)
     first = out.read_text()
-    monkeypatch.setattr(memcap.job, "load_model", lambda *a, **k: pytest.fail("model loaded with nothing to do"))
+    monkeypatch.setattr(memcap.stages.job, "load_model", lambda *a, **k: pytest.fail("model loaded with nothing to do"))
     run_job("tiny-llama", texts, out, lengths=[4], optim=QUICK, models_file=MODELS, progress=False)
     assert out.read_text() == first
 
@@ -208,7 +208,7 @@ def test_short_text_is_recorded_as_short_not_padded(tmp_path):
 
 def test_out_of_memory_splits_the_batch_then_records_oom(tmp_path, monkeypatch):
     """Out-of-memory is injected by a hook on a real model: batches over 1 text fail."""
-    real_load = memcap.job.load_model
+    real_load = memcap.stages.job.load_model
     state = {"limit": 1, "raised": 0}
 
     def load_with_small_memory(*args, **kwargs):
@@ -224,7 +224,7 @@ def test_out_of_memory_splits_the_batch_then_records_oom(tmp_path, monkeypatch):
         lm.model.register_forward_pre_hook(hook, with_kwargs=True)
         return lm
 
-    monkeypatch.setattr(memcap.job, "load_model", load_with_small_memory)
+    monkeypatch.setattr(memcap.stages.job, "load_model", load_with_small_memory)
     texts = write_texts(tmp_path / "lee.jsonl", n=3)
     out = run_job(
         "tiny-gpt-neox",
@@ -307,9 +307,9 @@ def test_bad_input_names_the_problem(tmp_path, rows, kwargs, message):
 
 
 def test_cast_weights_enter_the_fingerprint_only_when_on(tmp_path):
-    from memcap.engine import OptimConfig
-    from memcap.job import job_fingerprint
-    from memcap.models import load_registry
+    from memcap.core.engine import OptimConfig
+    from memcap.core.models import load_registry
+    from memcap.stages.job import job_fingerprint
 
     spec = load_registry(MODELS)["tiny-gpt-neox"]
     plain = job_fingerprint(spec, "paper", OptimConfig(), "lee", "grid", [4])

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from analysis_fixtures import make_record, search_records, synthetic_run, write_records
-from memcap import metrics
+from memcap.analysis import metrics
 from memcap.records import accuracy_is_lossless
 
 # (d, vocab, L_th) of all 14 models: the paper's values (paper/reference.yaml; Eq. 1, docs/method.md section 4.6).
@@ -54,13 +54,13 @@ def test_utilisation_matches_paper_example(capacity_frame):
 
 
 def test_one_lossless_rule_for_the_metrics_and_the_search():
-    from memcap.search import lossless  # pulls torch
+    from memcap.records import lossless
 
     assert accuracy_is_lossless(99 / 100) and not accuracy_is_lossless(98 / 100)
     assert list(accuracy_is_lossless(np.array([0.5, 0.99, 1.0]))) == [False, True, True]
     assert lossless("ok", 98, 99, 100, "paper") and not lossless("ok", 98, 99, 100, "strict")
     # the search imports the rule without pandas (memcap.records is standard library only)
-    code = "import sys, memcap.search; assert 'pandas' not in sys.modules"
+    code = "import sys, memcap.core.search; assert 'pandas' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
@@ -232,7 +232,7 @@ def test_job_wall_time_without_parts_batches_consecutive_records_of_one_length(t
 
 
 def test_job_wall_time_of_random_text_takes_the_slowest_of_each_mixed_length_batch(tmp_path):
-    """Random texts each have their own length; one batch mixes them (memcap.job sorts them
+    """Random texts each have their own length; one batch mixes them (memcap.stages.job sorts them
     by length and cuts batches of batch_size), and every wall_s runs from that batch's start."""
     lengths, walls = [3, 5, 6, 8, 9, 12], [1.0, 2.0, 3.0, 4.0, 6.0, 5.0]
     parts = ["K1_L3-8_aaaa"] * 4 + ["K1_L9-12_bbbb"] * 2

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from memcap.models import ModelSpec, gguf_path, load_model, load_registry, resolve_model
+from memcap.core.models import ModelSpec, gguf_path, load_model, load_registry, resolve_model
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -109,8 +109,8 @@ def test_weights_cast_once_give_the_losses_of_autocast_casting_them_every_step(n
     Stated tolerance: losses to 1e-6 relative, vectors to 1e-6, steps equal (bitwise equal here)."""
     import dataclasses
 
+    from memcap.core.engine import OptimConfig, compress_batch
     from memcap.corpora import lee_articles
-    from memcap.engine import OptimConfig, compress_batch
 
     spec = dataclasses.replace(load_registry(REPO / "config" / "models.yaml")[name], autocast="bfloat16")
     every_step = load_model(spec, "cpu", cpu_autocast=True)

@@ -9,11 +9,11 @@ import math
 import pytest
 import torch
 
-from memcap.auto_vectors import fewest_vectors, vector_counts
+from memcap.core.auto_vectors import fewest_vectors, vector_counts
+from memcap.core.engine import PAPER_KEYS, PRESETS, OptimConfig, compress_batch, init_vectors, pad, score
+from memcap.core.models import load_model, load_registry
 from memcap.corpora import lee_articles
-from memcap.engine import PAPER_KEYS, PRESETS, OptimConfig, compress_batch, init_vectors, pad, score
-from memcap.job import run_job
-from memcap.models import load_model, load_registry
+from memcap.stages.job import run_job
 
 PAPER_DICT = {
     "lr": 0.01,
@@ -232,7 +232,7 @@ def test_fewest_vectors_that_never_decode_report_the_best_attempt():
 def test_the_schema_offers_exactly_the_presets_and_schedules_the_engine_has():
     import yaml
 
-    from memcap.engine import SCHEDULES
+    from memcap.core.engine import SCHEDULES
 
     optim = yaml.safe_load(open("workflow/schemas/config.schema.yaml"))["properties"]["optim"]["properties"]
     assert optim["preset"]["enum"] == list(PRESETS) and optim["preset"]["default"] == "paper"
@@ -246,8 +246,8 @@ def test_the_committed_reference_can_still_resume():
     # benchmarks/reference/ holds a long run's parts: today's code must compute its fingerprint
     from pathlib import Path
 
-    from memcap.job import job_fingerprint
-    from memcap.models import resolve_model
+    from memcap.core.models import resolve_model
+    from memcap.stages.job import job_fingerprint
 
     stored = Path("benchmarks/reference/lee.parts/job.json")
     spec = resolve_model("smollm2-135m", load_registry("config/models.yaml"))
@@ -298,7 +298,7 @@ def test_fresh_max_steps_caps_fresh_starts_only_and_stays_out_of_paper_settings(
 
 
 def test_each_k_grows_through_prefixes_of_the_text():
-    from memcap.auto_vectors import prefix_lengths
+    from memcap.core.auto_vectors import prefix_lengths
 
     assert prefix_lengths(30, "strict") == [8, 16, 30]
     assert prefix_lengths(16, "paper") == [8, 16]

@@ -1,4 +1,4 @@
-"""Precision of the [mem] vectors (memcap.precision): rounding, scoring, tables, the report.
+"""Precision of the [mem] vectors (memcap.stages.precision): rounding, scoring, tables, the report.
 
     pytest tests/test_precision.py
 
@@ -17,9 +17,11 @@ import torch
 from safetensors import safe_open
 
 from job_fixtures import write_texts
-from memcap import engine, figures, metrics, precision, report, tables
-from memcap.job import run_job
-from memcap.models import load_model, load_registry
+from memcap.analysis import figures, metrics, report, tables
+from memcap.core import engine
+from memcap.core.models import load_model, load_registry
+from memcap.stages import precision
+from memcap.stages.job import run_job
 
 MODELS = Path(__file__).resolve().parents[1] / "config" / "models.yaml"
 QUICK = {"lr": 0.3, "max_steps": 200, "patience": 200}
@@ -268,7 +270,7 @@ def test_the_summary_writes_exactly_the_paths_it_is_given(stage, tmp_path):
 def test_the_classical_ratios_come_from_the_baselines_files_given(stage, tmp_path):
     """The baselines stage's rows and summary (whose model labels them) are read from the
     paths given, whatever their names."""
-    from memcap import baselines
+    from memcap.stages import baselines
 
     root, records, _, _ = stage
     row = baselines.BaselineRow("lee", "lee-0000", 4, True, 20, 10, 10, 10, 10, 5, 4, 30.0, True, 128)

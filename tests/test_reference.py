@@ -1,12 +1,12 @@
-"""The paper's reference values and how our models and datasets map onto them (memcap.reference).
+"""The paper's reference values and how our models and datasets map onto them (memcap.analysis.reference).
 
 pytest tests/test_reference.py
 """
 
 import pytest
 
-from memcap import metrics
-from memcap.reference import dataset_order, load_reference, paper_model, paper_source, paper_value
+from memcap.analysis import metrics
+from memcap.analysis.reference import dataset_order, load_reference, paper_model, paper_source, paper_value
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from analysis_fixtures import make_record, search_records, synthetic_run, write_records
-from memcap import figures, report, tables
+from memcap.analysis import figures, report, tables
 
 
 def pdf_text(path, layout=True):
@@ -359,7 +359,7 @@ def test_the_paper_budget_reference_is_shown_beside_this_runs_capacity(tmp_path)
 
 
 def test_the_paper_budget_reference_counts_no_length_a_short_text_never_reached():
-    from memcap.paper_budget import text_capacities
+    from memcap.analysis.paper_budget import text_capacities
 
     cells = [
         make_record("pythia-160m", "lee", 64, "lee-0"),

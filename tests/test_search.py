@@ -1,4 +1,4 @@
-"""Capacity search (memcap.search) and its job mode, on tiny random models."""
+"""Capacity search (memcap.core.search) and its job mode, on tiny random models."""
 
 import dataclasses
 import functools
@@ -9,13 +9,13 @@ import pytest
 import torch
 
 from job_fixtures import documented_record_keys, write_texts
+from memcap.analysis.metrics import load_records, search_capacity_summary
+from memcap.core.engine import OptimConfig, compress_batch
+from memcap.core.models import load_model, load_registry, resolve_model
+from memcap.core.search import search_capacity
 from memcap.corpora import lee_articles
-from memcap.engine import OptimConfig, compress_batch
 from memcap.io import read_jsonl
-from memcap.job import run_job
-from memcap.metrics import load_records, search_capacity_summary
-from memcap.models import load_model, load_registry, resolve_model
-from memcap.search import search_capacity
+from memcap.stages.job import run_job
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "config" / "models.yaml"
@@ -214,7 +214,7 @@ def test_killed_search_job_resumes_from_its_recorded_attempts(tmp_path, caplog):
     out.unlink()
     kept = {p.name: p.stat().st_mtime_ns for p in parts.glob("*.jsonl")}
     assert kept, "no part without a final attempt: the texts need more than one batch of attempts"
-    with caplog.at_level("INFO", logger="memcap.job"):
+    with caplog.at_level("INFO", logger="memcap.stages.job"):
         run_job("tiny-llama", texts, out, **args)
     assert "resuming the search of 3 texts" in caplog.text
     resumed = read_jsonl(out)
@@ -226,7 +226,7 @@ def test_killed_search_job_resumes_from_its_recorded_attempts(tmp_path, caplog):
 
 
 def test_replayed_attempts_must_be_the_ones_the_search_would_make():
-    from memcap.search import Attempt
+    from memcap.core.search import Attempt
 
     lm = tiny()
     texts = lee_ids(lm, n=1)
@@ -283,8 +283,8 @@ def test_workflow_passes_compress_mode_and_keeps_random_text_on_the_grid(tmp_pat
 
 
 def test_search_settings_enter_the_fingerprint_only_away_from_their_defaults(tmp_path):
-    from memcap.job import job_fingerprint, search_settings
-    from memcap.models import load_registry
+    from memcap.core.models import load_registry
+    from memcap.stages.job import job_fingerprint, search_settings
 
     spec = load_registry(MODELS)["tiny-llama"]
     plain = job_fingerprint(spec, "paper", OPTIM, "lee", "search", [4, 8])

@@ -1,8 +1,8 @@
-"""The per-text stopping rule (memcap.engine.Stopping, docs/method.md section 1.5), alone."""
+"""The per-text stopping rule (memcap.core.engine.Stopping, docs/method.md section 1.5), alone."""
 
 import math
 
-from memcap.engine import Stopping
+from memcap.core.engine import Stopping
 
 
 def feed(state, scorings):

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from analysis_fixtures import make_record, search_records, synthetic_run, write_records
-from memcap import metrics, tables
+from memcap.analysis import metrics, tables
 
 
 def read(paths, name):

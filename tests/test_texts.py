@@ -1,4 +1,4 @@
-"""Texts (memcap.texts), vocabularies (memcap.vocab) and the download helpers (memcap.download).
+"""Texts (memcap.stages.texts), vocabularies (memcap.stages.vocab) and the download helpers (memcap.stages.download).
 
 pytest tests/test_texts.py
 """
@@ -13,8 +13,8 @@ import zipfile
 
 import pytest
 
-from memcap import download, texts, vocab
 from memcap.io import package_file, read_jsonl
+from memcap.stages import download, texts, vocab
 
 LEE = {"source": "package", "package": "gensim", "file": "test/test_data/lee_background.cor"}
 

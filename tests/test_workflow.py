@@ -357,7 +357,8 @@ def test_the_report_reads_the_files_of_its_input_rules_by_their_names(tmp_path):
     assert report["params"]["baselines"]["tex"] == "results/smoke/baselines/table.tex"
     assert report["params"]["precision"]["ratio_tex"] == "results/smoke/precision/ratio.tex"
     # the stages' functions take exactly these names; their default files are the rule's
-    from memcap import baselines, geometry_figures, precision
+    from memcap.analysis import geometry_figures
+    from memcap.stages import baselines, precision
 
     for stage, module in [("geometry", geometry_figures), ("baselines", baselines), ("precision", precision)]:
         files = report["params"][stage]

@@ -1,6 +1,6 @@
-# Tables (memcap.tables) and figures (memcap.figures): pure functions over all records files.
+# Tables (memcap.analysis.tables) and figures (memcap.analysis.figures): pure functions over all records files.
 
-# memcap.tables.TABLE_NAMES and memcap.figures.FIGURE_NAMES. The outputs, named
+# memcap.analysis.tables.TABLE_NAMES and memcap.analysis.figures.FIGURE_NAMES. The outputs, named
 # "<name>_<ext>", are the files write_tables and write_figures write (scripts/tables.py,
 # scripts/figures.py) and the report reads (report.smk). search.csv also goes into the HTML
 # report (snakemake --report).

@@ -1,7 +1,7 @@
-# Classical compressors beside the [mem] vectors (memcap.baselines, the paper's Appendix F):
+# Classical compressors beside the [mem] vectors (memcap.stages.baselines, the paper's Appendix F):
 # zlib, bz2, lzma, Huffman and arithmetic coding with the model's own predictions, on the
 # texts its K = 1 vectors decoded losslessly. Runs only when baselines.model is set. The
-# named outputs are the files run_stage writes (memcap.baselines.OUTPUTS) and the report reads.
+# named outputs are the files run_stage writes (memcap.stages.baselines.OUTPUTS) and the report reads.
 
 
 rule baselines:

@@ -1,5 +1,5 @@
 # Helpers shared by the rules: config checks beyond the schema, which files and params a config
-# asks for, and job resources (the report's settings table: memcap.report.workflow_settings).
+# asks for, and job resources (the report's settings table: memcap.analysis.report.workflow_settings).
 # Functions only (no rules); they read `config` after the Snakefile validated it.
 
 import functools
@@ -177,7 +177,7 @@ def job_mode(dataset):
 
 @functools.cache
 def model_specs():
-    from memcap.models import load_registry
+    from memcap.core.models import load_registry
 
     try:
         return load_registry(config["models_file"])
@@ -204,9 +204,9 @@ def check_results():
     """Settings that differ from those of existing results stop the run before any job starts.
 
     A compress or multivector job refuses to resume over parts made with other settings
-    (memcap.store); but Snakemake deletes a job's records file before running it, so a
+    (memcap.stages.store); but Snakemake deletes a job's records file before running it, so a
     refusal inside the job would remove results. Compared here, before any job, with the
-    fingerprint the job computes (memcap.job.job_fingerprint). memcap (and torch) is
+    fingerprint the job computes (memcap.stages.job.job_fingerprint). memcap (and torch) is
     imported only when some results exist; where it cannot be imported (Snakemake outside
     memcap's environment) the jobs still refuse, but only once they run.
     """
@@ -218,10 +218,10 @@ def check_results():
     if not existing:
         return
     try:
-        from memcap.engine import OptimConfig
-        from memcap.job import job_fingerprint
-        from memcap.models import resolve_model
-        from memcap.store import changed_settings, stored_fingerprint
+        from memcap.core.engine import OptimConfig
+        from memcap.stages.job import job_fingerprint
+        from memcap.core.models import resolve_model
+        from memcap.stages.store import changed_settings, stored_fingerprint
     except ImportError:
         return
     optim = OptimConfig.from_dict(config["optim"])

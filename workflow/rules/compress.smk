@@ -1,8 +1,8 @@
 # One job per (model, dataset) for the K = 1 grid and per (model, K) for the multi-vector grid
-# (memcap.job.run_job). A job loads its model once, batches the samples of one length and
+# (memcap.stages.job.run_job). A job loads its model once, batches the samples of one length and
 # keeps per-batch parts beside its records file (<records>.parts/, not a declared output), so a
 # killed job resumes where it stopped. Without a GPU it runs on the CPU. compress.mode search finds
-# each text's capacity instead (memcap.search); random text, one length per text, runs the grid.
+# each text's capacity instead (memcap.core.search); random text, one length per text, runs the grid.
 
 
 rule compress:

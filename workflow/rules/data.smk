@@ -1,4 +1,4 @@
-# Texts to compress (memcap.texts) and the vocabularies of random text (memcap.vocab).
+# Texts to compress (memcap.stages.texts) and the vocabularies of random text (memcap.stages.vocab).
 
 
 rule vocab:

@@ -1,8 +1,8 @@
-# Geometry of the [mem] solutions (memcap.geometry, the paper's Figures 7 and 8): one job
+# Geometry of the [mem] solutions (memcap.stages.geometry, the paper's Figures 7 and 8): one job
 # compresses each text from several random inits and scores the lines between solutions;
-# a light rule draws the figures (memcap.geometry_figures). Runs only when geometry.model
+# a light rule draws the figures (memcap.analysis.geometry_figures). Runs only when geometry.model
 # is set (common.smk). Each rule's named outputs are the files its script writes
-# (geometry_figures: memcap.geometry_figures.OUTPUTS, draw_stage) and the report reads.
+# (geometry_figures: memcap.analysis.geometry_figures.OUTPUTS, draw_stage) and the report reads.
 
 
 rule geometry:

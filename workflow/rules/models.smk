@@ -1,5 +1,5 @@
 # Hugging Face models are downloaded once, at their pinned revision, into the shared cache
-# (memcap.download); compress jobs then read that cache offline. gguf and random models need
+# (memcap.stages.download); compress jobs then read that cache offline. gguf and random models need
 # no download.
 
 

@@ -1,8 +1,8 @@
-# Precision of the [mem] vectors (memcap.precision), this project's extension beyond the
+# Precision of the [mem] vectors (memcap.stages.precision), this project's extension beyond the
 # paper: one job per model rounds the stored vectors of its lossless samples (bfloat16,
 # float16, int8, int4, ...) and scores them again; a light rule makes the table, the figure
 # and the numbers the report quotes. Runs only when precision.enabled is set. The named
-# outputs of precision_summary are the files summary_stage writes (memcap.precision.OUTPUTS).
+# outputs of precision_summary are the files summary_stage writes (memcap.stages.precision.OUTPUTS).
 
 
 rule precision:

@@ -1,7 +1,7 @@
-# The PDF report (memcap.report): paper/ templates rendered with our tables and figures.
+# The PDF report (memcap.analysis.report): paper/ templates rendered with our tables and figures.
 
 # What the report shows of each optional stage: its rule's outputs by name (the names
-# memcap.report.build_report reads); empty when the stage does not run.
+# memcap.analysis.report.build_report reads); empty when the stage does not run.
 REPORT_STAGES = {
     "geometry": named_outputs(rules.geometry_figures, "geometry"),
     "baselines": named_outputs(rules.baselines, "baselines"),
@@ -32,10 +32,10 @@ rule report:
         "../../envs/memcap.yaml"
     params:
         run=config["run"],
-        # the settings table is built in the job (memcap.report.workflow_settings), so
+        # the settings table is built in the job (memcap.analysis.report.workflow_settings), so
         # planning needs no memcap import
         random_max_length={m: random_max_length(m) for m in config["models"]},
-        # the inputs by the names their rules give them (memcap.report.build_report)
+        # the inputs by the names their rules give them (memcap.analysis.report.build_report)
         tables=named_outputs(rules.tables),
         figures=named_outputs(rules.figures),
         geometry=REPORT_STAGES["geometry"],

@@ -1,10 +1,10 @@
 """One GPU per job on a workstation: take the first free card by a lock file, before CUDA starts.
 
-    from memcap.gpu_slots import claim_gpu
+    from memcap.stages.gpu_slots import claim_gpu
     card = claim_gpu()        # e.g. "3"; CUDA_VISIBLE_DEVICES is now "3", so the job uses cuda:0
 
 Snakemake gives local jobs no GPU ids (its `--resources gpu=G` only counts them), so every
-job would otherwise open cuda:0. Each model job calls this first (memcap.script.
+job would otherwise open cuda:0. Each model job calls this first (memcap.stages.script.
 start_model_job): the cards are those in CUDA_VISIBLE_DEVICES if set, else every card the
 driver lists; the job takes a non-blocking exclusive lock (flock) on `<lock_dir>/gpu-<id>.lock`
 for the first card whose lock is free and keeps it open for its lifetime, so the kernel drops
@@ -23,7 +23,7 @@ import subprocess
 import time
 from pathlib import Path
 
-log = logging.getLogger("memcap.gpu_slots")
+log = logging.getLogger("memcap.stages.gpu_slots")
 LOCK_DIR = Path(os.environ.get("MEMCAP_GPU_LOCK_DIR", "/tmp/memcap-gpu-locks"))
 _held: list = []  # open lock files: closing one (or the process ending) frees its card
 

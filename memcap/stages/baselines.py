@@ -1,6 +1,6 @@
 """Classical lossless compressors beside the [mem] vectors (the paper's Appendix F, Table 4).
 
-    from memcap.baselines import output_paths, run_baselines, write_outputs
+    from memcap.stages.baselines import output_paths, run_baselines, write_outputs
     rows = run_baselines(lm, records_df, texts_rows, "lee")   # one BaselineRow per text
     files = output_paths("results/demo/baselines")
     # {"rows": .../rows.csv, "table": .../table.csv, "tex": .../table.tex, "summary": .../summary.json}
@@ -12,7 +12,7 @@ missing key raises ValueError naming the allowed ones. ``output_paths`` gives th
 names in one folder, for tests and notebooks.
 
 The codecs (zlib, bz2, lzma, Huffman, and arithmetic coding with the LM's own predictions)
-are in memcap.codecs; each size is that of a stream checked to decode back to its input. A
+are in memcap.stages.codecs; each size is that of a stream checked to decode back to its input. A
 compression ratio is UTF-8 bytes / compressed bytes.
 
 The texts are those the [mem] vectors carried: for each sample the longest length whose
@@ -31,13 +31,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from memcap import metrics, tables
-from memcap.codecs import CODECS, LMCoder, compressed_sizes
+from memcap.analysis import metrics, tables
+from memcap.analysis.reference import load_reference
+from memcap.core.models import load_model, load_registry, resolve_model
 from memcap.io import check_paths
-from memcap.job import read_texts
-from memcap.models import load_model, load_registry, resolve_model
 from memcap.records import accuracy_is_lossless
-from memcap.reference import load_reference
+from memcap.stages.codecs import CODECS, LMCoder, compressed_sizes
+from memcap.stages.texts import read_texts
 
 # --- the texts the [mem] vectors carried, and every ratio on them -----------------------------
 
@@ -278,7 +278,7 @@ def run_stage(
     """Rule baselines: texts_files maps each dataset to its texts JSONL; record_files are
     the model's K = 1 records. Writes the rule's outputs, `paths` (write_outputs: keyed by
     OUTPUTS, checked before the model is loaded)."""
-    log = logging.getLogger("memcap.baselines")
+    log = logging.getLogger("memcap.stages.baselines")
     paths = check_paths(paths, OUTPUTS, "baselines.run_stage")
     if threads:
         torch.set_num_threads(threads)

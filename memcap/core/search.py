@@ -1,6 +1,6 @@
 """Capacity search: each text's largest losslessly decodable length, warm-started.
 
-    from memcap.search import search_capacity
+    from memcap.core.search import search_capacity
     results = search_capacity(lm, [ids_a, ids_b], K=1, protocol="paper", seeds=[1, 2],
                               optim=OptimConfig(max_steps=300), lengths_grid=[8, 16, 32, 64])
     results[0].capacity, results[0].steps, [(a.L, a.lossless, a.steps) for a in results[0].attempts]
@@ -32,9 +32,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from memcap.engine import OptimConfig, Outcome, compress_batch, first_scored
-from memcap.records import FLOAT_SLACK as _SLACK
-from memcap.records import LOSSLESS_ACCURACY
+from memcap.core.engine import OptimConfig, Outcome, compress_batch, first_scored
+from memcap.records import lossless
 
 
 @dataclass
@@ -65,13 +64,6 @@ class SearchResult:
     def steps(self) -> int:
         """Optimiser steps of all attempts together."""
         return sum(a.steps for a in self.attempts)
-
-
-def lossless(status: str, correct: int, max_correct: int, scored: int, protocol: str) -> bool:
-    """The package's one rule, on an outcome's or a record's fields (memcap.records)."""
-    if status != "ok" or not scored:
-        return False
-    return (max_correct if protocol == "paper" else correct) / scored >= LOSSLESS_ACCURACY - _SLACK
 
 
 def is_lossless(outcome: Outcome | None, protocol: str) -> bool:
@@ -207,7 +199,7 @@ def search_capacity(
     lengths_grid: grow through these lengths; otherwise start at `start` and multiply by
     `growth`. resolution: bisect down to this many tokens (grid mode: None stays on the grid;
     growth mode: None means 1). max_length caps L (default: the model's context minus K).
-    runner: compress_batch() or a drop-in (memcap.job.compress_splitting) taking `init=`.
+    runner: compress_batch() or a drop-in (memcap.stages.batching.compress_splitting) taking `init=`.
     on_attempts, if given, is called after each batch with its (result, attempt) pairs;
     result.done tells whether that attempt was the text's last.
     history: attempts already made (text index -> attempts in the order they were made, with

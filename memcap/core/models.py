@@ -1,6 +1,6 @@
 """Load a frozen causal LM and its tokenizer from one of three sources.
 
-    from memcap.models import load_registry, resolve_model, load_model
+    from memcap.core.models import load_registry, resolve_model, load_model
     spec = resolve_model("smollm2-135m", load_registry("config/models.yaml"))
     lm = load_model(spec, device="cpu")      # lm.model, lm.tokenizer, lm.mem_dim, ...
 
@@ -33,9 +33,9 @@ import yaml
 from memcap.corpora import lee_articles
 from memcap.io import package_file
 
-log = logging.getLogger("memcap.models")
+log = logging.getLogger("memcap.core.models")
 # The most float32 logits (MiB) one piece of the cross-entropy holds: above it the LM head runs
-# on chunks of positions (memcap.engine.score). 256 MiB is 523 positions of Llama-3's 128,256
+# on chunks of positions (memcap.core.engine.score). 256 MiB is 523 positions of Llama-3's 128,256
 # vocabulary; SmolLM2's 49,152 fit 1365 positions, so its runs keep today's single pass.
 LOGITS_MIB = 256.0
 

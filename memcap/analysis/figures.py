@@ -2,7 +2,7 @@
 
 Usage::
 
-    from memcap.figures import figure_paths, write_figures
+    from memcap.analysis.figures import figure_paths, write_figures
     files = figure_paths(Path("results/demo/figures"))
     # {"capacity_pdf": .../capacity.pdf, "capacity_png": .../capacity.png, ...}
     pdfs = write_figures(record_files, files)  # writes exactly `files`
@@ -48,10 +48,8 @@ import pandas as pd  # noqa: E402
 from matplotlib.colors import LogNorm, Normalize  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator  # noqa: E402
 
-from memcap import metrics  # noqa: E402
-from memcap.io import check_named_paths, named_paths  # noqa: E402
-from memcap.records import LOSSLESS_ACCURACY  # noqa: E402
-from memcap.reference import (  # noqa: E402
+from memcap.analysis import metrics  # noqa: E402
+from memcap.analysis.reference import (  # noqa: E402
     dataset_kind,
     dataset_order,
     is_random_dataset,
@@ -60,6 +58,8 @@ from memcap.reference import (  # noqa: E402
     paper_source,
     paper_value,
 )
+from memcap.io import check_named_paths, named_paths  # noqa: E402
+from memcap.records import LOSSLESS_ACCURACY  # noqa: E402
 
 # Okabe & Ito (2008): distinguishable with every common colour-vision deficiency.
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#56B4E9", "#CC79A7", "#F0E442", "#000000"]
@@ -123,7 +123,7 @@ def _log2_axis(axis) -> None:
 
 def save_figure_as(fig, pdf: Path, png: Path) -> Path:
     """fig as the PDF and PNG paths given, then closed; returns the PDF's path (also
-    memcap.geometry_figures, memcap.precision)."""
+    memcap.analysis.geometry_figures, memcap.stages.precision)."""
     fig.savefig(pdf)
     fig.savefig(png, dpi=PNG_DPI)
     plt.close(fig)

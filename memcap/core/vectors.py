@@ -23,7 +23,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 
 import memcap
-from memcap.engine import first_scored, greedy_decode
+from memcap.core.engine import first_scored, greedy_decode
 from memcap.io import atomic_write_bytes
 
 KEY = "mem"

@@ -1,6 +1,6 @@
 """Geometry of the [mem] solutions: many vectors per text (the paper's Figures 7 and 8).
 
-    from memcap.geometry import optimise_inits, cosine_pairs, interpolate, summary
+    from memcap.stages.geometry import optimise_inits, cosine_pairs, interpolate, summary
     runs, vectors = optimise_inits(lm, texts, inits=8, K=1, protocol="paper", optim=optim,
                                    seed_parts=("smollm2-135m", "lee"))
     cosines = cosine_pairs(runs, vectors)           # every pair of converged vectors
@@ -9,7 +9,7 @@
 
 Each text (a list of token ids, already cut to its length) is compressed `inits` times from
 independent random inits (seeds derived from the text and the init number); the inits of
-all texts form one batch for memcap.engine.compress_batch, where converged ones freeze. Only
+all texts form one batch for memcap.core.engine.compress_batch, where converged ones freeze. Only
 vectors that reached accuracy 1.0 enter the analysis:
 
 * cosine similarity (K x d flattened) between vectors of the same text and of different
@@ -17,7 +17,7 @@ vectors that reached accuracy 1.0 enter the analysis:
 * teacher-forced accuracy along the straight line (1 - t) m_a + t m_b for every pair of
   vectors of one text (Figure 8: faint lines with the min/max envelope).
 
-The rule geometry calls `run_stage`; memcap.geometry_figures draws both figures and writes
+The rule geometry calls `run_stage`; memcap.analysis.geometry_figures draws both figures and writes
 summary.json (rule geometry_figures).
 """
 
@@ -32,9 +32,10 @@ import pandas as pd
 import torch
 from safetensors.torch import save_file
 
-from memcap.engine import OptimConfig, first_scored, pad, score
-from memcap.job import compress_splitting, derive_seed, read_texts
-from memcap.models import load_model, load_registry, resolve_model
+from memcap.core.engine import OptimConfig, first_scored, pad, score
+from memcap.core.models import load_model, load_registry, resolve_model
+from memcap.stages.batching import compress_splitting, derive_seed
+from memcap.stages.texts import read_texts
 
 RUN_COLUMNS = [
     "sample_id",
@@ -212,7 +213,7 @@ def run_stage(
     """Rule geometry: load the model once, solve, and write out["runs"] (CSV),
     out["vectors"] (safetensors, one K x d tensor per run, keyed <sample_id>/<init>),
     out["cosine"] and out["interpolation"] (CSV). Texts shorter than `length` are skipped."""
-    log = logging.getLogger("memcap.geometry")
+    log = logging.getLogger("memcap.stages.geometry")
     if threads:
         torch.set_num_threads(threads)
     lm = load_model(resolve_model(model, load_registry(models_file)), device)

@@ -1,6 +1,6 @@
 """The compression engine: optimise K [mem] vectors per text so a frozen LM reproduces it.
 
-    from memcap.engine import OptimConfig, compress_batch
+    from memcap.core.engine import OptimConfig, compress_batch
     outcomes = compress_batch(lm, [ids_a, ids_b], K=1, protocol="strict", seeds=[1, 2],
                               optim=OptimConfig(max_steps=500))
     outcomes[0].accuracy, outcomes[0].greedy_exact, outcomes[0].vectors  # (K, d) float32
@@ -14,14 +14,14 @@ Protocols (docs/method.md section 2):
 - ``strict``: the prediction of t1 from the last mem vector is scored too (N positions); the
   no-mem baseline predicts t1 from the tokenizer's start-of-document token.
 
-compress_batch() compresses one batch of texts (a compress job, memcap.job, runs many; the
+compress_batch() compresses one batch of texts (a compress job, memcap.stages.job, runs many; the
 command `memcap compress` one text). It is a short loop over small pieces: _baseline (the
 no-vector scores), _Vectors (the random or warm starts, fresh_lr, AdamW and the best vectors
 kept), _step (one scoring and update), Stopping (one text's stopping rule, docs/method.md
 section 1.5) and _outcomes.
 
 Memory: the float32 logits of a batch (B x N x vocabulary) are never held at once beyond
-``lm.logits_mib`` (memcap.models.LOGITS_MIB): the LM head then runs on chunks of positions
+``lm.logits_mib`` (memcap.core.models.LOGITS_MIB): the LM head then runs on chunks of positions
 (``score``), and the backward recomputes one chunk's logits at a time.
 """
 
@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 import torch.utils.checkpoint
 
-from memcap.models import LoadedModel
+from memcap.core.models import LoadedModel
 
 PROTOCOLS = ("paper", "strict")
 
@@ -82,7 +82,7 @@ class OptimConfig:
     temperature: float = 1.0  # the training loss is the cross-entropy of logits / temperature
     margin: float = 0.0  # hinge on (logit of the right token - the runner-up's) below this
     fresh_lr: float | None = None  # lr of a text that starts from the random init (None: lr);
-    # warm starts (memcap.search: vectors of a shorter prefix) keep lr
+    # warm starts (memcap.core.search: vectors of a shorter prefix) keep lr
     fresh_max_steps: int | None = None  # max_steps of a text that starts from the random init
     # (None: max_steps): at the paper's lr a fresh start needs more steps than a warm one
     preset: str = "paper"  # the name of the preset these values started from (PRESETS)
@@ -420,7 +420,7 @@ def compress_batch(
     """Optimise K vectors for each text of a batch; returns one Outcome per text.
 
     `init`, if given, holds one (K, d) start per text (None: the seeded random init), e.g.
-    vectors that already encode a prefix of the text (memcap.search warm starts).
+    vectors that already encode a prefix of the text (memcap.core.search warm starts).
 
     A text stops at accuracy 1.0, after `patience` steps without a new best accuracy, or at
     `max_steps` (Stopping); it then leaves the batch, so its vectors and optimiser state stop

@@ -1,6 +1,6 @@
 """The paper-budget reference: per-text capacities from grid records of benchmarks/reference.py.
 
-    from memcap.paper_budget import reference_summary, text_capacities
+    from memcap.analysis.paper_budget import reference_summary, text_capacities
     texts = text_capacities(read_jsonl("benchmarks/reference/lee.jsonl"))
     reference_summary(texts)   # per (model, dataset): capacity, texts bracketed, steps, hours
 
@@ -8,14 +8,14 @@ Each (text, L) of that run is a fresh start with the paper's optimiser (5000 ste
 text goes up the grid until it has failed at `fails` consecutive lengths (or runs out of
 tokens): its capacity is its largest lossless length, *bracketed* once that stop is reached
 (until then it is a lower bound). The decoding capacity over the texts is the per-sample rule
-(memcap.metrics.capacity_from_samples), a lower bound while any text is unbracketed.
+(memcap.analysis.metrics.capacity_from_samples), a lower bound while any text is unbracketed.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 
-from memcap.search import lossless
+from memcap.records import lossless
 
 
 def text_capacities(records: list[dict], fails: int = 2) -> list[dict]:
@@ -61,7 +61,7 @@ def text_capacities(records: list[dict], fails: int = 2) -> list[dict]:
 
 def reference_summary(texts: list[dict]) -> list[dict]:
     """Per (model, dataset): the decoding capacity over its texts and what it cost."""
-    from memcap.metrics import capacity_from_samples
+    from memcap.analysis.metrics import capacity_from_samples
 
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for t in texts:

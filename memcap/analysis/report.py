@@ -2,9 +2,9 @@
 
 Usage::
 
-    from memcap.figures import figure_paths
-    from memcap.report import build_report
-    from memcap.tables import table_paths
+    from memcap.analysis.figures import figure_paths
+    from memcap.analysis.report import build_report
+    from memcap.analysis.tables import table_paths
     build_report(table_paths(Path("results/demo/tables")),
                  figure_paths(Path("results/demo/figures")), record_files,
                  Path("results/demo/report/report.pdf"), run_name="demo")
@@ -36,12 +36,10 @@ import jinja2
 import pandas as pd
 from markupsafe import Markup
 
-from memcap import metrics, tables
-from memcap.figures import FIGURE_FORMATS, FIGURE_NAMES
-from memcap.geometry_figures import FIGURE_NAMES as GEOMETRY_FIGURES
-from memcap.io import check_named_paths
-from memcap.records import LOSSLESS_ACCURACY
-from memcap.reference import (
+from memcap.analysis import metrics, tables
+from memcap.analysis.figures import FIGURE_FORMATS, FIGURE_NAMES
+from memcap.analysis.geometry_figures import FIGURE_NAMES as GEOMETRY_FIGURES
+from memcap.analysis.reference import (
     PAPER_DIR,
     dataset_kind,
     dataset_order,
@@ -50,10 +48,12 @@ from memcap.reference import (
     paper_source,
     paper_value,
 )
+from memcap.io import check_named_paths
+from memcap.records import LOSSLESS_ACCURACY
 
 TEMPLATE = "report.tex.j2"
 TABLE_NAMES = tables.TABLE_NAMES  # table1, summary, multivector, pass_rate, search
-PRECISION_FIGURES = ["precision"]  # memcap.precision
+PRECISION_FIGURES = ["precision"]  # memcap.stages.precision
 LATEXMK_TIMEOUT_S = 600
 LOG_TAIL_LINES = 40
 
@@ -381,9 +381,9 @@ def _search(df: pd.DataFrame) -> list[dict]:
 
 
 def _budget_reference(paths: list[Path] | None, df: pd.DataFrame, summary: pd.DataFrame) -> list[dict]:
-    """The paper-budget reference runs (memcap.paper_budget) beside this run's K = 1 capacity."""
+    """The paper-budget reference runs (memcap.analysis.paper_budget) beside this run's K = 1 capacity."""
+    from memcap.analysis.paper_budget import reference_summary, text_capacities
     from memcap.io import read_jsonl
-    from memcap.paper_budget import reference_summary, text_capacities
 
     texts = text_capacities([r for p in paths or [] for r in read_jsonl(Path(p))])
     # compare on the texts this run has, where it has some of the reference's
@@ -551,7 +551,7 @@ def build_report(
     outputs (other names are not read); None or empty: "not run". `budget_reference` names
     records files of the paper-budget reference (benchmarks/reference.py), shown beside
     this run's capacities. `precision` ({"summary", "table_tex", "ratio_tex", "figure_pdf",
-    ...}) names the precision stage's files (memcap.precision).
+    ...}) names the precision stage's files (memcap.stages.precision).
     """
     table_files = check_named_paths(
         table_files, TABLE_NAMES, tables.TABLE_FORMATS, "build_report's table_files", complete=False

@@ -1,13 +1,13 @@
 """The paper's reference values (paper/reference.yaml) and which of our runs they compare with.
 
-    from memcap.reference import load_reference, paper_model, paper_source, paper_value
+    from memcap.analysis.reference import load_reference, paper_model, paper_source, paper_value
     reference = load_reference()                      # the paper's numbers, as transcribed
     row = paper_model("pythia-160m")                  # "Pythia-160M" (registry name or HF id)
     source = paper_source("pg19_test", kind="natural")   # "pg19"
     paper_value(reference, row, "capacity", source)   # 80
 
 Whether a dataset is natural or random text comes from its records' ``kind``
-(memcap.metrics.dataset_kinds), never from its name; the name only maps a natural dataset
+(memcap.analysis.metrics.dataset_kinds), never from its name; the name only maps a natural dataset
 to the paper's natural source (pg19, fanfics), and every random dataset compares with the
 paper's random text. Only a dataset without ``kind`` (records written before kinds existed,
 or no records at all) is read from its name (``legacy_kind``). The tables, figures, report
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-PAPER_DIR = Path(__file__).resolve().parents[1] / "paper"
+PAPER_DIR = Path(__file__).resolve().parents[2] / "paper"
 
 
 @lru_cache(maxsize=4)

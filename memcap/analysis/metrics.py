@@ -2,7 +2,7 @@
 
 Usage::
 
-    from memcap.metrics import load_records, summarise, pass_rate_by_length
+    from memcap.analysis.metrics import load_records, summarise, pass_rate_by_length
     df = load_records(["results/demo/compress/smollm2-135m/lee.jsonl"])
     summary = summarise(df)          # one row per (model, dataset, protocol, K)
     passes = pass_rate_by_length(df)  # one row per (model, dataset, protocol, K, L)
@@ -38,7 +38,7 @@ Text kind: every record carries the ``kind`` of its text, natural or random (the
 dataset's config ``source``, whatever its name); random text is grouped by its sampled
 length. Records written before ``kind`` existed take their dataset's kind from the other
 records of that dataset, else from its name (``random*``, the old rule:
-memcap.reference.legacy_kind).
+memcap.analysis.reference.legacy_kind).
 
 Search mode (docs/records.md): a ``search`` job writes one record per *attempt*, and a
 text is attempted at a length only if it was lossless at the shorter ones, so the mean
@@ -64,8 +64,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from memcap.analysis.reference import legacy_kind
 from memcap.records import FLOAT_SLACK, KINDS, LOSSLESS_ACCURACY, MODES, accuracy_is_lossless
-from memcap.reference import legacy_kind
 
 BITS_PER_VALUE = 16  # Eq. 1 of the paper: b = 16 bits per mem-vector component
 LN2 = math.log(2.0)
@@ -168,7 +168,7 @@ def _modes(df: pd.DataFrame) -> pd.Series:
 
 def _reject_duplicates(df: pd.DataFrame) -> None:
     # A search writes one record per attempt; a text's attempts are at different lengths,
-    # except a fresh retry at the length whose warm start got stuck: `retry` (memcap.store.
+    # except a fresh retry at the length whose warm start got stuck: `retry` (memcap.stages.store.
     # attempt_key) tells those two apart. Records written before `retry` existed lack it.
     key = SAMPLE_KEY + (["retry"] if "retry" in df.columns else [])
     dup = df[df.duplicated(key, keep=False)]
@@ -431,7 +431,7 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
     """Every capacity metric, one row per (model, dataset, protocol, K).
 
     Columns: mode (grid or search: how ``capacity`` was computed, ``decoding_capacity``),
-    preset (the optimiser preset(s) of the group's records, memcap.engine.PRESETS),
+    preset (the optimiser preset(s) of the group's records, memcap.core.engine.PRESETS),
     model_id, params, mem_dim, vocab_size, n_samples (usable records: ok and not short;
     for a search group usable attempts), n_failed, n_short, n_lengths, min_L, max_L,
     capacity, n_saturated, token_gain_mean/std, info_gain_nats_mean/std,
@@ -487,7 +487,7 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
     for col in columns:
         if col not in out.columns:
             out[col] = np.nan
-    # K vectors hold K * d values: Eq. 1 is for one vector (memcap.precision.theory does the same)
+    # K vectors hold K * d values: Eq. 1 is for one vector (memcap.stages.precision.theory does the same)
     out["l_th"] = [
         int(k) * theoretical_capacity(int(d), int(v)) if pd.notna(d) and pd.notna(v) else np.nan
         for k, d, v in zip(out["K"], out["mem_dim"], out["vocab_size"], strict=True)

@@ -1,6 +1,6 @@
-"""Figures 7 and 8 of the geometry stage (memcap.geometry) and the numbers the report quotes.
+"""Figures 7 and 8 of the geometry stage (memcap.stages.geometry) and the numbers the report quotes.
 
-    from memcap.geometry_figures import draw_stage, output_paths, write_geometry_figures
+    from memcap.analysis.geometry_figures import draw_stage, output_paths, write_geometry_figures
     files = output_paths(Path("results/demo/geometry"))
     # {"summary": .../summary.json, "cosine_pdf": .../geometry_cosine.pdf, "cosine_png": ...,
     #  "interpolation_pdf": ..., "interpolation_png": ...}
@@ -9,7 +9,7 @@
     # {"geometry_cosine": .../geometry_cosine.pdf, "geometry_interpolation": ...}
 
 The rule geometry_figures calls `draw_stage`, which reads the geometry rule's CSVs, draws
-both figures and writes the summary (memcap.geometry.summary plus the run's settings) to
+both figures and writes the summary (memcap.stages.geometry.summary plus the run's settings) to
 the paths it is given, keyed as the rule names its outputs (OUTPUTS,
 workflow/rules/geometry.smk); an unknown or a missing key raises ValueError naming the
 allowed ones. ``output_paths`` gives the default names in one folder, for tests and
@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from memcap import figures
+from memcap.analysis import figures
 from memcap.io import check_named_paths, check_paths
 
 FIGURE_NAMES = ["geometry_cosine", "geometry_interpolation"]
@@ -128,7 +128,7 @@ def draw_stage(runs_csv, cosine_csv, interpolation_csv, paths) -> dict[str, Path
     """Rule geometry_figures: both figures and the summary (the numbers the report quotes),
     written to `paths`, keyed by OUTPUTS as the rule names its outputs (ValueError on an
     unknown or a missing key). Returns `paths` as Paths."""
-    from memcap.geometry import summary  # torch: not imported with FIGURE_NAMES (memcap.report)
+    from memcap.stages.geometry import summary  # torch: not imported with FIGURE_NAMES (memcap.analysis.report)
 
     paths = check_paths(paths, OUTPUTS, "draw_stage")
 

@@ -3,7 +3,7 @@
 One JSON object per line and sample (format: docs/records.md, "Texts"). The workflow's rules
 `texts` and `random_texts` call `write_texts`; by hand:
 
-    python -c "from memcap.texts import write_texts; write_texts('lee', \
+    python -c "from memcap.stages.texts import write_texts; write_texts('lee', \
         {'source': 'package', 'package': 'gensim', \
          'file': 'test/test_data/lee_background.cor', 'samples': 3}, 'lee.jsonl')"
 
@@ -13,7 +13,7 @@ Natural sources (`source` key of a dataset):
   package  a text file shipped inside an installed Python package (`package`, `file`), one
            document per line; e.g. gensim's Lee news corpus. The package is never imported.
   file     a local text file (`path`), one document per line.
-Random text (`source: random`) draws words from a vocabulary file (memcap.vocab).
+Random text (`source: random`) draws words from a vocabulary file (memcap.stages.vocab).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from memcap.io import package_file, write_jsonl
+from memcap.io import package_file, read_jsonl, write_jsonl
 from memcap.records import KINDS  # every row's `kind`: how the analysis treats the text
 
 NATURAL_SOURCES = ("hf", "package", "file")
@@ -140,11 +140,11 @@ def write_texts(
 ) -> Path:
     """Build one dataset's texts file: natural (`spec['source']` in hf/package/file) or random.
 
-    Random text needs the vocabulary file `vocab` (one word per line, from memcap.vocab), its
+    Random text needs the vocabulary file `vocab` (one word per line, from memcap.stages.vocab), its
     config `vocab_spec` (recorded as each row's source) and `max_length` (L_up).
     """
     if spec["source"] == "random":
-        from memcap.vocab import label, read_vocab
+        from memcap.stages.vocab import label, read_vocab
 
         if vocab is None or max_length is None:
             raise ValueError("random text needs a vocabulary file and max_length")
@@ -160,3 +160,24 @@ def write_texts(
     else:
         rows = natural_texts(dataset, spec)
     return write_jsonl(rows, out, ensure_ascii=False)
+
+
+def read_texts(path: str | Path, max_samples: int | None = None) -> list[dict]:
+    """Texts JSONL (docs/records.md), checked: ids unique, no empty text."""
+    rows = read_jsonl(Path(path))
+    if max_samples is not None:
+        rows = rows[:max_samples]
+    seen = set()
+    for row in rows:
+        if "id" not in row or "text" not in row:
+            raise ValueError(f"{path}: every row needs `id` and `text`; got keys {sorted(row)}")
+        sid = str(row["id"])
+        if sid in seen:
+            raise ValueError(f"{path}: sample id {sid!r} appears twice")
+        seen.add(sid)
+        if not str(row["text"]).strip():
+            raise ValueError(f"{path}: sample {sid!r} has an empty text")
+        text_kind(row)  # a kind that is there must be one the analysis knows
+    if not rows:
+        raise ValueError(f"{path}: no texts")
+    return rows

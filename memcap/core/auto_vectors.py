@@ -1,6 +1,6 @@
 """How many [mem] vectors does one text need? Double K until greedy decoding gives it back.
 
-    from memcap.auto_vectors import fewest_vectors
+    from memcap.core.auto_vectors import fewest_vectors
     found = fewest_vectors(lm, ids, "strict", seed=0, optim=OptimConfig.from_dict({"preset": "fast"}))
     found.K, found.exact, found.best.vectors, [(a.K, a.outcome.accuracy) for a in found.attempts]
 
@@ -8,7 +8,7 @@
 decode the text exactly (greedy, from the vectors alone under strict); no optimisation is
 spent on a K larger than the first that works. Each K grows through prefixes of the text (8,
 16, 32, ... tokens, then the whole text), each warm-started from the last one's vectors, as
-the capacity search does (memcap.search): a fresh init rarely decodes 30 tokens within a few
+the capacity search does (memcap.core.search): a fresh init rarely decodes 30 tokens within a few
 hundred steps, a warm start from 16 usually does in tens. A K stops at its first prefix
 that fails.
 """
@@ -19,8 +19,8 @@ import functools
 import time
 from dataclasses import dataclass, field
 
-from memcap.engine import OptimConfig, Outcome, compress_batch, first_scored
-from memcap.search import search_capacity
+from memcap.core.engine import OptimConfig, Outcome, compress_batch, first_scored
+from memcap.core.search import search_capacity
 
 FIRST_PREFIX = 8  # tokens of the first, fresh attempt of each K
 

@@ -2,7 +2,7 @@
 
 The workflow's rule `vocab` calls `write_vocab`; by hand:
 
-    python -c "from memcap.vocab import write_vocab; \
+    python -c "from memcap.stages.vocab import write_vocab; \
         write_vocab({'source': 'wordfreq', 'lang': 'en', 'size': 100000}, 'wordfreq.txt')"
 
 Sources (`source` key of a vocabulary):

@@ -2,7 +2,7 @@
 
 Usage::
 
-    from memcap.tables import table_paths, write_tables
+    from memcap.analysis.tables import table_paths, write_tables
     files = table_paths(Path("results/demo/tables"))
     # {"table1_csv": .../table1.csv, "table1_tex": .../table1.tex, "summary_csv": ..., ...}
     csvs = write_tables(record_files, files)  # writes exactly `files`
@@ -26,22 +26,22 @@ Tables (all at K = 1 except the multi-vector one):
   records of texts shorter than the length (left out of every number); grid-mode
   records only.
 * ``search``: per (model, source, K) run in search mode, the number of samples, the
-  decoding capacity from the per-sample capacities (memcap.metrics.capacity_from_samples),
+  decoding capacity from the per-sample capacities (memcap.analysis.metrics.capacity_from_samples),
   their mean, median, min and max, the attempts and the optimiser steps (in all and per
   sample). Empty when no run used search mode.
 
-A capacity computed from a search (memcap.metrics: the largest L that at least 99 % of
+A capacity computed from a search (memcap.analysis.metrics: the largest L that at least 99 % of
 the samples' own capacities reach) is marked "(search)" wherever it appears; a grid
 capacity is unmarked.
 
 The CSV cells hold exactly the text the LaTeX shows (numbers already rounded), so the two
-always agree. Paper values come from paper/reference.yaml (memcap.reference) and are
+always agree. Paper values come from paper/reference.yaml (memcap.analysis.reference) and are
 labelled "paper"; a model or source without records shows "not run", a paper cell without a
 value "n/a".
 
 Whether a dataset is natural or random text comes from its records' ``kind``
-(memcap.metrics), never from its name; the name only maps a natural dataset to the paper's
-natural source (pg19, fanfics) for the paper's values (memcap.reference.paper_source), and
+(memcap.analysis.metrics), never from its name; the name only maps a natural dataset to the paper's
+natural source (pg19, fanfics) for the paper's values (memcap.analysis.reference.paper_source), and
 every random dataset compares with the paper's random text.
 """
 
@@ -56,9 +56,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from memcap import metrics
+from memcap.analysis import metrics
+from memcap.analysis.reference import (
+    dataset_kind,
+    dataset_order,
+    load_reference,
+    paper_model,
+    paper_source,
+    paper_value,
+)
 from memcap.io import check_named_paths, named_paths
-from memcap.reference import dataset_kind, dataset_order, load_reference, paper_model, paper_source, paper_value
 
 NOT_RUN = "not run"
 SEARCH_MARK = "(search)"  # follows a capacity that comes from a capacity search
@@ -462,7 +469,7 @@ def pass_rate_frame(run: _Run) -> pd.DataFrame:
     """Share of lossless samples (accuracy >= 0.99) per length; random text per length bin.
 
     Samples are the usable records; failed records and records of texts shorter than the
-    length (``short``, memcap.metrics) are counted in their own columns and in no other.
+    length (``short``, memcap.analysis.metrics) are counted in their own columns and in no other.
 
     Grid-mode records only: a search attempts a text at a length only after it was lossless
     at the shorter ones, so a search's per-length share would be over a self-selected subset

@@ -1,6 +1,6 @@
-"""Lossless codecs whose stream sizes stand beside the [mem] vectors (memcap.baselines).
+"""Lossless codecs whose stream sizes stand beside the [mem] vectors (memcap.stages.baselines).
 
-    from memcap.codecs import compressed_sizes, LMCoder
+    from memcap.stages.codecs import compressed_sizes, LMCoder
     compressed_sizes(b"some text")        # {"zlib": 17, "bz2": 48, "lzma": 68, "huffman": 15}
     coder = LMCoder(lm)                   # arithmetic coding driven by the LM's own predictions
     stream, ideal_bits = coder.encode([17, 4, 99]); coder.decode(stream) == [17, 4, 99]

@@ -1,6 +1,6 @@
 """One compress job: a model, a texts file, a grid of K and L -> one record per sample.
 
-    from memcap.job import run_job
+    from memcap.stages.job import run_job
     run_job("smollm2-135m", "results/demo/texts/lee.jsonl",
             "results/demo/compress/smollm2-135m/lee.jsonl", lengths=[16, 32], K=[1])
 
@@ -9,7 +9,7 @@ or from the shell: ``memcap job --model smollm2-135m --texts ... --out ... --len
 compress and multivector each run one job (docs/method.md section 9 has these words).
 ``mode="search"`` (``--mode search``) finds each text's capacity instead of running every
 length: each text goes up the lengths, warm-started from its last lossless vectors, until one
-fails (memcap.search); it writes one record per attempt and resumes like the grid.
+fails (memcap.core.search); it writes one record per attempt and resumes like the grid.
 
 The model is loaded once, and only if work remains. Samples of one (K, L) are optimised
 together in batches of `batch_size`; random texts, which each have their own length, are
@@ -33,21 +33,14 @@ from safetensors import safe_open
 from tqdm.auto import tqdm
 
 import memcap
-from memcap.engine import OptimConfig, Outcome, compress_batch, first_scored
-from memcap.io import read_jsonl
-from memcap.models import LoadedModel, load_model, load_registry, resolve_model
+from memcap.core.engine import OptimConfig, Outcome, first_scored
+from memcap.core.models import LoadedModel, load_model, load_registry, resolve_model
 from memcap.records import MODES
-from memcap.store import PartStore
-from memcap.texts import text_kind
+from memcap.stages.batching import OomLimit, compress_splitting, derive_seed
+from memcap.stages.store import PartStore
+from memcap.stages.texts import read_texts, text_kind
 
-log = logging.getLogger("memcap.job")
-
-
-def derive_seed(*parts) -> int:
-    """A 60-bit seed (15 hex digits of a SHA-256) from (model, dataset, K, L, sample): stable across runs
-    and machines."""
-    digest = hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()
-    return int(digest[:15], 16)
+log = logging.getLogger("memcap.stages.job")
 
 
 def versions() -> dict:
@@ -63,70 +56,6 @@ def versions() -> dict:
     }
 
 
-def read_texts(path: str | Path, max_samples: int | None = None) -> list[dict]:
-    """Texts JSONL (docs/records.md), checked: ids unique, no empty text."""
-    rows = read_jsonl(Path(path))
-    if max_samples is not None:
-        rows = rows[:max_samples]
-    seen = set()
-    for row in rows:
-        if "id" not in row or "text" not in row:
-            raise ValueError(f"{path}: every row needs `id` and `text`; got keys {sorted(row)}")
-        sid = str(row["id"])
-        if sid in seen:
-            raise ValueError(f"{path}: sample id {sid!r} appears twice")
-        seen.add(sid)
-        if not str(row["text"]).strip():
-            raise ValueError(f"{path}: sample {sid!r} has an empty text")
-        text_kind(row)  # a kind that is there must be one the analysis knows
-    if not rows:
-        raise ValueError(f"{path}: no texts")
-    return rows
-
-
-def _is_oom(err: BaseException) -> bool:
-    if isinstance(err, torch.OutOfMemoryError):
-        return True
-    text = str(err).lower()
-    return isinstance(err, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
-
-
-@dataclass
-class OomLimit:
-    """The smallest batch, in tokens (texts x (K + longest text)), that ran out of memory in
-    this job: a batch at least that large is split before it is tried, so a job whose
-    batch_size is too big for the card pays for one out-of-memory error, not one per batch."""
-
-    tokens: float = math.inf
-
-
-def compress_splitting(
-    lm: LoadedModel, texts, K, protocol, seeds, optim, progress=None, init=None, limit: OomLimit | None = None
-):
-    """compress_batch(), halving the batch on out-of-memory; a single text that still does not fit
-    comes back as None (recorded with status `oom`), and the others go on."""
-    tokens = len(texts) * (K + max(len(t) for t in texts))
-    if len(texts) == 1 or limit is None or tokens < limit.tokens:
-        try:
-            return compress_batch(lm, texts, K, protocol, seeds, optim, progress, init=init)
-        except (torch.OutOfMemoryError, RuntimeError) as err:
-            if not _is_oom(err):
-                raise
-        if limit is not None:
-            limit.tokens = min(limit.tokens, tokens)
-        if lm.device.type == "cuda":
-            torch.cuda.empty_cache()
-        if len(texts) == 1:
-            log.error("out of memory on a single text (K=%d, %d tokens); recorded as oom", K, len(texts[0]))
-            return [None]
-        log.warning("out of memory on a batch of %d texts; retrying in halves", len(texts))
-    half = len(texts) // 2
-    init = init if init is not None else [None] * len(texts)
-    return compress_splitting(lm, texts[:half], K, protocol, seeds[:half], optim, progress, init[:half], limit) + (
-        compress_splitting(lm, texts[half:], K, protocol, seeds[half:], optim, progress, init[half:], limit)
-    )
-
-
 def _plan(rows, lengths, Ks, done):
     """(K, L, row) cells still to compute, grouped so each group is one stretch of batches."""
     groups = []
@@ -140,7 +69,7 @@ def _plan(rows, lengths, Ks, done):
     return [g for g in groups if g]
 
 
-SEARCH_DEFAULTS = {"fails": 1, "retry_fresh": True}  # memcap.search.search_capacity's
+SEARCH_DEFAULTS = {"fails": 1, "retry_fresh": True}  # memcap.core.search.search_capacity's
 
 
 def search_settings(search: dict | None) -> dict:
@@ -211,8 +140,8 @@ def run_job(
     each text's own `length` (random text). mode="search" searches each
     text's capacity through `lengths` instead (one record per attempt, module docstring).
     cast_weights: keep the frozen linear weights in the registry's autocast dtype
-    (memcap.models.cast_frozen_weights; only where autocast applies, i.e. on CUDA).
-    search: the capacity search's `fails` and `retry_fresh` (memcap.search.search_capacity;
+    (memcap.core.models.cast_frozen_weights; only where autocast applies, i.e. on CUDA).
+    search: the capacity search's `fails` and `retry_fresh` (memcap.core.search.search_capacity;
     SEARCH_DEFAULTS where left out); search mode only.
     """
     if mode not in MODES:
@@ -296,7 +225,7 @@ class JobContext:
     """One job's settings, built once by run_job and passed to its helpers below instead of
     long argument lists. `lm` and `shared` are set by load_lm(), only where work remains."""
 
-    spec: memcap.models.ModelSpec
+    spec: memcap.core.models.ModelSpec
     store: PartStore
     dataset: str
     protocol: str
@@ -321,12 +250,12 @@ class JobContext:
 
 
 def _run_search(ctx: JobContext, rows, lengths, Ks) -> None:
-    """Search mode: every text's capacity per K (memcap.search), one part per batch of attempts.
+    """Search mode: every text's capacity per K (memcap.core.search), one part per batch of attempts.
 
     Resumes: a text whose search a kill interrupted replays its recorded attempts (and the
     vectors of its last lossless one) and goes on from there; finished texts are not rerun.
     """
-    from memcap.search import search_capacity
+    from memcap.core.search import search_capacity
 
     recorded = ctx.store.records()
     finished = {(r["K"], str(r["sample_id"])) for r in recorded if r.get("capacity") is not None}
@@ -405,12 +334,13 @@ def _write_attempts(ctx: JobContext, K: int, group: list[dict], ids: list[list[i
 
 
 def _search_history(store: PartStore, recorded: list[dict], K: int, group: list[dict], protocol: str) -> dict:
-    """Recorded attempts of the unfinished texts of `group` at K, as memcap.search replays them.
+    """Recorded attempts of the unfinished texts of `group` at K, as memcap.core.search replays them.
 
     A grid search tries strictly growing lengths (a length twice at most: warm, then the
     fresh retry), so a text's attempts in order of (L, retry) are in the order they were made.
     """
-    from memcap.search import Attempt, lossless
+    from memcap.core.search import Attempt
+    from memcap.records import lossless
 
     position = {str(row["id"]): i for i, row in enumerate(group)}
     history: dict[int, list[Attempt]] = {}

@@ -1,6 +1,6 @@
 """What every rule script (scripts/*.py) does first, before it imports the rest of memcap.
 
-    from memcap.script import start_job, start_model_job
+    from memcap.stages.script import start_job, start_model_job
     start_job(snakemake.log[0])                                     # a script that runs no model
     start_model_job(snakemake.log[0], snakemake.params.cache_dir,   # one that does
                     gpu=snakemake.resources.get("gpu", 0))
@@ -18,7 +18,7 @@ import logging
 import sys
 from pathlib import Path
 
-from memcap.download import use_cache
+from memcap.stages.download import use_cache
 
 
 def start_job(log_path: str | Path) -> None:
@@ -28,11 +28,11 @@ def start_job(log_path: str | Path) -> None:
 
 def start_model_job(log_path: str | Path, cache_dir: str | Path, gpu: int = 0) -> None:
     """start_job, then log records at INFO into that file, models only from the download
-    cache (offline), and a free card of its own (memcap.gpu_slots) when `gpu` is set."""
+    cache (offline), and a free card of its own (memcap.stages.gpu_slots) when `gpu` is set."""
     start_job(log_path)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     use_cache(cache_dir, offline=True)
     if gpu:
-        from memcap.gpu_slots import claim_gpu
+        from memcap.stages.gpu_slots import claim_gpu
 
         claim_gpu()

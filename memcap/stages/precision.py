@@ -1,6 +1,6 @@
 """How many bits does a [mem] vector need? This project's extension beyond the paper.
 
-    from memcap.precision import output_paths, quantise, run_precision, write_outputs
+    from memcap.stages.precision import output_paths, quantise, run_precision, write_outputs
     quantise(vectors, "int4")   # (K, d) float32: 4-bit symmetric rounding, a scale per vector
     rows = run_precision(lm, records, {"lee": texts}, formats=["bfloat16", "int4"], pca=[8])
     files = output_paths("results/demo/precision")
@@ -50,14 +50,14 @@ import pandas as pd
 import torch
 from safetensors import safe_open
 
-from memcap import metrics, tables
-from memcap.engine import first_scored, greedy_decode, score
+from memcap.analysis import metrics, tables
+from memcap.core.engine import first_scored, greedy_decode, score
+from memcap.core.models import load_model, load_registry, resolve_model
 from memcap.io import check_paths, read_jsonl, write_jsonl
-from memcap.job import read_texts
-from memcap.models import load_model, load_registry, resolve_model
 from memcap.records import FLOAT_SLACK, LOSSLESS_ACCURACY, accuracy_is_lossless
+from memcap.stages.texts import read_texts
 
-log = logging.getLogger("memcap.precision")
+log = logging.getLogger("memcap.stages.precision")
 
 # nominal bits per value; pca<r> formats are added by name (r coefficients of 16 bits)
 FORMATS = {"float32": 32, "bfloat16": 16, "float16": 16, **{f"int{b}": b for b in range(8, 1, -1)}}
@@ -182,7 +182,7 @@ def evaluate(lm, ids: list[int], variants: dict[str, torch.Tensor], protocol: st
 
 
 def lossless_samples(records: pd.DataFrame, max_samples: int | None = None) -> pd.DataFrame:
-    """Usable lossless records (memcap.metrics) with stored vectors; with max_samples, the
+    """Usable lossless records (memcap.analysis.metrics) with stored vectors; with max_samples, the
     first that many per (model, dataset, protocol, K) in order of (L, sample_id)."""
     ok = metrics.usable(records)
     ok = ok[accuracy_is_lossless(ok["acc"])]
@@ -550,7 +550,7 @@ def figure(frame: pd.DataFrame, pdf: Path, png: Path) -> Path:
     returns the PDF's path."""
     import matplotlib.ticker
 
-    from memcap import figures
+    from memcap.analysis import figures
 
     with figures.figure_style():
         rounding = frame[~frame["format"].map(is_pca)] if len(frame) else frame
@@ -621,11 +621,11 @@ def write_outputs(
     shares), "ratio_csv"/"ratio_tex" (ratios and Eq. 1), "figure_pdf"/"figure_png" and
     "summary" (the JSON the report quotes). Returns `paths` as Paths.
 
-    `summary` is memcap.metrics.summarise of the run's records (token gain for Eq. 1);
+    `summary` is memcap.analysis.metrics.summarise of the run's records (token gain for Eq. 1);
     `baselines_rows` the baselines stage's rows.csv, whose mean ratios stand beside ours,
     and `baselines_summary` its summary.json (the model they are labelled with).
     """
-    from memcap import baselines
+    from memcap.stages import baselines
 
     paths = check_paths(paths, OUTPUTS, "precision.write_outputs")
     for path in paths.values():

@@ -3,7 +3,7 @@
 The workflow's rule `download` calls `download_model`; compress jobs then call `use_cache`
 so that transformers reads the same cache offline. By hand:
 
-    python -c "from memcap.download import download_model; \
+    python -c "from memcap.stages.download import download_model; \
         download_model('pythia-160m', 'config/models.yaml', 'results/.cache', 'pythia.json')"
 
 The token of gated models (Llama-3) comes from the environment variable HF_TOKEN; it is never
@@ -41,7 +41,7 @@ def download_model(model: str, models_file: str | Path, cache_dir: str | Path, o
     record says where they come from.
     """
     use_cache(cache_dir)
-    from memcap.models import load_registry, resolve_model
+    from memcap.core.models import load_registry, resolve_model
 
     spec = resolve_model(model, load_registry(models_file))
     record = {"model": model, "source": spec.source, "id": spec.model_id, "revision": spec.revision}
@@ -70,7 +70,7 @@ def download_model(model: str, models_file: str | Path, cache_dir: str | Path, o
             bytes=sum(p.stat().st_size for p in found),
         )
     elif spec.source == "gguf":
-        from memcap.models import gguf_path
+        from memcap.core.models import gguf_path
 
         record["path"] = str(gguf_path(spec))
     out = Path(out)
