@@ -36,6 +36,7 @@ from pathlib import Path
 import torch
 
 from memcap.analysis.paper_budget import text_capacities
+from memcap.cli import search_args, search_config
 from memcap.core.engine import PRESETS, OptimConfig
 from memcap.core.models import load_model, load_registry, resolve_model
 from memcap.core.search import search_capacity
@@ -61,18 +62,7 @@ def main() -> None:
         metavar="KEY=VALUE,...",
         help="override any other OptimConfig keys, e.g. schedule=constant,warmup=0",
     )
-    parser.add_argument(
-        "--fails",
-        type=int,
-        default=1,
-        help="failing grid lengths in a row before a text stops (default %(default)s; the reference uses 2)",
-    )
-    parser.add_argument(
-        "--no-retry-fresh",
-        dest="retry_fresh",
-        action="store_false",
-        help="a stuck warm start fails its length at once (default: retried from a fresh init)",
-    )
+    search_args(parser)
     parser.add_argument("--batch-size", type=int, default=16, help="texts per batch (default %(default)s)")
     parser.add_argument("--device", default="cpu", help="default %(default)s (the reference ran on the CPU)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default %(default)s, as the reference)")
@@ -93,6 +83,7 @@ def main() -> None:
         {"preset": args.preset, "lr": args.lr, "max_steps": args.max_steps, "patience": args.patience, **overrides}
     )
     grid = sorted(set(args.lengths))
+    search = search_config(args)
     rows = read_texts(args.folder / "texts.jsonl")
     spec = resolve_model(args.model, load_registry("config/models.yaml"))
 
@@ -124,15 +115,14 @@ def main() -> None:
         lengths_grid=grid,
         batch_size=args.batch_size,
         on_attempts=progress,
-        fails=args.fails,
-        retry_fresh=args.retry_fresh,
+        config=search,
     )
     wall = time.perf_counter() - t0
     settings = {k: v for k, v in optim.as_dict().items() if k != "preset"}
     run = {
         "header": (
             f"model {spec.name}, {len(rows)} texts, K=1, paper protocol, grid {grid}, preset {optim.preset} "
-            f"{settings}, fails {args.fails}, retry fresh {args.retry_fresh}, device {lm.device}, "
+            f"{settings}, fails {search.fails}, retry fresh {search.retry_fresh}, device {lm.device}, "
             f"torch threads {torch.get_num_threads()}"
         ),
         "model": spec.name,

@@ -63,6 +63,34 @@ def _optim(args) -> OptimConfig:
     return OptimConfig.from_dict({"preset": args.preset, **{key: getattr(args, key) for _, _, key, _ in OPTIM_OPTIONS}})
 
 
+def search_args(parser: argparse.ArgumentParser) -> None:
+    """One flag per memcap.core.search.SearchConfig field (a bool that defaults to true gets
+    --no-<name>), so a new search setting needs no edit here. Unset flags keep the defaults."""
+    import dataclasses
+
+    from memcap.core.search import SearchConfig
+
+    group = parser.add_argument_group("capacity search (--mode search; memcap.core.search.SearchConfig)")
+    for f in dataclasses.fields(SearchConfig):
+        flag, text = f.name.replace("_", "-"), f"{f.metadata['help']} (default {f.default})"
+        if f.type in ("bool", bool):
+            negate = "no-" if f.default else ""
+            action = "store_false" if f.default else "store_true"
+            group.add_argument(f"--{negate}{flag}", dest=f"search_{f.name}", action=action, default=None, help=text)
+        else:
+            # annotations are strings here (from __future__ import annotations): "int | None" -> int
+            kind = {"int": int, "float": float}.get(str(f.type).split(" |")[0], str)
+            group.add_argument(f"--{flag}", dest=f"search_{f.name}", type=kind, default=None, help=text)
+
+
+def search_config(args):
+    """The SearchConfig of parsed search_args() flags."""
+    from memcap.core.search import SearchConfig
+
+    prefix = "search_"
+    return SearchConfig.from_dict({k[len(prefix) :]: v for k, v in vars(args).items() if k.startswith(prefix)})
+
+
 def _model_args(parser: argparse.ArgumentParser, required: bool = True) -> None:
     parser.add_argument(
         "--model",
@@ -169,18 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep the frozen linear weights in the registry's autocast dtype (CUDA) instead "
         "of casting them every forward; recorded in the job's settings",
     )
-    p.add_argument(
-        "--fails",
-        type=int,
-        default=1,
-        help="search: failing lengths in a row before a text stops (default %(default)s)",
-    )
-    p.add_argument(
-        "--no-retry-fresh",
-        dest="retry_fresh",
-        action="store_false",
-        help="search: a stuck warm start fails its length at once (default: retried from a fresh init)",
-    )
+    search_args(p)
     _optim_args(p, preset="paper")
     return parser
 
@@ -343,7 +360,7 @@ def cmd_job(args) -> None:
         threads=args.threads,
         mode=args.mode,
         cast_weights=args.cast_weights,
-        search={"fails": args.fails, "retry_fresh": args.retry_fresh},
+        search=search_config(args),
     )
 
 

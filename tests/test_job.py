@@ -312,12 +312,17 @@ def test_cast_weights_enter_the_fingerprint_only_when_on(tmp_path):
     from memcap.stages.job import job_fingerprint
 
     spec = load_registry(MODELS)["tiny-gpt-neox"]
-    plain = job_fingerprint(spec, "paper", OptimConfig(), "lee", "grid", [4])
-    assert job_fingerprint(spec, "paper", OptimConfig(), "lee", "grid", [4], cast_weights=False) == plain
-    assert "cast_weights" not in plain
-    assert job_fingerprint(spec, "paper", OptimConfig(), "lee", "grid", [4], cast_weights=True) == dict(
-        plain, cast_weights=True
+    plain = job_fingerprint(spec, protocol="paper", optim=OptimConfig(), dataset="lee", mode="grid", lengths=[4])
+    assert (
+        job_fingerprint(
+            spec, protocol="paper", optim=OptimConfig(), dataset="lee", mode="grid", lengths=[4], cast_weights=False
+        )
+        == plain
     )
+    assert "cast_weights" not in plain
+    assert job_fingerprint(
+        spec, protocol="paper", optim=OptimConfig(), dataset="lee", mode="grid", lengths=[4], cast_weights=True
+    ) == dict(plain, cast_weights=True)
     texts = write_texts(tmp_path / "lee.jsonl", n=1)
     out = tmp_path / "out.jsonl"
     run_job("tiny-gpt-neox", texts, out, lengths=[4], optim=QUICK, models_file=MODELS, progress=False)

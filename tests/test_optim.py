@@ -251,7 +251,14 @@ def test_the_committed_reference_can_still_resume():
 
     stored = Path("benchmarks/reference/lee.parts/job.json")
     spec = resolve_model("smollm2-135m", load_registry("config/models.yaml"))
-    now = job_fingerprint(spec, "paper", OptimConfig.from_dict({"preset": "paper"}), "lee", "grid", [8])
+    now = job_fingerprint(
+        spec,
+        protocol="paper",
+        optim=OptimConfig.from_dict({"preset": "paper"}),
+        dataset="lee",
+        mode="grid",
+        lengths=[8],
+    )
     assert json.loads(stored.read_text()) == now
 
 

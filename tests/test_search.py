@@ -12,7 +12,7 @@ from job_fixtures import documented_record_keys, write_texts
 from memcap.analysis.metrics import load_records, search_capacity_summary
 from memcap.core.engine import OptimConfig, compress_batch
 from memcap.core.models import load_model, load_registry, resolve_model
-from memcap.core.search import search_capacity
+from memcap.core.search import SearchConfig, search_capacity
 from memcap.corpora import lee_articles
 from memcap.io import read_jsonl
 from memcap.stages.job import run_job
@@ -231,7 +231,7 @@ def test_replayed_attempts_must_be_the_ones_the_search_would_make():
     lm = tiny()
     texts = lee_ids(lm, n=1)
     wrong = {0: [Attempt(L=8, warm_start=None, seed=1, lossless=False, steps=5)]}  # the grid starts at 4
-    with pytest.raises(ValueError, match=r"L=8 \(retry 0\) is not what this search would try next \(L=4, retry 0\)"):
+    with pytest.raises(ValueError, match=r"L=8 \(retry 0\) is not what this search would try next \(L=4 \(retry 0\)\)"):
         search_capacity(lm, texts, 4, "paper", [1], OPTIM, lengths_grid=GRID, history=wrong)
     replayed = {0: [Attempt(L=4, warm_start=None, seed=1, lossless=False, steps=5)]}
     (result,) = search_capacity(lm, texts, 4, "paper", [1], OPTIM, lengths_grid=GRID, history=replayed)
@@ -271,7 +271,7 @@ def test_workflow_passes_compress_mode_and_keeps_random_text_on_the_grid(tmp_pat
     compress_jobs = [j for j in plan(config) if j["rule"] == "compress"]
     modes = {j["wildcards"]["dataset"]: j["params"]["mode"] for j in compress_jobs}
     assert modes == {"lee": "search", "random": "grid"}
-    assert all(j["params"]["search"] == {"fails": 1, "retry_fresh": True} for j in compress_jobs)
+    assert all(j["params"]["search"] == {"fails": 1, "retry_fresh": True, "budget": None} for j in compress_jobs)
     config = write_config(
         "smoke",
         tmp_path / "fails.yaml",
@@ -284,23 +284,34 @@ def test_workflow_passes_compress_mode_and_keeps_random_text_on_the_grid(tmp_pat
 
 def test_search_settings_enter_the_fingerprint_only_away_from_their_defaults(tmp_path):
     from memcap.core.models import load_registry
-    from memcap.stages.job import job_fingerprint, search_settings
+    from memcap.core.search import SearchConfig
+    from memcap.stages.job import job_fingerprint
 
     spec = load_registry(MODELS)["tiny-llama"]
-    plain = job_fingerprint(spec, "paper", OPTIM, "lee", "search", [4, 8])
+    plain = job_fingerprint(spec, protocol="paper", optim=OPTIM, dataset="lee", mode="search", lengths=[4, 8])
     assert "search" not in plain  # search jobs made before the settings existed still resume
     assert (
-        job_fingerprint(spec, "paper", OPTIM, "lee", "search", [4, 8], search={"fails": 1, "retry_fresh": True})
+        job_fingerprint(
+            spec,
+            protocol="paper",
+            optim=OPTIM,
+            dataset="lee",
+            mode="search",
+            lengths=[4, 8],
+            search={"fails": 1, "retry_fresh": True},
+        )
         == plain
     )
-    assert job_fingerprint(spec, "paper", OPTIM, "lee", "search", [4, 8], search={"fails": 2}) == dict(
-        plain, search={"fails": 2}
+    assert job_fingerprint(
+        spec, protocol="paper", optim=OPTIM, dataset="lee", mode="search", lengths=[4, 8], search={"fails": 2}
+    ) == dict(plain, search={"fails": 2})
+    assert "search" not in job_fingerprint(
+        spec, protocol="paper", optim=OPTIM, dataset="lee", mode="grid", lengths=[4], search={"fails": 2}
     )
-    assert "search" not in job_fingerprint(spec, "paper", OPTIM, "lee", "grid", [4], search={"fails": 2})
     with pytest.raises(ValueError, match="fails must be an integer >= 1, got 0"):
-        search_settings({"fails": 0})
+        SearchConfig.from_dict({"fails": 0})
     with pytest.raises(ValueError, match=r"unknown search key\(s\) \['patience'\]; allowed"):
-        search_settings({"patience": 3})
+        SearchConfig.from_dict({"patience": 3})
     texts = write_texts(tmp_path / "lee.jsonl", n=2)
     args = dict(lengths=GRID[:2], K=[4], optim=OPTIM, models_file=MODELS, progress=False, mode="search")
     out = run_job("tiny-llama", texts, tmp_path / "s.jsonl", **args)
@@ -331,5 +342,136 @@ def test_fails_lets_a_grid_search_step_over_one_failing_length():
         lm, texts, 4, "paper", [1], optim, lengths_grid=GRID[:3], runner=fails_at_8, fails=2, history={0: r.attempts}
     )
     assert [a.L for a in again.attempts] == [4, 8, 12] and again.capacity == 12
-    with pytest.raises(ValueError, match="fails must be >= 1"):
+    with pytest.raises(ValueError, match="fails must be an integer >= 1, got 0"):
         search_capacity(lm, texts, 4, "paper", [1], optim, lengths_grid=GRID[:3], fails=0)
+
+
+def test_an_attempt_still_improving_at_its_budget_is_continued_until_it_passes():
+    """SearchConfig.budget: an attempt that ran out of steps (not stopped by patience) goes on
+    from its own best vectors, one step budget at a time, and passes where the plain search
+    declared the text failed; its continuations are replayed, not rerun, on resume."""
+    lm = tiny()
+    texts = lee_ids(lm, n=1)
+    short = OptimConfig(lr=0.1, max_steps=6, patience=80)  # too few steps for 4 tokens at once
+    (plain,) = search_capacity(lm, texts, 4, "paper", [1], short, lengths_grid=GRID[:2])
+    assert [(a.L, a.lossless, a.stop_reason) for a in plain.attempts] == [(4, False, "max_steps")]
+    assert plain.capacity == 0
+    (r,) = search_capacity(lm, texts, 4, "paper", [1], short, lengths_grid=GRID[:2], budget=200)
+    at4 = [a for a in r.attempts if a.L == 4]
+    assert [a.extension for a in at4] == list(range(len(at4))) and len(at4) > 1
+    assert all(a.warm_start is None for a in at4)  # continuations of a fresh start stay fresh
+    assert at4[-1].lossless and not any(a.lossless for a in at4[:-1])
+    assert r.capacity >= 4 and sum(a.steps for a in at4) <= 200
+    (again,) = search_capacity(
+        lm, texts, 4, "paper", [1], short, lengths_grid=GRID[:2], budget=200, history={0: r.attempts}
+    )
+    assert [(a.L, a.extension) for a in again.attempts] == [(a.L, a.extension) for a in r.attempts]
+    with pytest.raises(ValueError, match="extension"):  # other settings: the records do not fit
+        search_capacity(lm, texts, 4, "paper", [1], short, lengths_grid=GRID[:2], history={0: r.attempts})
+
+
+def test_budget_caps_the_continuations_and_patience_ends_them():
+    from memcap.core.search import Attempt, Search
+
+    search = Search([40], 4, "paper", lengths_grid=[8], config=SearchConfig(budget=12))
+    state, v = search.states[0], torch.zeros(4, 8)
+    for extension in range(3):  # 5 and 10 steps spent are under 12: continued; 15 is not
+        (request,) = search.round(1)[0]
+        assert request.extension == extension
+        state.update(
+            Attempt(8, None, 1, False, 5, vectors=v, stop_reason="max_steps", extension=extension, score=extension)
+        )
+    assert search.done and state.result.capacity == 0 and state.result.steps == 15
+    lm = tiny()
+    texts = lee_ids(lm, n=1)
+    impatient = OptimConfig(lr=1e-6, max_steps=50, patience=3)
+    (p,) = search_capacity(lm, texts, 4, "paper", [1], impatient, lengths_grid=GRID[:1], budget=1000)
+    assert [a.stop_reason for a in p.attempts] == ["patience"]  # not improving: not continued
+
+
+def test_a_text_that_fails_its_first_length_goes_on_to_pass_a_later_one():
+    """With fails=2 the first length's failure does not end the text: the next length starts
+    fresh (there are no lossless vectors yet) and can pass."""
+    lm = tiny()
+    texts = lee_ids(lm, n=1)
+
+    def fails_at_4(lm, ids, K, protocol, seeds, optim, init=None):  # one step at L=4: a real, failing run
+        one = dataclasses.replace(OPTIM, max_steps=1)
+        return compress_batch(lm, ids, K, protocol, seeds, one if len(ids[0]) == 4 else optim, init=init)
+
+    (one,) = search_capacity(lm, texts, 4, "paper", [1], OPTIM, lengths_grid=GRID[:3], runner=fails_at_4)
+    assert one.capacity == 0 and one.stop_reason == "failed"
+    (two,) = search_capacity(lm, texts, 4, "paper", [1], OPTIM, lengths_grid=GRID[:3], runner=fails_at_4, fails=2)
+    assert [(a.L, a.lossless, a.warm_start) for a in two.attempts][:2] == [(4, False, None), (8, True, None)]
+    assert two.capacity >= 8
+
+
+def test_a_continued_fresh_start_keeps_the_fresh_settings():
+    """compress_batch(fresh=...): a fresh start continued from its own vectors keeps
+    fresh_max_steps and fresh_patience (and fresh_lr), though it has an init."""
+    lm = tiny()
+    (ids,) = lee_ids(lm, n=1, length=12)
+    optim = OptimConfig(lr=0.1, max_steps=40, patience=40, fresh_max_steps=3, fresh_lr=0.05)
+    (first,) = compress_batch(lm, [ids], 4, "paper", [1], optim)
+    assert first.steps == 3
+    (warm,) = compress_batch(lm, [ids], 4, "paper", [1], optim, init=[first.vectors])
+    (fresh,) = compress_batch(lm, [ids], 4, "paper", [1], optim, init=[first.vectors], fresh=[True])
+    assert fresh.steps == 3 and warm.steps > 3
+    with pytest.raises(ValueError, match="fresh needs one entry"):
+        compress_batch(lm, [ids], 4, "paper", [1], optim, fresh=[True, False])
+
+
+def test_search_budget_in_a_job_is_recorded_resumes_and_stays_out_of_the_default_fingerprint(tmp_path):
+    from memcap.core.search import SearchConfig
+    from memcap.stages.job import job_fingerprint
+
+    spec = resolve_model("tiny-llama", load_registry(MODELS))
+    plain = job_fingerprint(spec, protocol="paper", optim=OPTIM, dataset="lee", mode="search", lengths=[4, 8])
+    assert "search" not in plain
+    assert (
+        job_fingerprint(
+            spec, protocol="paper", optim=OPTIM, dataset="lee", mode="search", lengths=[4, 8], search={"budget": None}
+        )
+        == plain
+    )
+    assert job_fingerprint(
+        spec, protocol="paper", optim=OPTIM, dataset="lee", mode="search", lengths=[4, 8], search={"budget": 50}
+    ) == dict(plain, search={"budget": 50})
+    with pytest.raises(ValueError, match="budget must be an integer >= 1 or null, got 0"):
+        SearchConfig.from_dict({"budget": 0})
+    texts = write_texts(tmp_path / "lee.jsonl", n=2)
+    short = {"lr": 0.1, "max_steps": 6, "patience": 80}
+    args = dict(lengths=GRID[:2], K=[4], optim=short, models_file=MODELS, progress=False, mode="search")
+    out = run_job("tiny-llama", texts, tmp_path / "s.jsonl", search={"budget": 60}, **args)
+    records = read_jsonl(out)
+    assert {r["search"]["budget"] for r in records} == {60}
+    assert any(r["extension"] > 0 for r in records)
+    assert len({r["vectors_key"] for r in records}) == len(records)
+    again = run_job("tiny-llama", texts, tmp_path / "s.jsonl", search={"budget": 60}, **args)
+    assert read_jsonl(again) == records  # finished: nothing rerun, nothing duplicated
+
+
+def test_a_continuation_that_does_not_raise_the_best_count_ends_the_line():
+    """Still improving means the line's best count rises from one continuation to the next."""
+    from memcap.core.search import Attempt, Search
+
+    search = Search([40], 4, "paper", lengths_grid=[8, 12], config=SearchConfig(budget=10_000))
+    v = torch.zeros(4, 8)
+    for extension, score, more in [(0, 3, True), (1, 5, True), (2, 5, False)]:
+        (request,) = search.round(1)[0]
+        assert (request.L, request.extension) == (8, extension)
+        state = search.states[0]
+        state.update(
+            Attempt(
+                L=8,
+                warm_start=None,
+                seed=1,
+                lossless=False,
+                steps=300,
+                vectors=v,
+                stop_reason="max_steps",
+                extension=extension,
+                score=score,
+            )
+        )
+        assert (state.extending is not None) == more

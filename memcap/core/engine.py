@@ -85,6 +85,8 @@ class OptimConfig:
     # warm starts (memcap.core.search: vectors of a shorter prefix) keep lr
     fresh_max_steps: int | None = None  # max_steps of a text that starts from the random init
     # (None: max_steps): at the paper's lr a fresh start needs more steps than a warm one
+    fresh_patience: int | None = None  # patience of a text that starts from the random init
+    # (None: patience): a fresh start can sit on a plateau for hundreds of steps before it rises
     preset: str = "paper"  # the name of the preset these values started from (PRESETS)
 
     def __post_init__(self):
@@ -103,6 +105,8 @@ class OptimConfig:
             raise ValueError(f"optim.fresh_lr must be > 0 or null (= lr), got {self.fresh_lr!r}")
         if self.fresh_max_steps is not None and not self.fresh_max_steps >= 1:
             raise ValueError(f"optim.fresh_max_steps must be >= 1 or null (= max_steps), got {self.fresh_max_steps!r}")
+        if self.fresh_patience is not None and not self.fresh_patience >= 1:
+            raise ValueError(f"optim.fresh_patience must be >= 1 or null (= patience), got {self.fresh_patience!r}")
         for key in ("beta1", "beta2"):
             if not 0 <= getattr(self, key) < 1:
                 raise ValueError(f"optim.{key} must be in [0, 1), got {getattr(self, key)!r}")
@@ -139,6 +143,10 @@ class OptimConfig:
     def steps_for(self, warm: bool) -> int:
         """The step budget of a warm start (max_steps) or a fresh one (fresh_max_steps, if set)."""
         return self.max_steps if warm or self.fresh_max_steps is None else self.fresh_max_steps
+
+    def patience_for(self, warm: bool) -> int:
+        """The patience of a warm start (patience) or a fresh one (fresh_patience, if set)."""
+        return self.patience if warm or self.fresh_patience is None else self.fresh_patience
 
     def lr_factor(self, step: int) -> float:
         """Multiplier of lr for the optimiser update number `step` (0-based)."""
@@ -400,6 +408,11 @@ class Stopping:
             self.best_correct, self.best_loss = correct, loss
         if sure == self.scored:  # every token right (by optim.margin, if one is set)
             self.reason = "converged"
+            # the scoring that cleared the margin is the one to keep, even where an earlier one
+            # had the same count at a lower loss (a margin can raise the cross-entropy); without
+            # a margin it is always a new best here (the count first reaches `scored`)
+            if correct == self.best_correct and not best:
+                self.best_loss, best = loss, True
         elif self.steps >= self.max_steps:
             self.reason = "max_steps"
         elif self.since >= self.patience:
@@ -416,11 +429,15 @@ def compress_batch(
     optim: OptimConfig | None = None,
     progress=None,
     init: list[torch.Tensor | None] | None = None,
+    fresh: list[bool] | None = None,
 ) -> list[Outcome]:
     """Optimise K vectors for each text of a batch; returns one Outcome per text.
 
     `init`, if given, holds one (K, d) start per text (None: the seeded random init), e.g.
     vectors that already encode a prefix of the text (memcap.core.search warm starts).
+    `fresh`, if given, says per text whether it takes the settings of a fresh start
+    (optim.fresh_lr, fresh_max_steps, fresh_patience); by default the texts without an init
+    do. A search continuing a fresh start from its own vectors passes True for it.
 
     A text stops at accuracy 1.0, after `patience` steps without a new best accuracy, or at
     `max_steps` (Stopping); it then leaves the batch, so its vectors and optimiser state stop
@@ -429,14 +446,15 @@ def compress_batch(
     """
     optim = optim or OptimConfig()
     first = first_scored(protocol)
-    _check_batch(texts, K, protocol, seeds, init, first)
+    _check_batch(texts, K, protocol, seeds, init, fresh, first)
     batch = _Batch.of(lm, texts, first, optim)
     baseline = _baseline(batch)
     starts = init if init is not None else [None] * len(texts)
-    vectors = _Vectors(lm, K, seeds, starts, optim)
+    fresh = fresh if fresh is not None else [start is None for start in starts]
+    vectors = _Vectors(lm, K, seeds, starts, optim, fresh)
     states = [
-        Stopping(n, optim.steps_for(start is not None), optim.patience)
-        for n, start in zip(batch.scored, starts, strict=True)
+        Stopping(n, optim.steps_for(not new), optim.patience_for(not new))
+        for n, new in zip(batch.scored, fresh, strict=True)
     ]
     active, step = list(range(len(texts))), 0
     while active:
@@ -447,13 +465,15 @@ def compress_batch(
     return _outcomes(batch, vectors.saved(), states, baseline)
 
 
-def _check_batch(texts, K, protocol, seeds, init, first) -> None:
+def _check_batch(texts, K, protocol, seeds, init, fresh, first) -> None:
     if K < 1:
         raise ValueError(f"K (number of [mem] vectors) must be >= 1, got {K}")
     if len(seeds) != len(texts):
         raise ValueError("one seed per text is needed")
     if init is not None and len(init) != len(texts):
         raise ValueError("init needs one entry (a (K, d) tensor or None) per text")
+    if fresh is not None and len(fresh) != len(texts):
+        raise ValueError("fresh needs one entry (True or False) per text")
     too_short = [len(t) for t in texts if len(t) <= first]
     if too_short:
         raise ValueError(f"protocol {protocol!r} needs texts of at least {first + 1} token(s); got {too_short}")
@@ -508,7 +528,7 @@ class _Vectors:
     """Every text's (K, d) parameter (its warm start, or the seeded random init where None),
     their AdamW (fresh starts at optim.fresh_lr, if set) and schedule, and the best kept."""
 
-    def __init__(self, lm: LoadedModel, K: int, seeds, starts, optim: OptimConfig):
+    def __init__(self, lm: LoadedModel, K: int, seeds, starts, optim: OptimConfig, fresh: list[bool]):
         d = lm.mem_dim
         std = lm.embedding_std() * optim.init_scale
         for start in starts:
@@ -526,8 +546,8 @@ class _Vectors:
             groups = self.params
         else:  # a fresh init needs a gentler lr than a warm start (PRESETS)
             groups = [
-                {"params": [p], "lr": optim.lr if start is not None else optim.fresh_lr}
-                for p, start in zip(self.params, starts, strict=True)
+                {"params": [p], "lr": optim.fresh_lr if new else optim.lr}
+                for p, new in zip(self.params, fresh, strict=True)
             ]
         self.opt = torch.optim.AdamW(
             groups,

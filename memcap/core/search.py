@@ -27,6 +27,7 @@ fails, longer ones fail too; a text with fewer tokens than the next length stops
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -34,6 +35,73 @@ import torch
 
 from memcap.core.engine import OptimConfig, Outcome, compress_batch, first_scored
 from memcap.records import lossless
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """How a capacity search moves through the lengths: the workflow's `compress.search` keys,
+    `memcap job`'s flags (made from these fields by memcap.cli) and fast.py's.
+
+    A new setting is a field here with a default that keeps today's behaviour, a `help` and
+    `"optional": True` in its metadata, a key in workflow/schemas/config.schema.yaml, and a
+    line in docs: nothing else. At its default it stays out of the job fingerprint (changed())
+    and of the records (as_dict()), so results made before it existed still resume.
+    """
+
+    fails: int = field(default=1, metadata={"help": "failing lengths in a row before a text stops"})
+    retry_fresh: bool = field(
+        default=True,
+        metadata={"help": "a warm start stopped by patience is retried from a fresh init before its length fails"},
+    )
+    budget: int | None = field(
+        default=None,
+        metadata={
+            "optional": True,
+            "help": "optimiser steps one attempt may grow to: an attempt that ran out of steps while still "
+            "improving (not stopped by patience) is continued from its own best vectors, one step budget at a "
+            "time, until it passes, stops improving or has spent this many (the paper's is 5000; none: never)",
+        },
+    )
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.type in ("bool", bool):
+                if not isinstance(value, bool):
+                    raise ValueError(f"search {f.name} must be true or false, got {value!r}")
+            elif f.type in ("int", int) and (not isinstance(value, int) or isinstance(value, bool)):
+                raise ValueError(f"search {f.name} must be an integer, got {value!r}")
+        if self.fails < 1:
+            raise ValueError(f"search fails must be an integer >= 1, got {self.fails!r}")
+        if self.budget is not None and (isinstance(self.budget, bool) or not isinstance(self.budget, int)):
+            raise ValueError(f"search budget must be an integer >= 1 or null, got {self.budget!r}")
+        if self.budget is not None and self.budget < 1:
+            raise ValueError(f"search budget must be an integer >= 1 or null, got {self.budget!r}")
+
+    @classmethod
+    def from_dict(cls, values: dict | SearchConfig | None) -> SearchConfig:
+        """From a config mapping; a key set to None keeps its default, an unknown key fails."""
+        if isinstance(values, SearchConfig):
+            return values
+        values = {k: v for k, v in dict(values or {}).items() if v is not None}
+        allowed = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(values) - set(allowed))
+        if unknown:
+            raise ValueError(f"unknown search key(s) {unknown}; allowed: {sorted(allowed)}")
+        return cls(**values)
+
+    def as_dict(self) -> dict:
+        """What a record keeps: every setting, but an `optional` one (added later) only away from
+        its default, so records stay as they were where it is not used."""
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if not (f.metadata.get("optional") and getattr(self, f.name) == f.default)
+        }
+
+    def changed(self) -> dict:
+        """The settings away from their defaults: what enters the job fingerprint."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if getattr(self, f.name) != f.default}
 
 
 @dataclass
@@ -50,6 +118,14 @@ class Attempt:
     oom: bool = False  # out of memory even alone: the text's search ends there
     retry: int = 0  # 1: the fresh restart at this L after a warm-started attempt got stuck there
     stop_reason: str = ""  # the engine's: converged, patience, max_steps, nan (oom: "")
+    extension: int = 0  # n > 0: the n-th continuation of the attempt at (L, retry) (SearchConfig.budget)
+    score: int = 0  # the count lossless is judged on: max_correct (protocol paper) or correct (strict)
+
+    @property
+    def fresh(self) -> bool:
+        """Whether it runs with a fresh start's settings: it, or the attempt it continues,
+        started from the random init."""
+        return self.warm_start is None
 
 
 @dataclass
@@ -84,6 +160,7 @@ class _Plan:
     min_length: int  # the shortest text the protocol scores (first_scored + 1)
     retry_fresh: bool
     fails: int  # failing grid lengths in a row that end a text
+    budget: int | None = None  # steps an attempt may grow to by continuations (None: no continuation)
 
 
 class _Text:
@@ -94,6 +171,7 @@ class _Text:
         self.plan, self.n_tokens = plan, n_tokens
         self.failed = 0  # failing lengths in a row so far (plan.fails allowed)
         self.retrying = False  # the next attempt restarts `next` from a random init
+        self.extending: Attempt | None = None  # the next attempt continues this one
         self.lo, self.lo_vectors, self.hi = 0, None, None
         self.next = plan.grid[0] if plan.grid else plan.start
         self._check_next()
@@ -133,13 +211,37 @@ class _Text:
     @property
     def init(self):
         """The vectors the next attempt starts from; None: the seeded random init."""
+        if self.extending is not None:
+            return self.extending.vectors
         return None if self.retrying else self.lo_vectors
+
+    def request(self) -> Request:
+        """The next attempt, as a search asks its driver for it."""
+        was = self.extending
+        if was is not None:
+            return Request(self.result.index, self.next, was.vectors, was.warm_start, was.retry, was.extension + 1)
+        init = self.init
+        return Request(self.result.index, self.next, init, self.lo if init is not None else None, int(self.retrying))
+
+    def _extends(self, attempt: Attempt) -> bool:
+        """Whether `attempt` is continued: it ran out of steps while still improving (the
+        engine's patience did not stop it, and a continuation raised the best count of its
+        line of attempts) and that line has budget left."""
+        if self.plan.budget is None or attempt.stop_reason != "max_steps" or attempt.vectors is None:
+            return False
+        line = [a for a in self.result.attempts if (a.L, a.retry) == (attempt.L, attempt.retry)]
+        earlier = [a.score for a in line if a is not attempt]
+        rose = not attempt.extension or attempt.score > max(earlier, default=-1)
+        return rose and sum(a.steps for a in line) < self.plan.budget
 
     def update(self, attempt: Attempt) -> None:
         self.result.attempts.append(attempt)
-        self.retrying = False
+        self.retrying, self.extending = False, None
         if attempt.oom:
             return self._finish("oom")
+        if not attempt.lossless and self._extends(attempt):
+            self.extending, self.next = attempt, attempt.L
+            return
         if attempt.lossless:
             if attempt.vectors is None:
                 raise ValueError(f"lossless attempt at L={attempt.L} has no vectors to warm-start from")
@@ -173,6 +275,131 @@ class _Text:
         self._check_next()
 
 
+@dataclass(frozen=True)
+class Request:
+    """One attempt a search asks for: text `index` cut to `L` tokens, optimised from `init`
+    (None: the seeded random init)."""
+
+    index: int
+    L: int
+    init: torch.Tensor | None = field(repr=False)
+    warm_start: int | None  # the lossless length the line of attempts started from; None: random
+    retry: int
+    extension: int = 0  # n > 0: continues the attempt at (L, retry) from its own vectors
+
+    @property
+    def fresh(self) -> bool:
+        """Whether it takes a fresh start's optimiser settings (memcap.core.engine.compress_batch)."""
+        return self.warm_start is None
+
+
+def _attempt_name(L, retry: int, extension: int) -> str:
+    return f"L={L} (retry {retry}" + (f", extension {extension})" if extension else ")")
+
+
+class Search:
+    """Every text's search state; its driver runs the attempts it asks for.
+
+        search = Search([len(a), len(b)], K=1, protocol="paper", lengths_grid=[8, 16, 32])
+        while not search.done:
+            for batch in search.round(batch_size=16):
+                outcomes = ...        # compress each request's text[:L] from its init
+                pairs = [search.update(r, o, seed) for r, o, seed in zip(batch, outcomes, seeds)]
+        search.results
+
+    It never runs the model itself, so a job can run the attempts its own way (batching,
+    out-of-memory halving, storage) with nothing calling back into it. search_capacity()
+    is the plain driver. Arguments as search_capacity's.
+    """
+
+    def __init__(
+        self,
+        n_tokens: list[int],
+        K: int,
+        protocol: str,
+        lengths_grid: list[int] | None = None,
+        start: int = 16,
+        growth: float = 2.0,
+        resolution: int | None = None,
+        max_length: int | None = None,
+        config: SearchConfig | None = None,
+        history: dict[int, list[Attempt]] | None = None,
+    ):
+        self.K, self.protocol = K, protocol
+        self.config = config or SearchConfig()
+        first = first_scored(protocol)
+        grid = None
+        if lengths_grid is not None:
+            grid = sorted({int(L) for L in lengths_grid})
+            if not grid:
+                raise ValueError("lengths_grid is empty")
+        elif start < first + 1 or growth <= 1:
+            raise ValueError(f"need start >= {first + 1} and growth > 1, got start={start}, growth={growth}")
+        if resolution is not None and resolution < 1:
+            raise ValueError(f"resolution must be >= 1 tokens, got {resolution}")
+        plan = _Plan(
+            grid,
+            start,
+            growth,
+            resolution,
+            max_length if max_length is not None else 10**9,
+            first + 1,
+            self.config.retry_fresh,
+            self.config.fails,
+            self.config.budget,
+        )
+        self.states = [_Text(i, n, plan) for i, n in enumerate(n_tokens)]
+        for i, done in (history or {}).items():
+            self._replay(i, done)
+
+    def _replay(self, i: int, attempts: list[Attempt]) -> None:
+        state = self.states[i]
+        for attempt in attempts:
+            want = state.request() if not state.result.done else None
+            expected = (want.L, want.retry, want.extension) if want else (None, 0, 0)
+            if (attempt.L, attempt.retry, attempt.extension) != expected:
+                raise ValueError(
+                    f"text {i}: a recorded attempt at {_attempt_name(attempt.L, attempt.retry, attempt.extension)} "
+                    f"is not what this search would try next ({_attempt_name(*expected)}); the records come from "
+                    "different search settings"
+                )
+            state.update(attempt)
+
+    @property
+    def done(self) -> bool:
+        return all(s.result.done for s in self.states)
+
+    @property
+    def results(self) -> list[SearchResult]:
+        return [s.result for s in self.states]
+
+    def round(self, batch_size: int) -> list[list[Request]]:
+        """One attempt per unfinished text, shortest first, in batches of `batch_size`."""
+        todo = sorted((s for s in self.states if not s.result.done), key=lambda s: s.next)
+        requests = [s.request() for s in todo]
+        return [requests[b : b + batch_size] for b in range(0, len(requests), batch_size)]
+
+    def update(self, request: Request, outcome: Outcome | None, seed: int) -> tuple[SearchResult, Attempt]:
+        """Take the outcome of `request` (None: out of memory even alone)."""
+        attempt = Attempt(
+            L=request.L,
+            warm_start=request.warm_start,
+            seed=seed,
+            lossless=is_lossless(outcome, self.protocol),
+            steps=outcome.steps if outcome is not None else 0,
+            outcome=outcome,
+            vectors=outcome.vectors if outcome is not None else None,
+            oom=outcome is None,
+            retry=request.retry,
+            stop_reason=outcome.stop_reason if outcome is not None else "",
+            extension=request.extension,
+            score=0 if outcome is None else (outcome.max_correct if self.protocol == "paper" else outcome.correct),
+        )
+        state = self.states[request.index]
+        state.update(attempt)
+        return state.result, attempt
+
+
 def search_capacity(
     lm,
     texts_ids: list[list[int]],
@@ -189,8 +416,8 @@ def search_capacity(
     runner: Callable = compress_batch,
     on_attempts: Callable[[list[tuple[SearchResult, Attempt]]], None] | None = None,
     history: dict[int, list[Attempt]] | None = None,
-    retry_fresh: bool = True,
-    fails: int = 1,
+    config: SearchConfig | dict | None = None,
+    **settings,
 ) -> list[SearchResult]:
     """Search every text's capacity; one SearchResult per text, in input order.
 
@@ -205,72 +432,30 @@ def search_capacity(
     history: attempts already made (text index -> attempts in the order they were made, with
     `vectors` on the lossless ones), e.g. read back from a killed job's records: they are
     replayed, not recomputed, and must be the ones this search would have made.
-    retry_fresh: a warm-started attempt that fails by `patience` (stuck, not out of steps) is
-    run once more from the seeded random init (the grid's own start at that length) before
-    the length counts as failed.
-    fails: grid mode stops a text after this many failing grid lengths in a row (the paper-
-    budget reference's rule, benchmarks/reference.py, uses 2); each next length starts from
-    the last lossless vectors. 1: at the first failure.
+    config (or its fields as keywords, e.g. fails=2): SearchConfig. retry_fresh: a
+    warm-started attempt that fails by `patience` (stuck, not out of steps) is run once more
+    from the seeded random init (the grid's own start at that length) before the length
+    counts as failed. fails: grid mode stops a text after this many failing grid lengths in a
+    row (the paper-budget reference's rule, benchmarks/reference.py, uses 2); each next length
+    starts from the last lossless vectors. 1: at the first failure.
     """
     optim = optim or OptimConfig()
-    first = first_scored(protocol)
-    if lengths_grid is not None:
-        grid = sorted({int(L) for L in lengths_grid})
-        if not grid:
-            raise ValueError("lengths_grid is empty")
-    else:
-        grid = None
-        if start < first + 1 or growth <= 1:
-            raise ValueError(f"need start >= {first + 1} and growth > 1, got start={start}, growth={growth}")
-    if fails < 1:
-        raise ValueError(f"fails must be >= 1, got {fails}")
-    if resolution is not None and resolution < 1:
-        raise ValueError(f"resolution must be >= 1 tokens, got {resolution}")
+    config = SearchConfig.from_dict({**SearchConfig.from_dict(config).as_dict(), **settings})
     if max_length is None:
         context = getattr(lm, "max_context", None)
-        max_length = context - K if context else 10**9
-    seed_of = seeds if callable(seeds) else (lambda i, L: seeds[i])
+        max_length = context - K if context else None
     if not callable(seeds) and len(seeds) != len(texts_ids):
         raise ValueError("one seed per text is needed")
-    plan = _Plan(grid, start, growth, resolution, max_length, first + 1, retry_fresh, fails)
-    states = [_Text(i, len(ids), plan) for i, ids in enumerate(texts_ids)]
-    for i, done in (history or {}).items():
-        for attempt in done:
-            expected = (states[i].next, int(states[i].retrying))
-            if (attempt.L, attempt.retry) != expected:
-                raise ValueError(
-                    f"text {i}: a recorded attempt at L={attempt.L} (retry {attempt.retry}) is not what "
-                    f"this search would try next (L={expected[0]}, retry {expected[1]}); the records "
-                    "come from different search settings"
-                )
-            states[i].update(attempt)
-    while True:
-        todo = sorted((s for s in states if not s.result.done), key=lambda s: s.next)
-        if not todo:
-            break
-        for b in range(0, len(todo), batch_size):
-            batch = todo[b : b + batch_size]
-            lengths = [s.next for s in batch]
-            ids = [texts_ids[s.result.index][:L] for s, L in zip(batch, lengths, strict=True)]
-            seeds_b = [seed_of(s.result.index, L) for s, L in zip(batch, lengths, strict=True)]
-            init = [s.init for s in batch]
-            outcomes = runner(lm, ids, K, protocol, seeds_b, optim, init=init)
-            pairs = []
-            for s, L, seed, outcome in zip(batch, lengths, seeds_b, outcomes, strict=True):
-                attempt = Attempt(
-                    L=L,
-                    warm_start=s.lo if s.init is not None else None,
-                    seed=seed,
-                    lossless=is_lossless(outcome, protocol),
-                    steps=outcome.steps if outcome is not None else 0,
-                    outcome=outcome,
-                    vectors=outcome.vectors if outcome is not None else None,
-                    oom=outcome is None,
-                    retry=int(s.retrying),
-                    stop_reason=outcome.stop_reason if outcome is not None else "",
-                )
-                s.update(attempt)
-                pairs.append((s.result, attempt))
+    seed_of = seeds if callable(seeds) else (lambda i, L: seeds[i])
+    lengths = [len(ids) for ids in texts_ids]
+    search = Search(lengths, K, protocol, lengths_grid, start, growth, resolution, max_length, config, history)
+    while not search.done:
+        for batch in search.round(batch_size):
+            ids = [texts_ids[r.index][: r.L] for r in batch]
+            seeds_b = [seed_of(r.index, r.L) for r in batch]
+            extra = {"fresh": [r.fresh for r in batch]} if any(r.extension for r in batch) else {}
+            outcomes = runner(lm, ids, K, protocol, seeds_b, optim, init=[r.init for r in batch], **extra)
+            pairs = [search.update(r, o, sd) for r, o, sd in zip(batch, outcomes, seeds_b, strict=True)]
             if on_attempts is not None:
                 on_attempts(pairs)
-    return [s.result for s in states]
+    return search.results

@@ -48,14 +48,24 @@ class OomLimit:
 
 
 def compress_splitting(
-    lm: LoadedModel, texts, K, protocol, seeds, optim, progress=None, init=None, limit: OomLimit | None = None
+    lm: LoadedModel,
+    texts,
+    K,
+    protocol,
+    seeds,
+    optim,
+    progress=None,
+    init=None,
+    limit: OomLimit | None = None,
+    fresh=None,
 ):
     """compress_batch(), halving the batch on out-of-memory; a single text that still does not fit
-    comes back as None (recorded with status `oom`), and the others go on."""
+    comes back as None (recorded with status `oom`), and the others go on. `init` and `fresh`
+    as compress_batch's."""
     tokens = len(texts) * (K + max(len(t) for t in texts))
     if len(texts) == 1 or limit is None or tokens < limit.tokens:
         try:
-            return compress_batch(lm, texts, K, protocol, seeds, optim, progress, init=init)
+            return compress_batch(lm, texts, K, protocol, seeds, optim, progress, init=init, fresh=fresh)
         except (torch.OutOfMemoryError, RuntimeError) as err:
             if not _is_oom(err):
                 raise
@@ -69,6 +79,11 @@ def compress_splitting(
         log.warning("out of memory on a batch of %d texts; retrying in halves", len(texts))
     half = len(texts) // 2
     init = init if init is not None else [None] * len(texts)
-    return compress_splitting(lm, texts[:half], K, protocol, seeds[:half], optim, progress, init[:half], limit) + (
-        compress_splitting(lm, texts[half:], K, protocol, seeds[half:], optim, progress, init[half:], limit)
-    )
+    fresh = fresh if fresh is not None else [start is None for start in init]
+    return [
+        outcome
+        for part in (slice(None, half), slice(half, None))
+        for outcome in compress_splitting(
+            lm, texts[part], K, protocol, seeds[part], optim, progress, init[part], limit, fresh[part]
+        )
+    ]

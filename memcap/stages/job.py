@@ -8,8 +8,9 @@ or from the shell: ``memcap job --model smollm2-135m --texts ... --out ... --len
 `K` is the number of [mem] vectors (an int, or a list: one pass per K); the workflow's rules
 compress and multivector each run one job (docs/method.md section 9 has these words).
 ``mode="search"`` (``--mode search``) finds each text's capacity instead of running every
-length: each text goes up the lengths, warm-started from its last lossless vectors, until one
-fails (memcap.core.search); it writes one record per attempt and resumes like the grid.
+length: each text goes up the lengths, warm-started from its last lossless vectors, until
+`search.fails` lengths in a row fail (memcap.core.search.SearchConfig); it writes one record
+per attempt and resumes like the grid.
 
 The model is loaded once, and only if work remains. Samples of one (K, L) are optimised
 together in batches of `batch_size`; random texts, which each have their own length, are
@@ -20,12 +21,11 @@ writes a record twice. The records file `out` is written at the end (docs/record
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
 import math
 import platform
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -35,7 +35,8 @@ from tqdm.auto import tqdm
 import memcap
 from memcap.core.engine import OptimConfig, Outcome, first_scored
 from memcap.core.models import LoadedModel, load_model, load_registry, resolve_model
-from memcap.records import MODES
+from memcap.core.search import Attempt, Search, SearchConfig
+from memcap.records import MODES, lossless
 from memcap.stages.batching import OomLimit, compress_splitting, derive_seed
 from memcap.stages.store import PartStore
 from memcap.stages.texts import read_texts, text_kind
@@ -69,44 +70,29 @@ def _plan(rows, lengths, Ks, done):
     return [g for g in groups if g]
 
 
-SEARCH_DEFAULTS = {"fails": 1, "retry_fresh": True}  # memcap.core.search.search_capacity's
-
-
-def search_settings(search: dict | None) -> dict:
-    """The capacity search's settings (SEARCH_DEFAULTS filled in); bad keys or values fail here."""
-    search = {k: v for k, v in dict(search or {}).items() if v is not None}
-    unknown = set(search) - set(SEARCH_DEFAULTS)
-    if unknown:
-        raise ValueError(f"unknown search key(s) {sorted(unknown)}; allowed: {sorted(SEARCH_DEFAULTS)}")
-    search = {**SEARCH_DEFAULTS, **search}
-    if not isinstance(search["fails"], int) or isinstance(search["fails"], bool) or search["fails"] < 1:
-        raise ValueError(f"search fails must be an integer >= 1, got {search['fails']!r}")
-    if not isinstance(search["retry_fresh"], bool):
-        raise ValueError(f"search retry_fresh must be true or false, got {search['retry_fresh']!r}")
-    return search
-
-
 def job_fingerprint(
     spec,
+    *,
     protocol: str,
     optim: OptimConfig,
     dataset: str,
     mode: str,
     lengths,
     cast_weights: bool = False,
-    search: dict | None = None,
+    search: SearchConfig | dict | None = None,
 ) -> dict:
     """What a job's numbers depend on; its parts folder keeps it (job.json) and a job whose
     fingerprint differs refuses to resume there. The workflow checks it before any job runs
-    (workflow/rules/common.smk, check_results). `lengths`: every length of the job. `search`:
-    the capacity search's settings (search_settings), part of it in search mode only where
-    they differ from SEARCH_DEFAULTS, so search jobs made before they existed still resume."""
+    (workflow/rules/common.smk, check_results), through this function. `lengths`: every
+    length of the job. `search`: the capacity search's settings (SearchConfig), in search mode
+    only and only where they differ from their defaults, so search jobs made before a
+    setting existed still resume."""
     # `compile` only changes how fast the numbers come
     model_settings = {k: v for k, v in asdict(spec).items() if k != "compile"}
     fingerprint = {"model": model_settings, "protocol": protocol, "optim": optim.as_dict(), "dataset": dataset}
     if mode != "grid":  # grid parts keep their old fingerprint; a search never resumes over them
         fingerprint.update(mode=mode, lengths=sorted(lengths))
-        changed = {k: v for k, v in search_settings(search).items() if v != SEARCH_DEFAULTS[k]}
+        changed = SearchConfig.from_dict(search).changed()
         if changed:
             fingerprint["search"] = changed
     if cast_weights:  # only when on: the fingerprints of jobs made before the option stay the same
@@ -132,7 +118,7 @@ def run_job(
     progress: bool = True,
     mode: str = "grid",
     cast_weights: bool = False,
-    search: dict | None = None,
+    search: dict | SearchConfig | None = None,
 ) -> Path:
     """Compress every (K, L, text) of the grid not already done; write the records to `out`.
 
@@ -141,22 +127,57 @@ def run_job(
     text's capacity through `lengths` instead (one record per attempt, module docstring).
     cast_weights: keep the frozen linear weights in the registry's autocast dtype
     (memcap.core.models.cast_frozen_weights; only where autocast applies, i.e. on CUDA).
-    search: the capacity search's `fails` and `retry_fresh` (memcap.core.search.search_capacity;
-    SEARCH_DEFAULTS where left out); search mode only.
+    search: the capacity search's settings (memcap.core.search.SearchConfig, or its keys;
+    defaults where left out); search mode only.
     """
+    optim = optim if isinstance(optim, OptimConfig) else OptimConfig.from_dict(optim)
+    search = SearchConfig.from_dict(search)
+    Ks = _check_arguments(mode, lengths, K, batch_size)
+    rows = read_texts(texts, max_samples)
+    all_lengths = _job_lengths(texts, rows, lengths, protocol)
+    registry = load_registry(models_file) if Path(models_file).exists() else {}
+    spec = resolve_model(model, registry)
+    dataset = dataset or Path(texts).stem
+    out = Path(out)
+    if threads:
+        torch.set_num_threads(threads)
+    fingerprint = job_fingerprint(
+        spec,
+        protocol=protocol,
+        optim=optim,
+        dataset=dataset,
+        mode=mode,
+        lengths=all_lengths,
+        cast_weights=cast_weights,
+        search=search,
+    )
+    store = PartStore(out.with_suffix(".parts"), fingerprint=fingerprint)
+    ctx = JobContext(spec, store, dataset, protocol, optim, batch_size, progress, search, device, cast_weights)
+    if mode == "search":
+        _run_search(ctx, rows, all_lengths, Ks)
+    else:
+        _run_grid(ctx, rows, lengths, all_lengths, Ks)
+    records = store.merge(out, defaults=_kinds(rows))
+    log.info("wrote %d records to %s", len(records), out)
+    return out
+
+
+def _check_arguments(mode: str, lengths, K, batch_size: int) -> list[int]:
+    """run_job's arguments that need no file: the list of K, or a ValueError naming the bad one."""
     if mode not in MODES:
         raise ValueError(f"mode {mode!r} is not one of {', '.join(MODES)}")
     if mode == "search" and lengths is None:
         raise ValueError("mode 'search' needs lengths to search through; random text has one length per text")
-    first = first_scored(protocol)
-    optim = optim if isinstance(optim, OptimConfig) else OptimConfig.from_dict(optim)
-    search = search_settings(search)
     Ks = [int(k) for k in ([K] if isinstance(K, int) else K)]
     if not Ks or min(Ks) < 1:
         raise ValueError(f"K (the number of vectors) must be integers >= 1, got {K}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    rows = read_texts(texts, max_samples)
+    return Ks
+
+
+def _job_lengths(texts, rows, lengths, protocol: str) -> list[int]:
+    """Every length the job runs: `lengths`, or each random text's own `length`."""
     if lengths is None:
         missing = [r["id"] for r in rows if not isinstance(r.get("length"), int)]
         if missing:
@@ -167,42 +188,10 @@ def run_job(
         all_lengths = [r["length"] for r in rows]
     else:
         all_lengths = [int(L) for L in lengths]
+    first = first_scored(protocol)
     if min(all_lengths) < first + 1:
         raise ValueError(f"protocol {protocol!r} needs lengths >= {first + 1}, got {min(all_lengths)}")
-
-    registry = load_registry(models_file) if Path(models_file).exists() else {}
-    spec = resolve_model(model, registry)
-    dataset = dataset or Path(texts).stem
-    out = Path(out)
-    if threads:
-        torch.set_num_threads(threads)
-
-    fingerprint = job_fingerprint(spec, protocol, optim, dataset, mode, all_lengths, cast_weights, search)
-    store = PartStore(out.with_suffix(".parts"), fingerprint=fingerprint)
-    ctx = JobContext(
-        spec,
-        store,
-        dataset,
-        protocol,
-        optim,
-        batch_size,
-        progress,
-        search,
-        functools.partial(load_model, spec, device, cast_weights=cast_weights),
-    )
-    if mode == "search":
-        _run_search(ctx, rows, all_lengths, Ks)
-    else:
-        done = store.done_keys()
-        groups = _plan(rows, lengths, Ks, done)
-        todo = sum(len(g) for g in groups)
-        log.info("%s on %s: %d samples done before, %d to do", spec.name, dataset, len(done), todo)
-        if todo:
-            ctx.load_lm(Ks, all_lengths)
-            _run_groups(ctx, groups)
-    records = store.merge(out, defaults=_kinds(rows))
-    log.info("wrote %d records to %s", len(records), out)
-    return out
+    return all_lengths
 
 
 def _kinds(rows) -> dict[str, dict]:
@@ -232,10 +221,12 @@ class JobContext:
     optim: OptimConfig
     batch_size: int
     progress: bool  # show a progress bar
-    search: dict  # search_settings(); search mode only
-    load: functools.partial  # load_model(spec, device, cast_weights=...)
+    search: SearchConfig  # search mode only
+    device: str
+    cast_weights: bool
     lm: LoadedModel | None = None
-    shared: dict | None = None  # the fields every record shares (_shared)
+    shared: dict | None = None  # the fields every record of the job shares (set by load_lm)
+    limit: OomLimit = field(default_factory=OomLimit)  # out-of-memory batch size seen so far
 
     @property
     def first(self) -> int:
@@ -243,10 +234,27 @@ class JobContext:
 
     def load_lm(self, Ks, lengths) -> LoadedModel:
         """Load the model, check that K + L fit its context, and fill `shared`."""
-        self.lm = self.load()
+        self.lm = load_model(self.spec, self.device, cast_weights=self.cast_weights)
         _check_context(self.lm, Ks, lengths)
         self.shared = _shared(self)
         return self.lm
+
+    def compress(self, ids, K: int, seeds, init=None, progress=None, fresh=None):
+        """compress_batch() with this job's settings, halving batches on out-of-memory."""
+        return compress_splitting(
+            self.lm, ids, K, self.protocol, seeds, self.optim, progress, init=init, limit=self.limit, fresh=fresh
+        )
+
+
+def _run_grid(ctx: JobContext, rows, lengths, all_lengths, Ks) -> None:
+    """Grid mode: every (K, L, text) not done yet."""
+    done = ctx.store.done_keys()
+    groups = _plan(rows, lengths, Ks, done)
+    todo = sum(len(g) for g in groups)
+    log.info("%s on %s: %d samples done before, %d to do", ctx.spec.name, ctx.dataset, len(done), todo)
+    if todo:
+        ctx.load_lm(Ks, all_lengths)
+        _run_groups(ctx, groups)
 
 
 def _run_search(ctx: JobContext, rows, lengths, Ks) -> None:
@@ -255,102 +263,97 @@ def _run_search(ctx: JobContext, rows, lengths, Ks) -> None:
     Resumes: a text whose search a kill interrupted replays its recorded attempts (and the
     vectors of its last lossless one) and goes on from there; finished texts are not rerun.
     """
-    from memcap.core.search import search_capacity
-
     recorded = ctx.store.records()
     finished = {(r["K"], str(r["sample_id"])) for r in recorded if r.get("capacity") is not None}
     todo = {K: [r for r in rows if (K, str(r["id"])) not in finished] for K in Ks}
     if not any(todo.values()):
         return
-    lm = ctx.load_lm(Ks, lengths)
+    ctx.load_lm(Ks, lengths)
     bar = tqdm(desc=f"{ctx.spec.name}/{ctx.dataset} search", unit="attempt", disable=not ctx.progress)
-    limit = OomLimit()
     for K, group in todo.items():
-        if not group:
-            continue
-        ids = [lm.tokenize(row["text"]) for row in group]
-
-        def seed(i, L, _K=K, _group=group):  # as the grid's seed, so a first attempt matches it
-            return derive_seed(ctx.spec.name, ctx.dataset, _K, L, _group[i]["id"])
-
-        history = _search_history(ctx.store, recorded, K, group, ctx.protocol)
-        if history:
-            log.info(
-                "K=%d: resuming the search of %d texts from their %d recorded attempts",
-                K,
-                len(history),
-                sum(len(a) for a in history.values()),
-            )
-        results = search_capacity(
-            lm,
-            ids,
-            K,
-            ctx.protocol,
-            seed,
-            ctx.optim,
-            lengths_grid=lengths,
-            batch_size=ctx.batch_size,
-            runner=functools.partial(compress_splitting, limit=limit),
-            on_attempts=functools.partial(_write_attempts, ctx, K, group, ids, bar),
-            history=history,
-            **ctx.search,
-        )
-        caps = sorted(r.capacity for r in results)
-        log.info(
-            "K=%d: capacity of %d texts: median %s, min %d, max %d, %d optimiser steps",
-            K,
-            len(caps),
-            caps[len(caps) // 2],
-            caps[0],
-            caps[-1],
-            sum(r.steps for r in results),
-        )
+        if group:
+            _search_group(ctx, K, group, lengths, recorded, bar)
     bar.close()
 
 
-def _write_attempts(ctx: JobContext, K: int, group: list[dict], ids: list[list[int]], bar, pairs) -> None:
-    """search_capacity's on_attempts: one part with the records of a batch of attempts."""
-    records, tensors = [], {}
-    keys = [f"K{K}_L{a.L}_{group[res.index]['id']}" + ("_retry" if a.retry else "") for res, a in pairs]
+def _search_group(ctx: JobContext, K: int, group: list[dict], lengths, recorded: list[dict], bar) -> None:
+    """The search of one K over `group`'s texts, run batch by batch and stored as it goes."""
+    ids = [ctx.lm.tokenize(row["text"]) for row in group]
+    history = _search_history(ctx.store, recorded, K, group, ctx.protocol)
+    if history:
+        attempts = sum(len(a) for a in history.values())
+        log.info("K=%d: resuming the search of %d texts from their %d recorded attempts", K, len(history), attempts)
+    context = ctx.lm.max_context
+    search = Search(
+        [len(t) for t in ids],
+        K,
+        ctx.protocol,
+        lengths_grid=lengths,
+        max_length=context - K if context else None,
+        config=ctx.search,
+        history=history,
+    )
+    while not search.done:
+        for batch in search.round(ctx.batch_size):
+            # the grid's seed, so a first attempt matches the grid's run at that length
+            seeds = [derive_seed(ctx.spec.name, ctx.dataset, K, r.L, group[r.index]["id"]) for r in batch]
+            outcomes = ctx.compress(
+                [ids[r.index][: r.L] for r in batch],
+                K,
+                seeds,
+                init=[r.init for r in batch],
+                fresh=[r.fresh for r in batch],
+            )
+            pairs = [search.update(r, o, seed) for r, o, seed in zip(batch, outcomes, seeds, strict=True)]
+            _write_attempts(ctx, K, group, ids, pairs)
+            bar.update(len(pairs))
+    caps = sorted(r.capacity for r in search.results)
+    log.info(
+        "K=%d: capacity of %d texts: median %s, min %d, max %d, %d optimiser steps",
+        K,
+        len(caps),
+        caps[len(caps) // 2],
+        caps[0],
+        caps[-1],
+        sum(r.steps for r in search.results),
+    )
+
+
+def _write_attempts(ctx: JobContext, K: int, group: list[dict], ids: list[list[int]], pairs) -> None:
+    """One part with the records of a batch of search attempts."""
+    keys = [
+        f"K{K}_L{a.L}_{group[res.index]['id']}"
+        + ("_retry" if a.retry else "")
+        + (f"_x{a.extension}" if a.extension else "")
+        for res, a in pairs
+    ]
     part = f"search_K{K}_" + hashlib.sha1("|".join(keys).encode()).hexdigest()[:10]
+    records, tensors = [], {}
     for (res, a), key in zip(pairs, keys, strict=True):
-        record = _record(
-            ctx, group[res.index], ids[res.index][: a.L], a.outcome, K=K, L=a.L, seed=a.seed, batch=len(pairs)
-        )
-        record.update(
-            mode="search",
-            search=ctx.search,
-            warm_start=a.warm_start,
-            retry=a.retry,
-            capacity=res.capacity if res.done else None,
-            vectors=f"{part}.safetensors",
-            vectors_key=key,
-        )
-        records.append(record)
+        cell = Cell(K=K, L=a.L, seed=a.seed, batch=len(pairs), part=part, key=key)
+        records.append(_record(ctx, group[res.index], ids[res.index][: a.L], a.outcome, cell, (res, a)))
         if a.outcome is not None:
             tensors[key] = a.outcome.vectors
     ctx.store.write_part(part, records, tensors)
-    bar.update(len(pairs))
 
 
 def _search_history(store: PartStore, recorded: list[dict], K: int, group: list[dict], protocol: str) -> dict:
     """Recorded attempts of the unfinished texts of `group` at K, as memcap.core.search replays them.
 
-    A grid search tries strictly growing lengths (a length twice at most: warm, then the
-    fresh retry), so a text's attempts in order of (L, retry) are in the order they were made.
+    A grid search tries strictly growing lengths (at one length: the warm attempt and its
+    continuations, then the fresh retry and its continuations), so a text's attempts in order
+    of (L, retry, extension) are in the order they were made. Every attempt's vectors come
+    back: a lossless one's warm-start the next length, a failed one's may be continued.
     """
-    from memcap.core.search import Attempt
-    from memcap.records import lossless
-
     position = {str(row["id"]): i for i, row in enumerate(group)}
     history: dict[int, list[Attempt]] = {}
-    for r in sorted(recorded, key=lambda r: (r["L"], r.get("retry", 0))):
+    for r in sorted(recorded, key=lambda r: (r["L"], r.get("retry", 0), r.get("extension", 0))):
         i = position.get(str(r["sample_id"]))
         if r["K"] != K or i is None:
             continue
         ok = lossless(r["status"], r["correct"], r["max_correct"], r["scored"], protocol)
         vectors = None
-        if ok:
+        if r["status"] != "oom":
             with safe_open(store.folder / r["vectors"], framework="pt") as f:
                 vectors = f.get_tensor(r["vectors_key"])
         history.setdefault(i, []).append(
@@ -364,13 +367,15 @@ def _search_history(store: PartStore, recorded: list[dict], K: int, group: list[
                 oom=r["status"] == "oom",
                 retry=r.get("retry", 0),
                 stop_reason=r["stop_reason"],
+                extension=r.get("extension", 0),
+                score=(r["max_correct"] if protocol == "paper" else r["correct"]) or 0,
             )
         )
     return history
 
 
 def _shared(ctx: JobContext) -> dict:
-    """The fields every record of a job shares."""
+    """The fields every record of a job shares (part of _record, computed once per job)."""
     lm, spec, optim = ctx.lm, ctx.spec, ctx.optim
     return {
         "model": spec.name,
@@ -394,49 +399,25 @@ def _shared(ctx: JobContext) -> dict:
 
 def _run_groups(ctx: JobContext, groups) -> None:
     """Grid mode: every (K, L, row) cell of `groups` (_plan), one part per batch."""
-    lm, spec, dataset = ctx.lm, ctx.spec, ctx.dataset
     token_cache: dict[str, list[int]] = {}
 
     def tokens(row) -> list[int]:
         sid = str(row["id"])
         if sid not in token_cache:
-            token_cache[sid] = lm.tokenize(row["text"])
+            token_cache[sid] = ctx.lm.tokenize(row["text"])
         return token_cache[sid]
 
     total = sum(len(g) for g in groups)
-    bar = tqdm(total=total, desc=f"{spec.name}/{dataset}", unit="text", disable=not ctx.progress)
-    limit = OomLimit()
+    bar = tqdm(total=total, desc=f"{ctx.spec.name}/{ctx.dataset}", unit="text", disable=not ctx.progress)
     for group in groups:
         for start in range(0, len(group), ctx.batch_size):
             cells = group[start : start + ctx.batch_size]
-            K = cells[0][0]
-            ids = [tokens(row)[:L] for _, L, row in cells]
-            seeds = [derive_seed(spec.name, dataset, K, L, row["id"]) for _, L, row in cells]
-            for (_, L, row), t in zip(cells, ids, strict=True):
-                if len(t) < L:
-                    log.warning("sample %s has %d tokens, fewer than L=%d: recorded as N < L", row["id"], len(t), L)
-
-            def show(step, active, best, _K=K, _L=cells[-1][1]):
-                bar.set_postfix(K=_K, L=_L, step=step, active=active, refresh=False)
-
-            outcomes = compress_splitting(
-                lm, ids, K, ctx.protocol, seeds, ctx.optim, show if ctx.progress else None, limit=limit
-            )
-            records, tensors = [], {}
-            keys = [f"K{K}_L{L}_{row['id']}" for _, L, row in cells]
-            part = f"K{K}_L{cells[0][1]}-{cells[-1][1]}_" + hashlib.sha1("|".join(keys).encode()).hexdigest()[:10]
-            for (K_, L, row), t, seed, key, outcome in zip(cells, ids, seeds, keys, outcomes, strict=True):
-                record = _record(ctx, row, t, outcome, K=K_, L=L, seed=seed, batch=len(cells))
-                record.update(vectors=f"{part}.safetensors", vectors_key=key)
-                records.append(record)
-                if outcome is not None:
-                    tensors[key] = outcome.vectors
-            ctx.store.write_part(part, records, tensors)
+            records = _grid_batch(ctx, cells, [tokens(row)[:L] for _, L, row in cells], bar)
             bar.update(len(cells))
             ok = [r for r in records if r["status"] == "ok"]
             log.info(
                 "K=%d L=%s: %d/%d lossless, mean accuracy %.3f",
-                K,
+                cells[0][0],
                 cells[0][1] if cells[0][1] == cells[-1][1] else f"{cells[0][1]}-{cells[-1][1]}",
                 sum(r["accuracy"] == 1.0 for r in ok),
                 len(records),
@@ -445,56 +426,107 @@ def _run_groups(ctx: JobContext, groups) -> None:
     bar.close()
 
 
-def _record(ctx: JobContext, row, ids, outcome: Outcome | None, *, K, L, seed, batch) -> dict:
-    """One cell's record: the text `row` cut to `ids`, compressed into `outcome` (None: oom)."""
+def _grid_batch(ctx: JobContext, cells, ids, bar) -> list[dict]:
+    """One batch of grid cells (K, L, row) with their tokens `ids`, compressed and stored."""
+    K = cells[0][0]
+    seeds = [derive_seed(ctx.spec.name, ctx.dataset, K, L, row["id"]) for _, L, row in cells]
+    for (_, L, row), t in zip(cells, ids, strict=True):
+        if len(t) < L:
+            log.warning("sample %s has %d tokens, fewer than L=%d: recorded as N < L", row["id"], len(t), L)
+
+    def show(step, active, best, _L=cells[-1][1]):
+        bar.set_postfix(K=K, L=_L, step=step, active=active, refresh=False)
+
+    outcomes = ctx.compress(ids, K, seeds, progress=show if ctx.progress else None)
+    keys = [f"K{K}_L{L}_{row['id']}" for _, L, row in cells]
+    part = f"K{K}_L{cells[0][1]}-{cells[-1][1]}_" + hashlib.sha1("|".join(keys).encode()).hexdigest()[:10]
+    records, tensors = [], {}
+    for (K_, L, row), t, seed, key, outcome in zip(cells, ids, seeds, keys, outcomes, strict=True):
+        cell = Cell(K=K_, L=L, seed=seed, batch=len(cells), part=part, key=key)
+        records.append(_record(ctx, row, t, outcome, cell))
+        if outcome is not None:
+            tensors[key] = outcome.vectors
+    ctx.store.write_part(part, records, tensors)
+    return records
+
+
+@dataclass(frozen=True)
+class Cell:
+    """Where one record's numbers come from: its K and L, its seed, the batch size it ran in,
+    and the part file (and the key inside it) that keeps its vectors."""
+
+    K: int
+    L: int
+    seed: int
+    batch: int
+    part: str
+    key: str
+
+
+_OOM = dict(  # an out-of-memory cell's numbers (null, never NaN: strict JSON)
+    status="oom",
+    stop_reason="oom",
+    baseline_loss_sum=None,
+    baseline_correct=0,
+    loss_sum=None,
+    correct=0,
+    accuracy=None,
+    min_loss_sum=None,
+    max_correct=0,
+    max_accuracy=None,
+    steps=0,
+    converged=False,
+    greedy_exact=False,
+    greedy_prefix=0,
+    wall_s=0.0,
+)
+
+
+def _record(ctx: JobContext, row, ids, outcome: Outcome | None, cell: Cell, attempt=None) -> dict:
+    """The one place a record is assembled (docs/records.md): the text `row` cut to `ids`,
+    compressed into `outcome` (None: out of memory), at `cell`; `attempt`, the search's
+    (SearchResult, Attempt) in search mode."""
     text = row["text"]
     record = dict(
         ctx.shared,
         sample_id=str(row["id"]),
         kind=text_kind(row),
         text_sha=hashlib.sha1(text.encode("utf-8")).hexdigest(),
-        K=K,
-        L=L,
+        K=cell.K,
+        L=cell.L,
         N=len(ids),
-        short=len(ids) < L,
+        short=len(ids) < cell.L,
         n_bytes=len(ctx.lm.tokenizer.decode(ids, skip_special_tokens=True).encode("utf-8")),
         scored=len(ids) - ctx.first,
-        seed=seed,
-        batch_size=batch,
-        mode="grid",  # search mode overrides these five (docs/records.md)
+        seed=cell.seed,
+        batch_size=cell.batch,
+        mode="grid",
         search=None,
         warm_start=None,
         retry=0,
         capacity=None,
     )
-    if outcome is None:  # out of memory even alone
-        nan = None
-        return dict(
-            record,
-            status="oom",
-            stop_reason="oom",
-            baseline_loss_sum=nan,
-            baseline_correct=0,
-            loss_sum=nan,
-            correct=0,
-            accuracy=nan,
-            min_loss_sum=nan,
-            max_correct=0,
-            max_accuracy=nan,
-            steps=0,
-            converged=False,
-            greedy_exact=False,
-            greedy_prefix=0,
-            wall_s=0.0,
+    if outcome is None:
+        record.update(_OOM)
+    else:
+        fields = asdict(outcome)
+        fields.pop("vectors")
+        fields.pop("N")
+        record.update(
+            fields,
+            accuracy=outcome.correct / outcome.scored,
+            max_accuracy=outcome.max_correct / outcome.scored,
         )
-    fields = asdict(outcome)
-    fields.pop("vectors")
-    fields.pop("N")
-    record = dict(
-        record,
-        **fields,
-        accuracy=outcome.correct / outcome.scored,
-        max_accuracy=outcome.max_correct / outcome.scored,
-    )
+    if attempt is not None:
+        res, a = attempt
+        record.update(
+            mode="search",
+            search=ctx.search.as_dict(),
+            warm_start=a.warm_start,
+            retry=a.retry,
+            extension=a.extension,
+            capacity=res.capacity if res.done else None,
+        )
+    record.update(vectors=f"{cell.part}.safetensors", vectors_key=cell.key)
     # strict JSON: a failed sample's numbers are null, never NaN
     return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in record.items()}

@@ -28,8 +28,9 @@ def record_key(record: dict) -> tuple:
 
 
 def attempt_key(record: dict) -> tuple:
-    """record_key, plus the retry number: a capacity search may run one length twice."""
-    return (*record_key(record), record.get("retry") or 0)
+    """record_key, plus the retry and extension numbers: a capacity search may run one length
+    twice (warm, then fresh) and continue each (memcap.core.search.SearchConfig.budget)."""
+    return (*record_key(record), record.get("retry") or 0, record.get("extension") or 0)
 
 
 def changed_keys(before: dict, now: dict) -> list[str]:
@@ -108,7 +109,7 @@ class PartStore:
         for row in rows:
             key = attempt_key(row)
             if key in seen:
-                raise RuntimeError(f"{self.folder}: duplicate record for (K, L, sample, retry) = {key}")
+                raise RuntimeError(f"{self.folder}: duplicate record for (K, L, sample, retry, extension) = {key}")
             seen[key] = row
         rows.sort(key=attempt_key)
         out = Path(out)
