@@ -168,9 +168,10 @@ def _modes(df: pd.DataFrame) -> pd.Series:
 
 def _reject_duplicates(df: pd.DataFrame) -> None:
     # A search writes one record per attempt; a text's attempts are at different lengths,
-    # except a fresh retry at the length whose warm start got stuck: `retry` (memcap.stages.store.
-    # attempt_key) tells those two apart. Records written before `retry` existed lack it.
-    key = SAMPLE_KEY + (["retry"] if "retry" in df.columns else [])
+    # except a fresh retry at the length whose warm start got stuck, and the continuations of
+    # an attempt: `retry` and `extension` (memcap.stages.store.attempt_key) tell those apart.
+    # Records written before they existed lack them.
+    key = SAMPLE_KEY + [c for c in ("retry", "extension") if c in df.columns]
     dup = df[df.duplicated(key, keep=False)]
     if not dup.empty:
         shown = dup[key + ["records_file"]].head(10).to_string(index=False)
