@@ -13,6 +13,7 @@ tokens): its capacity is its largest lossless length, *bracketed* once that stop
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 
 from memcap.records import lossless
@@ -69,13 +70,14 @@ def reference_summary(texts: list[dict]) -> list[dict]:
     out = []
     for (model, dataset), rows in groups.items():
         caps = [t["capacity"] for t in rows]
+        found = capacity_from_samples(caps)  # NaN: too many texts have no lossless length
         out.append(
             {
                 "model": model,
                 "dataset": dataset,
                 "n_texts": len(rows),
                 "n_bracketed": sum(t["bracketed"] for t in rows),
-                "capacity": int(capacity_from_samples(caps)),
+                "capacity": 0 if math.isnan(found) else int(found),
                 "complete": all(t["bracketed"] for t in rows),
                 "capacities": caps,
                 "steps": sum(t["steps"] for t in rows),
