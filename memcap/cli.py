@@ -225,19 +225,14 @@ def _vectors_arg(value: str):
         raise argparse.ArgumentTypeError(f"K must be a whole number or 'auto', got {value!r}") from None
 
 
-def cmd_compress(args) -> int:
-    from tqdm.auto import tqdm
-
-    from memcap.core.auto_vectors import fewest_vectors
+def _compress_input(args, optim):
+    """The model and the text's tokens for `memcap compress`, checked against K and the context."""
     from memcap.core.engine import first_scored
     from memcap.core.models import load_model, resolve_model
-    from memcap.core.vectors import save_vectors
 
     text = read_text(args)
-    auto = args.vectors == "auto"
-    if not auto and args.vectors < 1:
+    if args.vectors != "auto" and args.vectors < 1:
         raise ValueError(f"--vectors (K) must be >= 1 or auto, got {args.vectors}")
-    optim = _optim(args)
     spec = resolve_model(args.model, _registry(args.models_file))
     lm = load_model(spec, args.device)
     ids = lm.tokenize(text)
@@ -246,30 +241,36 @@ def cmd_compress(args) -> int:
     first = first_scored(args.protocol)
     if len(ids) <= first:
         raise ValueError(f"protocol {args.protocol!r} needs at least {first + 1} tokens; the text has {len(ids)}")
-    smallest = 1 if auto else args.vectors
+    smallest = 1 if args.vectors == "auto" else args.vectors
     if lm.max_context is not None and smallest + len(ids) > lm.max_context:
         raise ValueError(
             f"K + L = {smallest} + {len(ids)} exceeds the {lm.max_context} positions of {spec.name!r}; "
             "use fewer vectors or --max-tokens"
         )
-    bar = None
+    return lm, ids
 
-    def progress(step, active, best):
-        nonlocal bar
-        if bar is None:
-            bar = tqdm(
-                total=max(optim.max_steps, optim.fresh_max_steps or 0), desc="compress", unit="step", leave=False
-            )
-        bar.set_postfix(accuracy=f"{best[0]:.3f}", refresh=False)
-        bar.update(step - bar.n)  # tqdm's own rate limit decides when to redraw
 
-    def report(attempt):
-        nonlocal bar
-        if bar is not None:
-            bar.close()
-            bar = None
+class _CompressDisplay:
+    """`memcap compress`'s progress bar per attempt and one line per K tried."""
+
+    def __init__(self, optim, n_tokens: int):
+        self.total = max(optim.max_steps, optim.fresh_max_steps or 0)
+        self.n_tokens, self.bar = n_tokens, None
+
+    def progress(self, step, active, best):
+        from tqdm.auto import tqdm
+
+        if self.bar is None:
+            self.bar = tqdm(total=self.total, desc="compress", unit="step", leave=False)
+        self.bar.set_postfix(accuracy=f"{best[0]:.3f}", refresh=False)
+        self.bar.update(step - self.bar.n)  # tqdm's own rate limit decides when to redraw
+
+    def report(self, attempt):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
         o = attempt.outcome
-        part = "" if attempt.L == len(ids) else f" of the first {attempt.L} (a longer prefix is not tried)"
+        part = "" if attempt.L == self.n_tokens else f" of the first {attempt.L} (a longer prefix is not tried)"
         print(
             f"K={attempt.K}: {o.correct}/{o.scored} tokens right{part} (accuracy {o.accuracy:.3f}), "
             f"greedy decoding {'exact' if o.greedy_exact else f'right for {o.greedy_prefix} tokens'}, "
@@ -277,8 +278,17 @@ def cmd_compress(args) -> int:
             flush=True,
         )
 
+
+def cmd_compress(args) -> int:
+    from memcap.core.auto_vectors import fewest_vectors
+    from memcap.core.vectors import save_vectors
+
+    optim = _optim(args)
+    lm, ids = _compress_input(args, optim)
+    auto = args.vectors == "auto"
+    display = _CompressDisplay(optim, len(ids))
     print(
-        f"{len(ids)} tokens, {spec.name}, protocol {args.protocol}, preset {optim.preset}, "
+        f"{len(ids)} tokens, {lm.spec.name}, protocol {args.protocol}, preset {optim.preset}, "
         f"K {'auto (up to ' + str(args.max_vectors) + ')' if auto else args.vectors}",
         flush=True,
     )
@@ -289,14 +299,19 @@ def cmd_compress(args) -> int:
         args.seed,
         optim,
         max_vectors=args.max_vectors if auto else args.vectors,
-        on_attempt=report,
-        progress=progress,
+        on_attempt=display.report,
+        progress=display.progress,
         counts=None if auto else [args.vectors],
     )
     best = found.best
     # vectors of a failed K decode (at best) the prefix they were fitted to
     save_vectors(args.out, best.outcome.vectors, lm, args.protocol, ids[: best.L], best.outcome, preset=optim.preset)
-    summary = f"{found.steps} optimiser steps in {found.wall_s:.1f} s; wrote {args.out}"
+    return _compress_result(found, auto, f"{found.steps} optimiser steps in {found.wall_s:.1f} s; wrote {args.out}")
+
+
+def _compress_result(found, auto: bool, summary: str) -> int:
+    """Print what `memcap compress` found; its exit status (1: -k auto found no K)."""
+    best = found.best
     if found.exact:
         print(f"greedy decoding from K={best.K} vector(s) reproduces the text: {summary}")
         return 0
