@@ -1,4 +1,5 @@
-"""Rules precision and precision_summary: rounded [mem] vectors scored again (memcap.stages.precision)."""
+"""Rules precision and precision_summary: rounded [mem] vectors scored again (memcap.stages.precision),
+then their tables, figure and summary (memcap.analysis.precision_summary)."""
 
 from memcap.stages.script import start_job, start_model_job
 
@@ -24,7 +25,7 @@ if snakemake.rule == "precision":
 else:
     start_job(snakemake.log[0])
 
-    from memcap.stages.precision import summary_stage
+    from memcap.analysis.precision_summary import summary_stage
 
     summary_stage(
         list(snakemake.input.precision),

@@ -1,4 +1,5 @@
-"""The baselines stage (memcap.stages.baselines): the texts the vectors carried, ratios, the table.
+"""The baselines stage (memcap.stages.baselines): the texts the vectors carried; their ratios and
+the table (memcap.analysis.baselines).
 
 pytest tests/test_baselines.py
 """
@@ -10,6 +11,7 @@ import math
 import pandas as pd
 import pytest
 
+from memcap.analysis.baselines import CLASSICAL_CODECS, summarise
 from memcap.analysis.metrics import load_records
 from memcap.core.models import load_model, load_registry
 from memcap.corpora import lee_articles
@@ -76,7 +78,7 @@ def test_run_baselines_takes_each_samples_longest_lossless_length(tmp_path):
     assert rows.n_bytes[0] == len(expected)
     assert rows.arithmetic_exact.all()
     assert (rows.mem_bytes == lm.mem_dim * 2).all()  # K * d * 16 bits
-    summary = baselines.summarise(rows)
+    summary = summarise(rows)
     assert summary.texts[0] == 2 and summary.lossless[0] == 2  # the failure is left out
     assert summary["mem"][0] == pytest.approx(rows.n_bytes[:2].mean() / (lm.mem_dim * 2))
     assert summary.zlib[0] == pytest.approx((rows.n_bytes / rows.zlib)[:2].mean())
@@ -101,8 +103,15 @@ def test_summary_without_lossless_texts_has_no_mem_ratio():
             }
         ]
     )
-    summary = baselines.summarise(rows)
+    summary = summarise(rows)
     assert summary.texts[0] == 1 and math.isnan(summary["mem"][0]) and summary.zlib[0] == 2.0
+
+
+def test_the_analysis_lists_the_stages_classical_codecs():
+    """memcap.analysis.baselines names the codecs itself (it must not import the stage's torch)."""
+    from memcap.stages.codecs import CODECS
+
+    assert CLASSICAL_CODECS == CODECS
 
 
 def test_outputs_put_the_papers_ratios_beside_ours(tmp_path):

@@ -84,7 +84,7 @@ def test_interpolation_ends_at_the_solutions(protocol):
     ends = curves[curves.t.isin([0.0, 1.0])]
     assert (ends.accuracy == 1.0).all()
     assert curves.accuracy.between(0, 1).all()
-    stats = geometry.summary(runs, geometry.cosine_pairs(runs, vectors), curves)
+    stats = geometry_figures.summary(runs, geometry.cosine_pairs(runs, vectors), curves)
     assert stats["converged"] == 6 and stats["pairs"] == 6 and stats["texts"] == 2
 
 
@@ -106,7 +106,7 @@ def test_figures_are_written_with_and_without_data(tmp_path):
         assert path.read_bytes()[:5] == b"%PDF-" and path.with_suffix(".png").is_file()
     empty = geometry_figures.write_geometry_figures(cos.iloc[:0], curves.iloc[:0], figure_files(tmp_path / "empty"))
     assert all(p.is_file() for p in empty.values())
-    assert np.isnan(geometry.summary(runs.iloc[:0], cos.iloc[:0], curves.iloc[:0])["same_mean"])
+    assert np.isnan(geometry_figures.summary(runs.iloc[:0], cos.iloc[:0], curves.iloc[:0])["same_mean"])
 
 
 def test_the_stage_writes_exactly_the_paths_it_is_given(tmp_path):
@@ -147,7 +147,13 @@ def test_report_section_quotes_the_summary_or_says_not_run(tmp_path):
     lm, texts, runs, vectors = solved()
     cos = geometry.cosine_pairs(runs, vectors)
     curves = geometry.interpolate(lm, texts, runs, vectors, points=3, protocol="paper")
-    facts = geometry.summary(runs, cos, curves) | {"model": "tiny_llama", "dataset": "lee", "K": 4, "L": 6, "inits": 3}
+    facts = geometry_figures.summary(runs, cos, curves) | {
+        "model": "tiny_llama",
+        "dataset": "lee",
+        "K": 4,
+        "L": 6,
+        "inits": 3,
+    }
     shown = {*report.FIGURE_NAMES, *report.GEOMETRY_FIGURES}
     source = report.render_report(report.report_context(files, available_figures=shown, geometry=facts))
     assert r"\texttt{tiny\_llama} from 3 independent" in source

@@ -1,4 +1,5 @@
-"""Precision of the [mem] vectors (memcap.stages.precision): rounding, scoring, tables, the report.
+"""Precision of the [mem] vectors: rounding and scoring (memcap.stages.precision), the tables and
+the summary (memcap.analysis.precision_summary), the report.
 
     pytest tests/test_precision.py
 
@@ -17,7 +18,7 @@ import torch
 from safetensors import safe_open
 
 from job_fixtures import write_texts
-from memcap.analysis import figures, metrics, report, tables
+from memcap.analysis import figures, metrics, precision_summary, report, tables
 from memcap.core import engine
 from memcap.core.models import load_model, load_registry
 from memcap.stages import precision
@@ -115,10 +116,10 @@ def test_rounding_formats():
     assert torch.equal(precision.quantise(v, "float32"), v)
     assert set(precision.quantise(v, "int2").unique().tolist()) <= {-2.0, 0.0, 2.0}  # 3 levels
     # bytes: K x d values, the integers' scales beside each vector
-    assert precision.vector_bytes("float16", 2, 64) == 256
-    assert precision.vector_bytes("int4", 2, 64) == 2 * (32 + 4)
-    assert precision.vector_bytes("int3", 1, 5) == 2 + 4  # 15 bits round up to 2 bytes
-    assert precision.vector_bytes("pca8", 2, 64) == 32
+    assert precision_summary.vector_bytes("float16", 2, 64) == 256
+    assert precision_summary.vector_bytes("int4", 2, 64) == 2 * (32 + 4)
+    assert precision_summary.vector_bytes("int3", 1, 5) == 2 + 4  # 15 bits round up to 2 bytes
+    assert precision_summary.vector_bytes("pca8", 2, 64) == 32
     with pytest.raises(ValueError, match="int4"):
         precision.quantise(v, "int9")
 
@@ -160,8 +161,8 @@ def _row(sample_id, L, n_bytes, lossless_at, d=8, vocab=256):
         "n_bytes": n_bytes,
         "precisions": {
             name: {
-                "bits": 8 * precision.vector_bytes(name, 1, d) / d,
-                "bytes": precision.vector_bytes(name, 1, d),
+                "bits": 8 * precision_summary.vector_bytes(name, 1, d) / d,
+                "bytes": precision_summary.vector_bytes(name, 1, d),
                 "accuracy": 1.0 if name in lossless_at else 0.5,
                 "exact": name in lossless_at,
                 "lossless": name in lossless_at,
@@ -177,25 +178,25 @@ def test_shares_smallest_precision_ratios_and_eq1():
         _row("a", 8, 30, {"float32", "float16", "int8"}),
         _row("b", 4, 12, {"float32", "float16", "int8"}),
     ]
-    long = precision.long_frame(rows)
-    frame = precision.shares(long).set_index("format")
+    long = precision_summary.long_frame(rows)
+    frame = precision_summary.shares(long).set_index("format")
     assert list(frame.index) == ["float32", "float16", "int8", "int4"]
     assert frame.loc["int4", "share_lossless"] == pytest.approx(1 / 3)
     assert frame.loc["int8", "bits"] == 12  # d = 8: 8 bytes and a 4-byte scale
     # per text the longest length still lossless: a carries 30 bytes at int8, 10 at int4
     assert frame.loc["int8", "ratio"] == pytest.approx((30 / 12 + 12 / 12) / 2)
     assert frame.loc["int4", "ratio"] == pytest.approx((10 / 8 + 0) / 2)
-    best = precision.smallest(precision.shares(long))
+    best = precision_summary.smallest(precision_summary.shares(long))
     assert best.iloc[0]["format"] == "int8" and best.iloc[0]["bits"] == 12
     summary = pd.DataFrame([{"model": "m", "dataset": "lee", "protocol": "paper", "K": 1, "token_gain_mean": 3.0}])
-    th = precision.theory(best, long, summary).iloc[0]
+    th = precision_summary.theory(best, long, summary).iloc[0]
     assert th["l_th_16"] == pytest.approx(metrics.theoretical_capacity(8, 256)) == 16
     assert th["l_th_b"] == pytest.approx(metrics.theoretical_capacity(8, 256, bits=12)) == 12
     assert th["utilisation_b"] == pytest.approx(3 / 12) and th["utilisation_16"] == pytest.approx(3 / 16)
     assert th["ratio_16"] == pytest.approx((30 / 16 + 12 / 16) / 2)
     # no rounding keeps 99 %: no smallest precision, and Eq. 1 has no b
-    none = precision.smallest(
-        precision.shares(precision.long_frame([_row("c", 4, 5, {"float32"}), _row("d", 4, 5, set())]))
+    none = precision_summary.smallest(
+        precision_summary.shares(precision_summary.long_frame([_row("c", 4, 5, {"float32"}), _row("d", 4, 5, set())]))
     )
     assert none.iloc[0]["format"] is None and math.isnan(none.iloc[0]["bits"])
 
@@ -211,8 +212,8 @@ def test_the_report_shows_the_precision_table_figure_and_eq1(stage):
     import subprocess
 
     root, records, _, rows = stage
-    paths = precision.summary_stage(
-        [root / "precision" / "tiny-llama.jsonl"], [records], precision.output_paths(root / "precision")
+    paths = precision_summary.summary_stage(
+        [root / "precision" / "tiny-llama.jsonl"], [records], precision_summary.output_paths(root / "precision")
     )
     table_files, figure_files = tables.table_paths(root / "tables"), figures.figure_paths(root / "figures")
     tables.write_tables([records], table_files)
@@ -240,7 +241,7 @@ def test_the_report_shows_the_precision_table_figure_and_eq1(stage):
 
 def test_a_run_without_lossless_samples_says_so(stage, tmp_path):
     _, records, _, _ = stage
-    paths = precision.write_outputs([], precision.output_paths(tmp_path))
+    paths = precision_summary.write_outputs([], precision_summary.output_paths(tmp_path))
     facts = json.loads(paths["summary"].read_text())
     assert facts["samples"] == 0 and facts["groups"] == []
     assert "No lossless sample" in paths["table_tex"].read_text() and paths["figure_pdf"].is_file()
@@ -252,18 +253,18 @@ def test_the_summary_writes_exactly_the_paths_it_is_given(stage, tmp_path):
     """The rule names every file (precision_summary's outputs); nothing else is written, and a
     wrong or a missing key says which keys are allowed before anything is written."""
     root, records, _, _ = stage
-    names = {key: f"{key}-file{Path(name).suffix}" for key, name in precision.output_paths("").items()}
+    names = {key: f"{key}-file{Path(name).suffix}" for key, name in precision_summary.output_paths("").items()}
     paths = {key: tmp_path / "out" / name for key, name in names.items()}
-    written = precision.summary_stage([root / "precision" / "tiny-llama.jsonl"], [records], paths)
+    written = precision_summary.summary_stage([root / "precision" / "tiny-llama.jsonl"], [records], paths)
     assert written == paths
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(names.values())
-    assert set(precision.OUTPUTS) == set(names) and json.loads(paths["summary"].read_text())["samples"] > 0
+    assert set(precision_summary.OUTPUTS) == set(names) and json.loads(paths["summary"].read_text())["samples"] > 0
     with pytest.raises(ValueError, match=r"unknown key\(s\) 'figure_svg'.*: shares, table_csv, table_tex, "):
-        precision.write_outputs([], {**paths, "figure_svg": tmp_path / "x.svg"})
+        precision_summary.write_outputs([], {**paths, "figure_svg": tmp_path / "x.svg"})
     with pytest.raises(ValueError, match=r"missing key\(s\) 'ratio_tex'.*figure_pdf, figure_png, summary"):
-        precision.summary_stage([], [], {k: p for k, p in paths.items() if k != "ratio_tex"})
+        precision_summary.summary_stage([], [], {k: p for k, p in paths.items() if k != "ratio_tex"})
     with pytest.raises(TypeError, match="takes a mapping"):
-        precision.write_outputs([], tmp_path / "folder")
+        precision_summary.write_outputs([], tmp_path / "folder")
     assert not (tmp_path / "folder").exists() and not (tmp_path / "x.svg").exists()
 
 
@@ -276,13 +277,15 @@ def test_the_classical_ratios_come_from_the_baselines_files_given(stage, tmp_pat
     row = baselines.BaselineRow("lee", "lee-0000", 4, True, 20, 10, 10, 10, 10, 5, 4, 30.0, True, 128)
     base = {key: tmp_path / "base" / f"b-{key}{p.suffix}" for key, p in baselines.output_paths("").items()}
     baselines.write_outputs([row], base, "tiny-llama")
-    out = precision.output_paths(tmp_path / "with")
-    precision.summary_stage([root / "precision" / "tiny-llama.jsonl"], [records], out, base["rows"], base["summary"])
+    out = precision_summary.output_paths(tmp_path / "with")
+    precision_summary.summary_stage(
+        [root / "precision" / "tiny-llama.jsonl"], [records], out, base["rows"], base["summary"]
+    )
     ratio = pd.read_csv(out["ratio_csv"], dtype=str, keep_default_na=False)
     assert (ratio.loc[ratio.K == "1", "zlib"] == "2.00").all() and (ratio.K == "1").any()
     assert json.loads(out["summary"].read_text())["baselines"] is True
     # without the summary the rows have no model to stand beside
-    alone = precision.output_paths(tmp_path / "alone")
-    precision.summary_stage([root / "precision" / "tiny-llama.jsonl"], [records], alone, base["rows"])
+    alone = precision_summary.output_paths(tmp_path / "alone")
+    precision_summary.summary_stage([root / "precision" / "tiny-llama.jsonl"], [records], alone, base["rows"])
     ratio = pd.read_csv(alone["ratio_csv"], dtype=str, keep_default_na=False)
     assert not (ratio.zlib == "2.00").any()

@@ -1,4 +1,5 @@
-"""Tables: layout, paper values beside ours, "not run" cells, LaTeX escaping."""
+"""Tables: layout, paper values beside ours, "not run" cells (memcap.analysis.tables and
+memcap.analysis.run_view), LaTeX escaping (memcap.analysis.latex)."""
 
 import json
 import math
@@ -7,7 +8,7 @@ import pandas as pd
 import pytest
 
 from analysis_fixtures import make_record, search_records, synthetic_run, write_records
-from memcap.analysis import metrics, tables
+from memcap.analysis import latex, metrics, run_view, tables
 
 
 def read(paths, name):
@@ -177,13 +178,13 @@ def test_mixed_protocols_get_separate_columns(tmp_path):
 
 
 def test_latex_escape():
-    assert tables.latex_escape("a_b.c 50% & $x# {y} ~^\\") == (
+    assert latex.latex_escape("a_b.c 50% & $x# {y} ~^\\") == (
         r"a\_b.c 50\% \& \$x\# \{y\} \textasciitilde{}\textasciicircum{}\textbackslash{}"
     )
-    assert tables.latex_escape("<32") == r"\textless{}32"
-    assert tables.cell_to_latex("-17") == "$-$17"
-    assert tables.cell_to_latex("1.5 ± 0.2") == r"1.5 $\pm$ 0.2"
-    assert tables.latex_escape("naïve") == "naive"
+    assert latex.latex_escape("<32") == r"\textless{}32"
+    assert latex.cell_to_latex("-17") == "$-$17"
+    assert latex.cell_to_latex("1.5 ± 0.2") == r"1.5 $\pm$ 0.2"
+    assert latex.latex_escape("naïve") == "naive"
 
 
 def test_latex_fragments_are_escaped(written):
@@ -199,7 +200,7 @@ def test_expected_cells_from_empty_files(tmp_path):
     for path in (compress, multi):
         path.parent.mkdir(parents=True)
         path.write_text("\n")
-    assert tables.expected_cells([compress, multi]) == {("pythia-160m", "lee"), ("llama-3.2-1b", "pg19")}
+    assert run_view.expected_cells([compress, multi]) == {("pythia-160m", "lee"), ("llama-3.2-1b", "pg19")}
 
 
 def test_wide_table1_is_split_into_blocks(tmp_path):

@@ -357,10 +357,10 @@ def test_the_report_reads_the_files_of_its_input_rules_by_their_names(tmp_path):
     assert report["params"]["baselines"]["tex"] == "results/smoke/baselines/table.tex"
     assert report["params"]["precision"]["ratio_tex"] == "results/smoke/precision/ratio.tex"
     # the stages' functions take exactly these names; their default files are the rule's
-    from memcap.analysis import geometry_figures
-    from memcap.stages import baselines, precision
+    from memcap.analysis import geometry_figures, precision_summary
+    from memcap.stages import baselines
 
-    for stage, module in [("geometry", geometry_figures), ("baselines", baselines), ("precision", precision)]:
+    for stage, module in [("geometry", geometry_figures), ("baselines", baselines), ("precision", precision_summary)]:
         files = report["params"][stage]
         assert set(files) == set(module.OUTPUTS), stage
         assert module.output_paths(f"results/smoke/{stage}") == {k: Path(v) for k, v in files.items()}, stage

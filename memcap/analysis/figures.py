@@ -50,14 +50,11 @@ from matplotlib.ticker import FuncFormatter, LogLocator  # noqa: E402
 
 from memcap.analysis import metrics  # noqa: E402
 from memcap.analysis.reference import (  # noqa: E402
-    dataset_kind,
-    dataset_order,
     is_random_dataset,
     load_reference,
     paper_model,
-    paper_source,
-    paper_value,
 )
+from memcap.analysis.run_view import RunView  # noqa: E402
 from memcap.io import check_named_paths, named_paths  # noqa: E402
 from memcap.records import LOSSLESS_ACCURACY  # noqa: E402
 
@@ -123,7 +120,7 @@ def _log2_axis(axis) -> None:
 
 def save_figure_as(fig, pdf: Path, png: Path) -> Path:
     """fig as the PDF and PNG paths given, then closed; returns the PDF's path (also
-    memcap.analysis.geometry_figures, memcap.stages.precision)."""
+    memcap.analysis.geometry_figures, memcap.analysis.precision_summary)."""
     fig.savefig(pdf)
     fig.savefig(png, dpi=PNG_DPI)
     plt.close(fig)
@@ -149,28 +146,18 @@ def panel_grid(n: int, ncols: int = 3, height: float = 2.4, sharey: bool = False
     return fig, list(axes.flat[:n])
 
 
-class _Data:
-    """The records, their summary and the ordering shared by all figures."""
+class _Data(RunView):
+    """The run's view (memcap.analysis.run_view) plus what every figure draws from: the
+    usable records, natural and random datasets, the (model, protocol) runs, a colour per dataset."""
 
     def __init__(self, df: pd.DataFrame):
-        self.df = df
+        super().__init__(df)
         self.ok = metrics.usable(df)
-        self.summary = metrics.summarise(df)
-        s = self.summary
-        self.mixed = s["protocol"].nunique() > 1
-        params = s.groupby("model")["params"].max() if len(s) else pd.Series(dtype=float)
-        self.models = sorted(s["model"].unique(), key=lambda m: (params.get(m, np.inf), m))
         # natural or random by each record's text kind, never by the dataset's name
-        self.kinds = metrics.dataset_kinds(df)
-        self.datasets = dataset_order(s["dataset"], self.kinds)
         self.natural = [d for d in self.datasets if not self.is_random(d)]
         self.random = [d for d in self.datasets if self.is_random(d)]
-        self.runs = [
-            (m, p)
-            for m in self.models
-            for p in sorted(s["protocol"].unique())
-            if ((s.model == m) & (s.protocol == p)).any()
-        ]
+        s = self.summary
+        self.runs = [(m, p) for m in self.models for p in self.protocols if ((s.model == m) & (s.protocol == p)).any()]
         self.colour = {d: OKABE_ITO[i % len(OKABE_ITO)] for i, d in enumerate(self.datasets)}
 
     def is_random(self, dataset: str) -> bool:
@@ -178,12 +165,6 @@ class _Data:
 
     def k1(self) -> pd.DataFrame:
         return self.summary[(self.summary.K == 1) & (self.summary.n_samples > 0)]
-
-    def paper(self, model: str, key: str, dataset: str):
-        ids = self.summary[self.summary.model == model]["model_id"]
-        row = paper_model(model, ids.iloc[0] if len(ids) else None)
-        ref = load_reference()
-        return paper_value(ref, row, key, paper_source(dataset, ref, dataset_kind(dataset, self.kinds)))
 
 
 def capacity_figure(data: _Data):
@@ -305,10 +286,17 @@ def utilisation_figure(data: _Data):
     if k1.empty:
         return placeholder_figure("Capacity utilisation", "no saturated K=1 samples (all lossless?)")
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(FIGURE_WIDTH, 6.0), height_ratios=[1.2, 1.0])
+    _gain_panel(top, data, k1)
+    _utilisation_bars(bottom, data, k1)
+    return fig
+
+
+def _gain_panel(top, data: _Data, k1: pd.DataFrame) -> None:
+    """Figure 5, top: one point per model on its first natural source (else the first
+    source), the paper's models hollow; marker area ~ parameters, colour = family."""
     reference = load_reference()
     families = {m: family_of(m, i) for m, i in zip(data.summary.model, data.summary.model_id, strict=True)}
     colours = _family_colours(families.values())
-    # Top: one point per model on its first natural source (else the first source).
     focus = data.natural[0] if data.natural else data.datasets[0]
     ref_models = reference["models"].values()
     ref_pts = [(r["token_gain"]["pg19"][0], r["l_th"], r["params_b"]) for r in ref_models]
@@ -347,7 +335,11 @@ def utilisation_figure(data: _Data):
     top.set_xlabel(f"token gain on {focus} (tokens, mean over saturated samples)")
     top.set_ylabel("theoretical capacity L_th (tokens)")
     top.legend(title="family (marker area ~ parameters)", loc="best")
-    # Bottom: grouped bars, natural vs random utilisation per model.
+
+
+def _utilisation_bars(bottom, data: _Data, k1: pd.DataFrame) -> None:
+    """Figure 5, bottom: grouped bars, natural vs random utilisation per model, the paper's
+    values as black dashes."""
     groups = ([data.natural[0]] if data.natural else []) + data.random[:1]
     width = 0.8 / max(len(groups), 1)
     labels = [_label(m, p, data.mixed) for m, p in data.runs]
@@ -372,7 +364,6 @@ def utilisation_figure(data: _Data):
     bottom.set_ylabel("capacity utilisation\n(token gain / L_th)")
     bottom.set_xlabel("model (K = 1 vector)")
     bottom.legend(loc="best")
-    return fig
 
 
 def accuracy_figure(data: _Data):
@@ -436,7 +427,7 @@ def multivector_figure(data: _Data):
         ids = run.model_id.iloc[0]
         ref_row = paper_model(model, ids)
         ref = reference.get("multivector", {}).get(ref_row)
-        same_source = ref and paper_source(dataset, reference, dataset_kind(dataset, data.kinds)) == ref["source"]
+        same_source = ref and data.source(dataset) == ref["source"]
         for ax, (col, std, key, ylabel) in zip(row_axes, _MV_PANELS, strict=True):
             ks, ys = run.K.to_numpy(), run[col].to_numpy(dtype=float)
             ax.plot(ks, ys, marker="o", ms=4, color=OKABE_ITO[0], label="this run")

@@ -1,15 +1,16 @@
 """Figures 7 and 8 of the geometry stage (memcap.stages.geometry) and the numbers the report quotes.
 
-    from memcap.analysis.geometry_figures import draw_stage, output_paths, write_geometry_figures
+    from memcap.analysis.geometry_figures import draw_stage, output_paths, summary, write_geometry_figures
     files = output_paths(Path("results/demo/geometry"))
     # {"summary": .../summary.json, "cosine_pdf": .../geometry_cosine.pdf, "cosine_png": ...,
     #  "interpolation_pdf": ..., "interpolation_png": ...}
     draw_stage("runs.csv", "cosine.csv", "interpolation.csv", files)  # writes exactly `files`
     pdfs = write_geometry_figures(cosines, curves, {k: v for k, v in files.items() if k != "summary"})
     # {"geometry_cosine": .../geometry_cosine.pdf, "geometry_interpolation": ...}
+    stats = summary(runs, cosines, curves)   # the numbers the report quotes (also memcap.stages.geometry)
 
 The rule geometry_figures calls `draw_stage`, which reads the geometry rule's CSVs, draws
-both figures and writes the summary (memcap.stages.geometry.summary plus the run's settings) to
+both figures and writes the summary (``summary`` plus the run's settings) to
 the paths it is given, keyed as the rule names its outputs (OUTPUTS,
 workflow/rules/geometry.smk); an unknown or a missing key raises ValueError naming the
 allowed ones. ``output_paths`` gives the default names in one folder, for tests and
@@ -109,6 +110,26 @@ def interpolation_figure(curves: pd.DataFrame, max_texts: int = 4):
     return fig
 
 
+def summary(runs: pd.DataFrame, cosines: pd.DataFrame, curves: pd.DataFrame) -> dict:
+    """Numbers the report quotes: converged runs, mean cosines, worst accuracy on the lines."""
+    same = cosines.loc[cosines["same_text"], "cosine"]
+    diff = cosines.loc[~cosines["same_text"].astype(bool), "cosine"]
+    inner = curves[(curves["t"] > 0) & (curves["t"] < 1)]
+    return {
+        "texts": int(runs["sample_id"].nunique()),
+        "runs": len(runs),
+        "converged": int(runs["converged"].sum()),
+        "mean_steps": float(runs.loc[runs["converged"].astype(bool), "steps"].mean())
+        if runs["converged"].any()
+        else float("nan"),
+        "same_mean": float(same.mean()) if len(same) else float("nan"),
+        "different_mean": float(diff.mean()) if len(diff) else float("nan"),
+        "pairs": int(curves.groupby(["sample_id", "init_a", "init_b"]).ngroups) if len(curves) else 0,
+        "min_inner_accuracy": float(inner["accuracy"].min()) if len(inner) else float("nan"),
+        "mean_inner_accuracy": float(inner["accuracy"].mean()) if len(inner) else float("nan"),
+    }
+
+
 def write_geometry_figures(cosines: pd.DataFrame, curves: pd.DataFrame, paths) -> dict[str, Path]:
     """geometry_cosine and geometry_interpolation as PDF + PNG to `paths` ("cosine_pdf",
     "cosine_png", "interpolation_pdf", "interpolation_png"; ValueError on an unknown or a
@@ -128,10 +149,7 @@ def draw_stage(runs_csv, cosine_csv, interpolation_csv, paths) -> dict[str, Path
     """Rule geometry_figures: both figures and the summary (the numbers the report quotes),
     written to `paths`, keyed by OUTPUTS as the rule names its outputs (ValueError on an
     unknown or a missing key). Returns `paths` as Paths."""
-    from memcap.stages.geometry import summary  # torch: not imported with FIGURE_NAMES (memcap.analysis.report)
-
     paths = check_paths(paths, OUTPUTS, "draw_stage")
-
     runs = pd.read_csv(runs_csv, dtype={"sample_id": str})
     cosines = pd.read_csv(cosine_csv, dtype={"sample_a": str, "sample_b": str})
     curves = pd.read_csv(interpolation_csv, dtype={"sample_id": str})

@@ -428,6 +428,36 @@ def _first(series: pd.Series):
     return values.iloc[0] if len(values) else np.nan
 
 
+SUMMARY_COLUMNS = [  # summarise's columns, in order
+    *GROUP,
+    "mode",
+    "preset",
+    "model_id",
+    "params",
+    "mem_dim",
+    "vocab_size",
+    "n_samples",
+    "n_failed",
+    "n_short",
+    "n_lengths",
+    "min_L",
+    "max_L",
+    "capacity",
+    "n_saturated",
+    "token_gain_mean",
+    "token_gain_std",
+    "info_gain_nats_mean",
+    "info_gain_nats_std",
+    "info_gain_bits_mean",
+    "info_gain_bits_std",
+    "l_th",
+    "l_th_rounded",
+    "utilisation",
+    "fit_b",
+    "ce_threshold",
+]
+
+
 def summarise(df: pd.DataFrame) -> pd.DataFrame:
     """Every capacity metric, one row per (model, dataset, protocol, K).
 
@@ -439,34 +469,7 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
     info_gain_bits_mean/std, l_th (Eq. 1 for K vectors: K * d * 16 / log2|V|), l_th_rounded, utilisation
     (token_gain_mean / round(l_th)), fit_b, ce_threshold.
     """
-    columns = [
-        *GROUP,
-        "mode",
-        "preset",
-        "model_id",
-        "params",
-        "mem_dim",
-        "vocab_size",
-        "n_samples",
-        "n_failed",
-        "n_short",
-        "n_lengths",
-        "min_L",
-        "max_L",
-        "capacity",
-        "n_saturated",
-        "token_gain_mean",
-        "token_gain_std",
-        "info_gain_nats_mean",
-        "info_gain_nats_std",
-        "info_gain_bits_mean",
-        "info_gain_bits_std",
-        "l_th",
-        "l_th_rounded",
-        "utilisation",
-        "fit_b",
-        "ce_threshold",
-    ]
+    columns = SUMMARY_COLUMNS
     if df.empty:
         return pd.DataFrame(columns=columns)
     meta_cols = [c for c in ("model_id", "params", "mem_dim", "vocab_size") if c in df.columns]
@@ -488,7 +491,7 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
     for col in columns:
         if col not in out.columns:
             out[col] = np.nan
-    # K vectors hold K * d values: Eq. 1 is for one vector (memcap.stages.precision.theory does the same)
+    # K vectors hold K * d values: Eq. 1 is for one vector (memcap.analysis.precision_summary.theory does the same)
     out["l_th"] = [
         int(k) * theoretical_capacity(int(d), int(v)) if pd.notna(d) and pd.notna(v) else np.nan
         for k, d, v in zip(out["K"], out["mem_dim"], out["vocab_size"], strict=True)

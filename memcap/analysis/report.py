@@ -39,21 +39,22 @@ from markupsafe import Markup
 from memcap.analysis import metrics, tables
 from memcap.analysis.figures import FIGURE_FORMATS, FIGURE_NAMES
 from memcap.analysis.geometry_figures import FIGURE_NAMES as GEOMETRY_FIGURES
+from memcap.analysis.latex import latex_escape
 from memcap.analysis.reference import (
     PAPER_DIR,
     dataset_kind,
-    dataset_order,
     load_reference,
     paper_model,
     paper_source,
     paper_value,
 )
+from memcap.analysis.run_view import RunView
 from memcap.io import check_named_paths
 from memcap.records import LOSSLESS_ACCURACY
 
 TEMPLATE = "report.tex.j2"
 TABLE_NAMES = tables.TABLE_NAMES  # table1, summary, multivector, pass_rate, search
-PRECISION_FIGURES = ["precision"]  # memcap.stages.precision
+PRECISION_FIGURES = ["precision"]  # memcap.analysis.precision_summary
 LATEXMK_TIMEOUT_S = 600
 LOG_TAIL_LINES = 40
 
@@ -66,7 +67,7 @@ def _escape_output(value) -> str:
     """jinja finalize hook: escape every value unless it is marked as LaTeX already."""
     if isinstance(value, Markup):
         return value
-    return tables.latex_escape("" if value is None else value)
+    return latex_escape("" if value is None else value)
 
 
 def template_environment(template_dir: Path) -> jinja2.Environment:
@@ -249,18 +250,15 @@ def _highlights(summary: pd.DataFrame, datasets: list[str], kinds: dict[str, str
     return out
 
 
-def _comparison(
-    summary: pd.DataFrame, models: list[str], kinds: dict[str, str]
-) -> tuple[list[dict], list[str], list[str]]:
+def _comparison(view: RunView) -> tuple[list[dict], list[str], list[str]]:
     """Rows (our model x the paper's sources) beside the paper's values, plus the paper's
     models not run and our models the paper lacks."""
-    reference = load_reference()
+    reference, kinds = view.reference, view.kinds
     labels = reference["source_labels"]
-    k1 = summary[summary.K == 1]
+    k1 = view.summary[view.summary.K == 1]
     rows, matched = [], set()
-    for model in models:
-        ids = summary[summary.model == model]["model_id"]
-        row = paper_model(model, ids.iloc[0] if len(ids) else None)
+    for model in view.models:
+        row = view.paper_row[model]
         if row is None:
             continue
         matched.add(row)
@@ -300,12 +298,7 @@ def _comparison(
                 )
             rows.append(entry)
     not_run = [name for name in reference["models"] if name not in matched]
-    ours_only = [
-        m
-        for m in models
-        if paper_model(m, (summary[summary.model == m]["model_id"].iloc[0] if (summary.model == m).any() else None))
-        is None
-    ]
+    ours_only = [m for m in view.models if view.paper_row[m] is None]
     return rows, not_run, ours_only
 
 
@@ -420,6 +413,36 @@ def _budget_reference(paths: list[Path] | None, df: pd.DataFrame, summary: pd.Da
     return rows
 
 
+def _record_counts(df: pd.DataFrame) -> dict:
+    """How many records there are, how many failed (and with which status), how many are short."""
+    failed = int((~df["ok"].astype(bool)).sum()) if len(df) else 0
+    status_counts = df["status"].value_counts().to_dict() if len(df) else {}
+    return {
+        "n_records": len(df),
+        "n_ok": len(df) - failed,
+        "n_failed": failed,
+        "n_short": int((df["ok"].astype(bool) & df["short"].astype(bool)).sum()) if len(df) else 0,
+        "failed_statuses": {k: v for k, v in status_counts.items() if k != "ok"},
+    }
+
+
+def _cells(view: RunView) -> dict:
+    """The models and sources shown, the cells only their empty records files name, and the
+    (model, source) cells without any K = 1 record."""
+    k1 = view.summary[view.summary.K == 1]
+    return {
+        "model_names": view.models,
+        "dataset_names": view.datasets,
+        "expected_only": [{"model": m, "dataset": d} for m, d in sorted(view.expected)],
+        "not_run_cells": [
+            {"model": m, "dataset": d}
+            for m in view.models
+            for d in view.datasets
+            if k1[(k1.model == m) & (k1.dataset == d)].empty
+        ],
+    }
+
+
 def report_context(
     records: list[Path],
     run_name: str = "",
@@ -432,35 +455,18 @@ def report_context(
     precision: dict | None = None,
 ) -> dict:
     """Everything the template shows, computed from the records (plain values, unescaped)."""
-    df = metrics.load_records(records)
-    summary = metrics.summarise(df)
-    expected = tables.expected_cells(records)
-    models = tables.model_order(summary, [*summary["model"], *(m for m, _ in expected)])
-    kinds = metrics.dataset_kinds(df)
-    datasets = dataset_order([*summary["dataset"], *(d for _, d in expected)], kinds)
-    comparison, paper_not_run, ours_only = _comparison(summary, models, kinds)
-    failed = int((~df["ok"].astype(bool)).sum()) if len(df) else 0
-    status_counts = df["status"].value_counts().to_dict() if len(df) else {}
-    k1 = summary[summary.K == 1]
-    not_run_cells = [
-        {"model": m, "dataset": d} for m in models for d in datasets if k1[(k1.model == m) & (k1.dataset == d)].empty
-    ]
+    view = RunView.from_records(records)
+    df, summary, kinds, datasets = view.df, view.summary, view.kinds, view.datasets
+    comparison, paper_not_run, ours_only = _comparison(view)
     return {
         "run_name": run_name or "unnamed run",
         "generated": _dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
         "threshold": LOSSLESS_ACCURACY,
         "threshold_percent": f"{LOSSLESS_ACCURACY * 100:g}",
         "bits_per_value": metrics.BITS_PER_VALUE,
-        "n_records": len(df),
-        "n_ok": len(df) - failed,
-        "n_failed": failed,
-        "n_short": int((df["ok"].astype(bool) & df["short"].astype(bool)).sum()) if len(df) else 0,
-        "failed_statuses": {k: v for k, v in status_counts.items() if k != "ok"},
-        "models": _models(df, summary, models) if len(df) else [],
-        "model_names": models,
-        "dataset_names": datasets,
-        "expected_only": [{"model": m, "dataset": d} for m, d in sorted(expected)],
-        "not_run_cells": not_run_cells,
+        **_record_counts(df),
+        "models": _models(df, summary, view.models) if len(df) else [],
+        **_cells(view),
         "datasets": _datasets(df, datasets, kinds) if len(df) else [],
         "protocols": sorted(summary["protocol"].unique()),
         "k_values": sorted(int(k) for k in summary["K"].unique()),
@@ -551,29 +557,13 @@ def build_report(
     outputs (other names are not read); None or empty: "not run". `budget_reference` names
     records files of the paper-budget reference (benchmarks/reference.py), shown beside
     this run's capacities. `precision` ({"summary", "table_tex", "ratio_tex", "figure_pdf",
-    ...}) names the precision stage's files (memcap.stages.precision).
+    ...}) names the precision stage's files (memcap.analysis.precision_summary).
     """
-    table_files = check_named_paths(
-        table_files, TABLE_NAMES, tables.TABLE_FORMATS, "build_report's table_files", complete=False
-    )
-    figure_files = check_named_paths(
-        figure_files, FIGURE_NAMES, FIGURE_FORMATS, "build_report's figure_files", complete=False
-    )
+    have_tables, have_figures = _included(table_files, figure_files)
     out_pdf = Path(out_pdf)
     template_dir = Path(template_dir or PAPER_DIR)
     out_pdf.parent.mkdir(parents=True, exist_ok=True)
-    have_tables = {n: p for n in TABLE_NAMES if (p := table_files.get(f"{n}_tex")) is not None and p.exists()}
-    have_figures = {n: p for n in FIGURE_NAMES if (p := figure_files.get(f"{n}_pdf")) is not None and p.exists()}
-    copies = {}  # optional stages: build-directory name -> file
-    if geometry:
-        copies["figures/geometry_cosine.pdf"] = Path(geometry["cosine_pdf"])
-        copies["figures/geometry_interpolation.pdf"] = Path(geometry["interpolation_pdf"])
-    if baselines:
-        copies["tables/baselines.tex"] = Path(baselines["tex"])
-    if precision:
-        copies["tables/precision.tex"] = Path(precision["table_tex"])
-        copies["tables/precision_ratio.tex"] = Path(precision["ratio_tex"])
-        copies["figures/precision.pdf"] = Path(precision["figure_pdf"])
+    copies = _stage_copies(geometry, baselines, precision)
     read = lambda stage: json.loads(Path(stage["summary"]).read_text()) if stage else None  # noqa: E731
     shown = set(have_figures) | (set(GEOMETRY_FIGURES) if geometry else set())
     shown |= set(PRECISION_FIGURES) if precision else set()
@@ -591,19 +581,55 @@ def build_report(
     source = render_report(context, template_dir)
     tex_out = out_pdf.parent / "report.tex"
     tex_out.write_text(source, encoding="utf-8")
+    files = {
+        **{f"tables/{name}.tex": path for name, path in have_tables.items()},
+        **{f"figures/{name}.pdf": path for name, path in have_figures.items()},
+        **copies,
+    }
+    _build_pdf(tex_out, files, template_dir, out_pdf)
+    return out_pdf
+
+
+def _included(table_files: Mapping, figure_files: Mapping) -> tuple[dict[str, Path], dict[str, Path]]:
+    """({table name: its "<name>_tex"}, {figure name: its "<name>_pdf"}) of the files given
+    that exist; ValueError on a name write_tables or write_figures does not take."""
+    table_files = check_named_paths(
+        table_files, TABLE_NAMES, tables.TABLE_FORMATS, "build_report's table_files", complete=False
+    )
+    figure_files = check_named_paths(
+        figure_files, FIGURE_NAMES, FIGURE_FORMATS, "build_report's figure_files", complete=False
+    )
+    have_tables = {n: p for n in TABLE_NAMES if (p := table_files.get(f"{n}_tex")) is not None and p.exists()}
+    have_figures = {n: p for n in FIGURE_NAMES if (p := figure_files.get(f"{n}_pdf")) is not None and p.exists()}
+    return have_tables, have_figures
+
+
+def _stage_copies(geometry: dict | None, baselines: dict | None, precision: dict | None) -> dict[str, Path]:
+    """The optional stages' files the report includes: build-directory name -> file."""
+    copies = {}
+    if geometry:
+        copies["figures/geometry_cosine.pdf"] = Path(geometry["cosine_pdf"])
+        copies["figures/geometry_interpolation.pdf"] = Path(geometry["interpolation_pdf"])
+    if baselines:
+        copies["tables/baselines.tex"] = Path(baselines["tex"])
+    if precision:
+        copies["tables/precision.tex"] = Path(precision["table_tex"])
+        copies["tables/precision_ratio.tex"] = Path(precision["ratio_tex"])
+        copies["figures/precision.pdf"] = Path(precision["figure_pdf"])
+    return copies
+
+
+def _build_pdf(tex: Path, files: dict[str, Path], template_dir: Path, out_pdf: Path) -> None:
+    """latexmk on a copy of `tex` in a temporary directory holding `files` (build-directory
+    name -> file) and the template's .bib files; the PDF to out_pdf, the log beside it."""
     with tempfile.TemporaryDirectory(prefix="memcap-report-") as tmp:
         build = Path(tmp)
         (build / "tables").mkdir()
         (build / "figures").mkdir()
-        for name, path in have_tables.items():
-            shutil.copyfile(path, build / "tables" / f"{name}.tex")
-        for name, path in have_figures.items():
-            shutil.copyfile(path, build / "figures" / f"{name}.pdf")
-        for name, path in copies.items():
+        for name, path in files.items():
             shutil.copyfile(path, build / name)
         for bib in template_dir.glob("*.bib"):
             shutil.copyfile(bib, build / bib.name)
-        shutil.copyfile(tex_out, build / "report.tex")
+        shutil.copyfile(tex, build / "report.tex")
         pdf = compile_latex(build / "report.tex", log_copy=out_pdf.parent / "report.log")
         shutil.copyfile(pdf, out_pdf)
-    return out_pdf

@@ -35,9 +35,11 @@ the samples' own capacities reach) is marked "(search)" wherever it appears; a g
 capacity is unmarked.
 
 The CSV cells hold exactly the text the LaTeX shows (numbers already rounded), so the two
-always agree. Paper values come from paper/reference.yaml (memcap.analysis.reference) and are
-labelled "paper"; a model or source without records shows "not run", a paper cell without a
-value "n/a".
+always agree; the LaTeX is written with memcap.analysis.latex. Paper values come from
+paper/reference.yaml (memcap.analysis.reference) and are labelled "paper"; a model or source
+without records shows "not run", a paper cell without a value "n/a". Models, sources and the
+paper's rows are those of the run's view (memcap.analysis.run_view), as in the figures and
+the report.
 
 Whether a dataset is natural or random text comes from its records' ``kind``
 (memcap.analysis.metrics), never from its name; the name only maps a natural dataset to the paper's
@@ -48,8 +50,6 @@ every random dataset compares with the paper's random text.
 from __future__ import annotations
 
 import math
-import re
-import unicodedata
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -57,14 +57,9 @@ import numpy as np
 import pandas as pd
 
 from memcap.analysis import metrics
-from memcap.analysis.reference import (
-    dataset_kind,
-    dataset_order,
-    load_reference,
-    paper_model,
-    paper_source,
-    paper_value,
-)
+from memcap.analysis.latex import latex_boxed, latex_empty_note, latex_tabular
+from memcap.analysis.reference import paper_value
+from memcap.analysis.run_view import RunView
 from memcap.io import check_named_paths, named_paths
 
 NOT_RUN = "not run"
@@ -102,51 +97,6 @@ LENGTH_BINS = [
     65536,
 ]
 MODELS_PER_TABULAR = 5  # wider Table 1 blocks are split so they stay legible in print
-
-# --- LaTeX text ---------------------------------------------------------------------
-
-_LATEX_SPECIALS = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-    "<": r"\textless{}",
-    ">": r"\textgreater{}",
-    "|": r"\textbar{}",
-    "±": r"$\pm$",
-    "–": "--",
-    "—": "---",
-    "Δ": r"$\Delta$",
-    "×": r"$\times$",
-    "≥": r"$\geq$",
-    "≤": r"$\leq$",
-    "−": "$-$",
-}
-
-
-def latex_escape(text) -> str:
-    """Make any data string safe for LaTeX text mode (model names hold '_', '.', '/')."""
-    out = []
-    for char in str(text):
-        if char in _LATEX_SPECIALS:
-            out.append(_LATEX_SPECIALS[char])
-        elif ord(char) < 128:
-            out.append(char)
-        else:  # pdflatex lacks most Unicode glyphs: fall back to the ASCII look-alike
-            out.append(unicodedata.normalize("NFKD", char).encode("ascii", "ignore").decode() or "?")
-    return "".join(out)
-
-
-def cell_to_latex(text) -> str:
-    """Escape a table cell and typeset a leading minus of a number as math minus."""
-    return re.sub(r"(?<![\w.])-(?=\d)", "$-$", latex_escape(text))
-
 
 # --- number formatting (one place, so CSV and LaTeX agree) ---------------------------
 
@@ -199,66 +149,6 @@ def fmt_params(params) -> str:
     return f"{params / 1e6:.0f}M" if params >= 1e7 else f"{params / 1e6:.2g}M"
 
 
-# --- what was run ---------------------------------------------------------------------
-
-
-def expected_cells(record_files: list[Path]) -> set[tuple[str, str]]:
-    """(model, dataset) of record files that hold no records.
-
-    A job that produced nothing still names its model and source in its path
-    (``compress/<model>/<dataset>.jsonl`` or ``multivector/<model>/<dataset>/K<K>.jsonl``),
-    so the tables can show it as "not run" rather than leave it out.
-    """
-    cells = set()
-    for path in map(Path, record_files):
-        if any(line.strip() for line in path.read_text(encoding="utf-8").splitlines()):
-            continue
-        if re.fullmatch(r"K\d+", path.stem):
-            cells.add((path.parent.parent.name, path.parent.name))
-        else:
-            cells.add((path.parent.name, path.stem))
-    return cells
-
-
-def model_order(summary: pd.DataFrame, models) -> list[str]:
-    """Models by size (parameters from the summary), unknown sizes last, then by name."""
-    params = summary.groupby("model")["params"].max()
-    return sorted(set(models), key=lambda m: (params.get(m, np.inf), m))
-
-
-class _Run:
-    """Metrics of one run plus the models/datasets expected, shared by every table."""
-
-    def __init__(self, df: pd.DataFrame, models=(), datasets=()):
-        self.df = df
-        self.reference = load_reference()
-        self.summary = metrics.summarise(df)
-        self.protocols = sorted(self.summary["protocol"].unique()) or ["paper"]
-        self.models = model_order(self.summary, [*self.summary["model"], *models])
-        self.kinds = metrics.dataset_kinds(df)
-        self.datasets = dataset_order([*self.summary["dataset"], *datasets], self.kinds)
-        ids = self.summary.groupby("model")["model_id"].first()
-        self.paper_row = {m: paper_model(m, ids.get(m), self.reference) for m in self.models}
-
-    def kind(self, dataset: str) -> str:
-        return dataset_kind(dataset, self.kinds)
-
-    def source(self, dataset: str) -> str | None:
-        """The paper's source of a dataset, for the paper's values (paper_source)."""
-        return paper_source(dataset, self.reference, self.kind(dataset))
-
-    def columns(self) -> list[tuple[str, str, str]]:
-        """(label, model, protocol): a protocol suffix only when the run mixes them."""
-        multi = len(self.protocols) > 1
-        return [(f"{m} [{p}]" if multi else m, m, p) for m in self.models for p in self.protocols]
-
-    def row(self, model, dataset, protocol, K=1):
-        """The summary row, or None when nothing was recorded for that cell."""
-        s = self.summary
-        hit = s[(s.model == model) & (s.dataset == dataset) & (s.protocol == protocol) & (s.K == K)]
-        return None if hit.empty else hit.iloc[0]
-
-
 def _ours(row, formatter) -> str:
     if row is None:
         return NOT_RUN
@@ -298,7 +188,7 @@ _TABLE1_METRICS = [
 ]
 
 
-def table1_frame(run: _Run) -> pd.DataFrame:
+def table1_frame(run: RunView) -> pd.DataFrame:
     """Table 1: rows (source, metric, this run/paper/difference), models as columns."""
     cols = run.columns()
     rows = []
@@ -340,7 +230,7 @@ def table1_frame(run: _Run) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["Source", "Metric", "Values", *[c for c, _, _ in cols]])
 
 
-def _model_meta(run: _Run, model: str) -> dict:
+def _model_meta(run: RunView, model: str) -> dict:
     s = run.summary[run.summary.model == model]
     if s.empty:
         return {}
@@ -348,7 +238,7 @@ def _model_meta(run: _Run, model: str) -> dict:
     return {k: first[k] for k in ("params", "mem_dim", "vocab_size", "l_th_rounded")}
 
 
-def summary_frame(run: _Run) -> pd.DataFrame:
+def summary_frame(run: RunView) -> pd.DataFrame:
     """Per model: params, d, |V|, Eq. 1 capacity; per source capacity and utilisation."""
     header = ["Model", "Values", "Params", "d", "Vocabulary", "L_th (Eq. 1)"]
     for ds in run.datasets:
@@ -407,12 +297,12 @@ def summary_frame(run: _Run) -> pd.DataFrame:
     return frame.fillna(NO_VALUE)
 
 
-def multivector_frame(run: _Run) -> pd.DataFrame:
+def multivector_frame(run: RunView) -> pd.DataFrame:
     """Capacity and gains by K for every (model, source) run with some K > 1."""
     s = run.summary
     multi = s.groupby(["model", "dataset", "protocol"])["K"].transform("max") > 1
     s = s[multi].sort_values(["model", "dataset", "protocol", "K"])
-    mixed = len(run.protocols) > 1
+    mixed = run.mixed
     rows = []
     for _, r in s.iterrows():
         ref_row = run.paper_row.get(r["model"])
@@ -465,34 +355,33 @@ def _length_bin(length: int) -> tuple[int, int]:
     return lower, upper
 
 
-def pass_rate_frame(run: _Run) -> pd.DataFrame:
-    """Share of lossless samples (accuracy >= 0.99) per length; random text per length bin.
+PASS_RATE_COLUMNS = [
+    "Model",
+    "Source",
+    "K",
+    "Lengths",
+    "Samples",
+    "Lossless",
+    "Pass rate",
+    "Mean accuracy",
+    "Greedy exact",
+    "Failed",
+    "Short",
+]
 
-    Samples are the usable records; failed records and records of texts shorter than the
-    length (``short``, memcap.analysis.metrics) are counted in their own columns and in no other.
 
-    Grid-mode records only: a search attempts a text at a length only after it was lossless
-    at the shorter ones, so a search's per-length share would be over a self-selected subset
-    and read as a much higher pass rate than the texts have; its numbers are in the search
-    table.
-    """
-    table = metrics.pass_rate_by_length(run.df)
-    table = table[table["mode"] == "grid"]
-    columns = [
-        "Model",
-        "Source",
-        "K",
-        "Lengths",
-        "Samples",
-        "Lossless",
-        "Pass rate",
-        "Mean accuracy",
-        "Greedy exact",
-        "Failed",
-        "Short",
-    ]
-    if table.empty:
-        return pd.DataFrame(columns=columns)
+def _in_run_order(table: pd.DataFrame, run: RunView, by: list[str]) -> pd.DataFrame:
+    """`table` sorted by `by`: models and datasets in the run's order, other keys by value."""
+    order = {m: i for i, m in enumerate(run.models)}
+    dorder = {d: i for i, d in enumerate(run.datasets)}
+    return table.sort_values(
+        by,
+        key=lambda c: c.map(order) if c.name == "model" else c.map(dorder) if c.name == "dataset" else c,
+    )
+
+
+def _pass_rate_groups(run: RunView, table: pd.DataFrame) -> pd.DataFrame:
+    """Per-length counts summed per (model, dataset, protocol, K, length bin lo..hi)."""
     bins = [
         _length_bin(L) if run.kind(ds) == "random" else (L, L)
         for L, ds in zip(table["L"], table["dataset"], strict=True)
@@ -511,32 +400,45 @@ def pass_rate_frame(run: _Run) -> pd.DataFrame:
         )
         .reset_index()
     )
-    order = {m: i for i, m in enumerate(run.models)}
-    dorder = {d: i for i, d in enumerate(run.datasets)}
-    grouped = grouped.sort_values(
-        ["model", "dataset", "protocol", "K", "lo"],
-        key=lambda c: c.map(order) if c.name == "model" else c.map(dorder) if c.name == "dataset" else c,
-    )
-    mixed = len(run.protocols) > 1
-    rows = []
-    for _, g in grouped.iterrows():
-        n = int(g["n"])
-        rows.append(
-            {
-                "Model": f"{g['model']} [{g['protocol']}]" if mixed else g["model"],
-                "Source": g["dataset"],
-                "K": f"{int(g['K'])}",
-                "Lengths": f"{g['lo']}" if g["lo"] == g["hi"] else f"{g['lo']}-{g['hi']}",
-                "Samples": f"{n}",
-                "Lossless": f"{int(g['n_lossless'])}",
-                "Pass rate": fmt_number(g["n_lossless"] / n, 2) if n else NO_VALUE,
-                "Mean accuracy": fmt_number(g["acc_sum"] / n, 3) if n else NO_VALUE,
-                "Greedy exact": NO_VALUE if pd.isna(g["greedy"]) else f"{int(g['greedy'])}",
-                "Failed": f"{int(g['failed'])}",
-                "Short": f"{int(g['short'])}",
-            }
-        )
-    return pd.DataFrame(rows, columns=columns)
+    return _in_run_order(grouped, run, ["model", "dataset", "protocol", "K", "lo"])
+
+
+def _pass_rate_row(g, mixed: bool) -> dict:
+    """One pass-rate row (a length bin of one group) as display strings."""
+    n = int(g["n"])
+    return {
+        "Model": f"{g['model']} [{g['protocol']}]" if mixed else g["model"],
+        "Source": g["dataset"],
+        "K": f"{int(g['K'])}",
+        "Lengths": f"{g['lo']}" if g["lo"] == g["hi"] else f"{g['lo']}-{g['hi']}",
+        "Samples": f"{n}",
+        "Lossless": f"{int(g['n_lossless'])}",
+        "Pass rate": fmt_number(g["n_lossless"] / n, 2) if n else NO_VALUE,
+        "Mean accuracy": fmt_number(g["acc_sum"] / n, 3) if n else NO_VALUE,
+        "Greedy exact": NO_VALUE if pd.isna(g["greedy"]) else f"{int(g['greedy'])}",
+        "Failed": f"{int(g['failed'])}",
+        "Short": f"{int(g['short'])}",
+    }
+
+
+def pass_rate_frame(run: RunView) -> pd.DataFrame:
+    """Share of lossless samples (accuracy >= 0.99) per length; random text per length bin.
+
+    Samples are the usable records; failed records and records of texts shorter than the
+    length (``short``, memcap.analysis.metrics) are counted in their own columns and in no other.
+
+    Grid-mode records only: a search attempts a text at a length only after it was lossless
+    at the shorter ones, so a search's per-length share would be over a self-selected subset
+    and read as a much higher pass rate than the texts have; its numbers are in the search
+    table.
+    """
+    table = metrics.pass_rate_by_length(run.df)
+    table = table[table["mode"] == "grid"]
+    if table.empty:
+        return pd.DataFrame(columns=PASS_RATE_COLUMNS)
+    grouped = _pass_rate_groups(run, table)
+    rows = [_pass_rate_row(g, run.mixed) for _, g in grouped.iterrows()]
+    return pd.DataFrame(rows, columns=PASS_RATE_COLUMNS)
 
 
 SEARCH_COLUMNS = [
@@ -556,20 +458,15 @@ SEARCH_COLUMNS = [
 ]
 
 
-def search_frame(run: _Run) -> pd.DataFrame:
+def search_frame(run: RunView) -> pd.DataFrame:
     """Per search-mode (model, source, K): samples, the decoding capacity from the per-sample
     capacities ('>=L' when it reached the longest length tried), the per-sample capacities'
     mean, median, min and max, the attempts and the optimiser steps, in all and per sample."""
     table = metrics.search_capacity_summary(run.df)
     if table.empty:
         return pd.DataFrame(columns=SEARCH_COLUMNS)
-    order = {m: i for i, m in enumerate(run.models)}
-    dorder = {d: i for i, d in enumerate(run.datasets)}
-    table = table.sort_values(
-        ["model", "dataset", "protocol", "K"],
-        key=lambda c: c.map(order) if c.name == "model" else c.map(dorder) if c.name == "dataset" else c,
-    )
-    mixed = len(run.protocols) > 1
+    table = _in_run_order(table, run, ["model", "dataset", "protocol", "K"])
+    mixed = run.mixed
     rows = []
     for _, r in table.iterrows():
         rows.append(
@@ -604,7 +501,11 @@ def table_paths(out_dir: Path) -> dict[str, Path]:
 
 def build_tables(df: pd.DataFrame, models=(), datasets=()) -> dict[str, pd.DataFrame]:
     """All five tables (TABLE_NAMES) as DataFrames of display strings (module docstring)."""
-    run = _Run(df, models, datasets)
+    return tables_of(RunView(df, models, datasets))
+
+
+def tables_of(run: RunView) -> dict[str, pd.DataFrame]:
+    """All five tables (TABLE_NAMES) of one run's view (memcap.analysis.run_view)."""
     return {
         "table1": table1_frame(run),
         "summary": summary_frame(run),
@@ -615,44 +516,6 @@ def build_tables(df: pd.DataFrame, models=(), datasets=()) -> dict[str, pd.DataF
 
 
 # --- LaTeX ----------------------------------------------------------------------------
-
-
-def latex_tabular(
-    frame: pd.DataFrame,
-    align: str,
-    env: str = "tabular",
-    groups: pd.Series | None = None,
-    header: list[str] | None = None,
-) -> str:
-    """A booktabs table of display strings, with a rule wherever `groups` changes value."""
-    header = list(frame.columns) if header is None else header
-    lines = [
-        rf"\begin{{{env}}}{{{align}}}",
-        r"\toprule",
-        " & ".join(rf"\textbf{{{latex_escape(c)}}}" if c else "" for c in header) + r" \\",
-        r"\midrule",
-    ]
-    if env == "longtable":  # repeat the header on every page
-        lines[4:4] = [r"\endhead", r"\bottomrule", r"\endfoot"]
-    group_values = list(groups) if groups is not None else [None] * len(frame)
-    for i, (row, group) in enumerate(zip(frame.itertuples(index=False), group_values, strict=True)):
-        if i and group != group_values[i - 1]:
-            lines.append(r"\midrule")
-        lines.append(" & ".join(cell_to_latex(v) for v in row) + r" \\")
-    if env != "longtable":
-        lines.append(r"\bottomrule")
-    lines.append(rf"\end{{{env}}}")
-    return "\n".join(lines)
-
-
-def latex_boxed(tabular: str) -> str:
-    """A tabular scaled down to the text width where it is wider (adjustbox)."""
-    return "\\begin{adjustbox}{max width=\\linewidth}\n" + tabular + "\n\\end{adjustbox}"
-
-
-def latex_empty_note(what: str) -> str:
-    """The one-line note that stands where a table has nothing to show."""
-    return rf"\par\emph{{{latex_escape(what)}}}\par"
 
 
 def table1_latex(frame: pd.DataFrame) -> str:
@@ -712,9 +575,7 @@ def write_tables(records: list[Path], paths: Mapping[str, str | Path], *, models
     their header only (CSV) and a one-line note (LaTeX).
     """
     paths = check_named_paths(paths, TABLE_NAMES, TABLE_FORMATS, "write_tables")
-    df = metrics.load_records(records)
-    empty = expected_cells(records)
-    frames = build_tables(df, [*models, *(m for m, _ in empty)], [*datasets, *(d for _, d in empty)])
+    frames = tables_of(RunView.from_records(records, models, datasets))
     written = {}
     for name, frame in frames.items():
         csv, tex = paths[f"{name}_csv"], paths[f"{name}_tex"]

@@ -13,7 +13,8 @@ names in one folder, for tests and notebooks.
 
 The codecs (zlib, bz2, lzma, Huffman, and arithmetic coding with the LM's own predictions)
 are in memcap.stages.codecs; each size is that of a stream checked to decode back to its input. A
-compression ratio is UTF-8 bytes / compressed bytes.
+compression ratio is UTF-8 bytes / compressed bytes; the ratios, their means and the table are
+pure functions in memcap.analysis.baselines.
 
 The texts are those the [mem] vectors carried: for each sample the longest length whose
 vector decoded it losslessly (records of the K = 1 run), so the [mem] ratio
@@ -31,15 +32,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from memcap.analysis import metrics, tables
-from memcap.analysis.reference import load_reference
+from memcap.analysis import metrics
+from memcap.analysis.baselines import SUMMARY_COLUMNS, TABLE_COLUMNS, ratios, summarise, table_frame
+from memcap.analysis.latex import latex_boxed, latex_tabular
 from memcap.core.models import load_model, load_registry, resolve_model
 from memcap.io import check_paths
 from memcap.records import accuracy_is_lossless
-from memcap.stages.codecs import CODECS, LMCoder, compressed_sizes
+from memcap.stages.codecs import LMCoder, compressed_sizes
 from memcap.stages.texts import read_texts
 
-# --- the texts the [mem] vectors carried, and every ratio on them -----------------------------
+# --- the texts the [mem] vectors carried, and their sizes under every codec ----------------------
 
 
 @dataclass
@@ -127,101 +129,12 @@ def run_baselines(
     return rows
 
 
-RATIO_COLUMNS = [*CODECS, "arithmetic", "mem"]
-
-
-def ratios(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per-text ratios (bytes / compressed bytes) of every codec and of the [mem] vectors."""
-    out = rows.copy()
-    for name in RATIO_COLUMNS:
-        size = out["mem_bytes"] if name == "mem" else out[name]
-        out[f"{name}_ratio"] = out["n_bytes"] / size
-    return out
-
-
-def summarise(rows: pd.DataFrame) -> pd.DataFrame:
-    """Mean ratios per dataset over the lossless texts (all texts when none is lossless:
-    then the [mem] ratio is NaN, since no vector carried its text)."""
-    table = ratios(rows)
-    out = []
-    for dataset, group in table.groupby("dataset", sort=False):
-        lossless = group[group["lossless"]]
-        use = lossless if len(lossless) else group
-        entry = {
-            "dataset": dataset,
-            "texts": len(use),
-            "lossless": len(lossless),
-            "tokens": use["L"].mean(),
-            "bytes": use["n_bytes"].mean(),
-            "arithmetic_exact": bool(group["arithmetic_exact"].all()),
-        }
-        for name in RATIO_COLUMNS:
-            entry[name] = use[f"{name}_ratio"].mean() if len(lossless) or name != "mem" else np.nan
-        out.append(entry)
-    return pd.DataFrame(out)
-
-
 def rows_frame(rows: list[BaselineRow]) -> pd.DataFrame:
     columns = list(BaselineRow.__dataclass_fields__)
     return pd.DataFrame([asdict(r) for r in rows], columns=columns)
 
 
-# --- the table: this run's mean ratios beside the paper's ------------------------------------
-
-TABLE_COLUMNS = [
-    "Source",
-    "Values",
-    "Texts",
-    "Lossless",
-    "Tokens",
-    "Bytes",
-    "zlib",
-    "bz2",
-    "lzma",
-    "Huffman",
-    "Arithmetic",
-    "[mem]",
-]
-_RATIO_LABELS = {
-    "zlib": "zlib",
-    "bz2": "bz2",
-    "lzma": "lzma",
-    "huffman": "Huffman",
-    "arithmetic": "Arithmetic",
-    "mem": "[mem]",
-}
-
-
-def table_frame(summary: pd.DataFrame, reference: dict | None = None) -> pd.DataFrame:
-    """Display strings: one row per dataset of this run, then the paper's row per source."""
-    reference = reference or load_reference()
-    rows = []
-    for r in summary.itertuples():
-        rows.append(
-            {
-                "Source": r.dataset,
-                "Values": tables.OURS,
-                "Texts": f"{r.texts}",
-                "Lossless": f"{r.lossless}",
-                "Tokens": tables.fmt_number(r.tokens),
-                "Bytes": tables.fmt_number(r.bytes),
-                **{label: tables.fmt_number(getattr(r, key), 2) for key, label in _RATIO_LABELS.items()},
-            }
-        )
-    paper = reference.get("baselines", {}).get("ratios", {})
-    for source, label in reference["source_labels"].items():
-        if not any(source in values for values in paper.values()):
-            continue
-        rows.append(
-            {
-                "Source": label,
-                "Values": tables.PAPER,
-                **{col: tables.NO_VALUE for col in TABLE_COLUMNS[2:]},
-                **{lab: tables.fmt_number(paper.get(key, {}).get(source), 2) for key, lab in _RATIO_LABELS.items()},
-            }
-        )
-    return pd.DataFrame(rows, columns=TABLE_COLUMNS)
-
+# --- the stage's files --------------------------------------------------------------------------
 
 OUTPUTS = ["rows", "table", "tex", "summary"]  # the rule's output names: what write_outputs writes
 _DEFAULT_NAMES = {"rows": "rows.csv", "table": "table.csv", "tex": "table.tex", "summary": "summary.json"}
@@ -244,13 +157,9 @@ def write_outputs(rows: list[BaselineRow], paths, model: str = "", verified: boo
         path.parent.mkdir(parents=True, exist_ok=True)
     frame = rows_frame(rows)
     ratios(frame).to_csv(paths["rows"], index=False)
-    table = table_frame(
-        summarise(frame)
-        if len(frame)
-        else pd.DataFrame(columns=["dataset", "texts", "lossless", "tokens", "bytes", *RATIO_COLUMNS])
-    )
+    table = table_frame(summarise(frame) if len(frame) else pd.DataFrame(columns=SUMMARY_COLUMNS))
     table.to_csv(paths["table"], index=False)
-    tex = tables.latex_boxed(tables.latex_tabular(table, "ll" + "r" * (len(TABLE_COLUMNS) - 2), groups=table["Values"]))
+    tex = latex_boxed(latex_tabular(table, "ll" + "r" * (len(TABLE_COLUMNS) - 2), groups=table["Values"]))
     paths["tex"].write_text(tex + "\n", encoding="utf-8")
     facts = {
         "model": model,

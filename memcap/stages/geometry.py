@@ -1,6 +1,7 @@
 """Geometry of the [mem] solutions: many vectors per text (the paper's Figures 7 and 8).
 
-    from memcap.stages.geometry import optimise_inits, cosine_pairs, interpolate, summary
+    from memcap.stages.geometry import optimise_inits, cosine_pairs, interpolate
+    from memcap.analysis.geometry_figures import summary
     runs, vectors = optimise_inits(lm, texts, inits=8, K=1, protocol="paper", optim=optim,
                                    seed_parts=("smollm2-135m", "lee"))
     cosines = cosine_pairs(runs, vectors)           # every pair of converged vectors
@@ -18,7 +19,8 @@ vectors that reached accuracy 1.0 enter the analysis:
   vectors of one text (Figure 8: faint lines with the min/max envelope).
 
 The rule geometry calls `run_stage`; memcap.analysis.geometry_figures draws both figures and writes
-summary.json (rule geometry_figures).
+summary.json (rule geometry_figures) with its `summary` (pandas only: the analysis layer), which
+run_stage also returns.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import pandas as pd
 import torch
 from safetensors.torch import save_file
 
+from memcap.analysis.geometry_figures import summary
 from memcap.core.engine import OptimConfig, first_scored, pad, score
 from memcap.core.models import load_model, load_registry, resolve_model
 from memcap.stages.batching import compress_splitting, derive_seed
@@ -167,26 +170,6 @@ def interpolate(
                     }
                 )
     return pd.DataFrame(out, columns=["sample_id", "init_a", "init_b", "t", "accuracy", "loss"])
-
-
-def summary(runs: pd.DataFrame, cosines: pd.DataFrame, curves: pd.DataFrame) -> dict:
-    """Numbers the report quotes: converged runs, mean cosines, worst accuracy on the lines."""
-    same = cosines.loc[cosines["same_text"], "cosine"]
-    diff = cosines.loc[~cosines["same_text"].astype(bool), "cosine"]
-    inner = curves[(curves["t"] > 0) & (curves["t"] < 1)]
-    return {
-        "texts": int(runs["sample_id"].nunique()),
-        "runs": len(runs),
-        "converged": int(runs["converged"].sum()),
-        "mean_steps": float(runs.loc[runs["converged"].astype(bool), "steps"].mean())
-        if runs["converged"].any()
-        else float("nan"),
-        "same_mean": float(same.mean()) if len(same) else float("nan"),
-        "different_mean": float(diff.mean()) if len(diff) else float("nan"),
-        "pairs": int(curves.groupby(["sample_id", "init_a", "init_b"]).ngroups) if len(curves) else 0,
-        "min_inner_accuracy": float(inner["accuracy"].min()) if len(inner) else float("nan"),
-        "mean_inner_accuracy": float(inner["accuracy"].mean()) if len(inner) else float("nan"),
-    }
 
 
 # --- the workflow stage -------------------------------------------------------------------

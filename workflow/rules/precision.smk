@@ -2,7 +2,8 @@
 # paper: one job per model rounds the stored vectors of its lossless samples (bfloat16,
 # float16, int8, int4, ...) and scores them again; a light rule makes the table, the figure
 # and the numbers the report quotes. Runs only when precision.enabled is set. The named
-# outputs of precision_summary are the files summary_stage writes (memcap.stages.precision.OUTPUTS).
+# outputs of precision_summary are the files summary_stage writes
+# (memcap.analysis.precision_summary.OUTPUTS).
 
 
 rule precision:
