@@ -1,26 +1,27 @@
-"""The fast preset against the paper-budget reference: same model, texts and grid.
+"""A search preset against the paper-budget reference, on the tuning and the validation texts.
 
-    python benchmarks/fast.py --threads 1          # SmolLM2-135M, the reference's texts; minutes
-    python benchmarks/fast.py --preset paper --max-steps 300   # any other settings, same comparison
-    python benchmarks/fast.py --save fast.json     # ... and keep the result;
-    python benchmarks/fast.py --compare fast.json  # later: the same against the reference as it is then
+    python benchmarks/fast.py                      # the claimed configuration (CLAIMED), both sets; an hour+
+    python benchmarks/fast.py --folder DIR         # the same on any folder with a texts.jsonl
+    python benchmarks/fast.py --fails 2 --budget 5000 --set fresh_patience=300   # another configuration
+    python benchmarks/fast.py --save fast.json     # ... and keep each set's result in <folder>/fast.json;
+    python benchmarks/fast.py --compare fast.json  # later: the saved results against the references as they are then
 
-Runs memcap's capacity search (memcap.core.search: each text up the grid, warm-started, a stuck
-warm start retried fresh) with `--preset` (default fast, memcap.core.engine.PRESETS) on the texts
-of benchmarks/reference/, and compares it with that run's records (benchmarks/reference.py:
-the paper's optimiser, 5000 steps, every (text, length) from a fresh start, batch 1, one
-thread). Seeds are the compress job's (memcap.stages.batching.derive_seed), so a first attempt starts
-where the reference's cell did.
+Runs memcap's capacity search (memcap.core.search) with CLAIMED's settings, or with the
+preset, optimiser keys and search flags given, on the texts of each folder: by default the
+tuning set (benchmarks/reference/) and the validation set (benchmarks/validation/), chosen by
+the rule in docs/benchmarks.md. Settings are chosen on the tuning texts; a claim is made on the
+validation texts only. Each folder's reference (benchmarks/reference.py: the paper's optimiser,
+5000 steps, every (text, length) from a fresh start, batch 1, one thread) is read from its
+records when the search ends. Seeds are the compress job's (memcap.stages.batching.derive_seed),
+so a first attempt starts where the reference's cell did.
 
-Prints per text both capacities (the largest lossless grid length) and whether ours is within
-one grid step of the reference's or above it with greedy decoding confirming, then the total
-optimiser steps and wall time of both (the reference's is the summed compute time its records
-hold), their ratios and the targets: <= 10 % of the reference's steps, >= 10x less wall time,
-every bracketed text within one grid step. Texts the reference has not bracketed yet are shown
-but left out of the targets. The reference is read when the search ends, so a search run beside
-a still-running reference is compared with every cell that run finished meanwhile; `--save`
-keeps the search's result, and `--compare` prints it against the reference again later.
-benchmarks/reference/fast-search.json is the fast preset's saved search (docs/benchmarks.md).
+Prints, per folder, each text's capacity (its largest lossless grid length) beside the
+reference's, then one line per set side by side: the per-text capacities and their mean, the
+reference's, the steps ratio and the targets of the trusted-capacity issue: every text at
+least the reference's minus one grid step, no 0 where the reference passes any length, a mean
+at least the reference's, at most 10 % of its steps. Texts the reference has not bracketed yet
+are shown, and counted in the targets as far as the reference goes ("so far"). Steps per decoded
+token stand beside the published figures of the closest peer (mrsndmn/compression_horizon).
 """
 
 from __future__ import annotations
@@ -36,23 +37,52 @@ from pathlib import Path
 import torch
 
 from memcap.analysis.paper_budget import text_capacities
-from memcap.cli import search_args, search_config
+from memcap.cli import search_args
 from memcap.core.engine import PRESETS, OptimConfig
 from memcap.core.models import load_model, load_registry, resolve_model
-from memcap.core.search import search_capacity
+from memcap.core.search import SearchConfig, search_capacity
 from memcap.io import read_jsonl
 from memcap.stages.batching import derive_seed
 from memcap.stages.texts import read_texts
 from optimizer import parse_config
 from reference import HERE, LENGTHS
 
+# The configuration whose numbers README and docs/benchmarks.md claim: what runs with no flag.
+CLAIMED = {"optim": {"preset": "fast"}, "search": {"fails": 2, "retry_fresh": False}}
+SETS = {"tuning": HERE, "validation": HERE.parent / "validation"}
+# Published by mrsndmn/compression_horizon (SmolLM2-1.7B, growth-schedule ablation): steps per token.
+PEER = "peer (compression_horizon, SmolLM2-1.7B): 26 steps/token one token per stage, 14 geometric + bisection"
+
 
 def main() -> None:
+    args = parse_args()
+    folders = args.folder or [f for f in SETS.values() if (f / "texts.jsonl").is_file()]
+    if args.compare:
+        folders = [f for f in folders if (f / args.compare).is_file()]
+        if not folders:
+            raise SystemExit(f"no folder holds a saved search {args.compare!r}; save one with --save")
+        runs = [json.loads((f / args.compare).read_text(encoding="utf-8")) for f in folders]
+    else:
+        optim, search = settings(args)
+        runs = [run_search(folder, args, optim, search) for folder in folders]
+        if args.save:
+            for folder, run in zip(folders, runs, strict=True):
+                (folder / args.save).write_text(json.dumps(run, indent=1) + "\n", encoding="utf-8")
+    summaries = [compare(run, folder) for run, folder in zip(runs, folders, strict=True)]
+    side_by_side(summaries)
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="smollm2-135m", help="registry name (default %(default)s)")
-    parser.add_argument("--folder", type=Path, default=HERE, help="the reference's folder (default %(default)s)")
+    parser.add_argument(
+        "--folder",
+        type=Path,
+        action="append",
+        help="a folder with texts.jsonl (and reference records); repeat for more (default: tuning and validation)",
+    )
     parser.add_argument("--lengths", type=int, nargs="+", default=LENGTHS, help="grid (default: the reference's)")
-    parser.add_argument("--preset", choices=list(PRESETS), default="fast", help="default %(default)s")
+    parser.add_argument("--preset", choices=list(PRESETS), help=f"default: CLAIMED's ({CLAIMED['optim']['preset']})")
     parser.add_argument("--lr", type=float, help="override the preset's lr")
     parser.add_argument("--max-steps", type=int, help="override the preset's max_steps")
     parser.add_argument("--patience", type=int, help="override the preset's patience")
@@ -62,31 +92,34 @@ def main() -> None:
         metavar="KEY=VALUE,...",
         help="override any other OptimConfig keys, e.g. schedule=constant,warmup=0",
     )
-    search_args(parser)
+    search_args(parser)  # --fails, --no-retry-fresh, --budget: each overrides CLAIMED's
     parser.add_argument("--batch-size", type=int, default=16, help="texts per batch (default %(default)s)")
     parser.add_argument("--device", default="cpu", help="default %(default)s (the reference ran on the CPU)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default %(default)s, as the reference)")
-    parser.add_argument("--save", type=Path, help="also write the search's result as JSON (for --compare later)")
+    parser.add_argument("--save", metavar="NAME", help="also write each folder's result as JSON to <folder>/NAME")
     parser.add_argument(
         "--compare",
-        type=Path,
-        metavar="JSON",
-        help="run nothing: print a result saved with --save against the reference's records as they are now",
+        metavar="NAME",
+        help="run nothing: print each folder's saved <folder>/NAME against its reference's records as they are now",
     )
-    args = parser.parse_args()
-    if args.compare:
-        compare(json.loads(args.compare.read_text(encoding="utf-8")), args.folder)
-        return
-    torch.set_num_threads(args.threads)
-    overrides = parse_config(args.set) if args.set else {}
-    optim = OptimConfig.from_dict(
-        {"preset": args.preset, "lr": args.lr, "max_steps": args.max_steps, "patience": args.patience, **overrides}
-    )
-    grid = sorted(set(args.lengths))
-    search = search_config(args)
-    rows = read_texts(args.folder / "texts.jsonl")
-    spec = resolve_model(args.model, load_registry("config/models.yaml"))
+    return parser.parse_args()
 
+
+def settings(args) -> tuple[OptimConfig, SearchConfig]:
+    """CLAIMED's settings, with the flags given on top."""
+    optim = dict(CLAIMED["optim"], **(parse_config(args.set) if args.set else {}))
+    given = {"preset": args.preset, "lr": args.lr, "max_steps": args.max_steps, "patience": args.patience}
+    optim.update({k: v for k, v in given.items() if v is not None})
+    flags = {k.removeprefix("search_"): v for k, v in vars(args).items() if k.startswith("search_") and v is not None}
+    return OptimConfig.from_dict(optim), SearchConfig.from_dict({**CLAIMED["search"], **flags})
+
+
+def run_search(folder: Path, args, optim: OptimConfig, search: SearchConfig) -> dict:
+    """The search on one folder's texts, as a dict (what --save writes)."""
+    torch.set_num_threads(args.threads)
+    grid = sorted(set(args.lengths))
+    rows = read_texts(folder / "texts.jsonl")
+    spec = resolve_model(args.model, load_registry("config/models.yaml"))
     t0 = time.perf_counter()
     lm = load_model(spec, args.device)
     ids = [lm.tokenize(row["text"]) for row in rows]
@@ -97,10 +130,11 @@ def main() -> None:
     def progress(pairs):  # a search takes many minutes on a CPU: show each attempt as it ends
         for r, a in pairs:
             accuracy = a.outcome.accuracy if a.outcome is not None else float("nan")
+            start = "fresh" if a.warm_start is None else f"warm from {a.warm_start}"
+            more = f" extension {a.extension}" if a.extension else ""
             print(
-                f"[{time.perf_counter() - t0:7.0f} s] {rows[r.index]['id']} L={a.L} "
-                f"{'fresh' if a.warm_start is None else f'warm from {a.warm_start}'}: accuracy "
-                f"{accuracy:.3f} in {a.steps} steps ({a.stop_reason}){' -> done' if r.done else ''}",
+                f"[{time.perf_counter() - t0:7.0f} s] {folder.name} {rows[r.index]['id']} L={a.L} {start}{more}: "
+                f"accuracy {accuracy:.3f} in {a.steps} steps ({a.stop_reason}){' -> done' if r.done else ''}",
                 file=sys.stderr,
                 flush=True,
             )
@@ -117,17 +151,15 @@ def main() -> None:
         on_attempts=progress,
         config=search,
     )
-    wall = time.perf_counter() - t0
-    settings = {k: v for k, v in optim.as_dict().items() if k != "preset"}
-    run = {
+    values = {k: v for k, v in optim.as_dict().items() if k != "preset"}
+    return {
         "header": (
-            f"model {spec.name}, {len(rows)} texts, K=1, paper protocol, grid {grid}, preset {optim.preset} "
-            f"{settings}, fails {search.fails}, retry fresh {search.retry_fresh}, device {lm.device}, "
-            f"torch threads {torch.get_num_threads()}"
+            f"{folder}: model {spec.name}, {len(rows)} texts, K=1, paper protocol, grid {grid}, preset {optim.preset} "
+            f"{values}, search {search.as_dict()}, device {lm.device}, torch threads {torch.get_num_threads()}"
         ),
         "model": spec.name,
         "grid": grid,
-        "wall_s": wall,
+        "wall_s": time.perf_counter() - t0,
         "texts": [
             {
                 "id": str(row["id"]),
@@ -146,18 +178,12 @@ def main() -> None:
             for row, r in zip(rows, results, strict=True)
         ],
     }
-    if args.save:
-        args.save.write_text(json.dumps(run, indent=1) + "\n", encoding="utf-8")
-    compare(run, args.folder)
 
 
-def compare(run: dict, folder: Path) -> None:
-    """Print a search run (as --save writes it) against the reference's records as they are now."""
-    cells = [r for r in read_jsonl(folder / "lee.jsonl") if r["model"] == run["model"]]
-    reference = {t["sample_id"]: t for t in text_capacities(cells)}
-    # The recorded wall times include whatever else shared the machine (one cell was paused by
-    # SIGSTOP for over an hour): a steady estimate prices each cell's steps at the median
-    # seconds per step of the cells at its length.
+def steady_walls(cells: list[dict]) -> dict[str, float]:
+    """Per text, the reference's compute time priced at the median s/step of each length: the
+    recorded wall times include whatever else shared the machine (one cell was paused by
+    SIGSTOP for over an hour)."""
     per_step = {
         L: statistics.median(r["wall_s"] / r["steps"] for r in cells if r["L"] == L and r["steps"])
         for L in {r["L"] for r in cells if r["steps"]}
@@ -165,62 +191,74 @@ def compare(run: dict, folder: Path) -> None:
     steady = defaultdict(float)
     for r in cells:
         steady[str(r["sample_id"])] += r["steps"] * per_step.get(r["L"], 0.0)
-    print(run["header"])
+    return steady
+
+
+def compare(run: dict, folder: Path) -> dict:
+    """Print one folder's search (as --save writes it) against its reference's records as they
+    are now; returns the set's figures for side_by_side()."""
+    records = folder / "lee.jsonl"
+    cells = [r for r in read_jsonl(records) if r["model"] == run["model"]] if records.is_file() else []
+    reference = {t["sample_id"]: t for t in text_capacities(cells)}
+    steady = steady_walls(cells)
     position = {L: j for j, L in enumerate([0, *run["grid"]])}
-    counted, within, ref_steps, ref_wall, ref_steady, our_steps = 0, 0, 0, 0.0, 0.0, 0
+    print(run["header"])
+    s = {"set": folder.name, "ours": [], "reference": [], "ok": 0, "zeros": 0, "bracketed": 0}
+    s.update(steps=0, ref_steps=0, ref_wall=0.0, ref_steady=0.0, all_steps=sum(t["steps"] for t in run["texts"]))
     for text in run["texts"]:
         ref = reference.get(text["id"])
         tried = " ".join(f"{a['L']}{'+' if a['lossless'] else '-'}({a['steps']})" for a in text["attempts"])
         last_ok = [a for a in text["attempts"] if a["lossless"] and a["L"] == text["capacity"]]
-        exact = bool(last_ok) and last_ok[-1]["greedy_exact"]
-        if ref is None or not ref["bracketed"]:
-            state = "reference not bracketed yet" + (f" (>= {ref['capacity']})" if ref else "")
-            print(
-                f"  {text['id']}: ours {text['capacity']} (greedy {'exact' if exact else 'not exact'}); {state}; "
-                f"attempts {tried}"
-            )
+        exact = "exact" if last_ok and last_ok[-1]["greedy_exact"] else "not exact"
+        s["ours"].append(text["capacity"])
+        if ref is None:
+            print(f"  {text['id']}: ours {text['capacity']} (greedy {exact}); no reference yet; attempts {tried}")
             continue
-        close = abs(position[text["capacity"]] - position[ref["capacity"]]) <= 1 or (
-            text["capacity"] > ref["capacity"] and exact
-        )
-        counted += 1
-        within += close
-        ref_steps += ref["steps"]
-        ref_wall += ref["wall_s"]
-        ref_steady += steady[text["id"]]
-        our_steps += text["steps"]
+        ok = position[text["capacity"]] >= position[ref["capacity"]] - 1
+        s["reference"].append(ref["capacity"])
+        s["ok"] += ok
+        s["zeros"] += text["capacity"] == 0 and ref["capacity"] > 0
+        s["bracketed"] += ref["bracketed"]
+        s["steps"] += text["steps"]
+        s["ref_steps"] += ref["steps"]
+        s["ref_wall"] += ref["wall_s"]
+        s["ref_steady"] += steady[text["id"]]
+        state = f"first fail {ref['first_fail']}" if ref["bracketed"] else "not bracketed yet: so far"
         print(
-            f"  {text['id']}: ours {text['capacity']} (greedy {'exact' if exact else 'not exact'}), reference "
-            f"{ref['capacity']} (first fail {ref['first_fail']}, {ref['steps']} steps): "
-            f"{'within one grid step' if close else 'OFF'}; attempts {tried}"
+            f"  {text['id']}: ours {text['capacity']} (greedy {exact}), reference {ref['capacity']} ({state}, "
+            f"{ref['steps']} steps): {'ok' if ok else 'BELOW by more than one grid step'}; attempts {tried}"
         )
-    all_steps = sum(t["steps"] for t in run["texts"])
-    wall = run["wall_s"]
-    print(f"{'procedure':36s} {'steps':>8s} {'wall s':>9s}  capacities per text")
-    print(f"{'fast search (all texts)':36s} {all_steps:8d} {wall:9.1f}  {[t['capacity'] for t in run['texts']]}")
-    if not counted:
-        print("no text of the reference is bracketed yet: nothing to compare")
-        return
-    # our wall time on the compared texts: their share of our steps (one batch holds all texts)
-    ours_wall = wall * our_steps / max(all_steps, 1)
-    print(f"{'reference, bracketed texts':36s} {ref_steps:8d} {ref_wall:9.1f}")
-    print(f"{'fast search, the same texts':36s} {our_steps:8d} {ours_wall:9.1f}  (wall: its share of the steps)")
-    print(f"steps ratio fast / reference: {our_steps / ref_steps:.3f} (target <= 0.10)")
-    ids = {t["id"] for t in run["texts"]}
-    so_far = sum(t["steps"] for t in reference.values() if t["sample_id"] in ids)
-    if counted < len(run["texts"]) and so_far:  # the unfinished texts' reference steps can only grow
+    s["wall_s"] = run["wall_s"] * s["steps"] / max(s["all_steps"], 1)  # its share of the steps
+    return s
+
+
+def _mean(values) -> str:
+    return f"{statistics.mean(values):5.1f}" if values else "    -"
+
+
+def side_by_side(summaries: list[dict]) -> None:
+    """One line per set: capacities, the steps ratio and the targets."""
+    print(
+        f"{'set':11s} {'texts':>5s} {'ours: mean':>10s} {'reference':>9s} {'steps':>7s} {'ref steps':>9s} "
+        f"{'ratio':>6s} {'>= ref-1 step':>13s} {'0 where ref > 0':>15s} {'bracketed':>9s} {'steps/token':>11s}"
+    )
+    for s in summaries:
+        n = len(s["reference"])
+        ratio = f"{s['steps'] / s['ref_steps']:6.3f}" if s["ref_steps"] else "     -"
+        per_token = s["all_steps"] / max(sum(s["ours"]), 1)
         print(
-            f"all texts, against the reference's steps so far ({so_far}): {all_steps / so_far:.3f} "
-            "(an upper bound: the reference is still running)"
+            f"{s['set']:11s} {len(s['ours']):5d} {_mean(s['ours']):>10s} {_mean(s['reference']):>9s} "
+            f"{s['steps']:7d} {s['ref_steps']:9d} {ratio} {s['ok']:>6d}/{n:<6d} {s['zeros']:>15d} "
+            f"{s['bracketed']:>5d}/{n:<3d} {per_token:11.1f}"
         )
-    print(
-        f"wall-time speed-up reference / fast: {ref_wall / max(ours_wall, 1e-9):.1f}x as recorded, "
-        f"{ref_steady / max(ours_wall, 1e-9):.1f}x against the reference's steady estimate ({ref_steady:.0f} s: "
-        "each cell's steps at the median s/step of its length) (target >= 10x)"
-    )
-    print(
-        f"texts within one grid step of the reference (or above it, greedy-confirmed): {within}/{counted} (target: all)"
-    )
+        print(f"{'':11s} ours {s['ours']}; reference {s['reference']}")
+        if s["ref_steps"]:
+            print(
+                f"{'':11s} steps ratio ours / reference: {s['steps'] / s['ref_steps']:.3f} (target <= 0.10); "
+                f"wall-time speed-up: {s['ref_wall'] / max(s['wall_s'], 1e-9):.1f}x as recorded, "
+                f"{s['ref_steady'] / max(s['wall_s'], 1e-9):.1f}x against the steady estimate"
+            )
+    print(PEER)
 
 
 if __name__ == "__main__":

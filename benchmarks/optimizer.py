@@ -78,7 +78,8 @@ def parse_config(text: str) -> dict:
             number = float(value)
         except ValueError:
             raise ValueError(f"bad configuration item {item!r}: {value!r} is not a number") from None
-        values[key] = int(number) if key in ("warmup", "max_steps", "patience") else number
+        whole = {f.name for f in fields(OptimConfig) if str(f.type).startswith("int")}  # "int | None" too
+        values[key] = int(number) if key in whole else number
     return values
 
 

@@ -161,10 +161,13 @@ def test_reference_brackets_each_text_and_resumes_without_recomputing(tmp_path):
     for t in text_capacities(records):
         line = re.search(rf"^  {t['sample_id']}: ours (\d+) .*reference {t['capacity']} \(first fail", fast, re.M)
         assert line, fast
-    ratio = re.search(r"steps ratio fast / reference: ([\d.]+) \(target <= 0.10\)", fast)
+    ratio = re.search(r"steps ratio ours / reference: ([\d.]+) \(target <= 0.10\)", fast)
     assert ratio and float(ratio.group(1)) < 1, fast
-    assert re.search(r"wall-time speed-up reference / fast: [\d.]+x", fast), fast
-    assert re.search(r"texts within one grid step .*: \d/2 \(target: all\)", fast), fast
+    assert re.search(r"wall-time speed-up: [\d.]+x as recorded", fast), fast
+    pairs = re.findall(r"^  \S+: ours (\d+) .*?reference (\d+) ", fast, re.M)
+    line = re.search(rf"^{tmp_path.name}\s+2 .* (\d)/2\s+(\d+)\s+2/2 ", fast, re.M)  # the set's line
+    assert line and int(line.group(2)) == sum(o == "0" and r != "0" for o, r in pairs), fast
+    assert "steps/token" in fast and "compression_horizon" in fast, fast
 
 
 @pytest.mark.slow
