@@ -33,7 +33,6 @@ except WorkflowError:
 check_config()
 
 RESULTS = f"results/{config['run']}"
-check_results()  # existing results made with other settings: stop before any job
 
 
 report: "workflow/report/workflow.rst"
@@ -57,6 +56,10 @@ include: "workflow/rules/precision.smk"
 include: "workflow/rules/report.smk"
 
 
+# existing results made with other settings: stop before any job (the rules name the files)
+check_results()
+
+
 # Under a cluster executor (snakemake --profile slurm) only compress and multivector jobs are
 # submitted; these rules are light or need the internet (downloads) and run where Snakemake runs.
 localrules:
@@ -74,4 +77,4 @@ localrules:
 rule all:
     default_target: True
     input:
-        pdf=f"{RESULTS}/report/report.pdf",
+        pdf=rules.report.output.pdf,

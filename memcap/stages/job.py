@@ -83,7 +83,7 @@ def job_fingerprint(
 ) -> dict:
     """What a job's numbers depend on; its parts folder keeps it (job.json) and a job whose
     fingerprint differs refuses to resume there. The workflow checks it before any job runs
-    (workflow/rules/common.smk, check_results), through this function. `lengths`: every
+    (memcap.stages.plan.check_results, through workflow/rules/common.smk), through this function. `lengths`: every
     length of the job. `search`: the capacity search's settings (SearchConfig), in search mode
     only and only where they differ from their defaults, so search jobs made before a
     setting existed still resume."""

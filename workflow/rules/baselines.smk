@@ -25,7 +25,7 @@ rule baselines:
         runtime=lambda wildcards: runtime(stage_model("baselines")),
     params:
         model=config["baselines"]["model"],
-        datasets=baselines_datasets(),
+        datasets=plan.baselines_datasets(config),
         verify=config["baselines"]["verify"],
         device=config["resources"]["device"],
         models_file=config["models_file"],

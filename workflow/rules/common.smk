@@ -1,55 +1,32 @@
-# Helpers shared by the rules: config checks beyond the schema, which files and params a config
-# asks for, and job resources (the report's settings table: memcap.analysis.report.workflow_settings).
-# Functions only (no rules); they read `config` after the Snakefile validated it.
+# Helpers shared by the rules: the config checks beyond the schema, which files and params a
+# config asks for, and job resources (the report's settings table:
+# memcap.analysis.report.workflow_settings). Functions only (no rules); they read `config`
+# after the Snakefile validated it. The plan itself (the grids, the checks) is
+# memcap.stages.plan: these wrappers give it the config and turn its errors (PlanError, which
+# names the config key) into WorkflowErrors. Each file name is written once, in a rule's
+# output: the functions here derive paths from the rules (output_file).
 
 import functools
-from pathlib import Path
+from types import SimpleNamespace
 
-import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 
+# standard library and yaml only at import (the torch half of memcap is imported lazily)
+from memcap.stages import plan
+
+
+def planned(function, *args):
+    """function(config, *args) of memcap.stages.plan; its PlanError stops the workflow."""
+    try:
+        return function(config, *args)
+    except plan.PlanError as err:
+        raise WorkflowError(str(err)) from None
+
 
 def config_error(schema_file):
-    """The config's first schema error as one line: the key, what is wrong, what is allowed.
-
-    Called after snakemake.utils.validate failed; its message buries the key in a schema dump.
-    """
-    import jsonschema
-
-    with open(schema_file) as f:
-        schema = yaml.safe_load(f)
-    err = jsonschema.exceptions.best_match(
-        jsonschema.Draft202012Validator(schema).iter_errors(config)
-    )
-    if err is None:
-        return "the config does not match workflow/schemas/config.schema.yaml"
-    key = ".".join(str(p) for p in err.absolute_path) or "(top level)"
-    sub = err.schema if isinstance(err.schema, dict) else {}
-    if err.validator == "additionalProperties" and "properties" in sub:
-        allowed = "allowed keys: " + ", ".join(sub["properties"])
-    elif "enum" in sub:
-        allowed = "allowed: " + ", ".join(map(str, sub["enum"]))
-    elif "type" in sub:
-        allowed = f"allowed: {sub['type']}" + "".join(
-            f", {k} {sub[k]}"
-            for k in (
-                "minimum",
-                "maximum",
-                "exclusiveMinimum",
-                "exclusiveMaximum",
-                "pattern",
-            )
-            if k in sub
-        )
-    else:
-        allowed = ""
-    what = " ".join(sub.get("description", "").split())
-    return (
-        f"Invalid config key {key!r}: {err.message}"
-        + (f"; {allowed}" if allowed else "")
-        + (f". ({what})" if what else "")
-    )
+    """The config's first schema error as one line (after snakemake.utils.validate failed)."""
+    return plan.schema_error(config, schema_file)
 
 
 def migrate_config():
@@ -71,206 +48,58 @@ def migrate_config():
 
 @functools.cache
 def registry():
-    """Model registry entries by name (plain YAML: no torch import at planning time)."""
-    with open(config["models_file"]) as f:
-        return yaml.safe_load(f) or {}
+    """Model registry entries by name (config models_file), read once, as plain YAML."""
+    return plan.read_registry(config["models_file"])
 
 
 def check_config():
-    """Cross-key checks the schema cannot express; each error names the key."""
-    known = registry()
-    grids = {"models": config["models"], "multivector": config["multivector"]}
-    for key, models in grids.items():
-        for model in models:
-            if model not in known:
-                raise WorkflowError(
-                    f"Invalid config key '{key}.{model}': unknown model {model!r}; known models "
-                    f"({config['models_file']}): {', '.join(known)}"
-                )
-    for name, spec in config["datasets"].items():
-        if spec["source"] == "random" and spec["vocab"] not in config["vocab"]:
-            raise WorkflowError(
-                f"Invalid config key 'datasets.{name}.vocab': unknown vocabulary "
-                f"{spec['vocab']!r}; defined under vocab: {', '.join(config['vocab']) or 'none'}"
-            )
-        if spec["source"] == "file" and not Path(spec["path"]).is_file():
-            raise WorkflowError(
-                f"Invalid config key 'datasets.{name}.path': no such file "
-                f"{spec['path']!r} (looked for {Path(spec['path']).absolute()}); allowed: an "
-                f"existing local text file, one document per line (a relative path is "
-                f"relative to the working directory)"
-            )
-    check_lengths()
-    for model, grid in config["multivector"].items():
-        dataset = config["datasets"].get(grid["dataset"])
-        if dataset is None or dataset["source"] == "random":
-            natural = [
-                d for d, s in config["datasets"].items() if s["source"] != "random"
-            ]
-            raise WorkflowError(
-                f"Invalid config key 'multivector.{model}.dataset': {grid['dataset']!r} is not "
-                f"a natural dataset; allowed: {', '.join(natural) or 'none'}"
-            )
-    check_geometry()
-    check_baselines()
+    """Cross-key checks the schema cannot express (plan.check_config); each error names the key."""
+    planned(plan.check_config, registry())
 
 
-def check_lengths():
-    """Every length a job would get is one the protocol can score (paper: L >= 2)."""
-    shortest = 2 if config["protocol"] == "paper" else 1
-    grids = {"lengths": config["lengths"]}
-    grids |= {
-        f"multivector.{model}.lengths": grid["lengths"]
-        for model, grid in config["multivector"].items()
-        if grid["lengths"]
-    }
-    for key, lengths in grids.items():
-        if min(lengths) < shortest:
-            raise WorkflowError(
-                f"Invalid config key {key!r}: length {min(lengths)} is too short for protocol "
-                f"{config['protocol']!r}, which never scores the first token; allowed: "
-                f"lengths >= {shortest}"
-            )
+def check_results():
+    """Existing results made with other settings stop the run before any job starts
+    (plan.check_results); called once the rules (they name the records files) exist."""
+    records = [(records_file(job), job) for job in model_jobs()]
+    planned(plan.check_results, registry(), records)
 
 
-def result_jobs():
-    """(records file, model, dataset, mode, lengths, the config key of the lengths) of every
-    compress and multivector job."""
-    from types import SimpleNamespace
+# --- the compress and multivector jobs -----------------------------------------------------
 
-    jobs = []
-    for model in config["models"]:
-        for dataset in config["datasets"]:
-            cell = SimpleNamespace(model=model, dataset=dataset)
-            lengths = compress_lengths(cell)
-            jobs.append(
-                (
-                    f"{RESULTS}/compress/{model}/{dataset}.jsonl",
-                    model,
-                    dataset,
-                    job_mode(dataset),
-                    lengths,
-                    "lengths",
-                )
-            )
-    for model, grid in config["multivector"].items():
-        for K in grid["K"]:
-            lengths = multivector_lengths(model, K)
-            if lengths:
-                jobs.append(
-                    (
-                        f"{RESULTS}/multivector/{model}/{grid['dataset']}/K{K}.jsonl",
-                        model,
-                        grid["dataset"],
-                        job_mode(grid["dataset"]),
-                        lengths,
-                        f"multivector.{model}.lengths",
-                    )
-                )
-    return jobs
+
+def output_file(rule, name, **wildcards):
+    """The output `name` of `rule` for these wildcards, as the rule names it."""
+    return expand(getattr(rule.output, name), **wildcards)[0]
+
+
+@functools.cache
+def model_jobs():
+    """Every compress and multivector job (plan.Job), in the order of the config."""
+    return plan.model_jobs(config)
+
+
+def records_file(job):
+    return output_file(getattr(rules, job.rule), "records", **job.wildcards)
+
+
+def all_records():
+    """The records files of every compress and multivector job."""
+    return [records_file(job) for job in model_jobs()]
 
 
 def job_mode(dataset):
     """grid or search; random text always runs the grid (one length per text)."""
-    return "grid" if is_random(dataset) else config["compress"]["mode"]
+    return plan.job_mode(config, dataset)
 
 
-@functools.cache
-def model_specs():
-    from memcap.core.models import load_registry
-
-    try:
-        return load_registry(config["models_file"])
-    except ValueError as err:
-        raise WorkflowError(
-            f"Invalid model registry {config['models_file']}: {err}"
-        ) from None
+def compress_lengths(wildcards):
+    """K = 1 lengths (plan.k1_lengths); None for random text (each text has its own length)."""
+    return plan.compress_lengths(config, wildcards.model, wildcards.dataset)
 
 
-def _config_key(setting, model, lengths_key):
-    """The config key (or registry entry) a fingerprint setting comes from."""
-    top = setting.split(".")[0]
-    if top == "model":
-        return f"{config['models_file']}: {model}.{setting.split('.', 1)[1]}"
-    return {
-        "mode": "compress.mode",
-        "lengths": lengths_key,
-        "cast_weights": "compress.cast_weights",
-        "search": f"compress.{setting}",
-    }.get(top, setting)
-
-
-def check_results():
-    """Settings that differ from those of existing results stop the run before any job starts.
-
-    A compress or multivector job refuses to resume over parts made with other settings
-    (memcap.stages.store); but Snakemake deletes a job's records file before running it, so a
-    refusal inside the job would remove results. Compared here, before any job, with the
-    fingerprint the job computes (memcap.stages.job.job_fingerprint). memcap (and torch) is
-    imported only when some results exist; where it cannot be imported (Snakemake outside
-    memcap's environment) the jobs still refuse, but only once they run.
-    """
-    existing = [
-        job
-        for job in result_jobs()
-        if Path(job[0]).with_suffix(".parts").joinpath("job.json").is_file()
-    ]
-    if not existing:
-        return
-    try:
-        from memcap.core.engine import OptimConfig
-        from memcap.stages.job import job_fingerprint
-        from memcap.core.models import resolve_model
-        from memcap.stages.store import changed_settings, stored_fingerprint
-    except ImportError:
-        return
-    optim = OptimConfig.from_dict(config["optim"])
-    clashes = []
-    for records, model, dataset, mode, lengths, lengths_key in existing:
-        parts = Path(records).with_suffix(".parts")
-        spec = resolve_model(model, model_specs())
-        now = job_fingerprint(
-            spec,
-            config["protocol"],
-            optim,
-            dataset,
-            mode,
-            lengths or [],
-            config["compress"]["cast_weights"],
-            config["compress"]["search"],
-        )
-        changed = changed_settings(stored_fingerprint(parts), now)
-        # a preset changes many values at once: name the key that was set, first
-        changed.sort(key=lambda change: change[0] != "optim.preset")
-        if changed:
-            clashes.append((parts, model, lengths_key, changed))
-    if not clashes:
-        return
-    parts, model, lengths_key, changed = clashes[0]
-    keys = [_config_key(setting, model, lengths_key) for setting, _, _ in changed]
-    diffs = "; ".join(
-        f"{key}: {old!r} then, {new!r} now" for key, (_, old, new) in zip(keys, changed)
-    )
-    more = (
-        f" (and {len(clashes) - 1} more results folder(s))" if len(clashes) > 1 else ""
-    )
-    raise WorkflowError(
-        f"Invalid config key {keys[0]!r}: {parts} holds results made with other settings "
-        f"({diffs}){more}. Resuming would mix them, so no job was started and nothing was "
-        f"removed. Allowed: the settings those results were made with; or another run "
-        f"name (key 'run') for the new settings; or delete {parts} and its records file "
-        f"to start over"
-    )
-
-
-def is_hf(model):
-    return registry()[model].get("source", "hf") == "hf"
-
-
-def model_lengths(model):
-    """The natural-text length grid of one model (K = 1)."""
-    cap = config["models"][model]["max_length"]
-    return [L for L in sorted(config["lengths"]) if cap is None or L <= cap]
+def multivector_lengths(model, K):
+    """Lengths of one multivector job; K = 1 shares the K = 1 grid's (plan.k1_lengths)."""
+    return plan.multivector_lengths(config, model, K)
 
 
 def random_max_length(model):
@@ -279,88 +108,19 @@ def random_max_length(model):
     return own or config["random_max_length"]
 
 
-def is_random(dataset):
-    return config["datasets"][dataset]["source"] == "random"
-
-
 def texts_path(dataset, model):
     """Texts a model compresses; random text depends on the model's L_up."""
-    if is_random(dataset):
-        return f"{RESULTS}/texts/{dataset}-{random_max_length(model)}.jsonl"
-    return f"{RESULTS}/texts/{dataset}.jsonl"
-
-
-def multivector_grid_lengths(model, K):
-    """Lengths of one multi-vector cell: K <= L, K + L within the context, per-vector cap."""
-    grid = config["multivector"][model]
-    lengths = grid["lengths"] or config["lengths"]
-    return [
-        L
-        for L in sorted(lengths)
-        if K <= L
-        and (grid["max_context"] is None or K + L <= grid["max_context"])
-        and (
-            grid["max_length_per_vector"] is None
-            or L <= K * grid["max_length_per_vector"]
-        )
-    ]
-
-
-def k1_joins_compress(model):
-    """The K = 1 cell of a multi-vector grid is run by the model's compress job: the K = 1
-    grid covers this model and dataset already (config models)."""
-    grid = config["multivector"][model]
-    return (
-        1 in grid["K"]
-        and model in config["models"]
-        and grid["dataset"] in config["datasets"]
-    )
-
-
-def multivector_lengths(model, K):
-    """Lengths of one multi-vector job (multivector_grid_lengths).
-
-    When the K = 1 grid has the same model and dataset (k1_joins_compress), no
-    (model, dataset, K = 1, L, sample) may be computed twice: in grid mode the K = 1 job
-    gets only the lengths the K = 1 grid lacks; in search mode there is no K = 1 job at all,
-    since a text has one search per K: the compress job searches through both grids'
-    lengths (compress_lengths).
-    """
-    lengths = multivector_grid_lengths(model, K)
-    if K == 1 and k1_joins_compress(model):
-        if config["compress"]["mode"] == "search":
-            return []
-        done = set(model_lengths(model))
-        return [L for L in lengths if L not in done]
-    return lengths
-
-
-def compress_records():
-    """One records file per (model, dataset): the K = 1 grid."""
-    return [
-        f"{RESULTS}/compress/{model}/{dataset}.jsonl"
-        for model in config["models"]
-        for dataset in config["datasets"]
-    ]
-
-
-def multivector_records():
-    """One records file per (model, K) of the multi-vector grids with at least one length."""
-    return [
-        f"{RESULTS}/multivector/{model}/{grid['dataset']}/K{K}.jsonl"
-        for model, grid in config["multivector"].items()
-        for K in grid["K"]
-        if multivector_lengths(model, K)
-    ]
-
-
-def all_records():
-    return compress_records() + multivector_records()
+    if plan.is_random(config, dataset):
+        L = random_max_length(model)
+        return output_file(rules.random_texts, "texts", dataset=dataset, max_length=L)
+    return output_file(rules.texts, "texts", dataset=dataset)
 
 
 def model_input(model):
     """The download record of a Hugging Face model; gguf and random models need none."""
-    return {"model": f"{RESULTS}/models/{model}.json"} if is_hf(model) else {}
+    if registry()[model].get("source", "hf") != "hf":
+        return {}
+    return {"model": output_file(rules.download, "model", model=model)}
 
 
 def compress_input(wildcards):
@@ -369,24 +129,9 @@ def compress_input(wildcards):
     return texts | model_input(wildcards.model)
 
 
-def compress_lengths(wildcards):
-    """K = 1 lengths; None for random text (each text carries its own sampled length).
-
-    In search mode, with the model's multi-vector grid on this dataset holding K = 1, the
-    one K = 1 search of a text goes through the lengths of both grids (multivector_lengths).
-    """
-    model, dataset = wildcards.model, wildcards.dataset
-    if is_random(dataset):
-        return None
-    lengths = set(model_lengths(model))
-    if (
-        config["compress"]["mode"] == "search"
-        and model in config["multivector"]
-        and config["multivector"][model]["dataset"] == dataset
-        and k1_joins_compress(model)
-    ):
-        lengths |= set(multivector_grid_lengths(model, 1))
-    return sorted(lengths)
+def vocab_input(wildcards):
+    vocab = config["datasets"][wildcards.dataset]["vocab"]
+    return output_file(rules.vocab, "words", vocab=vocab)
 
 
 def mem_mb(wildcards):
@@ -404,142 +149,53 @@ def runtime(wildcards):
     return own or int(config["resources"]["runtime"] + per_b * params_b)
 
 
-def vocab_input(wildcards):
-    return f"{RESULTS}/vocab/{config['datasets'][wildcards.dataset]['vocab']}.txt"
-
-
-# --- optional stages: geometry (Figures 7 and 8) and classical baselines (Appendix F) -----
-
-
-def stage_runs(stage):
-    """Whether an optional stage runs: geometry and baselines when their model is set,
-    precision when enabled."""
-    if stage == "precision":
-        return config["precision"]["enabled"]
-    return config[stage]["model"] is not None
+# --- optional stages: geometry, baselines, precision ----------------------------------------
 
 
 def named_outputs(rule, stage=None):
     """The output files of a rule by the names it gives them ({name -> path}); empty when
-    the optional `stage` does not run (stage_runs)."""
-    if stage is not None and not stage_runs(stage):
+    the optional `stage` does not run (plan.stage_runs)."""
+    if stage is not None and not plan.stage_runs(config, stage):
         return {}
     return {name: str(path) for name, path in rule.output.items()}
 
 
-def natural_datasets():
-    return [d for d, s in config["datasets"].items() if s["source"] != "random"]
-
-
-def geometry_dataset():
-    """The configured dataset, else the first natural one."""
-    natural = natural_datasets()
-    return config["geometry"]["dataset"] or (natural[0] if natural else None)
-
-
-def check_geometry():
-    g = config["geometry"]
-    if g["model"] is None:
-        return
-    if g["model"] not in registry():
-        raise WorkflowError(
-            f"Invalid config key 'geometry.model': unknown model {g['model']!r}; known "
-            f"models ({config['models_file']}): {', '.join(registry())}"
-        )
-    dataset = geometry_dataset()
-    if dataset not in config["datasets"] or is_random(dataset):
-        raise WorkflowError(
-            f"Invalid config key 'geometry.dataset': {dataset!r} is not a natural dataset; "
-            f"allowed: {', '.join(natural_datasets()) or 'none'}"
-        )
+def stage_model(stage):
+    """A stand-in for wildcards, so mem_mb() and runtime() size a stage's job by its model."""
+    return SimpleNamespace(model=config[stage]["model"])
 
 
 def geometry_input(wildcards):
     model = config["geometry"]["model"]
-    return {"texts": texts_path(geometry_dataset(), model)} | model_input(model)
-
-
-def geometry_optim():
-    """optim with the geometry stage's own lr and max_steps where set."""
-    g = config["geometry"]
-    return config["optim"] | {k: g[k] for k in ("lr", "max_steps") if g[k] is not None}
-
-
-def stage_model(stage):
-    """A stand-in for wildcards, so mem_mb() and runtime() size a stage's job by its model."""
-    from types import SimpleNamespace
-
-    return SimpleNamespace(model=config[stage]["model"])
-
-
-def baselines_datasets():
-    return config["baselines"]["datasets"] or list(config["datasets"])
-
-
-def check_baselines():
-    b = config["baselines"]
-    if b["model"] is None:
-        return
-    if b["model"] not in config["models"]:
-        raise WorkflowError(
-            f"Invalid config key 'baselines.model': {b['model']!r} is not under models "
-            f"(its K = 1 records choose the texts); allowed: {', '.join(config['models'])}"
-        )
-    for dataset in baselines_datasets():
-        if dataset not in config["datasets"]:
-            raise WorkflowError(
-                f"Invalid config key 'baselines.datasets': unknown dataset {dataset!r}; "
-                f"allowed: {', '.join(config['datasets'])}"
-            )
+    texts = texts_path(plan.geometry_dataset(config), model)
+    return {"texts": texts} | model_input(model)
 
 
 def baselines_input(wildcards):
     model = config["baselines"]["model"]
-    datasets = baselines_datasets()
+    datasets = plan.baselines_datasets(config)
     return {
-        "records": [f"{RESULTS}/compress/{model}/{d}.jsonl" for d in datasets],
+        "records": [
+            output_file(rules.compress, "records", model=model, dataset=d)
+            for d in datasets
+        ],
         "texts": [texts_path(d, model) for d in datasets],
     } | model_input(model)
 
 
-# --- optional stage: precision of the vectors (this project's extension) ------------------
-
-
-def precision_models():
-    """Every model with records: the K = 1 grid's and the multi-vector grids'."""
-    if not config["precision"]["enabled"]:
-        return []
-    return list(dict.fromkeys([*config["models"], *config["multivector"]]))
-
-
-def precision_records(model):
-    """(records file, dataset) of every compress and multivector job of one model."""
-    jobs = []
-    if model in config["models"]:
-        jobs += [
-            (f"{RESULTS}/compress/{model}/{d}.jsonl", d) for d in config["datasets"]
-        ]
-    grid = config["multivector"].get(model)
-    if grid:
-        jobs += [
-            (
-                f"{RESULTS}/multivector/{model}/{grid['dataset']}/K{K}.jsonl",
-                grid["dataset"],
-            )
-            for K in grid["K"]
-            if multivector_lengths(model, K)
-        ]
-    return jobs
+def precision_jobs(model):
+    """The compress and multivector jobs of one model: the records its precision job reads."""
+    return [job for job in model_jobs() if job.model == model]
 
 
 def precision_datasets(model):
-    return list(dict.fromkeys(d for _, d in precision_records(model)))
+    return list(dict.fromkeys(job.dataset for job in precision_jobs(model)))
 
 
 def precision_input(wildcards):
     model = wildcards.model
     return {
-        "records": [r for r, _ in precision_records(model)],
+        "records": [records_file(job) for job in precision_jobs(model)],
         "texts": [texts_path(d, model) for d in precision_datasets(model)],
     } | model_input(model)
 
@@ -549,10 +205,13 @@ def precision_summary_input(wildcards):
     the baselines stage runs, its per-text ratios (the classical compressors beside ours).
     """
     inputs = {
-        "precision": [f"{RESULTS}/precision/{m}.jsonl" for m in precision_models()],
+        "precision": [
+            output_file(rules.precision, "records", model=m)
+            for m in plan.precision_models(config)
+        ],
         "records": all_records(),
     }
-    if stage_runs("baselines"):
+    if plan.stage_runs(config, "baselines"):
         inputs["baselines_rows"] = rules.baselines.output.rows
         inputs["baselines_summary"] = rules.baselines.output.summary
     return inputs

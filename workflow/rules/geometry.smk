@@ -1,7 +1,7 @@
 # Geometry of the [mem] solutions (memcap.stages.geometry, the paper's Figures 7 and 8): one job
 # compresses each text from several random inits and scores the lines between solutions;
 # a light rule draws the figures (memcap.analysis.geometry_figures). Runs only when geometry.model
-# is set (common.smk). Each rule's named outputs are the files its script writes
+# is set (memcap.stages.plan.stage_runs). Each rule's named outputs are the files its script writes
 # (geometry_figures: memcap.analysis.geometry_figures.OUTPUTS, draw_stage) and the report reads.
 
 
@@ -26,14 +26,14 @@ rule geometry:
         runtime=lambda wildcards: runtime(stage_model("geometry")),
     params:
         model=config["geometry"]["model"],
-        dataset=geometry_dataset(),
+        dataset=plan.geometry_dataset(config),
         texts=config["geometry"]["texts"],
         inits=config["geometry"]["inits"],
         length=config["geometry"]["length"],
         K=config["geometry"]["K"],
         points=config["geometry"]["points"],
         protocol=config["protocol"],
-        optim=geometry_optim(),
+        optim=plan.geometry_optim(config),
         batch_size=config["resources"]["batch_size"],
         device=config["resources"]["device"],
         models_file=config["models_file"],
