@@ -12,17 +12,26 @@ prefix (texts at different lengths are nested prefixes). A warm-started attempt 
 stuck (stopped by `patience`) is run once more from a fresh random init (the grid's own start
 at that length), since prefix vectors can sit in a basin the longer text cannot leave; the
 length then fails only if both do.
-At the first failure it bisects between the last lossless and the failing length, again
-warm-started: among the grid lengths in between (grid mode, where growth already took every
-grid length, so a grid search ends at its first failure), or down to `resolution` tokens.
-All texts advance together: each round takes one attempt per unfinished text, and the engine
-batches their mixed lengths.
+An attempt that ran out of steps while still improving is continued from its own best
+vectors, up to SearchConfig.budget steps in all (off by default), so no attempt is declared
+failed while it still improves within that budget.
+What a failure does depends on the mode. With a grid (`lengths_grid`), a text goes on to
+the next grid length after a failing one, from its last lossless vectors (or a fresh init if
+it has none: a text that fails its first length can pass the next), until `fails` lengths
+fail in a row (SearchConfig.fails; 1: its first failure ends it). Grid lengths are all tried
+in order, so there is nothing on the grid to bisect; with `resolution` set, it then bisects
+off the grid between the last lossless and the failing length. With growth instead (`start` times `growth`), the
+first failure ends growth and it bisects between the last lossless and the failing length,
+warm-started, down to `resolution` tokens. All texts advance together: each round takes one
+attempt per unfinished text, and the engine batches their mixed lengths. Search is the
+state machine (the compress job drives it batch by batch); search_capacity() runs it.
 
 Lossless means the package's one threshold (memcap.records): accuracy >= 0.99, where
 accuracy is `max_correct / scored` under protocol paper and `correct / scored` under strict,
 as in the grid's records. A text's capacity is its largest lossless length found, 0 when no
-attempt was. Unlike the grid's per-length pass rule, the search assumes that once a length
-fails, longer ones fail too; a text with fewer tokens than the next length stops there.
+attempt was; lengths above its last `fails` failures in a row are taken to fail too (capacity
+is not monotone in L, which is why `fails` > 1 exists). A text with fewer tokens than the
+next length stops there.
 """
 
 from __future__ import annotations
