@@ -358,3 +358,24 @@ def test_planning_needs_no_torch(tmp_path):
         [sys.executable, "-c", source], cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 0 and done.stdout.split() == ["3"], done.stderr[-3000:]
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"models": {"tiny-gpt-neox": {"max_length": 3}}},
+            "Invalid config key 'models.tiny-gpt-neox.max_length': 3 is below every length of 'lengths' ([4, 8])",
+        ),
+        (
+            {"lengths": [4, 100000]},
+            "Invalid config key 'lengths': 100000 tokens and 1 [mem] vector exceed the 2048 positions of model "
+            "'tiny-gpt-neox'; allowed: lengths <= 2047",
+        ),
+    ],
+)
+def test_lengths_no_model_can_take_fail_at_planning(changes, message):
+    with pytest.raises(PlanError) as err:
+        plan.check_config(config(**changes), REGISTRY)
+    assert str(err.value).startswith(message), str(err.value)
+    plan.check_config(config(lengths=[4, 2047]), REGISTRY)  # the longest that fits

@@ -219,7 +219,7 @@ def check_config(config: dict, registry: dict) -> None:
                 f"existing local text file, one document per line (a relative path is "
                 f"relative to the working directory)"
             )
-    check_lengths(config)
+    check_lengths(config, registry)
     natural = ", ".join(natural_datasets(config)) or "none"
     for model, grid in config["multivector"].items():
         if grid["dataset"] not in config["datasets"] or is_random(config, grid["dataset"]):
@@ -231,8 +231,10 @@ def check_config(config: dict, registry: dict) -> None:
     check_baselines(config)
 
 
-def check_lengths(config: dict) -> None:
-    """Every length a job would get is one the protocol can score (paper: L >= 2)."""
+def check_lengths(config: dict, registry: dict | None = None) -> None:
+    """Every length a job would get is one the protocol can score (paper: L >= 2), a model's
+    max_length leaves it some length, and K + L fits the model's context where the registry
+    tells it without loading the model (random models: max_positions; the job checks the rest)."""
     shortest = 2 if config["protocol"] == "paper" else 1
     grids = {"lengths": config["lengths"]}
     grids |= {f"multivector.{m}.lengths": g["lengths"] for m, g in config["multivector"].items() if g["lengths"]}
@@ -243,6 +245,29 @@ def check_lengths(config: dict) -> None:
                 f"{config['protocol']!r}, which never scores the first token; allowed: "
                 f"lengths >= {shortest}"
             )
+    for model, options in config["models"].items():
+        cap = options["max_length"]
+        if cap is not None and cap < min(config["lengths"]):
+            raise PlanError(
+                f"Invalid config key 'models.{model}.max_length': {cap} is below every length of 'lengths' "
+                f"({sorted(config['lengths'])}), so the model would have nothing to compress; allowed: "
+                f"max_length >= {min(config['lengths'])}, or null for the whole grid"
+            )
+        context = known_context((registry or {}).get(model))
+        longest = max(model_lengths(config, model))
+        if context is not None and 1 + longest > context:
+            raise PlanError(
+                f"Invalid config key 'lengths': {longest} tokens and 1 [mem] vector exceed the {context} "
+                f"positions of model {model!r}; allowed: lengths <= {context - 1}, or set "
+                f"models.{model}.max_length"
+            )
+
+
+def known_context(entry: dict | None) -> int | None:
+    """A registry entry's context window where it is known without loading the model."""
+    if entry and entry.get("source") == "random" and entry.get("family") != "mamba":
+        return int(entry.get("max_positions", 2048))  # memcap.core.models.ModelSpec's default
+    return None
 
 
 def check_geometry(config: dict, registry: dict) -> None:
