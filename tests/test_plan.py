@@ -379,3 +379,18 @@ def test_lengths_no_model_can_take_fail_at_planning(changes, message):
         plan.check_config(config(**changes), REGISTRY)
     assert str(err.value).startswith(message), str(err.value)
     plan.check_config(config(lengths=[4, 2047]), REGISTRY)  # the longest that fits
+
+
+def test_a_file_source_is_an_input_of_its_texts_rule(tmp_path):
+    """Editing a `source: file` texts file rebuilds its texts (and so the jobs that read them)."""
+    from conftest import plan as dry_run
+    from conftest import write_config
+
+    mine = tmp_path / "mine.txt"
+    mine.write_text("One document on a line of its own, long enough to keep a second half. Two.\n" * 3)
+    smoke = yaml.safe_load((ROOT / "config/smoke.yaml").read_text())
+    datasets = {**smoke["datasets"], "mine": {"source": "file", "path": str(mine), "samples": 2}}
+    cfg = write_config("smoke", tmp_path / "file.yaml", datasets=datasets)
+    texts = [j for j in dry_run(cfg, workdir=tmp_path) if j["rule"] == "texts"]
+    inputs = {j["wildcards"]["dataset"]: j["input"] for j in texts}
+    assert inputs == {"lee": [], "mine": [str(mine)]}

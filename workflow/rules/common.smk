@@ -129,6 +129,12 @@ def compress_input(wildcards):
     return texts | model_input(wildcards.model)
 
 
+def texts_input(wildcards):
+    """A `source: file` dataset's file is the texts rule's input, so editing it rebuilds the texts."""
+    spec = config["datasets"][wildcards.dataset]
+    return {"source": spec["path"]} if spec["source"] == "file" else {}
+
+
 def vocab_input(wildcards):
     vocab = config["datasets"][wildcards.dataset]["vocab"]
     return output_file(rules.vocab, "words", vocab=vocab)

@@ -18,6 +18,8 @@ rule vocab:
 
 
 rule texts:
+    input:
+        unpack(texts_input),
     output:
         texts=f"{RESULTS}/texts/{{dataset}}.jsonl",
     log:
