@@ -8,7 +8,8 @@ start_job(snakemake.log[0])
 
 from memcap.analysis.report import build_report, workflow_settings
 
-# params: the named outputs of the rules that wrote the report's inputs
+# params: the named outputs of the rules that wrote the report's inputs, and capacity_rule
+# (config report.capacity_rule), the headline decoding capacity the tables and figures use
 build_report(
     snakemake.params.tables,
     snakemake.params.figures,
@@ -20,4 +21,5 @@ build_report(
     baselines=snakemake.params.baselines or None,
     precision=snakemake.params.precision or None,
     budget_reference=[Path(p) for p in snakemake.input.budget_reference],
+    capacity_rule=getattr(snakemake.params, "capacity_rule", "paper"),
 )

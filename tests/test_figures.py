@@ -121,3 +121,16 @@ def test_random_text_is_black_in_the_ce_scatter_whatever_its_name(tmp_path):
     assert len(dots["random text"].get_offsets()) == 4  # the four noise samples, black
     assert tuple(dots["random text"].get_facecolors()[0][:3]) == (0.0, 0.0, 0.0)
     assert len(dots["natural text"].get_offsets()) == 4  # coloured by length
+
+
+def test_the_capacity_figure_draws_the_headline_rule(tmp_path):
+    """A search whose hard text (capacity 0) leaves the per-sample rule without a capacity: the
+    paper's rule (its saturation estimate) draws 32, the per-sample rule marks '<32'."""
+    from test_capacity_stats import hard_text_records
+
+    files = write_records(tmp_path, hard_text_records())
+    paper = pdf_text(figures.write_figures(files, figures.figure_paths(tmp_path / "p"))["capacity"])
+    assert "32 (search)" in paper and "paper's rule" in paper
+    per_sample = figures.write_figures(files, figures.figure_paths(tmp_path / "s"), capacity_rule="per_sample")
+    text = pdf_text(per_sample["capacity"])
+    assert "no length reached by the capacities of >= 99 % of the texts" in text

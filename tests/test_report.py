@@ -368,3 +368,61 @@ def test_the_paper_budget_reference_counts_no_length_a_short_text_never_reached(
     (text,) = text_capacities(cells)
     assert text["capacity"] == 64 and text["bracketed"]  # the text ends at 70 tokens
     assert text["lengths"] == [64] and text["first_fail"] is None
+
+
+# --- capacity statistics and the headline rule ---------------------------------------------
+
+
+def test_the_report_names_the_headline_rule_and_the_estimator(tmp_path):
+    from test_capacity_stats import hard_text_records
+
+    files = write_records(tmp_path, hard_text_records())
+    context = report.report_context(files)
+    assert (context["capacity_rule"], context["estimator"]) == ("paper", "saturation estimate")
+    (texts,) = context["capacity_lists"]
+    assert (texts["n"], texts["capacities"], texts["zero"]) == (5, "0, 64, 128×3", "z")
+    assert context["highlights"][0]["capacity"] == "32" and context["n_zero_groups"] == 1
+    tex = one_line(report.render_report(context))
+    assert "The headline decoding capacity of this report follows the paper's rule}" in tex
+    assert "The per-sample rule lets one hard text set the capacity" in tex
+    assert r"\emph{saturation estimate}" in tex and r"\label{tab:capacity}" in tex
+    assert r"32 (est.) & \textless{}32 & 5 & 89.6" in tex  # the capacity table, escaped
+    assert r"0, 64, 128$\times$3 & z" in tex  # the per-text capacities
+    per_sample = report.report_context(files, capacity_rule="per_sample")
+    assert per_sample["highlights"][0]["capacity"] == "<32" and not per_sample["highlights"][0]["passed"]
+    tex = one_line(report.render_report(per_sample))
+    assert "The headline decoding capacity of this report follows the per-sample rule}" in tex
+    assert r"(\texttt{report.capacity\_rule}: \texttt{per\_sample})" in tex
+    with pytest.raises(ValueError, match="not one of paper, per_sample"):
+        report.report_context(files, capacity_rule="mean")
+
+
+@pytest.mark.slow
+@needs_latex
+def test_pdf_capacity_statistics_equal_the_csv(built):
+    pdf, csvs = built
+    text = pdf_text(pdf)
+    capacity = pd.read_csv(csvs["capacity"], dtype=str, keep_default_na=False)
+    assert len(capacity) == 7  # every (model, source, K) of the partial run (llama-3.2-1b on random: not run)
+    for _, row in capacity.iterrows():
+        assert_row(text, list(row))
+    flat = one_line(pdf_text(pdf, layout=False))
+    assert "The per-sample rule lets one hard text set the capacity" in flat
+    assert "Per-text capacities" in flat and "saturation estimate" in flat
+
+
+@pytest.mark.slow
+@needs_latex
+def test_a_per_sample_report_builds_and_says_so(tmp_path):
+    from test_capacity_stats import hard_text_records
+
+    files = write_records(tmp_path, hard_text_records())
+    table_files, figure_files = tables.table_paths(tmp_path / "t"), figures.figure_paths(tmp_path / "f")
+    csvs = tables.write_tables(files, table_files, capacity_rule="per_sample")
+    figures.write_figures(files, figure_files, capacity_rule="per_sample")
+    pdf = report.build_report(table_files, figure_files, files, tmp_path / "r" / "r.pdf", capacity_rule="per_sample")
+    flat = one_line(pdf_text(pdf, layout=False))
+    assert "The headline decoding capacity of this report follows the per-sample rule" in flat
+    assert "no model decodes even the shortest length tried (32 tokens) losslessly for 99 % of its texts" in flat
+    capacity = pd.read_csv(csvs["capacity"], dtype=str, keep_default_na=False)
+    assert_row(pdf_text(pdf), list(capacity.iloc[0]))

@@ -35,7 +35,7 @@ def written(tmp_path_factory):
 
 
 def test_every_file_is_written(written):
-    assert set(written) == {"table1", "summary", "multivector", "pass_rate", "search"}
+    assert set(written) == {"table1", "summary", "multivector", "pass_rate", "search", "capacity", "capacities"}
     for csv in written.values():
         assert csv.suffix == ".csv" and csv.stat().st_size > 0
         assert csv.with_suffix(".tex").read_text().strip()

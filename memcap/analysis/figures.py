@@ -15,7 +15,8 @@ in FIGURE_NAMES, as the workflow's rule figures names its outputs
 
 Figures (K = 1 unless the figure is about K):
 
-* ``capacity``: decoding capacity per model and source (the paper's Figure 1).
+* ``capacity``: decoding capacity per model and source (the paper's Figure 1), the headline
+  capacity of the run's capacity rule (memcap.analysis.capacity_stats), named in the y label.
 * ``ce_scatter``: per model, CE with [mem] against CE without, natural samples coloured by
   length, random samples black, dashed fit y = x + b, red dotted lossless threshold
   (Figures 3 and 6).
@@ -150,8 +151,8 @@ class _Data(RunView):
     """The run's view (memcap.analysis.run_view) plus what every figure draws from: the
     usable records, natural and random datasets, the (model, protocol) runs, a colour per dataset."""
 
-    def __init__(self, df: pd.DataFrame):
-        super().__init__(df)
+    def __init__(self, df: pd.DataFrame, capacity_rule: str = "paper"):
+        super().__init__(df, capacity_rule=capacity_rule)
         self.ok = metrics.usable(df)
         # natural or random by each record's text kind, never by the dataset's name
         self.natural = [d for d in self.datasets if not self.is_random(d)]
@@ -167,12 +168,34 @@ class _Data(RunView):
         return self.summary[(self.summary.K == 1) & (self.summary.n_samples > 0)]
 
 
+_NO_CAPACITY = {  # the capacity figure's placeholder, by headline rule (memcap.analysis.capacity_stats)
+    "paper": "no length reached mean accuracy >= 0.99 at K=1",
+    "per_sample": "no length reached by the capacities of >= 99 % of the texts at K=1",
+}
+
+
+def _paper_capacities(ax, data: _Data, dataset: str, models, xs, shown: bool) -> bool:
+    """The paper's capacity of each model on `dataset`'s source as a hollow grey marker at
+    x; the legend entry once (`shown`: already drawn). Returns whether it is drawn now."""
+    for m, x in zip(models, xs, strict=True):
+        ref = data.paper(m, "capacity", dataset)
+        if ref is None:
+            continue
+        label = None if shown else "paper (same source)"
+        ax.scatter([x], [ref], s=36, facecolors="none", edgecolors=PAPER_COLOUR, label=label, zorder=2)
+        ax.annotate(
+            f"{ref}", (x, ref), xytext=(5, 0), textcoords="offset points", va="center", fontsize=7, color=PAPER_COLOUR
+        )
+        shown = True
+    return shown
+
+
 def capacity_figure(data: _Data):
     """Figure 1: decoding capacity per model (category axis), one series per source."""
     k1_all = data.k1()
     k1 = k1_all.dropna(subset=["capacity"])
     if k1.empty:
-        return placeholder_figure("Decoding capacity", "no length reached mean accuracy >= 0.99 at K=1")
+        return placeholder_figure("Decoding capacity", _NO_CAPACITY[data.capacity_rule])
     labels = [_label(m, p, data.mixed) for m, p in data.runs]
     x_of = {run: i for i, run in enumerate(data.runs)}
     fig, ax = plt.subplots(figsize=(FIGURE_WIDTH, 3.0))
@@ -192,35 +215,15 @@ def capacity_figure(data: _Data):
             ax.annotate(
                 f"<{int(shortest)}", (x, shortest), xytext=(5, 0), textcoords="offset points", va="center", fontsize=7.5
             )
-        for m, x in zip(rows.model, xs, strict=True):
-            ref = data.paper(m, "capacity", dataset)
-            if ref is not None:
-                ax.scatter(
-                    [x],
-                    [ref],
-                    s=36,
-                    facecolors="none",
-                    edgecolors=PAPER_COLOUR,
-                    label=None if paper_shown else "paper (same source)",
-                    zorder=2,
-                )
-                ax.annotate(
-                    f"{ref}",
-                    (x, ref),
-                    xytext=(5, 0),
-                    textcoords="offset points",
-                    va="center",
-                    fontsize=7,
-                    color=PAPER_COLOUR,
-                )
-                paper_shown = True
+        paper_shown = _paper_capacities(ax, data, dataset, rows.model, xs, paper_shown)
     ax.set_xticks(
         range(len(labels)), labels, rotation=20 if len(labels) > 4 else 0, ha="right" if len(labels) > 4 else "center"
     )
     ax.set_xlim(-0.6, len(labels) - 0.4)
     ax.set_yscale("log", base=2)
     _log2_axis(ax.yaxis)
-    ax.set_ylabel("decoding capacity (tokens)")
+    rule = "per-sample rule" if data.capacity_rule == "per_sample" else "paper's rule"
+    ax.set_ylabel(f"decoding capacity (tokens)\n{rule}")
     ax.set_xlabel("model (K = 1 vector)")
     ax.legend(title="source", loc="best")
     return fig
@@ -493,7 +496,9 @@ def figure_paths(out_dir: Path) -> dict[str, Path]:
     return named_paths(out_dir, FIGURE_NAMES, FIGURE_FORMATS)
 
 
-def write_figures(records: list[Path], paths: Mapping[str, str | Path]) -> dict[str, Path]:
+def write_figures(
+    records: list[Path], paths: Mapping[str, str | Path], capacity_rule: str = "paper"
+) -> dict[str, Path]:
     """Write every figure as PDF and PNG to `paths`.
 
     `records` are records .jsonl files; `paths` maps "<name>_pdf" and "<name>_png" of every
@@ -501,10 +506,11 @@ def write_figures(records: list[Path], paths: Mapping[str, str | Path]) -> dict[
     in one folder); an unknown or a missing key raises ValueError naming the allowed ones.
     Returns {name: pdf path} for capacity, ce_scatter, utilisation, accuracy_vs_length and
     multivector; a figure with nothing to show becomes a placeholder that says so, so
-    every file always exists.
+    every file always exists. `capacity_rule` ("paper" or "per_sample") picks the headline
+    decoding capacity drawn (memcap.analysis.capacity_stats), as in the tables.
     """
     paths = check_named_paths(paths, FIGURE_NAMES, FIGURE_FORMATS, "write_figures")
-    data = _Data(metrics.load_records(records))
+    data = _Data(metrics.load_records(records), capacity_rule)
     written = {}
     with figure_style():
         for name, draw in _FIGURES.items():

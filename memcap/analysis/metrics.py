@@ -43,16 +43,22 @@ memcap.analysis.reference.legacy_kind).
 Search mode (docs/records.md): a ``search`` job writes one record per *attempt*, and a
 text is attempted at a length only if it was lossless at the shorter ones, so the mean
 accuracy at a length is over a self-selected subset of the texts and the per-length rule
-above would come out too high. For a group whose records are from search mode the
-decoding capacity is therefore computed from the per-sample capacities (the ``capacity``
-field of each text's last attempt), never from per-length means: the search assumes that
-a text is lossless at every L <= its capacity and at no L above it, so the paper's
-"largest L whose mean accuracy is >= 0.99" becomes "the largest L such that the fraction
-of samples with capacity >= L is >= 0.99" (``capacity_from_samples``); with fewer than
-100 samples that is the smallest per-sample capacity. Token gain, information gain and
-the CE fit pool every saturated attempt as for the grid (a text's failing attempts are its
-saturated samples). Records without ``mode`` are grid records. A (model, dataset, K) whose
-records mix the two modes is an error (``check_modes``): the two rules cannot be combined.
+above would come out too high; it is never used for a search group. Token gain,
+information gain and the CE fit pool every saturated attempt as for the grid (a text's
+failing attempts are its saturated samples). Records without ``mode`` are grid records. A
+(model, dataset, K) whose records mix the two modes is an error (``check_modes``): the two
+define the capacity differently.
+
+Decoding capacity (docs/method.md section 4.3, ``decoding_capacity``): every text has its own
+capacity (``text_capacities``: grid, the largest L at which it is lossless; search, the
+``capacity`` of its last attempt). Two rules give a group's capacity: the paper's rule
+(``capacity_paper``: grid, the largest passing length; search, the saturation estimate of
+memcap.analysis.capacity_stats from the attempts) and the per-sample rule
+(``capacity_per_sample``, ``capacity_from_samples``: the largest L that the capacities of >= 99 %
+of the texts reach, with fewer than 100 texts the smallest). ``capacity`` is the headline, the
+rule `capacity_rule` names ("paper" by default, or "per_sample"; column capacity_rule).
+``capacity_statistics`` adds the distribution of the per-text capacities (mean with a bootstrap
+95 % interval, quartiles, min, max, n_at_min, n_zero).
 """
 
 from __future__ import annotations
@@ -64,6 +70,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from memcap.analysis import capacity_stats
 from memcap.analysis.reference import legacy_kind
 from memcap.records import FLOAT_SLACK, KINDS, LOSSLESS_ACCURACY, MODES, accuracy_is_lossless
 
@@ -375,32 +382,141 @@ def search_capacities(df: pd.DataFrame) -> pd.DataFrame:
     return per_sample.reset_index()[columns].sort_values(keys, ignore_index=True)
 
 
-def decoding_capacity(df: pd.DataFrame) -> pd.DataFrame:
-    """Decoding capacity per (model, dataset, protocol, K), with the mode it comes from.
+def grid_text_capacities(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per text of the grid-mode records: its capacity, the largest L at which it is
+    lossless (accuracy >= 0.99), 0 if none.
 
-    Grid groups: the largest L that passes; a length passes iff the mean accuracy of its
-    ok samples is >= 0.99, and shorter lengths need not pass. Random text groups by the
-    sampled L. Search groups: ``capacity_from_samples`` over the per-sample capacities
-    (module docstring), never per-length means over the texts that reached a length.
-    Capacity is NaN when no length passes; ``min_L``/``max_L`` give the range of lengths
-    tried (with an ok record). Raises ValueError if a group mixes modes (``check_modes``).
+    Only usable records count (a ``short`` record, N < L, is no sample of L, and a failed one
+    has no numbers); a text without any usable record is left out. Columns: model, dataset,
+    protocol, K, sample_id, capacity.
     """
+    columns = [*GROUP, "sample_id", "capacity"]
+    ok = usable(df[_modes(df) == "grid"]) if len(df) else df
+    if ok.empty:
+        return pd.DataFrame(columns=columns)
+    lossless_at = ok["L"].where(accuracy_is_lossless(ok["acc"]), 0)
+    keys = [ok[c] for c in GROUP] + [ok["sample_id"].astype(str)]
+    caps = lossless_at.groupby(keys).max().rename("capacity").reset_index()
+    return caps[columns].sort_values([*GROUP, "sample_id"], ignore_index=True)
+
+
+def text_capacities(df: pd.DataFrame) -> pd.DataFrame:
+    """Every text's own capacity (tokens, 0: nothing lossless), grid and search alike.
+
+    Search: the ``capacity`` of its last attempt (``search_capacities``); grid: the largest L
+    at which it is lossless (``grid_text_capacities``). Columns: model, dataset, protocol, K,
+    sample_id, capacity, mode; one row per (group, text).
+    """
+    columns = [*GROUP, "sample_id", "capacity", "mode"]
+    parts = [
+        grid_text_capacities(df).assign(mode="grid"),
+        search_capacities(df)[[*GROUP, "sample_id", "capacity"]].assign(mode="search"),
+    ]
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return pd.DataFrame(columns=columns)
+    out = pd.concat(parts, ignore_index=True)
+    out["capacity"] = out["capacity"].astype(int)
+    return out[columns].sort_values([*GROUP, "sample_id"], ignore_index=True)
+
+
+def search_attempts(df: pd.DataFrame) -> pd.DataFrame:
+    """The usable attempts of search-mode records, for the saturation estimate.
+
+    Columns: model, dataset, protocol, K, sample_id, L, acc (the protocol's accuracy) and
+    n_correct, the positions it got right (max_correct under paper, correct under strict).
+    """
+    columns = [*GROUP, "sample_id", "L", "acc", "n_correct"]
+    ok = usable(df[_modes(df) == "search"]) if len(df) else df
+    if ok.empty:
+        return pd.DataFrame(columns=columns)
+    ok = ok.assign(sample_id=ok["sample_id"].astype(str))
+    paper = ok["protocol"] == "paper"
+    ok["n_correct"] = np.where(paper, _column(ok, "max_correct"), _column(ok, "correct"))
+    return ok[columns].reset_index(drop=True)
+
+
+def search_paper_estimates(df: pd.DataFrame) -> pd.Series:
+    """The saturation estimate of the paper's rule (memcap.analysis.capacity_stats) per
+    search-mode (model, dataset, protocol, K); NaN where no candidate length qualifies."""
+    texts = search_capacities(df)
+    attempts = dict(list(search_attempts(df).groupby(GROUP)))
+    estimates = {}
+    for key, group in texts.groupby(GROUP):
+        caps = group.set_index("sample_id")["capacity"]
+        tried = attempts.get(key, pd.DataFrame(columns=["sample_id", "L", "acc", "n_correct"]))
+        accuracies = capacity_stats.estimated_accuracies(tried, caps, protocol=key[2])
+        estimates[key] = capacity_stats.paper_rule_estimate(accuracies)
+    index = pd.MultiIndex.from_tuples(list(estimates), names=GROUP) if estimates else None
+    return pd.Series(list(estimates.values()), index=index, dtype=float, name="capacity_paper")
+
+
+def _rule_capacities(df: pd.DataFrame, lengths: pd.DataFrame) -> pd.DataFrame:
+    """Per group, capacity_paper (grid: the largest passing length of `lengths`,
+    pass_rate_by_length; search: the saturation estimate) and capacity_per_sample
+    (capacity_from_samples of the per-text capacities)."""
+    grid = lengths[(lengths["mode"] == "grid") & lengths["passes"]].groupby(GROUP)["L"].max()
+    rows = {}
+    for key, value in [*grid.items(), *search_paper_estimates(df).items()]:
+        rows.setdefault(key, {})["capacity_paper"] = float(value)
+    for key, caps in text_capacities(df).groupby(GROUP)["capacity"]:
+        rows.setdefault(key, {})["capacity_per_sample"] = capacity_from_samples(caps)
+    out = pd.DataFrame.from_dict(rows, orient="index", columns=["capacity_paper", "capacity_per_sample"])
+    out.index = (
+        pd.MultiIndex.from_tuples(list(rows), names=GROUP) if rows else pd.MultiIndex.from_tuples([], names=GROUP)
+    )
+    return out.astype(float)
+
+
+def decoding_capacity(df: pd.DataFrame, capacity_rule: str = capacity_stats.DEFAULT_CAPACITY_RULE) -> pd.DataFrame:
+    """Decoding capacity per (model, dataset, protocol, K), with the mode and the rule it comes from.
+
+    capacity_paper, the paper's rule: for grid groups the largest L that passes (the mean
+    accuracy of its usable samples is >= 0.99; shorter lengths need not pass; random text
+    groups by the sampled L); for search groups the saturation estimate of that rule from the
+    attempts (memcap.analysis.capacity_stats), never per-length means over the texts that
+    reached a length. capacity_per_sample: ``capacity_from_samples`` over the per-text
+    capacities (``text_capacities``). ``capacity`` is the headline, the one `capacity_rule`
+    names ("paper" or "per_sample"; column capacity_rule). A capacity is NaN when no length
+    qualifies; ``min_L``/``max_L`` give the range of lengths tried (with a usable record).
+    Raises ValueError if a group mixes modes (``check_modes``) or on an unknown rule.
+    """
+    rule = capacity_stats.check_capacity_rule(capacity_rule)
     check_modes(df)
-    columns = [*GROUP, "mode", "min_L", "max_L", "capacity"]
+    columns = [*GROUP, "mode", "min_L", "max_L", "capacity", "capacity_rule", "capacity_paper", "capacity_per_sample"]
     table = pass_rate_by_length(df)
     table = table[table["n"] > 0]
     tried = table.groupby(GROUP)["L"].agg(min_L="min", max_L="max")
-    grid = table[table["mode"] == "grid"]
-    passing = grid[grid["passes"]].groupby(GROUP)["L"].max()
-    samples = search_capacities(df)
-    searched = samples.groupby(GROUP)["capacity"].agg(capacity_from_samples)
-    capacity = pd.concat([passing, searched]).rename("capacity")
-    out = tried.join(capacity, how="outer")
-    out = out.reset_index()
-    out["mode"] = _group_modes(df, out)
+    out = tried.join(_rule_capacities(df, table), how="outer").reset_index()
     if out.empty:
         return pd.DataFrame(columns=columns)
+    out["mode"] = _group_modes(df, out)
+    out["capacity_rule"] = rule
+    out["capacity"] = out[f"capacity_{rule}"]
     return out[columns].sort_values(GROUP, ignore_index=True)
+
+
+def capacity_statistics(df: pd.DataFrame, capacity_rule: str = capacity_stats.DEFAULT_CAPACITY_RULE) -> pd.DataFrame:
+    """``decoding_capacity`` beside the distribution of the per-text capacities, per group.
+
+    Columns: those of ``decoding_capacity`` and capacity_stats.DISTRIBUTION_COLUMNS (n_texts,
+    capacity_mean with its bootstrap 95 % interval capacity_ci_low/high, capacity_q1,
+    capacity_median, capacity_q3, capacity_min, capacity_max, n_at_min, n_zero) over
+    ``text_capacities``; a group without a text has n_texts 0 and NaN statistics.
+    """
+    caps = decoding_capacity(df, capacity_rule)
+    texts = text_capacities(df)
+    rows = [
+        {**dict(zip(GROUP, key, strict=True)), **capacity_stats.capacity_distribution(group)}
+        for key, group in texts.groupby(GROUP)["capacity"]
+    ]
+    dist = pd.DataFrame(rows, columns=[*GROUP, *capacity_stats.DISTRIBUTION_COLUMNS])
+    if caps.empty:
+        return pd.DataFrame(columns=[*caps.columns, *capacity_stats.DISTRIBUTION_COLUMNS])
+    out = caps.merge(dist, on=GROUP, how="left")
+    for col in ("n_texts", "n_at_min", "n_zero"):
+        out[col] = out[col].fillna(0).astype(int)
+    return out
 
 
 def gain_stats(df: pd.DataFrame) -> pd.DataFrame:
@@ -443,6 +559,10 @@ SUMMARY_COLUMNS = [  # summarise's columns, in order
     "min_L",
     "max_L",
     "capacity",
+    "capacity_rule",
+    "capacity_paper",
+    "capacity_per_sample",
+    *capacity_stats.DISTRIBUTION_COLUMNS,
     "n_saturated",
     "token_gain_mean",
     "token_gain_std",
@@ -458,14 +578,18 @@ SUMMARY_COLUMNS = [  # summarise's columns, in order
 ]
 
 
-def summarise(df: pd.DataFrame) -> pd.DataFrame:
+def summarise(df: pd.DataFrame, capacity_rule: str = capacity_stats.DEFAULT_CAPACITY_RULE) -> pd.DataFrame:
     """Every capacity metric, one row per (model, dataset, protocol, K).
 
-    Columns: mode (grid or search: how ``capacity`` was computed, ``decoding_capacity``),
+    Columns: mode (grid or search: how the capacities were computed, ``decoding_capacity``),
     preset (the optimiser preset(s) of the group's records, memcap.core.engine.PRESETS),
     model_id, params, mem_dim, vocab_size, n_samples (usable records: ok and not short;
     for a search group usable attempts), n_failed, n_short, n_lengths, min_L, max_L,
-    capacity, n_saturated, token_gain_mean/std, info_gain_nats_mean/std,
+    capacity (the headline, under `capacity_rule`: "paper" or "per_sample"), capacity_rule,
+    capacity_paper, capacity_per_sample, the per-text capacities' distribution
+    (``capacity_statistics``: n_texts, capacity_mean, capacity_ci_low/high, capacity_q1,
+    capacity_median, capacity_q3, capacity_min/max, n_at_min, n_zero), n_saturated,
+    token_gain_mean/std, info_gain_nats_mean/std,
     info_gain_bits_mean/std, l_th (Eq. 1 for K vectors: K * d * 16 / log2|V|), l_th_rounded, utilisation
     (token_gain_mean / round(l_th)), fit_b, ce_threshold.
     """
@@ -480,7 +604,10 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
     out["n_failed"] = failure_counts(df).reindex(out.index).fillna(0).astype(int)
     out["n_short"] = short_counts(df).reindex(out.index).fillna(0).astype(int)
     out["n_lengths"] = ok.groupby(GROUP)["L"].nunique().reindex(out.index).fillna(0).astype(int)
-    out = out.join(decoding_capacity(df).drop(columns="mode").set_index(GROUP))
+    out = out.join(capacity_statistics(df, capacity_rule).drop(columns="mode").set_index(GROUP))
+    out["capacity_rule"] = capacity_stats.check_capacity_rule(capacity_rule)
+    for col in ("n_texts", "n_at_min", "n_zero"):
+        out[col] = out[col].fillna(0).astype(int)
     out = out.join(gain_stats(df).set_index(GROUP))
     out["n_saturated"] = out["n_saturated"].fillna(0).astype(int)
     out["fit_b"] = [fit_offset(group) for _, group in groups]
@@ -549,13 +676,16 @@ def job_wall_time(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def search_capacity_summary(df: pd.DataFrame) -> pd.DataFrame:
+def search_capacity_summary(
+    df: pd.DataFrame, capacity_rule: str = capacity_stats.DEFAULT_CAPACITY_RULE
+) -> pd.DataFrame:
     """Per-sample capacities of search-mode records, one row per (model, dataset, protocol, K).
 
     Uses each sample's last attempt (``search_capacities``; 0 = nothing lossless).
-    Columns: preset (the optimiser preset), n_samples, capacity (the group's decoding capacity,
-    ``capacity_from_samples``), capacity_mean, capacity_median, capacity_min, capacity_max, n_attempts and steps (all
-    attempts of the group, ok or not), steps_per_sample, and min_L/max_L (the lengths
+    Columns: preset (the optimiser preset), n_samples, capacity (the group's decoding
+    capacity under `capacity_rule`, ``decoding_capacity``), capacity_mean, capacity_median,
+    capacity_min, capacity_max, n_attempts and steps (all attempts of the group, ok or not),
+    steps_per_sample, and min_L/max_L (the lengths
     tried with an ok record, as in ``decoding_capacity``). Empty when no record is from
     search mode.
     """
@@ -579,7 +709,6 @@ def search_capacity_summary(df: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=columns)
     out = samples.groupby(GROUP).agg(
         n_samples=("capacity", "size"),
-        capacity=("capacity", capacity_from_samples),
         capacity_mean=("capacity", "mean"),
         capacity_median=("capacity", "median"),
         capacity_min=("capacity", "min"),
@@ -589,6 +718,6 @@ def search_capacity_summary(df: pd.DataFrame) -> pd.DataFrame:
     )
     out["steps_per_sample"] = out["steps"] / out["n_samples"]
     out["preset"] = _presets(df).reindex(out.index)
-    tried = decoding_capacity(df).set_index(GROUP)[["min_L", "max_L"]]
+    tried = decoding_capacity(df, capacity_rule).set_index(GROUP)[["capacity", "min_L", "max_L"]]
     out = out.join(tried).reset_index()
     return out[columns].sort_values(GROUP, ignore_index=True)

@@ -7,7 +7,8 @@ Usage::
     from memcap.analysis.tables import table_paths
     build_report(table_paths(Path("results/demo/tables")),
                  figure_paths(Path("results/demo/figures")), record_files,
-                 Path("results/demo/report/report.pdf"), run_name="demo")
+                 Path("results/demo/report/report.pdf"), run_name="demo",
+                 capacity_rule="paper")   # the headline decoding capacity, as in the tables
 
 ``build_report`` takes the files write_tables and write_figures wrote, by the names they
 take ("table1_tex", "capacity_pdf", ...: the rules' named outputs, or table_paths and
@@ -36,7 +37,7 @@ import jinja2
 import pandas as pd
 from markupsafe import Markup
 
-from memcap.analysis import metrics, tables
+from memcap.analysis import capacity_stats, metrics, tables
 from memcap.analysis.figures import FIGURE_FORMATS, FIGURE_NAMES
 from memcap.analysis.geometry_figures import FIGURE_NAMES as GEOMETRY_FIGURES
 from memcap.analysis.latex import latex_escape
@@ -357,9 +358,9 @@ def _precision(facts: dict | None) -> dict | None:
     }
 
 
-def _search(df: pd.DataFrame) -> list[dict]:
+def _search(df: pd.DataFrame, capacity_rule: str) -> list[dict]:
     """The search-mode (model, source, protocol, K) groups, for the text around the table."""
-    table = metrics.search_capacity_summary(df)
+    table = metrics.search_capacity_summary(df, capacity_rule)
     return [
         {
             "model": r.model,
@@ -371,6 +372,58 @@ def _search(df: pd.DataFrame) -> list[dict]:
         }
         for r in table.itertuples()
     ]
+
+
+LISTED_ZERO_TEXTS = 10  # the report names at most this many texts with capacity 0 per group
+
+
+def _capacity_counts(capacities: pd.Series) -> str:
+    """'0, 32, 64×3, 128×45': the per-text capacities, ascending, with their multiplicities."""
+    counts = capacities.astype(int).value_counts().sort_index()
+    return ", ".join(f"{c}" if n == 1 else f"{c}×{n}" for c, n in counts.items())
+
+
+def _capacity_lists(view: RunView) -> list[dict]:
+    """Per group, in the tables' order, its texts' own capacities (the tables' capacities CSV,
+    memcap.analysis.tables.capacities_frame) and the texts with capacity 0 by name."""
+    texts = tables.capacities_frame(view)
+    rows = []
+    for (model, dataset, protocol, K), group in texts.groupby(["model", "dataset", "protocol", "K"], sort=False):
+        capacities = group["capacity"].astype(int)
+        zero = sorted(group.loc[capacities == 0, "sample_id"])
+        named = ", ".join(zero[:LISTED_ZERO_TEXTS])
+        if len(zero) > LISTED_ZERO_TEXTS:
+            named += f" and {len(zero) - LISTED_ZERO_TEXTS} more"
+        rows.append(
+            {
+                "model": f"{model} [{protocol}]" if view.mixed else model,
+                "dataset": dataset,
+                "K": K,
+                "mode": group["mode"].iloc[0],
+                "n": len(group),
+                "capacities": _capacity_counts(capacities),
+                "zero": named or "none",
+            }
+        )
+    return rows
+
+
+def _capacity_context(view: RunView) -> dict:
+    """What the report says about the decoding capacity: the headline rule, the estimator,
+    the capacity-statistics table (LaTeX, from the same frame as the tables' capacity CSV)
+    and the per-text capacities."""
+    frame = tables.capacity_frame(view)
+    summary = view.summary
+    return {
+        "capacity_rule": view.capacity_rule,
+        "capacity_rule_label": tables.RULE_LABELS[view.capacity_rule],
+        "estimator": capacity_stats.ESTIMATOR,
+        "bootstrap_resamples": capacity_stats.BOOTSTRAP_RESAMPLES,
+        "bootstrap_seed": capacity_stats.BOOTSTRAP_SEED,
+        "capacity_table": Markup(tables.to_latex("capacity", frame)),
+        "capacity_lists": _capacity_lists(view),
+        "n_zero_groups": int((summary["n_zero"] > 0).sum()) if len(summary) else 0,
+    }
 
 
 def _budget_reference(paths: list[Path] | None, df: pd.DataFrame, summary: pd.DataFrame) -> list[dict]:
@@ -453,9 +506,13 @@ def report_context(
     baselines: dict | None = None,
     budget_reference: list[Path] | None = None,
     precision: dict | None = None,
+    capacity_rule: str = capacity_stats.DEFAULT_CAPACITY_RULE,
 ) -> dict:
-    """Everything the template shows, computed from the records (plain values, unescaped)."""
-    view = RunView.from_records(records)
+    """Everything the template shows, computed from the records (plain values, unescaped).
+
+    `capacity_rule` ("paper" or "per_sample", memcap.analysis.capacity_stats) picks the
+    headline decoding capacity, as in write_tables and write_figures."""
+    view = RunView.from_records(records, capacity_rule=capacity_stats.check_capacity_rule(capacity_rule))
     df, summary, kinds, datasets = view.df, view.summary, view.kinds, view.datasets
     comparison, paper_not_run, ours_only = _comparison(view)
     return {
@@ -475,7 +532,8 @@ def report_context(
         "versions": _unique_dicts(df["versions"]) if "versions" in df else [],
         "jobs": _jobs(df),
         "highlights": _highlights(summary, datasets, kinds),
-        "search": _search(df),
+        "search": _search(df, view.capacity_rule),
+        **_capacity_context(view),
         "budget_reference": _budget_reference(budget_reference, df, summary),
         "comparison": comparison,
         "paper_not_run": paper_not_run,
@@ -511,7 +569,8 @@ def compile_latex(tex_file: Path, log_copy: Path | None = None) -> Path:
     if shutil.which("latexmk") is None:
         raise ReportBuildError("latexmk not found: install TeX Live (latexmk, pdflatex)")
     build_dir = tex_file.parent
-    cmd = ["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "-file-line-error", tex_file.name]
+    cmd = ["latexmk", "-pdf", "-no-shell-escape", "-interaction=nonstopmode", "-halt-on-error", "-file-line-error"]
+    cmd.append(tex_file.name)
     try:
         done = subprocess.run(cmd, cwd=build_dir, capture_output=True, text=True, timeout=LATEXMK_TIMEOUT_S)
     except subprocess.TimeoutExpired as err:
@@ -542,6 +601,7 @@ def build_report(
     baselines: dict | None = None,
     budget_reference: list[Path] | None = None,
     precision: dict | None = None,
+    capacity_rule: str = capacity_stats.DEFAULT_CAPACITY_RULE,
 ) -> Path:
     """Render the report for one run and build it to out_pdf.
 
@@ -558,6 +618,7 @@ def build_report(
     records files of the paper-budget reference (benchmarks/reference.py), shown beside
     this run's capacities. `precision` ({"summary", "table_tex", "ratio_tex", "figure_pdf",
     ...}) names the precision stage's files (memcap.analysis.precision_summary).
+    `capacity_rule` ("paper" or "per_sample"): the headline decoding capacity, as in the tables.
     """
     have_tables, have_figures = _included(table_files, figure_files)
     out_pdf = Path(out_pdf)
@@ -565,8 +626,7 @@ def build_report(
     out_pdf.parent.mkdir(parents=True, exist_ok=True)
     copies = _stage_copies(geometry, baselines, precision)
     read = lambda stage: json.loads(Path(stage["summary"]).read_text()) if stage else None  # noqa: E731
-    shown = set(have_figures) | (set(GEOMETRY_FIGURES) if geometry else set())
-    shown |= set(PRECISION_FIGURES) if precision else set()
+    shown = {*have_figures, *(GEOMETRY_FIGURES if geometry else ()), *(PRECISION_FIGURES if precision else ())}
     context = report_context(
         records,
         run_name,
@@ -577,6 +637,7 @@ def build_report(
         baselines=read(baselines),
         budget_reference=budget_reference,
         precision=read(precision),
+        capacity_rule=capacity_rule,
     )
     source = render_report(context, template_dir)
     tex_out = out_pdf.parent / "report.tex"

@@ -62,14 +62,17 @@ class RunView:
     """The records of one run, their summary, and the models/datasets shown (module docstring).
 
     `models` and `datasets` name cells that should appear even without any record;
-    `expected` holds the (model, dataset) cells of empty records files (expected_cells).
+    `expected` holds the (model, dataset) cells of empty records files (expected_cells);
+    `capacity_rule` ("paper" or "per_sample", memcap.analysis.capacity_stats) picks the
+    summary's headline decoding capacity, the one every table, figure and the report show.
     """
 
-    def __init__(self, df: pd.DataFrame, models=(), datasets=(), expected=frozenset()):
+    def __init__(self, df: pd.DataFrame, models=(), datasets=(), expected=frozenset(), capacity_rule: str = "paper"):
         self.df = df
         self.expected = set(expected)
         self.reference = load_reference()
-        self.summary = metrics.summarise(df)
+        self.capacity_rule = capacity_rule
+        self.summary = metrics.summarise(df, capacity_rule)
         self.protocols = sorted(self.summary["protocol"].unique()) or ["paper"]
         self.mixed = len(self.protocols) > 1  # protocol labels only when the run mixes them
         self.models = model_order(self.summary, [*self.summary["model"], *models, *(m for m, _ in self.expected)])
@@ -79,9 +82,9 @@ class RunView:
         self.paper_row = {m: paper_model(m, ids.get(m), self.reference) for m in self.models}
 
     @classmethod
-    def from_records(cls, records: list[Path], models=(), datasets=()) -> RunView:
+    def from_records(cls, records: list[Path], models=(), datasets=(), capacity_rule: str = "paper") -> RunView:
         """The view of records .jsonl files, with the cells of the empty ones (expected_cells)."""
-        return cls(metrics.load_records(records), models, datasets, expected_cells(records))
+        return cls(metrics.load_records(records), models, datasets, expected_cells(records), capacity_rule)
 
     def kind(self, dataset: str) -> str:
         return dataset_kind(dataset, self.kinds)

@@ -5,15 +5,16 @@ Usage::
     from memcap.analysis.tables import table_paths, write_tables
     files = table_paths(Path("results/demo/tables"))
     # {"table1_csv": .../table1.csv, "table1_tex": .../table1.tex, "summary_csv": ..., ...}
-    csvs = write_tables(record_files, files)  # writes exactly `files`
+    csvs = write_tables(record_files, files, capacity_rule="paper")  # writes exactly `files`
     # {"table1": .../table1.csv, "summary": ..., "multivector": ..., "pass_rate": ...,
-    #  "search": ...}; the .tex fragments need booktabs, adjustbox, longtable.
+    #  "search": ..., "capacity": ..., "capacities": ...}; the .tex fragments need booktabs,
+    #  adjustbox, longtable.
 
 ``write_tables`` takes the path of every file: "<name>_csv" and "<name>_tex" for each name
 in TABLE_NAMES, as the workflow's rule tables names its outputs
 (workflow/rules/analysis.smk); ``table_paths`` gives them all in one folder.
 
-Tables (all at K = 1 except the multi-vector one):
+Tables (at K = 1 except the multi-vector, search and capacity tables):
 
 * ``table1``: the paper's Table 1: per source, rows Max tokens, Token gain, Information
   gain (nats and bits), each as "this run", "paper" and "difference" rows; models as
@@ -26,13 +27,22 @@ Tables (all at K = 1 except the multi-vector one):
   records of texts shorter than the length (left out of every number); grid-mode
   records only.
 * ``search``: per (model, source, K) run in search mode, the number of samples, the
-  decoding capacity from the per-sample capacities (memcap.analysis.metrics.capacity_from_samples),
-  their mean, median, min and max, the attempts and the optimiser steps (in all and per
-  sample). Empty when no run used search mode.
+  decoding capacity (the headline rule), the per-sample capacities' mean, median, min and
+  max, the attempts and the optimiser steps (in all and per sample). Empty when no run used
+  search mode.
+* ``capacity``: per (model, source, protocol, K), the headline decoding capacity and its rule,
+  the capacity under the paper's rule (a search's saturation estimate marked "(est.)") and
+  under the per-sample rule, and the per-text capacities' distribution: texts, mean with its
+  bootstrap 95 % interval, quartiles, min, the texts at the min and those with capacity 0
+  (memcap.analysis.metrics.capacity_statistics).
+* ``capacities``: one row per text (model, dataset, protocol, K, sample_id, capacity, mode),
+  its own capacity (memcap.analysis.metrics.text_capacities).
 
-A capacity computed from a search (memcap.analysis.metrics: the largest L that at least 99 % of
-the samples' own capacities reach) is marked "(search)" wherever it appears; a grid
-capacity is unmarked.
+The headline decoding capacity ("Max tokens", "Capacity") follows the rule ``capacity_rule``
+names (memcap.analysis.capacity_stats: "paper", the default, or "per_sample"; docs/method.md
+section 4.3). A capacity computed from a search is marked "(search)" wherever it appears; a
+grid capacity is unmarked. A mapping must name RULE_TABLES (the first five); the capacity
+tables are written when it names them too, as the workflow's rule tables does.
 
 The CSV cells hold exactly the text the LaTeX shows (numbers already rounded), so the two
 always agree; the LaTeX is written with memcap.analysis.latex. Paper values come from
@@ -64,6 +74,8 @@ from memcap.io import check_named_paths, named_paths
 
 NOT_RUN = "not run"
 SEARCH_MARK = "(search)"  # follows a capacity that comes from a capacity search
+ESTIMATE_MARK = "(est.)"  # follows the saturation estimate of the paper's rule (a search)
+RULE_LABELS = {"paper": "paper", "per_sample": "per-sample"}  # capacity_stats.CAPACITY_RULES
 NO_VALUE = "n/a"
 OURS, PAPER, DIFF = "this run", "paper", "difference"
 # Bin edges for random text (the paper's length grid, then doubling): (64, 80] -> "65-80".
@@ -459,10 +471,10 @@ SEARCH_COLUMNS = [
 
 
 def search_frame(run: RunView) -> pd.DataFrame:
-    """Per search-mode (model, source, K): samples, the decoding capacity from the per-sample
-    capacities ('>=L' when it reached the longest length tried), the per-sample capacities'
+    """Per search-mode (model, source, K): samples, the decoding capacity under the run's
+    headline rule ('>=L' when it reached the longest length tried), the per-sample capacities'
     mean, median, min and max, the attempts and the optimiser steps, in all and per sample."""
-    table = metrics.search_capacity_summary(run.df)
+    table = metrics.search_capacity_summary(run.df, run.capacity_rule)
     if table.empty:
         return pd.DataFrame(columns=SEARCH_COLUMNS)
     table = _in_run_order(table, run, ["model", "dataset", "protocol", "K"])
@@ -489,7 +501,91 @@ def search_frame(run: RunView) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=SEARCH_COLUMNS)
 
 
-TABLE_NAMES = ["table1", "summary", "multivector", "pass_rate", "search"]
+CAPACITY_COLUMNS = [
+    "Model",
+    "Source",
+    "K",
+    "Mode",
+    "Rule",
+    "Capacity",
+    "Paper rule",
+    "Per-sample rule",
+    "Texts",
+    "Mean",
+    "95% CI",
+    "Q1",
+    "Median",
+    "Q3",
+    "Min",
+    "At min",
+    "Zero",
+]
+CAPACITIES_COLUMNS = ["model", "dataset", "protocol", "K", "sample_id", "capacity", "mode"]
+
+
+def fmt_interval(low, high, digits: int = 1) -> str:
+    """'[54.3, 96.0]', or n/a when the interval is missing."""
+    if low is None or high is None or pd.isna(low) or pd.isna(high):
+        return NO_VALUE
+    return f"[{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def _count(value) -> str:
+    return NO_VALUE if value is None or pd.isna(value) else f"{int(value)}"
+
+
+def _capacity_row(r, mixed: bool) -> dict:
+    """One capacity-statistics row (a summary row, metrics.summarise) as display strings."""
+    search = r["mode"] == "search"
+    paper = fmt_capacity(r["capacity_paper"], r["min_L"], r["max_L"])
+    return {
+        "Model": f"{r['model']} [{r['protocol']}]" if mixed else r["model"],
+        "Source": r["dataset"],
+        "K": f"{int(r['K'])}",
+        "Mode": r["mode"],
+        "Rule": RULE_LABELS[r["capacity_rule"]],
+        "Capacity": fmt_row_capacity(r),
+        "Paper rule": f"{paper} {ESTIMATE_MARK}" if search else paper,
+        "Per-sample rule": fmt_capacity(r["capacity_per_sample"], r["min_L"], r["max_L"]),
+        "Texts": f"{int(r['n_texts'])}",
+        "Mean": fmt_number(r["capacity_mean"]),
+        "95% CI": fmt_interval(r["capacity_ci_low"], r["capacity_ci_high"]),
+        "Q1": fmt_number(r["capacity_q1"]),
+        "Median": fmt_number(r["capacity_median"]),
+        "Q3": fmt_number(r["capacity_q3"]),
+        "Min": _count(r["capacity_min"]),
+        "At min": f"{int(r['n_at_min'])}",
+        "Zero": f"{int(r['n_zero'])}",
+    }
+
+
+def capacity_frame(run: RunView) -> pd.DataFrame:
+    """Per (model, source, protocol, K): the headline decoding capacity and the rule it follows,
+    the capacity under each rule (the paper's rule; for a search its saturation estimate, marked
+    "(est.)"; the per-sample rule), and the per-text capacities' distribution: texts, mean with
+    its bootstrap 95 % interval, quartiles, min, the texts at the min and those with capacity 0
+    (memcap.analysis.metrics.capacity_statistics)."""
+    s = run.summary
+    if s.empty:
+        return pd.DataFrame(columns=CAPACITY_COLUMNS)
+    s = _in_run_order(s, run, ["model", "dataset", "protocol", "K"])
+    return pd.DataFrame([_capacity_row(r, run.mixed) for _, r in s.iterrows()], columns=CAPACITY_COLUMNS)
+
+
+def capacities_frame(run: RunView) -> pd.DataFrame:
+    """One row per text and group: its own capacity (memcap.analysis.metrics.text_capacities;
+    0: nothing lossless) and the mode it comes from."""
+    texts = metrics.text_capacities(run.df)
+    if texts.empty:
+        return pd.DataFrame(columns=CAPACITIES_COLUMNS)
+    texts = _in_run_order(texts, run, ["model", "dataset", "protocol", "K", "sample_id"])
+    return texts[CAPACITIES_COLUMNS].astype(str).reset_index(drop=True)
+
+
+# every table; RULE_TABLES must be in every mapping, capacity and capacities are written when
+# the mapping names them (the workflow's rule tables names all seven)
+TABLE_NAMES = ["table1", "summary", "multivector", "pass_rate", "search", "capacity", "capacities"]
+RULE_TABLES = TABLE_NAMES[:5]
 TABLE_FORMATS = ["csv", "tex"]  # each table as CSV and as a LaTeX fragment
 
 
@@ -499,19 +595,21 @@ def table_paths(out_dir: Path) -> dict[str, Path]:
     return named_paths(out_dir, TABLE_NAMES, TABLE_FORMATS)
 
 
-def build_tables(df: pd.DataFrame, models=(), datasets=()) -> dict[str, pd.DataFrame]:
-    """All five tables (TABLE_NAMES) as DataFrames of display strings (module docstring)."""
-    return tables_of(RunView(df, models, datasets))
+def build_tables(df: pd.DataFrame, models=(), datasets=(), capacity_rule: str = "paper") -> dict[str, pd.DataFrame]:
+    """All tables (TABLE_NAMES) as DataFrames of display strings (module docstring)."""
+    return tables_of(RunView(df, models, datasets, capacity_rule=capacity_rule))
 
 
 def tables_of(run: RunView) -> dict[str, pd.DataFrame]:
-    """All five tables (TABLE_NAMES) of one run's view (memcap.analysis.run_view)."""
+    """All tables (TABLE_NAMES) of one run's view (memcap.analysis.run_view)."""
     return {
         "table1": table1_frame(run),
         "summary": summary_frame(run),
         "multivector": multivector_frame(run),
         "pass_rate": pass_rate_frame(run),
         "search": search_frame(run),
+        "capacity": capacity_frame(run),
+        "capacities": capacities_frame(run),
     }
 
 
@@ -551,6 +649,8 @@ def to_latex(name: str, frame: pd.DataFrame) -> str:
                 "pass_rate": "No grid-mode records.",
                 "summary": "No records.",
                 "search": "No search-mode runs in this run.",
+                "capacity": "No records.",
+                "capacities": "No texts with a usable record.",
             }[name]
         )
     if name == "pass_rate":
@@ -560,28 +660,58 @@ def to_latex(name: str, frame: pd.DataFrame) -> str:
             env="longtable",
             groups=frame["Model"] + "/" + frame["Source"] + "/" + frame["K"],
         )
+    if name == "capacities":
+        return latex_tabular(
+            frame, "lllrlrl", env="longtable", groups=frame["model"] + "/" + frame["dataset"] + "/" + frame["K"]
+        )
+    if name == "capacity":
+        return latex_boxed(latex_tabular(frame, "lllll" + "r" * (len(frame.columns) - 5), groups=frame["Model"]))
     align = "l" * 2 + "r" * (len(frame.columns) - 2)
     return latex_boxed(latex_tabular(frame, align, groups=frame["Model"]))
 
 
-def write_tables(records: list[Path], paths: Mapping[str, str | Path], *, models=(), datasets=()) -> dict[str, Path]:
-    """Write table1, summary, multivector, pass_rate and search as CSV + LaTeX to `paths`.
+def write_tables(
+    records: list[Path],
+    paths: Mapping[str, str | Path],
+    *,
+    models=(),
+    datasets=(),
+    capacity_rule: str = "paper",
+) -> dict[str, Path]:
+    """Write the tables as CSV + LaTeX to `paths`.
 
-    `records` are records .jsonl files; `paths` maps "<name>_csv" and "<name>_tex" of every
-    name in TABLE_NAMES to the file to write (the rule's named outputs; table_paths: all in
-    one folder); an unknown or a missing key raises ValueError naming the allowed ones.
-    `models`/`datasets` optionally name cells that should appear as "not run" even without
-    any record. Returns {name: csv path}. Tables with nothing to show are written with
-    their header only (CSV) and a one-line note (LaTeX).
+    `records` are records .jsonl files; `paths` maps "<name>_csv" and "<name>_tex" of the
+    names in TABLE_NAMES to the file to write (the rule's named outputs; table_paths: all in
+    one folder). Every name of RULE_TABLES must be there; capacity and capacities are written
+    in the formats named. An unknown or a missing key raises ValueError naming the allowed
+    ones. `models`/`datasets` optionally name cells that should appear as "not run" even
+    without any record. `capacity_rule` ("paper" or "per_sample", memcap.analysis.capacity_stats)
+    picks the headline decoding capacity. Returns {name: csv path} of the tables written as
+    CSV. Tables with nothing to show are written with their header only (CSV) and a one-line
+    note (LaTeX).
     """
-    paths = check_named_paths(paths, TABLE_NAMES, TABLE_FORMATS, "write_tables")
-    frames = tables_of(RunView.from_records(records, models, datasets))
+    paths = _checked_paths(paths)
+    frames = tables_of(RunView.from_records(records, models, datasets, capacity_rule=capacity_rule))
     written = {}
     for name, frame in frames.items():
-        csv, tex = paths[f"{name}_csv"], paths[f"{name}_tex"]
-        for path in (csv, tex):
+        csv, tex = paths.get(f"{name}_csv"), paths.get(f"{name}_tex")
+        for path in (p for p in (csv, tex) if p is not None):
             path.parent.mkdir(parents=True, exist_ok=True)
-        frame.to_csv(csv, index=False)
-        tex.write_text(to_latex(name, frame) + "\n", encoding="utf-8")
-        written[name] = csv
+        if csv is not None:
+            frame.to_csv(csv, index=False)
+            written[name] = csv
+        if tex is not None:
+            tex.write_text(to_latex(name, frame) + "\n", encoding="utf-8")
     return written
+
+
+def _checked_paths(paths: Mapping[str, str | Path]) -> dict[str, Path]:
+    """write_tables' `paths` as Paths: any key of TABLE_NAMES, every key of RULE_TABLES."""
+    checked = check_named_paths(paths, TABLE_NAMES, TABLE_FORMATS, "write_tables", complete=False)
+    check_named_paths(
+        {k: p for k, p in checked.items() if k.rsplit("_", 1)[0] in RULE_TABLES},
+        RULE_TABLES,
+        TABLE_FORMATS,
+        "write_tables",
+    )
+    return checked

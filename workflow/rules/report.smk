@@ -32,6 +32,7 @@ rule report:
         "../../envs/memcap.yaml"
     params:
         run=config["run"],
+        capacity_rule=config["report"]["capacity_rule"],
         # the settings table is built in the job (memcap.analysis.report.workflow_settings), so
         # planning needs no memcap import
         random_max_length={m: random_max_length(m) for m in config["models"]},
