@@ -13,6 +13,7 @@ import torch
 
 import memcap.stages.job
 from job_fixtures import documented_record_keys, write_texts
+from memcap.corpora import lee_articles
 from memcap.io import read_jsonl
 from memcap.stages.job import run_job
 from memcap.stages.store import record_key
@@ -330,3 +331,19 @@ def test_cast_weights_enter_the_fingerprint_only_when_on(tmp_path):
         run_job(
             "tiny-gpt-neox", texts, out, lengths=[4], optim=QUICK, models_file=MODELS, progress=False, cast_weights=True
         )
+
+
+def test_a_changed_text_never_keeps_its_old_records(tmp_path):
+    """Records carry text_sha: resuming over records of a text that has changed since is
+    refused, naming the sample, and the parts are left as they were."""
+    texts = tmp_path / "lee.jsonl"
+    rows = [{"id": f"lee-{i}", "text": lee_articles()[i]} for i in range(2)]
+    texts.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    args = dict(lengths=[4], K=[2], optim={"max_steps": 3}, models_file=MODELS, progress=False)
+    out = run_job("tiny-gpt-neox", texts, tmp_path / "r.jsonl", **args)
+    parts = sorted(p.name for p in out.with_suffix(".parts").iterdir())
+    rows[1]["text"] = "An edited text. " + rows[1]["text"]
+    texts.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(ValueError, match=r"1 sample\(s\) whose text .* has changed since \(lee-1\)"):
+        run_job("tiny-gpt-neox", texts, out, **args)
+    assert sorted(p.name for p in out.with_suffix(".parts").iterdir()) == parts

@@ -152,6 +152,7 @@ def run_job(
         search=search,
     )
     store = PartStore(out.with_suffix(".parts"), fingerprint=fingerprint)
+    _check_texts(store, rows, texts)
     ctx = JobContext(spec, store, dataset, protocol, optim, batch_size, progress, search, device, cast_weights)
     if mode == "search":
         _run_search(ctx, rows, all_lengths, Ks)
@@ -192,6 +193,31 @@ def _job_lengths(texts, rows, lengths, protocol: str) -> list[int]:
     if min(all_lengths) < first + 1:
         raise ValueError(f"protocol {protocol!r} needs lengths >= {first + 1}, got {min(all_lengths)}")
     return all_lengths
+
+
+def text_sha(text: str) -> str:
+    """The digest a record keeps of its text (`text_sha`): a changed text never keeps its records."""
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+def _check_texts(store: PartStore, rows, texts) -> None:
+    """Refuse to resume over records of texts that have changed since (their `text_sha`
+    differs): they would describe other texts. Parts are left as they are."""
+    now = {str(row["id"]): text_sha(row["text"]) for row in rows}
+    changed = sorted(
+        {
+            str(r["sample_id"])
+            for r in store.records()
+            if r.get("text_sha") and now.get(str(r["sample_id"]), r["text_sha"]) != r["text_sha"]
+        }
+    )
+    if changed:
+        raise ValueError(
+            f"{store.folder} holds records of {len(changed)} sample(s) whose text in {texts} has changed since "
+            f"({', '.join(changed[:5])}{', ...' if len(changed) > 5 else ''}): resuming would label old numbers "
+            "with the new texts, so nothing was run. Allowed: the texts those records were made from; or "
+            f"another run name (key 'run'), or delete {store.folder} and its records file to recompute"
+        )
 
 
 def _kinds(rows) -> dict[str, dict]:
@@ -491,7 +517,7 @@ def _record(ctx: JobContext, row, ids, outcome: Outcome | None, cell: Cell, atte
         ctx.shared,
         sample_id=str(row["id"]),
         kind=text_kind(row),
-        text_sha=hashlib.sha1(text.encode("utf-8")).hexdigest(),
+        text_sha=text_sha(text),
         K=cell.K,
         L=cell.L,
         N=len(ids),
