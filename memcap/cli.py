@@ -4,20 +4,27 @@
     memcap decode fox.safetensors
     memcap job --model tiny-llama --texts texts.jsonl --out records.jsonl --lengths 8 16
 
-`memcap <command> --help` explains every option.
+`memcap <command> --help` explains every option. Model names come from the registry shipped
+with the package (memcap/models.yaml, the repository's config/models.yaml) unless --models-file
+gives another. Errors print one line and exit with status 2; Ctrl-C exits with 130.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 from memcap.core.engine import PRESETS, PROTOCOLS, SCHEDULES, OptimConfig
 from memcap.records import MODES
 
-DEFAULT_MODELS_FILE = Path("config/models.yaml")  # relative to where memcap runs
+REGISTRY_HELP = (
+    "model registry (YAML) to read INSTEAD of the one shipped with memcap (the repository's "
+    "config/models.yaml); to add a model, copy that file and add its entry"
+)
 
 OPTIM_OPTIONS = [  # flag, type, OptimConfig key, help
     ("--lr", float, "lr", "AdamW learning rate"),
@@ -96,16 +103,25 @@ def _model_args(parser: argparse.ArgumentParser, required: bool = True) -> None:
         "--model",
         "-m",
         required=required,
-        help="a name from the registry (--models-file), a Hugging Face id (org/name), or a local model directory",
+        help="a name from the model registry (memcap's own, or --models-file), a Hugging Face id (org/name), "
+        "or a local model directory",
     )
-    parser.add_argument(
-        "--models-file", type=Path, help=f"model registry (default {DEFAULT_MODELS_FILE}, where it exists)"
-    )
+    parser.add_argument("--models-file", type=Path, help=REGISTRY_HELP)
     parser.add_argument(
         "--device",
         default="auto",
         help="auto (CUDA if present, else CPU), cpu, cuda, cuda:1, ... (default %(default)s)",
     )
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {value!r}")
+    return number
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -130,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
         "reproduces the text (default %(default)s)",
     )
     p.add_argument(
-        "--max-vectors", type=int, default=16, help="with -k auto, the largest K tried (default %(default)s)"
+        "--max-vectors", type=_positive_int, default=16, help="with -k auto, the largest K tried (default %(default)s)"
     )
     p.add_argument(
         "--protocol",
@@ -139,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="strict: every token scored, decodable from the vectors alone; "
         "paper: the first token is not scored (the paper's setting) (default %(default)s)",
     )
-    p.add_argument("--max-tokens", type=int, help="keep only the first this many tokens of the text")
+    p.add_argument("--max-tokens", type=_positive_int, help="keep only the first this many (>= 1) tokens of the text")
     p.add_argument("--seed", type=int, default=0, help="seed of the vectors' random init (default %(default)s)")
     p.add_argument(
         "--out",
@@ -153,7 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "decode",
         help="print the text a vectors file decodes to",
-        description="Greedy decoding from the [mem] vectors alone (paper protocol: plus the stored first token).",
+        description="Greedy decoding from the [mem] vectors alone (paper protocol: plus the stored first token), "
+        "with the model that made them (the file records it). Exit status 1, with a WARNING, when the decoded "
+        "tokens are not those the vectors reproduced when they were made.",
     )
     p.add_argument("vectors_file", type=Path, help="a file written by `memcap compress`")
     _model_args(p, required=False)
@@ -265,10 +283,14 @@ class _CompressDisplay:
         self.bar.set_postfix(accuracy=f"{best[0]:.3f}", refresh=False)
         self.bar.update(step - self.bar.n)  # tqdm's own rate limit decides when to redraw
 
-    def report(self, attempt):
+    def close(self):
+        """Remove the progress bar (an attempt's end, or Ctrl-C)."""
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+    def report(self, attempt):
+        self.close()
         o = attempt.outcome
         part = "" if attempt.L == self.n_tokens else f" of the first {attempt.L} (a longer prefix is not tried)"
         print(
@@ -279,10 +301,33 @@ class _CompressDisplay:
         )
 
 
+def check_writable(path: Path, flag: str) -> None:
+    """ValueError naming `path` and why unless a file can be written there: it is no folder,
+    and the nearest folder above it that exists takes a new file (a probe file is made and
+    removed; the folders between are made when the file is written)."""
+    if path.is_dir():
+        raise ValueError(f"{flag} {path} is a folder; give a file name, e.g. {path / 'vectors.safetensors'}")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ValueError(f"{flag} {path} cannot be written: {folder} is a file, not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".probe")
+    except OSError as err:
+        raise ValueError(
+            f"{flag} {path} cannot be written: {folder} takes no new file ({err.strerror}); "
+            "give a path in a folder you can write to"
+        ) from None
+    os.close(fd)
+    os.unlink(probe)
+
+
 def cmd_compress(args) -> int:
     from memcap.core.auto_vectors import fewest_vectors
     from memcap.core.vectors import save_vectors
 
+    check_writable(args.out, "-o")  # before the model loads and the optimisation runs
     optim = _optim(args)
     lm, ids = _compress_input(args, optim)
     auto = args.vectors == "auto"
@@ -292,17 +337,20 @@ def cmd_compress(args) -> int:
         f"K {'auto (up to ' + str(args.max_vectors) + ')' if auto else args.vectors}",
         flush=True,
     )
-    found = fewest_vectors(
-        lm,
-        ids,
-        args.protocol,
-        args.seed,
-        optim,
-        max_vectors=args.max_vectors if auto else args.vectors,
-        on_attempt=display.report,
-        progress=display.progress,
-        counts=None if auto else [args.vectors],
-    )
+    try:
+        found = fewest_vectors(
+            lm,
+            ids,
+            args.protocol,
+            args.seed,
+            optim,
+            max_vectors=args.max_vectors if auto else args.vectors,
+            on_attempt=display.report,
+            progress=display.progress,
+            counts=None if auto else [args.vectors],
+        )
+    finally:
+        display.close()
     best = found.best
     # vectors of a failed K decode (at best) the prefix they were fitted to
     save_vectors(args.out, best.outcome.vectors, lm, args.protocol, ids[: best.L], best.outcome, preset=optim.preset)
@@ -331,18 +379,36 @@ def _compress_result(found, auto: bool, summary: str) -> int:
     return 1
 
 
-def cmd_decode(args) -> None:
-    from memcap.core.models import load_model, resolve_model
-    from memcap.core.vectors import decode_file, model_mismatch, read_metadata
+def cmd_decode(args) -> int:
+    """Print the text; exit status 1 when the decoded tokens are not those the vectors were
+    made from although they reproduced them then (another model, or an edited file)."""
+    from memcap.core.models import load_model
+    from memcap.core.vectors import check_for_model, decode_ids, read_vectors_file
 
-    meta = read_metadata(args.vectors_file)
-    name = args.model or meta["model"]
-    spec = resolve_model(name, _registry(args.models_file))
-    mismatch = model_mismatch(meta, spec)
+    vf = read_vectors_file(args.vectors_file)  # every metadata field checked
+    spec = _decode_model(args, vf)
+    lm = load_model(spec, args.device)
+    check_for_model(vf, lm)
+    ids = decode_ids(vf, lm)
+    print(lm.tokenizer.decode(ids, skip_special_tokens=True), flush=True)
+    return _check_decoded(args, vf, ids)
+
+
+def _decode_model(args, vf):
+    """The model to decode with: the file's own (memcap.core.vectors.model_for_file), or
+    --model, refused when the file records another one unless --force."""
+    from memcap.core.models import resolve_model
+    from memcap.core.vectors import model_for_file, model_mismatch
+
+    registry = _registry(args.models_file)
+    if args.model is None:
+        return model_for_file(vf, registry, args.models_file)
+    spec = resolve_model(args.model, registry)
+    mismatch = model_mismatch(vf.meta, spec)
     if mismatch and not args.force:
         raise ValueError(
             f"{args.vectors_file}: {mismatch}; another model decodes them into meaningless text. "
-            f"Omit --model to use the file's own model ({meta['model']!r}), or add --force to "
+            f"Omit --model to use the file's own model ({vf.meta['model']!r}), or add --force to "
             f"decode with {spec.name!r} anyway"
         )
     if mismatch:
@@ -352,8 +418,30 @@ def cmd_decode(args) -> None:
             "same weights",
             file=sys.stderr,
         )
-    lm = load_model(spec, args.device)
-    print(decode_file(args.vectors_file, lm))
+    return spec
+
+
+def _check_decoded(args, vf, ids: list[int]) -> int:
+    """Compare the decoded tokens with the recorded ids_sha; warn on stderr when they differ."""
+    from memcap.core.vectors import ids_match, ids_sha
+
+    if ids_match(vf, ids):
+        return 0
+    if not vf.made_exact:
+        print(
+            f"memcap decode: note: {vf.path}: these vectors did not reproduce their text when they were "
+            f"made (accuracy {vf.meta['accuracy']}), so the text above differs from it",
+            file=sys.stderr,
+        )
+        return 0
+    print(
+        f"memcap decode: WARNING: {vf.path}: the decoded tokens are NOT the ones these vectors were "
+        f"made from, which they reproduced then (ids_sha {vf.meta['ids_sha']} recorded, {ids_sha(ids)} "
+        "decoded): the model is not the one that made them, or the file was changed. The text above "
+        "is not the compressed text.",
+        file=sys.stderr,
+    )
+    return 0 if args.force else 1
 
 
 def cmd_job(args) -> None:
@@ -380,41 +468,67 @@ def cmd_job(args) -> None:
 
 
 def _registry(path: Path):
-    """The registry at `path` (main() resolved the default); none when the default is absent."""
+    """The registry at `path` (main() resolved it: --models-file, or the packaged one)."""
     from memcap.core.models import load_registry
 
-    return load_registry(path) if Path(path).is_file() else {}
+    return load_registry(path)
 
 
 def _resolve_models_file(args) -> None:
-    """--models-file given: it must exist. Not given: config/models.yaml where it exists."""
+    """--models-file given: it must exist, and replaces the registry shipped with memcap.
+    Not given: that registry (memcap.core.models.packaged_registry)."""
+    from memcap.core.models import packaged_registry
+
     if not hasattr(args, "models_file"):
         return
     if args.models_file is None:
-        args.models_file = DEFAULT_MODELS_FILE
+        args.models_file = packaged_registry()
         args.models_file_given = False
     elif not args.models_file.is_file():
         what = "is a directory, not a file" if args.models_file.is_dir() else "does not exist"
         raise FileNotFoundError(
-            f"--models-file {args.models_file} {what}; give the model registry, a YAML file "
-            f"such as config/models.yaml, or omit --models-file to use {DEFAULT_MODELS_FILE} "
-            "where it exists"
+            f"--models-file {args.models_file} {what}; give a model registry, a YAML file like "
+            "config/models.yaml, or omit --models-file to use the registry shipped with memcap"
         )
     else:
         args.models_file_given = True
 
 
+def check_device(device: str) -> None:
+    """ValueError naming the devices this machine has unless --device is one of them."""
+    import torch
+
+    allowed = ["auto", "cpu"]
+    cuda = torch.cuda.is_available()
+    if cuda:
+        allowed += ["cuda", *(f"cuda:{i}" for i in range(torch.cuda.device_count()))]
+    if torch.backends.mps.is_available():
+        allowed.append("mps")
+    if device in allowed:
+        return
+    if device.startswith("cuda") and not cuda:
+        why = "CUDA is not available here (no GPU is visible, or torch was built without CUDA)"
+    elif device.startswith("cuda"):
+        why = "there is no such CUDA device here"
+    else:
+        why = "not a device name memcap knows"
+    raise ValueError(f"--device {device!r}: {why}; allowed here: {', '.join(allowed)}")
+
+
 def _explain(err: Exception, args) -> str:
-    """The error message, with a hint where a missing default registry explains it."""
+    """The error message, naming the registry read where a model name was not found in it."""
     text = str(err)
-    if (
-        isinstance(err, ValueError)
-        and text.startswith("unknown model")
-        and not getattr(args, "models_file_given", True)
-        and not DEFAULT_MODELS_FILE.is_file()
-    ):
-        text += f"; no model registry was read: {DEFAULT_MODELS_FILE} is not in {Path.cwd()}; give --models-file"
+    if isinstance(err, ValueError) and text.startswith("unknown model") and getattr(args, "models_file", None):
+        whose = "given with --models-file" if args.models_file_given else "the one shipped with memcap"
+        text += f"; the registry read: {args.models_file} ({whose})"
     return text
+
+
+INTERRUPTED = {
+    "compress": "interrupted; no vectors file was written",
+    "decode": "interrupted",
+    "job": "interrupted; the finished parts are kept, and a rerun resumes from them",
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -426,10 +540,14 @@ def main(argv: list[str] | None = None) -> int:
     handler = {"compress": cmd_compress, "decode": cmd_decode, "job": cmd_job}[args.command]
     try:
         _resolve_models_file(args)
+        check_device(args.device)
         return handler(args) or 0
     except (ValueError, FileNotFoundError) as err:
         print(f"memcap {args.command}: error: {_explain(err, args)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: one line, the shell's status for SIGINT
+        print(f"memcap {args.command}: {INTERRUPTED[args.command]}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -74,10 +74,36 @@ def write_jsonl(rows: Iterable[dict], path: str | Path, **dumps) -> Path:
     return Path(path)
 
 
+class JsonlError(ValueError):
+    """A line of a JSON-lines file that is not one JSON object: names the file and the line."""
+
+    def __init__(self, path: str | Path, line: int, why: str):
+        self.path, self.line = Path(path), line
+        super().__init__(f"{path}, line {line}: {why}")
+
+
 def read_jsonl(path: str | Path) -> list[dict]:
-    """The objects of a JSON-lines file (texts, records, parts), blank lines skipped."""
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+    """The objects of a JSON-lines file (texts, records, parts), blank lines skipped.
+
+    JsonlError (a ValueError) names the file and the line that is not UTF-8 or not one JSON
+    object, e.g. a line cut short by a copy that stopped midway."""
+    rows = []
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise JsonlError(path, number, f"byte {err.start} of the line is not UTF-8") from None
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise JsonlError(path, number, f"not valid JSON ({err.msg} at column {err.colno})") from None
+            if not isinstance(row, dict):
+                raise JsonlError(path, number, f"a JSON {type(row).__name__}, not an object")
+            rows.append(row)
+    return rows
 
 
 def package_file(package: str, file: str | Path, missing: str | None = None) -> Path:

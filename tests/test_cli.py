@@ -159,21 +159,23 @@ def test_a_missing_models_file_is_named(tmp_path, command):
     done = memcap(*command, "--models-file", str(missing))
     assert done.returncode == 2
     assert f"--models-file {missing} does not exist" in done.stderr, done.stderr
+    assert "omit --models-file to use the registry shipped with memcap" in done.stderr
     assert "registry (empty)" not in done.stderr and "Traceback" not in done.stderr
 
 
-def test_without_a_registry_the_unknown_model_error_says_why(tmp_path):
+def test_outside_the_repository_an_unknown_model_names_the_packaged_registry(tmp_path):
     """Run from a directory without config/models.yaml and without --models-file."""
     done = subprocess.run(
-        [sys.executable, "-m", "memcap.cli", "compress", FOX, "-m", "tiny-llama"],
+        [sys.executable, "-m", "memcap.cli", "compress", FOX, "-m", "no-such-model"],
         capture_output=True,
         text=True,
         timeout=300,
         cwd=tmp_path,
     )
     assert done.returncode == 2
-    assert "unknown model 'tiny-llama'" in done.stderr
-    assert f"config/models.yaml is not in {tmp_path}" in done.stderr and "--models-file" in done.stderr
+    assert "unknown model 'no-such-model'" in done.stderr and "tiny-llama" in done.stderr
+    assert "the registry read: " in done.stderr and "(the one shipped with memcap)" in done.stderr
+    assert "--models-file" not in done.stderr  # a flag the user did not give
 
 
 @pytest.mark.slow

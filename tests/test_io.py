@@ -5,9 +5,11 @@ pytest tests/test_io.py
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from memcap.io import atomic_open, atomic_path, atomic_write_text, package_file, read_jsonl, write_jsonl
+from memcap.io import JsonlError, atomic_open, atomic_path, atomic_write_text, package_file, read_jsonl, write_jsonl
 from memcap.stages import vocab
 
 
@@ -69,3 +71,19 @@ def test_missing_package_or_file_is_a_clear_error():
     with pytest.raises(FileNotFoundError, match="not found in package 'gensim'"):
         package_file("gensim", "no/such/file.txt")
     assert package_file("gensim", "test/test_data/lee_background.cor").is_file()
+
+
+@pytest.mark.parametrize(
+    "content, why",
+    [
+        (b'{"a": 1}\n{"a": 2, "b": "cut sho', "line 2: not valid JSON"),
+        (b'{"a": 1}\n\n["a list"]\n', "line 3: a JSON list, not an object"),
+        (b'{"a": "caf\xe9"}\n', "line 1: byte 10 of the line is not UTF-8"),
+    ],
+)
+def test_a_bad_line_names_the_file_and_the_line(tmp_path, content, why):
+    path = tmp_path / "part.jsonl"
+    path.write_bytes(content)
+    with pytest.raises(JsonlError, match="^" + re.escape(f"{path}, {why}")) as err:
+        read_jsonl(path)
+    assert isinstance(err.value, ValueError) and err.value.path == path

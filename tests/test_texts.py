@@ -17,6 +17,21 @@ from memcap.io import package_file, read_jsonl
 from memcap.stages import download, texts, vocab
 
 LEE = {"source": "package", "package": "gensim", "file": "test/test_data/lee_background.cor"}
+HUB_VARIABLES = ("HF_HUB_CACHE", "HF_DATASETS_CACHE", "HF_HUB_OFFLINE")
+HUB_AT_START = {name: os.environ.get(name) for name in HUB_VARIABLES}  # before any test ran
+
+
+@pytest.fixture(autouse=True)
+def hub_variables_restored():
+    """use_cache (download_model calls it) sets the hub's variables for good: each test here
+    gets them back as they were, so no later test runs offline or in a removed cache."""
+    before = {name: os.environ.get(name) for name in HUB_VARIABLES}
+    yield
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def test_second_half_keeps_the_later_sentences():
@@ -47,6 +62,35 @@ def test_local_file_source(tmp_path):
     assert [r["source"] for r in rows] == ["file:docs.txt#0", "file:docs.txt#2"]
     with pytest.raises(ValueError, match="3 samples asked, source has 2"):
         texts.natural_texts("mine", {"source": "file", "path": str(path), "samples": 3})
+
+
+def test_a_file_source_splits_documents_on_newlines_only(tmp_path):
+    """U+2028, a form feed and U+0085 are characters inside a document, not line breaks."""
+    path = tmp_path / "docs.txt"
+    path.write_bytes("One. Two.\u2028Three. Four.\nFive.\fSix. Seven.\r\nEight. Nine.\x85Ten.\n".encode())
+    rows = texts.natural_texts("mine", {"source": "file", "path": str(path), "samples": 3})
+    assert [r["source"] for r in rows] == ["file:docs.txt#0", "file:docs.txt#1", "file:docs.txt#2"]
+    assert "\u2028" in texts.load_documents({"source": "file", "path": str(path)}, None)[0][0]
+    assert [d for d, _ in texts.load_documents({"source": "file", "path": str(path)}, None)][1] == "Five.\fSix. Seven."
+    with pytest.raises(ValueError, match="4 samples asked, source has 3"):
+        texts.natural_texts("mine", {"source": "file", "path": str(path), "samples": 4})
+
+
+def test_a_file_source_that_is_not_utf8_names_the_file_and_the_byte(tmp_path):
+    path = tmp_path / "latin1.txt"
+    path.write_bytes("Caf\u00e9 one. Two.\nNa\u00efve three. Four.\n".encode("latin-1"))
+    with pytest.raises(ValueError) as err:
+        texts.natural_texts("mine", {"source": "file", "path": str(path), "samples": 1})
+    assert f"{path} is not UTF-8: byte 3 (0xe9, line 1)" in str(err.value)
+
+
+@pytest.mark.parametrize("content", [b"", b"\n \n\t\n"])
+def test_an_empty_file_source_fails_when_the_texts_are_made(tmp_path, content):
+    path = tmp_path / "empty.txt"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match="holds no document: it is empty or blank"):
+        texts.write_texts("mine", {"source": "file", "path": str(path), "samples": 1}, tmp_path / "t.jsonl")
+    assert not (tmp_path / "t.jsonl").exists()
 
 
 def test_hf_source_takes_the_first_rows_of_the_split(monkeypatch):
@@ -167,8 +211,11 @@ def test_read_vocab_splits_on_newlines_only(tmp_path):
 
 
 def test_use_cache_points_the_hub_at_the_cache(tmp_path, monkeypatch):
-    for name in ("HF_HUB_CACHE", "HF_DATASETS_CACHE", "HF_HUB_OFFLINE"):
-        monkeypatch.delenv(name, raising=False)
+    for name in HUB_VARIABLES:
+        # setenv first: monkeypatch records the variable's state (absent too) and restores it,
+        # where delenv(raising=False) of an absent one records nothing
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     download.use_cache(tmp_path / "c")
     assert os.environ["HF_HUB_CACHE"] == str((tmp_path / "c" / "hub").resolve())
     assert os.environ["HF_DATASETS_CACHE"] == str((tmp_path / "c" / "datasets").resolve())
@@ -212,3 +259,8 @@ def test_download_model_hf_uses_the_pinned_revision(tmp_path, monkeypatch):
 def test_download_model_needs_nothing_for_random_models(tmp_path, root):
     out = download.download_model("tiny-gpt-neox", root / "config/models.yaml", tmp_path, tmp_path / "t.json")
     assert json.loads(out.read_text())["source"] == "random"
+
+
+def test_the_hub_variables_are_as_they_were_before_these_tests():
+    """The last test of the file: what later test files see."""
+    assert {name: os.environ.get(name) for name in HUB_VARIABLES} == HUB_AT_START

@@ -110,6 +110,15 @@ def load_registry(path: str | Path = "config/models.yaml") -> dict[str, ModelSpe
     return registry
 
 
+def packaged_registry() -> Path:
+    """The model registry shipped inside the package (memcap/models.yaml: in the repository a
+    symlink to config/models.yaml, so both are one file; a built package holds its content).
+    The command line reads it unless given --models-file."""
+    from importlib.resources import files
+
+    return Path(str(files("memcap") / "models.yaml"))
+
+
 def resolve_model(name: str, registry: dict[str, ModelSpec] | None = None) -> ModelSpec:
     """A registry name, a local model directory, or a Hugging Face id ("org/name")."""
     registry = registry or {}
@@ -282,7 +291,6 @@ def _load_hf(spec: ModelSpec):
         token=os.environ.get("HF_TOKEN") or None,
         trust_remote_code=spec.trust_remote_code,
     )
-    tokenizer = AutoTokenizer.from_pretrained(spec.id, **common)
     kwargs = dict(dtype=DTYPES[spec.dtype], **common)
     attn = spec.attn_implementation
     if attn == "flash_attention_2" and not (torch.cuda.is_available() and importlib.util.find_spec("flash_attn")):
@@ -291,8 +299,49 @@ def _load_hf(spec: ModelSpec):
         attn = "sdpa"
     if attn:
         kwargs["attn_implementation"] = attn
-    model = AutoModelForCausalLM.from_pretrained(spec.id, **kwargs)
+    try:  # the config first: a model that is no causal LM is named before any download
+        check_causal(spec, common)
+        tokenizer = AutoTokenizer.from_pretrained(spec.id, **common)
+        model = AutoModelForCausalLM.from_pretrained(spec.id, **kwargs)
+    except OSError as err:
+        raise ValueError(_unreachable(spec, err)) from None
     return model, tokenizer
+
+
+def check_causal(spec: ModelSpec, common: dict) -> None:
+    """ValueError naming the model's type unless transformers loads it as a causal LM (an
+    encoder-decoder such as t5 has no AutoModelForCausalLM class)."""
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    config = AutoConfig.from_pretrained(spec.id, **common)
+    remote = spec.trust_remote_code and "AutoModelForCausalLM" in (getattr(config, "auto_map", None) or {})
+    if config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and not remote:
+        raise ValueError(
+            f"model {spec.name!r} ({spec.id}) is a {config.model_type!r} model ({type(config).__name__}), "
+            "not a causal LM: memcap needs a decoder-only causal language model, one that "
+            "transformers' AutoModelForCausalLM loads (e.g. gpt2, llama, qwen2, gpt_neox, mamba)"
+        )
+
+
+def _unreachable(spec: ModelSpec, err: OSError) -> str:
+    """One line for a model transformers could not read: a local directory without a model, or
+    a Hugging Face id that is neither in the cache nor downloadable."""
+    reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    if Path(spec.id).is_dir():
+        return f"model {spec.name!r}: the directory {spec.id} holds no loadable model ({reason})"
+    from huggingface_hub import constants
+
+    where = f"{spec.id!r}{f' at revision {spec.revision}' if spec.revision else ''}"
+    if constants.HF_HUB_OFFLINE:
+        return (
+            f"model {where} is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and HF_HUB_OFFLINE=1 "
+            "forbids downloading it: unset HF_HUB_OFFLINE to download it, or set HF_HUB_CACHE to a cache that holds it"
+        )
+    return (
+        f"model {where} is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and could not be "
+        f"downloaded ({reason}); check the id and the network, or set HF_HUB_OFFLINE=1 to use the cache only"
+    )
 
 
 def gguf_path(spec: ModelSpec) -> Path:

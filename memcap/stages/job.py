@@ -530,6 +530,7 @@ def _record(ctx: JobContext, row, ids, outcome: Outcome | None, cell: Cell, atte
         search=None,
         warm_start=None,
         retry=0,
+        extension=0,
         capacity=None,
     )
     if outcome is None:

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from memcap.io import atomic_path, atomic_write_text, read_jsonl, write_jsonl
+from memcap.io import JsonlError, atomic_path, atomic_write_text, read_jsonl, write_jsonl
 
 
 def record_key(record: dict) -> tuple:
@@ -80,9 +80,17 @@ class PartStore:
             atomic_write_text(path, json.dumps(fingerprint, indent=1, sort_keys=True))
 
     def records(self) -> list[dict]:
+        """Every part's records. A part that cannot be read (e.g. a line cut short outside
+        memcap, which writes parts whole) is named, with what to do about it."""
         rows = []
         for part in sorted(self.folder.glob("*.jsonl")):
-            rows.extend(read_jsonl(part))
+            try:
+                rows.extend(read_jsonl(part))
+            except JsonlError as err:
+                raise ValueError(
+                    f"corrupted part: {err}. Move that part aside (e.g. mv {part} {part}.corrupt) and "
+                    "rerun: the job resumes from the other parts and computes that part's samples again"
+                ) from None
         return rows
 
     def done_keys(self) -> set[tuple]:

@@ -65,9 +65,25 @@ def load_documents(spec: dict, samples: int | None) -> list[tuple[str, str]]:
         prefix = f"file:{path.name}"
     else:
         raise ValueError(f"unknown natural source {source!r}; allowed: {NATURAL_SOURCES}")
-    lines = path.read_text(encoding="utf-8").splitlines()
-    docs = [(line, f"{prefix}#{i}") for i, line in enumerate(lines) if line.strip()]
+    docs = [(line, f"{prefix}#{i}") for i, line in enumerate(document_lines(path)) if line.strip()]
+    if not docs:
+        raise ValueError(f"{path} holds no document: it is empty or blank; give one document per line")
     return docs if samples is None else docs[:samples]
+
+
+def document_lines(path: Path) -> list[str]:
+    r"""The lines of a documents file, UTF-8, split on "\n" only (a trailing "\r" dropped):
+    str.splitlines would also split at U+2028, form feeds or U+0085 inside a document."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise ValueError(
+            f"{path} is not UTF-8: byte {err.start} (0x{data[err.start]:02x}, line {line}) {err.reason}; "
+            "save the file as UTF-8"
+        ) from None
+    return [line.removesuffix("\r") for line in text.split("\n")]
 
 
 def natural_texts(dataset: str, spec: dict, samples: int | None = None) -> list[dict]:
