@@ -151,8 +151,7 @@ def run_job(
         cast_weights=cast_weights,
         search=search,
     )
-    store = PartStore(out.with_suffix(".parts"), fingerprint=fingerprint)
-    _check_texts(store, rows, texts)
+    store = _check_texts(PartStore(out.with_suffix(".parts"), fingerprint=fingerprint), rows, texts)
     ctx = JobContext(spec, store, dataset, protocol, optim, batch_size, progress, search, device, cast_weights)
     if mode == "search":
         _run_search(ctx, rows, all_lengths, Ks)
@@ -200,9 +199,9 @@ def text_sha(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
-def _check_texts(store: PartStore, rows, texts) -> None:
-    """Refuse to resume over records of texts that have changed since (their `text_sha`
-    differs): they would describe other texts. Parts are left as they are."""
+def _check_texts(store: PartStore, rows, texts) -> PartStore:
+    """`store`, once it holds no records of texts that have changed since (their `text_sha`
+    differs): resuming over them would describe other texts, so it refuses; parts are left."""
     now = {str(row["id"]): text_sha(row["text"]) for row in rows}
     changed = sorted(
         {
@@ -218,6 +217,7 @@ def _check_texts(store: PartStore, rows, texts) -> None:
             "with the new texts, so nothing was run. Allowed: the texts those records were made from; or "
             f"another run name (key 'run'), or delete {store.folder} and its records file to recompute"
         )
+    return store
 
 
 def _kinds(rows) -> dict[str, dict]:
