@@ -347,3 +347,25 @@ def test_a_changed_text_never_keeps_its_old_records(tmp_path):
     with pytest.raises(ValueError, match=r"1 sample\(s\) whose text .* has changed since \(lee-1\)"):
         run_job("tiny-gpt-neox", texts, out, **args)
     assert sorted(p.name for p in out.with_suffix(".parts").iterdir()) == parts
+
+
+def test_records_of_samples_no_longer_in_the_texts_are_kept_apart(tmp_path):
+    """Fewer samples (e.g. `samples` lowered from 2 to 1): the records file holds only the texts
+    there are now; the others stay in the parts and come back, not recomputed, with their texts."""
+    texts = write_texts(tmp_path / "lee.jsonl", n=2)
+    args = dict(lengths=[4], K=[2], optim={"max_steps": 3}, models_file=MODELS, progress=False)
+    out = run_job("tiny-gpt-neox", texts, tmp_path / "r.jsonl", **args)
+    both = read_jsonl(out)
+    assert len({r["sample_id"] for r in both}) == 2
+    rows = read_jsonl(texts)
+    one = tmp_path / "one.jsonl"
+    one.write_text(json.dumps(rows[0]) + "\n")
+    run_job("tiny-gpt-neox", one, out, dataset="lee", **args)
+    assert [r["sample_id"] for r in read_jsonl(out)] == [rows[0]["id"]]
+    monkey = pytest.MonkeyPatch()
+    monkey.setattr(memcap.stages.job, "load_model", lambda *a, **k: pytest.fail("recomputed"))
+    try:
+        run_job("tiny-gpt-neox", texts, out, **args)
+    finally:
+        monkey.undo()
+    assert read_jsonl(out) == both

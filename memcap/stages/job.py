@@ -157,7 +157,7 @@ def run_job(
         _run_search(ctx, rows, all_lengths, Ks)
     else:
         _run_grid(ctx, rows, lengths, all_lengths, Ks)
-    records = store.merge(out, defaults=_kinds(rows))
+    records = store.merge(out, defaults=_kinds(rows), samples={str(row["id"]) for row in rows})
     log.info("wrote %d records to %s", len(records), out)
     return out
 

@@ -14,6 +14,7 @@ rerun resumes from it.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -21,6 +22,8 @@ import torch
 from safetensors.torch import save_file
 
 from memcap.io import JsonlError, atomic_path, atomic_write_text, read_jsonl, write_jsonl
+
+log = logging.getLogger("memcap.stages.store")
 
 
 def record_key(record: dict) -> tuple:
@@ -103,13 +106,22 @@ class PartStore:
             save_file(tensors, tmp)
         write_jsonl(records, self.folder / f"{name}.jsonl", sort_keys=True)
 
-    def merge(self, out: str | Path, defaults: dict[str, dict] | None = None) -> list[dict]:
-        """All parts' records, one per (K, L, sample, retry), written atomically to `out`.
+    def merge(
+        self, out: str | Path, defaults: dict[str, dict] | None = None, samples: set[str] | None = None
+    ) -> list[dict]:
+        """All parts' records, one per (K, L, sample, retry, extension), written atomically to `out`.
 
         `defaults` ({sample_id: {field: value}}) fills fields that records of older parts
-        lack (e.g. `kind`); a field a record has is never changed.
+        lack (e.g. `kind`); a field a record has is never changed. `samples`, if given: only
+        their records go to `out`; the others (of texts no longer in the texts file) stay in
+        the parts, kept apart from the tables, and come back if their texts do.
         """
         rows = self.records()
+        if samples is not None:
+            apart = sum(str(r["sample_id"]) not in samples for r in rows)
+            if apart:
+                log.warning("%s: %d record(s) of samples no longer in the texts are kept apart", self.folder, apart)
+            rows = [r for r in rows if str(r["sample_id"]) in samples]
         for row in rows:
             for key, value in (defaults or {}).get(str(row["sample_id"]), {}).items():
                 row.setdefault(key, value)
