@@ -21,7 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "memcap"
-FOUNDATION = ["memcap.io", "memcap.records", "memcap.config_keys", "memcap.corpora"]
+FOUNDATION = ["memcap.io", "memcap.records", "memcap.config_keys", "memcap.corpora", "memcap.registry"]
 SUBPACKAGES = ["memcap.core", "memcap.stages", "memcap.analysis"]
 # module (or package) prefix -> the prefixes it must not import
 FORBIDDEN = {

@@ -19,7 +19,6 @@ every forward (``cast_frozen_weights``).
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import logging
 import os
@@ -28,10 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 from memcap.corpora import lee_articles
 from memcap.io import package_file
+from memcap.registry import read_registry
 
 log = logging.getLogger("memcap.core.models")
 # The most float32 logits (MiB) one piece of the cross-entropy holds: above it the LM head runs
@@ -98,16 +97,9 @@ class ModelSpec:
 
 
 def load_registry(path: str | Path = "config/models.yaml") -> dict[str, ModelSpec]:
-    """Read the model registry; every entry is checked as it is read."""
-    entries = yaml.safe_load(Path(path).read_text()) or {}
-    known = {f.name for f in dataclasses.fields(ModelSpec)} - {"name"}
-    registry = {}
-    for name, entry in entries.items():
-        unknown = set(entry) - known
-        if unknown:
-            raise ValueError(f"{path}: model {name!r} has unknown key(s) {sorted(unknown)}; allowed: {sorted(known)}")
-        registry[name] = ModelSpec(name=name, **entry)
-    return registry
+    """Read the model registry; every entry is checked against its schema as it is read
+    (memcap.registry: a ValueError names the file, the entry and the key)."""
+    return {name: ModelSpec(name=name, **entry) for name, entry in read_registry(path).items()}
 
 
 def packaged_registry() -> Path:

@@ -25,9 +25,15 @@ class PlanError(ValueError):
 
 
 def read_registry(path: str | Path) -> dict[str, dict]:
-    """The model registry's entries by name, as written (memcap.core.models.ModelSpec's keys)."""
-    with open(path) as f:
-        return yaml.safe_load(f) or {}
+    """The model registry's entries by name (memcap.core.models.ModelSpec's keys), each checked
+    against its schema (memcap.registry); a PlanError names the file, the entry and the key."""
+    from memcap.registry import RegistryError
+    from memcap.registry import read_registry as read_checked
+
+    try:
+        return read_checked(path)
+    except RegistryError as err:
+        raise PlanError(f"Invalid model registry {err}") from None
 
 
 def schema_error(config: dict, schema_file: str | Path) -> str:

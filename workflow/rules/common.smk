@@ -48,8 +48,11 @@ def migrate_config():
 
 @functools.cache
 def registry():
-    """Model registry entries by name (config models_file), read once, as plain YAML."""
-    return plan.read_registry(config["models_file"])
+    """Model registry entries by name (config models_file), read once and checked (memcap.registry)."""
+    try:
+        return plan.read_registry(config["models_file"])
+    except plan.PlanError as err:
+        raise WorkflowError(str(err)) from None
 
 
 def check_config():
