@@ -67,5 +67,8 @@ def check_entry(path: Path, name, entry) -> None:
             f"{path}: model {name!r} has unknown key(s) {unknown}; allowed: {sorted(schema['properties'])}"
         )
     key = ".".join(str(p) for p in err.absolute_path) or "(entry)"
+    if err.validator == "enum":
+        allowed = ", ".join(str(v) for v in err.validator_value if v is not None)
+        raise RegistryError(f"{path}: model {name!r}: {key} {err.instance!r} is not one of {allowed}")
     allowed = err.schema.get("enum") or err.schema.get("type")
     raise RegistryError(f"{path}: model {name!r}, key {key!r}: {err.message}; allowed: {allowed}")

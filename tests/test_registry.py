@@ -43,7 +43,7 @@ def test_the_schema_names_exactly_the_model_spec_keys():
             "x:\n  id: org/x\n  trust_remote_code: 'false'\n",
             r"key 'trust_remote_code': 'false' is not of type 'boolean'",
         ),
-        ("x:\n  source: ggml\n", r"key 'source': 'ggml' is not one of"),
+        ("x:\n  source: ggml\n", r"model 'x': source 'ggml' is not one of hf, gguf, random"),
     ],
 )
 def test_a_bad_registry_names_the_file_the_entry_and_the_key(tmp_path, text, message):
