@@ -394,3 +394,12 @@ def test_a_file_source_is_an_input_of_its_texts_rule(tmp_path):
     texts = [j for j in dry_run(cfg, workdir=tmp_path) if j["rule"] == "texts"]
     inputs = {j["wildcards"]["dataset"]: j["input"] for j in texts}
     assert inputs == {"lee": [], "mine": [str(mine)]}
+
+
+@pytest.mark.slow
+def test_a_grid_beyond_smollm2s_context_fails_at_planning():
+    """A GGUF model's context comes from its file's metadata, read only for grids over 2048."""
+    cfg = config("demo", lengths=[8, 9000])
+    with pytest.raises(PlanError, match=r"9000 tokens and 1 \[mem\] vector exceed the 8192 positions"):
+        plan.check_lengths(cfg, REGISTRY)
+    plan.check_lengths(config("demo", lengths=[8, 8191]), REGISTRY)

@@ -259,8 +259,9 @@ def check_lengths(config: dict, registry: dict | None = None) -> None:
                 f"({sorted(config['lengths'])}), so the model would have nothing to compress; allowed: "
                 f"max_length >= {min(config['lengths'])}, or null for the whole grid"
             )
-        context = known_context((registry or {}).get(model))
         longest = max(model_lengths(config, model))
+        # every context in the registry holds 2048 positions: only a longer grid reads a file's
+        context = known_context((registry or {}).get(model), read_files=1 + longest > SMALLEST_CONTEXT)
         if context is not None and 1 + longest > context:
             raise PlanError(
                 f"Invalid config key 'lengths': {longest} tokens and 1 [mem] vector exceed the {context} "
@@ -269,10 +270,25 @@ def check_lengths(config: dict, registry: dict | None = None) -> None:
             )
 
 
-def known_context(entry: dict | None) -> int | None:
-    """A registry entry's context window where it is known without loading the model."""
-    if entry and entry.get("source") == "random" and entry.get("family") != "mamba":
+SMALLEST_CONTEXT = 2048  # Pythia, OPT (the paper's smallest); random models' default max_positions
+
+
+def known_context(entry: dict | None, read_files: bool = True) -> int | None:
+    """A registry entry's context window where it is known without loading the model: a
+    random model's max_positions, a GGUF file's context_length (its metadata, when
+    `read_files`); None where it is not (a hub model: the job checks it once loaded)."""
+    if not entry or entry.get("family") == "mamba":
+        return None
+    if entry.get("source") == "random":
         return int(entry.get("max_positions", 2048))  # memcap.core.models.ModelSpec's default
+    if entry.get("source") == "gguf" and read_files:
+        from gguf import GGUFReader
+
+        from memcap.io import package_file
+
+        fields = GGUFReader(package_file(entry["package"], entry["file"])).fields
+        found = [f.parts[f.data[0]][0] for k, f in fields.items() if k.endswith(".context_length")]
+        return int(found[0]) if found else None
     return None
 
 
