@@ -292,7 +292,12 @@ def test_decode_checks_every_metadata_field(tmp_path, fox, changes, words):
 
 def test_ctrl_c_prints_one_line_exits_130_and_leaves_no_file(tmp_path):
     out = tmp_path / "v.safetensors"
-    args = ["compress", FOX * 20, "-m", "tiny-llama", "-k", "1", "--max-steps", "100000", "--patience", "100000"]
+    from memcap.corpora import lee_articles
+
+    # a long news article in one vector of a tiny model: it cannot converge before the signal
+    # (a repeated sentence could, and then the signal came after the work was done)
+    text = " ".join(lee_articles()[:3])
+    args = ["compress", text, "-m", "tiny-llama", "-k", "1", "--max-steps", "100000", "--patience", "100000"]
     proc = subprocess.Popen(
         [sys.executable, "-m", "memcap.cli", *args, "-o", str(out)],
         cwd=tmp_path,

@@ -227,7 +227,15 @@ def test_slurm_run_matches_local_run(cluster, tmp_path):
         assert info["TimeLimit"] == "00:10:00" and info["MinMemoryNode"] == "1000M", info
 
     tables = sorted(p.name for p in (tmp_path / "local/results/slurm/tables").glob("*.csv"))
-    assert tables == ["multivector.csv", "pass_rate.csv", "search.csv", "summary.csv", "table1.csv"]
+    assert tables == [
+        "capacities.csv",
+        "capacity.csv",
+        "multivector.csv",
+        "pass_rate.csv",
+        "search.csv",
+        "summary.csv",
+        "table1.csv",
+    ]
     for name in tables:
         local_rows = read_csv(tmp_path / "local/results/slurm/tables" / name)
         searched = name == "search.csv"  # this run is all grid mode: a header-only search table
