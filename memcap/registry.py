@@ -13,6 +13,7 @@ registry stops a run before any job and the command line says the same.
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -57,7 +58,7 @@ def check_entry(path: Path, name, entry) -> None:
         raise RegistryError(f"{path}: model {name!r} must be a mapping of keys (source, ...), got {kind}")
     import jsonschema
 
-    schema = yaml.safe_load(SCHEMA.read_text(encoding="utf-8"))
+    schema = _schema()
     err = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(entry))
     if err is None:
         return
@@ -72,3 +73,9 @@ def check_entry(path: Path, name, entry) -> None:
         raise RegistryError(f"{path}: model {name!r}: {key} {err.instance!r} is not one of {allowed}")
     allowed = err.schema.get("enum") or err.schema.get("type")
     raise RegistryError(f"{path}: model {name!r}, key {key!r}: {err.message}; allowed: {allowed}")
+
+
+@functools.cache
+def _schema() -> dict:
+    """models.schema.yaml, read once per process (not once per entry)."""
+    return yaml.safe_load(SCHEMA.read_text(encoding="utf-8"))

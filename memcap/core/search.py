@@ -73,19 +73,16 @@ class SearchConfig:
     )
 
     def __post_init__(self):
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if f.type in ("bool", bool):
-                if not isinstance(value, bool):
-                    raise ValueError(f"search {f.name} must be true or false, got {value!r}")
-            elif f.type in ("int", int) and (not isinstance(value, int) or isinstance(value, bool)):
-                raise ValueError(f"search {f.name} must be an integer, got {value!r}")
-        if self.fails < 1:
-            raise ValueError(f"search fails must be an integer >= 1, got {self.fails!r}")
-        if self.budget is not None and (isinstance(self.budget, bool) or not isinstance(self.budget, int)):
-            raise ValueError(f"search budget must be an integer >= 1 or null, got {self.budget!r}")
-        if self.budget is not None and self.budget < 1:
-            raise ValueError(f"search budget must be an integer >= 1 or null, got {self.budget!r}")
+        for f in dataclasses.fields(self):  # annotations are strings: "int", "bool", "int | None"
+            value, kind = getattr(self, f.name), str(f.type)
+            if value is None and kind.endswith("| None"):
+                continue
+            if kind == "bool" and not isinstance(value, bool):
+                raise ValueError(f"search {f.name} must be true or false, got {value!r}")
+            whole = isinstance(value, int) and not isinstance(value, bool)
+            if kind.startswith("int") and not (whole and value >= 1):  # every int setting counts something
+                null = " or null" if kind.endswith("| None") else ""
+                raise ValueError(f"search {f.name} must be an integer >= 1{null}, got {value!r}")
 
     @classmethod
     def from_dict(cls, values: dict | SearchConfig | None) -> SearchConfig:
