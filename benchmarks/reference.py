@@ -34,9 +34,7 @@ summed compute time of the cells (model loads aside).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent / "reference"
@@ -156,24 +154,23 @@ def main() -> None:
         for L, row in todo:
             if L != L_round:
                 continue
-            with tempfile.TemporaryDirectory() as tmp:
-                one = Path(tmp) / "lee.jsonl"
-                one.write_text(json.dumps(row) + "\n", encoding="utf-8")
-                run_job(
-                    args.model,
-                    one,
-                    out,
-                    lengths=[L],
-                    K=[1],
-                    protocol=protocol,
-                    optim=None,
-                    batch_size=1,
-                    device="cpu",
-                    models_file=args.models_file,
-                    dataset="lee",
-                    threads=args.threads,
-                    progress=False,
-                )
+            # one text at a time: the others' records stay in the records file
+            run_job(
+                args.model,
+                folder / "texts.jsonl",
+                out,
+                lengths=[L],
+                K=[1],
+                protocol=protocol,
+                optim=None,
+                batch_size=1,
+                device="cpu",
+                models_file=args.models_file,
+                dataset="lee",
+                threads=args.threads,
+                progress=False,
+                samples={str(row["id"])},
+            )
     report(rows, load_records(out), lengths, args.fails)
 
 

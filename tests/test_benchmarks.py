@@ -135,6 +135,7 @@ def test_reference_brackets_each_text_and_resumes_without_recomputing(tmp_path):
     assert len(texts) == 2
     records = read_jsonl(tmp_path / "lee.jsonl")
     assert {r["optim"]["max_steps"] for r in records} == {5000} and {r["batch_size"] for r in records} == {1}
+    assert {str(r["sample_id"]) for r in records} == set(texts)  # one text's job keeps the other's records
     for t in text_capacities(records):
         assert t["bracketed"]  # stopped after two failing lengths or at the end of the grid
         line = re.search(rf"^  {t['sample_id']}: capacity (\d+) \(", out, re.M)

@@ -295,10 +295,13 @@ def test_ctrl_c_prints_one_line_exits_130_and_leaves_no_file(tmp_path):
     out = tmp_path / "v.safetensors"
     from memcap.corpora import lee_articles
 
-    # a long news article in one vector of a tiny model: it cannot converge before the signal
-    # (a repeated sentence could, and then the signal came after the work was done)
+    # long news articles in one vector of a tiny model: it cannot converge before the signal
+    # (a repeated sentence could, and then the signal came after the work was done). The paper
+    # preset, because the fast one caps a fresh start at its own 300 steps whatever --max-steps
+    # says, and a fast CPU runs those in under a second
     text = " ".join(lee_articles()[:3])
-    args = ["compress", text, "-m", "tiny-llama", "-k", "1", "--max-steps", "100000", "--patience", "100000"]
+    args = ["compress", text, "-m", "tiny-llama", "-k", "1", "--preset", "paper"]
+    args += ["--max-steps", "100000", "--patience", "100000"]
     proc = subprocess.Popen(
         [sys.executable, "-m", "memcap.cli", *args, "-o", str(out)],
         cwd=tmp_path,

@@ -369,3 +369,17 @@ def test_records_of_samples_no_longer_in_the_texts_are_kept_apart(tmp_path):
     finally:
         monkey.undo()
     assert read_jsonl(out) == both
+
+
+def test_samples_computes_only_the_named_texts_and_keeps_the_others_records(tmp_path):
+    """run_job(samples=...) fills one records file one text at a time (benchmarks/reference.py):
+    each call computes its text and keeps the records of the file's other texts."""
+    texts = write_texts(tmp_path / "lee.jsonl", n=2)
+    ids = [str(r["id"]) for r in read_jsonl(texts)]
+    args = dict(lengths=[4], K=[2], optim={"max_steps": 3}, models_file=MODELS, progress=False)
+    out = run_job("tiny-gpt-neox", texts, tmp_path / "r.jsonl", samples={ids[1]}, **args)
+    assert [str(r["sample_id"]) for r in read_jsonl(out)] == [ids[1]]
+    run_job("tiny-gpt-neox", texts, out, samples={ids[0]}, **args)
+    assert sorted(str(r["sample_id"]) for r in read_jsonl(out)) == sorted(ids)
+    with pytest.raises(ValueError, match=r"samples \['lee-nope'\] are not in .*lee.jsonl"):
+        run_job("tiny-gpt-neox", texts, out, samples={"lee-nope"}, **args)

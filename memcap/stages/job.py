@@ -119,6 +119,7 @@ def run_job(
     mode: str = "grid",
     cast_weights: bool = False,
     search: dict | SearchConfig | None = None,
+    samples: set[str] | None = None,
 ) -> Path:
     """Compress every (K, L, text) of the grid not already done; write the records to `out`.
 
@@ -129,11 +130,14 @@ def run_job(
     (memcap.core.models.cast_frozen_weights; only where autocast applies, i.e. on CUDA).
     search: the capacity search's settings (memcap.core.search.SearchConfig, or its keys;
     defaults where left out); search mode only.
+    samples: ids of texts in `texts` to compute now (default: all of them). The records of the
+    file's other texts stay in `out`, so one text at a time fills one records file.
     """
     optim = optim if isinstance(optim, OptimConfig) else OptimConfig.from_dict(optim)
     search = SearchConfig.from_dict(search)
     Ks = _check_arguments(mode, lengths, K, batch_size)
     rows = read_texts(texts, max_samples)
+    todo = _chosen(rows, samples, texts)
     all_lengths = _job_lengths(texts, rows, lengths, protocol)
     registry = load_registry(models_file) if Path(models_file).exists() else {}
     spec = resolve_model(model, registry)
@@ -154,12 +158,22 @@ def run_job(
     store = _check_texts(PartStore(out.with_suffix(".parts"), fingerprint=fingerprint), rows, texts)
     ctx = JobContext(spec, store, dataset, protocol, optim, batch_size, progress, search, device, cast_weights)
     if mode == "search":
-        _run_search(ctx, rows, all_lengths, Ks)
+        _run_search(ctx, todo, all_lengths, Ks)
     else:
-        _run_grid(ctx, rows, lengths, all_lengths, Ks)
+        _run_grid(ctx, todo, lengths, all_lengths, Ks)
     records = store.merge(out, defaults=_kinds(rows), samples={str(row["id"]) for row in rows})
     log.info("wrote %d records to %s", len(records), out)
     return out
+
+
+def _chosen(rows: list[dict], samples: set[str] | None, texts) -> list[dict]:
+    """The rows run_job computes now: those named in `samples`, or all; an unknown id is an error."""
+    if samples is None:
+        return rows
+    unknown = sorted(set(map(str, samples)) - {str(row["id"]) for row in rows})
+    if unknown:
+        raise ValueError(f"samples {unknown} are not in {texts}; its ids are the 'id' field of each line")
+    return [row for row in rows if str(row["id"]) in set(map(str, samples))]
 
 
 def _check_arguments(mode: str, lengths, K, batch_size: int) -> list[int]:
