@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := latexmk texlive-latex-base texlive-latex-recommended texlive-latex-extra \
 	texlive-fonts-recommended poppler-utils
 
-.PHONY: help setup system venv demo readme-figure test test-fast lint format
+.PHONY: help setup system venv demo readme-figure test test-fast test-order lint format
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -43,11 +43,19 @@ demo: setup  ## the offline CPU demo, SmolLM2-135M on news and random text -> re
 readme-figure:  ## refresh the README's figure from the last demo run
 	cp results/demo/figures/ce_scatter.png docs/demo_ce_scatter.png
 
+# tests run in parallel, one per core (pytest-xdist); a module that shares a fixture or a
+# cluster between its tests keeps them on one worker (its xdist_group mark)
+TEST_WORKERS ?= auto
+PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+
 test: setup  ## the whole test suite (what CI runs)
-	$(BIN)/python -m pytest
+	$(PYTEST) --durations 25
 
 test-fast: venv  ## the tests without the slow ones (workflow runs, real model)
-	$(BIN)/python -m pytest -m "not slow"
+	$(PYTEST) -m "not slow"
+
+test-order: setup  ## the whole suite in a random order (pytest-randomly; its seed is printed)
+	$(PYTEST) -p randomly
 
 lint:  ## snakemake --lint, snakefmt --check, ruff check and ruff format --check
 	$(BIN)/snakemake --lint --configfile config/config.yaml

@@ -20,6 +20,12 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # pytest -n N runs N tests at once: one math thread each (and in their Snakemake and CLI
+    # subprocesses) keeps N workers from fighting over the cores. Set before torch is imported.
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+
 
 def snakemake(*args, cwd=ROOT, timeout=120, check=False) -> subprocess.CompletedProcess:
     """Run `snakemake ARGS` from `cwd` under `timeout -k 30`; stdout and stderr together."""

@@ -6,6 +6,10 @@ from pathlib import Path
 
 import pytest
 
+# pytest -n: one worker runs this module, so it makes one shared vectors file once
+# (module fixture llama_vectors)
+pytestmark = [pytest.mark.xdist_group("cli")]
+
 REPO = Path(__file__).resolve().parents[1]
 MODELS = str(REPO / "config" / "models.yaml")
 FOX = "The fox jumps."  # 5 tokens with a BOS under the tiny tokenizer

@@ -8,6 +8,9 @@ import pytest
 from analysis_fixtures import make_record, synthetic_run, write_records
 from memcap.analysis import figures
 
+# pytest -n: one worker runs this module, so it makes one shared run (module fixture full) once
+pytestmark = [pytest.mark.xdist_group("figures")]
+
 NAMES = {"capacity", "ce_scatter", "utilisation", "accuracy_vs_length", "multivector"}
 
 

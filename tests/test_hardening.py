@@ -19,6 +19,10 @@ from pathlib import Path
 
 import pytest
 
+# pytest -n: one worker runs this module, so it makes shared model folders once
+# (module fixtures fox, llama_dir)
+pytestmark = [pytest.mark.xdist_group("hardening")]
+
 REPO = Path(__file__).resolve().parents[1]
 MODELS = str(REPO / "config" / "models.yaml")
 FOX = "The fox jumps."

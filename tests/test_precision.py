@@ -24,6 +24,10 @@ from memcap.core.models import load_model, load_registry
 from memcap.stages import precision
 from memcap.stages.job import run_job
 
+# pytest -n: one worker runs this module, so it makes one loaded model and stage run once
+# (module fixtures lm, stage)
+pytestmark = [pytest.mark.xdist_group("precision")]
+
 MODELS = Path(__file__).resolve().parents[1] / "config" / "models.yaml"
 QUICK = {"lr": 0.3, "max_steps": 200, "patience": 200}
 

@@ -35,6 +35,10 @@ import yaml
 
 from conftest import BIN, ROOT, snakemake, write_config
 
+# pytest -n: one worker runs this module, so it starts its cluster once (a host holds one);
+# the first test may also install SLURM (apt): minutes on a fresh machine
+pytestmark = [pytest.mark.xdist_group("slurm"), pytest.mark.timeout(1200)]
+
 SCRIPTS = ROOT / "tests" / "slurm"
 PIDFILES = [Path("/run/slurm/slurmctld.pid"), Path("/run/slurm/slurmd.pid"), Path("/run/munge/munged.pid")]
 # Test-only settings on top of slurm/config.yaml (targets must come before these).

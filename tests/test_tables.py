@@ -10,6 +10,10 @@ import pytest
 from analysis_fixtures import make_record, search_records, synthetic_run, write_records
 from memcap.analysis import latex, metrics, run_view, tables
 
+# pytest -n: one worker runs this module, so it makes shared runs once
+# (module fixtures written, searched)
+pytestmark = [pytest.mark.xdist_group("tables")]
+
 
 def read(paths, name):
     return pd.read_csv(paths[name], dtype=str, keep_default_na=False)

@@ -319,21 +319,102 @@ def check_causal(spec: ModelSpec, common: dict) -> None:
 def _unreachable(spec: ModelSpec, err: OSError) -> str:
     """One line for a model transformers could not read: a local directory without a model, or
     a Hugging Face id that is neither in the cache nor downloadable."""
-    reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     if Path(spec.id).is_dir():
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         return f"model {spec.name!r}: the directory {spec.id} holds no loadable model ({reason})"
-    from huggingface_hub import constants
+    return hub_failure(spec, err)
 
+
+def hub_failure(spec: ModelSpec, err: BaseException, cache: str | Path | None = None) -> str:
+    """One line for a Hugging Face id that could not be loaded or downloaded, saying what to do:
+    the Hub refused it (gated, no such revision or repository), or it is not in the cache
+    (`cache`, default huggingface_hub's) and offline mode or the network kept it out.
+    `err` is the hub's error, or one raised from it (transformers wraps them in OSError)."""
+    from huggingface_hub import constants
+    from huggingface_hub.errors import HfHubHTTPError, IncompleteSnapshotError
+
+    refused = _hub_refusal(spec, _raised_from(err, HfHubHTTPError))
+    if refused:
+        return refused
+    cache = Path(cache or constants.HF_HUB_CACHE)
     where = f"{spec.id!r}{f' at revision {spec.revision}' if spec.revision else ''}"
+    incomplete = _raised_from(err, IncompleteSnapshotError)
+    if incomplete:  # an interrupted download, found offline
+        return (
+            f"model {where}: its snapshot in the Hugging Face cache ({incomplete.snapshot_path}) lacks files the "
+            "Hub lists for it: run the download again where the Hub can be reached (HF_HUB_OFFLINE unset)"
+        )
+    held = cached_revisions(spec.id, cache)
+    held = f"; the cache holds it at {', '.join(held)} only" if held else ""
     if constants.HF_HUB_OFFLINE:
         return (
-            f"model {where} is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and HF_HUB_OFFLINE=1 "
-            "forbids downloading it: unset HF_HUB_OFFLINE to download it, or set HF_HUB_CACHE to a cache that holds it"
+            f"model {where} is not in the Hugging Face cache ({cache}){held}, and HF_HUB_OFFLINE=1 forbids downloading "
+            "it: check the revision, unset HF_HUB_OFFLINE to download it, or set HF_HUB_CACHE to a cache that holds it"
         )
+    reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     return (
-        f"model {where} is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and could not be "
+        f"model {where} is not in the Hugging Face cache ({cache}){held}, and could not be "
         f"downloaded ({reason}); check the id and the network, or set HF_HUB_OFFLINE=1 to use the cache only"
     )
+
+
+def _raised_from(err: BaseException | None, kind: type[BaseException]):
+    """The first error of type `kind` among `err` and those it was raised from; None if none."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, kind):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def _hub_refusal(spec: ModelSpec, err) -> str | None:
+    """One line for an id the Hub refuses (gated, no such revision, no such repository); None
+    for anything else. Says which token was sent, never the token itself."""
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
+
+    page = f"https://huggingface.co/{spec.id}"
+    token = _token_origin()
+    if isinstance(err, GatedRepoError):
+        problem = f"{token} has no access to it" if token else "HF_TOKEN is not set"
+        return (
+            f"model {spec.name!r} ({spec.id}) is gated and {problem}: accept its licence at {page} while logged "
+            "in, then export HF_TOKEN=<an access token of that account> (https://huggingface.co/settings/tokens)"
+        )
+    if isinstance(err, RevisionNotFoundError):
+        return (
+            f"model {spec.name!r}: {spec.id} has no revision {spec.revision!r} on the Hugging Face Hub; "
+            f"set `revision` to a commit, branch or tag listed at {page}/commits"
+        )
+    if isinstance(err, RepositoryNotFoundError):
+        sent = f"with {token}" if token else "without a token (HF_TOKEN is not set)"
+        return (
+            f"model {spec.name!r}: {spec.id} is not on the Hugging Face Hub, or is private and not readable {sent}; "
+            f"check the id at {page}, or export HF_TOKEN=<an access token that can read it>"
+        )
+    return None
+
+
+def _token_origin() -> str | None:
+    """Where the token sent to the Hub came from, in words; None when none was sent."""
+    from huggingface_hub import get_token
+
+    if os.environ.get("HF_TOKEN"):
+        return "the token in HF_TOKEN"
+    if get_token():
+        return "the token saved by `hf auth login` (HF_TOKEN is not set)"
+    return None
+
+
+def cached_revisions(repo_id: str, cache: str | Path) -> list[str]:
+    """The revisions of `repo_id` the hub cache holds: its refs (branches, tags) and the commits of
+    snapshots no ref names; empty when the repository is not there."""
+    folder = Path(cache) / f"models--{repo_id.replace('/', '--')}"
+    refs = {p.relative_to(folder / "refs").as_posix(): p for p in (folder / "refs").rglob("*") if p.is_file()}
+    named = {p.read_text().strip() for p in refs.values()}
+    snapshots = (folder / "snapshots").iterdir() if (folder / "snapshots").is_dir() else []
+    return sorted(refs) + sorted(p.name for p in snapshots if p.name not in named)
 
 
 def gguf_path(spec: ModelSpec) -> Path:
