@@ -260,14 +260,24 @@ def test_old_key_names_plan_the_same_jobs_and_warn_naming_the_new_ones(tmp_path)
     assert proc.returncode == 0 and "is deprecated" not in proc.stdout
 
 
-@pytest.mark.slow
-def test_smoke_runs_to_a_pdf(tmp_path):
-    cfg = write_config("smoke", tmp_path / "smoke.yaml")
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    """The smoke config run to its PDF in a folder of its own: (folder, config file). Shared by
+    the tests marked xdist_group("smoke_run"), which only read it or leave it as it was."""
+    work = tmp_path_factory.mktemp("smoke")
+    cfg = write_config("smoke", work / "smoke.yaml")
     proc = snakemake(
-        "--cores", "2", "--snakefile", ROOT / "Snakefile", "--directory", tmp_path,
-        "--configfile", cfg, cwd=tmp_path, timeout=600,
+        "--cores", "2", "--snakefile", ROOT / "Snakefile", "--directory", work,
+        "--configfile", cfg, cwd=work, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-5000:]
+    return work, cfg
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("smoke_run")
+def test_smoke_runs_to_a_pdf(smoke_run):
+    tmp_path, cfg = smoke_run
     out = tmp_path / "results/smoke"
     pdf = out / "report/report.pdf"
     assert pdf.read_bytes()[:5] == b"%PDF-"
@@ -458,27 +468,25 @@ def snapshot(folder):
 
 
 @pytest.mark.slow
-def test_a_refused_settings_change_removes_nothing(tmp_path):
+@pytest.mark.xdist_group("smoke_run")
+def test_a_refused_settings_change_removes_nothing(smoke_run, tmp_path):
     """After a finished run, other optimiser settings (or another registry entry) for the same
     run: refused before any job starts, naming the key; every file is as it was."""
-    base = dict(run="refuse", multivector={}, geometry={}, baselines={})
-    opts = ["--cores", "2", "--snakefile", ROOT / "Snakefile", "--directory", tmp_path]
-    targets = ["results/refuse/tables/table1.csv"]
-    cfg = write_config("smoke", tmp_path / "first.yaml", **base)
-    proc = snakemake(*targets, *opts, "--configfile", cfg, cwd=tmp_path, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-5000:]
-    out = tmp_path / "results/refuse"
+    work, cfg = smoke_run
+    opts = ["--cores", "2", "--snakefile", ROOT / "Snakefile", "--directory", work]
+    targets = ["results/smoke/report/report.pdf"]
+    out = work / "results/smoke"
     before = snapshot(out)
     assert {"compress/tiny-gpt-neox/lee.jsonl", "compress/tiny-gpt-neox/random.jsonl", "tables/table1.csv"} <= {
         str(p) for p in before
     }
 
-    lr = write_config("smoke", tmp_path / "lr.yaml", **base, optim={"max_steps": 30, "patience": 10, "lr": 0.1})
+    lr = write_config("smoke", tmp_path / "lr.yaml", optim={"max_steps": 30, "patience": 10, "lr": 0.1})
     for dry in ([], ["--dry-run"]):
-        proc = snakemake(*targets, *opts, "--configfile", lr, *dry, cwd=tmp_path, timeout=300)
+        proc = snakemake(*targets, *opts, "--configfile", lr, *dry, cwd=work, timeout=300)
         assert proc.returncode != 0
         message = next(line for line in proc.stdout.splitlines() if "Invalid config key" in line)
-        assert message.startswith("Invalid config key 'optim.lr': results/refuse/compress/tiny-gpt-neox/")
+        assert message.startswith("Invalid config key 'optim.lr': results/smoke/compress/tiny-gpt-neox/")
         assert "optim.lr: 0.01 then, 0.1 now" in message and "nothing was removed" in message
         assert "another run name (key 'run')" in message
         assert snapshot(out) == before
@@ -486,17 +494,17 @@ def test_a_refused_settings_change_removes_nothing(tmp_path):
     models = yaml.safe_load((ROOT / "config/models.yaml").read_text())
     models["tiny-gpt-neox"]["hidden_size"] = 32
     (tmp_path / "models.yaml").write_text(yaml.safe_dump(models))
-    registry = write_config("smoke", tmp_path / "registry.yaml", **base)
+    registry = write_config("smoke", tmp_path / "registry.yaml")
     changed = yaml.safe_load(registry.read_text()) | {"models_file": str(tmp_path / "models.yaml")}
     registry.write_text(yaml.safe_dump(changed))
-    proc = snakemake(*targets, *opts, "--configfile", registry, cwd=tmp_path, timeout=300)
+    proc = snakemake(*targets, *opts, "--configfile", registry, cwd=work, timeout=300)
     assert proc.returncode != 0
     assert f"'{tmp_path}/models.yaml: tiny-gpt-neox.hidden_size'" in proc.stdout
     assert "64 then, 32 now" in proc.stdout
     assert snapshot(out) == before
 
     # the settings the results were made with: nothing to do, and nothing changes
-    proc = snakemake(*targets, *opts, "--configfile", cfg, cwd=tmp_path, timeout=300)
+    proc = snakemake(*targets, *opts, "--configfile", cfg, cwd=work, timeout=300)
     assert proc.returncode == 0 and "Nothing to be done" in proc.stdout, proc.stdout[-3000:]
     assert snapshot(out) == before
 
