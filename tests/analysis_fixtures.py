@@ -11,9 +11,11 @@ per-sample capacities are chosen by hand.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 MODELS = {
     # name: (model_id, params, d, vocab)
@@ -239,3 +241,10 @@ def search_records(
             records.append(rec)
             warm = L if lossless else warm
     return records
+
+
+# a test that builds or reads a PDF report
+needs_latex = pytest.mark.skipif(
+    shutil.which("latexmk") is None or shutil.which("pdftotext") is None,
+    reason="needs latexmk (TeX Live) and pdftotext (poppler-utils)",
+)

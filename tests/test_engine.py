@@ -182,7 +182,12 @@ def test_compiled_forward_gives_the_plain_models_outcomes():
     for x, y in zip(a, b, strict=True):
         assert y.converged and y.greedy_exact
         assert abs(x.steps - y.steps) <= 2
-        assert torch.allclose(x.vectors, y.vectors, atol=1e-2) or x.steps != y.steps
+        if x.steps == y.steps:
+            assert torch.allclose(x.vectors, y.vectors, atol=1e-2)
+        # a step or two apart (rounding in the compiled kernels), still the same path: the
+        # vectors point the same way and are as long
+        cosine = torch.nn.functional.cosine_similarity(x.vectors.flatten(), y.vectors.flatten(), dim=0)
+        assert cosine > 0.99 and abs(y.vectors.norm() / x.vectors.norm() - 1) < 0.01
 
 
 # A Llama-3-sized vocabulary on a tiny body: the LM head dominates, as in the 1B-8B models.

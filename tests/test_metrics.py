@@ -41,12 +41,22 @@ def test_eq1_reproduces_paper_theoretical_capacity(name):
     assert round(metrics.theoretical_capacity(d, vocab)) == expected
 
 
-def test_utilisation_matches_paper_example(capacity_frame):
+def test_utilisation_matches_paper_example(capacity_frame, tmp_path):
     """summarise's utilisation: mean token gain over round(L_th), as in the paper (70.89 / 787)."""
     row = metrics.summarise(capacity_frame).iloc[0]  # d 768, |V| 50304: L_th 786.8, Pythia-160M's
     assert row["l_th"] == pytest.approx(786.8, abs=0.05) and row["l_th_rounded"] == 787
     assert row["utilisation"] == pytest.approx(row["token_gain_mean"] / 787)
-    assert round(70.89 / row["l_th_rounded"], 3) == 0.090
+    # the paper's worked example: Pythia-160M's mean token gain 70.89 over 787 is 0.090. 100
+    # saturated samples gaining 71 tokens (89 of them) or 70 (11) have that mean gain (strict:
+    # every token scored, so the gain is not rescaled from L - 1 positions to L)
+    gains = [71] * 89 + [70] * 11
+    example = [
+        make_record("pythia-160m", "pg19", 128, f"pg19-{i:04d}", protocol="strict", max_correct=20 + gain)
+        for i, gain in enumerate(gains)
+    ]
+    paper = metrics.summarise(load(tmp_path, example)).iloc[0]
+    assert paper["token_gain_mean"] == pytest.approx(70.89) and paper["l_th_rounded"] == 787
+    assert round(paper["utilisation"], 3) == 0.090
     two = capacity_frame.assign(K=2)  # two vectors hold twice the values: twice Eq. 1's bound
     row2 = metrics.summarise(two).iloc[0]
     assert row2["l_th"] == pytest.approx(2 * row["l_th"]) and row2["l_th_rounded"] == 1574

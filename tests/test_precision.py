@@ -9,7 +9,6 @@ accuracy 1.0 at 4 tokens in tens of steps); the stage rounds and re-scores them.
 
 import json
 import math
-import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -17,6 +16,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
+from analysis_fixtures import needs_latex
 from job_fixtures import write_texts
 from memcap.analysis import figures, metrics, precision_summary, report, tables
 from memcap.core import engine
@@ -205,12 +205,7 @@ def test_shares_smallest_precision_ratios_and_eq1():
     assert none.iloc[0]["format"] is None and math.isnan(none.iloc[0]["bits"])
 
 
-needs_latex = pytest.mark.skipif(
-    shutil.which("latexmk") is None or shutil.which("pdftotext") is None,
-    reason="needs latexmk (TeX Live) and pdftotext (poppler-utils)",
-)
-
-
+@pytest.mark.slow  # the stage fixture compresses and scores, then LaTeX builds the PDF
 @needs_latex
 def test_the_report_shows_the_precision_table_figure_and_eq1(stage):
     import subprocess
