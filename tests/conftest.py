@@ -110,6 +110,19 @@ def write_config(base: str, path: Path, **changes) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def environment_and_folder_restored():
+    """Each test leaves the process as it found it: its environment variables (memcap's
+    use_cache sets the hub's for good, as a job process should) and working folder. Tests
+    then pass in any order (`make test-order`)."""
+    env, cwd = dict(os.environ), os.getcwd()
+    yield
+    os.chdir(cwd)
+    if dict(os.environ) != env:
+        os.environ.clear()
+        os.environ.update(env)
+
+
 @pytest.fixture
 def root() -> Path:
     return ROOT

@@ -8,8 +8,12 @@ import subprocess
 import pandas as pd
 import pytest
 
-from analysis_fixtures import make_record, search_records, synthetic_run, write_records
+from analysis_fixtures import make_record, needs_latex, search_records, synthetic_run, write_records
 from memcap.analysis import figures, report, tables
+
+# pytest -n: one worker runs this module, so it builds its shared runs and reports once
+# (module fixtures partial_run, search_files, search_run)
+pytestmark = [pytest.mark.xdist_group("report")]
 
 
 def pdf_text(path, layout=True):
@@ -26,12 +30,6 @@ def row_pattern(cells):
 
 def assert_row(text, cells):
     assert re.search(row_pattern(cells), text), f"row {cells} not in the PDF"
-
-
-needs_latex = pytest.mark.skipif(
-    shutil.which("latexmk") is None or shutil.which("pdftotext") is None,
-    reason="needs latexmk (TeX Live) and pdftotext (poppler-utils)",
-)
 
 
 @pytest.fixture(scope="module")
@@ -240,24 +238,31 @@ def one_line(text):
 
 
 @pytest.fixture(scope="module")
-def search_run(tmp_path_factory):
+def search_files(tmp_path_factory):
     """pythia-160m searched on pg19 (per-sample capacities 128, 128, 64; the texts that
     reach 96 and 128 are all lossless there, so per-length means would say 128) beside a
-    grid run of llama-3.2-1b on pg19 with capacity 32, built to a PDF."""
+    grid run of llama-3.2-1b on pg19 with capacity 32: (records files, tables, table and figure paths)."""
     root = tmp_path_factory.mktemp("search_report")
     records = search_records({"pg19-0000": 128, "pg19-0001": 128, "pg19-0002": 64}, dataset="pg19", steps=25)
     records += [make_record("llama-3.2-1b", "pg19", 32, f"pg19-{i:04d}") for i in range(3)]
     records += [make_record("llama-3.2-1b", "pg19", 64, f"pg19-{i:04d}", max_correct=20) for i in range(3)]
     files = write_records(root, records)
     table_files, figure_files = tables.table_paths(root / "tables"), figures.figure_paths(root / "figures")
-    csvs = tables.write_tables(files, table_files)
+    return files, tables.write_tables(files, table_files), table_files, figure_files
+
+
+@pytest.fixture(scope="module")
+def search_run(search_files):
+    """search_files built to a PDF: (records files, tables, pdf). Slow and needs LaTeX."""
+    files, csvs, table_files, figure_files = search_files
     figures.write_figures(files, figure_files)
+    root = files[0].parents[2]
     pdf = report.build_report(table_files, figure_files, files, root / "report" / "report.pdf", run_name="search_run")
     return files, csvs, pdf
 
 
-def test_context_of_a_search_run(search_run):
-    files, *_ = search_run
+def test_context_of_a_search_run(search_files):
+    files, *_ = search_files
     context = report.report_context(files)
     assert context["search"] == [
         {"model": "pythia-160m", "dataset": "pg19", "protocol": "paper", "K": 1, "samples": 3, "capacity": "64"}
@@ -345,12 +350,12 @@ def test_the_paper_budget_reference_is_shown_beside_this_runs_capacity(tmp_path)
     context = report.report_context(ours, "budget", budget_reference=[ref_file])
     (b,) = context["budget_reference"]
     assert (b["model"], b["dataset"], b["n_texts"], b["n_bracketed"]) == ("pythia-160m", "lee", 2, 1)
-    assert b["capacity"] == ">= 64" and b["capacities"] == "64, 80"  # text 1 may still pass beyond 80
+    assert b["capacity"] == "64" and b["capacities"] == "64, 80"  # text 1 may pass beyond 80, not lower the min
     assert b["steps"] == 900 + 5000 + 5000 + 700 + 2100 and b["ours_steps"] == 160
     assert b["ours"] == ">=80" and b["ours_preset"] == "fast"  # lossless at the longest length tried
     text = one_line(report.render_report(context))
     assert "Reference at the paper's budget" in text and "1 of 2 texts bracketed" in text
-    assert "so the value is a lower bound" in text and "preset \\texttt{fast}" in text
+    assert "which leaves the capacity over the texts as it is" in text and "preset \\texttt{fast}" in text
     assert "on the same 2 texts as this run" in text
     # a run on one of the reference's texts is compared on that text alone
     one = write_records(tmp_path / "one", [make_record("pythia-160m", "lee", 64, "lee-0", steps=40)])

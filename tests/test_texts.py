@@ -8,8 +8,9 @@ from __future__ import annotations
 import json
 import os
 import sys
-import types
 import zipfile
+from pathlib import Path
+from unittest.mock import create_autospec
 
 import pytest
 
@@ -18,20 +19,8 @@ from memcap.stages import download, texts, vocab
 
 LEE = {"source": "package", "package": "gensim", "file": "test/test_data/lee_background.cor"}
 HUB_VARIABLES = ("HF_HUB_CACHE", "HF_DATASETS_CACHE", "HF_HUB_OFFLINE")
-HUB_AT_START = {name: os.environ.get(name) for name in HUB_VARIABLES}  # before any test ran
-
-
-@pytest.fixture(autouse=True)
-def hub_variables_restored():
-    """use_cache (download_model calls it) sets the hub's variables for good: each test here
-    gets them back as they were, so no later test runs offline or in a removed cache."""
-    before = {name: os.environ.get(name) for name in HUB_VARIABLES}
-    yield
-    for name, value in before.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
+# use_cache (download_model calls it) sets the hub's variables for good; conftest's autouse
+# environment_and_folder_restored gives each test them back, so none runs offline by accident
 
 
 def test_second_half_keeps_the_later_sentences():
@@ -93,26 +82,70 @@ def test_an_empty_file_source_fails_when_the_texts_are_made(tmp_path, content):
     assert not (tmp_path / "t.jsonl").exists()
 
 
-def test_hf_source_takes_the_first_rows_of_the_split(monkeypatch):
-    calls = {}
+def chunk_dataset(folder: Path, splits: dict[str, int]) -> Path:
+    """A local copy of a chunk dataset, laid out as the authors' Hub repositories are: one
+    parquet file per split (data/<split>-00000-of-00001.parquet), a `text` column and another."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
-    def load_dataset(path, split, revision):
-        calls.update(path=path, split=split, revision=revision)
-        return [{"text": f"Chunk {i} starts. It goes on. It ends {i}.", "other": i} for i in range(10)]
+    (folder / "data").mkdir(parents=True)
+    for split, n in splits.items():
+        table = pa.table(
+            {
+                "text": [f"{split.title()} chunk {i} starts. It goes on. It ends {i}." for i in range(n)],
+                "book_id": list(range(n)),
+            }
+        )
+        pq.write_table(table, folder / "data" / f"{split}-00000-of-00001.parquet")
+    return folder
 
-    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
-    spec = {
-        "source": "hf",
-        "path": "yurakuratov/pg19_valid_1k_chunks",
-        "split": "train",
-        "column": "text",
-        "samples": 4,
-    }
-    rows = texts.natural_texts("pg19", spec)
-    assert calls == {"path": "yurakuratov/pg19_valid_1k_chunks", "split": "train", "revision": None}
+
+@pytest.fixture
+def offline_datasets(tmp_path, monkeypatch):
+    """datasets and huggingface_hub offline (as on a node without network), datasets' Arrow
+    cache in tmp_path; restored after the test."""
+    import datasets
+    import huggingface_hub
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "datasets-cache")
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+
+
+HF_SPEC = {
+    "source": "hf",
+    "path": "yurakuratov/pg19_valid_1k_chunks",
+    "split": "train",
+    "column": "text",
+    "samples": 4,
+}
+
+
+def test_hf_source_reads_the_first_rows_of_the_split_through_datasets(tmp_path, monkeypatch, offline_datasets):
+    """The hf source through the real datasets.load_dataset, ending in a texts file: a local
+    copy of the repository found under the config's own id (relative to the working
+    directory), the rows of `split` (not of validation) in order, second halves of `column`."""
+    chunk_dataset(tmp_path / "yurakuratov" / "pg19_valid_1k_chunks", {"train": 10, "validation": 3})
+    monkeypatch.chdir(tmp_path)
+    out = texts.write_texts("pg19", HF_SPEC, tmp_path / "pg19.jsonl")
+    rows = texts.read_texts(out)
     assert [r["id"] for r in rows] == [f"pg19-{i:04d}" for i in range(4)]
     assert rows[2]["source"] == "hf:yurakuratov/pg19_valid_1k_chunks#2"
     assert rows[2]["text"] == "It goes on. It ends 2."
+    assert {r["kind"] for r in rows} == {"natural"} and all(r["length"] is None for r in rows)
+    assert list((tmp_path / "datasets-cache").iterdir())  # datasets' cache went where it was told
+    with pytest.raises(ValueError, match="11 samples asked, source has 10"):
+        texts.natural_texts("pg19", dict(HF_SPEC, samples=11))
+
+
+def test_hf_source_names_the_columns_when_its_column_is_missing(tmp_path, offline_datasets):
+    """A `column` the dataset lacks is one line naming the dataset, the split and its columns."""
+    folder = chunk_dataset(tmp_path / "fanfics_1k_chunks", {"train": 2})
+    with pytest.raises(ValueError) as err:
+        texts.natural_texts("fanfics", dict(HF_SPEC, path=str(folder), column="content"))
+    assert str(err.value) == (
+        f"dataset {folder} (split 'train') has no column 'content'; set `column` to one of: text, book_id"
+    )
 
 
 def test_random_texts_follow_the_paper_and_are_reproducible():
@@ -178,15 +211,12 @@ def test_glove_vocabulary_from_a_url_is_downloaded_once(tmp_path):
 
 def test_glove_vocabulary_from_a_hf_mirror(tmp_path, monkeypatch):
     archive = make_glove_zip(tmp_path / "glove.6B.zip")
-    seen = {}
-
-    def hf_hub_download(repo, file, revision, cache_dir, token):
-        seen.update(repo=repo, file=file, revision=revision)
-        return str(archive)
-
     import huggingface_hub
 
+    # autospec of the real function: a call its signature refuses fails the test
+    hf_hub_download = create_autospec(huggingface_hub.hf_hub_download, return_value=str(archive))
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", hf_hub_download)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
     spec = {
         "source": "hf",
         "repo": "stanfordnlp/glove",
@@ -195,7 +225,9 @@ def test_glove_vocabulary_from_a_hf_mirror(tmp_path, monkeypatch):
         "size": 5,
     }
     assert vocab.words(spec, tmp_path) == [f"word{i}" for i in range(5)]
-    assert seen == {"repo": "stanfordnlp/glove", "file": "glove.6B.zip", "revision": None}
+    hf_hub_download.assert_called_once_with(
+        "stanfordnlp/glove", "glove.6B.zip", revision=None, cache_dir=tmp_path, token=None
+    )
 
 
 def test_failed_download_leaves_no_file(tmp_path):
@@ -225,33 +257,35 @@ def test_use_cache_points_the_hub_at_the_cache(tmp_path, monkeypatch):
 
 
 def test_download_model_hf_uses_the_pinned_revision(tmp_path, monkeypatch):
+    """Online, download_model lists the repository at the pinned revision, skips the pickled
+    weights beside safetensors, snapshots into the cache with HF_TOKEN and keeps the token out
+    of its record. HfApi and snapshot_download are autospecs of the real ones (their signatures
+    are checked); tests/test_hub.py runs the real ones over a hub cache."""
     import huggingface_hub
+    from huggingface_hub.hf_api import ModelInfo
 
     registry = tmp_path / "models.yaml"
     registry.write_text("m:\n  source: hf\n  id: org/model\n  revision: abc123\n")
     snap = tmp_path / "snap" / "abc123"
     snap.mkdir(parents=True)
     (snap / "config.json").write_text("{}")
-    seen = {}
-
-    class Api:
-        def list_repo_files(self, repo, revision, token):
-            return ["config.json", "model.safetensors", "pytorch_model.bin"]
-
-    def snapshot_download(repo, revision, token, ignore_patterns, cache_dir):
-        seen.update(repo=repo, revision=revision, token=token, ignore=ignore_patterns, cache=cache_dir)
-        return str(snap)
-
-    monkeypatch.setattr(huggingface_hub, "HfApi", Api)
+    api = create_autospec(huggingface_hub.HfApi)
+    files = ["config.json", "model.safetensors", "pytorch_model.bin"]
+    api.return_value.model_info.return_value = ModelInfo(id="org/model", siblings=[{"rfilename": f} for f in files])
+    snapshot_download = create_autospec(huggingface_hub.snapshot_download, return_value=str(snap))
+    monkeypatch.setattr(huggingface_hub, "HfApi", api)
     monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)  # online, whatever the shell says
     monkeypatch.setenv("HF_TOKEN", "secret-token")
     for name in ("HF_HUB_CACHE", "HF_DATASETS_CACHE"):
         monkeypatch.setenv(name, "")
     out = download.download_model("m", registry, tmp_path / "cache", tmp_path / "m.json")
     record = json.loads(out.read_text())
-    assert seen["repo"] == "org/model" and seen["revision"] == "abc123"
-    assert seen["token"] == "secret-token" and "*.bin" in seen["ignore"]  # safetensors only
-    assert seen["cache"] == str((tmp_path / "cache" / "hub").resolve())
+    api.return_value.model_info.assert_called_once_with("org/model", revision="abc123", token="secret-token")
+    [call] = snapshot_download.call_args_list
+    assert call.args == ("org/model",) and call.kwargs["revision"] == "abc123"
+    assert call.kwargs["token"] == "secret-token" and "*.bin" in call.kwargs["ignore_patterns"]  # safetensors only
+    assert call.kwargs["cache_dir"] == str((tmp_path / "cache" / "hub").resolve())
     assert record["resolved_revision"] == "abc123" and record["files"] == 1
     assert "secret-token" not in out.read_text()
 
@@ -259,8 +293,3 @@ def test_download_model_hf_uses_the_pinned_revision(tmp_path, monkeypatch):
 def test_download_model_needs_nothing_for_random_models(tmp_path, root):
     out = download.download_model("tiny-gpt-neox", root / "config/models.yaml", tmp_path, tmp_path / "t.json")
     assert json.loads(out.read_text())["source"] == "random"
-
-
-def test_the_hub_variables_are_as_they_were_before_these_tests():
-    """The last test of the file: what later test files see."""
-    assert {name: os.environ.get(name) for name in HUB_VARIABLES} == HUB_AT_START

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import shutil
 import subprocess
 import tempfile
@@ -151,7 +152,9 @@ def workflow_settings(config: dict, random_max_length: dict[str, int]) -> dict[s
             what = f"{spec['package']}: {spec['file'].rsplit('/', 1)[-1]}"
         else:
             what = f"{spec['source']} {spec['path']}"
-        rows[f"dataset {name}"] = f"{what}, {spec['samples']} samples"
+        chosen = spec.get("documents")
+        count = f"documents {', '.join(map(str, chosen))}" if chosen else f"{spec['samples']} samples"
+        rows[f"dataset {name}"] = f"{what}, {count}"
     rows["lengths (K = 1)"] = ", ".join(map(str, sorted(config["lengths"])))
     rows["random L_up"] = ", ".join(f"{m} {random_max_length[m]}" for m in config["models"])
     for model, grid in config["multivector"].items():
@@ -426,24 +429,70 @@ def _capacity_context(view: RunView) -> dict:
     }
 
 
+# The paper-budget reference's text sets, by the folder of their records file (benchmarks/,
+# docs/benchmarks.md "Tuning and validation texts"): (set name, what it means for this run).
+BUDGET_REFERENCE_SETS = {
+    "validation": ("validation", "texts on which no optimiser or search setting was tuned"),
+    "reference": ("tuning", "the texts on which memcap's optimiser and search settings were tuned"),
+}
+
+
+def _shown_path(path: Path) -> str:
+    """`path` relative to the working directory where it lies below it (the workflow's
+    config names benchmarks/... relative to the repository), else as given."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _reference_settled(rows: list[dict]) -> bool:
+    """Whether the unbracketed texts can no longer change the decoding capacity over `rows`
+    (memcap.analysis.paper_budget.text_capacities rows): an unbracketed text's capacity can
+    only rise, so the capacity is final when it is the same with those texts at any height."""
+    from memcap.analysis.metrics import capacity_from_samples
+
+    low = capacity_from_samples([t["capacity"] for t in rows])
+    high = capacity_from_samples([t["capacity"] if t["bracketed"] else math.inf for t in rows])
+    return low == high or (math.isnan(low) and math.isnan(high))
+
+
 def _budget_reference(paths: list[Path] | None, df: pd.DataFrame, summary: pd.DataFrame) -> list[dict]:
-    """The paper-budget reference runs (memcap.analysis.paper_budget) beside this run's K = 1 capacity."""
+    """The paper-budget reference runs (memcap.analysis.paper_budget) beside this run's K = 1 capacity.
+
+    Compared on this run's texts where the reference has some of them. Each row says where
+    the reference comes from (its folder, and the set: validation or tuning), how many of
+    its texts are bracketed, marks each unbracketed text's capacity as a lower bound (>=), and
+    gives the capacity over the texts as a lower bound only while the unbracketed texts can
+    still change it; `missing` names this run's texts the reference has not started."""
     from memcap.analysis.paper_budget import reference_summary, text_capacities
     from memcap.io import read_jsonl
 
-    texts = text_capacities([r for p in paths or [] for r in read_jsonl(Path(p))])
+    records, folders = [], {}
+    for path in paths or []:
+        rows = read_jsonl(Path(path))
+        records += rows
+        for r in rows:
+            folders.setdefault((r["model"], r["dataset"]), set()).add(_shown_path(Path(path).parent))
+    texts = text_capacities(records)
     # compare on the texts this run has, where it has some of the reference's
-    ours_ids = (
-        {(m, d): set(map(str, g["sample_id"])) for (m, d), g in df[df.K == 1].groupby(["model", "dataset"])}
-        if len(df)
-        else {}
-    )
+    k1 = df[df.K == 1] if len(df) else df
+    groups = k1.groupby(["model", "dataset"]) if len(k1) else []
+    ours_ids = {key: list(dict.fromkeys(map(str, g["sample_id"]))) for key, g in groups}
     shared = [t for t in texts if t["sample_id"] in ours_ids.get((t["model"], t["dataset"]), ())]
     kept = shared + [
         t for t in texts if not any((t["model"], t["dataset"]) == (s["model"], s["dataset"]) for s in shared)
     ]
     rows = []
     for ref in reference_summary(kept):
+        key = (ref["model"], ref["dataset"])
+        group = [t for t in kept if (t["model"], t["dataset"]) == key]
+        settled = ref["complete"] or _reference_settled(group)
+        names = sorted(Path(f).name for f in folders.get(key, ()))
+        sets = {BUDGET_REFERENCE_SETS.get(n) for n in names}
+        set_name, set_note = next(iter(sets)) if len(sets) == 1 and None not in sets else (None, None)
+        same_texts = any((s["model"], s["dataset"]) == key for s in shared)
+        ours_ids_here = ours_ids.get(key, [])
         ours = summary[(summary.model == ref["model"]) & (summary.dataset == ref["dataset"]) & (summary.K == 1)]
         mine = df[(df.model == ref["model"]) & (df.dataset == ref["dataset"]) & (df.K == 1)] if len(df) else df
         steps = int(mine["steps"].sum()) if len(mine) else 0
@@ -451,9 +500,16 @@ def _budget_reference(paths: list[Path] | None, df: pd.DataFrame, summary: pd.Da
         rows.append(
             {
                 **ref,
-                "capacity": f"{'' if ref['complete'] else '>= '}{ref['capacity']}",
-                "same_texts": any(s["model"] == ref["model"] and s["dataset"] == ref["dataset"] for s in shared),
+                "capacity": f"{'' if settled else '>= '}{ref['capacity']}",
+                "settled": settled,
+                "same_texts": same_texts,
+                "n_ours": len(ours_ids_here),
+                "missing": [i for i in ours_ids_here if i not in {t["sample_id"] for t in group}] if same_texts else [],
                 "capacities": ", ".join(map(str, ref["capacities"])),
+                "capacities_marked": ", ".join(f"{'' if t['bracketed'] else '≥'}{t['capacity']}" for t in group),
+                "folder": ", ".join(sorted(folders.get(key, ()))) or "?",
+                "set_name": set_name,
+                "set_note": set_note,
                 "hours": f"{ref['hours']:.1f}",
                 "budget": f"{optim.get('max_steps', '?')} steps, patience {optim.get('patience', '?')}, "
                 f"lr {optim.get('lr', '?')}",

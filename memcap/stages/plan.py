@@ -225,6 +225,7 @@ def check_config(config: dict, registry: dict) -> None:
                 f"existing local text file, one document per line (a relative path is "
                 f"relative to the working directory)"
             )
+        check_documents(name, spec)
     check_lengths(config, registry)
     natural = ", ".join(natural_datasets(config)) or "none"
     for model, grid in config["multivector"].items():
@@ -235,6 +236,34 @@ def check_config(config: dict, registry: dict) -> None:
             )
     check_geometry(config, registry)
     check_baselines(config)
+
+
+def check_documents(name: str, spec: dict) -> None:
+    """A dataset's `documents` (memcap.stages.texts.selected_documents): none for random
+    text; for a package or file source, every index exists (the file is read, no model or
+    download). A hub dataset's indices, and a package's where the package is not installed
+    here (Snakemake outside memcap's environment), are checked when its texts are built."""
+    documents = spec.get("documents")
+    if documents is None:
+        return
+    if spec["source"] == "random":
+        raise PlanError(
+            f"Invalid config key 'datasets.{name}.documents': {documents!r}, but random text has no "
+            "documents to choose from; allowed: null (leave the key out) on a random dataset"
+        )
+    if spec["source"] in ("package", "file"):
+        from memcap.stages.texts import load_documents  # standard library only
+
+        try:
+            n = len(load_documents(spec, max(documents) + 1))
+        except (OSError, ValueError):  # no such package here, or an unreadable file: the texts job says so
+            return
+        missing = [i for i in documents if i >= n]
+        if missing:
+            raise PlanError(
+                f"Invalid config key 'datasets.{name}.documents': document {missing[0]} does not exist; "
+                f"allowed: 0 to {n - 1} (the source has {n} documents)"
+            )
 
 
 def check_lengths(config: dict, registry: dict | None = None) -> None:

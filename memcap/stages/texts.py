@@ -10,9 +10,12 @@ One JSON object per line and sample (format: docs/records.md, "Texts"). The work
 Natural sources (`source` key of a dataset):
   hf       a Hugging Face dataset (`path`, `split`, `column`, optional `revision`), loaded with
            `datasets.load_dataset`; row i is sample i (the paper uses the first 50 chunks).
+           A folder at `path` (e.g. a local copy of the repository's parquet files) comes first.
   package  a text file shipped inside an installed Python package (`package`, `file`), one
            document per line; e.g. gensim's Lee news corpus. The package is never imported.
   file     a local text file (`path`), one document per line.
+Each takes the first `samples` documents, or with `documents: [8, 9, 12]` exactly those, by
+index (sample ids lee-0008, lee-0009, lee-0012 on a dataset named lee: selected_documents).
 Random text (`source: random`) draws words from a vocabulary file (memcap.stages.vocab).
 """
 
@@ -53,8 +56,13 @@ def load_documents(spec: dict, samples: int | None) -> list[tuple[str, str]]:
     if source == "hf":
         import datasets
 
-        rows = datasets.load_dataset(spec["path"], split=spec.get("split", "train"), revision=spec.get("revision"))
-        column = spec.get("column", "text")
+        split, column = spec.get("split", "train"), spec.get("column", "text")
+        rows = datasets.load_dataset(spec["path"], split=split, revision=spec.get("revision"))
+        if column not in rows.column_names:
+            raise ValueError(
+                f"dataset {spec['path']} (split {split!r}) has no column {column!r}; "
+                f"set `column` to one of: {', '.join(rows.column_names)}"
+            )
         n = len(rows) if samples is None else min(samples, len(rows))
         return [(rows[i][column], f"hf:{spec['path']}#{i}") for i in range(n)]
     if source == "package":
@@ -90,8 +98,12 @@ def natural_texts(dataset: str, spec: dict, samples: int | None = None) -> list[
     """Rows for a natural dataset: sample i keeps the second half of document i's sentences.
 
     With `min_words`, documents whose second half has fewer words are skipped (the ids keep
-    the document's index, so a sample's id and seed do not depend on the filter).
+    the document's index, so a sample's id and seed do not depend on the filter). With
+    `documents` (a list of document indices), exactly those documents, in that order
+    (selected_documents; `samples` is then not used).
     """
+    if spec.get("documents") is not None:
+        return selected_documents(dataset, spec, spec["documents"])
     samples = spec.get("samples", 50) if samples is None else samples
     language = spec.get("language", "en")
     min_words = spec.get("min_words") or 0
@@ -100,14 +112,61 @@ def natural_texts(dataset: str, spec: dict, samples: int | None = None) -> list[
         kept = second_half(text, language)
         if len(kept.split()) < min_words:
             continue
-        rows.append(
-            {"id": f"{dataset}-{i:04d}", "text": kept, "source": ref, "kind": "natural", "seed": None, "length": None}
-        )
+        rows.append(_natural_row(dataset, i, kept, ref))
         if len(rows) == samples:
             break
     if len(rows) < samples:
         fewer = f" with at least {min_words} words" if min_words else ""
         raise ValueError(f"dataset {dataset!r}: {samples} samples asked, source has {len(rows)}{fewer}")
+    return rows
+
+
+def _natural_row(dataset: str, i: int, text: str, ref: str) -> dict:
+    """One natural texts row: document i's kept half, id `<dataset>-<i:04d>`."""
+    return {"id": f"{dataset}-{i:04d}", "text": text, "source": ref, "kind": "natural", "seed": None, "length": None}
+
+
+def selected_documents(dataset: str, spec: dict, documents) -> list[dict]:
+    """Rows for the documents of a natural dataset chosen by index (config key
+    `datasets.<dataset>.documents`), in the order given: index i is document i of the source
+    (the i-th non-blank line of a file, row i of a Hugging Face split), the sample id
+    `<dataset>-<i:04d>` that natural_texts gives it, so `documents: [8, 9, 12]` on a dataset
+    named lee gives lee-0008, lee-0009 and lee-0012, the ids and texts of
+    benchmarks/validation/texts.jsonl. With `min_words`, a chosen document whose kept half
+    is shorter is an error, not skipped. A ValueError names the key, the bad value and what
+    is allowed."""
+    key = f"datasets.{dataset}.documents"
+    indices = list(documents) if isinstance(documents, list | tuple) else None
+    if not indices or any(isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in indices):
+        raise ValueError(
+            f"Invalid config key {key!r}: {documents!r} is not a list of document indices; "
+            "allowed: a non-empty list of distinct integers >= 0 (index i is sample id "
+            f"{dataset}-<i as 4 digits>), or null for the first `samples` documents"
+        )
+    twice = sorted({i for i in indices if indices.count(i) > 1})
+    if twice:
+        raise ValueError(
+            f"Invalid config key {key!r}: document {twice[0]} is listed twice; allowed: each document once"
+        )
+    docs = load_documents(spec, max(indices) + 1)
+    missing = [i for i in indices if i >= len(docs)]
+    if missing:
+        raise ValueError(
+            f"Invalid config key {key!r}: document {missing[0]} does not exist; allowed: 0 to "
+            f"{len(docs) - 1} (the source has {len(docs)} documents)"
+        )
+    language, min_words = spec.get("language", "en"), spec.get("min_words") or 0
+    rows = []
+    for i in indices:
+        text, ref = docs[i]
+        kept = second_half(text, language)
+        if len(kept.split()) < min_words:
+            raise ValueError(
+                f"Invalid config key {key!r}: document {i} keeps {len(kept.split())} words, fewer than "
+                f"min_words {min_words}; allowed: documents whose kept half has at least min_words words, "
+                "or min_words null"
+            )
+        rows.append(_natural_row(dataset, i, kept, ref))
     return rows
 
 

@@ -132,6 +132,14 @@ def compress_input(wildcards):
     return texts | model_input(wildcards.model)
 
 
+def dataset_spec(wildcards):
+    """A dataset's config entry as the texts rules get it (params): `documents` only where it
+    is set, so that a config of before the key gives the same params and its texts are not
+    rebuilt (Snakemake reruns a job whose params changed)."""
+    spec = config["datasets"][wildcards.dataset]
+    return {k: v for k, v in spec.items() if k != "documents" or v is not None}
+
+
 def texts_input(wildcards):
     """A `source: file` dataset's file is the texts rule's input, so editing it rebuilds the texts."""
     spec = config["datasets"][wildcards.dataset]

@@ -29,7 +29,7 @@ rule texts:
     conda:
         "../../envs/memcap.yaml"
     params:
-        spec=lambda wildcards: config["datasets"][wildcards.dataset],
+        spec=dataset_spec,
         cache_dir=config["cache_dir"],
     script:
         "../../scripts/texts.py"
@@ -47,7 +47,7 @@ rule random_texts:
     conda:
         "../../envs/memcap.yaml"
     params:
-        spec=lambda wildcards: config["datasets"][wildcards.dataset],
+        spec=dataset_spec,
         vocab_spec=lambda wildcards: config["vocab"][
             config["datasets"][wildcards.dataset]["vocab"]
         ],
