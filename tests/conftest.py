@@ -113,11 +113,16 @@ def write_config(base: str, path: Path, **changes) -> Path:
 @pytest.fixture(autouse=True)
 def environment_and_folder_restored():
     """Each test leaves the process as it found it: its environment variables (memcap's
-    use_cache sets the hub's for good, as a job process should) and working folder. Tests
-    then pass in any order (`make test-order`)."""
+    use_cache sets the hub's for good, as a job process should), working folder and signal
+    handlers (which children inherit when ignored). Tests then pass in any order (`make
+    test-order`)."""
     env, cwd = dict(os.environ), os.getcwd()
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     yield
     os.chdir(cwd)
+    for sig, handler in handlers.items():
+        if handler is not None and signal.getsignal(sig) is not handler:
+            signal.signal(sig, handler)
     if dict(os.environ) != env:
         os.environ.clear()
         os.environ.update(env)

@@ -312,6 +312,9 @@ def test_ctrl_c_prints_one_line_exits_130_and_leaves_no_file(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # as from a terminal: a shell's background job (`pytest &`) ignores SIGINT, and a
+        # child inherits that, so Python would never raise KeyboardInterrupt in it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         assert "tokens, tiny-llama" in proc.stdout.readline()  # the optimisation has started
