@@ -71,7 +71,7 @@ def parse_config(text: str) -> dict:
                 f"bad configuration item {item!r}: use key=value with key in "
                 f"{', '.join(sorted(keys))}, or one of {', '.join(PRESETS)}"
             )
-        if key in ("schedule", "preset"):
+        if key in ("schedule", "preset", "parametrisation", "basis"):
             values[key] = value
             continue
         try:

@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 from memcap.core.engine import PRESETS, PROTOCOLS, SCHEDULES, OptimConfig
+from memcap.core.parametrisation import BASES, PARAMETRISATIONS
 from memcap.records import MODES
 
 REGISTRY_HELP = (
@@ -46,6 +47,21 @@ OPTIM_OPTIONS = [  # flag, type, OptimConfig key, help
     ("--init-scale", float, "init_scale", "scale of the random init (times std(E))"),
     ("--temperature", float, "temperature", "softmax temperature of the training loss"),
     ("--margin", float, "margin", "logit margin the right token must win by"),
+    (
+        "--parametrisation",
+        str,
+        "parametrisation",
+        f"{' or '.join(PARAMETRISATIONS)}: train the vectors themselves, or their coefficients in a fixed "
+        "basis of rank r",
+    ),
+    ("--rank", int, "rank", "rank r of the low_rank basis (1 to the model's width d)"),
+    (
+        "--basis",
+        str,
+        "basis",
+        f"low_rank basis: {' or '.join(BASES)} (the input embeddings' top principal directions, "
+        "or a fixed random orthonormal one)",
+    ),
 ]
 
 

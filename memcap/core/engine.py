@@ -16,9 +16,9 @@ Protocols (docs/method.md section 2):
 
 compress_batch() compresses one batch of texts (a compress job, memcap.stages.job, runs many; the
 command `memcap compress` one text). It is a short loop over small pieces: _baseline (the
-no-vector scores), _Vectors (the random or warm starts, fresh_lr, AdamW and the best vectors
-kept), _step (one scoring and update), Stopping (one text's stopping rule, docs/method.md
-section 1.5) and _outcomes.
+no-vector scores), _Vectors (the random or warm starts, the parametrisation, fresh_lr, AdamW
+and the best vectors kept), _step (one scoring and update), Stopping (one text's stopping
+rule, docs/method.md section 1.5) and _outcomes.
 
 Memory: the float32 logits of a batch (B x N x vocabulary) are never held at once beyond
 ``lm.logits_mib`` (memcap.core.models.LOGITS_MIB): the LM head then runs on chunks of positions
@@ -38,6 +38,7 @@ import torch.nn.functional as F
 import torch.utils.checkpoint
 
 from memcap.core.models import LoadedModel
+from memcap.core.parametrisation import BASES, PARAMETRISATIONS, subspace
 
 PROTOCOLS = ("paper", "strict")
 
@@ -87,6 +88,10 @@ class OptimConfig:
     # (None: max_steps): at the paper's lr a fresh start needs more steps than a warm one
     fresh_patience: int | None = None  # patience of a text that starts from the random init
     # (None: patience): a fresh start can sit on a plateau for hundreds of steps before it rises
+    parametrisation: str = "full"  # or "low_rank": the vectors are coefficients (K, rank) times
+    # a fixed (d, rank) basis (memcap.core.parametrisation; docs/method.md section 8.5)
+    rank: int | None = None  # the basis's rank r (low_rank only; required there)
+    basis: str = "pca"  # low_rank: "pca" (the embeddings' top principal directions) or "random"
     preset: str = "paper"  # the name of the preset these values started from (PRESETS)
 
     def __post_init__(self):
@@ -117,6 +122,28 @@ class OptimConfig:
             raise ValueError(f"optim.schedule {self.schedule!r} is not one of {', '.join(SCHEDULES)}")
         if self.preset not in PRESETS:
             raise ValueError(f"optim.preset {self.preset!r} is not one of {', '.join(PRESETS)}")
+        self._check_parametrisation()
+
+    def _check_parametrisation(self) -> None:
+        """parametrisation, rank and basis agree (rank <= d is checked where d is known)."""
+        if self.parametrisation not in PARAMETRISATIONS:
+            raise ValueError(
+                f"optim.parametrisation {self.parametrisation!r} is not one of {', '.join(PARAMETRISATIONS)}"
+            )
+        if self.basis not in BASES:
+            raise ValueError(f"optim.basis {self.basis!r} is not one of {', '.join(BASES)}")
+        if self.parametrisation == "full":
+            for key, default in (("rank", None), ("basis", "pca")):
+                if getattr(self, key) != default:
+                    raise ValueError(
+                        f"optim.{key} {getattr(self, key)!r} applies to optim.parametrisation low_rank "
+                        "only; set that too, or leave it out"
+                    )
+        elif not isinstance(self.rank, int) or isinstance(self.rank, bool) or self.rank < 1:
+            raise ValueError(
+                f"optim.rank must be a whole number >= 1 (and <= d) with optim.parametrisation low_rank, "
+                f"got {self.rank!r}"
+            )
 
     @classmethod
     def from_dict(cls, values: dict | None) -> OptimConfig:
@@ -525,8 +552,12 @@ def _baseline(batch: _Batch) -> tuple[list[float], list[int]]:
 
 
 class _Vectors:
-    """Every text's (K, d) parameter (its warm start, or the seeded random init where None),
-    their AdamW (fresh starts at optim.fresh_lr, if set) and schedule, and the best kept."""
+    """Every text's parameter (its warm start, or the seeded random init where None), their
+    AdamW (fresh starts at optim.fresh_lr, if set) and schedule, and the best (K, d) kept.
+
+    The parameter is the (K, d) vectors themselves, or under optim.parametrisation low_rank
+    their (K, r) coefficients in a fixed basis P (d, r): the vectors are coefficients @ P.T, and
+    a start x0 (random or warm) begins at its projection x0 @ P."""
 
     def __init__(self, lm: LoadedModel, K: int, seeds, starts, optim: OptimConfig, fresh: list[bool]):
         d = lm.mem_dim
@@ -534,14 +565,13 @@ class _Vectors:
         for start in starts:
             if start is not None and tuple(start.shape) != (K, d):
                 raise ValueError(f"init vectors must have shape (K, d) = ({K}, {d}), got {tuple(start.shape)}")
-        self.params = [
-            torch.nn.Parameter(
-                init_vectors(K, d, std, seed).to(lm.device)
-                if start is None
-                else start.detach().to(lm.device, torch.float32).clone()
-            )
-            for seed, start in zip(seeds, starts, strict=True)
-        ]
+        low_rank = optim.parametrisation == "low_rank"
+        self.basis = subspace(lm, optim.rank, optim.basis) if low_rank else None
+        self.params = []
+        for seed, start in zip(seeds, starts, strict=True):
+            x0 = init_vectors(K, d, std, seed).to(lm.device) if start is None else start.detach().to(lm.device)
+            x0 = x0.to(torch.float32)
+            self.params.append(torch.nn.Parameter(x0.clone() if self.basis is None else x0 @ self.basis))
         if optim.fresh_lr is None:
             groups = self.params
         else:  # a fresh init needs a gentler lr than a warm start (PRESETS)
@@ -559,14 +589,18 @@ class _Vectors:
         # every text of a batch starts at update 0, so one schedule serves them all
         scheduled = optim.schedule != "constant" or optim.warmup
         self.schedule = torch.optim.lr_scheduler.LambdaLR(self.opt, optim.lr_factor) if scheduled else None
-        self.best = [p.detach().clone() for p in self.params]
+        self.best = [self.full(p).detach().clone() for p in self.params]
+
+    def full(self, param: torch.Tensor) -> torch.Tensor:
+        """The (..., K, d) vectors of a parameter (its coefficients times the basis, if low_rank)."""
+        return param if self.basis is None else param @ self.basis.T
 
     def stack(self, active: list[int]) -> torch.Tensor:
-        return torch.stack([self.params[i] for i in active])
+        return self.full(torch.stack([self.params[i] for i in active]))
 
     def keep(self, i: int) -> None:
         """Text i's vectors as they are now are its best."""
-        self.best[i] = self.params[i].detach().clone()
+        self.best[i] = self.full(self.params[i]).detach().clone()
 
     def saved(self) -> torch.Tensor:
         return torch.stack(self.best).detach()
