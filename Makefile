@@ -43,9 +43,10 @@ demo: setup  ## the offline CPU demo, SmolLM2-135M on news and random text -> re
 readme-figure:  ## refresh the README's figure from the last demo run
 	cp results/demo/figures/ce_scatter.png docs/demo_ce_scatter.png
 
-# tests run in parallel, one per core (pytest-xdist); a module that shares a fixture or a
-# cluster between its tests keeps them on one worker (its xdist_group mark)
-TEST_WORKERS ?= auto
+# tests run in parallel (pytest-xdist), one worker more than cores: many tests wait on a
+# subprocess rather than compute. A module that shares a fixture or a cluster between its
+# tests keeps them on one worker (its xdist_group mark)
+TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 test: setup  ## the whole test suite (what CI runs)

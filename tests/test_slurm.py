@@ -54,14 +54,15 @@ TEST_SETTINGS = [
 SUBMITTED = re.compile(r"Job \d+ has been submitted with SLURM jobid (\d+) \(log: (\S+)\)")
 
 
-def alive(pid: int) -> bool:
+def alive(pid: int, name: str) -> bool:
+    """Whether process `pid` runs and is the daemon `name` (PIDs wrap on a busy machine: a
+    stale PID file may name another process); a killed one not yet reaped (a zombie) is not."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        comm = Path(f"/proc/{pid}/comm").read_text().strip()
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
         return False
-    except PermissionError:
-        return True
-    return True
+    return comm == name and state != "Z"
 
 
 def daemon_pids() -> dict[str, int]:
@@ -72,9 +73,20 @@ def daemon_pids() -> dict[str, int]:
             pid = int(f.read_text().split()[0])
         except (OSError, ValueError, IndexError):
             continue
-        if alive(pid):
+        if alive(pid, f.stem):
             pids[f.name] = pid
     return pids
+
+
+def wait_for_no_daemons(seconds: int) -> dict[str, int]:
+    """The daemons still running after up to `seconds` (a stopped cluster takes a moment)."""
+    running = daemon_pids()
+    for _ in range(seconds):
+        if not running:
+            break
+        time.sleep(1)
+        running = daemon_pids()
+    return running
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +96,7 @@ def cluster(tmp_path_factory):
         pytest.skip("starting SLURM daemons needs root (tests/slurm/cluster-up.sh)")
     if not shutil.which("slurmctld") and not shutil.which("apt-get"):
         pytest.skip("SLURM is not installed and apt-get is not available to install slurm-wlm")
-    running = daemon_pids()
+    running = wait_for_no_daemons(60)  # a cluster this session just stopped may still be going
     if running:
         pytest.skip(f"SLURM or munge already runs on this host ({running}); stop it first")
     log = tmp_path_factory.mktemp("cluster") / "cluster-up.log"
@@ -104,10 +116,10 @@ def cluster(tmp_path_factory):
             ["bash", SCRIPTS / "cluster-down.sh"], stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL, timeout=180, start_new_session=True,
         )  # fmt: skip
-        for pid in started.values():  # cluster-down.sh sends KILL after 20 s; check
-            if alive(pid):
+        for name, pid in started.items():  # cluster-down.sh sends KILL after 20 s; check
+            if alive(pid, Path(name).stem):
                 os.kill(pid, signal.SIGKILL)
-        assert not daemon_pids(), "SLURM daemons survived cluster-down.sh"
+        assert not wait_for_no_daemons(15), "SLURM daemons survived cluster-down.sh"
 
 
 def slurm_config(path: Path, run: str, **changes) -> Path:
