@@ -32,3 +32,23 @@ def documented_record_keys():
     for cell in re.findall(r"^\| (`[^|]+`) \|", table, flags=re.M):
         keys.update(re.findall(r"`([^`]+)`", cell))
     return keys
+
+
+def job_json(cfg, job, registry, **changes):
+    """The fingerprint `job` (memcap.stages.plan.model_jobs) makes under `cfg`, as a job writes
+    it (job.json); `changes` replace the keyword arguments of job_fingerprint."""
+    from memcap.core.engine import OptimConfig
+    from memcap.core.models import ModelSpec
+    from memcap.stages.job import job_fingerprint
+
+    kwargs = dict(
+        protocol=cfg["protocol"],
+        optim=OptimConfig.from_dict(cfg["optim"]),
+        dataset=job.dataset,
+        mode=job.mode,
+        lengths=job.lengths or [],
+        cast_weights=cfg["compress"]["cast_weights"],
+        search=cfg["compress"]["search"],
+    )
+    spec = ModelSpec(name=job.model, **registry[job.model])
+    return json.loads(json.dumps(job_fingerprint(spec, **(kwargs | changes))))

@@ -17,6 +17,7 @@ from snakemake.utils import validate
 
 from analysis_fixtures import make_record, write_records
 from conftest import ROOT, plan, write_config
+from job_fixtures import job_json
 from memcap.analysis import report
 from memcap.stages import plan as planning
 from memcap.stages import texts
@@ -133,29 +134,15 @@ def without_documents(cfg: dict) -> dict:
 
 
 def test_the_default_keeps_the_texts_and_every_job_fingerprint(tmp_path):
-    from memcap.core.engine import OptimConfig
-    from memcap.core.models import ModelSpec
-    from memcap.stages.job import job_fingerprint
-
     for name in ("smoke", "config"):
         cfg = config(name)
         old = without_documents(cfg)
         assert planning.model_jobs(cfg) == planning.model_jobs(old)
         made = []
         for i, job in enumerate(planning.model_jobs(old)):
-            fingerprint = job_fingerprint(
-                ModelSpec(name=job.model, **REGISTRY[job.model]),
-                protocol=old["protocol"],
-                optim=OptimConfig.from_dict(old["optim"]),
-                dataset=job.dataset,
-                mode=job.mode,
-                lengths=job.lengths or [],
-                cast_weights=old["compress"]["cast_weights"],
-                search=old["compress"]["search"],
-            )
             parts = tmp_path / name / f"{i}.parts"
             parts.mkdir(parents=True)
-            (parts / "job.json").write_text(json.dumps(fingerprint))
+            (parts / "job.json").write_text(json.dumps(job_json(old, job, REGISTRY)))
             made.append((parts.with_suffix(".jsonl"), job))
         planning.check_results(cfg, REGISTRY, made)  # results of before the key resume
     now, before = config()["datasets"]["lee"], without_documents(config())["datasets"]["lee"]

@@ -256,21 +256,16 @@ def test_an_interrupted_download_found_offline_says_to_download_again(tmp_path, 
         assert words in line, line
 
 
+def compress_fox(model: str, registry, tmp_path, env):
+    """`memcap compress "The fox jumps." -m MODEL` in a subprocess with `env`."""
+    args = ["compress", "The fox jumps.", "-m", model, "--models-file", registry, "-o", tmp_path / "v.safetensors"]
+    return memcap(*args, env=env, cwd=tmp_path)
+
+
 def test_a_revision_missing_from_the_cache_fails_a_compress_naming_id_and_revision(tmp_path, cache, registry):
     """The same for a compress (memcap compress, transformers' loading): exit status 2, one line."""
     env = hub_env(tmp_path, HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(cache / "hub"))
-    done = memcap(
-        "compress",
-        "The fox jumps.",
-        "-m",
-        "pythia-typo",
-        "--models-file",
-        registry,
-        "-o",
-        tmp_path / "v.safetensors",
-        env=env,
-        cwd=tmp_path,
-    )
+    done = compress_fox("pythia-typo", registry, tmp_path, env)
     line = one_line(done, 2)
     for words in (f"'{REPO_ID}' at revision step14300", f"holds it at main, {STEP} only", "HF_HUB_OFFLINE=1"):
         assert words in line, line
@@ -357,18 +352,7 @@ def test_a_gated_model_fails_a_compress_saying_to_set_hf_token(tmp_path, registr
     one line that says HF_TOKEN is not set and where the licence is accepted."""
     with refusing_hub(gated) as (hub, url):
         env = hub_env(tmp_path, HF_ENDPOINT=url, HF_HUB_CACHE=str(tmp_path / "hub"))
-        done = memcap(
-            "compress",
-            "The fox jumps.",
-            "-m",
-            "gated",
-            "--models-file",
-            registry,
-            "-o",
-            tmp_path / "v.safetensors",
-            env=env,
-            cwd=tmp_path,
-        )
+        done = compress_fox("gated", registry, tmp_path, env)
     line = one_line(done, 2)
     for words in (f"({GATED_ID}) is gated", "is gated and HF_TOKEN is not set", f"https://huggingface.co/{GATED_ID}"):
         assert words in line, line

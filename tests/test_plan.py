@@ -16,6 +16,7 @@ import yaml
 from snakemake.utils import validate
 
 from conftest import ROOT
+from job_fixtures import job_json
 from memcap.stages import plan
 from memcap.stages.plan import Job, PlanError
 
@@ -214,23 +215,8 @@ def test_a_schema_error_names_the_key_and_what_is_allowed():
 
 
 def fingerprint(cfg, job, registry=REGISTRY, **changes):
-    """The fingerprint `job` makes under `cfg`, as a job writes it (job.json); `changes`
-    replace the keyword arguments of job_fingerprint."""
-    from memcap.core.engine import OptimConfig
-    from memcap.core.models import ModelSpec
-    from memcap.stages.job import job_fingerprint
-
-    kwargs = dict(
-        protocol=cfg["protocol"],
-        optim=OptimConfig.from_dict(cfg["optim"]),
-        dataset=job.dataset,
-        mode=job.mode,
-        lengths=job.lengths or [],
-        cast_weights=cfg["compress"]["cast_weights"],
-        search=cfg["compress"]["search"],
-    )
-    spec = ModelSpec(name=job.model, **registry[job.model])
-    return json.loads(json.dumps(job_fingerprint(spec, **(kwargs | changes))))
+    """job_fixtures.job_json with this module's registry."""
+    return job_json(cfg, job, registry, **changes)
 
 
 def results(tmp_path, cfg, made_with=None):
