@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import fcntl
 import getpass
 import json
 import os
@@ -26,6 +27,7 @@ import re
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -91,11 +93,18 @@ def wait_for_no_daemons(seconds: int) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    """A single-node SLURM cluster with FAKE_GPUS=1 for this module; stopped by PID afterwards."""
+    """A single-node SLURM cluster with FAKE_GPUS=1, held under a host-wide lock (a host holds
+    one cluster: pytest workers that set this fixture up at once take turns); stopped by PID."""
     if os.geteuid() != 0:
         pytest.skip("starting SLURM daemons needs root (tests/slurm/cluster-up.sh)")
     if not shutil.which("slurmctld") and not shutil.which("apt-get"):
         pytest.skip("SLURM is not installed and apt-get is not available to install slurm-wlm")
+    with open(Path(tempfile.gettempdir()) / "memcap-test-slurm.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield from _cluster(tmp_path_factory)
+
+
+def _cluster(tmp_path_factory):
     running = wait_for_no_daemons(60)  # a cluster this session just stopped may still be going
     if running:
         pytest.skip(f"SLURM or munge already runs on this host ({running}); stop it first")
