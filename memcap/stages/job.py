@@ -170,10 +170,11 @@ def _chosen(rows: list[dict], samples: set[str] | None, texts) -> list[dict]:
     """The rows run_job computes now: those named in `samples`, or all; an unknown id is an error."""
     if samples is None:
         return rows
-    unknown = sorted(set(map(str, samples)) - {str(row["id"]) for row in rows})
+    wanted = set(map(str, samples))
+    unknown = sorted(wanted - {str(row["id"]) for row in rows})
     if unknown:
         raise ValueError(f"samples {unknown} are not in {texts}; its ids are the 'id' field of each line")
-    return [row for row in rows if str(row["id"]) in set(map(str, samples))]
+    return [row for row in rows if str(row["id"]) in wanted]
 
 
 def _check_arguments(mode: str, lengths, K, batch_size: int) -> list[int]:

@@ -252,18 +252,15 @@ def check_documents(name: str, spec: dict) -> None:
             "documents to choose from; allowed: null (leave the key out) on a random dataset"
         )
     if spec["source"] in ("package", "file"):
-        from memcap.stages.texts import load_documents  # standard library only
+        from memcap.stages.texts import load_documents, missing_document  # standard library only
 
         try:
             n = len(load_documents(spec, max(documents) + 1))
         except (OSError, ValueError):  # no such package here, or an unreadable file: the texts job says so
             return
-        missing = [i for i in documents if i >= n]
+        missing = missing_document(name, documents, n)
         if missing:
-            raise PlanError(
-                f"Invalid config key 'datasets.{name}.documents': document {missing[0]} does not exist; "
-                f"allowed: 0 to {n - 1} (the source has {n} documents)"
-            )
+            raise PlanError(missing)
 
 
 def check_lengths(config: dict, registry: dict | None = None) -> None:

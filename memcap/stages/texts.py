@@ -126,6 +126,17 @@ def _natural_row(dataset: str, i: int, text: str, ref: str) -> dict:
     return {"id": f"{dataset}-{i:04d}", "text": text, "source": ref, "kind": "natural", "seed": None, "length": None}
 
 
+def missing_document(dataset: str, indices: list[int], n: int) -> str | None:
+    """The error for the first of `indices` beyond a source of `n` documents, or None."""
+    missing = [i for i in indices if i >= n]
+    if not missing:
+        return None
+    return (
+        f"Invalid config key 'datasets.{dataset}.documents': document {missing[0]} does not exist; "
+        f"allowed: 0 to {n - 1} (the source has {n} documents)"
+    )
+
+
 def selected_documents(dataset: str, spec: dict, documents) -> list[dict]:
     """Rows for the documents of a natural dataset chosen by index (config key
     `datasets.<dataset>.documents`), in the order given: index i is document i of the source
@@ -149,12 +160,9 @@ def selected_documents(dataset: str, spec: dict, documents) -> list[dict]:
             f"Invalid config key {key!r}: document {twice[0]} is listed twice; allowed: each document once"
         )
     docs = load_documents(spec, max(indices) + 1)
-    missing = [i for i in indices if i >= len(docs)]
+    missing = missing_document(dataset, indices, len(docs))
     if missing:
-        raise ValueError(
-            f"Invalid config key {key!r}: document {missing[0]} does not exist; allowed: 0 to "
-            f"{len(docs) - 1} (the source has {len(docs)} documents)"
-        )
+        raise ValueError(missing)
     language, min_words = spec.get("language", "en"), spec.get("min_words") or 0
     rows = []
     for i in indices:
