@@ -14,7 +14,11 @@
 #   capacity    the capacity search against the authors' grid (benchmarks/capacity.py)
 #   shape-*     optimiser-step throughput of the paper's shapes (benchmarks/steps.py)
 #
-# Needs torch with CUDA and the project's libraries; no internet (shape-* models are random
+# Needs torch with CUDA and the project's libraries, gensim included (the shape models' offline
+# tokenizer is trained on its Lee corpus); a preflight check names anything missing before a
+# step runs. GPU_CHECK_ONLY="memory-llama-3.2-1b capacity-pythia-160m" runs only the steps named
+# (a lease rarely fits all of them: on one H200, 2026-12-04, building each random-weight model
+# on the CPU took most of a step's limit; docs/benchmarks.md). No internet (shape-* models are random
 # weights built in code). memcap comes from this checkout via PYTHONPATH (or an installed
 # `pip install --no-deps -e .`). Without CUDA (or with GPU_CHECK_MODE=cpu) it runs every step
 # on tiny models on the CPU instead, so CI keeps the script working until a GPU runs it. Every
@@ -36,6 +40,7 @@ else
     LOG=/dev/null
 fi
 MODE=${GPU_CHECK_MODE:-}
+ONLY=${GPU_CHECK_ONLY:-}
 if [ -z "$MODE" ]; then
     if "$PYTHON" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
         MODE=gpu
@@ -51,6 +56,9 @@ say() { echo "$*" | tee -a "$LOG"; }
 step() {
     local name=$1 limit=$2 script=$3
     shift 3
+    if [ -n "$ONLY" ] && [[ " $ONLY " != *" $name "* ]]; then
+        return
+    fi
     local left=$((DEADLINE - SECONDS))
     if [ "$left" -lt 20 ]; then
         say "== $name: skipped, ${left}s left before the ${DEADLINE}s deadline"
@@ -75,14 +83,21 @@ if [ "$MODE" = gpu ]; then
 fi
 "$PYTHON" -c 'import torch, transformers; print("torch", torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available(), "| transformers", transformers.__version__)' 2>&1 | tee -a "$LOG"
 
+# preflight: a missing library would fail every step, each after a model load's worth of lease
+if ! "$PYTHON" -c 'import memcap.core.engine, memcap.stages.job, pandas, jsonschema; from memcap.corpora import lee_corpus_path; lee_corpus_path()' >>"$LOG" 2>&1; then
+    say "preflight failed: memcap or a library it needs (pandas, jsonschema, gensim for the Lee corpus) is missing"
+    "$PYTHON" -c 'import memcap.core.engine, memcap.stages.job, pandas, jsonschema; from memcap.corpora import lee_corpus_path; lee_corpus_path()' 2>&1 | tail -1
+    exit 2
+fi
+
 if [ "$MODE" = gpu ]; then
     COMMON=(--length 80 --texts 50 --steps 20 --device cuda)
     step slots 30 slots.py
     step memory-llama-3.2-1b 70 memory.py --model shape-llama-3.2-1b --length 1024 --device cuda --budget-gib 140
-    step cast-llama-3.2-1b 50 cast.py --model shape-llama-3.2-1b --length 256 --texts 16 --steps 10 --device cuda
+    step cast-llama-3.2-1b 90 cast.py --model shape-llama-3.2-1b --length 256 --texts 16 --steps 10 --device cuda
     step capacity-pythia-160m 100 capacity.py --model shape-pythia-160m --lr 0.1 --lengths 8 16 32 64 --texts 3 \
         --max-steps 200 --patience 100 --device cuda
-    step shape-pythia-160m 60 steps.py --model shape-pythia-160m "${COMMON[@]}"
+    step shape-pythia-160m 150 steps.py --model shape-pythia-160m "${COMMON[@]}"
     step shape-llama-3.2-1b 40 steps.py --model shape-llama-3.2-1b "${COMMON[@]}" --skip-authors
     step shape-llama-3.2-1b-compiled 60 steps.py --model shape-llama-3.2-1b "${COMMON[@]}" --skip-authors --compile
     step shape-llama-3.2-3b 50 steps.py --model shape-llama-3.2-3b "${COMMON[@]}" --skip-authors
