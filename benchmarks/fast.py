@@ -6,6 +6,10 @@
     python benchmarks/fast.py --save fast.json     # ... and keep each set's result in <folder>/fast.json;
     python benchmarks/fast.py --compare fast.json  # later: the saved results against the references as they are then
 
+With --save, every attempt is also kept in <folder>/<NAME>.progress.jsonl as it ends (its
+vectors too), and a run started again with the same settings replays those attempts instead of
+recomputing them: a search of an hour or more survives a stop. Other settings are refused.
+
 Runs memcap's capacity search (memcap.core.search) with CLAIMED's settings, or with the
 preset, optimiser keys and search flags given, on the texts of each folder: by default the
 tuning set (benchmarks/reference/) and the validation set (benchmarks/validation/), chosen by
@@ -40,8 +44,8 @@ from memcap.analysis.paper_budget import text_capacities
 from memcap.cli import search_args
 from memcap.core.engine import PRESETS, OptimConfig
 from memcap.core.models import load_model, load_registry, resolve_model
-from memcap.core.search import SearchConfig, search_capacity
-from memcap.io import read_jsonl
+from memcap.core.search import Attempt, SearchConfig, search_capacity
+from memcap.io import read_jsonl, write_jsonl
 from memcap.stages.batching import derive_seed
 from memcap.stages.texts import read_texts
 from optimizer import parse_config
@@ -115,7 +119,8 @@ def settings(args) -> tuple[OptimConfig, SearchConfig]:
 
 
 def run_search(folder: Path, args, optim: OptimConfig, search: SearchConfig) -> dict:
-    """The search on one folder's texts, as a dict (what --save writes)."""
+    """The search on one folder's texts, as a dict (what --save writes); with --save, resumed
+    from <folder>/<NAME>.progress.jsonl where an earlier run of the same settings stopped."""
     torch.set_num_threads(args.threads)
     grid = sorted(set(args.lengths))
     rows = read_texts(folder / "texts.jsonl")
@@ -123,22 +128,40 @@ def run_search(folder: Path, args, optim: OptimConfig, search: SearchConfig) -> 
     t0 = time.perf_counter()
     lm = load_model(spec, args.device)
     ids = [lm.tokenize(row["text"]) for row in rows]
+    values = {k: v for k, v in optim.as_dict().items() if k != "preset"}
+    header = (
+        f"{folder}: model {spec.name}, {len(rows)} texts, K=1, paper protocol, grid {grid}, preset {optim.preset} "
+        f"{values}, search {search.as_dict()}, batch {args.batch_size}, device {lm.device}, "
+        f"torch threads {torch.get_num_threads()}"
+    )
+    progress_file = folder / f"{args.save}.progress.jsonl" if args.save else None
+    done, earlier_wall = read_progress(progress_file, header, [str(row["id"]) for row in rows])
+    log = list(done)  # every attempt in the order made: the replayed ones, then this run's
 
     def seed(i, L):
         return derive_seed(spec.name, "lee", 1, L, rows[i]["id"])
 
-    def progress(pairs):  # a search takes many minutes on a CPU: show each attempt as it ends
+    def on_attempts(pairs):  # a search takes many minutes on a CPU: show each attempt as it ends
+        wall = earlier_wall + time.perf_counter() - t0
         for r, a in pairs:
             accuracy = a.outcome.accuracy if a.outcome is not None else float("nan")
             start = "fresh" if a.warm_start is None else f"warm from {a.warm_start}"
             more = f" extension {a.extension}" if a.extension else ""
             print(
-                f"[{time.perf_counter() - t0:7.0f} s] {folder.name} {rows[r.index]['id']} L={a.L} {start}{more}: "
+                f"[{wall:7.0f} s] {folder.name} {rows[r.index]['id']} L={a.L} {start}{more}: "
                 f"accuracy {accuracy:.3f} in {a.steps} steps ({a.stop_reason}){' -> done' if r.done else ''}",
                 file=sys.stderr,
                 flush=True,
             )
+            log.append(progress_row(r.index, a, wall))
+        if progress_file is not None:  # whole batches, rewritten atomically: a stop loses at most one
+            write_jsonl([{"header": header}, *log], progress_file)
 
+    history = {}
+    for row in done:
+        history.setdefault(row["index"], []).append(attempt_of(row))
+    if done:
+        print(f"{folder.name}: {len(done)} attempts replayed from {progress_file}", file=sys.stderr, flush=True)
     results = search_capacity(
         lm,
         ids,
@@ -148,36 +171,71 @@ def run_search(folder: Path, args, optim: OptimConfig, search: SearchConfig) -> 
         optim,
         lengths_grid=grid,
         batch_size=args.batch_size,
-        on_attempts=progress,
+        on_attempts=on_attempts,
+        history=history,
         config=search,
     )
-    values = {k: v for k, v in optim.as_dict().items() if k != "preset"}
+    by_text = defaultdict(list)
+    for row in log:
+        by_text[row["index"]].append(row)
     return {
-        "header": (
-            f"{folder}: model {spec.name}, {len(rows)} texts, K=1, paper protocol, grid {grid}, preset {optim.preset} "
-            f"{values}, search {search.as_dict()}, device {lm.device}, torch threads {torch.get_num_threads()}"
-        ),
+        "header": header,
         "model": spec.name,
         "grid": grid,
-        "wall_s": time.perf_counter() - t0,
+        "wall_s": earlier_wall + time.perf_counter() - t0,
         "texts": [
             {
                 "id": str(row["id"]),
                 "capacity": r.capacity,
                 "steps": r.steps,
-                "attempts": [
-                    {
-                        "L": a.L,
-                        "lossless": a.lossless,
-                        "steps": a.steps,
-                        "greedy_exact": a.outcome is not None and a.outcome.greedy_exact,
-                    }
-                    for a in r.attempts
-                ],
+                "attempts": [{k: a[k] for k in ("L", "lossless", "steps", "greedy_exact")} for a in by_text[i]],
             }
-            for row, r in zip(rows, results, strict=True)
+            for i, (row, r) in enumerate(zip(rows, results, strict=True))
         ],
     }
+
+
+def progress_row(index: int, a: Attempt, wall_s: float) -> dict:
+    """One attempt as the progress file keeps it: all a replay needs (its vectors: a later
+    attempt may start from them) and what the summary prints."""
+    return {
+        "index": index,
+        "L": a.L,
+        "warm_start": a.warm_start,
+        "seed": a.seed,
+        "lossless": a.lossless,
+        "steps": a.steps,
+        "retry": a.retry,
+        "stop_reason": a.stop_reason,
+        "extension": a.extension,
+        "score": a.score,
+        "oom": a.oom,
+        "greedy_exact": a.outcome is not None and a.outcome.greedy_exact,
+        "vectors": a.vectors.float().tolist() if a.vectors is not None else None,
+        "wall_s": round(wall_s, 1),
+    }
+
+
+def attempt_of(row: dict) -> Attempt:
+    vectors = torch.tensor(row["vectors"], dtype=torch.float32) if row["vectors"] is not None else None
+    keys = ("L", "warm_start", "seed", "lossless", "steps", "retry", "stop_reason", "extension", "score", "oom")
+    return Attempt(**{k: row[k] for k in keys}, vectors=vectors)
+
+
+def read_progress(path: Path | None, header: str, ids: list[str]) -> tuple[list[dict], float]:
+    """The attempts an earlier run of these settings recorded in `path`, and its wall time;
+    nothing when there is no such file. SystemExit when the file is another run's."""
+    if path is None or not path.is_file():
+        return [], 0.0
+    first, *done = read_jsonl(path)
+    if first.get("header") != header:
+        raise SystemExit(
+            f"{path} holds attempts of other settings:\n  {first.get('header')}\nnot\n  {header}\n"
+            "give another --save NAME, or delete the file to start again"
+        )
+    if any(not 0 <= row["index"] < len(ids) for row in done):
+        raise SystemExit(f"{path} names texts that {path.parent / 'texts.jsonl'} does not hold")
+    return done, max((row["wall_s"] for row in done), default=0.0)
 
 
 def steady_walls(cells: list[dict]) -> dict[str, float]:

@@ -170,6 +170,40 @@ def test_reference_brackets_each_text_and_resumes_without_recomputing(tmp_path):
     assert line and int(line.group(2)) == sum(o == "0" and r != "0" for o, r in pairs), fast
     assert "steps/token" in fast and "compression_horizon" in fast, fast
 
+    # --save keeps each attempt as it ends; a run stopped midway resumes where it stopped
+    import json
+
+    fast_args = ["benchmarks/fast.py", "--model", "tiny-llama", "--lengths", "4", "8", "16", "--folder", str(tmp_path)]
+    saved = bench(*fast_args, "--max-steps", "100", "--save", "s.json")
+    whole = json.loads((tmp_path / "s.json").read_text())
+    progress = (tmp_path / "s.json.progress.jsonl").read_text().splitlines()
+    attempts = sum(len(t["attempts"]) for t in whole["texts"])
+    assert len(progress) == 1 + attempts and attempts >= 3
+    (tmp_path / "s.json.progress.jsonl").write_text("\n".join(progress[:3]) + "\n")  # as if stopped there
+    resumed = subprocess.run(
+        [sys.executable, *fast_args, "--max-steps", "100", "--save", "s.json", "--threads", "1"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert resumed.returncode == 0 and "2 attempts replayed" in resumed.stderr, resumed.stderr[-3000:]
+    again = json.loads((tmp_path / "s.json").read_text())
+    assert again["texts"] == whole["texts"]
+
+    def figures(out):  # the printed result but its wall times (the replayed attempts took none)
+        return [line for line in out.splitlines()[1:] if "wall-time" not in line]
+
+    assert figures(resumed.stdout) == figures(saved)
+    other = subprocess.run(  # other settings never mix with the saved attempts
+        [sys.executable, *fast_args, "--max-steps", "50", "--save", "s.json", "--threads", "1"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert other.returncode != 0 and "holds attempts of other settings" in other.stderr, other.stderr[-2000:]
+
 
 @pytest.mark.slow
 def test_gpu_check_runs_every_step_in_its_cpu_mode(tmp_path):
