@@ -34,14 +34,30 @@ OPTIM_OPTIONS = [  # flag, type, OptimConfig key, help
     ("--beta2", float, "beta2", "AdamW beta2"),
     ("--weight-decay", float, "weight_decay", "AdamW weight decay"),
     ("--eps", float, "eps", "AdamW eps"),
-    ("--max-steps", int, "max_steps", "most optimiser steps per text"),
+    (
+        "--max-steps",
+        int,
+        "max_steps",
+        "most optimiser steps per text; without --fresh-max-steps, from a random init too",
+    ),
     (
         "--fresh-max-steps",
         int,
         "fresh_max_steps",
         "most steps from a random init; warm starts keep the other (None: the same)",
     ),
-    ("--patience", int, "patience", "stop after this many steps without a new best accuracy"),
+    (
+        "--patience",
+        int,
+        "patience",
+        "stop after this many steps without a new best accuracy; without --fresh-patience, from a random init too",
+    ),
+    (
+        "--fresh-patience",
+        int,
+        "fresh_patience",
+        "patience from a random init; warm starts keep the other (None: the same)",
+    ),
     ("--schedule", str, "schedule", f"learning-rate schedule: {' or '.join(SCHEDULES)}"),
     ("--warmup", int, "warmup", "steps of linear learning-rate warm-up"),
     ("--init-scale", float, "init_scale", "scale of the random init (times std(E))"),
@@ -82,8 +98,21 @@ def _optim_args(parser: argparse.ArgumentParser, preset: str) -> None:
         group.add_argument(flag, type=kind, dest=key, default=None, help=f"{text} [{getattr(paper, key)}]")
 
 
+# a flag given without its fresh_ twin sets both: a fresh start would otherwise keep the
+# preset's own value (fast's 300 steps), not the budget the user asked for
+FRESH_TWINS = {"max_steps": "fresh_max_steps", "patience": "fresh_patience"}
+
+
 def _optim(args) -> OptimConfig:
-    return OptimConfig.from_dict({"preset": args.preset, **{key: getattr(args, key) for _, _, key, _ in OPTIM_OPTIONS}})
+    """The OptimConfig of the optimiser flags (only the command line's: a config's optim
+    block keeps its preset's fresh_ values). A fresh_ key stays None (= the same) where the
+    preset has no value of its own, so the recorded settings do not change."""
+    values = {"preset": args.preset, **{key: getattr(args, key) for _, _, key, _ in OPTIM_OPTIONS}}
+    preset = OptimConfig.from_dict({"preset": args.preset})
+    for key, fresh in FRESH_TWINS.items():
+        if values[key] is not None and values[fresh] is None and getattr(preset, fresh) is not None:
+            values[fresh] = values[key]
+    return OptimConfig.from_dict(values)
 
 
 def search_args(parser: argparse.ArgumentParser) -> None:
@@ -187,7 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the text a vectors file decodes to",
         description="Greedy decoding from the [mem] vectors alone (paper protocol: plus the stored first token), "
         "with the model that made them (the file records it). Exit status 1, with a WARNING, when the decoded "
-        "tokens are not those the vectors reproduced when they were made.",
+        "tokens are not those the vectors reproduced when they were made. `memcap -v decode` first logs what the "
+        "file records: the model, K, the tokens, the protocol and the method (the optimiser preset, and the "
+        "parametrisation where it is not full).",
     )
     p.add_argument("vectors_file", type=Path, help="a file written by `memcap compress`")
     _model_args(p, required=False)
@@ -369,7 +400,7 @@ def cmd_compress(args) -> int:
         display.close()
     best = found.best
     # vectors of a failed K decode (at best) the prefix they were fitted to
-    save_vectors(args.out, best.outcome.vectors, lm, args.protocol, ids[: best.L], best.outcome, preset=optim.preset)
+    save_vectors(args.out, best.outcome.vectors, lm, args.protocol, ids[: best.L], best.outcome, optim)
     return _compress_result(found, auto, f"{found.steps} optimiser steps in {found.wall_s:.1f} s; wrote {args.out}")
 
 
@@ -402,6 +433,15 @@ def cmd_decode(args) -> int:
     from memcap.core.vectors import check_for_model, decode_ids, read_vectors_file
 
     vf = read_vectors_file(args.vectors_file)  # every metadata field checked
+    logging.getLogger("memcap.decode").info(
+        "%s: K=%d vector(s) of %s, %d tokens, protocol %s, method %s",
+        vf.path,
+        vf.K,
+        vf.meta["model"],
+        vf.N,
+        vf.meta["protocol"],
+        vf.method,
+    )
     spec = _decode_model(args, vf)
     lm = load_model(spec, args.device)
     check_for_model(vf, lm)

@@ -1,10 +1,11 @@
-"""What a record means where several modules decide it: its mode, its text's kind, and when
-it is lossless.
+"""What a record means where several modules decide it: its mode, its text's kind, when it
+is lossless, and how its vectors were optimised.
 
-    from memcap.records import KINDS, LOSSLESS_ACCURACY, MODES, accuracy_is_lossless, lossless
+    from memcap.records import KINDS, LOSSLESS_ACCURACY, MODES, accuracy_is_lossless, lossless, method
     accuracy_is_lossless(0.99)               # True: the package's one threshold
     accuracy_is_lossless(frame["acc"])       # elementwise on a pandas column or a numpy array
     lossless(r["status"], r["correct"], r["max_correct"], r["scored"], r["protocol"])  # a record
+    method(r.get("preset"), r.get("optim"))  # 'fast', or 'fast + low_rank r=64 (pca)'
 
 Standard library only: the search and the job (torch, no pandas), the metrics (pandas) and
 the texts all import it. Threshold convention (docs/method.md section 4.2): a sample is
@@ -32,3 +33,17 @@ def lossless(status: str, correct: int, max_correct: int, scored: int, protocol:
     if status != "ok" or not scored:
         return False
     return accuracy_is_lossless((max_correct if protocol == "paper" else correct) / scored)
+
+
+def method(preset, optim) -> str:
+    """How vectors were optimised, as one label: the optimiser preset, and the parametrisation
+    where it is not full (its rank and basis with it): 'fast', 'fast + low_rank r=64 (pca)'.
+    `optim` is a record's optim dict (OptimConfig.as_dict(), which leaves full and the pca
+    basis out); records and files made before either existed get 'paper' and full. No comma
+    inside: the analysis joins a group's methods with commas."""
+    optim = optim if isinstance(optim, dict) else {}
+    label = preset if isinstance(preset, str) and preset else optim.get("preset", "paper")
+    parametrisation = optim.get("parametrisation", "full")
+    if parametrisation != "full":
+        label += f" + {parametrisation} r={optim.get('rank')} ({optim.get('basis', 'pca')})"
+    return label

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from memcap.core.engine import OptimConfig
+
 # pytest -n: one worker runs this module, so it makes one shared vectors file once
 # (module fixture llama_vectors)
 pytestmark = [pytest.mark.xdist_group("cli")]
@@ -14,6 +16,13 @@ REPO = Path(__file__).resolve().parents[1]
 MODELS = str(REPO / "config" / "models.yaml")
 FOX = "The fox jumps."  # 5 tokens with a BOS under the tiny tokenizer
 QUICK = ["--lr", "0.1", "--max-steps", "400", "-k", "4"]
+
+
+def optim_of(*args):
+    """The OptimConfig that these flags give (parsed only; nothing is optimised)."""
+    from memcap.cli import _optim, build_parser
+
+    return _optim(build_parser().parse_args(list(args)))
 
 
 def memcap(*args, stdin=None, timeout=300):
@@ -75,6 +84,29 @@ def test_help_explains_every_option(command):
             # an option line without its help on the same line must have it on the next
             nxt = text.splitlines()[text.splitlines().index(line) + 1].strip()
             assert nxt and not nxt.startswith("-"), f"{stripped!r} has no help"
+
+
+def test_max_steps_and_patience_alone_apply_to_fresh_starts_too():
+    """With the fast preset (fresh starts: 300 steps) --max-steps 2000 gives 2000 steps from
+    a random init too, unless --fresh-max-steps says otherwise; the same for patience."""
+    compress = ["compress", FOX, "-m", "tiny-llama"]
+    fast = optim_of(*compress)
+    assert (fast.max_steps, fast.fresh_max_steps, fast.patience, fast.fresh_patience) == (250, 300, 150, None)
+    alone = optim_of(*compress, "--max-steps", "2000", "--patience", "500")
+    assert (alone.steps_for(warm=True), alone.steps_for(warm=False)) == (2000, 2000)
+    assert (alone.patience_for(warm=True), alone.patience_for(warm=False)) == (500, 500)
+    both = optim_of(
+        *compress, "--max-steps", "2000", "--fresh-max-steps", "50", "--patience", "9", "--fresh-patience", "7"
+    )
+    assert (both.max_steps, both.fresh_max_steps, both.patience, both.fresh_patience) == (2000, 50, 9, 7)
+    assert optim_of(*compress, "--fresh-patience", "40").patience_for(warm=False) == 40
+    # where the preset has no fresh value (paper) None already means the same: the recorded
+    # settings, and so a job's resume fingerprint, stay as they were
+    job = ["job", "--model", "tiny-llama", "--texts", "t.jsonl", "--out", "r.jsonl"]
+    paper = optim_of(*job, "--max-steps", "100", "--patience", "10")
+    assert (paper.fresh_max_steps, paper.fresh_patience) == (None, None)
+    assert paper.as_dict() == OptimConfig(max_steps=100, patience=10).as_dict()
+    assert optim_of(*job, "--preset", "fast", "--max-steps", "100").fresh_max_steps == 100
 
 
 @pytest.mark.parametrize(

@@ -283,6 +283,7 @@ def test_decode_of_vectors_that_were_not_exact_says_so_without_failing(tmp_path,
         ({"steps": "many"}, ["steps='many'", "whole number >= 0"]),
         ({"source": "ftp"}, ["source='ftp'", "hf, gguf, random"]),
         ({"greedy_exact": "yes"}, ["greedy_exact='yes'", "true or false"]),
+        ({"optim": "lr 0.3"}, ["optim='lr 0.3'", "a JSON object of optimiser settings"]),
         ({"model": " "}, ["model=' '", "must name the model"]),
         ({"model_id": None}, ["metadata lacks model_id"]),
     ],
@@ -301,8 +302,7 @@ def test_ctrl_c_prints_one_line_exits_130_and_leaves_no_file(tmp_path):
 
     # long news articles in one vector of a tiny model: it cannot converge before the signal
     # (a repeated sentence could, and then the signal came after the work was done). The paper
-    # preset, because the fast one caps a fresh start at its own 300 steps whatever --max-steps
-    # says, and a fast CPU runs those in under a second
+    # preset, one fresh start of up to 100000 steps at its lr
     text = " ".join(lee_articles()[:3])
     args = ["compress", text, "-m", "tiny-llama", "-k", "1", "--preset", "paper"]
     args += ["--max-steps", "100000", "--patience", "100000"]

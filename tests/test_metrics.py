@@ -398,3 +398,41 @@ def test_job_wall_time_of_a_search_sums_its_parts(tmp_path):
         rec["wall_s"] = wall  # lee-0000: 32, 64, 96; lee-0001: 32, 64
     table = metrics.job_wall_time(load(tmp_path, records))
     assert table.iloc[0]["wall_s"] == pytest.approx(max(1, 4) + max(2, 5) + 3)
+
+
+# --- method -----------------------------------------------------------------------------
+
+FAST = {"lr": 0.3, "max_steps": 250, "patience": 150, "fresh_lr": 0.01, "fresh_max_steps": 300, "preset": "fast"}
+
+
+def test_each_record_and_group_names_its_method(tmp_path):
+    """The preset, with the parametrisation, rank and basis where it is not full; records
+    made before presets or parametrisations existed keep 'paper' (as before); a group of
+    two methods lists both, comma-joined."""
+    low_rank = {**FAST, "parametrisation": "low_rank", "rank": 64}  # the pca basis is left out
+    records = [make_record(L=64, sample_id="old")]  # no preset, no parametrisation
+    records.append(make_record(dataset="pg19", L=64, sample_id="low", preset="fast", optim=low_rank))
+    mixed = [make_record(dataset="pg19", K=2, L=64, sample_id="full", preset="fast", optim=FAST)]
+    random = {**low_rank, "rank": 8, "basis": "random"}
+    mixed.append(make_record(dataset="pg19", K=2, L=64, sample_id="random", preset="fast", optim=random))
+    df = load(tmp_path, records + mixed)
+    assert dict(zip(df.sample_id, df.method, strict=True)) == {
+        "old": "paper",
+        "low": "fast + low_rank r=64 (pca)",
+        "full": "fast",
+        "random": "fast + low_rank r=8 (random)",
+    }
+    summary = metrics.summarise(df).set_index(["dataset", "K"])["method"]
+    assert summary.to_dict() == {
+        ("lee", 1): "paper",
+        ("pg19", 1): "fast + low_rank r=64 (pca)",
+        ("pg19", 2): "fast, fast + low_rank r=8 (random)",
+    }
+    assert "preset" not in metrics.SUMMARY_COLUMNS  # one word: the method holds the preset
+
+
+def test_a_search_group_names_its_method(tmp_path):
+    low_rank = {**FAST, "parametrisation": "low_rank", "rank": 4}
+    df = load(tmp_path, search_records({"lee-0": 64, "lee-1": 32}, preset="fast", optim=low_rank))
+    (method,) = metrics.search_capacity_summary(df)["method"]
+    assert method == "fast + low_rank r=4 (pca)"

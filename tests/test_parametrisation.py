@@ -2,15 +2,20 @@
 tiny random-weight models: the bases, compression in the subspace, warm starts, the settings."""
 
 import functools
+import json
+import logging
+from types import SimpleNamespace
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 from memcap.cli import main
 from memcap.core import engine
 from memcap.core.engine import OptimConfig, compress_batch, greedy_decode
 from memcap.core.models import load_model, load_registry
 from memcap.core.parametrisation import pca_basis, random_basis, subspace
+from memcap.core.vectors import read_metadata, read_vectors_file, save_vectors
 from memcap.corpora import lee_articles
 
 QUICK = dict(lr=0.1, max_steps=400, patience=400)  # tests/test_engine.py's FAST
@@ -189,3 +194,27 @@ def test_the_command_line_compresses_low_rank_and_decode_reads_the_file(tmp_path
     assert "reproduces the text" in capsys.readouterr().out
     assert main(["decode", str(out), *models]) == 0
     assert capsys.readouterr().out.strip() == "The fox jumps."
+    assert read_vectors_file(out).method == "paper + low_rank r=32 (pca)"
+
+
+def test_a_vectors_file_records_its_parametrisation_and_older_files_still_read(tmp_path, caplog):
+    lm, path = tiny(), tmp_path / "v.safetensors"
+    ids = text_ids(lm)
+    optim = OptimConfig.from_dict({"preset": "fast", "parametrisation": "low_rank", "rank": 4, "max_steps": 40})
+    made = SimpleNamespace(accuracy=0.5, greedy_exact=False, steps=40)
+    save_vectors(path, torch.randn(2, 64), lm, "strict", ids, made, optim)
+    vf = read_vectors_file(path)
+    assert vf.meta["preset"] == "fast" and vf.method == "fast + low_rank r=4 (pca)"
+    recorded = json.loads(vf.meta["optim"])
+    assert (recorded["parametrisation"], recorded["rank"], recorded["max_steps"]) == ("low_rank", 4, 40)
+    assert OptimConfig.from_dict(recorded) == optim  # the whole setting, not only the preset's name
+    caplog.set_level(logging.INFO, logger="memcap.decode")
+    assert main(["-v", "decode", str(path), "--models-file", "config/models.yaml"]) == 0  # made inexact: a note
+    assert "K=2 vector(s) of tiny-llama, 8 tokens, protocol strict, method fast + low_rank r=4 (pca)" in caplog.text
+    # a file written before optim (and preset) were recorded: the paper's, full
+    meta = {k: v for k, v in read_metadata(path).items() if k not in ("optim", "preset")}
+    save_file(load_file(path), path, metadata=meta)
+    assert read_vectors_file(path).method == "paper"
+    save_file(load_file(path), path, metadata={**meta, "optim": "[4]"})
+    with pytest.raises(ValueError, match=r"metadata optim='\[4\]' is not valid: optim must be a JSON object"):
+        read_vectors_file(path)

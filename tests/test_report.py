@@ -352,15 +352,33 @@ def test_the_paper_budget_reference_is_shown_beside_this_runs_capacity(tmp_path)
     assert (b["model"], b["dataset"], b["n_texts"], b["n_bracketed"]) == ("pythia-160m", "lee", 2, 1)
     assert b["capacity"] == "64" and b["capacities"] == "64, 80"  # text 1 may pass beyond 80, not lower the min
     assert b["steps"] == 900 + 5000 + 5000 + 700 + 2100 and b["ours_steps"] == 160
-    assert b["ours"] == ">=80" and b["ours_preset"] == "fast"  # lossless at the longest length tried
+    assert b["ours"] == ">=80" and b["ours_method"] == "fast"  # lossless at the longest length tried
     text = one_line(report.render_report(context))
     assert "Reference at the paper's budget" in text and "1 of 2 texts bracketed" in text
-    assert "which leaves the capacity over the texts as it is" in text and "preset \\texttt{fast}" in text
+    assert "which leaves the capacity over the texts as it is" in text and "method \\texttt{fast}" in text
     assert "on the same 2 texts as this run" in text
     # a run on one of the reference's texts is compared on that text alone
     one = write_records(tmp_path / "one", [make_record("pythia-160m", "lee", 64, "lee-0", steps=40)])
     (b,) = report.report_context(one, "budget", budget_reference=[ref_file])["budget_reference"]
     assert (b["n_texts"], b["capacity"], b["steps"], b["same_texts"]) == (1, "64", 900 + 5000 + 5000, True)
+
+
+def test_a_low_rank_capacity_names_its_method_and_a_paper_one_does_not(tmp_path):
+    low_rank = {"lr": 0.3, "max_steps": 250, "patience": 150, "preset": "fast", "parametrisation": "low_rank"}
+    low_rank["rank"] = 64
+    records = [
+        make_record("pythia-160m", "lee", L, f"lee-{i}", preset="fast", optim=low_rank)
+        for i in range(2)
+        for L in (64, 80)
+    ]
+    records += [make_record("pythia-160m", "pg19", 64, f"pg19-{i}") for i in range(2)]  # before presets: paper
+    context = report.report_context(write_records(tmp_path, records))
+    methods = {h["dataset"]: h["method"] for h in context["highlights"]}
+    assert methods == {"lee": "fast + low_rank r=64 (pca)", "pg19": None}
+    text = one_line(report.render_report(context))
+    lee = r"\textbf{\textgreater{}=80 tokens} from a single vector with method \texttt{fast + low\_rank r=64 (pca)};"
+    assert lee in text
+    assert r"\textbf{\textgreater{}=64 tokens} from a single vector (the paper reports 80" in text
 
 
 def test_the_paper_budget_reference_counts_no_length_a_short_text_never_reached():

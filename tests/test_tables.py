@@ -264,12 +264,29 @@ def test_search_table_rows(searched):
     ]
     k1 = t[t.K == "1"].iloc[0]
     # attempts: 32, 64, 96, 128 for two texts; 32 and a failing 64 for the third
-    assert k1["Preset"] == "paper"  # the records predate presets: the paper's settings
+    assert k1["Method"] == "paper"  # the records predate presets: the paper's settings
     assert list(k1[4:]) == ["3", "32", "96.0", "128.0", "32", "128", "10", "100", "33.3"]
     k2 = t[t.K == "2"].iloc[0]
     assert (k2.Capacity, k2.Samples, k2.Attempts, k2.Steps) == (">=128", "2", "8", "56")
     tex = searched["search"].with_suffix(".tex").read_text()
     assert r"\begin{tabular}" in tex and "pythia-160m" in tex and "33.3" in tex
+
+
+def test_the_search_and_capacity_tables_name_each_groups_method(tmp_path):
+    """A low-rank search says so with its rank and basis; a grid run made before presets
+    existed reads paper, as it always did."""
+    optim = {"lr": 0.3, "max_steps": 250, "patience": 150, "preset": "fast", "parametrisation": "low_rank"}
+    records = search_records({"pg19-0": 64, "pg19-1": 32}, dataset="pg19", preset="fast", optim={**optim, "rank": 64})
+    records += [make_record("llama-3.2-1b", "pg19", L, f"pg19-{i}") for L in (32, 64) for i in range(2)]
+    paths = tables.write_tables(write_records(tmp_path, records), tables.table_paths(tmp_path / "tables"))
+    search = read(paths, "search")
+    assert cell(search, "Method", Model="pythia-160m") == "fast + low_rank r=64 (pca)"
+    capacity = read(paths, "capacity")
+    assert list(capacity.columns[:5]) == ["Model", "Source", "K", "Mode", "Method"]
+    assert cell(capacity, "Method", Model="pythia-160m") == "fast + low_rank r=64 (pca)"
+    assert cell(capacity, "Method", Model="llama-3.2-1b") == "paper"
+    tex = paths["search"].with_suffix(".tex").read_text()
+    assert r"fast + low\_rank r=64 (pca)" in tex and r"\begin{tabular}{llrlrrrrrrrrr}" in tex
 
 
 def test_pass_rate_leaves_out_search_attempts(searched):

@@ -49,6 +49,11 @@ failing attempts are its saturated samples). Records without ``mode`` are grid r
 (model, dataset, K) whose records mix the two modes is an error (``check_modes``): the two
 define the capacity differently.
 
+Method: each record's ``method`` names how its vectors were optimised
+(memcap.records.method): the optimiser preset (records without ``preset``: paper), and the
+parametrisation with its rank and basis where it is not full, e.g.
+``fast + low_rank r=64 (pca)``. A summary row's method joins its group's with commas.
+
 Decoding capacity (docs/method.md section 4.3, ``decoding_capacity``): every text has its own
 capacity (``text_capacities``: grid, the largest L at which it is lossless; search, the
 ``capacity`` of its last attempt). Two rules give a group's capacity: the paper's rule
@@ -72,7 +77,7 @@ import pandas as pd
 
 from memcap.analysis import capacity_stats
 from memcap.analysis.reference import legacy_kind
-from memcap.records import FLOAT_SLACK, KINDS, LOSSLESS_ACCURACY, MODES, accuracy_is_lossless
+from memcap.records import FLOAT_SLACK, KINDS, LOSSLESS_ACCURACY, MODES, accuracy_is_lossless, method
 
 BITS_PER_VALUE = 16  # Eq. 1 of the paper: b = 16 bits per mem-vector component
 LN2 = math.log(2.0)
@@ -87,7 +92,7 @@ _REQUIRED = ["model", "dataset", "sample_id", "protocol", "K", "L", "status"]
 def load_records(paths: list[str | Path]) -> pd.DataFrame:
     """Read JSONL record files into one DataFrame with per-sample totals added.
 
-    Adds ``ok`` (status == "ok"), ``records_file`` and the derived columns
+    Adds ``ok`` (status == "ok"), ``records_file``, ``method`` (module docstring) and the derived columns
     ``ce_orig, ce_mem`` (nats), ``c_orig, c_mem`` (tokens), ``acc``,
     ``d_ce = ce_orig - ce_mem`` and ``d_tok = c_mem - c_orig``, computed per row
     according to its ``protocol`` (module docstring); NaN for rows that are not ok.
@@ -108,7 +113,7 @@ def load_records(paths: list[str | Path]) -> pd.DataFrame:
                 row["records_file"] = str(path)
                 rows.append(row)
     if not rows:
-        return pd.DataFrame(columns=[*_REQUIRED, "mode", "kind", "ok", "short", "records_file", *DERIVED])
+        return pd.DataFrame(columns=[*_REQUIRED, "mode", "kind", "method", "ok", "short", "records_file", *DERIVED])
     df = pd.DataFrame(rows)
     missing = [key for key in _REQUIRED if key not in df.columns]
     if missing:
@@ -125,6 +130,8 @@ def load_records(paths: list[str | Path]) -> pd.DataFrame:
     df["L"] = df["L"].astype(int)
     # records made before optimiser presets existed were made with the paper's settings
     df["preset"] = df["preset"].fillna("paper") if "preset" in df else "paper"
+    optims = df["optim"] if "optim" in df else pd.Series(None, index=df.index, dtype=object)
+    df["method"] = [method(p, o) for p, o in zip(df["preset"], optims, strict=True)]
     df["ok"] = df["status"] == "ok"
     df["kind"] = _kinds(df)
     short = df["short"] if "short" in df.columns else pd.Series(False, index=df.index)
@@ -547,7 +554,7 @@ def _first(series: pd.Series):
 SUMMARY_COLUMNS = [  # summarise's columns, in order
     *GROUP,
     "mode",
-    "preset",
+    "method",
     "model_id",
     "params",
     "mem_dim",
@@ -582,7 +589,7 @@ def summarise(df: pd.DataFrame, capacity_rule: str = capacity_stats.DEFAULT_CAPA
     """Every capacity metric, one row per (model, dataset, protocol, K).
 
     Columns: mode (grid or search: how the capacities were computed, ``decoding_capacity``),
-    preset (the optimiser preset(s) of the group's records, memcap.core.engine.PRESETS),
+    method (the methods of the group's records, module docstring, comma-joined),
     model_id, params, mem_dim, vocab_size, n_samples (usable records: ok and not short;
     for a search group usable attempts), n_failed, n_short, n_lengths, min_L, max_L,
     capacity (the headline, under `capacity_rule`: "paper" or "per_sample"), capacity_rule,
@@ -614,7 +621,7 @@ def summarise(df: pd.DataFrame, capacity_rule: str = capacity_stats.DEFAULT_CAPA
     out["ce_threshold"] = [lossless_ce_threshold(group) for _, group in groups]
     out = out.reset_index()
     out["mode"] = _group_modes(df, out)
-    out["preset"] = _presets(df).reindex(pd.MultiIndex.from_frame(out[GROUP])).to_numpy()
+    out["method"] = _methods(df).reindex(pd.MultiIndex.from_frame(out[GROUP])).to_numpy()
     for col in columns:
         if col not in out.columns:
             out[col] = np.nan
@@ -628,10 +635,10 @@ def summarise(df: pd.DataFrame, capacity_rule: str = capacity_stats.DEFAULT_CAPA
     return out[columns].sort_values(GROUP, ignore_index=True)
 
 
-def _presets(df: pd.DataFrame) -> pd.Series:
-    """The optimiser preset(s) of each (model, dataset, protocol, K), comma-joined."""
-    presets = df["preset"] if "preset" in df else pd.Series("paper", index=df.index)
-    return presets.groupby([df[c] for c in GROUP]).agg(lambda p: ", ".join(sorted(set(p))))
+def _methods(df: pd.DataFrame) -> pd.Series:
+    """The methods of each (model, dataset, protocol, K)'s records, comma-joined."""
+    methods = df["method"] if "method" in df else pd.Series("paper", index=df.index)
+    return methods.groupby([df[c] for c in GROUP]).agg(lambda m: ", ".join(sorted(set(m))))
 
 
 def job_wall_time(df: pd.DataFrame) -> pd.DataFrame:
@@ -682,7 +689,7 @@ def search_capacity_summary(
     """Per-sample capacities of search-mode records, one row per (model, dataset, protocol, K).
 
     Uses each sample's last attempt (``search_capacities``; 0 = nothing lossless).
-    Columns: preset (the optimiser preset), n_samples, capacity (the group's decoding
+    Columns: method (as in ``summarise``), n_samples, capacity (the group's decoding
     capacity under `capacity_rule`, ``decoding_capacity``), capacity_mean, capacity_median,
     capacity_min, capacity_max, n_attempts and steps (all attempts of the group, ok or not),
     steps_per_sample, and min_L/max_L (the lengths
@@ -691,7 +698,7 @@ def search_capacity_summary(
     """
     columns = [
         *GROUP,
-        "preset",
+        "method",
         "n_samples",
         "capacity",
         "capacity_mean",
@@ -717,7 +724,7 @@ def search_capacity_summary(
         steps=("steps", "sum"),
     )
     out["steps_per_sample"] = out["steps"] / out["n_samples"]
-    out["preset"] = _presets(df).reindex(out.index)
+    out["method"] = _methods(df).reindex(out.index)
     tried = decoding_capacity(df, capacity_rule).set_index(GROUP)[["capacity", "min_L", "max_L"]]
     out = out.join(tried).reset_index()
     return out[columns].sort_values(GROUP, ignore_index=True)

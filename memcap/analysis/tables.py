@@ -26,11 +26,13 @@ Tables (at K = 1 except the multi-vector, search and capacity tables):
   since each sampled length has about one sample), with the failed records and the
   records of texts shorter than the length (left out of every number); grid-mode
   records only.
-* ``search``: per (model, source, K) run in search mode, the number of samples, the
+* ``search``: per (model, source, K) run in search mode, the method (the optimiser preset,
+  and the parametrisation where it is not full: memcap.analysis.metrics), the number of samples, the
   decoding capacity (the headline rule), the per-sample capacities' mean, median, min and
   max, the attempts and the optimiser steps (in all and per sample). Empty when no run used
   search mode.
-* ``capacity``: per (model, source, protocol, K), the headline decoding capacity and its rule,
+* ``capacity``: per (model, source, protocol, K), the mode and method that found it, the headline
+  decoding capacity and its rule,
   the capacity under the paper's rule (a search's saturation estimate marked "(est.)") and
   under the per-sample rule, and the per-text capacities' distribution: texts, mean with its
   bootstrap 95 % interval, quartiles, min, the texts at the min and those with capacity 0
@@ -457,7 +459,7 @@ SEARCH_COLUMNS = [
     "Model",
     "Source",
     "K",
-    "Preset",
+    "Method",
     "Samples",
     "Capacity",
     "Mean",
@@ -471,7 +473,7 @@ SEARCH_COLUMNS = [
 
 
 def search_frame(run: RunView) -> pd.DataFrame:
-    """Per search-mode (model, source, K): samples, the decoding capacity under the run's
+    """Per search-mode (model, source, K): the method, samples, the decoding capacity under the run's
     headline rule ('>=L' when it reached the longest length tried), the per-sample capacities'
     mean, median, min and max, the attempts and the optimiser steps, in all and per sample."""
     table = metrics.search_capacity_summary(run.df, run.capacity_rule)
@@ -486,7 +488,7 @@ def search_frame(run: RunView) -> pd.DataFrame:
                 "Model": f"{r['model']} [{r['protocol']}]" if mixed else r["model"],
                 "Source": r["dataset"],
                 "K": f"{int(r['K'])}",
-                "Preset": r["preset"],
+                "Method": r["method"],
                 "Samples": f"{int(r['n_samples'])}",
                 "Capacity": fmt_capacity(r["capacity"], r["min_L"], r["max_L"]),
                 "Mean": fmt_number(r["capacity_mean"]),
@@ -506,6 +508,7 @@ CAPACITY_COLUMNS = [
     "Source",
     "K",
     "Mode",
+    "Method",
     "Rule",
     "Capacity",
     "Paper rule",
@@ -543,6 +546,7 @@ def _capacity_row(r, mixed: bool) -> dict:
         "Source": r["dataset"],
         "K": f"{int(r['K'])}",
         "Mode": r["mode"],
+        "Method": r["method"],
         "Rule": RULE_LABELS[r["capacity_rule"]],
         "Capacity": fmt_row_capacity(r),
         "Paper rule": f"{paper} {ESTIMATE_MARK}" if search else paper,
@@ -560,10 +564,11 @@ def _capacity_row(r, mixed: bool) -> dict:
 
 
 def capacity_frame(run: RunView) -> pd.DataFrame:
-    """Per (model, source, protocol, K): the headline decoding capacity and the rule it follows,
-    the capacity under each rule (the paper's rule; for a search its saturation estimate, marked
-    "(est.)"; the per-sample rule), and the per-text capacities' distribution: texts, mean with
-    its bootstrap 95 % interval, quartiles, min, the texts at the min and those with capacity 0
+    """Per (model, source, protocol, K): the mode and method that found the capacity, the
+    headline decoding capacity and the rule it follows, the capacity under each rule (the
+    paper's rule; for a search its saturation estimate, marked "(est.)"; the per-sample rule),
+    and the per-text capacities' distribution: texts, mean with its bootstrap 95 % interval,
+    quartiles, min, the texts at the min and those with capacity 0
     (memcap.analysis.metrics.capacity_statistics)."""
     s = run.summary
     if s.empty:
@@ -665,7 +670,9 @@ def to_latex(name: str, frame: pd.DataFrame) -> str:
             frame, "lllrlrl", env="longtable", groups=frame["model"] + "/" + frame["dataset"] + "/" + frame["K"]
         )
     if name == "capacity":
-        return latex_boxed(latex_tabular(frame, "lllll" + "r" * (len(frame.columns) - 5), groups=frame["Model"]))
+        return latex_boxed(latex_tabular(frame, "llllll" + "r" * (len(frame.columns) - 6), groups=frame["Model"]))
+    if name == "search":  # the method is a label: left-aligned
+        return latex_boxed(latex_tabular(frame, "llrl" + "r" * (len(frame.columns) - 4), groups=frame["Model"]))
     align = "l" * 2 + "r" * (len(frame.columns) - 2)
     return latex_boxed(latex_tabular(frame, align, groups=frame["Model"]))
 

@@ -8,8 +8,10 @@ Metadata (all strings, as safetensors requires; docs/records.md, "Vectors files"
 directory's absolute path, package/file of a GGUF model, random:<family>), revision (empty
 when the model has none), source (hf, gguf or random), protocol, K, N, prompt (the token ids
 decoding starts from: none under strict, t1 under paper, as JSON), ids_sha (sha1 of the N
-token ids as JSON), accuracy, greedy_exact (true/false), steps, the optimiser preset, memcap
-version. ``read_vectors_file`` checks every field before anything is decoded.
+token ids as JSON), accuracy, greedy_exact (true/false), steps, the optimiser preset, optim
+(the optimiser settings as JSON, OptimConfig.as_dict(): the values the preset gave or the user
+set, and the parametrisation where it is not full), memcap version. ``read_vectors_file``
+checks every field before anything is decoded; files written before a field existed lack it.
 
 Vectors decode only with the model that made them: ``model_for_file`` finds it (the registry
 entry of the recorded name, else the recorded id or directory at the recorded revision),
@@ -31,9 +33,10 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 
 import memcap
-from memcap.core.engine import PROTOCOLS, first_scored, greedy_decode
+from memcap.core.engine import PROTOCOLS, OptimConfig, first_scored, greedy_decode
 from memcap.core.models import SOURCES, ModelSpec
 from memcap.io import atomic_write_bytes
+from memcap.records import method
 
 KEY = "mem"
 REQUIRED = ("model", "model_id", "revision", "protocol", "K", "N", "prompt", "ids_sha", "accuracy", "steps")
@@ -45,11 +48,13 @@ def ids_sha(ids: list[int]) -> str:
 
 
 def save_vectors(
-    path, vectors: torch.Tensor, lm, protocol: str, ids: list[int], outcome, preset: str = "paper"
+    path, vectors: torch.Tensor, lm, protocol: str, ids: list[int], outcome, optim: OptimConfig | None = None
 ) -> None:
+    """`optim`: the settings that made the vectors (None: the paper's), recorded as preset and optim."""
     from safetensors.torch import save
 
     first = first_scored(protocol)
+    optim = optim or OptimConfig()
     meta = {
         "model": lm.spec.name,
         "model_id": lm.spec.model_id,
@@ -63,7 +68,8 @@ def save_vectors(
         "accuracy": f"{outcome.accuracy:.6f}",
         "greedy_exact": "true" if outcome.greedy_exact else "false",
         "steps": str(outcome.steps),
-        "preset": preset,
+        "preset": optim.preset,
+        "optim": json.dumps(optim.as_dict()),
         "memcap": memcap.__version__,
     }
     data = save({KEY: vectors.detach().float().contiguous().cpu()}, metadata=meta)
@@ -111,6 +117,12 @@ class VectorsFile:
             return self.meta["greedy_exact"] == "true"
         return float(self.meta["accuracy"]) == 1.0
 
+    @property
+    def method(self) -> str:
+        """The preset and, where it is not full, the parametrisation that made the vectors
+        (memcap.records.method): 'fast', 'fast + low_rank r=4 (pca)'."""
+        return method(self.meta.get("preset"), json.loads(self.meta.get("optim", "{}")))
+
 
 def _invalid(path, key: str, value, allowed: str) -> ValueError:
     return ValueError(
@@ -139,6 +151,13 @@ def _prompt(path, meta: dict) -> list[int]:
     return prompt
 
 
+def _json_object(value: str) -> bool:
+    try:
+        return isinstance(json.loads(value), dict)
+    except json.JSONDecodeError:
+        return False
+
+
 def _check_labels(path, meta: dict) -> None:
     """The fields decoding does not use: names, hashes, numbers of the optimisation."""
     for key in ("model", "model_id"):
@@ -157,6 +176,7 @@ def _check_labels(path, meta: dict) -> None:
         "source": (lambda v: v in SOURCES, f"one of {', '.join(SOURCES)}"),
         "greedy_exact": (lambda v: v in ("true", "false"), "true or false"),
         "preset": (LABEL.fullmatch, "a preset name"),
+        "optim": (_json_object, "a JSON object of optimiser settings"),
         "memcap": (LABEL.fullmatch, "a memcap version"),
     }
     for key, (ok, allowed) in optional.items():
