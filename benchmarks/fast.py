@@ -40,6 +40,7 @@ from pathlib import Path
 
 import torch
 
+from memcap.analysis.capacity_stats import bootstrap_mean_ci
 from memcap.analysis.paper_budget import text_capacities
 from memcap.cli import search_args
 from memcap.core.engine import PRESETS, OptimConfig
@@ -261,7 +262,7 @@ def compare(run: dict, folder: Path) -> dict:
     steady = steady_walls(cells)
     position = {L: j for j, L in enumerate([0, *run["grid"]])}
     print(run["header"])
-    s = {"set": folder.name, "ours": [], "reference": [], "ok": 0, "zeros": 0, "bracketed": 0}
+    s = {"set": folder.name, "ours": [], "reference": [], "ok": 0, "zeros": 0, "bracketed": 0, "exact": 0}
     s.update(steps=0, ref_steps=0, ref_wall=0.0, ref_steady=0.0, all_steps=sum(t["steps"] for t in run["texts"]))
     for text in run["texts"]:
         ref = reference.get(text["id"])
@@ -269,6 +270,7 @@ def compare(run: dict, folder: Path) -> dict:
         last_ok = [a for a in text["attempts"] if a["lossless"] and a["L"] == text["capacity"]]
         exact = "exact" if last_ok and last_ok[-1]["greedy_exact"] else "not exact"
         s["ours"].append(text["capacity"])
+        s["exact"] += exact == "exact"
         if ref is None:
             print(f"  {text['id']}: ours {text['capacity']} (greedy {exact}); no reference yet; attempts {tried}")
             continue
@@ -309,7 +311,12 @@ def side_by_side(summaries: list[dict]) -> None:
             f"{s['steps']:7d} {s['ref_steps']:9d} {ratio} {s['ok']:>6d}/{n:<6d} {s['zeros']:>15d} "
             f"{s['bracketed']:>5d}/{n:<3d} {per_token:11.1f}"
         )
-        print(f"{'':11s} ours {s['ours']}; reference {s['reference']}")
+        low, high = bootstrap_mean_ci(s["ours"])
+        print(
+            f"{'':11s} ours {s['ours']} (mean {statistics.mean(s['ours']):.1f}, bootstrap 95 % interval "
+            f"{low:.1f}-{high:.1f}; greedy decoding exact at the capacity: {s['exact']}/{len(s['ours'])}); "
+            f"reference {s['reference']}"
+        )
         if s["ref_steps"]:
             print(
                 f"{'':11s} steps ratio ours / reference: {s['steps'] / s['ref_steps']:.3f} (target <= 0.10); "
