@@ -31,6 +31,7 @@ token stand beside the published figures of the closest peer (mrsndmn/compressio
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import statistics
 import sys
@@ -87,6 +88,16 @@ def parse_args() -> argparse.Namespace:
         help="a folder with texts.jsonl (and reference records); repeat for more (default: tuning and validation)",
     )
     parser.add_argument("--lengths", type=int, nargs="+", default=LENGTHS, help="grid (default: the reference's)")
+    parser.add_argument(
+        "--growth",
+        type=float,
+        help="grow geometrically instead of along the grid: start at the grid's first length, multiply by this "
+        "while lossless (up to its last), then bisect between the last lossless and the failing length "
+        "(a growth schedule; capacities are then read against the grid at the grid length at or below them)",
+    )
+    parser.add_argument(
+        "--resolution", type=int, default=1, help="with --growth: bisect down to this many tokens (default 1)"
+    )
     parser.add_argument("--preset", choices=list(PRESETS), help=f"default: CLAIMED's ({CLAIMED['optim']['preset']})")
     parser.add_argument("--lr", type=float, help="override the preset's lr")
     parser.add_argument("--max-steps", type=int, help="override the preset's max_steps")
@@ -131,7 +142,8 @@ def run_search(folder: Path, args, optim: OptimConfig, search: SearchConfig) -> 
     ids = [lm.tokenize(row["text"]) for row in rows]
     values = {k: v for k, v in optim.as_dict().items() if k != "preset"}
     header = (
-        f"{folder}: model {spec.name}, {len(rows)} texts, K=1, paper protocol, grid {grid}, preset {optim.preset} "
+        f"{folder}: model {spec.name}, {len(rows)} texts, K=1, paper protocol, {schedule(args, grid)}, "
+        f"preset {optim.preset} "
         f"{values}, search {search.as_dict()}, batch {args.batch_size}, device {lm.device}, "
         f"torch threads {torch.get_num_threads()}"
     )
@@ -170,7 +182,7 @@ def run_search(folder: Path, args, optim: OptimConfig, search: SearchConfig) -> 
         "paper",
         seed,
         optim,
-        lengths_grid=grid,
+        **lengths(args, grid),
         batch_size=args.batch_size,
         on_attempts=on_attempts,
         history=history,
@@ -194,6 +206,19 @@ def run_search(folder: Path, args, optim: OptimConfig, search: SearchConfig) -> 
             for i, (row, r) in enumerate(zip(rows, results, strict=True))
         ],
     }
+
+
+def lengths(args, grid: list[int]) -> dict:
+    """search_capacity's length arguments: the grid, or geometric growth with bisection."""
+    if args.growth is None:
+        return {"lengths_grid": grid}
+    return {"start": grid[0], "growth": args.growth, "resolution": args.resolution, "max_length": grid[-1]}
+
+
+def schedule(args, grid: list[int]) -> str:
+    if args.growth is None:
+        return f"grid {grid}"
+    return f"growth x{args.growth:g} from {grid[0]} to {grid[-1]}, bisection to {args.resolution} (grid {grid})"
 
 
 def progress_row(index: int, a: Attempt, wall_s: float) -> dict:
@@ -260,7 +285,11 @@ def compare(run: dict, folder: Path) -> dict:
     cells = [r for r in read_jsonl(records) if r["model"] == run["model"]] if records.is_file() else []
     reference = {t["sample_id"]: t for t in text_capacities(cells)}
     steady = steady_walls(cells)
-    position = {L: j for j, L in enumerate([0, *run["grid"]])}
+    steps_up = [0, *run["grid"]]
+
+    def position(L):  # a growth schedule's capacity counts as the grid length at or below it
+        return bisect.bisect_right(steps_up, L) - 1
+
     print(run["header"])
     s = {"set": folder.name, "ours": [], "reference": [], "ok": 0, "zeros": 0, "bracketed": 0, "exact": 0}
     s.update(steps=0, ref_steps=0, ref_wall=0.0, ref_steady=0.0, all_steps=sum(t["steps"] for t in run["texts"]))
@@ -274,7 +303,7 @@ def compare(run: dict, folder: Path) -> dict:
         if ref is None:
             print(f"  {text['id']}: ours {text['capacity']} (greedy {exact}); no reference yet; attempts {tried}")
             continue
-        ok = position[text["capacity"]] >= position[ref["capacity"]] - 1
+        ok = position(text["capacity"]) >= position(ref["capacity"]) - 1
         s["reference"].append(ref["capacity"])
         s["ok"] += ok
         s["zeros"] += text["capacity"] == 0 and ref["capacity"] > 0

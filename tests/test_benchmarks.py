@@ -204,6 +204,11 @@ def test_reference_brackets_each_text_and_resumes_without_recomputing(tmp_path):
     )
     assert other.returncode != 0 and "holds attempts of other settings" in other.stderr, other.stderr[-2000:]
 
+    # a growth schedule (x2 from the grid's first length, then bisection) is read against the grid
+    grown = bench(*fast_args, "--max-steps", "100", "--growth", "2")
+    assert "growth x2 from 4 to 16, bisection to 1" in grown, grown
+    assert len(re.findall(r"^  \S+: ours \d+ .*reference \d+ ", grown, re.M)) == 2, grown
+
 
 @pytest.mark.slow
 def test_gpu_check_runs_every_step_in_its_cpu_mode(tmp_path):
