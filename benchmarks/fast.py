@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import dataclasses
 import json
 import statistics
 import sys
@@ -154,7 +155,7 @@ def run_search(folder: Path, args, optim: OptimConfig, search: SearchConfig) -> 
         f"torch threads {torch.get_num_threads()}"
     )
     progress_file = folder / f"{args.save}.progress.jsonl" if args.save else None
-    done, earlier_wall = read_progress(progress_file, header, [str(row["id"]) for row in rows])
+    done, earlier_wall = read_progress(progress_file, header, len(rows))
     log = list(done)  # every attempt in the order made: the replayed ones, then this run's
 
     def seed(i, L):
@@ -227,21 +228,16 @@ def schedule(args, grid: list[int]) -> str:
     return f"growth x{args.growth:g} from {grid[0]} to {grid[-1]}, bisection to {args.resolution} (grid {grid})"
 
 
+# what an Attempt keeps besides its outcome and vectors: all a replay needs, read off the dataclass
+REPLAYED = tuple(f.name for f in dataclasses.fields(Attempt) if f.name not in ("outcome", "vectors"))
+
+
 def progress_row(index: int, a: Attempt, wall_s: float) -> dict:
     """One attempt as the progress file keeps it: all a replay needs (its vectors: a later
     attempt may start from them) and what the summary prints."""
     return {
         "index": index,
-        "L": a.L,
-        "warm_start": a.warm_start,
-        "seed": a.seed,
-        "lossless": a.lossless,
-        "steps": a.steps,
-        "retry": a.retry,
-        "stop_reason": a.stop_reason,
-        "extension": a.extension,
-        "score": a.score,
-        "oom": a.oom,
+        **{k: getattr(a, k) for k in REPLAYED},
         "greedy_exact": a.outcome is not None and a.outcome.greedy_exact,
         "vectors": a.vectors.float().tolist() if a.vectors is not None else None,
         "wall_s": round(wall_s, 1),
@@ -250,11 +246,10 @@ def progress_row(index: int, a: Attempt, wall_s: float) -> dict:
 
 def attempt_of(row: dict) -> Attempt:
     vectors = torch.tensor(row["vectors"], dtype=torch.float32) if row["vectors"] is not None else None
-    keys = ("L", "warm_start", "seed", "lossless", "steps", "retry", "stop_reason", "extension", "score", "oom")
-    return Attempt(**{k: row[k] for k in keys}, vectors=vectors)
+    return Attempt(**{k: row[k] for k in REPLAYED}, vectors=vectors)
 
 
-def read_progress(path: Path | None, header: str, ids: list[str]) -> tuple[list[dict], float]:
+def read_progress(path: Path | None, header: str, n_texts: int) -> tuple[list[dict], float]:
     """The attempts an earlier run of these settings recorded in `path`, and its wall time;
     nothing when there is no such file. SystemExit when the file is another run's."""
     if path is None or not path.is_file():
@@ -265,7 +260,7 @@ def read_progress(path: Path | None, header: str, ids: list[str]) -> tuple[list[
             f"{path} holds attempts of other settings:\n  {first.get('header')}\nnot\n  {header}\n"
             "give another --save NAME, or delete the file to start again"
         )
-    if any(not 0 <= row["index"] < len(ids) for row in done):
+    if any(not 0 <= row["index"] < n_texts for row in done):
         raise SystemExit(f"{path} names texts that {path.parent / 'texts.jsonl'} does not hold")
     return done, max((row["wall_s"] for row in done), default=0.0)
 
