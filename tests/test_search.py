@@ -271,7 +271,10 @@ def test_workflow_passes_compress_mode_and_keeps_random_text_on_the_grid(tmp_pat
     compress_jobs = [j for j in plan(config) if j["rule"] == "compress"]
     modes = {j["wildcards"]["dataset"]: j["params"]["mode"] for j in compress_jobs}
     assert modes == {"lee": "search", "random": "grid"}
-    assert all(j["params"]["search"] == {"fails": 1, "retry_fresh": True, "budget": None} for j in compress_jobs)
+    assert all(
+        j["params"]["search"] == {"fails": 1, "retry_fresh": True, "budget": None, "fresh_after_stuck": False}
+        for j in compress_jobs
+    )
     config = write_config(
         "smoke",
         tmp_path / "fails.yaml",
@@ -475,3 +478,72 @@ def test_a_continuation_that_does_not_raise_the_best_count_ends_the_line():
             )
         )
         assert (state.extending is not None) == more
+
+
+def _stuck_search(fresh_after_stuck: bool, history=None):
+    from memcap.core.search import Search
+
+    config = SearchConfig(fails=2, fresh_after_stuck=fresh_after_stuck)
+    return Search([40], 4, "paper", lengths_grid=[8, 12, 16, 24], config=config, history=history)
+
+
+def test_after_a_warm_line_stuck_at_its_prefix_the_next_length_starts_fresh():
+    """SearchConfig.fresh_after_stuck: a warm line that never scores past the lossless prefix it
+    started from (7 of 7 at L=8, still 7 at L=12) leaves those vectors; the next length starts from
+    the random init, and once it passes, warm starts resume from it. A warm line that did rise
+    (8 > 7) keeps them; so does the default."""
+    from memcap.core.search import Attempt
+
+    v = torch.zeros(4, 8)
+
+    def run(search, outcomes):
+        asked = []
+        for lossless, score in outcomes:
+            (request,) = search.round(1)[0]
+            asked.append((request.L, request.warm_start, request.init is None))
+            search.states[0].update(
+                Attempt(request.L, request.warm_start, 1, lossless, 50, vectors=v, stop_reason="max_steps", score=score)
+            )
+        return asked
+
+    stuck = [(True, 7), (False, 7), (True, 15), (False, 16)]
+    assert run(_stuck_search(True), stuck) == [(8, None, True), (12, 8, False), (16, None, True), (24, 16, False)]
+    assert run(_stuck_search(False), stuck) == [(8, None, True), (12, 8, False), (16, 8, False), (24, 16, False)]
+    rose = [(True, 7), (False, 8), (True, 15)]
+    assert run(_stuck_search(True), rose)[2] == (16, 8, False)
+    search = _stuck_search(True)
+    run(search, stuck)
+    assert search.done and search.results[0].capacity == 16
+    replayed = _stuck_search(True, history={0: search.results[0].attempts})  # a resumed job: same path
+    assert replayed.done and replayed.results[0].capacity == 16
+    with pytest.raises(ValueError, match="not what this search would try next"):
+        _stuck_search(False, history={0: search.results[0].attempts})
+    assert SearchConfig(fresh_after_stuck=False).changed() == {}  # off: no fingerprint change
+    assert "fresh_after_stuck" not in SearchConfig().as_dict()
+
+
+def test_fresh_after_stuck_on_a_real_model_restarts_from_the_random_init():
+    """On a tiny model: warm starts at L=8 cannot move (lr 1e-9), so they stay at the prefix's
+    count; with fresh_after_stuck the next length starts fresh and passes."""
+    lm = tiny()
+    texts = lee_ids(lm, n=1)
+
+    def frozen_warm_at_8(lm, ids, K, protocol, seeds, optim, init=None, **kw):  # real runs
+        frozen = dataclasses.replace(optim, lr=1e-9, max_steps=2, patience=2)
+        warm = init is not None and init[0] is not None
+        return compress_batch(
+            lm, ids, K, protocol, seeds, frozen if warm and len(ids[0]) == 8 else optim, init=init, **kw
+        )
+
+    args = dict(lengths_grid=GRID[:3], runner=frozen_warm_at_8, fails=2)
+    (plain,) = search_capacity(lm, texts, 4, "paper", [1], OPTIM, **args)
+    (fresh,) = search_capacity(lm, texts, 4, "paper", [1], OPTIM, fresh_after_stuck=True, **args)
+    assert [(a.L, a.lossless, a.warm_start) for a in plain.attempts][:2] == [(4, True, None), (8, False, 4)]
+    assert plain.attempts[1].score <= plain.attempts[0].score  # stuck at the prefix's count
+    assert plain.attempts[2].warm_start == 4  # the default warm-starts 12 from the stuck vectors
+    assert [(a.L, a.lossless, a.warm_start) for a in fresh.attempts] == [
+        (4, True, None),
+        (8, False, 4),
+        (12, True, None),
+    ]
+    assert fresh.capacity == 12

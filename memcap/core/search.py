@@ -17,11 +17,13 @@ vectors, up to SearchConfig.budget steps in all (off by default), so no attempt 
 failed while it still improves within that budget.
 What a failure does depends on the mode. With a grid (`lengths_grid`), a text goes on to
 the next grid length after a failing one, from its last lossless vectors (or a fresh init if
-it has none: a text that fails its first length can pass the next), until `fails` lengths
-fail in a row (SearchConfig.fails; 1: its first failure ends it). Grid lengths are all tried
-in order, so there is nothing on the grid to bisect; with `resolution` set, it then bisects
-off the grid between the last lossless and the failing length. With growth instead (`start` times `growth`), the
-first failure ends growth and it bisects between the last lossless and the failing length,
+it has none: a text that fails its first length can pass the next; with
+SearchConfig.fresh_after_stuck, also a fresh init when the warm line at the failing length
+never scored past its prefix), until `fails` lengths fail in a row (SearchConfig.fails; 1:
+its first failure ends it). Grid lengths are all tried in order, so there is nothing on the
+grid to bisect; with `resolution` set, it then bisects off the grid between the last
+lossless and the failing length. With growth instead (`start` times `growth`), the first
+failure ends growth and it bisects between the last lossless and the failing length,
 warm-started, down to `resolution` tokens. All texts advance together: each round takes one
 attempt per unfinished text, and the engine batches their mixed lengths. Search is the
 state machine (the compress job drives it batch by batch); search_capacity() runs it.
@@ -69,6 +71,15 @@ class SearchConfig:
             "help": "optimiser steps one attempt may grow to: an attempt that ran out of steps while still "
             "improving (not stopped by patience) is continued from its own best vectors, one step budget at a "
             "time, until it passes, stops improving or has spent this many (the paper's is 5000; none: never)",
+        },
+    )
+    fresh_after_stuck: bool = field(
+        default=False,
+        metadata={
+            "optional": True,
+            "help": "after a warm-started length whose attempts never got past the prefix they started from "
+            "(their best count no higher than the lossless length's), the next lengths start from a fresh init "
+            "instead of those prefix vectors, until one passes",
         },
     )
 
@@ -167,6 +178,7 @@ class _Plan:
     retry_fresh: bool
     fails: int  # failing grid lengths in a row that end a text
     budget: int | None = None  # steps an attempt may grow to by continuations (None: no continuation)
+    fresh_after_stuck: bool = False  # a warm line stuck at its prefix: later lengths start fresh
 
 
 class _Text:
@@ -179,6 +191,8 @@ class _Text:
         self.retrying = False  # the next attempt restarts `next` from a random init
         self.extending: Attempt | None = None  # the next attempt continues this one
         self.lo, self.lo_vectors, self.hi = 0, None, None
+        self.lo_score = -1  # the count the lossless attempt at lo was judged on
+        self.stuck = False  # a warm line from lo never got past lo's count (plan.fresh_after_stuck)
         self.next = plan.grid[0] if plan.grid else plan.start
         self._check_next()
 
@@ -219,7 +233,7 @@ class _Text:
         """The vectors the next attempt starts from; None: the seeded random init."""
         if self.extending is not None:
             return self.extending.vectors
-        return None if self.retrying else self.lo_vectors
+        return None if self.retrying or self.stuck else self.lo_vectors
 
     def request(self) -> Request:
         """The next attempt, as a search asks its driver for it."""
@@ -240,6 +254,14 @@ class _Text:
         rose = not attempt.extension or attempt.score > max(earlier, default=-1)
         return rose and sum(a.steps for a in line) < self.plan.budget
 
+    def _stuck_at_prefix(self, attempt: Attempt) -> bool:
+        """Whether `attempt` ends a warm-started line that never scored more than the lossless
+        prefix it started from (causal: the prefix's tokens stay right, so it started there)."""
+        if attempt.warm_start is None or attempt.warm_start != self.lo:
+            return False
+        line = [a for a in self.result.attempts if (a.L, a.retry) == (attempt.L, attempt.retry)]
+        return max(a.score for a in line) <= self.lo_score
+
     def update(self, attempt: Attempt) -> None:
         self.result.attempts.append(attempt)
         self.retrying, self.extending = False, None
@@ -251,9 +273,9 @@ class _Text:
         if attempt.lossless:
             if attempt.vectors is None:
                 raise ValueError(f"lossless attempt at L={attempt.L} has no vectors to warm-start from")
-            self.lo, self.lo_vectors = attempt.L, attempt.vectors
+            self.lo, self.lo_vectors, self.lo_score = attempt.L, attempt.vectors, attempt.score
             self.result.capacity = attempt.L
-            self.failed = 0
+            self.failed, self.stuck = 0, False
         elif attempt.warm_start is not None and attempt.stop_reason == "patience" and self.plan.retry_fresh:
             # vectors that encode the prefix can sit in a basin the longer text cannot leave
             # (seen on SmolLM2: a warm start at 8 tokens never improved, where fresh starts
@@ -263,6 +285,11 @@ class _Text:
             return
         else:
             self.failed += 1
+            if self.plan.fresh_after_stuck and self._stuck_at_prefix(attempt):
+                # seen on SmolLM2 (lee-0008): warm starts from 8 tokens stayed at their 7 correct
+                # tokens at 12 and at 16, where fresh starts (the paper-budget reference) passed
+                # 16, 24 and 32; prefix vectors that cannot move are not reused
+                self.stuck = True
             if self.plan.grid and self.failed < self.plan.fails:
                 # capacity is not monotone in L (seen on SmolLM2 at the paper's budget: a text
                 # failed at 12 tokens, then passed 16 to 32), so a grid search may skip a failure
@@ -301,6 +328,10 @@ class Request:
 
 def _attempt_name(L, retry: int, extension: int) -> str:
     return f"L={L} (retry {retry}" + (f", extension {extension})" if extension else ")")
+
+
+def _start_name(warm_start: int | None) -> str:
+    return " from a fresh init" if warm_start is None else f" warm from L={warm_start}"
 
 
 class Search:
@@ -353,6 +384,7 @@ class Search:
             self.config.retry_fresh,
             self.config.fails,
             self.config.budget,
+            self.config.fresh_after_stuck,
         )
         self.states = [_Text(i, n, plan) for i, n in enumerate(n_tokens)]
         for i, done in (history or {}).items():
@@ -363,11 +395,15 @@ class Search:
         for attempt in attempts:
             want = state.request() if not state.result.done else None
             expected = (want.L, want.retry, want.extension) if want else (None, 0, 0)
-            if (attempt.L, attempt.retry, attempt.extension) != expected:
+            made = (attempt.L, attempt.retry, attempt.extension)
+            if made != expected or (want is not None and attempt.warm_start != want.warm_start):
+                # same attempt, other start: name the starts (fresh_after_stuck differs)
+                was, now = (
+                    (_start_name(attempt.warm_start), _start_name(want.warm_start)) if made == expected else ("", "")
+                )
                 raise ValueError(
-                    f"text {i}: a recorded attempt at {_attempt_name(attempt.L, attempt.retry, attempt.extension)} "
-                    f"is not what this search would try next ({_attempt_name(*expected)}); the records come from "
-                    "different search settings"
+                    f"text {i}: a recorded attempt at {_attempt_name(*made)}{was} is not what this search would "
+                    f"try next ({_attempt_name(*expected)}{now}); the records come from different search settings"
                 )
             state.update(attempt)
 
@@ -443,7 +479,8 @@ def search_capacity(
     from the seeded random init (the grid's own start at that length) before the length
     counts as failed. fails: grid mode stops a text after this many failing grid lengths in a
     row (the paper-budget reference's rule, benchmarks/reference.py, uses 2); each next length
-    starts from the last lossless vectors. 1: at the first failure.
+    starts from the last lossless vectors (fresh_after_stuck: from a fresh init after a warm
+    line that never scored past its prefix). 1: at the first failure.
     """
     optim = optim or OptimConfig()
     config = SearchConfig.from_dict({**SearchConfig.from_dict(config).as_dict(), **settings})
