@@ -433,8 +433,15 @@ def _capacity_context(view: RunView) -> dict:
 
 # The paper-budget reference's text sets, by the folder of their records file (benchmarks/,
 # docs/benchmarks.md "Tuning and validation texts"): (set name, what it means for this run).
+# A validation set judges one claim, then joins the tuning texts (benchmarks/validation/ did on
+# 2026-12-04); the next one is benchmarks/validation2/.
 BUDGET_REFERENCE_SETS = {
-    "validation": ("validation", "texts on which no optimiser or search setting was tuned"),
+    "validation2": ("validation", "texts on which no optimiser or search setting was tuned"),
+    "validation": (
+        "first validation",
+        "texts on which no setting was tuned until they judged a search configuration (2026-12-04); "
+        "the search's fresh_after_stuck was chosen on them after that",
+    ),
     "reference": ("tuning", "the texts on which memcap's optimiser and search settings were tuned"),
 }
 
