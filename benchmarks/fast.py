@@ -94,7 +94,8 @@ def main() -> None:
     side_by_side(summaries)
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """fast.py's flags (argv: sys.argv[1:] when None)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="smollm2-135m", help="registry name (default %(default)s)")
     parser.add_argument(
@@ -134,7 +135,7 @@ def parse_args() -> argparse.Namespace:
         metavar="NAME",
         help="run nothing: print each folder's saved <folder>/NAME against its reference's records as they are now",
     )
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
 def settings(args) -> tuple[OptimConfig, SearchConfig]:

@@ -232,3 +232,28 @@ def test_gpu_check_runs_every_step_in_its_cpu_mode(tmp_path):
     assert re.search(r"steps ratio memcap / authors: [\d.]+", out), out
     assert re.search(r"speed-up memcap / authors: [\d.]+x", out), out
     assert re.search(r"gpu_check finished in \d+s, mode cpu, 0 step\(s\) failed", out), out
+
+
+def test_every_run_of_the_method_study_is_a_valid_fast_configuration(monkeypatch):
+    """benchmarks/study.py (issue 26's table): each run's flags parse, give a valid optimiser
+    and search configuration away from CLAIMED in the one factor named, and save to its own file."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    monkeypatch.syspath_prepend(str(REPO))
+    import fast
+    import study
+
+    base_optim, base_search = fast.settings(fast.parse_args([]))
+    names = set()
+    for name, flags in study.STUDY.items():
+        args = fast.parse_args(flags)
+        optim, search = fast.settings(args)
+        changed = {k for k, v in optim.as_dict().items() if base_optim.as_dict().get(k) != v}
+        assert (changed or args.growth or not flags) and search == base_search, name
+        names.add(study.command(name)[-len(flags) - 1 if flags else -1])
+    assert names == {f"study-{n}.json" for n in study.STUDY}  # one saved file per run
+    low = fast.settings(fast.parse_args(study.STUDY["lowrank-64-lr"]))[0]
+    assert (low.parametrisation, low.rank, low.lr, low.fresh_lr) == ("low_rank", 64, 0.9, 0.03)
+    out = subprocess.run(
+        [sys.executable, "benchmarks/study.py", "nothing"], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode != 0 and "unknown study run(s) ['nothing']; the study's runs are base" in out.stderr
