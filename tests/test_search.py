@@ -547,3 +547,32 @@ def test_fresh_after_stuck_on_a_real_model_restarts_from_the_random_init():
         (12, True, None),
     ]
     assert fresh.capacity == 12
+
+
+def test_a_stuck_warm_line_whose_fresh_retry_failed_too_still_leaves_its_prefix_vectors():
+    """retry_fresh and fresh_after_stuck together: the warm line at 12 stuck by patience at the
+    prefix's count, its fresh retry failed as well; the next length still starts fresh."""
+    from memcap.core.search import Attempt, Search
+
+    config = SearchConfig(fails=2, retry_fresh=True, fresh_after_stuck=True)
+    search = Search([40], 4, "paper", lengths_grid=[8, 12, 16], config=config)
+    v, asked = torch.zeros(4, 8), []
+    for lossless, score, reason in [(True, 7, "converged"), (False, 7, "patience"), (False, 9, "patience")]:
+        (request,) = search.round(1)[0]
+        asked.append((request.L, request.retry, request.warm_start))
+        search.states[0].update(
+            Attempt(
+                request.L,
+                request.warm_start,
+                1,
+                lossless,
+                50,
+                vectors=v,
+                stop_reason=reason,
+                score=score,
+                retry=request.retry,
+            )
+        )
+    (request,) = search.round(1)[0]
+    assert asked == [(8, 0, None), (12, 0, 8), (12, 1, None)]
+    assert (request.L, request.warm_start, request.init) == (16, None, None)

@@ -254,13 +254,12 @@ class _Text:
         rose = not attempt.extension or attempt.score > max(earlier, default=-1)
         return rose and sum(a.steps for a in line) < self.plan.budget
 
-    def _stuck_at_prefix(self, attempt: Attempt) -> bool:
-        """Whether `attempt` ends a warm-started line that never scored more than the lossless
-        prefix it started from (causal: the prefix's tokens stay right, so it started there)."""
-        if attempt.warm_start is None or attempt.warm_start != self.lo:
-            return False
-        line = [a for a in self.result.attempts if (a.L, a.retry) == (attempt.L, attempt.retry)]
-        return max(a.score for a in line) <= self.lo_score
+    def _stuck_at_prefix(self, L: int) -> bool:
+        """Whether the warm-started line at L (from lo's vectors) never scored more than the
+        lossless prefix it started from (causal: the prefix's tokens stay right, so it started
+        there); its fresh retry, if any, does not change that."""
+        warm = [a for a in self.result.attempts if (a.L, a.retry, a.warm_start) == (L, 0, self.lo) and self.lo]
+        return bool(warm) and max(a.score for a in warm) <= self.lo_score
 
     def update(self, attempt: Attempt) -> None:
         self.result.attempts.append(attempt)
@@ -285,7 +284,7 @@ class _Text:
             return
         else:
             self.failed += 1
-            if self.plan.fresh_after_stuck and self._stuck_at_prefix(attempt):
+            if self.plan.fresh_after_stuck and self._stuck_at_prefix(attempt.L):
                 # seen on SmolLM2 (lee-0008): warm starts from 8 tokens stayed at their 7 correct
                 # tokens at 12 and at 16, where fresh starts (the paper-budget reference) passed
                 # 16, 24 and 32; prefix vectors that cannot move are not reused
