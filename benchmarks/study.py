@@ -8,7 +8,7 @@ CLAIMED, each saved as benchmarks/reference/study-<name>.json and resumable.
     python benchmarks/study.py --compare          # every saved run against the reference
 
 Each run is `python benchmarks/fast.py --folder benchmarks/reference --save study-<name>.json
-<flags>` with one torch thread; a run that stops resumes where it stopped, its settings
+<flags>` (run from the repository root) with one torch thread; a run that stops resumes where it stopped, its settings
 checked by fast.py's progress header.
 """
 
@@ -19,8 +19,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-TUNING = HERE / "reference"
+REPO = Path(__file__).resolve().parents[1]
+TUNING = Path("benchmarks/reference")  # relative to REPO, as fast.py's progress headers name it
 # name -> fast.py flags on top of CLAIMED, in docs/benchmarks.md's order (the costliest last)
 STUDY = {
     "base": [],
@@ -38,12 +38,12 @@ STUDY = {
 
 
 def saved(name: str) -> Path:
-    return TUNING / f"study-{name}.json"
+    return REPO / TUNING / f"study-{name}.json"
 
 
 def command(name: str, compare: bool = False) -> list[str]:
     """The fast.py command line of one run (or of its comparison with the reference)."""
-    base = [sys.executable, str(HERE / "fast.py"), "--folder", str(TUNING)]
+    base = [sys.executable, "benchmarks/fast.py", "--folder", str(TUNING)]
     if compare:
         return [*base, "--compare", saved(name).name]
     return [*base, "--save", saved(name).name, *STUDY[name]]
@@ -66,11 +66,11 @@ def main() -> None:
     if args.compare:
         for name in [n for n in args.names or STUDY if saved(n).is_file()]:
             print(f"== {name}: {' '.join(STUDY[name]) or '(CLAIMED as it is)'}", flush=True)
-            subprocess.run(command(name, compare=True), check=True)
+            subprocess.run(command(name, compare=True), check=True, cwd=REPO)
         return
     for name in args.names or [n for n in STUDY if not saved(n).is_file()]:
         print(f"== {name}: {' '.join(command(name))}", flush=True)
-        subprocess.run(command(name), check=True)
+        subprocess.run(command(name), check=True, cwd=REPO)
 
 
 if __name__ == "__main__":
