@@ -13,6 +13,7 @@
 #               (benchmarks/cast.py): step time and loss agreement
 #   capacity    the capacity search against the authors' grid (benchmarks/capacity.py)
 #   shape-*     optimiser-step throughput of the paper's shapes (benchmarks/steps.py)
+#   profile-*   where memcap's step spends its time: top operators, launches per step, device busy
 #
 # Needs torch with CUDA and the project's libraries, gensim included (the shape models' offline
 # tokenizer is trained on its Lee corpus); a preflight check names anything missing before a
@@ -98,6 +99,8 @@ if [ "$MODE" = gpu ]; then
     step capacity-pythia-160m 100 capacity.py --model shape-pythia-160m --lr 0.1 --lengths 8 16 32 64 --texts 3 \
         --max-steps 200 --patience 100 --device cuda
     step shape-pythia-160m 150 steps.py --model shape-pythia-160m "${COMMON[@]}"
+    # where memcap's step spends its time (it reached 0.5 % of the H200's bf16 peak, 2026-12-04)
+    step profile-pythia-160m 90 steps.py --model shape-pythia-160m "${COMMON[@]}" --skip-authors --profile 10
     step shape-llama-3.2-1b 40 steps.py --model shape-llama-3.2-1b "${COMMON[@]}" --skip-authors
     step shape-llama-3.2-1b-compiled 60 steps.py --model shape-llama-3.2-1b "${COMMON[@]}" --skip-authors --compile
     step shape-llama-3.2-3b 50 steps.py --model shape-llama-3.2-3b "${COMMON[@]}" --skip-authors
@@ -112,6 +115,8 @@ else
     step capacity-tiny-llama 90 capacity.py --model tiny-llama --lr 0.1 --lengths 2 4 8 --texts 2 --max-steps 30 \
         --patience 30 --threads 1
     step shape-tiny-llama 60 steps.py --model tiny-llama --length 24 --texts 2 --steps 3 --device cpu --threads 1
+    step profile-tiny-llama 60 steps.py --model tiny-llama --length 24 --texts 2 --steps 3 --device cpu --threads 1 \
+        --skip-authors --profile 2
 fi
 say "gpu_check finished in ${SECONDS}s, mode $MODE, $FAILED step(s) failed"
 [ "$FAILED" -eq 0 ]

@@ -3,6 +3,8 @@
     python benchmarks/steps.py --model shape-pythia-160m --length 64 --texts 4 --steps 20
     python benchmarks/steps.py --model smollm2-135m --length 64 --texts 4 --steps 20
     python benchmarks/steps.py --model shape-llama-3.2-1b --length 80 --texts 50 --steps 20 --device cuda
+    python benchmarks/steps.py --model shape-pythia-160m --length 80 --texts 50 --steps 20 --device cuda \
+        --skip-authors --profile 10       # ... and where memcap's step spends its time
 
 Both sides run in this process on the same model weights, texts, length and number of steps:
 (a) the authors' procedure as they ran it: batch 1, the model loaded from disk twice per text,
@@ -63,6 +65,45 @@ def authors_procedure(model_dir: Path, texts: list[list[int]], steps: int, devic
         gc.collect()
 
 
+def profile(lm, texts: list[list[int]], steps: int) -> None:
+    """memcap's batched steps under torch.profiler: the top operators by self time on the device
+    (the CPU without one) over 2 x `steps` steps, and per step the wall time, operators, kernel
+    launches and device-busy share. compress_batch also re-scores and greedy-decodes at its end:
+    the per-step figures are the difference between a run of 2 x `steps` and one of `steps`,
+    divided by `steps`, so that closing work drops out (wall times include the profiler's own
+    overhead: read them against each other, not against the timed run)."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    cuda = lm.device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+
+    def run(n: int):
+        t0 = time.perf_counter()
+        with torch_profile(activities=activities) as prof:
+            compress_batch(lm, texts, 1, "paper", list(range(len(texts))), OptimConfig(max_steps=n, patience=n + 1))
+            if cuda:
+                torch.cuda.synchronize()
+        events = prof.key_averages()
+        counts = {
+            "aten": sum(e.count for e in events if e.key.startswith("aten::")),
+            "launches": sum(e.count for e in events if "LaunchKernel" in e.key),
+            "busy": sum(e.self_device_time_total for e in events) / 1e6 if cuda else 0.0,
+            "wall": time.perf_counter() - t0,
+        }
+        return events, counts
+
+    _, one = run(steps)
+    events, two = run(2 * steps)
+    print(events.table(sort_by="self_device_time_total" if cuda else "self_cpu_time_total", row_limit=12))
+    per = {k: (two[k] - one[k]) / steps for k in one}
+    line = f"profile, per step (2 x {steps} steps minus {steps}): {per['wall'] * 1e3:.1f} ms wall, "
+    line += f"{per['aten']:.0f} aten operators"
+    if cuda:
+        line += f", {per['launches']:.0f} kernel launches, device busy {per['busy'] / max(per['wall'], 1e-9):.0%} of it"
+    print(line)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="shape-pythia-160m", help="registry name (default %(default)s)")
@@ -77,6 +118,13 @@ def main() -> None:
         action="store_true",
         help="memcap's steps through torch.compile "
         "(registry key `compile`); compilation happens in the untimed warm-up",
+    )
+    parser.add_argument(
+        "--profile",
+        type=int,
+        metavar="STEPS",
+        help="also run memcap's side for STEPS steps under torch.profiler and print where the time goes: "
+        "the top operators, operators and kernel launches per step, and how busy the device was",
     )
     args = parser.parse_args()
     if args.threads:
@@ -114,6 +162,8 @@ def main() -> None:
     assert all(o.steps == args.steps for o in outcomes), "a text converged early: use longer texts"
 
     rows = [(f"memcap (one load, batched{', compiled' if spec.compile else ''})", ours, ours_mem)]
+    if args.profile:  # before the authors' side, which frees the loaded model
+        profile(lm, texts, args.profile)
     if not args.skip_authors:
         with tempfile.TemporaryDirectory() as tmp:
             save_plain(lm.model, tmp)

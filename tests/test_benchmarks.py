@@ -223,8 +223,10 @@ def test_gpu_check_runs_every_step_in_its_cpu_mode(tmp_path):
     out = result.stdout
     assert result.returncode == 0, out[-3000:] + result.stderr[-3000:]
     assert (tmp_path / "gpu_check.txt").read_text() == out  # what comes back from the GPU machine
-    for name in ("slots", "memory-tiny-llama-128k", "cast-tiny-llama-128k", "capacity-tiny-llama", "shape-tiny-llama"):
+    steps = ("slots", "memory-tiny-llama-128k", "cast-tiny-llama-128k", "capacity-tiny-llama", "shape-tiny-llama")
+    for name in (*steps, "profile-tiny-llama"):
         assert re.search(rf"^-- {name}: done in \d+s$", out, re.M), (name, out)
+    assert re.search(r"profile, per step \(2 x 2 steps minus 2\): [\d.]+ ms wall, \d+ aten operators", out), out
     assert "jobs beyond the cards refused: 1" in out and "distinct: True" in out
     assert re.search(r"peak step memory chunked / whole logits: [\d.]+x; chunked / authors: [\d.]+x", out), out
     assert re.search(r"step-time ratio cast once / every forward: [\d.]+x", out), out
