@@ -272,9 +272,10 @@ def test_search_table_rows(searched):
     assert r"\begin{tabular}" in tex and "pythia-160m" in tex and "33.3" in tex
 
 
-def test_the_search_and_capacity_tables_name_each_groups_method(tmp_path):
-    """A low-rank search says so with its rank and basis; a grid run made before presets
-    existed reads paper, as it always did."""
+def test_every_table_names_the_method_that_found_a_capacity(tmp_path):
+    """A low-rank search says so with its rank and basis (a Method column, or a mark on the
+    capacity where a table has none); a grid run made before presets existed reads paper, as it
+    always did."""
     optim = {"lr": 0.3, "max_steps": 250, "patience": 150, "preset": "fast", "parametrisation": "low_rank"}
     records = search_records({"pg19-0": 64, "pg19-1": 32}, dataset="pg19", preset="fast", optim={**optim, "rank": 64})
     records += [make_record("llama-3.2-1b", "pg19", L, f"pg19-{i}") for L in (32, 64) for i in range(2)]
@@ -287,6 +288,17 @@ def test_the_search_and_capacity_tables_name_each_groups_method(tmp_path):
     assert cell(capacity, "Method", Model="llama-3.2-1b") == "paper"
     tex = paths["search"].with_suffix(".tex").read_text()
     assert r"fast + low\_rank r=64 (pca)" in tex and r"\begin{tabular}{llrlrrrrrrrrr}" in tex
+    # tables without a Method column mark the capacity with it; the paper's optimiser stays unmarked
+    t1 = read(paths, "table1")
+    ours = {"Source": "pg19", "Metric": "Max tokens", "Values": "this run"}
+    assert cell(t1, "pythia-160m", **ours) == "32 (search, fast + low_rank r=64 (pca))"
+    assert cell(t1, "llama-3.2-1b", **ours) == ">=64"
+    summary = read(paths, "summary")
+    assert (
+        cell(summary, "Capacity pg19", Model="pythia-160m", Values="this run")
+        == "32 (search, fast + low_rank r=64 (pca))"
+    )
+    assert cell(capacity, "Capacity", Model="pythia-160m") == "32 (search)"  # its Method column says the rest
 
 
 def test_pass_rate_leaves_out_search_attempts(searched):

@@ -522,7 +522,7 @@ def _budget_reference(paths: list[Path] | None, df: pd.DataFrame, summary: pd.Da
                 "hours": f"{ref['hours']:.1f}",
                 "budget": f"{optim.get('max_steps', '?')} steps, patience {optim.get('patience', '?')}, "
                 f"lr {optim.get('lr', '?')}",
-                "ours": tables.fmt_row_capacity(ours.iloc[0]) if len(ours) else None,
+                "ours": tables.fmt_row_capacity(ours.iloc[0], method=False) if len(ours) else None,
                 "ours_method": ", ".join(sorted(set(mine["method"]))) if len(mine) else None,
                 "ours_steps": steps,
                 "steps_ratio": f"{steps / ref['steps']:.3f}" if ref["steps"] and steps else None,

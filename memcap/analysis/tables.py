@@ -75,7 +75,7 @@ from memcap.analysis.run_view import RunView
 from memcap.io import check_named_paths, named_paths
 
 NOT_RUN = "not run"
-SEARCH_MARK = "(search)"  # follows a capacity that comes from a capacity search
+SEARCH_MARK = "(search)"  # follows a capacity that comes from a capacity search (fmt_row_capacity)
 ESTIMATE_MARK = "(est.)"  # follows the saturation estimate of the paper's rule (a search)
 RULE_LABELS = {"paper": "paper", "per_sample": "per-sample"}  # capacity_stats.CAPACITY_RULES
 NO_VALUE = "n/a"
@@ -148,10 +148,17 @@ def fmt_capacity(capacity, min_length, max_length=None) -> str:
     return f"{int(capacity)}"
 
 
-def fmt_row_capacity(row) -> str:
-    """A summary row's capacity (fmt_capacity), marked "(search)" for a search group."""
+def fmt_row_capacity(row, method: bool = True) -> str:
+    """A summary row's capacity (fmt_capacity), marked "(search)" for a search group and, with
+    `method`, by the method that found it where that is not the paper's optimiser:
+    "32 (search, fast)", "24 (fast + low_rank r=64 (pca))". Tables with a Method column pass
+    method=False."""
     text = fmt_capacity(row["capacity"], row["min_L"], row["max_L"])
-    return f"{text} {SEARCH_MARK}" if row.get("mode") == "search" else text
+    marks = ["search"] if row.get("mode") == "search" else []
+    found_by = row.get("method") if method else None
+    if isinstance(found_by, str) and found_by != "paper":
+        marks.append(found_by)
+    return f"{text} ({', '.join(marks)})" if marks else text
 
 
 def fmt_params(params) -> str:
@@ -548,7 +555,7 @@ def _capacity_row(r, mixed: bool) -> dict:
         "Mode": r["mode"],
         "Method": r["method"],
         "Rule": RULE_LABELS[r["capacity_rule"]],
-        "Capacity": fmt_row_capacity(r),
+        "Capacity": fmt_row_capacity(r, method=False),
         "Paper rule": f"{paper} {ESTIMATE_MARK}" if search else paper,
         "Per-sample rule": fmt_capacity(r["capacity_per_sample"], r["min_L"], r["max_L"]),
         "Texts": f"{int(r['n_texts'])}",
