@@ -272,7 +272,8 @@ def test_workflow_passes_compress_mode_and_keeps_random_text_on_the_grid(tmp_pat
     modes = {j["wildcards"]["dataset"]: j["params"]["mode"] for j in compress_jobs}
     assert modes == {"lee": "search", "random": "grid"}
     assert all(
-        j["params"]["search"] == {"fails": 1, "retry_fresh": True, "budget": None, "fresh_after_stuck": False}
+        j["params"]["search"]
+        == {"fails": 1, "retry_fresh": True, "budget": None, "fresh_after_stuck": False, "fresh_check_below": None}
         for j in compress_jobs
     )
     config = write_config(
@@ -576,3 +577,91 @@ def test_a_stuck_warm_line_whose_fresh_retry_failed_too_still_leaves_its_prefix_
     (request,) = search.round(1)[0]
     assert asked == [(8, 0, None), (12, 0, 8), (12, 1, None)]
     assert (request.L, request.warm_start, request.init) == (16, None, None)
+
+
+def _feed(search, outcomes):
+    """Step a one-text Search through (lossless, score) outcomes of 50-step attempts that ran out
+    of steps; returns what it asked for: (L, retry, warm_start) per attempt."""
+    from memcap.core.search import Attempt
+
+    v, asked = torch.zeros(4, 8), []
+    for lossless, score in outcomes:
+        (request,) = search.round(1)[0]
+        asked.append((request.L, request.retry, request.warm_start))
+        search.states[0].update(
+            Attempt(
+                request.L,
+                request.warm_start,
+                1,
+                lossless,
+                50,
+                vectors=v,
+                stop_reason="max_steps",
+                score=score,
+                retry=request.retry,
+                extension=request.extension,
+            )
+        )
+    return asked
+
+
+def test_a_text_ending_low_gets_fresh_checks_and_goes_on_warm_from_one_that_passes():
+    """SearchConfig.fresh_check_below: a text about to end at 8 (below 24) after warm failures at
+    12 and 16 tries 12 and 16 again from fresh starts (retry 1); 16 passes, and the warm search
+    goes on from it until two lengths fail; no second check. A text ending at or above the bound
+    ends as before."""
+    from memcap.core.search import Search
+
+    grid = [8, 12, 16, 24, 32, 40]
+    config = SearchConfig(fails=2, fresh_check_below=24)
+    search = Search([60], 4, "paper", lengths_grid=grid, config=config)
+    outcomes = [(True, 7), (False, 9), (False, 10), (False, 9), (True, 15), (False, 20), (False, 25)]
+    assert _feed(search, outcomes) == [
+        (8, 0, None),
+        (12, 0, 8),
+        (16, 0, 8),
+        (12, 1, None),  # the fresh checks
+        (16, 1, None),
+        (24, 0, 16),  # warm again, from the check that passed
+        (32, 0, 16),
+    ]
+    (result,) = search.results
+    assert search.done and result.capacity == 16 and result.stop_reason == "failed"
+    replayed = Search([60], 4, "paper", lengths_grid=grid, config=config, history={0: result.attempts})
+    assert replayed.done and replayed.results[0].capacity == 16  # a resumed job takes the same path
+    high = Search([60], 4, "paper", lengths_grid=grid, config=config)
+    ending_high = [(True, 7), (True, 11), (True, 15), (True, 23), (False, 25), (False, 30)]
+    assert [a[0] for a in _feed(high, ending_high)] == [8, 12, 16, 24, 32, 40] and high.done
+    off = Search([60], 4, "paper", lengths_grid=grid, config=SearchConfig(fails=2))
+    assert len(_feed(off, outcomes[:3])) == 3 and off.done and off.results[0].capacity == 8
+    assert "fresh_check_below" not in SearchConfig().as_dict() and not SearchConfig().changed()
+
+
+def test_fresh_checks_end_the_text_when_they_fail_and_skip_lengths_already_started_fresh():
+    from memcap.core.search import Search
+
+    grid = [8, 12, 16, 24]
+    search = Search([60], 4, "paper", lengths_grid=grid, config=SearchConfig(fails=2, fresh_check_below=16))
+    # no length passes: 8 and 12 both start fresh already, so the checks are 16 and 24
+    asked = _feed(search, [(False, 3), (False, 5), (False, 6), (False, 8)])
+    assert asked == [(8, 0, None), (12, 0, None), (16, 1, None), (24, 1, None)]
+    assert search.done and search.results[0].capacity == 0 and search.results[0].stop_reason == "failed"
+
+
+def test_fresh_check_on_a_real_model_finds_what_frozen_warm_starts_missed():
+    """On a tiny model: warm starts cannot move (lr 1e-9), so the warm search ends at 4 tokens;
+    the fresh checks at 8 and 12 are real fresh runs and pass."""
+    lm = tiny()
+    texts = lee_ids(lm, n=1)
+
+    def frozen_warm(lm, ids, K, protocol, seeds, optim, init=None, **kw):  # real runs
+        frozen = dataclasses.replace(optim, lr=1e-9, max_steps=2, patience=2)
+        warm = init is not None and init[0] is not None
+        return compress_batch(lm, ids, K, protocol, seeds, frozen if warm else optim, init=init, **kw)
+
+    args = dict(lengths_grid=GRID[:4], runner=frozen_warm, fails=2)
+    (plain,) = search_capacity(lm, texts, 4, "paper", [1], OPTIM, **args)
+    assert plain.capacity == 4 and [a.L for a in plain.attempts] == [4, 8, 12]
+    (checked,) = search_capacity(lm, texts, 4, "paper", [1], OPTIM, fresh_check_below=12, **args)
+    fresh = [(a.L, a.lossless) for a in checked.attempts if a.retry == 1]
+    assert fresh[0] == (8, True) and checked.capacity >= 8

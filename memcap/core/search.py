@@ -20,7 +20,9 @@ the next grid length after a failing one, from its last lossless vectors (or a f
 it has none: a text that fails its first length can pass the next; with
 SearchConfig.fresh_after_stuck, also a fresh init when the warm line at the failing length
 never scored past its prefix), until `fails` lengths fail in a row (SearchConfig.fails; 1:
-its first failure ends it). Grid lengths are all tried in order, so there is nothing on the
+its first failure ends it; with SearchConfig.fresh_check_below, a text that would end below
+that many tokens first tries the next `fails` lengths from fresh starts, and goes on warm
+from one that passes). Grid lengths are all tried in order, so there is nothing on the
 grid to bisect; with `resolution` set, it then bisects off the grid between the last
 lossless and the failing length. With growth instead (`start` times `growth`), the first
 failure ends growth and it bisects between the last lossless and the failing length,
@@ -80,6 +82,15 @@ class SearchConfig:
             "help": "after a warm-started length whose attempts never got past the prefix they started from "
             "(their best count no higher than the lossless length's), the next lengths start from a fresh init "
             "instead of those prefix vectors, until one passes",
+        },
+    )
+    fresh_check_below: int | None = field(
+        default=None,
+        metadata={
+            "optional": True,
+            "help": "grid mode: a text whose search would end at a capacity below this many tokens first tries the "
+            "next `fails` grid lengths above it from fresh starts (the paper-budget reference's way); if one passes, "
+            "its warm search goes on from there; once per text (none: never)",
         },
     )
 
@@ -179,6 +190,7 @@ class _Plan:
     fails: int  # failing grid lengths in a row that end a text
     budget: int | None = None  # steps an attempt may grow to by continuations (None: no continuation)
     fresh_after_stuck: bool = False  # a warm line stuck at its prefix: later lengths start fresh
+    fresh_check_below: int | None = None  # a text ending below this gets fresh checks above it
 
 
 class _Text:
@@ -193,6 +205,8 @@ class _Text:
         self.lo, self.lo_vectors, self.hi = 0, None, None
         self.lo_score = -1  # the count the lossless attempt at lo was judged on
         self.stuck = False  # a warm line from lo never got past lo's count (plan.fresh_after_stuck)
+        self.checks: list[int] = []  # grid lengths still to check from fresh starts (plan.fresh_check_below)
+        self.checked = False  # its one fresh check has been started
         self.next = plan.grid[0] if plan.grid else plan.start
         self._check_next()
 
@@ -261,6 +275,23 @@ class _Text:
         warm = [a for a in self.result.attempts if (a.L, a.retry, a.warm_start) == (L, 0, self.lo) and self.lo]
         return bool(warm) and max(a.score for a in warm) <= self.lo_score
 
+    def _start_check(self) -> bool:
+        """A text about to end at a capacity below plan.fresh_check_below instead tries the next
+        `fails` grid lengths above it that had no fresh start yet, from fresh starts (retry 1,
+        the reference's way: its warm lines there failed, and a warm start can fail where a
+        fresh one passes, as on lee-0008 and lee-0029); once per text."""
+        below = self.plan.fresh_check_below
+        if below is None or self.checked or not self.plan.grid or self.lo >= below:
+            return False
+        cap = min(self.plan.max_length, self.n_tokens)
+        fresh = {a.L for a in self.result.attempts if a.warm_start is None}  # a seeded start is the same run again
+        self.checks = [L for L in self.plan.grid if self.lo < L <= cap and L not in fresh][: self.plan.fails]
+        if not self.checks:
+            return False
+        self.checked, self.failed, self.hi = True, 0, None
+        self.retrying, self.next = True, self.checks[0]
+        return True
+
     def update(self, attempt: Attempt) -> None:
         self.result.attempts.append(attempt)
         self.retrying, self.extending = False, None
@@ -274,7 +305,14 @@ class _Text:
                 raise ValueError(f"lossless attempt at L={attempt.L} has no vectors to warm-start from")
             self.lo, self.lo_vectors, self.lo_score = attempt.L, attempt.vectors, attempt.score
             self.result.capacity = attempt.L
-            self.failed, self.stuck = 0, False
+            self.failed, self.stuck, self.checks = 0, False, []
+        elif self.checks:  # a fresh check that failed: the next one, or the text ends
+            self.checks.pop(0)
+            if self.checks:
+                self.retrying, self.next = True, self.checks[0]
+                return self._check_next()
+            self.hi = attempt.L
+            return self._finish("failed")
         elif attempt.warm_start is not None and attempt.stop_reason == "patience" and self.plan.retry_fresh:
             # vectors that encode the prefix can sit in a basin the longer text cannot leave
             # (seen on SmolLM2: a warm start at 8 tokens never improved, where fresh starts
@@ -300,6 +338,8 @@ class _Text:
         self.next = self._grow() if self.hi is None else self._bisect()
         if self.next is None:
             if self.hi is not None:
+                if self._start_check():
+                    return self._check_next()
                 return self._finish("failed")
             if self.plan.grid:
                 return self._finish("grid_end")
@@ -384,6 +424,7 @@ class Search:
             self.config.fails,
             self.config.budget,
             self.config.fresh_after_stuck,
+            self.config.fresh_check_below,
         )
         self.states = [_Text(i, n, plan) for i, n in enumerate(n_tokens)]
         for i, done in (history or {}).items():
