@@ -481,6 +481,33 @@ def test_a_continuation_that_does_not_raise_the_best_count_ends_the_line():
         assert (state.extending is not None) == more
 
 
+def _feed(search, outcomes):
+    """Step a one-text Search through outcomes of 50-step attempts, (lossless, score) or
+    (lossless, score, stop_reason; default max_steps); returns what it asked for: (L, retry,
+    warm_start) per attempt."""
+    from memcap.core.search import Attempt
+
+    v, asked = torch.zeros(4, 8), []
+    for lossless, score, *reason in outcomes:
+        (request,) = search.round(1)[0]
+        asked.append((request.L, request.retry, request.warm_start))
+        search.states[0].update(
+            Attempt(
+                request.L,
+                request.warm_start,
+                1,
+                lossless,
+                50,
+                vectors=v,
+                stop_reason=reason[0] if reason else "max_steps",
+                score=score,
+                retry=request.retry,
+                extension=request.extension,
+            )
+        )
+    return asked
+
+
 def _stuck_search(fresh_after_stuck: bool, history=None):
     from memcap.core.search import Search
 
@@ -493,27 +520,13 @@ def test_after_a_warm_line_stuck_at_its_prefix_the_next_length_starts_fresh():
     started from (7 of 7 at L=8, still 7 at L=12) leaves those vectors; the next length starts from
     the random init, and once it passes, warm starts resume from it. A warm line that did rise
     (8 > 7) keeps them; so does the default."""
-    from memcap.core.search import Attempt
-
-    v = torch.zeros(4, 8)
-
-    def run(search, outcomes):
-        asked = []
-        for lossless, score in outcomes:
-            (request,) = search.round(1)[0]
-            asked.append((request.L, request.warm_start, request.init is None))
-            search.states[0].update(
-                Attempt(request.L, request.warm_start, 1, lossless, 50, vectors=v, stop_reason="max_steps", score=score)
-            )
-        return asked
-
     stuck = [(True, 7), (False, 7), (True, 15), (False, 16)]
-    assert run(_stuck_search(True), stuck) == [(8, None, True), (12, 8, False), (16, None, True), (24, 16, False)]
-    assert run(_stuck_search(False), stuck) == [(8, None, True), (12, 8, False), (16, 8, False), (24, 16, False)]
+    assert _feed(_stuck_search(True), stuck) == [(8, 0, None), (12, 0, 8), (16, 0, None), (24, 0, 16)]
+    assert _feed(_stuck_search(False), stuck) == [(8, 0, None), (12, 0, 8), (16, 0, 8), (24, 0, 16)]
     rose = [(True, 7), (False, 8), (True, 15)]
-    assert run(_stuck_search(True), rose)[2] == (16, 8, False)
+    assert _feed(_stuck_search(True), rose)[2] == (16, 0, 8)
     search = _stuck_search(True)
-    run(search, stuck)
+    _feed(search, stuck)
     assert search.done and search.results[0].capacity == 16
     replayed = _stuck_search(True, history={0: search.results[0].attempts})  # a resumed job: same path
     assert replayed.done and replayed.results[0].capacity == 16
@@ -553,56 +566,14 @@ def test_fresh_after_stuck_on_a_real_model_restarts_from_the_random_init():
 def test_a_stuck_warm_line_whose_fresh_retry_failed_too_still_leaves_its_prefix_vectors():
     """retry_fresh and fresh_after_stuck together: the warm line at 12 stuck by patience at the
     prefix's count, its fresh retry failed as well; the next length still starts fresh."""
-    from memcap.core.search import Attempt, Search
+    from memcap.core.search import Search
 
     config = SearchConfig(fails=2, retry_fresh=True, fresh_after_stuck=True)
     search = Search([40], 4, "paper", lengths_grid=[8, 12, 16], config=config)
-    v, asked = torch.zeros(4, 8), []
-    for lossless, score, reason in [(True, 7, "converged"), (False, 7, "patience"), (False, 9, "patience")]:
-        (request,) = search.round(1)[0]
-        asked.append((request.L, request.retry, request.warm_start))
-        search.states[0].update(
-            Attempt(
-                request.L,
-                request.warm_start,
-                1,
-                lossless,
-                50,
-                vectors=v,
-                stop_reason=reason,
-                score=score,
-                retry=request.retry,
-            )
-        )
+    asked = _feed(search, [(True, 7, "converged"), (False, 7, "patience"), (False, 9, "patience")])
     (request,) = search.round(1)[0]
     assert asked == [(8, 0, None), (12, 0, 8), (12, 1, None)]
     assert (request.L, request.warm_start, request.init) == (16, None, None)
-
-
-def _feed(search, outcomes):
-    """Step a one-text Search through (lossless, score) outcomes of 50-step attempts that ran out
-    of steps; returns what it asked for: (L, retry, warm_start) per attempt."""
-    from memcap.core.search import Attempt
-
-    v, asked = torch.zeros(4, 8), []
-    for lossless, score in outcomes:
-        (request,) = search.round(1)[0]
-        asked.append((request.L, request.retry, request.warm_start))
-        search.states[0].update(
-            Attempt(
-                request.L,
-                request.warm_start,
-                1,
-                lossless,
-                50,
-                vectors=v,
-                stop_reason="max_steps",
-                score=score,
-                retry=request.retry,
-                extension=request.extension,
-            )
-        )
-    return asked
 
 
 def test_a_text_ending_low_gets_fresh_checks_and_goes_on_warm_from_one_that_passes():
