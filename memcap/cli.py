@@ -132,7 +132,20 @@ def search_args(parser: argparse.ArgumentParser) -> None:
         else:
             # annotations are strings here (from __future__ import annotations): "int | None" -> int
             kind = {"int": int, "float": float}.get(str(f.type).split(" |")[0], str)
+            if str(f.type).endswith("| None"):  # "none" sets it off, over a value a caller's defaults give
+                kind, text = _or_none(kind), f"{text}; none: off"
             group.add_argument(f"--{flag}", dest=f"search_{f.name}", type=kind, default=None, help=text)
+
+
+OFF = "none"  # a search flag's value that sets an optional setting to None (search_args)
+
+
+def _or_none(kind):
+    def parse(value: str):
+        return OFF if value.lower() == OFF else kind(value)
+
+    parse.__name__ = kind.__name__  # argparse names the type in its errors
+    return parse
 
 
 def search_config(args):
@@ -140,7 +153,8 @@ def search_config(args):
     from memcap.core.search import SearchConfig
 
     prefix = "search_"
-    return SearchConfig.from_dict({k[len(prefix) :]: v for k, v in vars(args).items() if k.startswith(prefix)})
+    given = {k[len(prefix) :]: v for k, v in vars(args).items() if k.startswith(prefix)}
+    return SearchConfig.from_dict({k: None if v == OFF else v for k, v in given.items()})
 
 
 def _model_args(parser: argparse.ArgumentParser, required: bool = True) -> None:

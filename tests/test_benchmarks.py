@@ -244,14 +244,15 @@ def test_every_run_of_the_method_study_is_a_valid_fast_configuration(monkeypatch
     import fast
     import study
 
-    base_optim, base_search = fast.settings(fast.parse_args([]))
+    base_optim, base_search = fast.settings(fast.parse_args(study.BASE))
+    assert base_search.fresh_check_below is None and fast.CLAIMED["search"]["fresh_check_below"]  # turned off
     names = set()
     for name, flags in study.STUDY.items():
-        args = fast.parse_args(flags)
+        args = fast.parse_args([*study.BASE, *flags])
         optim, search = fast.settings(args)
         changed = {k for k, v in optim.as_dict().items() if base_optim.as_dict().get(k) != v}
         assert (changed or args.growth or not flags) and search == base_search, name
-        names.add(study.command(name)[-len(flags) - 1 if flags else -1])
+        names.add(study.command(name)[-len(flags) - len(study.BASE) - 1])
     assert names == {f"study-{n}.json" for n in study.STUDY}  # one saved file per run
     low = fast.settings(fast.parse_args(study.STUDY["lowrank-64-lr"]))[0]
     assert (low.parametrisation, low.rank, low.lr, low.fresh_lr) == ("low_rank", 64, 0.9, 0.03)

@@ -197,7 +197,7 @@ def reference_statement(tmp_path, reference, ours_ids, folder="validation"):
 def test_an_unbracketed_text_makes_the_value_a_lower_bound_and_is_marked(tmp_path):
     # lee-0008 bracketed at 16; lee-0009 passed 8 so far and may still pass 12, 16, ...
     reference = grid("lee-0008", [(8, True), (16, True), (24, False), (32, False)]) + grid("lee-0009", [(8, True)])
-    b, text = reference_statement(tmp_path, reference, ["lee-0008", "lee-0009"], folder="validation2")
+    b, text = reference_statement(tmp_path, reference, ["lee-0008", "lee-0009"], folder="validation3")
     assert (b["capacity"], b["capacities_marked"], b["n_bracketed"], b["n_texts"]) == (">= 8", "16, ≥8", 1, 2)
     assert not b["settled"] and b["set_name"] == "validation"
     assert "the validation set: texts on which no optimiser or search setting was tuned" in text

@@ -433,10 +433,15 @@ def _capacity_context(view: RunView) -> dict:
 
 # The paper-budget reference's text sets, by the folder of their records file (benchmarks/,
 # docs/benchmarks.md "Tuning and validation texts"): (set name, what it means for this run).
-# A validation set judges one claim, then joins the tuning texts (benchmarks/validation/ did on
-# 2026-12-04); the next one is benchmarks/validation2/.
+# A validation set judges one claim, then joins the tuning texts (benchmarks/validation/ and
+# validation2/ did on 2026-12-04); the next one is benchmarks/validation3/.
 BUDGET_REFERENCE_SETS = {
-    "validation2": ("validation", "texts on which no optimiser or search setting was tuned"),
+    "validation3": ("validation", "texts on which no optimiser or search setting was tuned"),
+    "validation2": (
+        "second validation",
+        "texts on which no setting was tuned until they judged a search configuration (2026-12-04); "
+        "the search's fresh_check_below was chosen on them after that",
+    ),
     "validation": (
         "first validation",
         "texts on which no setting was tuned until they judged a search configuration (2026-12-04); "
