@@ -46,7 +46,7 @@ import torch
 
 from memcap.analysis.capacity_stats import bootstrap_mean_ci
 from memcap.analysis.paper_budget import text_capacities
-from memcap.cli import OFF, search_args
+from memcap.cli import search_args, search_flags
 from memcap.core.engine import PRESETS, OptimConfig
 from memcap.core.models import load_model, load_registry, resolve_model
 from memcap.core.search import Attempt, SearchConfig, search_capacity
@@ -145,9 +145,8 @@ def settings(args) -> tuple[OptimConfig, SearchConfig]:
     optim = dict(CLAIMED["optim"], **(parse_config(args.set) if args.set else {}))
     given = {"preset": args.preset, "lr": args.lr, "max_steps": args.max_steps, "patience": args.patience}
     optim.update({k: v for k, v in given.items() if v is not None})
-    flags = {k.removeprefix("search_"): v for k, v in vars(args).items() if k.startswith("search_") and v is not None}
-    search = {**CLAIMED["search"], **flags}  # a flag given as "none" turns CLAIMED's setting off
-    return OptimConfig.from_dict(optim), SearchConfig(**{k: v for k, v in search.items() if v != OFF})
+    # a flag given as "none" turns CLAIMED's setting off (memcap.cli.search_flags)
+    return OptimConfig.from_dict(optim), SearchConfig.from_dict({**CLAIMED["search"], **search_flags(args)})
 
 
 def run_search(folder: Path, args, optim: OptimConfig, search: SearchConfig) -> dict:

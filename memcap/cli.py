@@ -148,13 +148,19 @@ def _or_none(kind):
     return parse
 
 
+def search_flags(args) -> dict:
+    """The search_args() flags given, by SearchConfig field; one given as "none" maps to None,
+    which SearchConfig.from_dict reads as the field's default (off), over a caller's own value."""
+    prefix = "search_"
+    given = {k[len(prefix) :]: v for k, v in vars(args).items() if k.startswith(prefix) and v is not None}
+    return {k: None if v == OFF else v for k, v in given.items()}
+
+
 def search_config(args):
     """The SearchConfig of parsed search_args() flags."""
     from memcap.core.search import SearchConfig
 
-    prefix = "search_"
-    given = {k[len(prefix) :]: v for k, v in vars(args).items() if k.startswith(prefix)}
-    return SearchConfig.from_dict({k: None if v == OFF else v for k, v in given.items()})
+    return SearchConfig.from_dict(search_flags(args))
 
 
 def _model_args(parser: argparse.ArgumentParser, required: bool = True) -> None:
