@@ -6,15 +6,29 @@ CLAIMED, each saved as benchmarks/reference/study-<name>.json and resumable.
     python benchmarks/study.py lowrank-256        # run one (resumes from its progress file)
     python benchmarks/study.py                    # every run not saved yet, in the table's order
     python benchmarks/study.py --compare          # every saved run against the reference
+    python benchmarks/study.py --choose           # the max preset's rule applied to the saved runs
+    python benchmarks/study.py combined           # the run that rule builds from the factors that helped
 
 Each run is `python benchmarks/fast.py --folder benchmarks/reference --save study-<name>.json
 <flags>` (run from the repository root) with one torch thread; a run that stops resumes where it stopped, its settings
 checked by fast.py's progress header.
+
+The `max` preset is chosen by a rule written down (docs/benchmarks.md, "The max preset") before
+the results of the rows it reads: a factor *helps* when its run's mean per-text capacity is at
+least HELPS tokens above the base's with every text within one grid step of the reference; the
+`combined` run puts every factor that helps (the better learning rate only) on the claimed
+search (CLAIMED as it is, fresh_check_below included); max is the run, base and combined
+included, with the highest mean among those with every text within one grid step and no more
+steps than the reference's, ties going to fewer steps. `--choose` prints each step of that.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import json
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -38,10 +52,26 @@ STUDY = {
     "growth": ["--growth", "2"],
     "generous": ["--max-steps", "1000", "--patience", "500", "--set", "fresh_max_steps=2000,fresh_patience=1000"],
 }
+# a tuple: one of them at most (the one with the higher mean)
+FACTORS = [
+    ("lowrank-64", "lowrank-256", "lowrank-64-lr"),
+    "temperature",
+    "margin",
+    ("lr-0.1", "lr-1.0"),
+    "growth",
+    "generous",
+]
+HELPS = 2.0  # tokens of mean per-text capacity above the base's that a factor must add
+COMBINED = "combined"  # built by the rule from the saved rows (combined_flags), so run after them
 
 
 def saved(name: str) -> Path:
     return REPO / TUNING / f"study-{name}.json"
+
+
+def flags_of(name: str) -> list[str]:
+    """A run's fast.py flags: the base's and its own (combined: the rule's, on CLAIMED as it is)."""
+    return combined_flags(figures()) if name == COMBINED else [*BASE, *STUDY[name]]
 
 
 def command(name: str, compare: bool = False) -> list[str]:
@@ -49,31 +79,105 @@ def command(name: str, compare: bool = False) -> list[str]:
     base = [sys.executable, "benchmarks/fast.py", "--folder", str(TUNING)]
     if compare:
         return [*base, "--compare", saved(name).name]
-    return [*base, "--save", saved(name).name, *BASE, *STUDY[name]]
+    return [*base, "--save", saved(name).name, *flags_of(name)]
+
+
+def figures() -> dict[str, dict]:
+    """Each saved run's figures against the tuning reference as it is now (fast.compare, quietly):
+    mean, ok (every text within one grid step), steps, ref_steps."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import fast
+
+    out = {}
+    for name in [*STUDY, COMBINED]:
+        if saved(name).is_file():
+            with contextlib.redirect_stdout(io.StringIO()):
+                s = fast.compare(json.loads(saved(name).read_text(encoding="utf-8")), REPO / TUNING)
+            out[name] = {
+                "mean": statistics.mean(s["ours"]),
+                "ok": s["ok"] == len(s["ours"]) == len(s["reference"]),
+                "steps": s["all_steps"],
+                "ref_steps": s["ref_steps"],
+            }
+    return out
+
+
+def helps(name: str, figs: dict[str, dict]) -> bool:
+    return name in figs and figs[name]["ok"] and figs[name]["mean"] >= figs["base"]["mean"] + HELPS
+
+
+def waiting(figs: dict[str, dict]) -> list[str]:
+    """The runs the combined run reads that are not saved yet."""
+    return [n for f in ["base", *FACTORS] for n in (f if isinstance(f, tuple) else (f,)) if n not in figs]
+
+
+def combined_flags(figs: dict[str, dict]) -> list[str]:
+    """The combined run's flags: every factor that helps, merged (one --set), on CLAIMED as it is.
+    Refused until the base and every factor's runs are saved."""
+    if waiting(figs):
+        raise SystemExit(f"the combined run reads every factor's run; not saved yet: {', '.join(waiting(figs))}")
+    chosen = []
+    for factor in FACTORS:
+        good = [n for n in (factor if isinstance(factor, tuple) else (factor,)) if helps(n, figs)]
+        chosen += sorted(good, key=lambda n: -figs[n]["mean"])[:1]
+    flags, sets = [], []
+    for name in chosen:
+        own = STUDY[name]
+        for i in range(0, len(own), 2):
+            (sets if own[i] == "--set" else flags).extend([own[i + 1]] if own[i] == "--set" else own[i : i + 2])
+    return flags + (["--set", ",".join(sets)] if sets else [])
+
+
+def choose(figs: dict[str, dict]) -> str | None:
+    """The max preset's run: the highest mean among runs with every text within one grid step
+    and no more steps than the reference's; ties to fewer steps (None: no run qualifies)."""
+    fit = [n for n, f in figs.items() if f["ok"] and f["steps"] <= f["ref_steps"]]
+    return min(fit, key=lambda n: (-figs[n]["mean"], figs[n]["steps"]), default=None)
 
 
 def main() -> None:
+    runs = [*STUDY, COMBINED]
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("names", nargs="*", help=f"runs to make (default: those not saved yet); of {', '.join(STUDY)}")
+    parser.add_argument("names", nargs="*", help=f"runs to make (default: those not saved yet); of {', '.join(runs)}")
     parser.add_argument("--list", action="store_true", help="print the runs, their flags and which are saved")
     parser.add_argument("--compare", action="store_true", help="print every saved run against the reference")
+    parser.add_argument("--choose", action="store_true", help="apply the max preset's rule to the saved runs")
     args = parser.parse_args()
-    unknown = [n for n in args.names if n not in STUDY]
+    unknown = [n for n in args.names if n not in runs]
     if unknown:
-        raise SystemExit(f"unknown study run(s) {unknown}; the study's runs are {', '.join(STUDY)}")
+        raise SystemExit(f"unknown study run(s) {unknown}; the study's runs are {', '.join(runs)}")
     if args.list:
-        for name, flags in STUDY.items():
+        for name in runs:
             state = "saved" if saved(name).is_file() else "to run"
-            print(f"{name:14s} {state:7s} {' '.join(flags) or '(CLAIMED as it is)'}")
-        return
-    if args.compare:
-        for name in [n for n in args.names or STUDY if saved(n).is_file()]:
-            print(f"== {name}: {' '.join(STUDY[name]) or '(CLAIMED as it is)'}", flush=True)
+            flags = "(the max rule's: --choose)" if name == COMBINED else " ".join(STUDY[name]) or "(the base)"
+            print(f"{name:14s} {state:7s} {flags}")
+    elif args.choose:
+        print_choice(figures())
+    elif args.compare:
+        for name in [n for n in args.names or runs if saved(n).is_file()]:
+            print(f"== {name}", flush=True)
             subprocess.run(command(name, compare=True), check=True, cwd=REPO)
-        return
-    for name in args.names or [n for n in STUDY if not saved(n).is_file()]:
-        print(f"== {name}: {' '.join(command(name))}", flush=True)
-        subprocess.run(command(name), check=True, cwd=REPO)
+    else:
+        for name in args.names or [n for n in runs if not saved(n).is_file()]:
+            cmd = command(name)  # combined: built now, from the runs saved before it
+            print(f"== {name}: {' '.join(cmd)}", flush=True)
+            subprocess.run(cmd, check=True, cwd=REPO)
+
+
+def print_choice(figs: dict[str, dict]) -> None:
+    """Each saved run's figures, then the combined run's flags or, once it is saved, max."""
+    for name, f in figs.items():
+        mark = "helps" if name not in ("base", COMBINED) and "base" in figs and helps(name, figs) else ""
+        print(
+            f"{name:14s} mean {f['mean']:5.1f}  every text within one grid step: {str(f['ok']):5s}  "
+            f"steps {f['steps']:6d} (reference {f['ref_steps']})  {mark}"
+        )
+    if waiting(figs):
+        print(f"{COMBINED}: waits for {', '.join(waiting(figs))}")
+    elif COMBINED in figs:
+        print(f"max: {choose(figs) or 'none (no run has every text within one grid step in the reference steps)'}")
+    else:
+        print(f"{COMBINED} (to run next): {' '.join(combined_flags(figs)) or '(no factor helps: CLAIMED as it is)'}")
 
 
 if __name__ == "__main__":

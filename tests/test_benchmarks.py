@@ -260,3 +260,42 @@ def test_every_run_of_the_method_study_is_a_valid_fast_configuration(monkeypatch
         [sys.executable, "benchmarks/study.py", "nothing"], cwd=REPO, capture_output=True, text=True, timeout=60
     )
     assert out.returncode != 0 and "unknown study run(s) ['nothing']; the study's runs are base" in out.stderr
+
+
+def test_the_max_rule_combines_the_factors_that_help_and_picks_the_best_run_in_the_reference_steps(monkeypatch):
+    """study.py's rule for the max preset (docs/benchmarks.md), on made-up figures: a factor helps
+    with a mean HELPS above the base's and every text ok; of two learning rates only the better;
+    several --set factors merge into one --set; max needs every text ok within the reference's steps."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    monkeypatch.syspath_prepend(str(REPO))
+    import fast
+    import study
+
+    def fig(mean, ok=True, steps=1000):
+        return {"mean": mean, "ok": ok, "steps": steps, "ref_steps": 5000}
+
+    figs = {name: fig(30.0) for name in study.STUDY}
+    figs.update(
+        {
+            "lowrank-256": fig(40.0, ok=False),  # more, but a text below the reference's minus a step
+            "temperature": fig(32.0),  # exactly HELPS above
+            "margin": fig(31.9),  # just under
+            "lr-0.1": fig(33.0),
+            "lr-1.0": fig(35.0),  # the better learning rate
+            "generous": fig(36.0, steps=4000),
+        }
+    )
+    with pytest.raises(SystemExit, match="not saved yet: growth"):
+        study.combined_flags({k: v for k, v in figs.items() if k != "growth"})
+    flags = study.combined_flags(figs)
+    assert flags == ["--lr", "1.0", "--max-steps", "1000", "--patience", "500", "--set",
+                     "temperature=0.25,fresh_max_steps=2000,fresh_patience=1000"]  # fmt: skip
+    optim, search = fast.settings(fast.parse_args(flags))
+    assert (optim.temperature, optim.lr, optim.max_steps, optim.fresh_patience) == (0.25, 1.0, 1000, 1000)
+    assert search == fast.settings(fast.parse_args([]))[1]  # CLAIMED's search as it is
+    assert study.choose(figs) == "generous"
+    figs["combined"] = fig(36.0, steps=3000)  # as high, fewer steps
+    assert study.choose(figs) == "combined"
+    figs["combined"] = fig(50.0, steps=6000)  # beyond the reference's steps: out
+    assert study.choose(figs) == "generous"
+    assert study.choose({"base": fig(30.0, ok=False)}) is None
