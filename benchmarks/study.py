@@ -6,7 +6,7 @@ CLAIMED, each saved as benchmarks/reference/study-<name>.json and resumable.
     python benchmarks/study.py lowrank-256        # run one (resumes from its progress file)
     python benchmarks/study.py                    # every run not saved yet, in the table's order
     python benchmarks/study.py --compare          # every saved run against the reference
-    python benchmarks/study.py --choose           # the max preset's rule applied to the saved runs
+    python benchmarks/study.py --choose           # the study table, and the max rule applied to it
     python benchmarks/study.py combined           # the run that rule builds from the factors that helped
 
 Each run is `python benchmarks/fast.py --folder benchmarks/reference --save study-<name>.json
@@ -84,7 +84,8 @@ def command(name: str, compare: bool = False) -> list[str]:
 
 def figures() -> dict[str, dict]:
     """Each saved run's figures against the tuning reference as it is now (fast.compare, quietly):
-    mean, ok (every text within one grid step), steps, ref_steps."""
+    capacities (per text), mean, ok (every text within one grid step), exact (texts that greedy
+    decoding reproduces exactly at their capacity), steps, ref_steps."""
     sys.path.insert(0, str(REPO / "benchmarks"))
     import fast
 
@@ -94,6 +95,8 @@ def figures() -> dict[str, dict]:
             with contextlib.redirect_stdout(io.StringIO()):
                 s = fast.compare(json.loads(saved(name).read_text(encoding="utf-8")), REPO / TUNING)
             out[name] = {
+                "capacities": s["ours"],
+                "exact": s["exact"],
                 "mean": statistics.mean(s["ours"]),
                 "ok": s["ok"] == len(s["ours"]) == len(s["reference"]),
                 "steps": s["all_steps"],
@@ -141,7 +144,7 @@ def main() -> None:
     parser.add_argument("names", nargs="*", help=f"runs to make (default: those not saved yet); of {', '.join(runs)}")
     parser.add_argument("--list", action="store_true", help="print the runs, their flags and which are saved")
     parser.add_argument("--compare", action="store_true", help="print every saved run against the reference")
-    parser.add_argument("--choose", action="store_true", help="apply the max preset's rule to the saved runs")
+    parser.add_argument("--choose", action="store_true", help="print the saved runs side by side and apply the max preset's rule to them")
     args = parser.parse_args()
     unknown = [n for n in args.names if n not in runs]
     if unknown:
@@ -165,13 +168,23 @@ def main() -> None:
 
 
 def print_choice(figs: dict[str, dict]) -> None:
-    """Each saved run's figures, then the combined run's flags or, once it is saved, max."""
+    """The study's table (each saved run: per-text capacities, mean with its bootstrap 95 %
+    interval, greedy-exact share, steps, steps per decoded token, whether it helps), then the
+    combined run's flags or, once it is saved, max."""
+    from memcap.analysis.capacity_stats import bootstrap_mean_ci
+
+    print(f"{'run':14s} {'per-text capacities':24s} {'mean (95 % CI)':>17s} {'exact':>5s} {'steps':>6s} "
+          f"{'/token':>6s} {'all ok':>6s}")  # fmt: skip
     for name, f in figs.items():
+        low, high = bootstrap_mean_ci(f["capacities"])
         mark = "helps" if name not in ("base", COMBINED) and "base" in figs and helps(name, figs) else ""
         print(
-            f"{name:14s} mean {f['mean']:5.1f}  every text within one grid step: {str(f['ok']):5s}  "
-            f"steps {f['steps']:6d} (reference {f['ref_steps']})  {mark}"
+            f"{name:14s} {str(f['capacities']):24s} {f['mean']:5.1f} ({low:4.1f}-{high:4.1f}) "
+            f"{f['exact']:>3d}/{len(f['capacities'])} {f['steps']:6d} {f['steps'] / max(sum(f['capacities']), 1):6.1f} "
+            f"{'yes' if f['ok'] else 'no':>6s} {mark}"
         )
+    print(f"reference: {next(iter(figs.values()))['ref_steps'] if figs else '-'} steps; 'all ok': every text within "
+          f"one grid step of it; 'helps': a mean {HELPS} above the base's with all ok")  # fmt: skip
     if waiting(figs):
         print(f"{COMBINED}: waits for {', '.join(waiting(figs))}")
     elif COMBINED in figs:
