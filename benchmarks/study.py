@@ -144,7 +144,11 @@ def main() -> None:
     parser.add_argument("names", nargs="*", help=f"runs to make (default: those not saved yet); of {', '.join(runs)}")
     parser.add_argument("--list", action="store_true", help="print the runs, their flags and which are saved")
     parser.add_argument("--compare", action="store_true", help="print every saved run against the reference")
-    parser.add_argument("--choose", action="store_true", help="print the saved runs side by side and apply the max preset's rule to them")
+    parser.add_argument(
+        "--choose",
+        action="store_true",
+        help="print the saved runs side by side and apply the max preset's rule to them",
+    )
     args = parser.parse_args()
     unknown = [n for n in args.names if n not in runs]
     if unknown:
