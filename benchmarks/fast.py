@@ -117,6 +117,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--resolution", type=int, default=1, help="with --growth: bisect down to this many tokens (default 1)"
     )
+    parser.add_argument(
+        "--stage",
+        type=int,
+        help="grow by this many tokens per length instead of along the grid (1: the peer's one token per stage), "
+        "from the grid's first length to its last; capacities are read against the grid as with --growth",
+    )
     parser.add_argument("--preset", choices=list(PRESETS), help=f"default: CLAIMED's ({CLAIMED['optim']['preset']})")
     parser.add_argument("--lr", type=float, help="override the preset's lr")
     parser.add_argument("--max-steps", type=int, help="override the preset's max_steps")
@@ -137,7 +143,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="NAME",
         help="run nothing: print each folder's saved <folder>/NAME against its reference's records as they are now",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.stage is not None and (args.growth is not None or args.stage < 1):
+        parser.error(
+            f"--stage takes a number of tokens >= 1 and no --growth; got --stage {args.stage}, --growth {args.growth}"
+        )
+    return args
 
 
 def settings(args) -> tuple[OptimConfig, SearchConfig]:
@@ -228,13 +239,18 @@ def run_search(folder: Path, args, optim: OptimConfig, search: SearchConfig) -> 
 
 
 def lengths(args, grid: list[int]) -> dict:
-    """search_capacity's length arguments: the grid, or geometric growth with bisection."""
+    """search_capacity's length arguments: the grid, stages of a few tokens (the search's own grid
+    then), or geometric growth with bisection."""
+    if args.stage is not None:
+        return {"lengths_grid": list(range(grid[0], grid[-1] + 1, args.stage))}
     if args.growth is None:
         return {"lengths_grid": grid}
     return {"start": grid[0], "growth": args.growth, "resolution": args.resolution, "max_length": grid[-1]}
 
 
 def schedule(args, grid: list[int]) -> str:
+    if args.stage is not None:
+        return f"stages of {args.stage} token(s) from {grid[0]} to {grid[-1]} (grid {grid})"
     if args.growth is None:
         return f"grid {grid}"
     return f"growth x{args.growth:g} from {grid[0]} to {grid[-1]}, bisection to {args.resolution} (grid {grid})"

@@ -50,6 +50,8 @@ STUDY = {
     "lr-0.1": ["--lr", "0.1"],
     "lr-1.0": ["--lr", "1.0"],
     "growth": ["--growth", "2"],
+    # added 2026-12-05 before its result: the peer's schedule with the most tokens, one per stage
+    "progressive": ["--stage", "1"],
     "generous": ["--max-steps", "1000", "--patience", "500", "--set", "fresh_max_steps=2000,fresh_patience=1000"],
 }
 # a tuple: one of them at most (the one with the higher mean)

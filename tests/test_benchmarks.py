@@ -208,6 +208,11 @@ def test_reference_brackets_each_text_and_resumes_without_recomputing(tmp_path):
     grown = bench(*fast_args, "--max-steps", "100", "--growth", "2")
     assert "growth x2 from 4 to 16, bisection to 1" in grown, grown
     assert len(re.findall(r"^  \S+: ours \d+ .*reference \d+ ", grown, re.M)) == 2, grown
+    # stages of a few tokens (the peer's progressive schedule) go through every length in between
+    staged = bench(*fast_args, "--max-steps", "100", "--stage", "4")
+    assert "stages of 4 token(s) from 4 to 16 (grid [4, 8, 16])" in staged, staged
+    tried = {int(L) for L in re.findall(r" (\d+)[+-]\(\d+\)", staged)}
+    assert tried and tried <= {4, 8, 12, 16}, staged
 
 
 @pytest.mark.slow
@@ -251,7 +256,7 @@ def test_every_run_of_the_method_study_is_a_valid_fast_configuration(monkeypatch
         args = fast.parse_args([*study.BASE, *flags])
         optim, search = fast.settings(args)
         changed = {k for k, v in optim.as_dict().items() if base_optim.as_dict().get(k) != v}
-        assert (changed or args.growth or not flags) and search == base_search, name
+        assert (changed or args.growth or args.stage or not flags) and search == base_search, name
         names.add(study.command(name)[-len(flags) - len(study.BASE) - 1])
     assert names == {f"study-{n}.json" for n in study.STUDY}  # one saved file per run
     low = fast.settings(fast.parse_args(study.STUDY["lowrank-64-lr"]))[0]
@@ -260,6 +265,18 @@ def test_every_run_of_the_method_study_is_a_valid_fast_configuration(monkeypatch
         [sys.executable, "benchmarks/study.py", "nothing"], cwd=REPO, capture_output=True, text=True, timeout=60
     )
     assert out.returncode != 0 and "unknown study run(s) ['nothing']; the study's runs are base" in out.stderr
+
+
+def test_fast_refuses_stages_with_growth_or_below_one_token(monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    monkeypatch.syspath_prepend(str(REPO))
+    import fast
+
+    for bad in (["--stage", "0"], ["--stage", "1", "--growth", "2"]):
+        with pytest.raises(SystemExit):
+            fast.parse_args(bad)
+        assert "--stage takes a number of tokens >= 1 and no --growth" in capsys.readouterr().err
+    assert fast.lengths(fast.parse_args(["--stage", "8"]), [8, 12, 16, 24, 32]) == {"lengths_grid": [8, 16, 24, 32]}
 
 
 def test_the_max_rule_combines_the_factors_that_help_and_picks_the_best_run_in_the_reference_steps(monkeypatch):
