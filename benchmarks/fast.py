@@ -10,7 +10,7 @@ With --save, every attempt is also kept in <folder>/<NAME>.progress.jsonl as it 
 vectors too), and a run started again with the same settings replays those attempts instead of
 recomputing them: a search of an hour or more survives a stop. Other settings are refused.
 
-Runs memcap's capacity search (memcap.core.search) with CLAIMED's settings, or with the
+Runs memcap's capacity search (memcap.core.search) with CLAIMED's settings (memcap.core.search.CLAIMED), or with the
 preset, optimiser keys and search flags given, on the texts of each folder: by default the
 tuning texts (benchmarks/reference/, and benchmarks/validation/ and validation2/ since each
 judged an earlier claim) and the validation set (benchmarks/validation3/), chosen by the rule in
@@ -49,24 +49,13 @@ from memcap.analysis.paper_budget import text_capacities
 from memcap.cli import search_args, search_flags
 from memcap.core.engine import PRESETS, OptimConfig
 from memcap.core.models import load_model, load_registry, resolve_model
-from memcap.core.search import Attempt, SearchConfig, search_capacity
+from memcap.core.search import CLAIMED, Attempt, SearchConfig, search_capacity
 from memcap.io import read_jsonl, write_jsonl
 from memcap.stages.batching import derive_seed
 from memcap.stages.texts import read_texts
 from optimizer import parse_config
 from reference import HERE, LENGTHS
 
-# The configuration whose numbers README and docs/benchmarks.md claim: what runs with no flag.
-# Chosen on the tuning texts (docs/benchmarks.md, 2026-12-04, candidate F, 18 texts): warm
-# attempts run in 100-step windows (max_steps = patience) and go on while each window raises
-# the best count, up to the paper's 5000 steps (search budget); a fresh start may plateau for
-# its whole 300; after a warm line that never scored past its prefix, the next lengths start
-# fresh; a text that would end below 24 tokens first tries the next 2 lengths from fresh
-# starts. Its predecessors missed a held-out text each: D2 lee-0008, E lee-0029.
-CLAIMED = {
-    "optim": {"preset": "fast", "max_steps": 100, "patience": 100, "fresh_patience": 300},
-    "search": {"fails": 2, "retry_fresh": False, "budget": 5000, "fresh_after_stuck": True, "fresh_check_below": 24},
-}
 # Each set's role (docs/benchmarks.md): a validation set judges one claim, then joins the tuning texts.
 SETS = {
     "tuning": HERE,
@@ -133,7 +122,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="KEY=VALUE,...",
         help="override any other OptimConfig keys, e.g. schedule=constant,warmup=0",
     )
-    search_args(parser)  # --fails, --no-retry-fresh, --budget: each overrides CLAIMED's
+    search_args(parser, defaults=CLAIMED["search"])  # --fails, --retry-fresh, --budget, ...: each overrides CLAIMED's
     parser.add_argument("--batch-size", type=int, default=16, help="texts per batch (default %(default)s)")
     parser.add_argument("--device", default="cpu", help="default %(default)s (the reference ran on the CPU)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default %(default)s, as the reference)")

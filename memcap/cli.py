@@ -115,19 +115,25 @@ def _optim(args) -> OptimConfig:
     return OptimConfig.from_dict(values)
 
 
-def search_args(parser: argparse.ArgumentParser) -> None:
-    """One flag per memcap.core.search.SearchConfig field (a bool that defaults to true gets
-    --no-<name>), so a new search setting needs no edit here. Unset flags keep the defaults."""
+def search_args(
+    parser: argparse.ArgumentParser, title: str = "capacity search (--mode search", defaults: dict | None = None
+) -> None:
+    """One flag per memcap.core.search.SearchConfig field, so a new search setting needs no edit
+    here. `defaults` (e.g. memcap.core.search.CLAIMED["search"]) replaces SearchConfig's where the
+    caller starts from other values: a bool that defaults to true gets --no-<name>, else --<name>.
+    Unset flags keep the defaults."""
     import dataclasses
 
     from memcap.core.search import SearchConfig
 
-    group = parser.add_argument_group("capacity search (--mode search; memcap.core.search.SearchConfig)")
+    defaults = defaults or {}
+    group = parser.add_argument_group(f"{title}; memcap.core.search.SearchConfig)")
     for f in dataclasses.fields(SearchConfig):
-        flag, text = f.name.replace("_", "-"), f"{f.metadata['help']} (default {f.default})"
+        default = defaults.get(f.name, f.default)
+        flag, text = f.name.replace("_", "-"), f"{f.metadata['help']} (default {default})"
         if f.type in ("bool", bool):
-            negate = "no-" if f.default else ""
-            action = "store_false" if f.default else "store_true"
+            negate = "no-" if default else ""
+            action = "store_false" if default else "store_true"
             group.add_argument(f"--{negate}{flag}", dest=f"search_{f.name}", action=action, default=None, help=text)
         else:
             # annotations are strings here (from __future__ import annotations): "int | None" -> int
@@ -229,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=Path("vectors.safetensors"),
         help="vectors file to write (default %(default)s)",
     )
+    search_args(p, title="how each K goes through the prefixes, 8, 16, 32, ... tokens, then the text")
     _optim_args(p, preset="fast")
 
     p = sub.add_parser(
@@ -415,6 +422,7 @@ def cmd_compress(args) -> int:
             on_attempt=display.report,
             progress=display.progress,
             counts=None if auto else [args.vectors],
+            search=search_config(args),
         )
     finally:
         display.close()

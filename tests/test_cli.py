@@ -86,6 +86,36 @@ def test_help_explains_every_option(command):
             assert nxt and not nxt.startswith("-"), f"{stripped!r} has no help"
 
 
+def test_compress_takes_the_search_flags_and_defaults_to_the_search_of_before():
+    """`memcap compress` passes the capacity search's flags to each K's walk through the
+    prefixes; without them each K runs SearchConfig's defaults, as before the flags existed."""
+    from memcap.cli import build_parser, search_config
+    from memcap.core.search import SearchConfig
+
+    compress = ["compress", FOX, "-m", "tiny-llama"]
+    assert search_config(build_parser().parse_args(compress)) == SearchConfig()
+    given = search_config(build_parser().parse_args([*compress, "--budget", "800", "--fails", "2", "--no-retry-fresh"]))
+    assert (given.budget, given.fails, given.retry_fresh) == (800, 2, False)
+
+
+def test_a_caller_with_other_search_defaults_gets_flags_that_turn_them_off(monkeypatch):
+    """fast.py starts from the claimed search (memcap.core.search.CLAIMED): its bools that are
+    on get --no-<name>, so each can be turned off; a number is turned off with none."""
+    import argparse
+
+    from memcap.cli import search_args, search_flags
+    from memcap.core.search import CLAIMED, SearchConfig
+
+    parser = argparse.ArgumentParser()
+    search_args(parser, defaults=CLAIMED["search"])
+    args = parser.parse_args(["--no-fresh-after-stuck", "--retry-fresh", "--fresh-check-below", "none"])
+    search = SearchConfig.from_dict({**CLAIMED["search"], **search_flags(args)})
+    assert (search.fresh_after_stuck, search.retry_fresh, search.fresh_check_below) == (False, True, None)
+    assert search.budget == CLAIMED["search"]["budget"]
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--fresh-after-stuck"])  # already on: no such flag
+
+
 def test_max_steps_and_patience_alone_apply_to_fresh_starts_too():
     """With the fast preset (fresh starts: 300 steps) --max-steps 2000 gives 2000 steps from
     a random init too, unless --fresh-max-steps says otherwise; the same for patience."""

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 
 from memcap.core.engine import OptimConfig, Outcome, compress_batch, first_scored
-from memcap.core.search import search_capacity
+from memcap.core.search import SearchConfig, search_capacity
 
 FIRST_PREFIX = 8  # tokens of the first, fresh attempt of each K
 
@@ -99,11 +99,13 @@ def fewest_vectors(
     on_attempt=None,
     progress=None,
     counts: list[int] | None = None,
+    search: SearchConfig | None = None,
 ) -> FewestVectors:
     """Compress `ids` with K = 1, 2, 4, ... vectors until greedy decoding reproduces it.
 
     `counts` replaces the doubling with given K values (e.g. one fixed K). on_attempt(attempt),
-    if given, is called after each K; progress is passed to compress_batch.
+    if given, is called after each K; progress is passed to compress_batch. `search` sets how
+    each K goes through the prefixes (memcap.core.search.SearchConfig; None: its defaults).
     """
     counts = counts or vector_counts(max_vectors, lm.max_context, len(ids))
     if not counts:
@@ -116,7 +118,7 @@ def fewest_vectors(
     for K in counts:
         t0 = time.perf_counter()
         result = search_capacity(
-            lm, [ids], K, protocol, [seed], optim, lengths_grid=lengths, batch_size=1, runner=runner
+            lm, [ids], K, protocol, [seed], optim, lengths_grid=lengths, batch_size=1, runner=runner, config=search
         )[0]
         last = result.attempts[-1]
         found.attempts.append(VectorsAttempt(K, last.outcome, time.perf_counter() - t0, last.L, result.steps))
