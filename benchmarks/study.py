@@ -60,7 +60,7 @@ FACTORS = [
     "temperature",
     "margin",
     ("lr-0.1", "lr-1.0"),
-    "growth",
+    ("growth", "progressive"),
     "generous",
 ]
 HELPS = 2.0  # tokens of mean per-text capacity above the base's that a factor must add

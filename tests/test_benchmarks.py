@@ -299,13 +299,15 @@ def test_the_max_rule_combines_the_factors_that_help_and_picks_the_best_run_in_t
             "margin": fig(31.9),  # just under
             "lr-0.1": fig(33.0),
             "lr-1.0": fig(35.0),  # the better learning rate
+            "growth": fig(33.0),
+            "progressive": fig(34.0),  # the better schedule
             "generous": fig(36.0, steps=4000),
         }
     )
     with pytest.raises(SystemExit, match="not saved yet: growth"):
         study.combined_flags({k: v for k, v in figs.items() if k != "growth"})
     flags = study.combined_flags(figs)
-    assert flags == ["--lr", "1.0", "--max-steps", "1000", "--patience", "500", "--set",
+    assert flags == ["--lr", "1.0", "--stage", "1", "--max-steps", "1000", "--patience", "500", "--set",
                      "temperature=0.25,fresh_max_steps=2000,fresh_patience=1000"]  # fmt: skip
     optim, search = fast.settings(fast.parse_args(flags))
     assert (optim.temperature, optim.lr, optim.max_steps, optim.fresh_patience) == (0.25, 1.0, 1000, 1000)
