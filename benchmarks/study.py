@@ -8,6 +8,8 @@ CLAIMED, each saved as benchmarks/reference/study-<name>.json and resumable.
     python benchmarks/study.py --compare          # every saved run against the reference
     python benchmarks/study.py --choose           # the study table, and the max rule applied to it
     python benchmarks/study.py combined           # the run that rule builds from the factors that helped
+    python benchmarks/study.py --claim            # the chosen max on the validation texts, once
+    python benchmarks/study.py --judge            # that run against issue 26's targets
 
 Each run is `python benchmarks/fast.py --folder benchmarks/reference --save study-<name>.json
 <flags>` (run from the repository root) with one torch thread; a run that stops resumes where it stopped, its settings
@@ -65,6 +67,8 @@ FACTORS = [
 ]
 HELPS = 2.0  # tokens of mean per-text capacity above the base's that a factor must add
 COMBINED = "combined"  # built by the rule from the saved rows (combined_flags), so run after them
+VALIDATION = Path("benchmarks/validation3")  # where max is judged, once (docs/benchmarks.md)
+CLAIM = "max.json"  # max's run there, as fast.py --save writes it
 
 
 def saved(name: str) -> Path:
@@ -85,26 +89,30 @@ def command(name: str, compare: bool = False) -> list[str]:
 
 
 def figures() -> dict[str, dict]:
-    """Each saved run's figures against the tuning reference as it is now (fast.compare, quietly):
-    capacities (per text), mean, ok (every text within one grid step), exact (texts that greedy
-    decoding reproduces exactly at their capacity), steps, ref_steps."""
+    """Each saved run's figures against the tuning reference as it is now: summary()."""
+    return {name: summary(saved(name), REPO / TUNING) for name in [*STUDY, COMBINED] if saved(name).is_file()}
+
+
+def summary(path: Path, folder: Path) -> dict:
+    """One saved fast.py search against its folder's reference as it is now (fast.compare,
+    quietly): capacities (per text), reference (its capacities), mean, ok (every text within one
+    grid step), exact (texts that greedy decoding reproduces exactly at their capacity), steps,
+    ref_steps, bracketed (texts the reference has bracketed)."""
     sys.path.insert(0, str(REPO / "benchmarks"))
     import fast
 
-    out = {}
-    for name in [*STUDY, COMBINED]:
-        if saved(name).is_file():
-            with contextlib.redirect_stdout(io.StringIO()):
-                s = fast.compare(json.loads(saved(name).read_text(encoding="utf-8")), REPO / TUNING)
-            out[name] = {
-                "capacities": s["ours"],
-                "exact": s["exact"],
-                "mean": statistics.mean(s["ours"]),
-                "ok": s["ok"] == len(s["ours"]) == len(s["reference"]),
-                "steps": s["all_steps"],
-                "ref_steps": s["ref_steps"],
-            }
-    return out
+    with contextlib.redirect_stdout(io.StringIO()):
+        s = fast.compare(json.loads(path.read_text(encoding="utf-8")), folder)
+    return {
+        "capacities": s["ours"],
+        "reference": s["reference"],
+        "exact": s["exact"],
+        "mean": statistics.mean(s["ours"]),
+        "ok": s["ok"] == len(s["ours"]) == len(s["reference"]),
+        "steps": s["all_steps"],
+        "ref_steps": s["ref_steps"],
+        "bracketed": s["bracketed"],
+    }
 
 
 def helps(name: str, figs: dict[str, dict]) -> bool:
@@ -147,6 +155,10 @@ def main() -> None:
     parser.add_argument("--list", action="store_true", help="print the runs, their flags and which are saved")
     parser.add_argument("--compare", action="store_true", help="print every saved run against the reference")
     parser.add_argument(
+        "--claim", action="store_true", help=f"run the chosen max on {VALIDATION} (saved as {CLAIM}; resumable)"
+    )
+    parser.add_argument("--judge", action="store_true", help=f"print max's run on {VALIDATION} against the targets")
+    parser.add_argument(
         "--choose",
         action="store_true",
         help="print the saved runs side by side and apply the max preset's rule to them",
@@ -162,6 +174,19 @@ def main() -> None:
             print(f"{name:14s} {state:7s} {flags}")
     elif args.choose:
         print_choice(figures())
+    elif args.claim:
+        figs = figures()
+        chosen = choose(figs) if COMBINED in figs else None
+        if chosen is None:
+            raise SystemExit("no max chosen yet: `study.py --choose` says what the rule still waits for")
+        cmd = [sys.executable, "benchmarks/fast.py", "--folder", str(VALIDATION), "--save", CLAIM, *flags_of(chosen)]
+        print(f"== max = {chosen}: {' '.join(cmd)}", flush=True)
+        subprocess.run(cmd, check=True, cwd=REPO)
+        print_judgement(summary(REPO / VALIDATION / CLAIM, REPO / VALIDATION))
+    elif args.judge:
+        if not (REPO / VALIDATION / CLAIM).is_file():
+            raise SystemExit(f"no {VALIDATION / CLAIM} yet: `study.py --claim` makes it")
+        print_judgement(summary(REPO / VALIDATION / CLAIM, REPO / VALIDATION))
     elif args.compare:
         for name in [n for n in args.names or runs if saved(n).is_file()]:
             print(f"== {name}", flush=True)
@@ -171,6 +196,30 @@ def main() -> None:
             cmd = command(name)  # combined: built now, from the runs saved before it
             print(f"== {name}: {' '.join(cmd)}", flush=True)
             subprocess.run(cmd, check=True, cwd=REPO)
+
+
+def judge(f: dict) -> dict[str, bool]:
+    """Issue 26's targets for max on the validation texts: a mean per-text capacity at least 1.5
+    times the reference's, no text below the reference's minus one grid step, no more optimiser
+    steps than the reference spent."""
+    ref_mean = statistics.mean(f["reference"]) if f["reference"] else float("nan")
+    return {
+        f"mean >= 1.5 x the reference's ({f['mean']:.1f} vs {1.5 * ref_mean:.1f})": f["mean"] >= 1.5 * ref_mean,
+        "every text within one grid step of the reference or above": f["ok"],
+        f"steps <= the reference's ({f['steps']} vs {f['ref_steps']})": f["steps"] <= f["ref_steps"],
+    }
+
+
+def print_judgement(f: dict) -> None:
+    n = len(f["capacities"])
+    print(
+        f"max on {VALIDATION}: per-text {f['capacities']} (mean {f['mean']:.1f}; greedy exact {f['exact']}/{n}), "
+        f"reference {f['reference']} ({f['bracketed']}/{n} bracketed)"
+    )
+    for target, met in judge(f).items():
+        print(f"  {'met' if met else 'MISSED'}: {target}")
+    if f["bracketed"] < n:
+        print("  provisional: the reference has not bracketed every text yet")
 
 
 def print_choice(figs: dict[str, dict]) -> None:

@@ -318,3 +318,9 @@ def test_the_max_rule_combines_the_factors_that_help_and_picks_the_best_run_in_t
     figs["combined"] = fig(50.0, steps=6000)  # beyond the reference's steps: out
     assert study.choose(figs) == "generous"
     assert study.choose({"base": fig(30.0, ok=False)}) is None
+    # the judgement on the validation texts: issue 26's three targets, each named with its figures
+    run = {"capacities": [48, 32, 24], "reference": [24, 24, 16], "mean": 104 / 3, "ok": True, "steps": 900}
+    verdicts = list(study.judge({**run, "ref_steps": 1000}).items())
+    assert verdicts[0] == ("mean >= 1.5 x the reference's (34.7 vs 32.0)", True)
+    assert [met for _, met in verdicts] == [True, True, True]
+    assert list(study.judge({**run, "ref_steps": 800, "ok": False}).values()) == [True, False, False]
