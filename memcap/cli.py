@@ -402,7 +402,7 @@ def cmd_compress(args) -> int:
     from memcap.core.vectors import save_vectors
 
     check_writable(args.out, "-o")  # before the model loads and the optimisation runs
-    optim = _optim(args)
+    optim, search = _optim(args), search_config(args)
     lm, ids = _compress_input(args, optim)
     auto = args.vectors == "auto"
     display = _CompressDisplay(optim, len(ids))
@@ -422,13 +422,15 @@ def cmd_compress(args) -> int:
             on_attempt=display.report,
             progress=display.progress,
             counts=None if auto else [args.vectors],
-            search=search_config(args),
+            search=search,
         )
     finally:
         display.close()
     best = found.best
     # vectors of a failed K decode (at best) the prefix they were fitted to
-    save_vectors(args.out, best.outcome.vectors, lm, args.protocol, ids[: best.L], best.outcome, optim)
+    save_vectors(
+        args.out, best.outcome.vectors, lm, args.protocol, ids[: best.L], best.outcome, optim, search.changed()
+    )
     return _compress_result(found, auto, f"{found.steps} optimiser steps in {found.wall_s:.1f} s; wrote {args.out}")
 
 
@@ -462,13 +464,14 @@ def cmd_decode(args) -> int:
 
     vf = read_vectors_file(args.vectors_file)  # every metadata field checked
     logging.getLogger("memcap.decode").info(
-        "%s: K=%d vector(s) of %s, %d tokens, protocol %s, method %s",
+        "%s: K=%d vector(s) of %s, %d tokens, protocol %s, method %s%s",
         vf.path,
         vf.K,
         vf.meta["model"],
         vf.N,
         vf.meta["protocol"],
         vf.method,
+        f", search {vf.meta['search']}" if "search" in vf.meta else "",
     )
     spec = _decode_model(args, vf)
     lm = load_model(spec, args.device)

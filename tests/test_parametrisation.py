@@ -211,10 +211,20 @@ def test_a_vectors_file_records_its_parametrisation_and_older_files_still_read(t
     caplog.set_level(logging.INFO, logger="memcap.decode")
     assert main(["-v", "decode", str(path), "--models-file", "config/models.yaml"]) == 0  # made inexact: a note
     assert "K=2 vector(s) of tiny-llama, 8 tokens, protocol strict, method fast + low_rank r=4 (pca)" in caplog.text
+    assert "search" not in vf.meta  # the search's defaults: nothing recorded, as before the field
+    save_vectors(path, torch.randn(2, 64), lm, "strict", ids, made, optim, {"budget": 800, "fails": 2})
+    assert json.loads(read_vectors_file(path).meta["search"]) == {"budget": 800, "fails": 2}
+    caplog.set_level(logging.INFO, logger="memcap.decode")
+    assert main(["-v", "decode", str(path), "--models-file", "config/models.yaml"]) == 0
+    assert 'method fast + low_rank r=4 (pca), search {"budget": 800, "fails": 2}' in caplog.text
+    save_vectors(path, torch.randn(2, 64), lm, "strict", ids, made, optim)
     # a file written before optim (and preset) were recorded: the paper's, full
     meta = {k: v for k, v in read_metadata(path).items() if k not in ("optim", "preset")}
     save_file(load_file(path), path, metadata=meta)
     assert read_vectors_file(path).method == "paper"
     save_file(load_file(path), path, metadata={**meta, "optim": "[4]"})
     with pytest.raises(ValueError, match=r"metadata optim='\[4\]' is not valid: optim must be a JSON object"):
+        read_vectors_file(path)
+    save_file(load_file(path), path, metadata={**meta, "search": "800"})
+    with pytest.raises(ValueError, match=r"metadata search='800' is not valid: search must be a JSON object"):
         read_vectors_file(path)

@@ -10,7 +10,8 @@ when the model has none), source (hf, gguf or random), protocol, K, N, prompt (t
 decoding starts from: none under strict, t1 under paper, as JSON), ids_sha (sha1 of the N
 token ids as JSON), accuracy, greedy_exact (true/false), steps, the optimiser preset, optim
 (the optimiser settings as JSON, OptimConfig.as_dict(): the values the preset gave or the user
-set, and the parametrisation where it is not full), memcap version. ``read_vectors_file``
+set, and the parametrisation where it is not full), search (the search settings away from their
+defaults, as JSON; only where there are any), memcap version. ``read_vectors_file``
 checks every field before anything is decoded; files written before a field existed lack it.
 
 Vectors decode only with the model that made them: ``model_for_file`` finds it (the registry
@@ -48,9 +49,18 @@ def ids_sha(ids: list[int]) -> str:
 
 
 def save_vectors(
-    path, vectors: torch.Tensor, lm, protocol: str, ids: list[int], outcome, optim: OptimConfig | None = None
+    path,
+    vectors: torch.Tensor,
+    lm,
+    protocol: str,
+    ids: list[int],
+    outcome,
+    optim: OptimConfig | None = None,
+    search: dict | None = None,
 ) -> None:
-    """`optim`: the settings that made the vectors (None: the paper's), recorded as preset and optim."""
+    """`optim`: the settings that made the vectors (None: the paper's), recorded as preset and optim.
+    `search`: the search settings away from their defaults (SearchConfig.changed()), recorded as
+    search where there are any, so files made with the defaults stay as they were."""
     from safetensors.torch import save
 
     first = first_scored(protocol)
@@ -71,6 +81,7 @@ def save_vectors(
         "preset": optim.preset,
         "optim": json.dumps(optim.as_dict()),
         "memcap": memcap.__version__,
+        **({"search": json.dumps(search)} if search else {}),
     }
     data = save({KEY: vectors.detach().float().contiguous().cpu()}, metadata=meta)
     atomic_write_bytes(Path(path), data)
@@ -177,6 +188,7 @@ def _check_labels(path, meta: dict) -> None:
         "greedy_exact": (lambda v: v in ("true", "false"), "true or false"),
         "preset": (LABEL.fullmatch, "a preset name"),
         "optim": (_json_object, "a JSON object of optimiser settings"),
+        "search": (_json_object, "a JSON object of search settings"),
         "memcap": (LABEL.fullmatch, "a memcap version"),
     }
     for key, (ok, allowed) in optional.items():
