@@ -52,8 +52,10 @@ STUDY = {
     "lr-0.1": ["--lr", "0.1"],
     "lr-1.0": ["--lr", "1.0"],
     "growth": ["--growth", "2"],
-    # added 2026-12-05 before its result: the peer's schedule with the most tokens, one per stage
-    "progressive": ["--stage", "1"],
+    # added 2026-12-05 before its result: the peer's schedule with the most tokens, one token per
+    # stage, each warm from the last (on a 1-token grid fresh_after_stuck would restart a text
+    # fresh after any one stuck token, which the peer's schedule never does)
+    "progressive": ["--stage", "1", "--no-fresh-after-stuck"],
     "generous": ["--max-steps", "1000", "--patience", "500", "--set", "fresh_max_steps=2000,fresh_patience=1000"],
 }
 # a tuple: one of them at most (the one with the higher mean)
@@ -135,9 +137,12 @@ def combined_flags(figs: dict[str, dict]) -> list[str]:
         chosen += sorted(good, key=lambda n: -figs[n]["mean"])[:1]
     flags, sets = [], []
     for name in chosen:
-        own = STUDY[name]
-        for i in range(0, len(own), 2):
-            (sets if own[i] == "--set" else flags).extend([own[i + 1]] if own[i] == "--set" else own[i : i + 2])
+        own = iter(STUDY[name])
+        for flag in own:  # "--set K=V,...", "--flag value" or a bare "--flag"
+            if flag == "--set":
+                sets.append(next(own))
+            else:
+                flags.append(flag)
     return flags + (["--set", ",".join(sets)] if sets else [])
 
 
