@@ -27,7 +27,9 @@ reference's, the steps ratio and the targets of the trusted-capacity issue: ever
 least the reference's minus one grid step, no 0 where the reference passes any length, a mean
 at least the reference's, at most 10 % of its steps. Texts the reference has not bracketed yet
 are shown, and counted in the targets as far as the reference goes ("so far"). Steps per decoded
-token stand beside the published figures of the closest peer (mrsndmn/compression_horizon).
+token stand beside the published figures of the closest peer (mrsndmn/compression_horizon), and
+a last line says where the steps went: passing attempts, failing ones at or below each text's
+capacity, failing ones above it, and the share of fresh starts among them.
 """
 
 from __future__ import annotations
@@ -81,7 +83,9 @@ def main() -> None:
         if args.save:
             for folder, run in zip(folders, runs, strict=True):
                 (folder / args.save).write_text(json.dumps(run, indent=1) + "\n", encoding="utf-8")
-    summaries = [compare(run, folder) for run, folder in zip(runs, folders, strict=True)]
+    named = args.compare or args.save  # its progress rows say which attempts started fresh
+    progress = [read_progress_rows(f / f"{named}.progress.jsonl") if named else None for f in folders]
+    summaries = [compare(*fields) for fields in zip(runs, folders, progress, strict=True)]
     side_by_side(summaries)
 
 
@@ -220,7 +224,10 @@ def run_search(folder: Path, args, optim: OptimConfig, search: SearchConfig) -> 
                 "id": str(row["id"]),
                 "capacity": r.capacity,
                 "steps": r.steps,
-                "attempts": [{k: a[k] for k in ("L", "lossless", "steps", "greedy_exact")} for a in by_text[i]],
+                "attempts": [
+                    {**{k: a[k] for k in ("L", "lossless", "steps", "greedy_exact")}, "fresh": a["warm_start"] is None}
+                    for a in by_text[i]
+                ],
             }
             for i, (row, r) in enumerate(zip(rows, results, strict=True))
         ],
@@ -282,6 +289,11 @@ def read_progress(path: Path | None, header: str, n_texts: int) -> tuple[list[di
     return done, max((row["wall_s"] for row in done), default=0.0)
 
 
+def read_progress_rows(path: Path) -> list[dict] | None:
+    """A progress file's attempt rows whatever its settings (None when there is none)."""
+    return read_jsonl(path)[1:] if path.is_file() else None
+
+
 def steady_walls(cells: list[dict]) -> dict[str, float]:
     """Per text, the reference's compute time priced at the median s/step of each length: the
     recorded wall times include whatever else shared the machine (one cell was paused by
@@ -296,9 +308,35 @@ def steady_walls(cells: list[dict]) -> dict[str, float]:
     return steady
 
 
-def compare(run: dict, folder: Path) -> dict:
+def where_steps_go(texts: list[dict], progress: list[dict] | None = None) -> dict[str, int]:
+    """A search's steps by what they bought: attempts that passed, failing ones at or below the
+    text's capacity (stuck lines, restarts, checks), failing ones above it (the bracket), and,
+    across those, the attempts that started fresh (their own init or a continuation of one).
+    `texts` as a saved run holds them; runs saved before an attempt kept "fresh" take it from
+    their progress rows (`progress`; without either, "fresh" is None)."""
+    where = {"passing": 0, "at or below": 0, "above": 0, "fresh": 0}
+    fresh_of = defaultdict(list)
+    for row in progress or []:
+        fresh_of[row["index"]].append(row["warm_start"] is None)
+    known = True
+    for i, text in enumerate(texts):
+        flags = [a.get("fresh") for a in text["attempts"]]
+        if None in flags:
+            flags = fresh_of.get(i, [])
+            known = known and len(flags) == len(text["attempts"])
+        for a, fresh in zip(text["attempts"], flags, strict=False):
+            kind = "passing" if a["lossless"] else "at or below" if a["L"] <= text["capacity"] else "above"
+            where[kind] += a["steps"]
+            where["fresh"] += a["steps"] if fresh else 0
+    if not known:
+        where["fresh"] = None
+    return where
+
+
+def compare(run: dict, folder: Path, progress: list[dict] | None = None) -> dict:
     """Print one folder's search (as --save writes it) against its reference's records as they
-    are now; returns the set's figures for side_by_side()."""
+    are now; returns the set's figures for side_by_side(). `progress`: the run's progress rows,
+    for where_steps_go() on runs saved before their attempts kept "fresh"."""
     records = folder / "lee.jsonl"
     cells = [r for r in read_jsonl(records) if r["model"] == run["model"]] if records.is_file() else []
     reference = {t["sample_id"]: t for t in text_capacities(cells)}
@@ -337,6 +375,7 @@ def compare(run: dict, folder: Path) -> dict:
             f"{ref['steps']} steps): {'ok' if ok else 'BELOW by more than one grid step'}; attempts {tried}"
         )
     s["wall_s"] = run["wall_s"] * s["steps"] / max(s["all_steps"], 1)  # its share of the steps
+    s["where"] = where_steps_go(run["texts"], progress)
     return s
 
 
@@ -372,6 +411,13 @@ def side_by_side(summaries: list[dict]) -> None:
                 f"wall-time speed-up: {s['ref_wall'] / max(s['wall_s'], 1e-9):.1f}x as recorded, "
                 f"{s['ref_steady'] / max(s['wall_s'], 1e-9):.1f}x against the steady estimate"
             )
+        where, total = s["where"], max(s["all_steps"], 1)
+        fresh = f"; {100 * where['fresh'] / total:.0f} % in fresh starts" if where["fresh"] is not None else ""
+        print(
+            f"{'':11s} where the steps go: {100 * where['passing'] / total:.0f} % in passing attempts, "
+            f"{100 * where['at or below'] / total:.0f} % in failing ones at or below the capacity, "
+            f"{100 * where['above'] / total:.0f} % above it{fresh}"
+        )
     print(PEER)
 
 

@@ -328,3 +328,38 @@ def test_the_max_rule_combines_the_factors_that_help_and_picks_the_best_run_in_t
     assert verdicts[0] == ("mean >= 1.5 x the reference's (34.7 vs 32.0)", True)
     assert [met for _, met in verdicts] == [True, True, True]
     assert list(study.judge({**run, "ref_steps": 800, "ok": False}).values()) == [True, False, False]
+
+
+def test_where_a_search_spends_its_steps(monkeypatch):
+    """fast.py's breakdown of a saved search: passing, failing at or below the capacity, failing
+    above it, and the fresh starts among them (from the attempts, or for runs saved before
+    attempts kept it, from the progress rows)."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    monkeypatch.syspath_prepend(str(REPO))
+    import fast
+
+    def attempt(L, lossless, steps, fresh=None):
+        return {"L": L, "lossless": lossless, "steps": steps, **({} if fresh is None else {"fresh": fresh})}
+
+    texts = [  # capacity 16: a fresh 8 that passed, a warm 12 stuck, then 16, then two failing lengths
+        {
+            "capacity": 16,
+            "attempts": [
+                attempt(8, True, 50, True),
+                attempt(12, False, 100, False),
+                attempt(16, True, 30, False),
+                attempt(24, False, 100, False),
+                attempt(32, False, 20, False),
+            ],
+        },
+        {"capacity": 0, "attempts": [attempt(8, False, 300, True)]},  # its failing first length is above its 0
+    ]
+    assert fast.where_steps_go(texts) == {"passing": 80, "at or below": 100, "above": 420, "fresh": 350}
+    old = [
+        {"capacity": t["capacity"], "attempts": [{k: a[k] for k in ("L", "lossless", "steps")} for a in t["attempts"]]}
+        for t in texts
+    ]
+    assert fast.where_steps_go(old)["fresh"] is None  # no way to tell without the progress rows
+    rows = [{"index": i, "warm_start": None if a["fresh"] else 8} for i, t in enumerate(texts) for a in t["attempts"]]
+    assert fast.where_steps_go(old, rows) == fast.where_steps_go(texts)
+    assert fast.where_steps_go(old, rows[:-1])["fresh"] is None  # a progress file that lacks an attempt
