@@ -347,7 +347,10 @@ def compare(run: dict, folder: Path, progress: list[dict] | None = None) -> dict
         return bisect.bisect_right(steps_up, L) - 1
 
     print(run["header"])
-    s = {"set": folder.name, "ours": [], "reference": [], "ok": 0, "zeros": 0, "bracketed": 0, "exact": 0}
+    # ours: the capacities found; on_grid: each read against the grid (the grid length at or
+    # below it), the same for a grid search, and what a growth schedule is compared by
+    s = {"set": folder.name, "ours": [], "on_grid": [], "reference": [], "ok": 0, "zeros": 0, "bracketed": 0}
+    s["exact"] = 0
     s["role"] = next((role for role, f in SETS.items() if f.resolve() == folder.resolve()), "")
     s.update(steps=0, ref_steps=0, ref_wall=0.0, ref_steady=0.0, all_steps=sum(t["steps"] for t in run["texts"]))
     for text in run["texts"]:
@@ -356,6 +359,7 @@ def compare(run: dict, folder: Path, progress: list[dict] | None = None) -> dict
         last_ok = [a for a in text["attempts"] if a["lossless"] and a["L"] == text["capacity"]]
         exact = "exact" if last_ok and last_ok[-1]["greedy_exact"] else "not exact"
         s["ours"].append(text["capacity"])
+        s["on_grid"].append(steps_up[position(text["capacity"])])
         s["exact"] += exact == "exact"
         if ref is None:
             print(f"  {text['id']}: ours {text['capacity']} (greedy {exact}); no reference yet; attempts {tried}")
@@ -394,7 +398,7 @@ def side_by_side(summaries: list[dict]) -> None:
         ratio = f"{s['steps'] / s['ref_steps']:6.3f}" if s["ref_steps"] else "     -"
         per_token = s["all_steps"] / max(sum(s["ours"]), 1)
         print(
-            f"{s['set']:11s} {len(s['ours']):5d} {_mean(s['ours']):>10s} {_mean(s['reference']):>9s} "
+            f"{s['set']:11s} {len(s['ours']):5d} {_mean(s['on_grid']):>10s} {_mean(s['reference']):>9s} "
             f"{s['steps']:7d} {s['ref_steps']:9d} {ratio} {s['ok']:>6d}/{n:<6d} {s['zeros']:>15d} "
             f"{s['bracketed']:>5d}/{n:<3d} {per_token:11.1f}"
         )
@@ -405,6 +409,12 @@ def side_by_side(summaries: list[dict]) -> None:
             f"{low:.1f}-{high:.1f}; greedy decoding exact at the capacity: {s['exact']}/{len(s['ours'])}); "
             f"reference {s['reference']}"
         )
+        if s["on_grid"] != s["ours"]:  # a growth schedule's or stages' capacities, read against the grid
+            low, high = bootstrap_mean_ci(s["on_grid"])
+            print(
+                f"{'':11s} read against the grid: {s['on_grid']} (mean {statistics.mean(s['on_grid']):.1f}, "
+                f"bootstrap 95 % interval {low:.1f}-{high:.1f}): what is compared with grid searches"
+            )
         if s["ref_steps"]:
             print(
                 f"{'':11s} steps ratio ours / reference: {s['steps'] / s['ref_steps']:.3f} (target <= 0.10); "

@@ -363,3 +363,25 @@ def test_where_a_search_spends_its_steps(monkeypatch):
     rows = [{"index": i, "warm_start": None if a["fresh"] else 8} for i, t in enumerate(texts) for a in t["attempts"]]
     assert fast.where_steps_go(old, rows) == fast.where_steps_go(texts)
     assert fast.where_steps_go(old, rows[:-1])["fresh"] is None  # a progress file that lacks an attempt
+
+
+def test_capacities_off_the_grid_are_compared_on_it(monkeypatch, tmp_path, capsys):
+    """A growth schedule's or stages' capacities (31 tokens) are read against the grid (24)
+    wherever runs are compared: fast.py's set line and the study's rule; the tokens found stay
+    printed and count for steps per token."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    monkeypatch.syspath_prepend(str(REPO))
+    import fast
+    import study
+
+    texts = [{"id": f"t{i}", "capacity": c, "steps": 100, "attempts": []} for i, c in enumerate([31, 8, 0, 40])]
+    run = {"header": "h", "model": "m", "grid": [8, 12, 16, 24, 32, 40], "wall_s": 1.0, "texts": texts}
+    s = fast.compare(run, tmp_path)
+    assert s["ours"] == [31, 8, 0, 40] and s["on_grid"] == [24, 8, 0, 40]
+    fast.side_by_side([s])
+    out = capsys.readouterr().out
+    assert re.search(rf"^{tmp_path.name}\s+4\s+18.0 ", out, re.M), out  # the mean on the grid, not 19.8
+    assert "read against the grid: [24, 8, 0, 40] (mean 18.0" in out and "ours [31, 8, 0, 40]" in out
+    (tmp_path / "run.json").write_text(__import__("json").dumps(run))
+    figures = study.summary(tmp_path / "run.json", tmp_path)
+    assert figures["capacities"] == [24, 8, 0, 40] and figures["mean"] == 18 and figures["found"][0] == 31
