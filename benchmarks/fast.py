@@ -84,7 +84,7 @@ def main() -> None:
             for folder, run in zip(folders, runs, strict=True):
                 (folder / args.save).write_text(json.dumps(run, indent=1) + "\n", encoding="utf-8")
     named = args.compare or args.save  # its progress rows say which attempts started fresh
-    progress = [read_progress_rows(f / f"{named}.progress.jsonl") if named else None for f in folders]
+    progress = [f / f"{named}.progress.jsonl" if named else None for f in folders]
     summaries = [compare(*fields) for fields in zip(runs, folders, progress, strict=True)]
     side_by_side(summaries)
 
@@ -289,11 +289,6 @@ def read_progress(path: Path | None, header: str, n_texts: int) -> tuple[list[di
     return done, max((row["wall_s"] for row in done), default=0.0)
 
 
-def read_progress_rows(path: Path) -> list[dict] | None:
-    """A progress file's attempt rows whatever its settings (None when there is none)."""
-    return read_jsonl(path)[1:] if path.is_file() else None
-
-
 def steady_walls(cells: list[dict]) -> dict[str, float]:
     """Per text, the reference's compute time priced at the median s/step of each length: the
     recorded wall times include whatever else shared the machine (one cell was paused by
@@ -333,10 +328,10 @@ def where_steps_go(texts: list[dict], progress: list[dict] | None = None) -> dic
     return where
 
 
-def compare(run: dict, folder: Path, progress: list[dict] | None = None) -> dict:
+def compare(run: dict, folder: Path, progress: Path | None = None) -> dict:
     """Print one folder's search (as --save writes it) against its reference's records as they
-    are now; returns the set's figures for side_by_side(). `progress`: the run's progress rows,
-    for where_steps_go() on runs saved before their attempts kept "fresh"."""
+    are now; returns the set's figures for side_by_side(). `progress`: the run's progress file,
+    read only for a run saved before its attempts kept "fresh" (where_steps_go())."""
     records = folder / "lee.jsonl"
     cells = [r for r in read_jsonl(records) if r["model"] == run["model"]] if records.is_file() else []
     reference = {t["sample_id"]: t for t in text_capacities(cells)}
@@ -379,7 +374,9 @@ def compare(run: dict, folder: Path, progress: list[dict] | None = None) -> dict
             f"{ref['steps']} steps): {'ok' if ok else 'BELOW by more than one grid step'}; attempts {tried}"
         )
     s["wall_s"] = run["wall_s"] * s["steps"] / max(s["all_steps"], 1)  # its share of the steps
-    s["where"] = where_steps_go(run["texts"], progress)
+    dated = any("fresh" not in a for text in run["texts"] for a in text["attempts"])
+    rows = read_jsonl(progress)[1:] if dated and progress is not None and progress.is_file() else None
+    s["where"] = where_steps_go(run["texts"], rows)
     return s
 
 

@@ -241,15 +241,15 @@ def print_choice(figs: dict[str, dict]) -> None:
           f"{'/token':>6s} {'all ok':>6s}")  # fmt: skip
     for name, f in figs.items():
         low, high = bootstrap_mean_ci(f["capacities"])
-        decoded = sum(f.get("found", f["capacities"]))  # tokens found, on the grid or off it
+        found = f.get("found", f["capacities"])  # tokens found, on the grid or off it
         mark = "helps" if name not in ("base", COMBINED) and "base" in figs and helps(name, figs) else ""
         print(
             f"{name:14s} {str(f['capacities']):24s} {f['mean']:5.1f} ({low:4.1f}-{high:4.1f}) "
-            f"{f['exact']:>3d}/{len(f['capacities'])} {f['steps']:6d} {f['steps'] / max(decoded, 1):6.1f} "
+            f"{f['exact']:>3d}/{len(f['capacities'])} {f['steps']:6d} {f['steps'] / max(sum(found), 1):6.1f} "
             f"{'yes' if f['ok'] else 'no':>6s} {mark}"
         )
-        if f.get("found", f["capacities"]) != f["capacities"]:
-            print(f"{'':14s} as found (off the grid): {f['found']}, mean {statistics.mean(f['found']):.1f}")
+        if found != f["capacities"]:
+            print(f"{'':14s} as found (off the grid): {found}, mean {statistics.mean(found):.1f}")
     print(f"reference: {next(iter(figs.values()))['ref_steps'] if figs else '-'} steps; 'all ok': every text within "
           f"one grid step of it; 'helps': a mean {HELPS} above the base's with all ok")  # fmt: skip
     if waiting(figs):
