@@ -5,6 +5,7 @@
     python benchmarks/fast.py --max-steps 150 --patience 150   # another configuration (flags override CLAIMED)
     python benchmarks/fast.py --save fast.json     # ... and keep each set's result in <folder>/fast.json;
     python benchmarks/fast.py --compare fast.json  # later: the saved results against the references as they are then
+    python benchmarks/fast.py --compare fast.json --max-steps 150 ...  # while it runs: so far (give its flags)
 
 With --save, every attempt is also kept in <folder>/<NAME>.progress.jsonl as it ends (its
 vectors too), and a run started again with the same settings replays those attempts instead of
@@ -51,7 +52,7 @@ from memcap.analysis.paper_budget import text_capacities
 from memcap.cli import search_args, search_flags
 from memcap.core.engine import PRESETS, OptimConfig
 from memcap.core.models import load_model, load_registry, resolve_model
-from memcap.core.search import CLAIMED, Attempt, SearchConfig, search_capacity
+from memcap.core.search import CLAIMED, Attempt, Search, SearchConfig, search_capacity
 from memcap.io import read_jsonl, write_jsonl
 from memcap.stages.batching import derive_seed
 from memcap.stages.texts import read_texts
@@ -73,10 +74,10 @@ def main() -> None:
     args = parse_args()
     folders = args.folder or [f for f in SETS.values() if (f / "texts.jsonl").is_file()]
     if args.compare:
-        folders = [f for f in folders if (f / args.compare).is_file()]
+        folders = [f for f in folders if (f / args.compare).is_file() or progress_of(f, args.compare).is_file()]
         if not folders:
             raise SystemExit(f"no folder holds a saved search {args.compare!r}; save one with --save")
-        runs = [json.loads((f / args.compare).read_text(encoding="utf-8")) for f in folders]
+        runs = [saved_or_so_far(f, args) for f in folders]
     else:
         optim, search = settings(args)
         runs = [run_search(folder, args, optim, search) for folder in folders]
@@ -84,7 +85,7 @@ def main() -> None:
             for folder, run in zip(folders, runs, strict=True):
                 (folder / args.save).write_text(json.dumps(run, indent=1) + "\n", encoding="utf-8")
     named = args.compare or args.save  # its progress rows say which attempts started fresh
-    progress = [f / f"{named}.progress.jsonl" if named else None for f in folders]
+    progress = [progress_of(f, named) if named else None for f in folders]
     summaries = [compare(*fields) for fields in zip(runs, folders, progress, strict=True)]
     side_by_side(summaries)
 
@@ -134,7 +135,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--compare",
         metavar="NAME",
-        help="run nothing: print each folder's saved <folder>/NAME against its reference's records as they are now",
+        help="run nothing: print each folder's saved <folder>/NAME against its reference's records as they are now "
+        "(a run still in progress: its progress file so far, replayed under the flags given, which must be its own)",
     )
     args = parser.parse_args(argv)
     if args.stage is not None and (args.growth is not None or args.stage < 1):
@@ -163,14 +165,8 @@ def run_search(folder: Path, args, optim: OptimConfig, search: SearchConfig) -> 
     t0 = time.perf_counter()
     lm = load_model(spec, args.device)
     ids = [lm.tokenize(row["text"]) for row in rows]
-    values = {k: v for k, v in optim.as_dict().items() if k != "preset"}
-    header = (
-        f"{folder}: model {spec.name}, {len(rows)} texts, K=1, paper protocol, {schedule(args, grid)}, "
-        f"preset {optim.preset} "
-        f"{values}, search {search.as_dict()}, batch {args.batch_size}, device {lm.device}, "
-        f"torch threads {torch.get_num_threads()}"
-    )
-    progress_file = folder / f"{args.save}.progress.jsonl" if args.save else None
+    header = run_header(folder, args, spec.name, len(rows), optim, search, lm.device, torch.get_num_threads())
+    progress_file = progress_of(folder, args.save) if args.save else None
     done, earlier_wall = read_progress(progress_file, header, len(rows))
     log = list(done)  # every attempt in the order made: the replayed ones, then this run's
 
@@ -211,19 +207,26 @@ def run_search(folder: Path, args, optim: OptimConfig, search: SearchConfig) -> 
         history=history,
         config=search,
     )
+    return saved_run(header, spec.name, grid, earlier_wall + time.perf_counter() - t0, rows, results, log)
+
+
+def saved_run(header: str, model: str, grid: list[int], wall_s: float, rows, results, log) -> dict:
+    """A search as --save writes it: per text its capacity, steps and attempts (from the
+    progress rows `log`); a text whose search has not ended (so_far()) says "done": false."""
     by_text = defaultdict(list)
     for row in log:
         by_text[row["index"]].append(row)
     return {
         "header": header,
-        "model": spec.name,
+        "model": model,
         "grid": grid,
-        "wall_s": earlier_wall + time.perf_counter() - t0,
+        "wall_s": wall_s,
         "texts": [
             {
                 "id": str(row["id"]),
                 "capacity": r.capacity,
                 "steps": r.steps,
+                **({} if r.done else {"done": False}),
                 "attempts": [
                     {**{k: a[k] for k in ("L", "lossless", "steps", "greedy_exact")}, "fresh": a["warm_start"] is None}
                     for a in by_text[i]
@@ -232,6 +235,47 @@ def run_search(folder: Path, args, optim: OptimConfig, search: SearchConfig) -> 
             for i, (row, r) in enumerate(zip(rows, results, strict=True))
         ],
     }
+
+
+def run_header(folder: Path, args, model: str, n_texts: int, optim, search, device, threads: int) -> str:
+    """The first line of a progress file: every setting of the run, so a resume with other
+    settings is refused."""
+    values = {k: v for k, v in optim.as_dict().items() if k != "preset"}
+    return (
+        f"{folder}: model {model}, {n_texts} texts, K=1, paper protocol, {schedule(args, sorted(set(args.lengths)))}, "
+        f"preset {optim.preset} "
+        f"{values}, search {search.as_dict()}, batch {args.batch_size}, device {device}, "
+        f"torch threads {threads}"
+    )
+
+
+def progress_of(folder: Path, name: str) -> Path:
+    return folder / f"{name}.progress.jsonl"
+
+
+def saved_or_so_far(folder: Path, args) -> dict:
+    """--compare's run: the saved <folder>/NAME, or while it runs, so_far()."""
+    path = folder / args.compare
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else so_far(folder, args)
+
+
+def so_far(folder: Path, args) -> dict:
+    """A run still in progress, as --save will write it, from its progress file alone: its
+    attempts replayed through the search's own state machine (no model is loaded) under the
+    settings given, which must be the run's (the file's header is checked). Each text still
+    searching says "done": false. A text's length in tokens needs the tokenizer, so it is taken
+    as unbounded here: a text that will end at its own last token shows as still searching."""
+    optim, search = settings(args)
+    grid = sorted(set(args.lengths))
+    rows = read_texts(folder / "texts.jsonl")
+    model = resolve_model(args.model, load_registry("config/models.yaml")).name
+    header = run_header(folder, args, model, len(rows), optim, search, args.device, args.threads)
+    done, wall = read_progress(progress_of(folder, args.compare), header, len(rows))
+    history = defaultdict(list)
+    for row in done:
+        history[row["index"]].append(attempt_of(row))
+    replayed = Search([10**9] * len(rows), 1, "paper", **lengths(args, grid), config=search, history=history)
+    return saved_run(header, model, grid, wall, rows, replayed.results, done)
 
 
 def lengths(args, grid: list[int]) -> dict:
@@ -345,6 +389,10 @@ def compare(run: dict, folder: Path, progress: Path | None = None) -> dict:
     # ours: the capacities found; on_grid: each read against the grid (the grid length at or
     # below it), the same for a grid search, and what a growth schedule is compared by
     s = {"set": folder.name, "ours": [], "on_grid": [], "reference": [], "ok": 0, "zeros": 0, "bracketed": 0}
+    # a run in progress (so_far()): texts still searching, and ended texts already below the
+    # reference's minus one grid step (final: a text's capacity only grows while it searches)
+    s["searching"] = sum(not text.get("done", True) for text in run["texts"])
+    s["settled_below"] = []
     s["exact"] = 0
     s["role"] = next((role for role, f in SETS.items() if f.resolve() == folder.resolve()), "")
     s.update(steps=0, ref_steps=0, ref_wall=0.0, ref_steady=0.0, all_steps=sum(t["steps"] for t in run["texts"]))
@@ -360,6 +408,9 @@ def compare(run: dict, folder: Path, progress: Path | None = None) -> dict:
             print(f"  {text['id']}: ours {text['capacity']} (greedy {exact}); no reference yet; attempts {tried}")
             continue
         ok = position(text["capacity"]) >= position(ref["capacity"]) - 1
+        searching = not text.get("done", True)
+        if not ok and not searching:
+            s["settled_below"].append(f"{text['id']} ended at {text['capacity']}, reference {ref['capacity']}")
         s["reference"].append(ref["capacity"])
         s["ok"] += ok
         s["zeros"] += text["capacity"] == 0 and ref["capacity"] > 0
@@ -371,7 +422,8 @@ def compare(run: dict, folder: Path, progress: Path | None = None) -> dict:
         state = f"first fail {ref['first_fail']}" if ref["bracketed"] else "not bracketed yet: so far"
         print(
             f"  {text['id']}: ours {text['capacity']} (greedy {exact}), reference {ref['capacity']} ({state}, "
-            f"{ref['steps']} steps): {'ok' if ok else 'BELOW by more than one grid step'}; attempts {tried}"
+            f"{ref['steps']} steps): {'ok' if ok else 'BELOW by more than one grid step'}"
+            f"{' (still searching: so far)' if searching else ''}; attempts {tried}"
         )
     s["wall_s"] = run["wall_s"] * s["steps"] / max(s["all_steps"], 1)  # its share of the steps
     dated = any("fresh" not in a for text in run["texts"] for a in text["attempts"])
@@ -392,6 +444,9 @@ def side_by_side(summaries: list[dict]) -> None:
     )
     for s in summaries:
         n = len(s["reference"])
+        if s.get("searching"):
+            searching = f"{s['searching']} of {len(s['ours'])} texts still searching"
+            print(f"{s['set']}: in progress, {searching} (figures so far)")
         ratio = f"{s['steps'] / s['ref_steps']:6.3f}" if s["ref_steps"] else "     -"
         per_token = s["all_steps"] / max(sum(s["ours"]), 1)
         print(

@@ -79,7 +79,7 @@ def saved(name: str) -> Path:
 
 def flags_of(name: str) -> list[str]:
     """A run's fast.py flags: the base's and its own (combined: the rule's, on CLAIMED as it is)."""
-    return combined_flags(figures()) if name == COMBINED else [*BASE, *STUDY[name]]
+    return combined_flags(figures(), settled()) if name == COMBINED else [*BASE, *STUDY[name]]
 
 
 def command(name: str, compare: bool = False) -> list[str]:
@@ -95,6 +95,46 @@ def figures() -> dict[str, dict]:
     return {name: summary(saved(name), REPO / TUNING) for name in [*STUDY, COMBINED] if saved(name).is_file()}
 
 
+def settled() -> dict[str, list[str]]:
+    """Runs still in progress that can no longer help (docs/benchmarks.md, "A run that can no
+    longer help"): a text of theirs has ended below the reference's minus one grid step, and
+    "helps" needs every text within one. Each with those texts, from its progress file so far
+    (fast.so_far: replayed without the model)."""
+    fast = _fast()
+    out = {}
+    for name in STUDY:
+        progress = fast.progress_of(REPO / TUNING, saved(name).name)
+        if saved(name).is_file() or not progress.is_file():
+            continue
+        args = fast.parse_args(["--folder", str(TUNING), "--compare", saved(name).name, *flags_of(name)])
+        with _in_repo(), contextlib.redirect_stdout(io.StringIO()):
+            s = fast.compare(fast.so_far(TUNING, args), TUNING)
+        if s["settled_below"]:
+            out[name] = s["settled_below"]
+    return out
+
+
+@contextlib.contextmanager
+def _in_repo():
+    """fast.py names folders relative to the repository root, as its progress headers do."""
+    import os
+
+    here = Path.cwd()
+    os.chdir(REPO)
+    try:
+        yield
+    finally:
+        os.chdir(here)
+
+
+def _fast():
+    if str(REPO / "benchmarks") not in sys.path:  # once, however many runs are summarised
+        sys.path.insert(0, str(REPO / "benchmarks"))
+    import fast
+
+    return fast
+
+
 def summary(path: Path, folder: Path) -> dict:
     """One saved fast.py search against its folder's reference as it is now (fast.compare,
     quietly): capacities (per text), reference (its capacities), mean, ok (every text within one
@@ -102,10 +142,7 @@ def summary(path: Path, folder: Path) -> dict:
     ref_steps, bracketed (texts the reference has bracketed). A growth schedule's or stages'
     capacities are read against the grid (the grid length at or below each; "found" keeps them
     as found), as docs/benchmarks.md registered them, so every run is compared on the grid."""
-    if str(REPO / "benchmarks") not in sys.path:  # once, however many runs are summarised
-        sys.path.insert(0, str(REPO / "benchmarks"))
-    import fast
-
+    fast = _fast()
     with contextlib.redirect_stdout(io.StringIO()):
         s = fast.compare(json.loads(path.read_text(encoding="utf-8")), folder)
     return {
@@ -125,16 +162,19 @@ def helps(name: str, figs: dict[str, dict]) -> bool:
     return name in figs and figs[name]["ok"] and figs[name]["mean"] >= figs["base"]["mean"] + HELPS
 
 
-def waiting(figs: dict[str, dict]) -> list[str]:
-    """The runs the combined run reads that are not saved yet."""
-    return [n for f in ["base", *FACTORS] for n in (f if isinstance(f, tuple) else (f,)) if n not in figs]
+def waiting(figs: dict[str, dict], decided: frozenset | set | dict = frozenset()) -> list[str]:
+    """The runs the combined run reads that are not saved yet, but those in `decided`: still
+    running, they can no longer help (settled())."""
+    runs = [n for f in ["base", *FACTORS] for n in (f if isinstance(f, tuple) else (f,))]
+    return [n for n in runs if n not in figs and n not in decided]
 
 
-def combined_flags(figs: dict[str, dict]) -> list[str]:
+def combined_flags(figs: dict[str, dict], decided: frozenset | set | dict = frozenset()) -> list[str]:
     """The combined run's flags: every factor that helps, merged (one --set), on CLAIMED as it is.
-    Refused until the base and every factor's runs are saved."""
-    if waiting(figs):
-        raise SystemExit(f"the combined run reads every factor's run; not saved yet: {', '.join(waiting(figs))}")
+    Refused until the base and every factor's runs are saved or can no longer help (`decided`)."""
+    if waiting(figs, decided):
+        missing = ", ".join(waiting(figs, decided))
+        raise SystemExit(f"the combined run reads every factor's run; not saved yet: {missing}")
     chosen = []
     for factor in FACTORS:
         good = [n for n in (factor if isinstance(factor, tuple) else (factor,)) if helps(n, figs)]
@@ -152,9 +192,10 @@ def combined_flags(figs: dict[str, dict]) -> list[str]:
 
 def choose(figs: dict[str, dict]) -> str | None:
     """The max preset's run: the highest mean among runs with every text within one grid step
-    and no more steps than the reference's; ties to fewer steps (None: no run qualifies)."""
+    and no more steps than the reference's; ties to fewer steps, then to the combined run (None:
+    no run qualifies)."""
     fit = [n for n, f in figs.items() if f["ok"] and f["steps"] <= f["ref_steps"]]
-    return min(fit, key=lambda n: (-figs[n]["mean"], figs[n]["steps"]), default=None)
+    return min(fit, key=lambda n: (-figs[n]["mean"], figs[n]["steps"], n != COMBINED), default=None)
 
 
 def main() -> None:
@@ -182,7 +223,7 @@ def main() -> None:
             flags = "(the max rule's: --choose)" if name == COMBINED else " ".join(STUDY[name]) or "(the base)"
             print(f"{name:14s} {state:7s} {flags}")
     elif args.choose:
-        print_choice(figures())
+        print_choice(figures(), settled())
     elif args.claim:
         figs = figures()
         chosen = choose(figs) if COMBINED in figs else None
@@ -231,7 +272,7 @@ def print_judgement(f: dict) -> None:
         print("  provisional: the reference has not bracketed every text yet")
 
 
-def print_choice(figs: dict[str, dict]) -> None:
+def print_choice(figs: dict[str, dict], decided: dict[str, list[str]] | None = None) -> None:
     """The study's table (each saved run: per-text capacities, mean with its bootstrap 95 %
     interval, greedy-exact share, steps, steps per decoded token, whether it helps), then the
     combined run's flags or, once it is saved, max."""
@@ -252,12 +293,16 @@ def print_choice(figs: dict[str, dict]) -> None:
             print(f"{'':14s} as found (off the grid): {found}, mean {statistics.mean(found):.1f}")
     print(f"reference: {next(iter(figs.values()))['ref_steps'] if figs else '-'} steps; 'all ok': every text within "
           f"one grid step of it; 'helps': a mean {HELPS} above the base's with all ok")  # fmt: skip
-    if waiting(figs):
-        print(f"{COMBINED}: waits for {', '.join(waiting(figs))}")
+    decided = decided or {}
+    for name, below in decided.items():
+        print(f"{name:14s} still running; can no longer help: {'; '.join(below)}")
+    if waiting(figs, decided):
+        print(f"{COMBINED}: waits for {', '.join(waiting(figs, decided))}")
     elif COMBINED in figs:
         print(f"max: {choose(figs) or 'none (no run has every text within one grid step in the reference steps)'}")
     else:
-        print(f"{COMBINED} (to run next): {' '.join(combined_flags(figs)) or '(no factor helps: CLAIMED as it is)'}")
+        flags = " ".join(combined_flags(figs, decided))
+        print(f"{COMBINED} (to run next): {flags or '(no factor helps: CLAIMED as it is)'}")
 
 
 if __name__ == "__main__":

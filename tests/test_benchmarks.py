@@ -181,6 +181,12 @@ def test_reference_brackets_each_text_and_resumes_without_recomputing(tmp_path):
     attempts = sum(len(t["attempts"]) for t in whole["texts"])
     assert len(progress) == 1 + attempts and attempts >= 3
     (tmp_path / "s.json.progress.jsonl").write_text("\n".join(progress[:3]) + "\n")  # as if stopped there
+    # while it runs, --compare with its flags reads the progress so far (no model: a replay)
+    (tmp_path / "s.json").rename(tmp_path / "whole.json")
+    so_far = bench(*fast_args, "--max-steps", "100", "--compare", "s.json")
+    assert re.search(rf"^{tmp_path.name}: in progress, [12] of 2 texts still searching", so_far, re.M), so_far
+    assert "(still searching: so far)" in so_far, so_far
+    (tmp_path / "whole.json").rename(tmp_path / "s.json")
     resumed = subprocess.run(
         [sys.executable, *fast_args, "--max-steps", "100", "--save", "s.json", "--threads", "1"],
         cwd=REPO,
@@ -309,6 +315,9 @@ def test_the_max_rule_combines_the_factors_that_help_and_picks_the_best_run_in_t
     )
     with pytest.raises(SystemExit, match="not saved yet: growth"):
         study.combined_flags({k: v for k, v in figs.items() if k != "growth"})
+    # a run still going whose ended text is already below can no longer help: nothing waits for it
+    still = {k: v for k, v in figs.items() if k != "margin"}
+    assert study.combined_flags(still, {"margin": ["t ended at 8, reference 32"]}) == study.combined_flags(figs)
     flags = study.combined_flags(figs)
     assert flags == ["--lr", "1.0", "--stage", "1", "--no-fresh-after-stuck", "--max-steps", "1000", "--patience",
                      "500", "--set", "temperature=0.25,fresh_max_steps=2000,fresh_patience=1000"]  # fmt: skip
@@ -319,6 +328,9 @@ def test_the_max_rule_combines_the_factors_that_help_and_picks_the_best_run_in_t
     assert study.choose(figs) == "generous"
     figs["combined"] = fig(36.0, steps=3000)  # as high, fewer steps
     assert study.choose(figs) == "combined"
+    figs["generous"] = fig(36.0, steps=3000)  # a tie in mean and steps goes to the combined run
+    assert study.choose(figs) == "combined"
+    figs["generous"] = fig(36.0, steps=4000)
     figs["combined"] = fig(50.0, steps=6000)  # beyond the reference's steps: out
     assert study.choose(figs) == "generous"
     assert study.choose({"base": fig(30.0, ok=False)}) is None
@@ -385,3 +397,33 @@ def test_capacities_off_the_grid_are_compared_on_it(monkeypatch, tmp_path, capsy
     (tmp_path / "run.json").write_text(__import__("json").dumps(run))
     figures = study.summary(tmp_path / "run.json", tmp_path)
     assert figures["capacities"] == [24, 8, 0, 40] and figures["mean"] == 18 and figures["found"][0] == 31
+
+
+def test_a_run_in_progress_is_settled_below_only_by_a_text_that_ended_there(monkeypatch, tmp_path, capsys):
+    """fast.compare on a run still in progress (so_far): a text below the reference's minus one
+    grid step settles the run's "all ok" only once its search has ended (capacities only grow);
+    study.py reads that as a run that can no longer help."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    monkeypatch.syspath_prepend(str(REPO))
+    import fast
+    from memcap.io import write_jsonl
+
+    def cell(sample, L, passed):  # a reference record of the paper's grid, as reference.py writes it
+        correct = L - 1 if passed else L - 3
+        return {"model": "m", "dataset": "lee", "sample_id": sample, "K": 1, "mode": "grid", "L": L, "status": "ok",
+                "correct": correct, "max_correct": correct, "scored": L - 1, "protocol": "paper",
+                "max_accuracy": correct / (L - 1), "steps": 100, "wall_s": 1.0}  # fmt: skip
+
+    write_jsonl([cell(t, L, L <= 32) for t in ("a", "b") for L in (8, 12, 16, 24, 32, 40, 48)], tmp_path / "lee.jsonl")
+    texts = [  # both at 16 against the reference's 32: one has ended there, one still searches
+        {"id": "a", "capacity": 16, "steps": 10, "attempts": []},
+        {"id": "b", "capacity": 16, "steps": 10, "done": False, "attempts": []},
+    ]
+    run = {"header": "h", "model": "m", "grid": [8, 12, 16, 24, 32, 40, 48], "wall_s": 1.0, "texts": texts}
+    s = fast.compare(run, tmp_path)
+    assert s["reference"] == [32, 32] and s["ok"] == 0 and s["searching"] == 1
+    assert s["settled_below"] == ["a ended at 16, reference 32"]
+    fast.side_by_side([s])
+    out = capsys.readouterr().out
+    assert f"{tmp_path.name}: in progress, 1 of 2 texts still searching" in out
+    assert re.search(r"^  b: ours 16 .*BELOW by more than one grid step \(still searching: so far\)", out, re.M), out
