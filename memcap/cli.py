@@ -92,7 +92,8 @@ def _optim_args(parser: argparse.ArgumentParser, preset: str) -> None:
         "--preset",
         choices=list(PRESETS),
         default=preset,
-        help="paper: the paper's optimiser; fast: memcap's, for quick answers (default %(default)s)",
+        help="paper: the paper's optimiser; fast: memcap's, for quick answers; max: the method study's, for the "
+        "highest capacity (config/README.md) (default %(default)s)",
     )
     for flag, kind, key, text in OPTIM_OPTIONS:
         group.add_argument(flag, type=kind, dest=key, default=None, help=f"{text} [{getattr(paper, key)}]")

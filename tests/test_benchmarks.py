@@ -427,3 +427,32 @@ def test_a_run_in_progress_is_settled_below_only_by_a_text_that_ended_there(monk
     out = capsys.readouterr().out
     assert f"{tmp_path.name}: in progress, 1 of 2 texts still searching" in out
     assert re.search(r"^  b: ours 16 .*BELOW by more than one grid step \(still searching: so far\)", out, re.M), out
+
+
+def test_the_max_preset_is_the_run_the_study_chose(monkeypatch):
+    """optim.preset max with the keys config/README.md gives it is the run that study.py's rule
+    chose from the committed study records: the same optimiser values, search settings and
+    lengths (one token per stage from 8 to 128); the workflow accepts those keys."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    monkeypatch.syspath_prepend(str(REPO))
+    import yaml
+    from snakemake.utils import validate
+
+    import fast
+    import study
+    from memcap.core.engine import PRESETS, OptimConfig
+    from memcap.core.search import SearchConfig
+
+    chosen = study.choose(study.figures())
+    assert chosen == "combined"
+    args = fast.parse_args(study.flags_of(chosen))
+    optim, search = fast.settings(args)
+    section = (REPO / "config/README.md").read_text().split("## The max preset")[1]
+    keys = yaml.safe_load(section.split("```yaml\n")[1].split("```")[0])
+    mine = OptimConfig.from_dict(keys["optim"])
+    assert mine.preset == "max" and dataclasses.replace(mine, preset=optim.preset) == optim
+    assert {k: getattr(optim, k) for k in PRESETS["max"]} == PRESETS["max"]
+    assert SearchConfig.from_dict(keys["compress"]["search"]) == search
+    assert keys["lengths"] == fast.lengths(args, sorted(set(args.lengths)))["lengths_grid"] == list(range(8, 129))
+    smoke = yaml.safe_load((REPO / "config/smoke.yaml").read_text())
+    validate({**smoke, **keys}, str(REPO / "workflow/schemas/config.schema.yaml"))

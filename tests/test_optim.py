@@ -65,7 +65,7 @@ def test_a_preset_gives_base_values_and_set_keys_override_them():
 @pytest.mark.parametrize(
     "values, message",
     [
-        ({"preset": "quick"}, "optim.preset 'quick' is not one of paper, fast"),
+        ({"preset": "quick"}, "optim.preset 'quick' is not one of paper, fast, max"),
         ({"schedule": "linear"}, "optim.schedule 'linear' is not one of constant, cosine"),
         ({"temperature": 0}, "optim.temperature must be > 0"),
         ({"margin": -1}, "optim.margin must be >= 0"),

@@ -201,7 +201,7 @@ def test_ruff_format_is_clean():
         # a wrong type names the key and the type allowed
         ({"optim": {"max_steps": "many"}}, ["'optim.max_steps'", "not of type 'integer'"]),
         ({"protocol": "lax"}, ["'protocol'", "allowed: paper, strict"]),
-        ({"optim": {"preset": "quick"}}, ["'optim.preset'", "allowed: paper, fast"]),
+        ({"optim": {"preset": "quick"}}, ["'optim.preset'", "allowed: paper, fast, max"]),
         ({"optim": {"schedule": "linear"}}, ["'optim.schedule'", "constant", "cosine"]),
         # an unknown model names the known ones
         ({"models": {"gpt-17": {}}}, ["'models.gpt-17'", "unknown model 'gpt-17'", "tiny-gpt-neox"]),

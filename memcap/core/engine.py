@@ -55,9 +55,23 @@ SCHEDULES = ("constant", "cosine")
 # 71-271 at 8 tokens). Warm starts get 250: of 27 that passed in benchmarks/fast.py, 26 took
 # at most 204 steps, while every failing length costs the whole budget. Patience 150 gives
 # up on a stuck attempt early (the search then retries it fresh, -k auto doubles K).
+# `max` is for the highest capacity a search can find: the optimiser of the run that issue 26's
+# method study chose by its rule on the tuning texts (benchmarks/study.py, docs/benchmarks.md),
+# the claimed search's: warm attempts in 100-step windows (continued while they improve, with
+# compress.search.budget 5000), fresh starts 300 steps at the paper's lr. It is meant for the
+# search keys documented with it (config/README.md, "The max preset"): every length from 8
+# tokens up, one token per stage, each warm from the last.
 PRESETS: dict[str, dict] = {
     "paper": {},
     "fast": {"lr": 0.3, "fresh_lr": 0.01, "max_steps": 250, "fresh_max_steps": 300, "patience": 150},
+    "max": {
+        "lr": 0.3,
+        "fresh_lr": 0.01,
+        "max_steps": 100,
+        "fresh_max_steps": 300,
+        "patience": 100,
+        "fresh_patience": 300,
+    },
 }
 
 
