@@ -454,5 +454,11 @@ def test_the_max_preset_is_the_run_the_study_chose(monkeypatch):
     assert {k: getattr(optim, k) for k in PRESETS["max"]} == PRESETS["max"]
     assert SearchConfig.from_dict(keys["compress"]["search"]) == search
     assert keys["lengths"] == fast.lengths(args, sorted(set(args.lengths)))["lengths_grid"] == list(range(8, 129))
+    # the workflow takes them: its search job climbs every length up to the model's max_length
+    from memcap.stages import plan
+
     smoke = yaml.safe_load((REPO / "config/smoke.yaml").read_text())
-    validate({**smoke, **keys}, str(REPO / "workflow/schemas/config.schema.yaml"))
+    cfg = {**smoke, **keys, "models": {"tiny-gpt-neox": {"max_length": 12}}}
+    validate(cfg, str(REPO / "workflow/schemas/config.schema.yaml"))
+    lee = next(j for j in plan.model_jobs(cfg) if j.dataset == "lee" and j.rule == "compress")
+    assert (lee.mode, lee.lengths) == ("search", [8, 9, 10, 11, 12])

@@ -184,19 +184,21 @@ def test_a_run_made_before_the_options_resumes_under_the_schema_filled_settings(
         run_job("tiny-llama", texts, out, lengths=[6], optim={**filled, "preset": "fast"}, progress=False)
 
 
-def test_records_say_which_preset_made_them(tmp_path):
+@pytest.mark.parametrize("preset", ["fast", "max"])
+def test_records_say_which_preset_made_them(tmp_path, preset):
     out = tmp_path / "r.jsonl"
     run_job(
         "tiny-llama",
         texts_file(tmp_path, 1),
         out,
         lengths=[6],
-        optim={"preset": "fast", "max_steps": 3},
+        optim={"preset": preset, "max_steps": 3},
         progress=False,
     )
     record = json.loads(out.read_text())
-    assert record["preset"] == "fast" and record["optim"]["preset"] == "fast"
-    assert record["optim"]["lr"] == PRESETS["fast"]["lr"] and record["optim"]["max_steps"] == 3
+    assert record["preset"] == preset and record["optim"]["preset"] == preset
+    assert record["optim"]["lr"] == PRESETS[preset]["lr"] and record["optim"]["max_steps"] == 3
+    assert record["optim"]["patience"] == PRESETS[preset]["patience"]  # the preset's own values, recorded
 
 
 # --- fewest vectors -----------------------------------------------------------------------
