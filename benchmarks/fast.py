@@ -395,7 +395,9 @@ def compare(run: dict, folder: Path, progress: Path | None = None) -> dict:
     s["settled_below"] = []
     s["exact"] = 0
     s["role"] = next((role for role, f in SETS.items() if f.resolve() == folder.resolve()), "")
-    s.update(steps=0, ref_steps=0, ref_wall=0.0, ref_steady=0.0, all_steps=sum(t["steps"] for t in run["texts"]))
+    s.update(
+        steps=0, tokens=0, ref_steps=0, ref_wall=0.0, ref_steady=0.0, all_steps=sum(t["steps"] for t in run["texts"])
+    )
     for text in run["texts"]:
         ref = reference.get(text["id"])
         tried = " ".join(f"{a['L']}{'+' if a['lossless'] else '-'}({a['steps']})" for a in text["attempts"])
@@ -416,6 +418,7 @@ def compare(run: dict, folder: Path, progress: Path | None = None) -> dict:
         s["zeros"] += text["capacity"] == 0 and ref["capacity"] > 0
         s["bracketed"] += ref["bracketed"]
         s["steps"] += text["steps"]
+        s["tokens"] += text["capacity"]  # found, on the grid or off it
         s["ref_steps"] += ref["steps"]
         s["ref_wall"] += ref["wall_s"]
         s["ref_steady"] += steady[text["id"]]
@@ -472,6 +475,11 @@ def side_by_side(summaries: list[dict]) -> None:
                 f"{'':11s} steps ratio ours / reference: {s['steps'] / s['ref_steps']:.3f} (target <= 0.10); "
                 f"wall-time speed-up: {s['ref_wall'] / max(s['wall_s'], 1e-9):.1f}x as recorded, "
                 f"{s['ref_steady'] / max(s['wall_s'], 1e-9):.1f}x against the steady estimate"
+            )
+            ours, ref = s["steps"] / max(s["tokens"], 1), s["ref_steps"] / max(sum(s["reference"]), 1)
+            print(
+                f"{'':11s} steps per decoded token: ours {ours:.1f}, reference {ref:.1f} "
+                f"(ratio {ours / ref:.3f}; a search that finds more tokens spends more steps)"
             )
         where, total = s["where"], max(s["all_steps"], 1)
         fresh = f"; {100 * where['fresh'] / total:.0f} % in fresh starts" if where["fresh"] is not None else ""

@@ -166,6 +166,9 @@ def test_reference_brackets_each_text_and_resumes_without_recomputing(tmp_path):
     ratio = re.search(r"steps ratio ours / reference: ([\d.]+) \(target <= 0.10\)", fast)
     assert ratio and float(ratio.group(1)) < 1, fast
     assert re.search(r"wall-time speed-up: [\d.]+x as recorded", fast), fast
+    per_token = re.search(r"steps per decoded token: ours ([\d.]+), reference ([\d.]+) \(ratio ([\d.]+);", fast)
+    assert per_token, fast
+    assert float(per_token[3]) == pytest.approx(float(per_token[1]) / float(per_token[2]), rel=0.05, abs=0.002)
     pairs = re.findall(r"^  \S+: ours (\d+) .*?reference (\d+) ", fast, re.M)
     line = re.search(rf"^{tmp_path.name}\s+2 .* (\d)/2\s+(\d+)\s+2/2 ", fast, re.M)  # the set's line
     assert line and int(line.group(2)) == sum(o == "0" and r != "0" for o, r in pairs), fast
