@@ -137,9 +137,9 @@ class SearchConfig:
 # F, 2026-12-04). Warm attempts run in 100-step windows that go on while each raises the best
 # count, up to the paper's 5000 steps; a fresh start may plateau for its whole 300; after a warm
 # line stuck at its prefix the next lengths start fresh; a text that would end below 24 tokens
-# first tries the next 2 lengths from fresh starts. `memcap compress` and benchmarks/fast.py run
-# it by default. The workflow's optim and compress.search keys keep their own defaults, so runs
-# made before it still resume.
+# first tries the next 2 lengths from fresh starts. benchmarks/fast.py runs it by default;
+# `memcap compress` (preset fast, SearchConfig's defaults) and the workflow's optim and
+# compress.search keys keep their own defaults, so runs made before it still resume.
 CLAIMED = {
     "optim": {"preset": "fast", "max_steps": 100, "patience": 100, "fresh_patience": 300},
     "search": {"fails": 2, "retry_fresh": False, "budget": 5000, "fresh_after_stuck": True, "fresh_check_below": 24},
