@@ -117,6 +117,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="grow by this many tokens per length instead of along the grid (1: the peer's one token per stage), "
         "from the grid's first length to its last; capacities are read against the grid as with --growth",
     )
+    parser.add_argument(
+        "--checks-on-grid",
+        action="store_true",
+        help="with --stage: fresh checks (--fresh-check-below) go to the grid's lengths above a text's capacity, "
+        "not to its next stages",
+    )
     parser.add_argument("--preset", choices=list(PRESETS), help=f"default: CLAIMED's ({CLAIMED['optim']['preset']})")
     parser.add_argument("--lr", type=float, help="override the preset's lr")
     parser.add_argument("--max-steps", type=int, help="override the preset's max_steps")
@@ -143,6 +149,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(
             f"--stage takes a number of tokens >= 1 and no --growth; got --stage {args.stage}, --growth {args.growth}"
         )
+    if args.checks_on_grid and args.stage is None:
+        parser.error("--checks-on-grid goes with --stage (a grid search's checks are on its grid already)")
     return args
 
 
@@ -280,9 +288,11 @@ def so_far(folder: Path, args) -> dict:
 
 def lengths(args, grid: list[int]) -> dict:
     """search_capacity's length arguments: the grid, stages of a few tokens (the search's own grid
-    then), or geometric growth with bisection."""
+    then; with --checks-on-grid its fresh checks still go to the grid), or geometric growth with
+    bisection."""
     if args.stage is not None:
-        return {"lengths_grid": list(range(grid[0], grid[-1] + 1, args.stage))}
+        stages = {"lengths_grid": list(range(grid[0], grid[-1] + 1, args.stage))}
+        return {**stages, "check_grid": grid} if args.checks_on_grid else stages
     if args.growth is None:
         return {"lengths_grid": grid}
     return {"start": grid[0], "growth": args.growth, "resolution": args.resolution, "max_length": grid[-1]}
@@ -290,7 +300,8 @@ def lengths(args, grid: list[int]) -> dict:
 
 def schedule(args, grid: list[int]) -> str:
     if args.stage is not None:
-        return f"stages of {args.stage} token(s) from {grid[0]} to {grid[-1]} (grid {grid})"
+        checks = ", fresh checks on the grid" if args.checks_on_grid else ""
+        return f"stages of {args.stage} token(s) from {grid[0]} to {grid[-1]} (grid {grid}{checks})"
     if args.growth is None:
         return f"grid {grid}"
     return f"growth x{args.growth:g} from {grid[0]} to {grid[-1]}, bisection to {args.resolution} (grid {grid})"

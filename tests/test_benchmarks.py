@@ -289,6 +289,12 @@ def test_fast_refuses_stages_with_growth_or_below_one_token(monkeypatch, capsys)
             fast.parse_args(bad)
         assert "--stage takes a number of tokens >= 1 and no --growth" in capsys.readouterr().err
     assert fast.lengths(fast.parse_args(["--stage", "8"]), [8, 12, 16, 24, 32]) == {"lengths_grid": [8, 16, 24, 32]}
+    with pytest.raises(SystemExit):
+        fast.parse_args(["--checks-on-grid"])
+    assert "--checks-on-grid goes with --stage" in capsys.readouterr().err
+    on_grid = fast.parse_args(["--stage", "8", "--checks-on-grid"])
+    assert fast.lengths(on_grid, [8, 12, 16]) == {"lengths_grid": [8, 16], "check_grid": [8, 12, 16]}
+    assert fast.schedule(on_grid, [8, 12, 16]).endswith("(grid [8, 12, 16], fresh checks on the grid)")
 
 
 def test_the_max_rule_combines_the_factors_that_help_and_picks_the_best_run_in_the_reference_steps(monkeypatch):

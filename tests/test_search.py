@@ -636,3 +636,21 @@ def test_fresh_check_on_a_real_model_finds_what_frozen_warm_starts_missed():
     (checked,) = search_capacity(lm, texts, 4, "paper", [1], OPTIM, fresh_check_below=12, **args)
     fresh = [(a.L, a.lossless) for a in checked.attempts if a.retry == 1]
     assert fresh[0] == (8, True) and checked.capacity >= 8
+
+
+def test_fresh_checks_of_a_staged_search_go_to_the_grid_when_asked():
+    """Stages of one token (8, 9, 10, ...): a text about to end at 8 after failing 9 and 10 warm
+    checks 9 and 10 from fresh starts, its next stages; with check_grid, the grid's 12 and 16
+    (where a fresh start passes on a text like lee-0041), and its warm stages go on from there."""
+    from memcap.core.search import Search
+
+    stages, grid = list(range(8, 33)), [8, 12, 16, 24, 32]
+    config = SearchConfig(fails=2, fresh_check_below=24)
+    ending = [(True, 7), (False, 7), (False, 7)]
+    own = Search([60], 4, "paper", lengths_grid=stages, config=config)
+    asked = _feed(own, [*ending, (False, 7), (False, 8)])
+    assert asked[3:] == [(9, 1, None), (10, 1, None)] and own.done and own.results[0].capacity == 8
+    on_grid = Search([60], 4, "paper", lengths_grid=stages, config=config, check_grid=grid)
+    asked = _feed(on_grid, [*ending, (False, 9), (True, 15), (True, 16)])
+    assert asked[3:] == [(12, 1, None), (16, 1, None), (17, 0, 16)] and not on_grid.done
+    assert on_grid.results[0].capacity == 17

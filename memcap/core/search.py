@@ -205,6 +205,7 @@ class _Plan:
     budget: int | None = None  # steps an attempt may grow to by continuations (None: no continuation)
     fresh_after_stuck: bool = False  # a warm line stuck at its prefix: later lengths start fresh
     fresh_check_below: int | None = None  # a text ending below this gets fresh checks above it
+    check_grid: list[int] | None = None  # the lengths fresh checks go to (None: grid's)
 
 
 class _Text:
@@ -299,7 +300,8 @@ class _Text:
             return False
         cap = min(self.plan.max_length, self.n_tokens)
         fresh = {a.L for a in self.result.attempts if a.warm_start is None}  # a seeded start is the same run again
-        self.checks = [L for L in self.plan.grid if self.lo < L <= cap and L not in fresh][: self.plan.fails]
+        grid = self.plan.check_grid or self.plan.grid
+        self.checks = [L for L in grid if self.lo < L <= cap and L not in fresh][: self.plan.fails]
         if not self.checks:
             return False
         self.checked, self.failed, self.hi = True, 0, None
@@ -414,6 +416,7 @@ class Search:
         max_length: int | None = None,
         config: SearchConfig | None = None,
         history: dict[int, list[Attempt]] | None = None,
+        check_grid: list[int] | None = None,
     ):
         self.K, self.protocol = K, protocol
         self.config = config or SearchConfig()
@@ -439,6 +442,7 @@ class Search:
             self.config.budget,
             self.config.fresh_after_stuck,
             self.config.fresh_check_below,
+            sorted({int(L) for L in check_grid}) if check_grid else None,
         )
         self.states = [_Text(i, n, plan) for i, n in enumerate(n_tokens)]
         for i, done in (history or {}).items():
@@ -513,6 +517,7 @@ def search_capacity(
     on_attempts: Callable[[list[tuple[SearchResult, Attempt]]], None] | None = None,
     history: dict[int, list[Attempt]] | None = None,
     config: SearchConfig | dict | None = None,
+    check_grid: list[int] | None = None,
     **settings,
 ) -> list[SearchResult]:
     """Search every text's capacity; one SearchResult per text, in input order.
@@ -534,7 +539,9 @@ def search_capacity(
     counts as failed. fails: grid mode stops a text after this many failing grid lengths in a
     row (the paper-budget reference's rule, benchmarks/reference.py, uses 2); each next length
     starts from the last lossless vectors (fresh_after_stuck: from a fresh init after a warm
-    line that never scored past its prefix). 1: at the first failure.
+    line that never scored past its prefix). 1: at the first failure. check_grid: the lengths
+    the fresh checks (config.fresh_check_below) go to, e.g. the paper's grid when
+    lengths_grid climbs a few tokens at a time (None: lengths_grid).
     """
     optim = optim or OptimConfig()
     config = SearchConfig.from_dict({**SearchConfig.from_dict(config).as_dict(), **settings})
@@ -545,7 +552,9 @@ def search_capacity(
         raise ValueError("one seed per text is needed")
     seed_of = seeds if callable(seeds) else (lambda i, L: seeds[i])
     lengths = [len(ids) for ids in texts_ids]
-    search = Search(lengths, K, protocol, lengths_grid, start, growth, resolution, max_length, config, history)
+    search = Search(
+        lengths, K, protocol, lengths_grid, start, growth, resolution, max_length, config, history, check_grid
+    )
     while not search.done:
         for batch in search.round(batch_size):
             ids = [texts_ids[r.index][: r.L] for r in batch]
