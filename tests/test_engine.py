@@ -235,8 +235,13 @@ def test_chunked_cross_entropy_equals_the_whole_logits(model, optim):
 def test_chunked_cross_entropy_never_holds_more_positions_than_a_chunk():
     """The head's outputs, seen by a forward hook, never exceed the chunk, forward or backward
     (the backward recomputes one chunk at a time); the whole-logits path passes all positions."""
+    from memcap.core.engine import split_head
+
     lm = big_vocab(True)
     texts = [text_ids(lm, i, 12) for i in (3, 4)]
+    # split_head's one check per model (the whole model on 3 positions) runs before the hook
+    # sees anything: whether an earlier test on this worker ran it must not matter
+    assert split_head(lm) is not None
     seen = []
     hook = lm.model.get_output_embeddings().register_forward_hook(lambda m, i, out: seen.append(out.shape[:-1].numel()))
     try:
