@@ -316,7 +316,7 @@ def progress_row(index: int, a: Attempt, wall_s: float) -> dict:
     attempt may start from them) and what the summary prints."""
     return {
         "index": index,
-        **{k: getattr(a, k) for k in REPLAYED},
+        **{k: getattr(a, k) for k in REPLAYED if k != "mix" or a.mix},  # runs before restart_mix stay as they were
         "greedy_exact": a.outcome is not None and a.outcome.greedy_exact,
         "vectors": a.vectors.float().tolist() if a.vectors is not None else None,
         "wall_s": round(wall_s, 1),
@@ -325,7 +325,7 @@ def progress_row(index: int, a: Attempt, wall_s: float) -> dict:
 
 def attempt_of(row: dict) -> Attempt:
     vectors = torch.tensor(row["vectors"], dtype=torch.float32) if row["vectors"] is not None else None
-    return Attempt(**{k: row[k] for k in REPLAYED}, vectors=vectors)
+    return Attempt(**{k: row[k] for k in REPLAYED if k in row}, vectors=vectors)
 
 
 def read_progress(path: Path | None, header: str, n_texts: int) -> tuple[list[dict], float]:

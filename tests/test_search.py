@@ -273,7 +273,14 @@ def test_workflow_passes_compress_mode_and_keeps_random_text_on_the_grid(tmp_pat
     assert modes == {"lee": "search", "random": "grid"}
     assert all(
         j["params"]["search"]
-        == {"fails": 1, "retry_fresh": True, "budget": None, "fresh_after_stuck": False, "fresh_check_below": None}
+        == {
+            "fails": 1,
+            "retry_fresh": True,
+            "budget": None,
+            "fresh_after_stuck": False,
+            "fresh_check_below": None,
+            "restart_mix": None,
+        }
         for j in compress_jobs
     )
     config = write_config(
@@ -481,16 +488,18 @@ def test_a_continuation_that_does_not_raise_the_best_count_ends_the_line():
         assert (state.extending is not None) == more
 
 
-def _feed(search, outcomes):
+def _feed(search, outcomes, mixes: list | None = None):
     """Step a one-text Search through outcomes of 50-step attempts, (lossless, score) or
     (lossless, score, stop_reason; default max_steps); returns what it asked for: (L, retry,
-    warm_start) per attempt."""
+    warm_start) per attempt (and appends each one's mix to `mixes`, if given)."""
     from memcap.core.search import Attempt
 
     v, asked = torch.zeros(4, 8), []
     for lossless, score, *reason in outcomes:
         (request,) = search.round(1)[0]
         asked.append((request.L, request.retry, request.warm_start))
+        if mixes is not None:
+            mixes.append(request.mix)
         search.states[0].update(
             Attempt(
                 request.L,
@@ -503,6 +512,7 @@ def _feed(search, outcomes):
                 score=score,
                 retry=request.retry,
                 extension=request.extension,
+                mix=request.mix,
             )
         )
     return asked
@@ -654,3 +664,79 @@ def test_fresh_checks_of_a_staged_search_go_to_the_grid_when_asked():
     asked = _feed(on_grid, [*ending, (False, 9), (True, 15), (True, 16)])
     assert asked[3:] == [(12, 1, None), (16, 1, None), (17, 0, 16)] and not on_grid.done
     assert on_grid.results[0].capacity == 17
+
+
+def test_restarts_keep_the_prefix_vectors_mixed_with_the_random_init_when_asked():
+    """SearchConfig.restart_mix: fresh_after_stuck's and fresh_check_below's restarts start from
+    the last lossless vectors (warm_start that length, mix m, so the warm starts' settings)
+    instead of the random init; the first length, with no prefix, and continuations do not mix.
+    A resumed search takes the same path; records made without it do not replay under it."""
+    from memcap.core.search import Search
+
+    grid = [8, 12, 16, 24, 32, 40]
+    config = SearchConfig(fails=2, fresh_after_stuck=True, fresh_check_below=24, restart_mix=0.5)
+    search = Search([60], 4, "paper", lengths_grid=grid, config=config)
+    mixes = []
+    # 12 warm from 8 is stuck at the prefix's 7, so 16 restarts, mixed from 8's vectors, and fails;
+    # about to end at 8, the text checks 12 (16 had its restart), mixed again, which passes, and
+    # the warm search goes on from 12 until 16 and 24 fail
+    outcomes = [(True, 7), (False, 7), (False, 9), (True, 11, "converged"), (False, 12), (False, 13)]
+    asked = _feed(search, outcomes, mixes)
+    assert asked == [(8, 0, None), (12, 0, 8), (16, 0, 8), (12, 1, 8), (16, 0, 12), (24, 0, 12)]
+    assert mixes == [0.0, 0.0, 0.5, 0.5, 0.0, 0.0]
+    (result,) = search.results
+    assert search.done and result.capacity == 12
+    assert [a.restart for a in result.attempts] == [True, False, True, True, False, False]
+    replayed = Search([60], 4, "paper", lengths_grid=grid, config=config, history={0: result.attempts})
+    assert replayed.done and replayed.results[0].capacity == 12
+    plain = SearchConfig(fails=2, fresh_after_stuck=True, fresh_check_below=24)
+    with pytest.raises(ValueError, match="warm from L=8 mixed with 0.5 of a fresh init"):
+        Search([60], 4, "paper", lengths_grid=grid, config=plain, history={0: result.attempts})
+    # a text with no lossless length yet restarts from the random init alone
+    none_yet = Search([60], 4, "paper", lengths_grid=grid, config=config)
+    assert _feed(none_yet, [(False, 3), (False, 4)], mixes := []) == [(8, 0, None), (12, 0, None)]
+    assert mixes == [0.0, 0.0]
+
+
+def test_restart_mix_is_a_share_and_stays_out_of_the_fingerprint_unset():
+    assert SearchConfig().changed() == {} and "restart_mix" not in SearchConfig().as_dict()
+    assert SearchConfig(restart_mix=0.5).changed() == {"restart_mix": 0.5}
+    for bad in (0, 1, 1.5, -0.1, True, "half"):
+        with pytest.raises(ValueError, match=r"restart_mix must be a number in \(0, 1\) or null"):
+            SearchConfig(restart_mix=bad)
+
+
+def test_a_mixed_start_is_the_prefix_and_the_seeded_random_init_in_proportion():
+    """compress_batch(mix=...): with lr ~0 the kept vectors are the start itself, which must be
+    sqrt(1 - m^2) * init + m * the seeded random init (the same draw as a fresh start's)."""
+    from memcap.core.engine import init_vectors
+
+    lm = tiny()
+    (ids,) = lee_ids(lm, n=1)
+    prefix = torch.randn(4, lm.mem_dim)
+    still = OptimConfig(lr=1e-12, weight_decay=0.0, max_steps=1, patience=1)
+    (mixed,) = compress_batch(lm, [ids[:8]], 4, "paper", [7], still, init=[prefix], mix=[0.6])
+    random = init_vectors(4, lm.mem_dim, lm.embedding_std(), 7)
+    assert torch.allclose(mixed.vectors, 0.8 * prefix + 0.6 * random, atol=1e-5)
+    (kept,) = compress_batch(lm, [ids[:8]], 4, "paper", [7], still, init=[prefix], mix=[0.0])
+    assert torch.allclose(kept.vectors, prefix)
+    with pytest.raises(ValueError, match="needs an init to mix into"):
+        compress_batch(lm, [ids[:8]], 4, "paper", [7], still, mix=[0.5])
+
+
+def test_mixed_restarts_on_a_real_model_leave_frozen_warm_lines():
+    """On a tiny model: warm starts that keep their vectors as they are cannot move (lr 1e-9),
+    so the warm search ends at 4 tokens; the fresh checks as mixed restarts from the 4-token
+    vectors are real runs at the warm settings and pass."""
+    lm = tiny()
+    texts = lee_ids(lm, n=1)
+
+    def frozen_warm(lm, ids, K, protocol, seeds, optim, init=None, mix=None, **kw):  # real runs
+        frozen = dataclasses.replace(optim, lr=1e-9, max_steps=2, patience=2)
+        plain_warm = init is not None and init[0] is not None and not (mix and mix[0])
+        return compress_batch(lm, ids, K, protocol, seeds, frozen if plain_warm else optim, init=init, mix=mix, **kw)
+
+    args = dict(lengths_grid=GRID[:4], runner=frozen_warm, fails=2, fresh_check_below=12)
+    (checked,) = search_capacity(lm, texts, 4, "paper", [1], OPTIM, restart_mix=0.5, **args)
+    restarts = [(a.L, a.warm_start, a.mix, a.lossless) for a in checked.attempts if a.retry == 1]
+    assert restarts[0] == (8, 4, 0.5, True) and checked.capacity >= 8

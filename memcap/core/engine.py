@@ -471,11 +471,14 @@ def compress_batch(
     progress=None,
     init: list[torch.Tensor | None] | None = None,
     fresh: list[bool] | None = None,
+    mix: list[float] | None = None,
 ) -> list[Outcome]:
     """Optimise K vectors for each text of a batch; returns one Outcome per text.
 
     `init`, if given, holds one (K, d) start per text (None: the seeded random init), e.g.
     vectors that already encode a prefix of the text (memcap.core.search warm starts).
+    `mix`, if given, says per text how much of the seeded random init joins its init:
+    sqrt(1 - m^2) * init + m * random (0: the init as it is; memcap.core.search restarts).
     `fresh`, if given, says per text whether it takes the settings of a fresh start
     (optim.fresh_lr, fresh_max_steps, fresh_patience); by default the texts without an init
     do. A search continuing a fresh start from its own vectors passes True for it.
@@ -487,12 +490,12 @@ def compress_batch(
     """
     optim = optim or OptimConfig()
     first = first_scored(protocol)
-    _check_batch(texts, K, protocol, seeds, init, fresh, first)
+    _check_batch(texts, K, protocol, seeds, init, fresh, first, mix)
     batch = _Batch.of(lm, texts, first, optim)
     baseline = _baseline(batch)
     starts = init if init is not None else [None] * len(texts)
     fresh = fresh if fresh is not None else [start is None for start in starts]
-    vectors = _Vectors(lm, K, seeds, starts, optim, fresh)
+    vectors = _Vectors(lm, K, seeds, starts, optim, fresh, mix)
     states = [
         Stopping(n, optim.steps_for(not new), optim.patience_for(not new))
         for n, new in zip(batch.scored, fresh, strict=True)
@@ -506,7 +509,7 @@ def compress_batch(
     return _outcomes(batch, vectors.saved(), states, baseline)
 
 
-def _check_batch(texts, K, protocol, seeds, init, fresh, first) -> None:
+def _check_batch(texts, K, protocol, seeds, init, fresh, first, mix=None) -> None:
     if K < 1:
         raise ValueError(f"K (number of [mem] vectors) must be >= 1, got {K}")
     if len(seeds) != len(texts):
@@ -515,6 +518,14 @@ def _check_batch(texts, K, protocol, seeds, init, fresh, first) -> None:
         raise ValueError("init needs one entry (a (K, d) tensor or None) per text")
     if fresh is not None and len(fresh) != len(texts):
         raise ValueError("fresh needs one entry (True or False) per text")
+    if mix is not None:
+        if len(mix) != len(texts):
+            raise ValueError("mix needs one entry (a share in [0, 1)) per text")
+        bad = [
+            m for m, start in zip(mix, init or [None] * len(mix), strict=True) if m and (start is None or not 0 < m < 1)
+        ]
+        if bad:
+            raise ValueError(f"mix must be in [0, 1) and needs an init to mix into, got {bad}")
     too_short = [len(t) for t in texts if len(t) <= first]
     if too_short:
         raise ValueError(f"protocol {protocol!r} needs texts of at least {first + 1} token(s); got {too_short}")
@@ -573,7 +584,7 @@ class _Vectors:
     their (K, r) coefficients in a fixed basis P (d, r): the vectors are coefficients @ P.T, and
     a start x0 (random or warm) begins at its projection x0 @ P."""
 
-    def __init__(self, lm: LoadedModel, K: int, seeds, starts, optim: OptimConfig, fresh: list[bool]):
+    def __init__(self, lm: LoadedModel, K: int, seeds, starts, optim: OptimConfig, fresh: list[bool], mix=None):
         d = lm.mem_dim
         std = lm.embedding_std() * optim.init_scale
         for start in starts:
@@ -582,9 +593,11 @@ class _Vectors:
         low_rank = optim.parametrisation == "low_rank"
         self.basis = subspace(lm, optim.rank, optim.basis) if low_rank else None
         self.params = []
-        for seed, start in zip(seeds, starts, strict=True):
+        for seed, start, m in zip(seeds, starts, mix or [0.0] * len(seeds), strict=True):
             x0 = init_vectors(K, d, std, seed).to(lm.device) if start is None else start.detach().to(lm.device)
             x0 = x0.to(torch.float32)
+            if m:  # a restart that keeps part of its start (the prefix's vectors)
+                x0 = math.sqrt(1 - m * m) * x0 + m * init_vectors(K, d, std, seed).to(x0)
             self.params.append(torch.nn.Parameter(x0.clone() if self.basis is None else x0 @ self.basis))
         if optim.fresh_lr is None:
             groups = self.params

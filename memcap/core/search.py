@@ -22,7 +22,8 @@ SearchConfig.fresh_after_stuck, also a fresh init when the warm line at the fail
 never scored past its prefix), until `fails` lengths fail in a row (SearchConfig.fails; 1:
 its first failure ends it; with SearchConfig.fresh_check_below, a text that would end below
 that many tokens first tries the next `fails` lengths from fresh starts, and goes on warm
-from one that passes). Grid lengths are all tried in order, so there is nothing on the
+from one that passes; with SearchConfig.restart_mix, each such restart after the first lossless
+length starts from the last lossless vectors mixed with the random init, at the warm settings). Grid lengths are all tried in order, so there is nothing on the
 grid to bisect; with `resolution` set, it then bisects off the grid between the last
 lossless and the failing length. With growth instead (`start` times `growth`), the first
 failure ends growth and it bisects between the last lossless and the failing length,
@@ -93,6 +94,16 @@ class SearchConfig:
             "its warm search goes on from there; once per text (none: never)",
         },
     )
+    restart_mix: float | None = field(
+        default=None,
+        metadata={
+            "optional": True,
+            "help": "a restart after a text's first lossless length (retry_fresh's, fresh_after_stuck's and "
+            "fresh_check_below's) starts from the last lossless vectors mixed with the seeded random init, "
+            "sqrt(1 - m^2) * prefix + m * random, with the warm starts' optimiser settings, instead of from the "
+            "random init alone with the fresh ones: a share m in (0, 1) (none: the random init)",
+        },
+    )
 
     def __post_init__(self):
         for f in dataclasses.fields(self):  # annotations are strings: "int", "bool", "int | None"
@@ -101,6 +112,10 @@ class SearchConfig:
                 continue
             if kind == "bool" and not isinstance(value, bool):
                 raise ValueError(f"search {f.name} must be true or false, got {value!r}")
+            if kind.startswith("float"):  # a share: restart_mix
+                if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
+                    raise ValueError(f"search {f.name} must be a number in (0, 1) or null, got {value!r}")
+                continue
             whole = isinstance(value, int) and not isinstance(value, bool)
             if kind.startswith("int") and not (whole and value >= 1):  # every int setting counts something
                 null = " or null" if kind.endswith("| None") else ""
@@ -162,6 +177,13 @@ class Attempt:
     stop_reason: str = ""  # the engine's: converged, patience, max_steps, nan (oom: "")
     extension: int = 0  # n > 0: the n-th continuation of the attempt at (L, retry) (SearchConfig.budget)
     score: int = 0  # the count lossless is judged on: max_correct (protocol paper) or correct (strict)
+    mix: float = 0.0  # > 0: a restart from the prefix's vectors with this share of the random init
+
+    @property
+    def restart(self) -> bool:
+        """Whether it began a line away from the warm line's vectors: from the random init or
+        (SearchConfig.restart_mix) from the prefix's vectors mixed with it."""
+        return self.warm_start is None or self.mix > 0
 
     @property
     def fresh(self) -> bool:
@@ -206,6 +228,7 @@ class _Plan:
     fresh_after_stuck: bool = False  # a warm line stuck at its prefix: later lengths start fresh
     fresh_check_below: int | None = None  # a text ending below this gets fresh checks above it
     check_grid: list[int] | None = None  # the lengths fresh checks go to (None: grid's)
+    restart_mix: float | None = None  # restarts keep the prefix's vectors, mixed with this much random
 
 
 class _Text:
@@ -215,7 +238,7 @@ class _Text:
         self.result = SearchResult(index)
         self.plan, self.n_tokens = plan, n_tokens
         self.failed = 0  # failing lengths in a row so far (plan.fails allowed)
-        self.retrying = False  # the next attempt restarts `next` from a random init
+        self.retrying = False  # the next attempt restarts `next` (from a random init, or a mix)
         self.extending: Attempt | None = None  # the next attempt continues this one
         self.lo, self.lo_vectors, self.hi = 0, None, None
         self.lo_score = -1  # the count the lossless attempt at lo was judged on
@@ -258,11 +281,18 @@ class _Text:
         return (self.lo + self.hi) // 2
 
     @property
+    def mix(self) -> float:
+        """The share of the random init in the next attempt's start (0: none, or all of it when
+        init is None): a restart mixes into the prefix's vectors under plan.restart_mix."""
+        restarting = self.extending is None and (self.retrying or self.stuck)
+        return self.plan.restart_mix if restarting and self.plan.restart_mix and self.lo_vectors is not None else 0.0
+
+    @property
     def init(self):
-        """The vectors the next attempt starts from; None: the seeded random init."""
+        """The vectors the next attempt starts from (before `mix`); None: the seeded random init."""
         if self.extending is not None:
             return self.extending.vectors
-        return None if self.retrying or self.stuck else self.lo_vectors
+        return None if (self.retrying or self.stuck) and not self.mix else self.lo_vectors
 
     def request(self) -> Request:
         """The next attempt, as a search asks its driver for it."""
@@ -270,7 +300,8 @@ class _Text:
         if was is not None:
             return Request(self.result.index, self.next, was.vectors, was.warm_start, was.retry, was.extension + 1)
         init = self.init
-        return Request(self.result.index, self.next, init, self.lo if init is not None else None, int(self.retrying))
+        warm_start = self.lo if init is not None else None
+        return Request(self.result.index, self.next, init, warm_start, int(self.retrying), mix=self.mix)
 
     def _extends(self, attempt: Attempt) -> bool:
         """Whether `attempt` is continued: it ran out of steps while still improving (the
@@ -299,7 +330,7 @@ class _Text:
         if below is None or self.checked or not self.plan.grid or self.lo >= below:
             return False
         cap = min(self.plan.max_length, self.n_tokens)
-        fresh = {a.L for a in self.result.attempts if a.warm_start is None}  # a seeded start is the same run again
+        fresh = {a.L for a in self.result.attempts if a.restart}  # a seeded start is the same run again
         grid = self.plan.check_grid or self.plan.grid
         self.checks = [L for L in grid if self.lo < L <= cap and L not in fresh][: self.plan.fails]
         if not self.checks:
@@ -329,7 +360,12 @@ class _Text:
                 return self._check_next()
             self.hi = attempt.L
             return self._finish("failed")
-        elif attempt.warm_start is not None and attempt.stop_reason == "patience" and self.plan.retry_fresh:
+        elif (
+            attempt.warm_start is not None
+            and not attempt.retry
+            and attempt.stop_reason == "patience"
+            and self.plan.retry_fresh
+        ):
             # vectors that encode the prefix can sit in a basin the longer text cannot leave
             # (seen on SmolLM2: a warm start at 8 tokens never improved, where fresh starts
             # decoded 26): a stuck attempt fails only once a fresh start failed too. One that
@@ -374,6 +410,7 @@ class Request:
     warm_start: int | None  # the lossless length the line of attempts started from; None: random
     retry: int
     extension: int = 0  # n > 0: continues the attempt at (L, retry) from its own vectors
+    mix: float = 0.0  # > 0: init is the prefix's vectors, mixed with this share of the random init
 
     @property
     def fresh(self) -> bool:
@@ -385,8 +422,10 @@ def _attempt_name(L, retry: int, extension: int) -> str:
     return f"L={L} (retry {retry}" + (f", extension {extension})" if extension else ")")
 
 
-def _start_name(warm_start: int | None) -> str:
-    return " from a fresh init" if warm_start is None else f" warm from L={warm_start}"
+def _start_name(warm_start: int | None, mix: float = 0.0) -> str:
+    if warm_start is None:
+        return " from a fresh init"
+    return f" warm from L={warm_start}" + (f" mixed with {mix:g} of a fresh init" if mix else "")
 
 
 class Search:
@@ -443,6 +482,7 @@ class Search:
             self.config.fresh_after_stuck,
             self.config.fresh_check_below,
             sorted({int(L) for L in check_grid}) if check_grid else None,
+            self.config.restart_mix,
         )
         self.states = [_Text(i, n, plan) for i, n in enumerate(n_tokens)]
         for i, done in (history or {}).items():
@@ -454,10 +494,14 @@ class Search:
             want = state.request() if not state.result.done else None
             expected = (want.L, want.retry, want.extension) if want else (None, 0, 0)
             made = (attempt.L, attempt.retry, attempt.extension)
-            if made != expected or (want is not None and attempt.warm_start != want.warm_start):
+            if made != expected or (
+                want is not None and (attempt.warm_start, attempt.mix) != (want.warm_start, want.mix)
+            ):
                 # same attempt, other start: name the starts (fresh_after_stuck differs)
                 was, now = (
-                    (_start_name(attempt.warm_start), _start_name(want.warm_start)) if made == expected else ("", "")
+                    (_start_name(attempt.warm_start, attempt.mix), _start_name(want.warm_start, want.mix))
+                    if made == expected
+                    else ("", "")
                 )
                 raise ValueError(
                     f"text {i}: a recorded attempt at {_attempt_name(*made)}{was} is not what this search would "
@@ -493,6 +537,7 @@ class Search:
             retry=request.retry,
             stop_reason=outcome.stop_reason if outcome is not None else "",
             extension=request.extension,
+            mix=request.mix,
             score=0 if outcome is None else (outcome.max_correct if self.protocol == "paper" else outcome.correct),
         )
         state = self.states[request.index]
@@ -560,6 +605,8 @@ def search_capacity(
             ids = [texts_ids[r.index][: r.L] for r in batch]
             seeds_b = [seed_of(r.index, r.L) for r in batch]
             extra = {"fresh": [r.fresh for r in batch]} if any(r.extension for r in batch) else {}
+            if any(r.mix for r in batch):
+                extra["mix"] = [r.mix for r in batch]
             outcomes = runner(lm, ids, K, protocol, seeds_b, optim, init=[r.init for r in batch], **extra)
             pairs = [search.update(r, o, sd) for r, o, sd in zip(batch, outcomes, seeds_b, strict=True)]
             if on_attempts is not None:

@@ -58,14 +58,15 @@ def compress_splitting(
     init=None,
     limit: OomLimit | None = None,
     fresh=None,
+    mix=None,
 ):
     """compress_batch(), halving the batch on out-of-memory; a single text that still does not fit
-    comes back as None (recorded with status `oom`), and the others go on. `init` and `fresh`
-    as compress_batch's."""
+    comes back as None (recorded with status `oom`), and the others go on. `init`, `fresh` and
+    `mix` as compress_batch's."""
     tokens = len(texts) * (K + max(len(t) for t in texts))
     if len(texts) == 1 or limit is None or tokens < limit.tokens:
         try:
-            return compress_batch(lm, texts, K, protocol, seeds, optim, progress, init=init, fresh=fresh)
+            return compress_batch(lm, texts, K, protocol, seeds, optim, progress, init=init, fresh=fresh, mix=mix)
         except (torch.OutOfMemoryError, RuntimeError) as err:
             if not _is_oom(err):
                 raise
@@ -80,10 +81,11 @@ def compress_splitting(
     half = len(texts) // 2
     init = init if init is not None else [None] * len(texts)
     fresh = fresh if fresh is not None else [start is None for start in init]
+    mix = mix if mix is not None else [0.0] * len(texts)
     return [
         outcome
         for part in (slice(None, half), slice(half, None))
         for outcome in compress_splitting(
-            lm, texts[part], K, protocol, seeds[part], optim, progress, init[part], limit, fresh[part]
+            lm, texts[part], K, protocol, seeds[part], optim, progress, init[part], limit, fresh[part], mix[part]
         )
     ]

@@ -280,10 +280,20 @@ class JobContext:
         self.shared = _shared(self)
         return self.lm
 
-    def compress(self, ids, K: int, seeds, init=None, progress=None, fresh=None):
+    def compress(self, ids, K: int, seeds, init=None, progress=None, fresh=None, mix=None):
         """compress_batch() with this job's settings, halving batches on out-of-memory."""
         return compress_splitting(
-            self.lm, ids, K, self.protocol, seeds, self.optim, progress, init=init, limit=self.limit, fresh=fresh
+            self.lm,
+            ids,
+            K,
+            self.protocol,
+            seeds,
+            self.optim,
+            progress,
+            init=init,
+            limit=self.limit,
+            fresh=fresh,
+            mix=mix,
         )
 
 
@@ -344,6 +354,7 @@ def _search_group(ctx: JobContext, K: int, group: list[dict], lengths, recorded:
                 seeds,
                 init=[r.init for r in batch],
                 fresh=[r.fresh for r in batch],
+                mix=[r.mix for r in batch],
             )
             pairs = [search.update(r, o, seed) for r, o, seed in zip(batch, outcomes, seeds, strict=True)]
             _write_attempts(ctx, K, group, ids, pairs)
@@ -409,6 +420,7 @@ def _search_history(store: PartStore, recorded: list[dict], K: int, group: list[
                 retry=r.get("retry", 0),
                 stop_reason=r["stop_reason"],
                 extension=r.get("extension", 0),
+                mix=r.get("mix", 0.0),
                 score=(r["max_correct"] if protocol == "paper" else r["correct"]) or 0,
             )
         )
@@ -546,6 +558,7 @@ def _record(ctx: JobContext, row, ids, outcome: Outcome | None, cell: Cell, atte
         warm_start=None,
         retry=0,
         extension=0,
+        mix=0.0,
         capacity=None,
     )
     if outcome is None:
@@ -567,8 +580,10 @@ def _record(ctx: JobContext, row, ids, outcome: Outcome | None, cell: Cell, atte
             warm_start=a.warm_start,
             retry=a.retry,
             extension=a.extension,
+            mix=a.mix,
             capacity=res.capacity if res.done else None,
         )
+
     record.update(vectors=f"{cell.part}.safetensors", vectors_key=cell.key)
     # strict JSON: a failed sample's numbers are null, never NaN
     return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in record.items()}
