@@ -22,10 +22,11 @@ SearchConfig.fresh_after_stuck, also a fresh init when the warm line at the fail
 never scored past its prefix), until `fails` lengths fail in a row (SearchConfig.fails; 1:
 its first failure ends it; with SearchConfig.fresh_check_below, a text that would end below
 that many tokens first tries the next `fails` lengths from fresh starts, and goes on warm
-from one that passes; with SearchConfig.restart_mix, each such restart after the first lossless
-length starts from the last lossless vectors mixed with the random init, at the warm settings). Grid lengths are all tried in order, so there is nothing on the
-grid to bisect; with `resolution` set, it then bisects off the grid between the last
-lossless and the failing length. With growth instead (`start` times `growth`), the first
+from one that passes; with SearchConfig.restart_mix, each such restart after the first
+lossless length starts from the last lossless vectors mixed with the random init, at the warm
+settings). Grid lengths are all tried in order, so there is nothing on the grid to bisect;
+with `resolution` set, it then bisects off the grid between the last lossless and the failing
+length. With growth instead (`start` times `growth`), the first
 failure ends growth and it bisects between the last lossless and the failing length,
 warm-started, down to `resolution` tokens. All texts advance together: each round takes one
 attempt per unfinished text, and the engine batches their mixed lengths. Search is the
