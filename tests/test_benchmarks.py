@@ -471,3 +471,18 @@ def test_the_max_preset_is_the_run_the_study_chose(monkeypatch):
     validate(cfg, str(REPO / "workflow/schemas/config.schema.yaml"))
     lee = next(j for j in plan.model_jobs(cfg) if j.dataset == "lee" and j.rule == "compress")
     assert (lee.mode, lee.lengths) == ("search", [8, 9, 10, 11, 12])
+
+
+def test_restarts_finds_each_fresh_line_after_a_lossless_length_in_the_saved_runs(monkeypatch):
+    """benchmarks/restarts.py reruns these lines as cheaper restarts (search restart_mix); on F's
+    saved runs over the 24 tuning texts there are 17, and F spent 11,229 steps in them."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import restarts
+
+    lines = restarts.fresh_lines()
+    assert len(lines) == 17 and sum(e["steps"] for e in lines) == 11229 and sum(e["passed"] for e in lines) == 10
+    assert all(e["L0"] < e["L"] and len(e["vectors"][0]) == 576 for e in lines)
+    hardest = next(e for e in lines if (e["id"], e["L"]) == ("lee-0041", 32))
+    assert (hardest["L0"], hardest["passed"], hardest["steps"]) == (16, True, 1684)
+    out = bench("benchmarks/restarts.py", "--list")
+    assert out.rstrip().endswith("17 fresh lines; F spent 11229 steps in them, passing 10"), out
