@@ -186,6 +186,7 @@ def run_search(folder: Path, args, optim: OptimConfig, search: SearchConfig) -> 
         for r, a in pairs:
             accuracy = a.outcome.accuracy if a.outcome is not None else float("nan")
             start = "fresh" if a.warm_start is None else f"warm from {a.warm_start}"
+            start += f" mixed with {a.mix:g} of a fresh init" if a.mix else ""
             more = f" extension {a.extension}" if a.extension else ""
             print(
                 f"[{wall:7.0f} s] {folder.name} {rows[r.index]['id']} L={a.L} {start}{more}: "
