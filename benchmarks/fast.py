@@ -64,7 +64,7 @@ SETS = {
     "tuning": HERE,
     "tuning since D2's judgement": HERE.parent / "validation",
     "tuning since E's judgement": HERE.parent / "validation2",
-    "validation": HERE.parent / "validation3",
+    "validation (it judged F; tuning for later candidates)": HERE.parent / "validation3",
 }
 # Published by mrsndmn/compression_horizon (SmolLM2-1.7B, growth-schedule ablation): steps per token.
 PEER = "peer (compression_horizon, SmolLM2-1.7B): 26 steps/token one token per stage, 14 geometric + bisection"
