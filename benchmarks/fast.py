@@ -11,14 +11,15 @@ With --save, every attempt is also kept in <folder>/<NAME>.progress.jsonl as it 
 vectors too), and a run started again with the same settings replays those attempts instead of
 recomputing them: a search of an hour or more survives a stop. Other settings are refused.
 
-Runs memcap's capacity search (memcap.core.search) with CLAIMED's settings (memcap.core.search.CLAIMED), or with the
-preset, optimiser keys and search flags given, on the texts of each folder: by default the
-tuning texts (benchmarks/reference/, and benchmarks/validation/ and validation2/ since each
-judged an earlier claim) and the validation sets (benchmarks/validation3/, which judged F,
-and benchmarks/validation4/, which judges H), each chosen by the rule in docs/benchmarks.md. Settings are chosen on the tuning texts; a claim is made on the validation
-texts only, and each set's line says which it is. Each folder's reference
-(benchmarks/reference.py: the paper's optimiser, 5000 steps, every (text, length) from a fresh
-start, batch 1, one thread) is read from its records when the search ends. Seeds are the
+Runs memcap's capacity search (memcap.core.search) with CLAIMED's settings
+(memcap.core.search.CLAIMED), or with the preset, optimiser keys and search flags given, on the
+texts of each folder: by default the tuning texts (benchmarks/reference/, and
+benchmarks/validation/ and validation2/ since each judged an earlier claim) and the validation
+sets (benchmarks/validation3/, which judged F, and benchmarks/validation4/, which judges H),
+each chosen by the rule in docs/benchmarks.md. Settings are chosen on the tuning texts; a claim
+is made on the validation texts only, and each set's line says which it is. Each folder's
+reference (benchmarks/reference.py: the paper's optimiser, 5000 steps, every (text, length)
+from a fresh start, batch 1, one thread) is read from its records when the search ends. Seeds are the
 compress job's (memcap.stages.batching.derive_seed), so a first attempt starts where the
 reference's cell did.
 
