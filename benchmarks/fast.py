@@ -66,7 +66,7 @@ SETS = {
     "tuning since D2's judgement": HERE.parent / "validation",
     "tuning since E's judgement": HERE.parent / "validation2",
     "validation (it judged F; tuning for later candidates)": HERE.parent / "validation3",
-    "validation (judges H, registered 2026-12-05 15:50 UTC)": HERE.parent / "validation4",
+    "validation (judges H, registered 2026-12-05 15:20 UTC)": HERE.parent / "validation4",
 }
 # Published by mrsndmn/compression_horizon (SmolLM2-1.7B, growth-schedule ablation): steps per token.
 PEER = "peer (compression_horizon, SmolLM2-1.7B): 26 steps/token one token per stage, 14 geometric + bisection"
