@@ -5,6 +5,7 @@ from rotting between the runs recorded in docs/benchmarks.md.
 """
 
 import dataclasses
+import json
 import re
 import subprocess
 import sys
@@ -486,3 +487,40 @@ def test_restarts_finds_each_fresh_line_after_a_lossless_length_in_the_saved_run
     assert (hardest["L0"], hardest["passed"], hardest["steps"]) == (16, True, 1684)
     out = bench("benchmarks/restarts.py", "--list")
     assert out.rstrip().endswith("17 fresh lines; F spent 11229 steps in them, passing 10"), out
+
+
+def test_first_length_prior_is_the_mean_of_other_texts_lossless_vectors(tmp_path, monkeypatch):
+    """benchmarks/first_length.py's prior: the lossless L-token vectors of saved runs averaged (and
+    rescaled to their mean norm); a run on a text it measures is refused."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import first_length
+    from memcap.io import write_jsonl
+
+    run = tmp_path / "other"
+    run.mkdir()
+    write_jsonl([{"id": "a", "text": "x"}, {"id": "b", "text": "y"}], run / "texts.jsonl")
+    rows = [
+        {"index": 0, "L": 8, "lossless": True, "vectors": [[1.0, 0.0]]},
+        {"index": 1, "L": 8, "lossless": True, "vectors": [[0.0, 3.0]]},
+        {"index": 1, "L": 8, "lossless": False, "vectors": [[50.0, 50.0]]},  # failed: not averaged
+        {"index": 1, "L": 12, "lossless": True, "vectors": [[9.0, 9.0]]},  # another length
+    ]
+    write_jsonl([{"header": "h"}, *rows], run / "F.json.progress.jsonl")
+    mean, scaled, n = first_length.prior_vectors([run / "F.json.progress.jsonl"], 8, [{"id": "c"}])
+    assert n == 2 and mean.tolist() == [[0.5, 1.5]]
+    assert scaled.norm().item() == pytest.approx(2.0) and scaled[0, 1] / scaled[0, 0] == pytest.approx(3.0)
+    with pytest.raises(SystemExit, match="is a run on b, which this run measures"):
+        first_length.prior_vectors([run / "F.json.progress.jsonl"], 8, [{"id": "b"}])
+
+
+def test_first_length_prints_each_start_and_rate(tmp_path):
+    from memcap.io import write_jsonl
+
+    texts = [{"id": f"t{i}", "text": f"The river {i} ran past the old mill and the quiet town."} for i in range(2)]
+    write_jsonl(texts, tmp_path / "texts.jsonl")
+    out = bench(
+        "benchmarks/first_length.py", "--model", "tiny-llama", "--folder", str(tmp_path), "--lrs", "0.1", "--steps", "3"
+    )
+    line = [json.loads(x) for x in out.splitlines() if x.startswith("{")]
+    assert [(x["init"], x["lr"], x["passed"][-2:], len(x["steps"])) for x in line] == [("random", 0.1, "/2", 2)]
+    assert all(0 < s <= 3 for s in line[0]["steps"])
