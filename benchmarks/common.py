@@ -1,6 +1,6 @@
-"""Shared pieces of the benchmarks: peak memory, and the authors' per-text loop.
+"""Shared pieces of the benchmarks: peak memory, the authors' per-text loop, and a prior init.
 
-    from common import authors_compress, peak_mib, reset_peak
+    from common import authors_compress, peak_mib, prior_vectors, reset_peak
     best_accuracy, steps = authors_compress(model_dir, ids, OptimConfig(max_steps=300), device, None, seed=0)
 
 The authors' loop as they ran it (docs/method.md sections 1.5 and 6, item 7): batch 1, the model
@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from memcap.core.engine import OptimConfig
 from memcap.core.models import load_registry, resolve_model
+from memcap.io import read_jsonl
 
 
 def reset_peak(device: torch.device) -> None:
@@ -124,3 +125,22 @@ def authors_compress(
     del model, opt, mem
     gc.collect()
     return best, steps
+
+
+def prior_vectors(progress_files: list[Path], L: int, texts: list[dict]) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """The mean of the lossless L-token vectors in saved search runs (fast.py progress files),
+    that mean rescaled to their mean norm, and how many were averaged. Refuses runs on `texts`."""
+    ids = {row["id"] for row in texts}
+    vectors = []
+    for path in progress_files:
+        folder_texts = read_jsonl(path.parent / "texts.jsonl")
+        shared = sorted(ids & {row["id"] for row in folder_texts})
+        if shared:
+            names = ", ".join(shared)
+            raise SystemExit(f"{path} is a run on {names}, which this run measures: a prior comes from other texts")
+        vectors += [torch.tensor(r["vectors"]) for r in read_jsonl(path)[1:] if r["L"] == L and r["lossless"]]
+    if not vectors:
+        raise SystemExit(f"no lossless L={L} vectors in {', '.join(map(str, progress_files))}")
+    stacked = torch.stack(vectors)  # (n, K, d)
+    mean = stacked.mean(0)
+    return mean, mean * (stacked.norm(dim=-1).mean() / mean.norm(dim=-1)), len(vectors)

@@ -6,6 +6,7 @@
     python benchmarks/fast.py --save fast.json     # ... and keep each set's result in <folder>/fast.json;
     python benchmarks/fast.py --compare fast.json  # later: the saved results against the references as they are then
     python benchmarks/fast.py --compare fast.json --max-steps 150 ...  # while it runs: so far (give its flags)
+    python benchmarks/fast.py --folder DIR --prior OTHER/run.json.progress.jsonl   # fresh starts from a prior
 
 With --save, every attempt is also kept in <folder>/<NAME>.progress.jsonl as it ends (its
 vectors too), and a run started again with the same settings replays those attempts instead of
@@ -48,10 +49,11 @@ from pathlib import Path
 
 import torch
 
+from common import prior_vectors
 from memcap.analysis.capacity_stats import bootstrap_mean_ci
 from memcap.analysis.paper_budget import text_capacities
 from memcap.cli import search_args, search_flags
-from memcap.core.engine import PRESETS, OptimConfig
+from memcap.core.engine import PRESETS, OptimConfig, compress_batch
 from memcap.core.models import load_model, load_registry, resolve_model
 from memcap.core.search import CLAIMED, Attempt, Search, SearchConfig, search_capacity
 from memcap.io import read_jsonl, write_jsonl
@@ -136,6 +138,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="override any other OptimConfig keys, e.g. schedule=constant,warmup=0",
     )
     search_args(parser, defaults=CLAIMED["search"])  # --fails, --retry-fresh, --budget, ...: each overrides CLAIMED's
+    parser.add_argument(
+        "--prior",
+        type=Path,
+        action="append",
+        metavar="PROGRESS",
+        help="a saved search run on other texts (a --save progress file); repeat for more: every fresh start "
+        "begins from the mean of their lossless first-length vectors instead of the seeded random init "
+        "(benchmarks/first_length.py measures it); a run on a text of --folder's is refused",
+    )
     parser.add_argument("--batch-size", type=int, default=16, help="texts per batch (default %(default)s)")
     parser.add_argument("--device", default="cpu", help="default %(default)s (the reference ran on the CPU)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default %(default)s, as the reference)")
@@ -200,6 +211,10 @@ def run_search(folder: Path, args, optim: OptimConfig, search: SearchConfig) -> 
         if progress_file is not None:  # whole batches, rewritten atomically: a stop loses at most one
             write_jsonl([{"header": header}, *log], progress_file)
 
+    runner = compress_batch
+    if args.prior:
+        prior = prior_vectors(args.prior, grid[0], rows)[0]
+        runner = from_prior(prior)
     history = {}
     for row in done:
         history.setdefault(row["index"], []).append(attempt_of(row))
@@ -217,8 +232,22 @@ def run_search(folder: Path, args, optim: OptimConfig, search: SearchConfig) -> 
         on_attempts=on_attempts,
         history=history,
         config=search,
+        runner=runner,
     )
     return saved_run(header, spec.name, grid, earlier_wall + time.perf_counter() - t0, rows, results, log)
+
+
+def from_prior(prior: torch.Tensor):
+    """compress_batch with every fresh start (a request without init vectors) begun from `prior`
+    instead of the seeded random init, still under the fresh settings (fresh lr, windows)."""
+
+    def run(lm, ids, K, protocol, seeds, optim, init=None, fresh=None, **extra):
+        starts = init if init is not None else [None] * len(ids)
+        fresh = fresh if fresh is not None else [start is None for start in starts]
+        starts = [prior.clone() if start is None else start for start in starts]
+        return compress_batch(lm, ids, K, protocol, seeds, optim, init=starts, fresh=fresh, **extra)
+
+    return run
 
 
 def saved_run(header: str, model: str, grid: list[int], wall_s: float, rows, results, log) -> dict:
@@ -252,11 +281,13 @@ def run_header(folder: Path, args, model: str, n_texts: int, optim, search, devi
     """The first line of a progress file: every setting of the run, so a resume with other
     settings is refused."""
     values = {k: v for k, v in optim.as_dict().items() if k != "preset"}
+    priors = getattr(args, "prior", None)  # the header stays as it was for runs without one
+    prior = f", fresh starts from the prior of {', '.join(map(str, priors))}" if priors else ""
     return (
         f"{folder}: model {model}, {n_texts} texts, K=1, paper protocol, {schedule(args, sorted(set(args.lengths)))}, "
         f"preset {optim.preset} "
         f"{values}, search {search.as_dict()}, batch {args.batch_size}, device {device}, "
-        f"torch threads {threads}"
+        f"torch threads {threads}{prior}"
     )
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from common import prior_vectors
 from memcap.core.engine import OptimConfig, compress_batch
 from memcap.core.models import load_model, load_registry, resolve_model
 from memcap.io import read_jsonl
@@ -35,25 +36,6 @@ from memcap.stages.batching import derive_seed
 ROOT = Path(__file__).resolve().parents[1]
 TUNING = ["benchmarks/reference", "benchmarks/validation", "benchmarks/validation2", "benchmarks/validation3"]
 INITS = ("random", "prior", "prior-scaled")
-
-
-def prior_vectors(progress_files: list[Path], L: int, texts: list[dict]) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """The mean of the lossless L-token vectors in saved search runs (fast.py progress files),
-    that mean rescaled to their mean norm, and how many were averaged. Refuses runs on `texts`."""
-    ids = {row["id"] for row in texts}
-    vectors = []
-    for path in progress_files:
-        folder_texts = read_jsonl(path.parent / "texts.jsonl")
-        shared = sorted(ids & {row["id"] for row in folder_texts})
-        if shared:
-            names = ", ".join(shared)
-            raise SystemExit(f"{path} is a run on {names}, which this run measures: a prior comes from other texts")
-        vectors += [torch.tensor(r["vectors"]) for r in read_jsonl(path)[1:] if r["L"] == L and r["lossless"]]
-    if not vectors:
-        raise SystemExit(f"no lossless L={L} vectors in {', '.join(map(str, progress_files))}")
-    stacked = torch.stack(vectors)  # (n, K, d)
-    mean = stacked.mean(0)
-    return mean, mean * (stacked.norm(dim=-1).mean() / mean.norm(dim=-1)), len(vectors)
 
 
 def main() -> None:

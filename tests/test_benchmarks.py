@@ -493,7 +493,7 @@ def test_first_length_prior_is_the_mean_of_other_texts_lossless_vectors(tmp_path
     """benchmarks/first_length.py's prior: the lossless L-token vectors of saved runs averaged (and
     rescaled to their mean norm); a run on a text it measures is refused."""
     monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
-    import first_length
+    import common
     from memcap.io import write_jsonl
 
     run = tmp_path / "other"
@@ -506,11 +506,11 @@ def test_first_length_prior_is_the_mean_of_other_texts_lossless_vectors(tmp_path
         {"index": 1, "L": 12, "lossless": True, "vectors": [[9.0, 9.0]]},  # another length
     ]
     write_jsonl([{"header": "h"}, *rows], run / "F.json.progress.jsonl")
-    mean, scaled, n = first_length.prior_vectors([run / "F.json.progress.jsonl"], 8, [{"id": "c"}])
+    mean, scaled, n = common.prior_vectors([run / "F.json.progress.jsonl"], 8, [{"id": "c"}])
     assert n == 2 and mean.tolist() == [[0.5, 1.5]]
     assert scaled.norm().item() == pytest.approx(2.0) and scaled[0, 1] / scaled[0, 0] == pytest.approx(3.0)
     with pytest.raises(SystemExit, match="is a run on b, which this run measures"):
-        first_length.prior_vectors([run / "F.json.progress.jsonl"], 8, [{"id": "b"}])
+        common.prior_vectors([run / "F.json.progress.jsonl"], 8, [{"id": "b"}])
 
 
 def test_first_length_prints_each_start_and_rate(tmp_path):
@@ -524,3 +524,32 @@ def test_first_length_prints_each_start_and_rate(tmp_path):
     line = [json.loads(x) for x in out.splitlines() if x.startswith("{")]
     assert [(x["init"], x["lr"], x["passed"][-2:], len(x["steps"])) for x in line] == [("random", 0.1, "/2", 2)]
     assert all(0 < s <= 3 for s in line[0]["steps"])
+
+
+def test_fast_prior_starts_each_fresh_attempt_from_it_under_the_fresh_settings(monkeypatch):
+    """fast.py --prior: a request without init vectors starts from the prior (fresh settings
+    still), one with init keeps its own; the prior's files are named in the progress header."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import torch
+
+    import fast
+    from memcap.core.engine import OptimConfig
+    from memcap.core.models import load_model, load_registry, resolve_model
+
+    lm = load_model(resolve_model("tiny-llama", load_registry(REPO / "config/models.yaml")), "cpu")
+    prior, warm = torch.full((1, lm.mem_dim), 0.02), torch.full((1, lm.mem_dim), -0.03)
+    # a learning rate too small to move the vectors far from where they started (a random init
+    # is far from both); fresh_max_steps 1 against max_steps 2 tells which settings each took
+    optim = OptimConfig(lr=1e-7, max_steps=2, patience=2, fresh_max_steps=1)
+    ids = [list(range(5, 13)), list(range(7, 15))]
+    out = fast.from_prior(prior)(lm, ids, 1, "paper", [1, 2], optim, init=[None, warm])
+    assert torch.allclose(out[0].vectors, prior, atol=1e-5) and torch.allclose(out[1].vectors, warm, atol=1e-5)
+    assert (out[0].steps, out[1].steps) == (1, 2)
+    out = fast.from_prior(prior)(lm, ids[:1], 1, "paper", [1], optim, init=[warm], fresh=[True])  # a fresh line
+    assert out[0].steps == 1 and torch.allclose(out[0].vectors, warm, atol=1e-5)
+    args = fast.parse_args(["--prior", "benchmarks/validation/tune-F.json.progress.jsonl"])
+    optim, search = fast.settings(args)
+    header = fast.run_header(Path("x"), args, "m", 6, optim, search, "cpu", 1)
+    assert header.endswith(", fresh starts from the prior of benchmarks/validation/tune-F.json.progress.jsonl")
+    plain = fast.parse_args([])
+    assert "prior" not in fast.run_header(Path("x"), plain, "m", 6, optim, search, "cpu", 1)
