@@ -16,7 +16,7 @@ Runs memcap's capacity search (memcap.core.search) with CLAIMED's settings
 (memcap.core.search.CLAIMED), or with the preset, optimiser keys and search flags given, on the
 texts of each folder: by default the tuning texts (benchmarks/reference/, and
 benchmarks/validation/ and validation2/ since each judged an earlier claim) and the validation
-sets (benchmarks/validation3/, which judged F, and benchmarks/validation4/, which judges H),
+sets (benchmarks/validation3/, which judged F, and benchmarks/validation4/, which judged H),
 each chosen by the rule in docs/benchmarks.md. Settings are chosen on the tuning texts; a claim
 is made on the validation texts only, and each set's line says which it is. Each folder's
 reference (benchmarks/reference.py: the paper's optimiser, 5000 steps, every (text, length)
@@ -68,7 +68,7 @@ SETS = {
     "tuning since D2's judgement": HERE.parent / "validation",
     "tuning since E's judgement": HERE.parent / "validation2",
     "validation (it judged F; tuning for later candidates)": HERE.parent / "validation3",
-    "validation (judges H, registered 2026-12-05 15:20 UTC)": HERE.parent / "validation4",
+    "validation (it judged H; tuning for later candidates)": HERE.parent / "validation4",
 }
 # Published by mrsndmn/compression_horizon (SmolLM2-1.7B, growth-schedule ablation): steps per token.
 PEER = "peer (compression_horizon, SmolLM2-1.7B): 26 steps/token one token per stage, 14 geometric + bisection"
