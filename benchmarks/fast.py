@@ -7,10 +7,14 @@
     python benchmarks/fast.py --compare fast.json  # later: the saved results against the references as they are then
     python benchmarks/fast.py --compare fast.json --max-steps 150 ...  # while it runs: so far (give its flags)
     python benchmarks/fast.py --folder DIR --prior OTHER/run.json.progress.jsonl   # fresh starts from a prior
+    python benchmarks/fast.py --save new.json --prior-redo ... --fork old.json      # reuse old's attempts
 
 With --save, every attempt is also kept in <folder>/<NAME>.progress.jsonl as it ends (its
 vectors too), and a run started again with the same settings replays those attempts instead of
 recomputing them: a search of an hour or more survives a stop. Other settings are refused.
+--fork OLD starts a new --save from OLD's progress file in the same folder, a run of the same
+settings but for the search's (and --prior-redo): per text, its attempts are replayed as far as
+this search makes the same ones, and the rest is run.
 
 Runs memcap's capacity search (memcap.core.search) with CLAIMED's settings
 (memcap.core.search.CLAIMED), or with the preset, optimiser keys and search flags given, on the
@@ -41,6 +45,7 @@ import argparse
 import bisect
 import dataclasses
 import json
+import re
 import statistics
 import sys
 import time
@@ -53,7 +58,7 @@ from common import prior_vectors
 from memcap.analysis.capacity_stats import bootstrap_mean_ci
 from memcap.analysis.paper_budget import text_capacities
 from memcap.cli import search_args, search_flags
-from memcap.core.engine import PRESETS, OptimConfig, compress_batch
+from memcap.core.engine import PRESETS, OptimConfig
 from memcap.core.models import load_model, load_registry, resolve_model
 from memcap.core.search import CLAIMED, Attempt, Search, SearchConfig, search_capacity
 from memcap.io import read_jsonl, write_jsonl
@@ -147,6 +152,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "begins from the mean of their lossless first-length vectors instead of the seeded random init "
         "(benchmarks/first_length.py measures it); a run on a text of --folder's is refused",
     )
+    parser.add_argument(
+        "--prior-redo",
+        action="store_true",
+        help="with --prior: a text about to end at 0 or at the first length it passed from the prior redoes that "
+        "length once from the seeded random init (fresh settings) and goes on warm from there",
+    )
+    parser.add_argument(
+        "--fork",
+        metavar="NAME",
+        help="with --save (a new one): begin from <folder>/NAME.progress.jsonl, a run whose header differs from "
+        "this one's only in its search settings: each text's attempts are taken as far as this search makes the "
+        "same ones",
+    )
     parser.add_argument("--batch-size", type=int, default=16, help="texts per batch (default %(default)s)")
     parser.add_argument("--device", default="cpu", help="default %(default)s (the reference ran on the CPU)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default %(default)s, as the reference)")
@@ -164,6 +182,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         )
     if args.checks_on_grid and args.stage is None:
         parser.error("--checks-on-grid goes with --stage (a grid search's checks are on its grid already)")
+    if args.prior_redo and not args.prior:
+        parser.error("--prior-redo redoes a start from the prior: give --prior too")
+    if args.fork and not args.save:
+        parser.error("--fork begins a --save NAME from another run: give --save too")
     return args
 
 
@@ -188,6 +210,9 @@ def run_search(folder: Path, args, optim: OptimConfig, search: SearchConfig) -> 
     ids = [lm.tokenize(row["text"]) for row in rows]
     header = run_header(folder, args, spec.name, len(rows), optim, search, lm.device, torch.get_num_threads())
     progress_file = progress_of(folder, args.save) if args.save else None
+    prior = prior_vectors(args.prior, grid[0], rows)[0] if args.prior else None
+    if args.fork and not progress_file.is_file():
+        fork(progress_of(folder, args.fork), progress_file, header, ids, args, grid, search, prior)
     done, earlier_wall = read_progress(progress_file, header, len(rows))
     log = list(done)  # every attempt in the order made: the replayed ones, then this run's
 
@@ -211,10 +236,6 @@ def run_search(folder: Path, args, optim: OptimConfig, search: SearchConfig) -> 
         if progress_file is not None:  # whole batches, rewritten atomically: a stop loses at most one
             write_jsonl([{"header": header}, *log], progress_file)
 
-    runner = compress_batch
-    if args.prior:
-        prior = prior_vectors(args.prior, grid[0], rows)[0]
-        runner = from_prior(prior)
     history = {}
     for row in done:
         history.setdefault(row["index"], []).append(attempt_of(row))
@@ -232,22 +253,35 @@ def run_search(folder: Path, args, optim: OptimConfig, search: SearchConfig) -> 
         on_attempts=on_attempts,
         history=history,
         config=search,
-        runner=runner,
+        prior=prior,
+        prior_redo=args.prior_redo,
     )
     return saved_run(header, spec.name, grid, earlier_wall + time.perf_counter() - t0, rows, results, log)
 
 
-def from_prior(prior: torch.Tensor):
-    """compress_batch with every fresh start (a request without init vectors) begun from `prior`
-    instead of the seeded random init, still under the fresh settings (fresh lr, windows)."""
-
-    def run(lm, ids, K, protocol, seeds, optim, init=None, fresh=None, **extra):
-        starts = init if init is not None else [None] * len(ids)
-        fresh = fresh if fresh is not None else [start is None for start in starts]
-        starts = [prior.clone() if start is None else start for start in starts]
-        return compress_batch(lm, ids, K, protocol, seeds, optim, init=starts, fresh=fresh, **extra)
-
-    return run
+def fork(old: Path, new: Path, header: str, ids, args, grid, search: SearchConfig, prior) -> None:
+    """Write `new` (this run's progress file) from `old`'s attempts: per text, the head this
+    search makes the same (Search.adopt), under this run's header. `old` must be a run of the
+    same settings but for the search's, so that the same request gives the same outcome."""
+    if not old.is_file():
+        raise SystemExit(f"--fork: {old} does not exist")
+    first, *rows = read_jsonl(old)
+    unsearched = re.compile(r", search \{[^}]*\}|, redone once .*$")
+    if unsearched.sub("", first.get("header", "")) != unsearched.sub("", header):
+        raise SystemExit(
+            f"--fork: {old} is a run of other settings than the search's:\n  {first.get('header')}\nnot\n  {header}"
+        )
+    replay = Search(
+        [len(t) for t in ids], 1, "paper", **lengths(args, grid), config=search, prior=prior, prior_redo=args.prior_redo
+    )
+    by_text = defaultdict(list)
+    for row in rows:
+        by_text[row["index"]].append(row)
+    taken = {i: replay.adopt(i, [attempt_of(r) for r in text]) for i, text in by_text.items()}
+    for i, text in sorted(by_text.items()):
+        print(f"{new.parent.name}: text {i}: {taken[i]} of {len(text)} attempts taken from {old.name}", file=sys.stderr)
+    kept = {id(row) for i, text in by_text.items() for row in text[: taken[i]]}
+    write_jsonl([{"header": header}, *(row for row in rows if id(row) in kept)], new)  # in the order made
 
 
 def saved_run(header: str, model: str, grid: list[int], wall_s: float, rows, results, log) -> dict:
@@ -283,6 +317,8 @@ def run_header(folder: Path, args, model: str, n_texts: int, optim, search, devi
     values = {k: v for k, v in optim.as_dict().items() if k != "preset"}
     priors = getattr(args, "prior", None)  # the header stays as it was for runs without one
     prior = f", fresh starts from the prior of {', '.join(map(str, priors))}" if priors else ""
+    if getattr(args, "prior_redo", False):
+        prior += ", redone once from the random init where a text would end at its prior-born first length"
     return (
         f"{folder}: model {model}, {n_texts} texts, K=1, paper protocol, {schedule(args, sorted(set(args.lengths)))}, "
         f"preset {optim.preset} "
@@ -316,7 +352,17 @@ def so_far(folder: Path, args) -> dict:
     history = defaultdict(list)
     for row in done:
         history[row["index"]].append(attempt_of(row))
-    replayed = Search([10**9] * len(rows), 1, "paper", **lengths(args, grid), config=search, history=history)
+    prior = prior_vectors(args.prior, grid[0], rows)[0] if args.prior else None  # a replay compares starts only
+    replayed = Search(
+        [10**9] * len(rows),
+        1,
+        "paper",
+        **lengths(args, grid),
+        config=search,
+        history=history,
+        prior=prior,
+        prior_redo=args.prior_redo,
+    )
     return saved_run(header, model, grid, wall, rows, replayed.results, done)
 
 

@@ -214,6 +214,30 @@ def test_reference_brackets_each_text_and_resumes_without_recomputing(tmp_path):
         timeout=600,
     )
     assert other.returncode != 0 and "holds attempts of other settings" in other.stderr, other.stderr[-2000:]
+    # --fork: a run of other search settings begins from s.json's attempts, as far as it makes the same ones
+    forked = subprocess.run(
+        [sys.executable, *fast_args, "--max-steps", "100", "--save", "f.json", "--fork", "s.json", "--fails", "1"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert forked.returncode == 0 and "attempts taken from s.json.progress.jsonl" in forked.stderr, forked.stderr
+    taken = [int(n) for n in re.findall(r"text \d+: (\d+) of \d+ attempts taken", forked.stderr)]
+    assert len(taken) == 2 and min(taken) >= 1, forked.stderr  # every first attempt is the same request
+    head = json.loads((tmp_path / "f.json").read_text())["texts"]
+    for text, old, n in zip(head, whole["texts"], taken, strict=True):
+        assert [(a["L"], a["steps"]) for a in text["attempts"][:n]] == [
+            (a["L"], a["steps"]) for a in old["attempts"][:n]
+        ]
+    unlike = subprocess.run(  # the optimiser's settings must be the same: a request alike is not enough
+        [sys.executable, *fast_args, "--max-steps", "50", "--save", "g.json", "--fork", "s.json"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert unlike.returncode != 0 and "is a run of other settings than the search's" in unlike.stderr, unlike.stderr
 
     # a growth schedule (x2 from the grid's first length, then bisection) is read against the grid
     grown = bench(*fast_args, "--max-steps", "100", "--growth", "2")
@@ -526,30 +550,23 @@ def test_first_length_prints_each_start_and_rate(tmp_path):
     assert all(0 < s <= 3 for s in line[0]["steps"])
 
 
-def test_fast_prior_starts_each_fresh_attempt_from_it_under_the_fresh_settings(monkeypatch):
-    """fast.py --prior: a request without init vectors starts from the prior (fresh settings
-    still), one with init keeps its own; the prior's files are named in the progress header."""
+def test_fast_prior_and_its_redo_are_named_in_the_progress_header(monkeypatch, capsys):
+    """fast.py --prior (fresh starts from it: memcap.core.search, tested in test_search.py) and
+    --prior-redo are named in the progress header, so a resume of other settings is refused;
+    --prior-redo needs --prior, and --fork needs --save."""
     monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
-    import torch
-
     import fast
-    from memcap.core.engine import OptimConfig
-    from memcap.core.models import load_model, load_registry, resolve_model
 
-    lm = load_model(resolve_model("tiny-llama", load_registry(REPO / "config/models.yaml")), "cpu")
-    prior, warm = torch.full((1, lm.mem_dim), 0.02), torch.full((1, lm.mem_dim), -0.03)
-    # a learning rate too small to move the vectors far from where they started (a random init
-    # is far from both); fresh_max_steps 1 against max_steps 2 tells which settings each took
-    optim = OptimConfig(lr=1e-7, max_steps=2, patience=2, fresh_max_steps=1)
-    ids = [list(range(5, 13)), list(range(7, 15))]
-    out = fast.from_prior(prior)(lm, ids, 1, "paper", [1, 2], optim, init=[None, warm])
-    assert torch.allclose(out[0].vectors, prior, atol=1e-5) and torch.allclose(out[1].vectors, warm, atol=1e-5)
-    assert (out[0].steps, out[1].steps) == (1, 2)
-    out = fast.from_prior(prior)(lm, ids[:1], 1, "paper", [1], optim, init=[warm], fresh=[True])  # a fresh line
-    assert out[0].steps == 1 and torch.allclose(out[0].vectors, warm, atol=1e-5)
-    args = fast.parse_args(["--prior", "benchmarks/validation/tune-F.json.progress.jsonl"])
+    prior = ["--prior", "benchmarks/validation/tune-F.json.progress.jsonl"]
+    args = fast.parse_args(prior)
     optim, search = fast.settings(args)
     header = fast.run_header(Path("x"), args, "m", 6, optim, search, "cpu", 1)
     assert header.endswith(", fresh starts from the prior of benchmarks/validation/tune-F.json.progress.jsonl")
+    redo = fast.run_header(Path("x"), fast.parse_args([*prior, "--prior-redo"]), "m", 6, optim, search, "cpu", 1)
+    assert redo.startswith(header) and redo.endswith("where a text would end at its prior-born first length")
     plain = fast.parse_args([])
     assert "prior" not in fast.run_header(Path("x"), plain, "m", 6, optim, search, "cpu", 1)
+    for bad, says in ((["--prior-redo"], "give --prior too"), (["--fork", "old.json"], "give --save too")):
+        with pytest.raises(SystemExit):
+            fast.parse_args(bad)
+        assert says in capsys.readouterr().err

@@ -740,3 +740,76 @@ def test_mixed_restarts_on_a_real_model_leave_frozen_warm_lines():
     (checked,) = search_capacity(lm, texts, 4, "paper", [1], OPTIM, restart_mix=0.5, **args)
     restarts = [(a.L, a.warm_start, a.mix, a.lossless) for a in checked.attempts if a.retry == 1]
     assert restarts[0] == (8, 4, 0.5, True) and checked.capacity >= 8
+
+
+def test_a_prior_starts_each_fresh_attempt_under_the_fresh_settings():
+    """search_capacity(prior=...): a fresh start begins from the prior (not the seeded random
+    init) and keeps the fresh settings; warm attempts start from their prefix's vectors."""
+    lm = tiny()
+    texts = lee_ids(lm, n=1)
+    prior = torch.full((4, lm.mem_dim), 0.02)
+    seen = []
+
+    def watched(lm, ids, K, protocol, seeds, optim, init=None, fresh=None, **kw):  # real runs
+        seen.extend(
+            zip([None if v is None else v.clone() for v in init], fresh or [v is None for v in init], strict=True)
+        )
+        return compress_batch(lm, ids, K, protocol, seeds, optim, init=init, fresh=fresh, **kw)
+
+    (r,) = search_capacity(lm, texts, 4, "paper", [1], OPTIM, lengths_grid=GRID[:2], runner=watched, prior=prior)
+    (first, first_fresh), (second, second_fresh) = seen[0], seen[1]
+    assert torch.equal(first, prior) and first_fresh, "the first attempt is the prior, with the fresh settings"
+    assert r.attempts[0].lossless and r.attempts[0].warm_start is None
+    assert torch.equal(second, r.attempts[0].vectors) and not second_fresh, "the next warm-starts from the pass"
+
+
+def test_prior_redo_restarts_a_text_stuck_at_its_prior_born_first_length_from_the_random_init():
+    """On a tiny model: warm lines from the prior's first-length vectors are frozen (lr 1e-9, real
+    runs), so without prior_redo the text ends at 4 tokens; with it, the text redoes 4 from the
+    random init (retry REDO) and its warm line from there passes 8. Replaying the attempts
+    gives the same search; adopt() takes the head of the plain run that the redo search shares."""
+    from memcap.core.search import REDO, Search
+
+    lm = tiny()
+    texts = lee_ids(lm, n=1)
+    prior = 0.5 * torch.randn(4, lm.mem_dim, generator=torch.Generator().manual_seed(3)) * lm.embedding_std()
+    born = []  # vectors that came out of an attempt started from the prior
+
+    def frozen_from_prior(lm, ids, K, protocol, seeds, optim, init=None, fresh=None, **kw):
+        from_prior = init[0] is not None and torch.equal(init[0], prior)
+        stuck = init[0] is not None and any(torch.equal(init[0], v) for v in born)
+        run = dataclasses.replace(optim, lr=1e-9, max_steps=2, patience=2) if stuck else optim
+        out = compress_batch(lm, ids, K, protocol, seeds, run, init=init, fresh=fresh, **kw)
+        if from_prior or stuck:
+            born.append(out[0].vectors)
+        return out
+
+    args = dict(lengths_grid=GRID[:2], runner=frozen_from_prior, fails=2, prior=prior)
+    (plain,) = search_capacity(lm, texts, 4, "paper", [1], OPTIM, **args)
+    assert [(a.L, a.lossless) for a in plain.attempts] == [(4, True), (8, False)]
+    assert plain.capacity == 4
+    (redone,) = search_capacity(lm, texts, 4, "paper", [1], OPTIM, prior_redo=True, **args)
+    assert [(a.L, a.retry, a.warm_start, a.lossless) for a in redone.attempts] == [
+        (4, 0, None, True),
+        (8, 0, 4, False),
+        (4, REDO, None, True),
+        (8, 0, 4, True),
+    ]
+    assert redone.capacity == 8 and redone.stop_reason == "grid_end"
+    again = Search(
+        [len(texts[0])],
+        4,
+        "paper",
+        lengths_grid=GRID[:2],
+        config=SearchConfig(fails=2),
+        prior=prior,
+        prior_redo=True,
+        history={0: redone.attempts},
+    )
+    assert again.done and again.results[0].capacity == 8
+    fork = Search(
+        [len(texts[0])], 4, "paper", lengths_grid=GRID[:2], config=SearchConfig(fails=2), prior=prior, prior_redo=True
+    )
+    assert fork.adopt(0, plain.attempts) == 2 and fork.states[0].request().retry == REDO
+    with pytest.raises(ValueError, match="needs a prior and lengths_grid"):
+        Search([40], 4, "paper", lengths_grid=GRID, prior_redo=True)

@@ -24,7 +24,10 @@ its first failure ends it; with SearchConfig.fresh_check_below, a text that woul
 that many tokens first tries the next `fails` lengths from fresh starts, and goes on warm
 from one that passes; with SearchConfig.restart_mix, each such restart after the first
 lossless length starts from the last lossless vectors mixed with the random init, at the warm
-settings). Grid lengths are all tried in order, so there is nothing on the grid to bisect;
+settings; with a `prior`, every fresh start begins from those vectors instead of the seeded
+random init, and with `prior_redo` a text about to end at the first length it passed from the
+prior, or at 0, first redoes that length once from the random init and goes on warm from
+there). Grid lengths are all tried in order, so there is nothing on the grid to bisect;
 with `resolution` set, it then bisects off the grid between the last lossless and the failing
 length. With growth instead (`start` times `growth`), the first
 failure ends growth and it bisects between the last lossless and the failing length,
@@ -162,6 +165,9 @@ CLAIMED = {
 }
 
 
+REDO = 2  # Attempt.retry of prior_redo's restart from the random init (and of its continuations)
+
+
 @dataclass
 class Attempt:
     """One compression of a text at length L."""
@@ -174,7 +180,7 @@ class Attempt:
     outcome: Outcome | None = field(repr=False, default=None)  # None when replayed from records
     vectors: torch.Tensor | None = field(repr=False, default=None)  # final (K, d); later warm starts
     oom: bool = False  # out of memory even alone: the text's search ends there
-    retry: int = 0  # 1: the fresh restart at this L after a warm-started attempt got stuck there
+    retry: int = 0  # 1: the fresh restart at this L after a warm-started attempt got stuck there; REDO: prior_redo's
     stop_reason: str = ""  # the engine's: converged, patience, max_steps, nan (oom: "")
     extension: int = 0  # n > 0: the n-th continuation of the attempt at (L, retry) (SearchConfig.budget)
     score: int = 0  # the count lossless is judged on: max_correct (protocol paper) or correct (strict)
@@ -230,6 +236,8 @@ class _Plan:
     fresh_check_below: int | None = None  # a text ending below this gets fresh checks above it
     check_grid: list[int] | None = None  # the lengths fresh checks go to (None: grid's)
     restart_mix: float | None = None  # restarts keep the prefix's vectors, mixed with this much random
+    prior: torch.Tensor | None = None  # fresh starts begin here instead of the seeded random init
+    prior_redo: bool = False  # a text about to end at its prior-born first length redoes it from random
 
 
 class _Text:
@@ -246,6 +254,9 @@ class _Text:
         self.stuck = False  # a warm line from lo never got past lo's count (plan.fresh_after_stuck)
         self.checks: list[int] = []  # grid lengths still to check from fresh starts (plan.fresh_check_below)
         self.checked = False  # its one fresh check has been started
+        self.redone = False  # its one redo from the random init (plan.prior_redo) has been started
+        self.since = 0  # attempts before this index belong to the line the redo replaced
+        self.redo_hi: int | None = None  # the failing length the text had before its redo
         self.next = plan.grid[0] if plan.grid else plan.start
         self._check_next()
 
@@ -295,13 +306,22 @@ class _Text:
             return self.extending.vectors
         return None if (self.retrying or self.stuck) and not self.mix else self.lo_vectors
 
+    @property
+    def redoing(self) -> bool:
+        """Whether the next attempt is the redo from the random init (plan.prior_redo)."""
+        return self.redone and len(self.result.attempts) == self.since
+
     def request(self) -> Request:
         """The next attempt, as a search asks its driver for it."""
         was = self.extending
         if was is not None:
             return Request(self.result.index, self.next, was.vectors, was.warm_start, was.retry, was.extension + 1)
+        if self.redoing:
+            return Request(self.result.index, self.next, None, None, REDO)
         init = self.init
         warm_start = self.lo if init is not None else None
+        if init is None and self.plan.prior is not None:
+            init = self.plan.prior.clone()  # still a fresh start: warm_start None takes the fresh settings
         return Request(self.result.index, self.next, init, warm_start, int(self.retrying), mix=self.mix)
 
     def _extends(self, attempt: Attempt) -> bool:
@@ -310,7 +330,7 @@ class _Text:
         line of attempts) and that line has budget left."""
         if self.plan.budget is None or attempt.stop_reason != "max_steps" or attempt.vectors is None:
             return False
-        line = [a for a in self.result.attempts if (a.L, a.retry) == (attempt.L, attempt.retry)]
+        line = [a for a in self.result.attempts[self.since :] if (a.L, a.retry) == (attempt.L, attempt.retry)]
         earlier = [a.score for a in line if a is not attempt]
         rose = not attempt.extension or attempt.score > max(earlier, default=-1)
         return rose and sum(a.steps for a in line) < self.plan.budget
@@ -319,7 +339,8 @@ class _Text:
         """Whether the warm-started line at L (from lo's vectors) never scored more than the
         lossless prefix it started from (causal: the prefix's tokens stay right, so it started
         there); its fresh retry, if any, does not change that."""
-        warm = [a for a in self.result.attempts if (a.L, a.retry, a.warm_start) == (L, 0, self.lo) and self.lo]
+        recent = self.result.attempts[self.since :]
+        warm = [a for a in recent if (a.L, a.retry, a.warm_start) == (L, 0, self.lo) and self.lo]
         return bool(warm) and max(a.score for a in warm) <= self.lo_score
 
     def _start_check(self) -> bool:
@@ -340,6 +361,22 @@ class _Text:
         self.retrying, self.next = True, self.checks[0]
         return True
 
+    def _start_redo(self) -> bool:
+        """With plan.prior_redo, a text about to end at 0 or at the first length it passed, when
+        that pass started from the prior, first redoes that length (the first grid length at 0)
+        once from the seeded random init, with the fresh settings; if that passes, its warm
+        search goes on from the new vectors. Seen on SmolLM2 (lee-0041): the prior's 8-token
+        vectors led nowhere (12, 16 and 24 failed), where the random init's went to 40."""
+        if not self.plan.prior_redo or self.redone or not self.plan.grid:
+            return False
+        first = next((a for a in self.result.attempts if a.lossless), None)  # its first pass
+        if first is not None and (self.lo != first.L or not first.fresh):
+            return False
+        self.redone, self.since, self.redo_hi = True, len(self.result.attempts), self.hi
+        self.failed, self.hi, self.stuck, self.checks = 0, None, False, []
+        self.next = self.lo or self.plan.grid[0]
+        return True
+
     def update(self, attempt: Attempt) -> None:
         self.result.attempts.append(attempt)
         self.retrying, self.extending = False, None
@@ -348,6 +385,9 @@ class _Text:
         if not attempt.lossless and self._extends(attempt):
             self.extending, self.next = attempt, attempt.L
             return
+        if attempt.retry == REDO and not attempt.lossless:  # the text keeps what it had
+            self.hi = self.redo_hi if self.redo_hi is not None else attempt.L
+            return self._finish("failed")
         if attempt.lossless:
             if attempt.vectors is None:
                 raise ValueError(f"lossless attempt at L={attempt.L} has no vectors to warm-start from")
@@ -360,6 +400,8 @@ class _Text:
                 self.retrying, self.next = True, self.checks[0]
                 return self._check_next()
             self.hi = attempt.L
+            if self._start_redo():
+                return self._check_next()
             return self._finish("failed")
         elif (
             attempt.warm_start is not None
@@ -391,7 +433,7 @@ class _Text:
         self.next = self._grow() if self.hi is None else self._bisect()
         if self.next is None:
             if self.hi is not None:
-                if self._start_check():
+                if self._start_check() or self._start_redo():
                     return self._check_next()
                 return self._finish("failed")
             if self.plan.grid:
@@ -457,6 +499,8 @@ class Search:
         config: SearchConfig | None = None,
         history: dict[int, list[Attempt]] | None = None,
         check_grid: list[int] | None = None,
+        prior: torch.Tensor | None = None,
+        prior_redo: bool = False,
     ):
         self.K, self.protocol = K, protocol
         self.config = config or SearchConfig()
@@ -470,6 +514,8 @@ class Search:
             raise ValueError(f"need start >= {first + 1} and growth > 1, got start={start}, growth={growth}")
         if resolution is not None and resolution < 1:
             raise ValueError(f"resolution must be >= 1 tokens, got {resolution}")
+        if prior_redo and (prior is None or grid is None):
+            raise ValueError("prior_redo redoes a start from the prior on a grid: it needs a prior and lengths_grid")
         plan = _Plan(
             grid,
             start,
@@ -484,20 +530,32 @@ class Search:
             self.config.fresh_check_below,
             sorted({int(L) for L in check_grid}) if check_grid else None,
             self.config.restart_mix,
+            prior,
+            prior_redo,
         )
         self.states = [_Text(i, n, plan) for i, n in enumerate(n_tokens)]
         for i, done in (history or {}).items():
             self._replay(i, done)
 
-    def _replay(self, i: int, attempts: list[Attempt]) -> None:
+    def adopt(self, i: int, attempts: list[Attempt]) -> int:
+        """Replay the longest head of `attempts` (another search's on text i, in the order made)
+        that this search would make as they are, and say how many that is: a search that differs
+        from another only in later decisions reuses its attempts. Only the requests are compared
+        (length, retry, continuation, start): the caller vouches for the same model, texts, seeds
+        and optimiser settings."""
+        return self._replay(i, attempts, partial=True)
+
+    def _replay(self, i: int, attempts: list[Attempt], partial: bool = False) -> int:
         state = self.states[i]
-        for attempt in attempts:
+        for n, attempt in enumerate(attempts):
             want = state.request() if not state.result.done else None
             expected = (want.L, want.retry, want.extension) if want else (None, 0, 0)
             made = (attempt.L, attempt.retry, attempt.extension)
             if made != expected or (
                 want is not None and (attempt.warm_start, attempt.mix) != (want.warm_start, want.mix)
             ):
+                if partial:
+                    return n
                 # same attempt, other start: name the starts (fresh_after_stuck differs)
                 was, now = (
                     (_start_name(attempt.warm_start, attempt.mix), _start_name(want.warm_start, want.mix))
@@ -509,6 +567,7 @@ class Search:
                     f"try next ({_attempt_name(*expected)}{now}); the records come from different search settings"
                 )
             state.update(attempt)
+        return len(attempts)
 
     @property
     def done(self) -> bool:
@@ -564,6 +623,8 @@ def search_capacity(
     history: dict[int, list[Attempt]] | None = None,
     config: SearchConfig | dict | None = None,
     check_grid: list[int] | None = None,
+    prior: torch.Tensor | None = None,
+    prior_redo: bool = False,
     **settings,
 ) -> list[SearchResult]:
     """Search every text's capacity; one SearchResult per text, in input order.
@@ -587,7 +648,11 @@ def search_capacity(
     starts from the last lossless vectors (fresh_after_stuck: from a fresh init after a warm
     line that never scored past its prefix). 1: at the first failure. check_grid: the lengths
     the fresh checks (config.fresh_check_below) go to, e.g. the paper's grid when
-    lengths_grid climbs a few tokens at a time (None: lengths_grid).
+    lengths_grid climbs a few tokens at a time (None: lengths_grid). prior: a (K, d) start for
+    every fresh start instead of the seeded random init, still with the fresh settings
+    (benchmarks/fast.py --prior: the mean of other texts' lossless vectors); prior_redo: a text
+    about to end at 0 or at the first length it passed from the prior redoes that length once
+    from the random init (Attempt.retry REDO) and goes on warm from there.
     """
     optim = optim or OptimConfig()
     config = SearchConfig.from_dict({**SearchConfig.from_dict(config).as_dict(), **settings})
@@ -599,13 +664,27 @@ def search_capacity(
     seed_of = seeds if callable(seeds) else (lambda i, L: seeds[i])
     lengths = [len(ids) for ids in texts_ids]
     search = Search(
-        lengths, K, protocol, lengths_grid, start, growth, resolution, max_length, config, history, check_grid
+        lengths,
+        K,
+        protocol,
+        lengths_grid,
+        start,
+        growth,
+        resolution,
+        max_length,
+        config,
+        history,
+        check_grid,
+        prior,
+        prior_redo,
     )
     while not search.done:
         for batch in search.round(batch_size):
             ids = [texts_ids[r.index][: r.L] for r in batch]
             seeds_b = [seed_of(r.index, r.L) for r in batch]
-            extra = {"fresh": [r.fresh for r in batch]} if any(r.extension for r in batch) else {}
+            # fresh settings go by the line's start, not by whether init is given (a continuation, a prior)
+            wrong = any(r.fresh != (r.init is None) for r in batch)
+            extra = {"fresh": [r.fresh for r in batch]} if wrong else {}
             if any(r.mix for r in batch):
                 extra["mix"] = [r.mix for r in batch]
             outcomes = runner(lm, ids, K, protocol, seeds_b, optim, init=[r.init for r in batch], **extra)
