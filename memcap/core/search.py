@@ -98,6 +98,16 @@ class SearchConfig:
             "its warm search goes on from there; once per text (none: never)",
         },
     )
+    retry_stuck: bool = field(
+        default=False,
+        metadata={
+            "optional": True,
+            "help": "a warm-started line that never scored past the lossless prefix it started from (its best count "
+            "no higher than the prefix's) is run once more at the same length from the seeded random init with the "
+            "fresh settings (the paper's start: a grid cell's seed), before the length counts as failed; neither a "
+            "prior nor restart_mix changes that start",
+        },
+    )
     restart_mix: float | None = field(
         default=None,
         metadata={
@@ -236,6 +246,7 @@ class _Plan:
     fresh_check_below: int | None = None  # a text ending below this gets fresh checks above it
     check_grid: list[int] | None = None  # the lengths fresh checks go to (None: grid's)
     restart_mix: float | None = None  # restarts keep the prefix's vectors, mixed with this much random
+    retry_stuck: bool = False  # a warm line stuck at its prefix's count is retried from the random init
     prior: torch.Tensor | None = None  # fresh starts begin here instead of the seeded random init
     prior_redo: bool = False  # a text about to end at its prior-born first length redoes it from random
 
@@ -257,6 +268,7 @@ class _Text:
         self.redone = False  # its one redo from the random init (plan.prior_redo) has been started
         self.since = 0  # attempts before this index belong to the line the redo replaced
         self.redo_hi: int | None = None  # the failing length the text had before its redo
+        self.plain = False  # the next attempt starts from the seeded random init, whatever prior or mix
         self.next = plan.grid[0] if plan.grid else plan.start
         self._check_next()
 
@@ -318,6 +330,8 @@ class _Text:
             return Request(self.result.index, self.next, was.vectors, was.warm_start, was.retry, was.extension + 1)
         if self.redoing:
             return Request(self.result.index, self.next, None, None, REDO)
+        if self.plain:  # plan.retry_stuck's retry
+            return Request(self.result.index, self.next, None, None, 1)
         init = self.init
         warm_start = self.lo if init is not None else None
         if init is None and self.plan.prior is not None:
@@ -379,7 +393,7 @@ class _Text:
 
     def update(self, attempt: Attempt) -> None:
         self.result.attempts.append(attempt)
-        self.retrying, self.extending = False, None
+        self.retrying, self.extending, self.plain = False, None, False
         if attempt.oom:
             return self._finish("oom")
         if not attempt.lossless and self._extends(attempt):
@@ -403,6 +417,18 @@ class _Text:
             if self._start_redo():
                 return self._check_next()
             return self._finish("failed")
+        elif (
+            self.plan.retry_stuck
+            and attempt.warm_start is not None
+            and not attempt.retry
+            and not attempt.mix
+            and self._stuck_at_prefix(attempt.L)
+        ):
+            # seen on SmolLM2 (lee-0041, lee-0045): a warm line from 8 tokens stayed at its
+            # prefix's count at 12 or 16, where the reference's fresh start at that length (the
+            # same seed) passed in 193 and 318 steps: vectors that cannot move are no start
+            self.retrying, self.plain, self.next = True, True, attempt.L
+            return
         elif (
             attempt.warm_start is not None
             and not attempt.retry
@@ -530,6 +556,7 @@ class Search:
             self.config.fresh_check_below,
             sorted({int(L) for L in check_grid}) if check_grid else None,
             self.config.restart_mix,
+            self.config.retry_stuck,
             prior,
             prior_redo,
         )
