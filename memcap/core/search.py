@@ -569,7 +569,8 @@ class Search:
         that this search would make as they are, and say how many that is: a search that differs
         from another only in later decisions reuses its attempts. Only the requests are compared
         (length, retry, continuation, start): the caller vouches for the same model, texts, seeds
-        and optimiser settings."""
+        and optimiser settings, and for the same `prior` (a fresh start from it and one from the
+        random init ask alike: warm_start None)."""
         return self._replay(i, attempts, partial=True)
 
     def _replay(self, i: int, attempts: list[Attempt], partial: bool = False) -> int:
