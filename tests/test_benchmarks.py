@@ -513,6 +513,72 @@ def test_restarts_finds_each_fresh_line_after_a_lossless_length_in_the_saved_run
     assert out.rstrip().endswith("17 fresh lines; F spent 11229 steps in them, passing 10"), out
 
 
+def test_last_token_finds_the_warm_lines_that_ended_one_token_short(tmp_path, monkeypatch):
+    """benchmarks/last_token.py: a warm line (a start and its continuations) counts when its last
+    attempt failed one token short; a fresh line, a passing one and one two short do not."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import last_token
+    from memcap.io import write_jsonl
+
+    write_jsonl([{"id": "a", "text": "x"}, {"id": "b", "text": "y"}], tmp_path / "texts.jsonl")
+    v = [[0.5, 0.5]]
+    rows = [
+        {
+            "index": 0,
+            "L": 8,
+            "warm_start": None,
+            "extension": 0,
+            "lossless": True,
+            "score": 7,
+            "steps": 40,
+            "vectors": v,
+        },
+        {
+            "index": 0,
+            "L": 12,
+            "warm_start": 8,
+            "extension": 0,
+            "lossless": False,
+            "score": 9,
+            "steps": 100,
+            "vectors": v,
+        },
+        {
+            "index": 0,
+            "L": 12,
+            "warm_start": 8,
+            "extension": 1,
+            "lossless": False,
+            "score": 10,
+            "steps": 100,
+            "vectors": v,
+        },
+        {
+            "index": 0,
+            "L": 16,
+            "warm_start": 8,
+            "extension": 0,
+            "lossless": False,
+            "score": 13,
+            "steps": 100,
+            "vectors": v,
+        },
+        {
+            "index": 1,
+            "L": 8,
+            "warm_start": None,
+            "extension": 0,
+            "lossless": False,
+            "score": 6,
+            "steps": 300,
+            "vectors": v,
+        },
+    ]
+    write_jsonl([{"header": "h"}, *rows], tmp_path / "run.json.progress.jsonl")
+    (line,) = last_token.short_lines([(str(tmp_path), "run")])
+    assert (line["id"], line["L"], line["steps"]) == ("a", 12, 200)
+
+
 def test_first_length_prior_is_the_mean_of_other_texts_lossless_vectors(tmp_path, monkeypatch):
     """benchmarks/first_length.py's prior: the lossless L-token vectors of saved runs averaged (and
     rescaled to their mean norm); a run on a text it measures is refused."""
