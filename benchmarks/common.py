@@ -1,6 +1,7 @@
-"""Shared pieces of the benchmarks: peak memory, the authors' per-text loop, and a prior init.
+"""Shared pieces of the benchmarks: peak memory, the authors' per-text loop, a prior init, and
+saved searches' lines of attempts.
 
-    from common import authors_compress, peak_mib, prior_vectors, reset_peak
+    from common import authors_compress, lines_of, peak_mib, prior_vectors, reset_peak
     best_accuracy, steps = authors_compress(model_dir, ids, OptimConfig(max_steps=300), device, None, seed=0)
 
 The authors' loop as they ran it (docs/method.md sections 1.5 and 6, item 7): batch 1, the model
@@ -144,3 +145,20 @@ def prior_vectors(progress_files: list[Path], L: int, texts: list[dict]) -> tupl
     stacked = torch.stack(vectors)  # (n, K, d)
     mean = stacked.mean(0)
     return mean, mean * (stacked.norm(dim=-1).mean() / mean.norm(dim=-1)), len(vectors)
+
+
+def lines_of(folder: Path, name: str) -> list[tuple[dict, list[dict]]]:
+    """A saved search's lines, in the order made: per text (its texts.jsonl row) each attempt
+    with its continuations (`extension` 1, 2, ...), from <folder>/<name>.json.progress.jsonl."""
+    rows = read_jsonl(folder / "texts.jsonl")
+    by_text: dict[int, list[dict]] = {}
+    for r in read_jsonl(folder / f"{name}.json.progress.jsonl")[1:]:
+        by_text.setdefault(r["index"], []).append(r)
+    lines = []
+    for i, attempts in sorted(by_text.items()):
+        for a in attempts:
+            if a["extension"] > 0 and lines and lines[-1][0] is rows[i]:
+                lines[-1][1].append(a)
+            else:
+                lines.append((rows[i], [a]))
+    return lines

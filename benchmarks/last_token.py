@@ -22,9 +22,9 @@ from pathlib import Path
 
 import torch
 
+from common import lines_of
 from memcap.core.engine import OptimConfig, compress_batch
 from memcap.core.models import load_model, load_registry, resolve_model
-from memcap.io import read_jsonl
 from memcap.records import lossless
 from memcap.stages.batching import derive_seed
 
@@ -43,34 +43,18 @@ def short_lines(runs=RUNS) -> list[dict]:
     its best count one below its scored tokens: the text, L, its last vectors and steps."""
     lines = []
     for folder, name in runs:
-        path = ROOT / folder / f"{name}.json.progress.jsonl"
-        if not path.is_file():
+        if not (ROOT / folder / f"{name}.json.progress.jsonl").is_file():
             continue
-        rows = read_jsonl(ROOT / folder / "texts.jsonl")
-        by_text: dict[int, list[dict]] = {}
-        for r in read_jsonl(path)[1:]:
-            by_text.setdefault(r["index"], []).append(r)
-        for i, attempts in sorted(by_text.items()):
-            k = 0
-            while k < len(attempts):
-                line = [attempts[k]]
-                while k + len(line) < len(attempts) and attempts[k + len(line)]["extension"] > 0:
-                    line.append(attempts[k + len(line)])
-                k += len(line)
-                last = line[-1]
-                scored = last["L"] - 1  # protocol paper scores every token after the first
-                warm = line[0]["warm_start"] is not None
-                if warm and not last["lossless"] and last["score"] == scored - 1 and last["vectors"]:
-                    lines.append(
-                        dict(
-                            run=f"{Path(folder).name}/{name}",
-                            id=rows[i]["id"],
-                            text=rows[i]["text"],
-                            L=last["L"],
-                            vectors=last["vectors"],
-                            steps=sum(a["steps"] for a in line),
-                        )
-                    )
+        for row, line in lines_of(ROOT / folder, name):
+            last = line[-1]
+            scored = last["L"] - 1  # protocol paper scores every token after the first
+            warm = line[0]["warm_start"] is not None
+            if warm and not last["lossless"] and last["score"] == scored - 1 and last["vectors"]:
+                steps = sum(a["steps"] for a in line)
+                run = f"{Path(folder).name}/{name}"
+                lines.append(
+                    dict(run=run, id=row["id"], text=row["text"], L=last["L"], vectors=last["vectors"], steps=steps)
+                )
     return lines
 
 

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import torch
 
+from common import lines_of
 from memcap.core.engine import OptimConfig, compress_batch
 from memcap.core.models import load_model, load_registry, resolve_model
-from memcap.io import read_jsonl
 from memcap.records import lossless
 from memcap.stages.batching import derive_seed
 
@@ -55,33 +55,27 @@ def fresh_lines(runs=RUNS) -> list[dict]:
     length L0 before it and its vectors, and whether and in how many steps F's line passed."""
     lines = []
     for folder, name in runs:
-        rows = read_jsonl(ROOT / folder / "texts.jsonl")
-        by_text: dict[int, list[dict]] = {}
-        for r in read_jsonl(ROOT / folder / f"{name}.json.progress.jsonl")[1:]:
-            by_text.setdefault(r["index"], []).append(r)
-        for i, attempts in sorted(by_text.items()):
-            last, k = None, 0  # (L0, vectors) of the latest lossless attempt
-            while k < len(attempts):
-                first, line = attempts[k], [attempts[k]]
-                while k + len(line) < len(attempts) and attempts[k + len(line)]["extension"] > 0:
-                    line.append(attempts[k + len(line)])
-                if first["warm_start"] is None and last is not None:
-                    lines.append(
-                        dict(
-                            folder=Path(folder).name,
-                            id=rows[i]["id"],
-                            text=rows[i]["text"],
-                            L=first["L"],
-                            L0=last[0],
-                            vectors=last[1],
-                            passed=any(a["lossless"] for a in line),
-                            steps=sum(a["steps"] for a in line),
-                        )
+        last = {}  # per text: (L0, vectors) of its latest lossless attempt
+        for row, line in lines_of(ROOT / folder, name):
+            first = line[0]
+            if first["warm_start"] is None and row["id"] in last:
+                L0, vectors = last[row["id"]]
+                passed, steps = any(a["lossless"] for a in line), sum(a["steps"] for a in line)
+                lines.append(
+                    dict(
+                        folder=Path(folder).name,
+                        id=row["id"],
+                        text=row["text"],
+                        L=first["L"],
+                        L0=L0,
+                        vectors=vectors,
+                        passed=passed,
+                        steps=steps,
                     )
-                for a in line:
-                    if a["lossless"]:
-                        last = (a["L"], a["vectors"])
-                k += len(line)
+                )
+            for a in line:
+                if a["lossless"]:
+                    last[row["id"]] = (a["L"], a["vectors"])
     return lines
 
 
