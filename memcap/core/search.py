@@ -268,7 +268,8 @@ class _Text:
         self.redone = False  # its one redo from the random init (plan.prior_redo) has been started
         self.since = 0  # attempts before this index belong to the line the redo replaced
         self.redo_hi: int | None = None  # the failing length the text had before its redo
-        self.plain = False  # the next attempt starts from the seeded random init, whatever prior or mix
+        self.from_random: int | None = None  # the retry of a next attempt from the seeded random init, whatever
+        # prior or mix (plan.retry_stuck's 1, plan.prior_redo's REDO); None: the usual start
         self.next = plan.grid[0] if plan.grid else plan.start
         self._check_next()
 
@@ -318,20 +319,13 @@ class _Text:
             return self.extending.vectors
         return None if (self.retrying or self.stuck) and not self.mix else self.lo_vectors
 
-    @property
-    def redoing(self) -> bool:
-        """Whether the next attempt is the redo from the random init (plan.prior_redo)."""
-        return self.redone and len(self.result.attempts) == self.since
-
     def request(self) -> Request:
         """The next attempt, as a search asks its driver for it."""
         was = self.extending
         if was is not None:
             return Request(self.result.index, self.next, was.vectors, was.warm_start, was.retry, was.extension + 1)
-        if self.redoing:
-            return Request(self.result.index, self.next, None, None, REDO)
-        if self.plain:  # plan.retry_stuck's retry
-            return Request(self.result.index, self.next, None, None, 1)
+        if self.from_random is not None:
+            return Request(self.result.index, self.next, None, None, self.from_random)
         init = self.init
         warm_start = self.lo if init is not None else None
         if init is None and self.plan.prior is not None:
@@ -386,14 +380,14 @@ class _Text:
         first = next((a for a in self.result.attempts if a.lossless), None)  # its first pass
         if first is not None and (self.lo != first.L or not first.fresh):
             return False
-        self.redone, self.since, self.redo_hi = True, len(self.result.attempts), self.hi
+        self.redone, self.since, self.redo_hi, self.from_random = True, len(self.result.attempts), self.hi, REDO
         self.failed, self.hi, self.stuck, self.checks = 0, None, False, []
         self.next = self.lo or self.plan.grid[0]
         return True
 
     def update(self, attempt: Attempt) -> None:
         self.result.attempts.append(attempt)
-        self.retrying, self.extending, self.plain = False, None, False
+        self.retrying, self.extending, self.from_random = False, None, None
         if attempt.oom:
             return self._finish("oom")
         if not attempt.lossless and self._extends(attempt):
@@ -427,7 +421,7 @@ class _Text:
             # seen on SmolLM2 (lee-0041, lee-0045): a warm line from 8 tokens stayed at its
             # prefix's count at 12 or 16, where the reference's fresh start at that length (the
             # same seed) passed in 193 and 318 steps: vectors that cannot move are no start
-            self.retrying, self.plain, self.next = True, True, attempt.L
+            self.retrying, self.from_random, self.next = True, 1, attempt.L
             return
         elif (
             attempt.warm_start is not None
