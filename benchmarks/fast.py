@@ -226,6 +226,7 @@ def run_search(folder: Path, args, optim: OptimConfig, search: SearchConfig) -> 
             start = "fresh" if a.warm_start is None else f"warm from {a.warm_start}"
             start += f" mixed with {a.mix:g} of a fresh init" if a.mix else ""
             more = f" extension {a.extension}" if a.extension else ""
+            more += f" at lr {a.lr:g} (last token)" if a.lr is not None else ""
             print(
                 f"[{wall:7.0f} s] {folder.name} {rows[r.index]['id']} L={a.L} {start}{more}: "
                 f"accuracy {accuracy:.3f} in {a.steps} steps ({a.stop_reason}){' -> done' if r.done else ''}",
@@ -396,7 +397,8 @@ def progress_row(index: int, a: Attempt, wall_s: float) -> dict:
     attempt may start from them) and what the summary prints."""
     return {
         "index": index,
-        **{k: getattr(a, k) for k in REPLAYED if k != "mix" or a.mix},  # runs before restart_mix stay as they were
+        # runs before restart_mix and last_token_lr stay as they were
+        **{k: getattr(a, k) for k in REPLAYED if k not in ("mix", "lr") or getattr(a, k)},
         "greedy_exact": a.outcome is not None and a.outcome.greedy_exact,
         "vectors": a.vectors.float().tolist() if a.vectors is not None else None,
         "wall_s": round(wall_s, 1),

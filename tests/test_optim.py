@@ -286,6 +286,27 @@ def test_fresh_lr_applies_to_fresh_starts_only_and_stays_out_of_paper_settings()
         OptimConfig(fresh_lr=0)
 
 
+def test_a_texts_own_lr_replaces_its_settings_lr_in_a_mixed_batch():
+    """compress_batch(lr=[...]): a text given its own learning rate (a search's last-token
+    window) runs as if the settings had that lr, beside a text that keeps the settings'; bad
+    entries are named."""
+    tiny_lm = tiny()
+    ids = [[5, 9, 13, 2, 7, 11]] * 2
+    optim = OptimConfig(lr=0.1, fresh_lr=0.05, max_steps=5, patience=5)
+    start = compress_batch(tiny_lm, ids[:1], 1, "paper", [3], optim)[0].vectors
+    own, kept = compress_batch(tiny_lm, ids, 1, "paper", [3, 3], optim, init=[start, start], lr=[0.01, None])
+    alone = compress_batch(tiny_lm, ids[:1], 1, "paper", [3], dataclasses.replace(optim, lr=0.01), init=[start])[0]
+    warm = compress_batch(tiny_lm, ids[:1], 1, "paper", [3], optim, init=[start])[0]
+
+    def close(a, b):  # a batch of two and a batch of one round apart
+        return torch.allclose(a.vectors, b.vectors, atol=1e-3)
+
+    assert close(own, alone) and close(kept, warm) and not close(own, kept)
+    for bad in ([0.01], [0.0, None], [True, None]):
+        with pytest.raises(ValueError, match="lr"):
+            compress_batch(tiny_lm, ids, 1, "paper", [3, 3], optim, init=[start, start], lr=bad)
+
+
 def test_fresh_max_steps_caps_fresh_starts_only_and_stays_out_of_paper_settings():
     """In one batch a fresh start runs to fresh_max_steps and a warm one stops at max_steps."""
     tiny_lm = tiny()

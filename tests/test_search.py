@@ -281,6 +281,7 @@ def test_workflow_passes_compress_mode_and_keeps_random_text_on_the_grid(tmp_pat
             "fresh_check_below": None,
             "restart_mix": None,
             "retry_stuck": False,
+            "last_token_lr": None,
         }
         for j in compress_jobs
     )
@@ -514,6 +515,7 @@ def _feed(search, outcomes, mixes: list | None = None):
                 retry=request.retry,
                 extension=request.extension,
                 mix=request.mix,
+                lr=request.lr,
             )
         )
     return asked
@@ -845,3 +847,48 @@ def test_a_warm_line_stuck_at_its_prefix_is_retried_at_its_length_from_the_rando
         [60], 4, "paper", lengths_grid=[8, 12, 16, 24], config=SearchConfig(fails=2, fresh_after_stuck=True)
     )
     assert _feed(without, outcomes[:2] + [(False, 9)]) == [(8, 0, None), (12, 0, 8), (16, 0, None)]
+
+
+def test_a_warm_line_one_token_short_gets_one_window_at_the_last_token_lr():
+    """SearchConfig.last_token_lr: the warm line at 16 ends 14 of 15 (one short), so it gets one
+    more window from its own vectors at that lr (extension 1, warm settings) and passes; at 24
+    (20 of 23) nothing more is tried; at 32 the window fails too and the text ends. A fresh
+    start one short (8: 6 of 7) gets no window. A replay asks for the same windows; records of a
+    run without them are another search's. Off by default, and out of the fingerprint there."""
+    from memcap.core.search import Attempt, Search
+
+    assert "last_token_lr" not in SearchConfig().as_dict() and SearchConfig(last_token_lr=0.03).changed() == {
+        "last_token_lr": 0.03
+    }
+    for bad in (0, -0.1, True, "fast"):
+        with pytest.raises(ValueError, match="last_token_lr must be a number > 0 or null"):
+            SearchConfig(last_token_lr=bad)
+    config = SearchConfig(fails=2, last_token_lr=0.03)
+
+    def search(history=None):
+        return Search([60], 4, "paper", lengths_grid=[8, 12, 16, 24, 32], config=config, history=history)
+
+    run, made = search(), []
+    outcomes = [(False, 6), (True, 11), (False, 14), (True, 15), (False, 20), (False, 30), (False, 30)]
+    for k, (ok, score) in enumerate(outcomes):
+        (request,) = run.round(1)[0]
+        if k == 3:  # the window: from the vectors its line ended with, warm settings, its own lr
+            assert torch.equal(request.init, made[-1].vectors) and not request.fresh
+        attempt = Attempt(request.L, request.warm_start, 1, ok, 50, vectors=torch.full((4, 8), float(k)), score=score)
+        attempt.retry, attempt.extension, attempt.lr = request.retry, request.extension, request.lr
+        made.append(attempt)
+        run.states[0].update(attempt)
+    assert [(a.L, a.warm_start, a.extension, a.lr) for a in made] == [
+        (8, None, 0, None),
+        (12, None, 0, None),
+        (16, 12, 0, None),
+        (16, 12, 1, 0.03),
+        (24, 16, 0, None),
+        (32, 16, 0, None),
+        (32, 16, 1, 0.03),
+    ]
+    assert run.done and run.results[0].capacity == 16
+    assert search(history={0: made}).results[0].capacity == 16  # a resumed job replays the windows
+    without = [dataclasses.replace(a, lr=None) for a in made]
+    with pytest.raises(ValueError, match="different search settings"):
+        search(history={0: without})

@@ -472,6 +472,7 @@ def compress_batch(
     init: list[torch.Tensor | None] | None = None,
     fresh: list[bool] | None = None,
     mix: list[float] | None = None,
+    lr: list[float | None] | None = None,
 ) -> list[Outcome]:
     """Optimise K vectors for each text of a batch; returns one Outcome per text.
 
@@ -482,6 +483,8 @@ def compress_batch(
     `fresh`, if given, says per text whether it takes the settings of a fresh start
     (optim.fresh_lr, fresh_max_steps, fresh_patience); by default the texts without an init
     do. A search continuing a fresh start from its own vectors passes True for it.
+    `lr`, if given, holds per text a learning rate that replaces the one its settings give
+    (None: keep it), e.g. a search's last-token window (SearchConfig.last_token_lr).
 
     A text stops at accuracy 1.0, after `patience` steps without a new best accuracy, or at
     `max_steps` (Stopping); it then leaves the batch, so its vectors and optimiser state stop
@@ -490,12 +493,12 @@ def compress_batch(
     """
     optim = optim or OptimConfig()
     first = first_scored(protocol)
-    _check_batch(texts, K, protocol, seeds, init, fresh, first, mix)
+    _check_batch(texts, K, protocol, seeds, init, fresh, first, mix, lr)
     batch = _Batch.of(lm, texts, first, optim)
     baseline = _baseline(batch)
     starts = init if init is not None else [None] * len(texts)
     fresh = fresh if fresh is not None else [start is None for start in starts]
-    vectors = _Vectors(lm, K, seeds, starts, optim, fresh, mix)
+    vectors = _Vectors(lm, K, seeds, starts, optim, fresh, mix, lr)
     states = [
         Stopping(n, optim.steps_for(not new), optim.patience_for(not new))
         for n, new in zip(batch.scored, fresh, strict=True)
@@ -509,7 +512,7 @@ def compress_batch(
     return _outcomes(batch, vectors.saved(), states, baseline)
 
 
-def _check_batch(texts, K, protocol, seeds, init, fresh, first, mix=None) -> None:
+def _check_batch(texts, K, protocol, seeds, init, fresh, first, mix=None, lr=None) -> None:
     if K < 1:
         raise ValueError(f"K (number of [mem] vectors) must be >= 1, got {K}")
     if len(seeds) != len(texts):
@@ -526,6 +529,12 @@ def _check_batch(texts, K, protocol, seeds, init, fresh, first, mix=None) -> Non
         ]
         if bad:
             raise ValueError(f"mix must be in [0, 1) and needs an init to mix into, got {bad}")
+    if lr is not None:
+        if len(lr) != len(texts):
+            raise ValueError("lr needs one entry (a learning rate > 0, or None) per text")
+        bad = [r for r in lr if r is not None and (isinstance(r, bool) or not isinstance(r, int | float) or r <= 0)]
+        if bad:
+            raise ValueError(f"lr must be a learning rate > 0 or None, got {bad}")
     too_short = [len(t) for t in texts if len(t) <= first]
     if too_short:
         raise ValueError(f"protocol {protocol!r} needs texts of at least {first + 1} token(s); got {too_short}")
@@ -584,7 +593,9 @@ class _Vectors:
     their (K, r) coefficients in a fixed basis P (d, r): the vectors are coefficients @ P.T, and
     a start x0 (random or warm) begins at its projection x0 @ P."""
 
-    def __init__(self, lm: LoadedModel, K: int, seeds, starts, optim: OptimConfig, fresh: list[bool], mix=None):
+    def __init__(
+        self, lm: LoadedModel, K: int, seeds, starts, optim: OptimConfig, fresh: list[bool], mix=None, lr=None
+    ):
         d = lm.mem_dim
         std = lm.embedding_std() * optim.init_scale
         for start in starts:
@@ -599,12 +610,14 @@ class _Vectors:
             if m:  # a restart that keeps part of its start (the prefix's vectors)
                 x0 = math.sqrt(1 - m * m) * x0 + m * init_vectors(K, d, std, seed).to(x0)
             self.params.append(torch.nn.Parameter(x0.clone() if self.basis is None else x0 @ self.basis))
-        if optim.fresh_lr is None:
+        lr = lr or [None] * len(self.params)
+        if optim.fresh_lr is None and all(r is None for r in lr):
             groups = self.params
-        else:  # a fresh init needs a gentler lr than a warm start (PRESETS)
+        else:  # a fresh init needs a gentler lr than a warm start (PRESETS); a text's own lr wins
+            fresh_lr = optim.fresh_lr if optim.fresh_lr is not None else optim.lr
             groups = [
-                {"params": [p], "lr": optim.fresh_lr if new else optim.lr}
-                for p, new in zip(self.params, fresh, strict=True)
+                {"params": [p], "lr": own if own is not None else fresh_lr if new else optim.lr}
+                for p, new, own in zip(self.params, fresh, lr, strict=True)
             ]
         self.opt = torch.optim.AdamW(
             groups,

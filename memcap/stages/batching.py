@@ -59,14 +59,17 @@ def compress_splitting(
     limit: OomLimit | None = None,
     fresh=None,
     mix=None,
+    lr=None,
 ):
     """compress_batch(), halving the batch on out-of-memory; a single text that still does not fit
-    comes back as None (recorded with status `oom`), and the others go on. `init`, `fresh` and
-    `mix` as compress_batch's."""
+    comes back as None (recorded with status `oom`), and the others go on. `init`, `fresh`,
+    `mix` and `lr` as compress_batch's."""
     tokens = len(texts) * (K + max(len(t) for t in texts))
     if len(texts) == 1 or limit is None or tokens < limit.tokens:
         try:
-            return compress_batch(lm, texts, K, protocol, seeds, optim, progress, init=init, fresh=fresh, mix=mix)
+            return compress_batch(
+                lm, texts, K, protocol, seeds, optim, progress, init=init, fresh=fresh, mix=mix, lr=lr
+            )
         except (torch.OutOfMemoryError, RuntimeError) as err:
             if not _is_oom(err):
                 raise
@@ -82,10 +85,22 @@ def compress_splitting(
     init = init if init is not None else [None] * len(texts)
     fresh = fresh if fresh is not None else [start is None for start in init]
     mix = mix if mix is not None else [0.0] * len(texts)
+    lr = lr if lr is not None else [None] * len(texts)
     return [
         outcome
         for part in (slice(None, half), slice(half, None))
         for outcome in compress_splitting(
-            lm, texts[part], K, protocol, seeds[part], optim, progress, init[part], limit, fresh[part], mix[part]
+            lm,
+            texts[part],
+            K,
+            protocol,
+            seeds[part],
+            optim,
+            progress,
+            init[part],
+            limit,
+            fresh[part],
+            mix[part],
+            lr[part],
         )
     ]

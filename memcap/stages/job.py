@@ -280,7 +280,7 @@ class JobContext:
         self.shared = _shared(self)
         return self.lm
 
-    def compress(self, ids, K: int, seeds, init=None, progress=None, fresh=None, mix=None):
+    def compress(self, ids, K: int, seeds, init=None, progress=None, fresh=None, mix=None, lr=None):
         """compress_batch() with this job's settings, halving batches on out-of-memory."""
         return compress_splitting(
             self.lm,
@@ -294,6 +294,7 @@ class JobContext:
             limit=self.limit,
             fresh=fresh,
             mix=mix,
+            lr=lr,
         )
 
 
@@ -355,6 +356,7 @@ def _search_group(ctx: JobContext, K: int, group: list[dict], lengths, recorded:
                 init=[r.init for r in batch],
                 fresh=[r.fresh for r in batch],
                 mix=[r.mix for r in batch],
+                lr=[r.lr for r in batch],
             )
             pairs = [search.update(r, o, seed) for r, o, seed in zip(batch, outcomes, seeds, strict=True)]
             _write_attempts(ctx, K, group, ids, pairs)
@@ -421,6 +423,7 @@ def _search_history(store: PartStore, recorded: list[dict], K: int, group: list[
                 stop_reason=r["stop_reason"],
                 extension=r.get("extension", 0),
                 mix=r.get("mix", 0.0),
+                lr=r.get("lr"),
                 score=(r["max_correct"] if protocol == "paper" else r["correct"]) or 0,
             )
         )
@@ -559,6 +562,7 @@ def _record(ctx: JobContext, row, ids, outcome: Outcome | None, cell: Cell, atte
         retry=0,
         extension=0,
         mix=0.0,
+        lr=None,
         capacity=None,
     )
     if outcome is None:
@@ -581,6 +585,7 @@ def _record(ctx: JobContext, row, ids, outcome: Outcome | None, cell: Cell, atte
             retry=a.retry,
             extension=a.extension,
             mix=a.mix,
+            lr=a.lr,
             capacity=res.capacity if res.done else None,
         )
 
