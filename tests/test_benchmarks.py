@@ -636,3 +636,35 @@ def test_fast_prior_and_its_redo_are_named_in_the_progress_header(monkeypatch, c
         with pytest.raises(SystemExit):
             fast.parse_args(bad)
         assert says in capsys.readouterr().err
+
+
+def test_same_start_groups_identical_random_starts_across_runs(tmp_path, monkeypatch):
+    """benchmarks/same_start.py: lines from the seeded random init with the same (text, L, seed,
+    settings) in two runs form a group; it counts whether they ended alike. A prior run's first
+    start (from the prior), a mixed restart and a warm line are not such lines."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import same_start
+    from memcap.io import write_jsonl
+
+    folder = tmp_path / "set"
+    write_jsonl([{"id": "a", "text": "x"}, {"id": "b", "text": "y"}], folder / "texts.jsonl")
+    header = "set: model m, preset fast {'lr': 0.3, 'fresh_lr': 0.01}, search {'fails': 2, 'budget': 5000}"
+
+    def row(index, L, passed, steps, warm=None, extension=0, retry=0, mix=0.0, vectors=((1.0, 0.0),)):
+        return dict(
+            index=index, L=L, warm_start=warm, seed=7 + index, extension=extension, retry=retry, mix=mix,
+            lossless=passed, score=L - 1 if passed else L - 3, steps=steps, vectors=[list(v) for v in vectors],
+        )  # fmt: skip
+
+    one = [row(0, 8, False, 300), row(0, 8, True, 50, extension=1), row(1, 8, True, 90), row(1, 12, False, 100, 8)]
+    other = [row(0, 8, True, 320, vectors=((0.0, 1.0),)), row(1, 8, True, 90), row(1, 12, False, 100, 8)]
+    prior = [row(0, 8, False, 300), row(1, 8, True, 40), row(1, 12, False, 100, 8, retry=1, mix=0.5)]
+    write_jsonl([{"header": header}, *one], folder / "one.json.progress.jsonl")
+    write_jsonl([{"header": header}, *other], folder / "other.json.progress.jsonl")
+    write_jsonl([{"header": header + ", fresh starts from the prior of p"}, *prior], folder / "p.json.progress.jsonl")
+    groups = same_start.random_lines(tmp_path)
+    assert sorted((k[1], k[2], len(v)) for k, v in groups.items()) == [("a", 8, 2), ("b", 8, 2)]
+    s = same_start.summary(groups)
+    assert (s["groups"], s["same"], s["other_outcome"]) == (2, 1, 0)
+    assert s["cosines"] == [0.0]  # text a: both passed, in 350 and 320 steps, with other vectors
+    assert groups[("set", "a", 8, 7, "fast {'lr': 0.3, 'fresh_lr': 0.01}", "5000")][0]["steps"] == 350
