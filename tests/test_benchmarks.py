@@ -668,3 +668,26 @@ def test_same_start_groups_identical_random_starts_across_runs(tmp_path, monkeyp
     assert (s["groups"], s["same"], s["other_outcome"]) == (2, 1, 0)
     assert s["cosines"] == [0.0]  # text a: both passed, in 350 and 320 steps, with other vectors
     assert groups[("set", "a", 8, 7, "fast {'lr': 0.3, 'fresh_lr': 0.01}", "5000")][0]["steps"] == 350
+
+
+def test_monotone_counts_failing_lengths_and_later_passes(tmp_path, monkeypatch):
+    """benchmarks/monotone.py: a length counts as failed when every attempt at it failed, and as
+    recovered when a longer one passed afterwards in the same search."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import monotone
+    from memcap.io import write_jsonl
+
+    rows = [
+        {"index": 0, "L": 8, "lossless": True},
+        {"index": 0, "L": 12, "lossless": False},
+        {"index": 0, "L": 12, "lossless": False},
+        {"index": 0, "L": 16, "lossless": True},
+        {"index": 0, "L": 24, "lossless": False},
+        {"index": 0, "L": 32, "lossless": False},
+        {"index": 1, "L": 8, "lossless": False},
+        {"index": 1, "L": 8, "lossless": True},  # a retry passed: 8 did not fail
+        {"index": 1, "L": 12, "lossless": False},
+    ]
+    write_jsonl([{"header": "h"}, *rows], tmp_path / "set" / "run.json.progress.jsonl")
+    failed, recovered = monotone.recoveries(tmp_path)
+    assert dict(failed) == {12: 2, 24: 1, 32: 1} and dict(recovered) == {12: 1, 24: 0, 32: 0}
