@@ -281,6 +281,7 @@ def test_workflow_passes_compress_mode_and_keeps_random_text_on_the_grid(tmp_pat
             "fresh_check_below": None,
             "restart_mix": None,
             "retry_stuck": False,
+            "one_fail_from": None,
             "last_token_lr": None,
         }
         for j in compress_jobs
@@ -892,3 +893,23 @@ def test_a_warm_line_one_token_short_gets_one_window_at_the_last_token_lr():
     without = [dataclasses.replace(a, lr=None) for a in made]
     with pytest.raises(ValueError, match="different search settings"):
         search(history={0: without})
+
+
+def test_from_one_fail_from_tokens_up_the_first_failing_length_ends_a_text():
+    """SearchConfig.one_fail_from: below it a text goes on past a failing length (fails 2: 12
+    fails, 16 passes); from it up, the first failing length (40) ends the text, where fails 2
+    alone would try 48. Off by default, and out of the fingerprint there."""
+    from memcap.core.search import Search
+
+    assert "one_fail_from" not in SearchConfig().as_dict() and SearchConfig(one_fail_from=40).changed() == {
+        "one_fail_from": 40
+    }
+    with pytest.raises(ValueError, match="one_fail_from must be an integer >= 1 or null"):
+        SearchConfig(one_fail_from=0)
+    grid = [8, 12, 16, 24, 32, 40, 48]
+    outcomes = [(True, 7), (False, 8), (True, 15), (True, 23), (True, 31), (False, 36), (False, 40)]
+    once = Search([60], 4, "paper", lengths_grid=grid, config=SearchConfig(fails=2, one_fail_from=40))
+    assert [a[0] for a in _feed(once, outcomes[:6])] == [8, 12, 16, 24, 32, 40]
+    assert once.done and once.results[0].capacity == 32 and once.results[0].stop_reason == "failed"
+    twice = Search([60], 4, "paper", lengths_grid=grid, config=SearchConfig(fails=2))
+    assert [a[0] for a in _feed(twice, outcomes)] == grid and twice.results[0].capacity == 32

@@ -22,7 +22,8 @@ the next grid length after a failing one, from its last lossless vectors (or a f
 it has none: a text that fails its first length can pass the next; with
 SearchConfig.fresh_after_stuck, also a fresh init when the warm line at the failing length
 never scored past its prefix), until `fails` lengths fail in a row (SearchConfig.fails; 1:
-its first failure ends it; with SearchConfig.fresh_check_below, a text that would end below
+its first failure ends it; with SearchConfig.one_fail_from, so does a failure at that many
+tokens or more; with SearchConfig.fresh_check_below, a text that would end below
 that many tokens first tries the next `fails` lengths from fresh starts, and goes on warm
 from one that passes; with SearchConfig.restart_mix, each such restart after the first
 lossless length starts from the last lossless vectors mixed with the random init, at the warm
@@ -119,6 +120,15 @@ class SearchConfig:
             "fresh_check_below's) starts from the last lossless vectors mixed with the seeded random init, "
             "sqrt(1 - m^2) * prefix + m * random, with the warm starts' optimiser settings, instead of from the "
             "random init alone with the fresh ones: a share m in (0, 1) (none: the random init)",
+        },
+    )
+    one_fail_from: int | None = field(
+        default=None,
+        metadata={
+            "optional": True,
+            "help": "grid mode: from this many tokens up, a text's first failing length ends it (the `fails` rule "
+            "applies below): a longer length rarely passes after a failure there (benchmarks/monotone.py), and the "
+            "second failing length costs a whole line (none: `fails` at every length)",
         },
     )
     last_token_lr: float | None = field(
@@ -266,6 +276,7 @@ class _Plan:
     prior: torch.Tensor | None = None  # fresh starts begin here instead of the seeded random init
     prior_redo: bool = False  # a text about to end at its prior-born first length redoes it from random
     last_token_lr: float | None = None  # a warm line one token short gets one window at this lr
+    one_fail_from: int | None = None  # from this length up, one failing length ends a text
 
 
 class _Text:
@@ -475,7 +486,8 @@ class _Text:
                 # tokens at 12 and at 16, where fresh starts (the paper-budget reference) passed
                 # 16, 24 and 32; prefix vectors that cannot move are not reused
                 self.stuck = True
-            if self.plan.grid and self.failed < self.plan.fails:
+            once = self.plan.one_fail_from is not None and attempt.L >= self.plan.one_fail_from
+            if self.plan.grid and self.failed < self.plan.fails and not once:
                 # capacity is not monotone in L (seen on SmolLM2 at the paper's budget: a text
                 # failed at 12 tokens, then passed 16 to 32), so a grid search may skip a failure
                 later = [L for L in self.plan.grid if L > attempt.L]
@@ -588,6 +600,7 @@ class Search:
             prior,
             prior_redo,
             self.config.last_token_lr,
+            self.config.one_fail_from,
         )
         self.states = [_Text(i, n, plan) for i, n in enumerate(n_tokens)]
         for i, done in (history or {}).items():
