@@ -281,6 +281,7 @@ def test_workflow_passes_compress_mode_and_keeps_random_text_on_the_grid(tmp_pat
             "fresh_check_below": None,
             "restart_mix": None,
             "retry_stuck": False,
+            "fresh_check_from_random": False,
             "one_fail_from": None,
             "last_token_lr": None,
         }
@@ -700,6 +701,50 @@ def test_restarts_keep_the_prefix_vectors_mixed_with_the_random_init_when_asked(
     none_yet = Search([60], 4, "paper", lengths_grid=grid, config=config)
     assert _feed(none_yet, [(False, 3), (False, 4)], mixes := []) == [(8, 0, None), (12, 0, None)]
     assert mixes == [0.0, 0.0]
+
+
+def test_fresh_checks_start_from_the_random_init_when_asked_whatever_the_mix_and_prior():
+    """SearchConfig.fresh_check_from_random: with restart_mix and a prior, a text about to end at
+    8 (its first length born from the prior, warm 12 and 16 one short) checks 12 and 16 from the
+    seeded random init with the fresh settings (retry 1, init None, mix 0), not mixed into 8's
+    vectors; 12 passes and the warm search goes on from it. A length already started from the
+    random init is not checked again; a mixed restart there does not count. A replay takes the
+    same path; a run without the setting (mixed checks) is another search's. Off by default,
+    and out of the fingerprint there."""
+    from memcap.core.search import Search
+
+    assert "fresh_check_from_random" not in SearchConfig().as_dict()
+    assert SearchConfig(fresh_check_from_random=True).changed() == {"fresh_check_from_random": True}
+    grid, prior = [8, 12, 16, 24, 32], torch.ones(4, 8)
+    mixed = SearchConfig(fails=2, fresh_after_stuck=True, fresh_check_below=24, restart_mix=0.5)
+    config = dataclasses.replace(mixed, fresh_check_from_random=True)
+    search = Search([60], 4, "paper", lengths_grid=grid, config=config, prior=prior)
+    first = search.round(1)[0][0]
+    assert torch.equal(first.init, prior) and first.fresh  # the first length still starts from the prior
+    outcomes = [(True, 7), (False, 10), (False, 14), (True, 11), (False, 14), (False, 20)]
+    mixes = []
+    asked = _feed(search, outcomes, mixes)
+    assert asked == [(8, 0, None), (12, 0, 8), (16, 0, 8), (12, 1, None), (16, 0, 12), (24, 0, 12)]
+    assert mixes == [0.0] * 6 and search.done and search.results[0].capacity == 12
+    check = Search([60], 4, "paper", lengths_grid=grid, config=config, prior=prior)
+    _feed(check, outcomes[:3])
+    (request,) = check.round(1)[0]
+    assert (request.L, request.retry, request.init, request.mix, request.fresh) == (12, 1, None, 0.0, True)
+    (result,) = search.results
+    replayed = Search([60], 4, "paper", lengths_grid=grid, config=config, prior=prior, history={0: result.attempts})
+    assert replayed.done and replayed.results[0].capacity == 12
+    with pytest.raises(ValueError, match="mixed with 0.5"):  # the checks of a run without it were mixed
+        old = Search([60], 4, "paper", lengths_grid=grid, config=mixed, prior=prior)
+        _feed(old, outcomes[:4])
+        Search([60], 4, "paper", lengths_grid=grid, config=config, prior=prior, history={0: old.results[0].attempts})
+    # 12 warm is stuck at the prefix's 7, so 16 restarts: from the random init without a mix, and
+    # that start is not checked again (the checks are 12 and 24); mixed, it is (12 and 16)
+    stuck = [(True, 7), (False, 7), (False, 9), (False, 9), (False, 15)]
+    for mix, restart_16, checks in ((None, (16, 0, None), [12, 24]), (0.5, (16, 0, 8), [12, 16])):
+        search = Search([60], 4, "paper", lengths_grid=grid, config=dataclasses.replace(config, restart_mix=mix))
+        asked = _feed(search, stuck)
+        assert asked == [(8, 0, None), (12, 0, 8), restart_16, *[(L, 1, None) for L in checks]]
+        assert search.done and search.results[0].capacity == 8
 
 
 def test_restart_mix_is_a_share_and_stays_out_of_the_fingerprint_unset():

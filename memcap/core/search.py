@@ -25,7 +25,8 @@ never scored past its prefix), until `fails` lengths fail in a row (SearchConfig
 its first failure ends it; with SearchConfig.one_fail_from, so does a failure at that many
 tokens or more; with SearchConfig.fresh_check_below, a text that would end below
 that many tokens first tries the next `fails` lengths from fresh starts, and goes on warm
-from one that passes; with SearchConfig.restart_mix, each such restart after the first
+from one that passes (with fresh_check_from_random, always from the seeded random init);
+with SearchConfig.restart_mix, each such restart after the first
 lossless length starts from the last lossless vectors mixed with the random init, at the warm
 settings; with a `prior`, every fresh start begins from those vectors instead of the seeded
 random init, and with `prior_redo` a text about to end at the first length it passed from the
@@ -120,6 +121,15 @@ class SearchConfig:
             "fresh_check_below's) starts from the last lossless vectors mixed with the seeded random init, "
             "sqrt(1 - m^2) * prefix + m * random, with the warm starts' optimiser settings, instead of from the "
             "random init alone with the fresh ones: a share m in (0, 1) (none: the random init)",
+        },
+    )
+    fresh_check_from_random: bool = field(
+        default=False,
+        metadata={
+            "optional": True,
+            "help": "fresh_check_below's checks start from the seeded random init with the fresh settings (the "
+            "paper-budget reference's own start at that length), whatever restart_mix and a prior say; lengths "
+            "that already had such a start are skipped",
         },
     )
     one_fail_from: int | None = field(
@@ -277,6 +287,7 @@ class _Plan:
     prior_redo: bool = False  # a text about to end at its prior-born first length redoes it from random
     last_token_lr: float | None = None  # a warm line one token short gets one window at this lr
     one_fail_from: int | None = None  # from this length up, one failing length ends a text
+    fresh_check_from_random: bool = False  # fresh checks start from the seeded random init, never mixed
 
 
 class _Text:
@@ -401,14 +412,23 @@ class _Text:
         if below is None or self.checked or not self.plan.grid or self.lo >= below:
             return False
         cap = min(self.plan.max_length, self.n_tokens)
-        fresh = {a.L for a in self.result.attempts if a.restart}  # a seeded start is the same run again
+        # a seeded start is the same run again (from the random init, only a start from it is)
+        random = self.plan.fresh_check_from_random
+        fresh = {a.L for a in self.result.attempts if (a.fresh if random else a.restart)}
         grid = self.plan.check_grid or self.plan.grid
         self.checks = [L for L in grid if self.lo < L <= cap and L not in fresh][: self.plan.fails]
         if not self.checks:
             return False
         self.checked, self.failed, self.hi = True, 0, None
-        self.retrying, self.next = True, self.checks[0]
+        self._next_check()
         return True
+
+    def _next_check(self) -> None:
+        """The next attempt is the fresh check at self.checks[0]: a restart (mixed under
+        plan.restart_mix), or with plan.fresh_check_from_random the seeded random init."""
+        self.retrying, self.next = True, self.checks[0]
+        if self.plan.fresh_check_from_random:
+            self.from_random = 1
 
     def _start_redo(self) -> bool:
         """With plan.prior_redo, a text about to end at 0 or at the first length it passed, when
@@ -449,7 +469,7 @@ class _Text:
         elif self.checks:  # a fresh check that failed: the next one, or the text ends
             self.checks.pop(0)
             if self.checks:
-                self.retrying, self.next = True, self.checks[0]
+                self._next_check()
                 return self._check_next()
             self.hi = attempt.L
             if self._start_redo():
@@ -601,6 +621,7 @@ class Search:
             prior_redo,
             self.config.last_token_lr,
             self.config.one_fail_from,
+            self.config.fresh_check_from_random,
         )
         self.states = [_Text(i, n, plan) for i, n in enumerate(n_tokens)]
         for i, done in (history or {}).items():
