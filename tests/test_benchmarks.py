@@ -147,20 +147,10 @@ def test_reference_brackets_each_text_and_resumes_without_recomputing(tmp_path):
     assert "to do" not in again and again.splitlines()[-4:] == out.splitlines()[-4:]
     assert read_jsonl(tmp_path / "lee.jsonl") == records
 
-    # the fast preset's search on the same texts and grid, compared with those records
-    fast = bench(
-        "benchmarks/fast.py",
-        "--model",
-        "tiny-llama",
-        "--lengths",
-        "4",
-        "8",
-        "16",
-        "--folder",
-        str(tmp_path),
-        "--max-steps",
-        "100",
-    )
+    # the fast preset's search on the same texts and grid, compared with those records; --save
+    # keeps each attempt as it ends
+    fast_args = ["benchmarks/fast.py", "--model", "tiny-llama", "--lengths", "4", "8", "16", "--folder", str(tmp_path)]
+    fast = saved = bench(*fast_args, "--max-steps", "100", "--save", "s.json")
     for t in text_capacities(records):
         line = re.search(rf"^  {t['sample_id']}: ours (\d+) .*reference {t['capacity']} \(first fail", fast, re.M)
         assert line, fast
@@ -175,11 +165,7 @@ def test_reference_brackets_each_text_and_resumes_without_recomputing(tmp_path):
     assert line and int(line.group(2)) == sum(o == "0" and r != "0" for o, r in pairs), fast
     assert "steps/token" in fast and "compression_horizon" in fast, fast
 
-    # --save keeps each attempt as it ends; a run stopped midway resumes where it stopped
-    import json
-
-    fast_args = ["benchmarks/fast.py", "--model", "tiny-llama", "--lengths", "4", "8", "16", "--folder", str(tmp_path)]
-    saved = bench(*fast_args, "--max-steps", "100", "--save", "s.json")
+    # a run stopped midway resumes where it stopped
     whole = json.loads((tmp_path / "s.json").read_text())
     progress = (tmp_path / "s.json.progress.jsonl").read_text().splitlines()
     attempts = sum(len(t["attempts"]) for t in whole["texts"])
