@@ -282,6 +282,7 @@ def test_workflow_passes_compress_mode_and_keeps_random_text_on_the_grid(tmp_pat
             "restart_mix": None,
             "retry_stuck": False,
             "fresh_check_from_random": False,
+            "fresh_check_rounds": 1,
             "one_fail_from": None,
             "last_token_lr": None,
         }
@@ -745,6 +746,36 @@ def test_fresh_checks_start_from_the_random_init_when_asked_whatever_the_mix_and
         asked = _feed(search, stuck)
         assert asked == [(8, 0, None), (12, 0, 8), restart_16, *[(L, 1, None) for L in checks]]
         assert search.done and search.results[0].capacity == 8
+
+
+def test_a_text_that_would_end_low_again_after_a_check_checks_again_up_to_its_rounds():
+    """SearchConfig.fresh_check_rounds, as on lee-0060: the check at 12 passes, then warm 16 and
+    24 fail, so with 2 rounds the text checks 16 and 24 from the random init (12 had such a
+    start) and goes on warm from 24; with the default 1 it ends at 12. No third round: a text
+    at 24 or above is not checked. Out of the fingerprint at 1; it counts rounds, so 0 is refused."""
+    from memcap.core.search import Search
+
+    assert "fresh_check_rounds" not in SearchConfig().as_dict() and not SearchConfig(fresh_check_rounds=1).changed()
+    assert SearchConfig(fresh_check_rounds=2).changed() == {"fresh_check_rounds": 2}
+    with pytest.raises(ValueError, match="fresh_check_rounds must be an integer >= 1"):
+        SearchConfig(fresh_check_rounds=0)
+    grid = [8, 12, 16, 24, 32, 40]
+    once = SearchConfig(fails=2, fresh_check_below=24, restart_mix=0.5, fresh_check_from_random=True)
+    first = [(True, 7), (False, 10), (False, 14), (True, 11), (False, 14), (False, 18)]
+    head = [(8, 0, None), (12, 0, 8), (16, 0, 8), (12, 1, None), (16, 0, 12), (24, 0, 12)]
+    search = Search([60], 4, "paper", lengths_grid=grid, config=once)
+    assert _feed(search, first) == head and search.done and search.results[0].capacity == 12
+    twice = dataclasses.replace(once, fresh_check_rounds=2)
+    search = Search([60], 4, "paper", lengths_grid=grid, config=twice)
+    asked = _feed(search, [*first, (False, 14), (True, 23), (False, 30), (False, 35)])
+    assert asked == [*head, (16, 1, None), (24, 1, None), (32, 0, 24), (40, 0, 24)]
+    assert search.done and search.results[0].capacity == 24
+    replayed = Search([60], 4, "paper", lengths_grid=grid, config=twice, history={0: search.results[0].attempts})
+    assert replayed.done and replayed.results[0].capacity == 24
+    # a second round that fails ends the text at the first round's capacity
+    search = Search([60], 4, "paper", lengths_grid=grid, config=twice)
+    assert _feed(search, [*first, (False, 14), (False, 20)])[-2:] == [(16, 1, None), (24, 1, None)]
+    assert search.done and search.results[0].capacity == 12
 
 
 def test_restart_mix_is_a_share_and_stays_out_of_the_fingerprint_unset():

@@ -25,7 +25,8 @@ never scored past its prefix), until `fails` lengths fail in a row (SearchConfig
 its first failure ends it; with SearchConfig.one_fail_from, so does a failure at that many
 tokens or more; with SearchConfig.fresh_check_below, a text that would end below
 that many tokens first tries the next `fails` lengths from fresh starts, and goes on warm
-from one that passes (with fresh_check_from_random, always from the seeded random init);
+from one that passes (with fresh_check_from_random, always from the seeded random init;
+with fresh_check_rounds, again each time it would end below that bound, up to that many times);
 with SearchConfig.restart_mix, each such restart after the first
 lossless length starts from the last lossless vectors mixed with the random init, at the warm
 settings; with a `prior`, every fresh start begins from those vectors instead of the seeded
@@ -99,7 +100,7 @@ class SearchConfig:
             "optional": True,
             "help": "grid mode: a text whose search would end at a capacity below this many tokens first tries the "
             "next `fails` grid lengths above it from fresh starts (the paper-budget reference's way); if one passes, "
-            "its warm search goes on from there; once per text (none: never)",
+            "its warm search goes on from there; once per text unless fresh_check_rounds says more (none: never)",
         },
     )
     retry_stuck: bool = field(
@@ -130,6 +131,15 @@ class SearchConfig:
             "help": "fresh_check_below's checks start from the seeded random init with the fresh settings (the "
             "paper-budget reference's own start at that length), whatever restart_mix and a prior say; lengths "
             "that already had such a start are skipped",
+        },
+    )
+    fresh_check_rounds: int = field(
+        default=1,
+        metadata={
+            "optional": True,
+            "help": "how many times a text may start fresh_check_below's checks: a text that passed a check and "
+            "would again end below that bound checks the next lengths above its new capacity, up to this many "
+            "rounds (1: once per text)",
         },
     )
     one_fail_from: int | None = field(
@@ -288,6 +298,7 @@ class _Plan:
     last_token_lr: float | None = None  # a warm line one token short gets one window at this lr
     one_fail_from: int | None = None  # from this length up, one failing length ends a text
     fresh_check_from_random: bool = False  # fresh checks start from the seeded random init, never mixed
+    fresh_check_rounds: int = 1  # how many times a text may start fresh checks
 
 
 class _Text:
@@ -304,7 +315,7 @@ class _Text:
         self.lo_score = -1  # the count the lossless attempt at lo was judged on
         self.stuck = False  # a warm line from lo never got past lo's count (plan.fresh_after_stuck)
         self.checks: list[int] = []  # grid lengths still to check from fresh starts (plan.fresh_check_below)
-        self.checked = False  # its one fresh check has been started
+        self.check_rounds = 0  # rounds of fresh checks started (plan.fresh_check_rounds allowed)
         self.redone = False  # its one redo from the random init (plan.prior_redo) has been started
         self.since = 0  # attempts before this index belong to the line the redo replaced
         self.redo_hi: int | None = None  # the failing length the text had before its redo
@@ -407,9 +418,11 @@ class _Text:
         """A text about to end at a capacity below plan.fresh_check_below instead tries the next
         `fails` grid lengths above it that had no fresh start yet, from fresh starts (retry 1,
         the reference's way: its warm lines there failed, and a warm start can fail where a
-        fresh one passes, as on lee-0008 and lee-0029); once per text."""
+        fresh one passes, as on lee-0008 and lee-0029); plan.fresh_check_rounds times per text
+        (once by default)."""
         below = self.plan.fresh_check_below
-        if below is None or self.checked or not self.plan.grid or self.lo >= below:
+        rounds = self.check_rounds >= self.plan.fresh_check_rounds
+        if below is None or rounds or not self.plan.grid or self.lo >= below:
             return False
         cap = min(self.plan.max_length, self.n_tokens)
         # a seeded start is the same run again (from the random init, only a start from it is)
@@ -419,7 +432,7 @@ class _Text:
         self.checks = [L for L in grid if self.lo < L <= cap and L not in fresh][: self.plan.fails]
         if not self.checks:
             return False
-        self.checked, self.failed, self.hi = True, 0, None
+        self.check_rounds, self.failed, self.hi = self.check_rounds + 1, 0, None
         self._next_check()
         return True
 
@@ -622,6 +635,7 @@ class Search:
             self.config.last_token_lr,
             self.config.one_fail_from,
             self.config.fresh_check_from_random,
+            self.config.fresh_check_rounds,
         )
         self.states = [_Text(i, n, plan) for i, n in enumerate(n_tokens)]
         for i, done in (history or {}).items():
