@@ -147,15 +147,21 @@ def prior_vectors(progress_files: list[Path], L: int, texts: list[dict]) -> tupl
     return mean, mean * (stacked.norm(dim=-1).mean() / mean.norm(dim=-1)), len(vectors)
 
 
+def rows_by_text(rows: list[dict]) -> dict[int, list[dict]]:
+    """A search's progress rows (or any rows with an "index") per text index, each text's in the
+    order made."""
+    by_text: dict[int, list[dict]] = {}
+    for row in rows:
+        by_text.setdefault(row["index"], []).append(row)
+    return by_text
+
+
 def lines_of(folder: Path, name: str) -> list[tuple[dict, list[dict]]]:
     """A saved search's lines, in the order made: per text (its texts.jsonl row) each attempt
     with its continuations (`extension` 1, 2, ...), from <folder>/<name>.json.progress.jsonl."""
     rows = read_jsonl(folder / "texts.jsonl")
-    by_text: dict[int, list[dict]] = {}
-    for r in read_jsonl(folder / f"{name}.json.progress.jsonl")[1:]:
-        by_text.setdefault(r["index"], []).append(r)
     lines = []
-    for i, attempts in sorted(by_text.items()):
+    for i, attempts in sorted(rows_by_text(read_jsonl(folder / f"{name}.json.progress.jsonl")[1:]).items()):
         for a in attempts:
             if a["extension"] > 0 and lines and lines[-1][0] is rows[i]:
                 lines[-1][1].append(a)

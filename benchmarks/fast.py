@@ -54,7 +54,7 @@ from pathlib import Path
 
 import torch
 
-from common import prior_vectors
+from common import prior_vectors, rows_by_text
 from memcap.analysis.capacity_stats import bootstrap_mean_ci
 from memcap.analysis.paper_budget import text_capacities
 from memcap.cli import search_args, search_flags
@@ -237,9 +237,7 @@ def run_search(folder: Path, args, optim: OptimConfig, search: SearchConfig) -> 
         if progress_file is not None:  # whole batches, rewritten atomically: a stop loses at most one
             write_jsonl([{"header": header}, *log], progress_file)
 
-    history = {}
-    for row in done:
-        history.setdefault(row["index"], []).append(attempt_of(row))
+    history = {i: [attempt_of(r) for r in text] for i, text in rows_by_text(done).items()}
     if done:
         print(f"{folder.name}: {len(done)} attempts replayed from {progress_file}", file=sys.stderr, flush=True)
     results = search_capacity(
@@ -275,9 +273,7 @@ def fork(old: Path, new: Path, header: str, ids, args, grid, search: SearchConfi
     replay = Search(
         [len(t) for t in ids], 1, "paper", **lengths(args, grid), config=search, prior=prior, prior_redo=args.prior_redo
     )
-    by_text = defaultdict(list)
-    for row in rows:
-        by_text[row["index"]].append(row)
+    by_text = rows_by_text(rows)
     taken = {i: replay.adopt(i, [attempt_of(r) for r in text]) for i, text in by_text.items()}
     for i, text in sorted(by_text.items()):
         print(f"{new.parent.name}: text {i}: {taken[i]} of {len(text)} attempts taken from {old.name}", file=sys.stderr)
@@ -288,9 +284,7 @@ def fork(old: Path, new: Path, header: str, ids, args, grid, search: SearchConfi
 def saved_run(header: str, model: str, grid: list[int], wall_s: float, rows, results, log) -> dict:
     """A search as --save writes it: per text its capacity, steps and attempts (from the
     progress rows `log`); a text whose search has not ended (so_far()) says "done": false."""
-    by_text = defaultdict(list)
-    for row in log:
-        by_text[row["index"]].append(row)
+    by_text = defaultdict(list, rows_by_text(log))
     return {
         "header": header,
         "model": model,
@@ -350,9 +344,7 @@ def so_far(folder: Path, args) -> dict:
     model = resolve_model(args.model, load_registry("config/models.yaml")).name
     header = run_header(folder, args, model, len(rows), optim, search, args.device, args.threads)
     done, wall = read_progress(progress_of(folder, args.compare), header, len(rows))
-    history = defaultdict(list)
-    for row in done:
-        history[row["index"]].append(attempt_of(row))
+    history = {i: [attempt_of(r) for r in text] for i, text in rows_by_text(done).items()}
     prior = prior_vectors(args.prior, grid[0], rows)[0] if args.prior else None  # a replay compares starts only
     replayed = Search(
         [10**9] * len(rows),

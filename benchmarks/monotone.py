@@ -16,6 +16,7 @@ import argparse
 from collections import Counter
 from pathlib import Path
 
+from common import rows_by_text
 from memcap.io import read_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,10 +27,7 @@ def recoveries(root: Path = ROOT / "benchmarks") -> tuple[Counter, Counter]:
     passed a longer length afterwards."""
     failed, recovered = Counter(), Counter()
     for progress in sorted(root.glob("*/*.json.progress.jsonl")):
-        by_text: dict[int, list[dict]] = {}
-        for row in read_jsonl(progress)[1:]:
-            by_text.setdefault(row["index"], []).append(row)
-        for attempts in by_text.values():
+        for attempts in rows_by_text(read_jsonl(progress)[1:]).values():
             passed = {a["L"] for a in attempts if a["lossless"]}
             for L in sorted({a["L"] for a in attempts} - passed):
                 failed[L] += 1
