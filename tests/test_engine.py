@@ -270,3 +270,36 @@ def test_compress_with_chunked_cross_entropy_gives_the_same_outcomes():
         assert a.converged and b.converged and a.greedy_exact and b.greedy_exact
         assert abs(a.steps - b.steps) <= 2
         assert a.loss_sum == pytest.approx(b.loss_sum, rel=1e-3) or a.steps != b.steps
+
+
+def test_a_batch_halved_on_out_of_memory_keeps_each_texts_own_start_and_settings():
+    """memcap.stages.batching.compress_splitting: a batch of three that runs out of memory (a hook
+    on the real model refuses batches over one text) is halved down to single texts, and each
+    text keeps its own init, fresh flag, mix and lr: every outcome equals that text compressed
+    alone with its own settings."""
+    from memcap.stages.batching import OomLimit, compress_splitting
+
+    lm = load_model(load_registry("config/models.yaml")["tiny-llama"], "cpu")  # its own: a hook is added
+    texts = [text_ids(lm, i) for i in (1, 2, 3)]
+    start = torch.randn(4, lm.mem_dim)
+    per_text = dict(init=[start, None, start], fresh=[False, True, True], mix=[0.5, 0.0, 0.0], lr=[None, None, 0.03])
+    optim = dataclasses.replace(FAST, max_steps=30, patience=30)
+    alone = [
+        compress_batch(lm, [ids], 4, "paper", [seed], optim, **{k: [v[i]] for k, v in per_text.items()})[0]
+        for i, (ids, seed) in enumerate(zip(texts, [1, 2, 3], strict=True))
+    ]
+    refused = []
+
+    def refuse_batches(module, args, kwargs):
+        x = kwargs.get("inputs_embeds")
+        if x is not None and x.shape[0] > 1:
+            refused.append(x.shape[0])
+            raise torch.OutOfMemoryError("out of memory (injected)")
+
+    lm.model.register_forward_pre_hook(refuse_batches, with_kwargs=True)
+    limit = OomLimit()
+    halved = compress_splitting(lm, texts, 4, "paper", [1, 2, 3], optim, limit=limit, **per_text)
+    assert refused == [3, 2] and limit.tokens < float("inf")
+    for got, want in zip(halved, alone, strict=True):
+        assert (got.correct, got.steps, got.stop_reason) == (want.correct, want.steps, want.stop_reason)
+        assert torch.equal(got.vectors, want.vectors)

@@ -55,21 +55,16 @@ def compress_splitting(
     seeds,
     optim,
     progress=None,
-    init=None,
     limit: OomLimit | None = None,
-    fresh=None,
-    mix=None,
-    lr=None,
+    **per_text,
 ):
     """compress_batch(), halving the batch on out-of-memory; a single text that still does not fit
-    comes back as None (recorded with status `oom`), and the others go on. `init`, `fresh`,
-    `mix` and `lr` as compress_batch's."""
+    comes back as None (recorded with status `oom`), and the others go on. `per_text`:
+    compress_batch's per-text lists (init, fresh, mix, lr), each halved with the batch."""
     tokens = len(texts) * (K + max(len(t) for t in texts))
     if len(texts) == 1 or limit is None or tokens < limit.tokens:
         try:
-            return compress_batch(
-                lm, texts, K, protocol, seeds, optim, progress, init=init, fresh=fresh, mix=mix, lr=lr
-            )
+            return compress_batch(lm, texts, K, protocol, seeds, optim, progress, **per_text)
         except (torch.OutOfMemoryError, RuntimeError) as err:
             if not _is_oom(err):
                 raise
@@ -82,10 +77,6 @@ def compress_splitting(
             return [None]
         log.warning("out of memory on a batch of %d texts; retrying in halves", len(texts))
     half = len(texts) // 2
-    init = init if init is not None else [None] * len(texts)
-    fresh = fresh if fresh is not None else [start is None for start in init]
-    mix = mix if mix is not None else [0.0] * len(texts)
-    lr = lr if lr is not None else [None] * len(texts)
     return [
         outcome
         for part in (slice(None, half), slice(half, None))
@@ -97,10 +88,7 @@ def compress_splitting(
             seeds[part],
             optim,
             progress,
-            init[part],
             limit,
-            fresh[part],
-            mix[part],
-            lr[part],
+            **{key: values[part] for key, values in per_text.items() if values is not None},
         )
     ]

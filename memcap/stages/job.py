@@ -280,21 +280,11 @@ class JobContext:
         self.shared = _shared(self)
         return self.lm
 
-    def compress(self, ids, K: int, seeds, init=None, progress=None, fresh=None, mix=None, lr=None):
-        """compress_batch() with this job's settings, halving batches on out-of-memory."""
+    def compress(self, ids, K: int, seeds, progress=None, **per_text):
+        """compress_batch() with this job's settings, halving batches on out-of-memory;
+        `per_text` as compress_batch's lists (init, fresh, mix, lr)."""
         return compress_splitting(
-            self.lm,
-            ids,
-            K,
-            self.protocol,
-            seeds,
-            self.optim,
-            progress,
-            init=init,
-            limit=self.limit,
-            fresh=fresh,
-            mix=mix,
-            lr=lr,
+            self.lm, ids, K, self.protocol, seeds, self.optim, progress, limit=self.limit, **per_text
         )
 
 
