@@ -677,3 +677,30 @@ def test_monotone_counts_failing_lengths_and_later_passes(tmp_path, monkeypatch)
     write_jsonl([{"header": "h"}, *rows], tmp_path / "set" / "run.json.progress.jsonl")
     failed, recovered = monotone.recoveries(tmp_path)
     assert dict(failed) == {12: 2, 24: 1, 32: 1} and dict(recovered) == {12: 1, 24: 0, 32: 0}
+
+    # the paper-budget reference's cells (lee.jsonl): paper protocol judges max_correct / scored
+    def cell(sample, L, best, K=1, mode="grid"):
+        return dict(
+            K=K,
+            mode=mode,
+            status="ok",
+            protocol="paper",
+            sample_id=sample,
+            L=L,
+            scored=L - 1,
+            max_correct=best,
+            correct=0,
+        )
+
+    cells = [
+        cell("a", 8, 7), cell("a", 12, 10), cell("a", 16, 15), cell("a", 24, 21), cell("a", 32, 20),
+        cell("b", 8, 7), cell("b", 12, 9), cell("b", 16, 10),
+        cell("b", 8, 7, K=4),  # another K, and a record of a search: neither is a reference cell
+        cell("b", 12, 11, mode="search"),
+    ]  # fmt: skip
+    write_jsonl(cells, tmp_path / "set" / "lee.jsonl")
+    failed, recovered, one_short, texts = monotone.reference_recoveries(tmp_path)
+    assert dict(failed) == {12: 2, 24: 1, 32: 1, 16: 1}
+    assert dict(recovered) == {12: 1, 24: 0, 32: 0, 16: 0}
+    assert dict(one_short) == {12: 1, 24: 0, 32: 0, 16: 0}  # a's 12: 10 of 11; b's 12: 9 of 11
+    assert texts == {True: 1, False: 1}
