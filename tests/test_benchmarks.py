@@ -704,3 +704,30 @@ def test_monotone_counts_failing_lengths_and_later_passes(tmp_path, monkeypatch)
     assert dict(recovered) == {12: 1, 24: 0, 32: 0, 16: 0}
     assert dict(one_short) == {12: 1, 24: 0, 32: 0, 16: 0}  # a's 12: 10 of 11; b's 12: 9 of 11
     assert texts == {True: 1, False: 1}
+
+
+def test_repeat_reruns_reference_cells_from_other_seeds_and_resumes(tmp_path):
+    """benchmarks/repeat.py on a tiny model: each cell runs from `--seeds` other seeds, is printed
+    beside the reference's own cell, and a rerun computes nothing already in repeat.jsonl; a
+    cell of a text the folder lacks, or not TEXT:L, is refused with what is allowed."""
+    from memcap.io import read_jsonl, write_jsonl
+
+    texts = [{"id": "t0", "text": "The river ran past the old mill and the quiet town at dusk."}]
+    write_jsonl(texts, tmp_path / "texts.jsonl")
+    ref = dict(K=1, mode="grid", status="ok", sample_id="t0", L=4, correct=3, max_correct=3, scored=3, steps=90)
+    write_jsonl([ref], tmp_path / "lee.parts" / "K1_L4-4_x.jsonl")
+    args = ["benchmarks/repeat.py", "--folder", str(tmp_path), "--model", "tiny-llama", "--max-steps", "200"]
+    out = bench(*args, "--cells", "t0:4,6", "--seeds", "2")
+    rows = read_jsonl(tmp_path / "repeat.jsonl")
+    assert sorted((r["L"], r["repeat"]) for r in rows) == [(4, 1), (4, 2), (6, 1), (6, 2)]
+    assert len({r["seed"] for r in rows}) == 4 and {r["max_steps"] for r in rows} == {200}
+    line = re.search(r"^  t0 L=4: reference passed \(3 of 3, 90 steps\); other seeds passed (\d) of 2", out, re.M)
+    assert line and int(line[1]) == sum(r["lossless"] for r in rows if r["L"] == 4), out
+    assert "  t0 L=6: reference not run; other seeds passed" in out, out
+    agreed = sum(r["lossless"] for r in rows if r["L"] == 4)
+    assert f"the reference's outcome repeated in {agreed} of 2 runs from other seeds" in out, out
+    again = bench(*args, "--cells", "t0:4", "--seeds", "2")  # all there: nothing runs
+    assert "repeat 1:" not in again and read_jsonl(tmp_path / "repeat.jsonl") == rows
+    for cells, says in (("t9:4", "t9 not in"), ("t0", "is not TEXT:L"), ("t0:x", "is not TEXT:L")):
+        bad = subprocess.run([sys.executable, *args, "--cells", cells], cwd=REPO, capture_output=True, text=True)
+        assert bad.returncode != 0 and says in bad.stderr, bad.stderr
