@@ -68,7 +68,13 @@ def run(args, todo: list[tuple[str, int, int]], texts: dict[str, str], out: Path
         batch = todo[start : start + args.batch_size]
         ids = [lm.tokenize(texts[sample])[:L] for sample, L, _ in batch]
         seeds = [derive_seed(spec.name, "lee", 1, L, sample, "repeat", i) for sample, L, i in batch]
-        outcomes = compress_batch(lm, ids, 1, "paper", seeds, optim)
+
+        def show(step, active, best, _first=start):  # a line every 500 steps: these runs take hours
+            if step % 500 == 0:
+                accuracies = " ".join(f"{b:.2f}" for b in best)
+                print(f"  cells {_first + 1}-{_first + len(best)}: step {step}, {active} running, best {accuracies}")
+
+        outcomes = compress_batch(lm, ids, 1, "paper", seeds, optim, progress=show)
         rows = read_jsonl(out) if out.exists() else []
         for (sample, L, i), seed, o in zip(batch, seeds, outcomes, strict=True):
             passed = lossless(o.status, o.correct, o.max_correct, o.scored, "paper")
