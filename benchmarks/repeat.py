@@ -29,11 +29,12 @@ def parse_cells(text: str) -> list[tuple[str, int]]:
     for item in text.split():
         sample, _, lengths = item.partition(":")
         try:
-            cells += [(sample, int(L)) for L in lengths.split(",")] if sample else []
+            Ls = [int(L) for L in lengths.split(",")]
         except ValueError:
-            cells = []
-        if not sample or not cells or any(L < 2 for _, L in cells):
+            Ls = []
+        if not sample or not Ls or min(Ls) < 2:
             raise SystemExit(f"--cells: {item!r} is not TEXT:L[,L...] with whole lengths >= 2 (e.g. lee-0060:16,24)")
+        cells += [(sample, L) for L in Ls]
     return cells
 
 
