@@ -447,6 +447,7 @@ def test_a_run_in_progress_is_settled_below_only_by_a_text_that_ended_there(monk
     out = capsys.readouterr().out
     assert f"{tmp_path.name}: in progress, 1 of 2 texts still searching" in out
     assert re.search(r"^  b: ours 16 .*BELOW by more than one grid step \(still searching: so far\)", out, re.M), out
+    assert f"is its cell there a draw? python benchmarks/repeat.py --folder {tmp_path} --cells 'a:32' --seeds 4" in out
 
 
 def test_the_max_preset_is_the_run_the_study_chose(monkeypatch):
