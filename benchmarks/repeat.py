@@ -21,6 +21,7 @@ import argparse
 from pathlib import Path
 
 from memcap.io import read_jsonl, write_jsonl
+from reference import load_records
 
 
 def parse_cells(text: str) -> list[tuple[str, int]]:
@@ -39,9 +40,8 @@ def parse_cells(text: str) -> list[tuple[str, int]]:
 
 
 def reference_cells(folder: Path) -> dict[tuple[str, int], dict]:
-    """The reference's K = 1 grid records by (text, L), from <folder>/lee.parts (reference.py's)."""
-    parts = folder / "lee.parts"
-    rows = [r for p in sorted(parts.glob("*.jsonl")) for r in read_jsonl(p)] if parts.is_dir() else []
+    """The reference's K = 1 grid records by (text, L), as reference.py reads them."""
+    rows = load_records(folder / "lee.jsonl")
     return {(str(r["sample_id"]), r["L"]): r for r in rows if r["K"] == 1 and r["mode"] == "grid"}
 
 
