@@ -478,7 +478,7 @@ def compare(run: dict, folder: Path, progress: Path | None = None) -> dict:
     # reference's minus one grid step (final: a text's capacity only grows while it searches)
     s["searching"] = sum(not text.get("done", True) for text in run["texts"])
     s["settled_below"] = []
-    s["below_cells"] = []  # "text:L" of those texts' reference capacities, for repeat.py
+    s["below_cells"] = []  # (text, L) of those texts' reference capacities, for repeat.py
     s["folder"] = folder
     s["exact"] = 0
     s["role"] = next((role for role, f in SETS.items() if f.resolve() == folder.resolve()), "")
@@ -500,7 +500,7 @@ def compare(run: dict, folder: Path, progress: Path | None = None) -> dict:
         searching = not text.get("done", True)
         if not ok and not searching:
             s["settled_below"].append(f"{text['id']} ended at {text['capacity']}, reference {ref['capacity']}")
-            s["below_cells"].append(f"{text['id']}:{ref['capacity']}")
+            s["below_cells"].append((text["id"], ref["capacity"]))
         s["reference"].append(ref["capacity"])
         s["ok"] += ok
         s["zeros"] += text["capacity"] == 0 and ref["capacity"] > 0
@@ -577,11 +577,19 @@ def side_by_side(summaries: list[dict]) -> None:
             f"{100 * where['above'] / total:.0f} % above it{fresh}"
         )
         if s["below_cells"]:  # a reference capacity is one draw of its cells (benchmarks/monotone.py)
-            cells = " ".join(s["below_cells"])
-            print(
-                f"{'':11s} below the reference by more than a grid step: is its cell there a draw? "
-                f"python benchmarks/repeat.py --folder {s['folder']} --cells '{cells}' --seeds 4"
-            )
+            from repeat import rates
+
+            repeated = rates(s["folder"])
+            for sample, L in s["below_cells"]:
+                if (sample, L) in repeated:
+                    passed, runs = repeated[(sample, L)]
+                    print(f"{'':11s} {sample} at {L}, the reference's cell: passed from {passed} of {runs} other seeds")
+            cells = " ".join(f"{sample}:{L}" for sample, L in s["below_cells"] if (sample, L) not in repeated)
+            if cells:
+                print(
+                    f"{'':11s} below the reference by more than a grid step: is its cell there a draw? "
+                    f"python benchmarks/repeat.py --folder {s['folder']} --cells '{cells}' --seeds 4"
+                )
     print(PEER)
 
 

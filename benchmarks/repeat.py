@@ -45,6 +45,16 @@ def reference_cells(folder: Path) -> dict[tuple[str, int], dict]:
     return {(str(r["sample_id"]), r["L"]): r for r in rows if r["K"] == 1 and r["mode"] == "grid"}
 
 
+def rates(folder: Path) -> dict[tuple[str, int], tuple[int, int]]:
+    """(text, L) -> (runs that passed, runs) over what <folder>/repeat.jsonl holds so far."""
+    out = folder / "repeat.jsonl"
+    counts: dict[tuple[str, int], tuple[int, int]] = {}
+    for r in read_jsonl(out) if out.exists() else []:
+        passed, runs = counts.get((r["sample_id"], r["L"]), (0, 0))
+        counts[(r["sample_id"], r["L"])] = (passed + r["lossless"], runs + 1)
+    return counts
+
+
 def describe(row: dict | None) -> str:
     if row is None:
         return "not run"

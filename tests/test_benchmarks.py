@@ -448,6 +448,12 @@ def test_a_run_in_progress_is_settled_below_only_by_a_text_that_ended_there(monk
     assert f"{tmp_path.name}: in progress, 1 of 2 texts still searching" in out
     assert re.search(r"^  b: ours 16 .*BELOW by more than one grid step \(still searching: so far\)", out, re.M), out
     assert f"is its cell there a draw? python benchmarks/repeat.py --folder {tmp_path} --cells 'a:32' --seeds 4" in out
+    # once repeat.py has rerun that cell from other seeds, its rate stands there instead of the command
+    repeats = [{"sample_id": "a", "L": 32, "repeat": i, "lossless": i == 2} for i in (1, 2, 3)]
+    write_jsonl(repeats, tmp_path / "repeat.jsonl")
+    fast.side_by_side([fast.compare(run, tmp_path)])
+    out = capsys.readouterr().out
+    assert "a at 32, the reference's cell: passed from 1 of 3 other seeds" in out and "repeat.py --folder" not in out
 
 
 def test_the_max_preset_is_the_run_the_study_chose(monkeypatch):
