@@ -36,7 +36,9 @@ at least the reference's, at most 10 % of its steps. Texts the reference has not
 are shown, and counted in the targets as far as the reference goes ("so far"). Steps per decoded
 token stand beside the published figures of the closest peer (mrsndmn/compression_horizon), and
 a last line says where the steps went: passing attempts, failing ones at or below each text's
-capacity, failing ones above it, and the share of fresh starts among them.
+capacity, failing ones above it, and the share of fresh starts among them. A text more than a
+grid step below its reference gets how often the reference's cell at its capacity passed from
+other seeds (<folder>/repeat.jsonl, benchmarks/repeat.py), or the repeat.py command that finds out.
 """
 
 from __future__ import annotations
