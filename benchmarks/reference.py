@@ -23,6 +23,8 @@ failed at `--fails` consecutive lengths (or the next length is longer than the t
 grid brackets every text's capacity (the last length it passes and the first it fails are
 both in it) without spending 5000 steps at every length far above it. Lengths are taken round
 robin (every text's next length, shortest first), so an interrupted run has advanced all texts.
+Each cell's records are a file of their own (lee.parts/), so processes given disjoint texts
+(`--samples`) run one reference on several cores, each cell exactly as one process would.
 
 Prints per text the best accuracy and steps at each length, its capacity (largest lossless
 length; lossless = accuracy >= 0.99, memcap's one rule), whether it is bracketed yet, then the
@@ -132,6 +134,12 @@ def main() -> None:
     )
     parser.add_argument("--folder", type=Path, default=HERE, help="where texts and records live (default %(default)s)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default %(default)s)")
+    parser.add_argument(
+        "--samples",
+        nargs="+",
+        metavar="ID",
+        help="run only these texts' cells (default: all); processes on disjoint texts share one folder safely",
+    )
     parser.add_argument("--report", action="store_true", help="print what is recorded, run nothing")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -140,11 +148,17 @@ def main() -> None:
     folder = args.folder
     folder.mkdir(parents=True, exist_ok=True)
     rows = select_texts(folder / "texts.jsonl", args.texts, args.min_tokens, args.model, args.models_file, args.skip)
+    ids = [str(row["id"]) for row in rows]
+    unknown = sorted(set(args.samples or []) - set(ids))
+    if unknown:
+        parser.error(f"--samples: {', '.join(unknown)} not in {folder / 'texts.jsonl'} (it has {', '.join(ids)})")
     out = folder / "lee.jsonl"
     while not args.report:
         records = load_records(out)
         todo = []
         for row in rows:
+            if args.samples and str(row["id"]) not in args.samples:
+                continue
             own = [r for r in records if str(r["sample_id"]) == str(row["id"])]
             L = next_length(own, lengths, args.fails)
             if L is not None:

@@ -132,9 +132,14 @@ def test_reference_brackets_each_text_and_resumes_without_recomputing(tmp_path):
         "--folder",
         str(tmp_path),
     ]
-    out = bench(*args)
+    # one text first (--samples: a process of its own), then the rest, as two cores would share it
+    first = bench(*args, "--samples", "lee-0001")
     texts = [r["id"] for r in read_jsonl(tmp_path / "texts.jsonl")]
-    assert len(texts) == 2
+    assert len(texts) == 2 and "lee-0001: capacity" in first and "lee-0000: not started" in first, first
+    assert {r["sample_id"] for r in read_jsonl(tmp_path / "lee.jsonl")} == {"lee-0001"}
+    wrong = subprocess.run([sys.executable, *args, "--samples", "lee-9"], cwd=REPO, capture_output=True, text=True)
+    assert wrong.returncode == 2 and "--samples: lee-9 not in" in wrong.stderr and "lee-0000, lee-0001" in wrong.stderr
+    out = bench(*args)
     records = read_jsonl(tmp_path / "lee.jsonl")
     assert {r["optim"]["max_steps"] for r in records} == {5000} and {r["batch_size"] for r in records} == {1}
     assert {str(r["sample_id"]) for r in records} == set(texts)  # one text's job keeps the other's records
