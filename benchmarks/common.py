@@ -22,7 +22,9 @@ import torch.nn.functional as F
 
 from memcap.core.engine import OptimConfig
 from memcap.core.models import load_registry, resolve_model
+from memcap.core.prior import mean_prior
 from memcap.io import read_jsonl
+from memcap.stages.prior import progress_vectors
 
 
 def reset_peak(device: torch.device) -> None:
@@ -139,12 +141,12 @@ def prior_vectors(progress_files: list[Path], L: int, texts: list[dict]) -> tupl
         if shared:
             names = ", ".join(shared)
             raise SystemExit(f"{path} is a run on {names}, which this run measures: a prior comes from other texts")
-        vectors += [torch.tensor(r["vectors"]) for r in read_jsonl(path)[1:] if r["L"] == L and r["lossless"]]
+        vectors += progress_vectors(path, L)[1]
     if not vectors:
         raise SystemExit(f"no lossless L={L} vectors in {', '.join(map(str, progress_files))}")
-    stacked = torch.stack(vectors)  # (n, K, d)
-    mean = stacked.mean(0)
-    return mean, mean * (stacked.norm(dim=-1).mean() / mean.norm(dim=-1)), len(vectors)
+    mean = mean_prior(vectors)  # what `memcap prior` writes from the same files
+    norm = torch.stack(vectors).norm(dim=-1).mean()
+    return mean, mean * (norm / mean.norm(dim=-1)), len(vectors)
 
 
 def rows_by_text(rows: list[dict]) -> dict[int, list[dict]]:

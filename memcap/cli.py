@@ -1,8 +1,10 @@
-"""Command line: compress one text into [mem] vectors, decode it back, or run a compress job.
+"""Command line: compress one text into [mem] vectors, decode it back, run a compress job, or
+build a prior for a search's fresh starts.
 
     memcap compress "The quick brown fox jumps over the lazy dog." --model smollm2-135m -o fox.safetensors
     memcap decode fox.safetensors
     memcap job --model tiny-llama --texts texts.jsonl --out records.jsonl --lengths 8 16
+    memcap prior records.jsonl --length 8 --out tiny.prior.safetensors
 
 `memcap <command> --help` explains every option. Model names come from the registry shipped
 with the package (memcap/models.yaml, the repository's config/models.yaml) unless --models-file
@@ -290,8 +292,34 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep the frozen linear weights in the registry's autocast dtype (CUDA) instead "
         "of casting them every forward; recorded in the job's settings",
     )
+    p.add_argument(
+        "--prior",
+        type=Path,
+        help="with --mode search and one K: a prior file (`memcap prior`) where fresh starts begin instead of "
+        "the random init",
+    )
     search_args(p)
     _optim_args(p, preset="paper")
+
+    p = sub.add_parser(
+        "prior",
+        help="build a prior for a search's fresh starts from saved searches",
+        description="The mean of the lossless vectors that saved searches found at one length (memcap.core.prior): "
+        "a start for the fresh attempts of a search on OTHER texts (`memcap job --prior`, a config's "
+        "models.<name>.prior). The file records the model and the texts it was built from; a run on one of "
+        "those texts refuses it.",
+    )
+    p.add_argument(
+        "sources",
+        nargs="+",
+        type=Path,
+        help="compress records (results/<run>/compress/<model>/<dataset>.jsonl) or benchmarks/fast.py progress "
+        "files (<folder>/<name>.json.progress.jsonl)",
+    )
+    p.add_argument("--length", type=_positive_int, default=8, help="length whose vectors to average (default 8)")
+    p.add_argument("--vectors", "-k", type=_positive_int, default=1, help="number K of vectors (default 1)")
+    p.add_argument("--out", "-o", type=Path, required=True, help="prior file to write (safetensors)")
+    p.add_argument("--models-file", type=Path, help=REGISTRY_HELP)
     return parser
 
 
@@ -552,7 +580,16 @@ def cmd_job(args) -> None:
         mode=args.mode,
         cast_weights=args.cast_weights,
         search=search_config(args),
+        prior=args.prior,
     )
+
+
+def cmd_prior(args) -> None:
+    from memcap.stages.prior import build_prior
+
+    check_writable(args.out, "--out")
+    n = build_prior(args.sources, args.length, args.out, _registry(args.models_file), K=args.vectors)
+    print(f"wrote {args.out}: the mean of {n} lossless {args.length}-token vectors (K={args.vectors})")
 
 
 def _registry(path: Path):
@@ -616,6 +653,7 @@ INTERRUPTED = {
     "compress": "interrupted; no vectors file was written",
     "decode": "interrupted",
     "job": "interrupted; the finished parts are kept, and a rerun resumes from them",
+    "prior": "interrupted; no prior file was written",
 }
 
 
@@ -625,10 +663,10 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose or args.command == "job" else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    handler = {"compress": cmd_compress, "decode": cmd_decode, "job": cmd_job}[args.command]
+    handler = {"compress": cmd_compress, "decode": cmd_decode, "job": cmd_job, "prior": cmd_prior}[args.command]
     try:
         _resolve_models_file(args)
-        check_device(args.device)
+        check_device(getattr(args, "device", "auto"))
         return handler(args) or 0
     except (ValueError, FileNotFoundError) as err:
         print(f"memcap {args.command}: error: {_explain(err, args)}", file=sys.stderr)

@@ -24,4 +24,5 @@ run_job(
     mode=snakemake.params.mode,
     cast_weights=snakemake.params.cast_weights,
     search=dict(snakemake.params.search),
+    prior=snakemake.params.prior,
 )

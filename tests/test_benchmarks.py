@@ -593,7 +593,7 @@ def test_first_length_prior_is_the_mean_of_other_texts_lossless_vectors(tmp_path
         {"index": 1, "L": 8, "lossless": False, "vectors": [[50.0, 50.0]]},  # failed: not averaged
         {"index": 1, "L": 12, "lossless": True, "vectors": [[9.0, 9.0]]},  # another length
     ]
-    write_jsonl([{"header": "h"}, *rows], run / "F.json.progress.jsonl")
+    write_jsonl([{"header": "other: model m, 2 texts, K=1"}, *rows], run / "F.json.progress.jsonl")
     mean, scaled, n = common.prior_vectors([run / "F.json.progress.jsonl"], 8, [{"id": "c"}])
     assert n == 2 and mean.tolist() == [[0.5, 1.5]]
     assert scaled.norm().item() == pytest.approx(2.0) and scaled[0, 1] / scaled[0, 0] == pytest.approx(3.0)

@@ -255,6 +255,37 @@ def test_other_optimiser_settings_name_the_key_and_the_values(tmp_path):
     )
 
 
+def test_a_models_prior_goes_to_its_search_jobs_and_a_new_one_is_refused_over_old_results(tmp_path):
+    """models.<name>.prior: the K = 1 search job of natural text takes it (random text runs the
+    grid, multivector its own K); results made without it (or with another file) are not
+    resumed with it, and the error names the key; a missing file or the grid fails at planning."""
+    prior = tmp_path / "tiny.prior.safetensors"
+    prior.write_bytes(b"a prior")  # planning only hashes it; the job checks what it holds
+    search = {"mode": "search"}
+    cfg = config(compress=search, models={"tiny-gpt-neox": {"prior": str(prior)}}, multivector=multi([2], [8]))
+    plan.check_config(cfg, REGISTRY)
+    jobs = plan.model_jobs(cfg)
+    assert [(j.rule, j.dataset, plan.job_prior(cfg, j.model, j.dataset)) for j in jobs][:2] == [
+        ("compress", "lee", str(prior)),
+        ("compress", "random", None),
+    ]
+    before = config(compress=search, multivector=multi([2], [8]))
+    made_with = {i: fingerprint(before, job) for i, job in enumerate(jobs)}
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    plan.check_results(before, REGISTRY, results(tmp_path / "a", before, made_with))  # as they were made
+    with pytest.raises(PlanError) as err:
+        plan.check_results(cfg, REGISTRY, results(tmp_path / "b", cfg, made_with))
+    assert str(err.value).startswith("Invalid config key 'models.tiny-gpt-neox.prior': ")
+    assert "(models.tiny-gpt-neox.prior: None then, '" in str(err.value)  # the file's sha1 now
+    for changes, says in (
+        ({"models": {"tiny-gpt-neox": {"prior": "no/such.safetensors"}}}, "no such file 'no/such.safetensors'"),
+        ({"models": {"tiny-gpt-neox": {"prior": str(prior)}}}, "compress.mode is 'grid', allowed with a prior"),
+    ):
+        with pytest.raises(PlanError, match=f"Invalid config key 'models.tiny-gpt-neox.prior': .*{says}"):
+            plan.check_config(config(**changes), REGISTRY)
+
+
 def test_a_preset_is_named_first(tmp_path):
     from memcap.core.engine import OptimConfig
 

@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 import memcap
 from memcap.core.engine import OptimConfig, Outcome, first_scored
 from memcap.core.models import LoadedModel, load_model, load_registry, resolve_model
+from memcap.core.prior import file_sha, load_prior
 from memcap.core.search import Attempt, Search, SearchConfig
 from memcap.records import MODES, lossless
 from memcap.stages.batching import OomLimit, compress_splitting, derive_seed
@@ -80,13 +81,15 @@ def job_fingerprint(
     lengths,
     cast_weights: bool = False,
     search: SearchConfig | dict | None = None,
+    prior: str | None = None,
 ) -> dict:
     """What a job's numbers depend on; its parts folder keeps it (job.json) and a job whose
     fingerprint differs refuses to resume there. The workflow checks it before any job runs
     (memcap.stages.plan.check_results, through workflow/rules/common.smk), through this function. `lengths`: every
     length of the job. `search`: the capacity search's settings (SearchConfig), in search mode
     only and only where they differ from their defaults, so search jobs made before a
-    setting existed still resume."""
+    setting existed still resume. `prior`: the sha1 of the search's prior file
+    (memcap.core.prior.file_sha), only where there is one."""
     # `compile` only changes how fast the numbers come
     model_settings = {k: v for k, v in asdict(spec).items() if k != "compile"}
     fingerprint = {"model": model_settings, "protocol": protocol, "optim": optim.as_dict(), "dataset": dataset}
@@ -95,6 +98,8 @@ def job_fingerprint(
         changed = SearchConfig.from_dict(search).changed()
         if changed:
             fingerprint["search"] = changed
+        if prior:
+            fingerprint["prior"] = prior
     if cast_weights:  # only when on: the fingerprints of jobs made before the option stay the same
         fingerprint["cast_weights"] = True
     return fingerprint
@@ -120,6 +125,7 @@ def run_job(
     cast_weights: bool = False,
     search: dict | SearchConfig | None = None,
     samples: set[str] | None = None,
+    prior: str | Path | None = None,
 ) -> Path:
     """Compress every (K, L, text) of the grid not already done; write the records to `out`.
 
@@ -132,10 +138,15 @@ def run_job(
     defaults where left out); search mode only.
     samples: ids of texts in `texts` to compute now (default: all of them). The records of the
     file's other texts stay in `out`, so one text at a time fills one records file.
+    prior: a prior file (memcap.core.prior, `memcap prior`) where the search's fresh starts
+    begin instead of the random init; search mode and one K only, the prior's.
     """
     optim = optim if isinstance(optim, OptimConfig) else OptimConfig.from_dict(optim)
     search = SearchConfig.from_dict(search)
     Ks = _check_arguments(mode, lengths, K, batch_size)
+    if prior is not None and (mode != "search" or len(Ks) != 1):
+        raise ValueError(f"a prior is for the capacity search of one K (mode search), not mode {mode} with K {Ks}")
+    prior_sha = file_sha(prior) if prior is not None else None
     rows = read_texts(texts, max_samples)
     todo = _chosen(rows, samples, texts)
     all_lengths = _job_lengths(texts, rows, lengths, protocol)
@@ -154,9 +165,11 @@ def run_job(
         lengths=all_lengths,
         cast_weights=cast_weights,
         search=search,
+        prior=prior_sha,
     )
     store = _check_texts(PartStore(out.with_suffix(".parts"), fingerprint=fingerprint), rows, texts)
-    ctx = JobContext(spec, store, dataset, protocol, optim, batch_size, progress, search, device, cast_weights)
+    prior = Path(prior) if prior is not None else None
+    ctx = JobContext(spec, store, dataset, protocol, optim, batch_size, progress, search, device, cast_weights, prior)
     if mode == "search":
         _run_search(ctx, todo, all_lengths, Ks)
     else:
@@ -265,6 +278,7 @@ class JobContext:
     search: SearchConfig  # search mode only
     device: str
     cast_weights: bool
+    prior_file: Path | None = None  # search mode: where fresh starts begin (memcap.core.prior)
     lm: LoadedModel | None = None
     shared: dict | None = None  # the fields every record of the job shares (set by load_lm)
     limit: OomLimit = field(default_factory=OomLimit)  # out-of-memory batch size seen so far
@@ -311,15 +325,20 @@ def _run_search(ctx: JobContext, rows, lengths, Ks) -> None:
     if not any(todo.values()):
         return
     ctx.load_lm(Ks, lengths)
+    prior = None
+    if ctx.prior_file is not None:  # checked against the model, K and the texts measured here
+        prior = load_prior(ctx.prior_file, ctx.lm, Ks[0], [text_sha(r["text"]) for r in rows]).vectors
+        log.info("fresh starts from the prior %s", ctx.prior_file)
     bar = tqdm(desc=f"{ctx.spec.name}/{ctx.dataset} search", unit="attempt", disable=not ctx.progress)
     for K, group in todo.items():
         if group:
-            _search_group(ctx, K, group, lengths, recorded, bar)
+            _search_group(ctx, K, group, lengths, recorded, bar, prior)
     bar.close()
 
 
-def _search_group(ctx: JobContext, K: int, group: list[dict], lengths, recorded: list[dict], bar) -> None:
-    """The search of one K over `group`'s texts, run batch by batch and stored as it goes."""
+def _search_group(ctx: JobContext, K: int, group: list[dict], lengths, recorded: list[dict], bar, prior=None) -> None:
+    """The search of one K over `group`'s texts, run batch by batch and stored as it goes;
+    `prior`: a (K, d) start for its fresh attempts (memcap.core.prior), or None."""
     ids = [ctx.lm.tokenize(row["text"]) for row in group]
     history = _search_history(ctx.store, recorded, K, group, ctx.protocol)
     if history:
@@ -334,6 +353,7 @@ def _search_group(ctx: JobContext, K: int, group: list[dict], lengths, recorded:
         max_length=context - K if context else None,
         config=ctx.search,
         history=history,
+        prior=prior,
     )
     while not search.done:
         for batch in search.round(ctx.batch_size):

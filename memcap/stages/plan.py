@@ -99,6 +99,13 @@ def job_mode(config: dict, dataset: str) -> str:
     return "grid" if is_random(config, dataset) else config["compress"]["mode"]
 
 
+def job_prior(config: dict, model: str, dataset: str) -> str | None:
+    """The prior file of a compress job (`models.<model>.prior`): its search's fresh starts
+    begin there (memcap.core.prior). Search jobs only; random text runs the grid."""
+    prior = config["models"].get(model, {}).get("prior")
+    return prior if prior and job_mode(config, dataset) == "search" else None
+
+
 def model_lengths(config: dict, model: str) -> list[int]:
     """The natural-text length grid of one model (K = 1): the lengths up to its max_length."""
     cap = config["models"][model]["max_length"]
@@ -226,6 +233,18 @@ def check_config(config: dict, registry: dict) -> None:
                 f"relative to the working directory)"
             )
         check_documents(name, spec)
+    for model, options in config["models"].items():
+        prior = options.get("prior")
+        if prior and not Path(prior).is_file():
+            raise PlanError(
+                f"Invalid config key 'models.{model}.prior': no such file {prior!r} (looked for "
+                f"{Path(prior).absolute()}); allowed: a prior file `memcap prior` wrote for this model, or null"
+            )
+        if prior and config["compress"]["mode"] != "search":
+            raise PlanError(
+                f"Invalid config key 'models.{model}.prior': a prior is where the capacity search's fresh starts "
+                f"begin; compress.mode is {config['compress']['mode']!r}, allowed with a prior: 'search'"
+            )
     check_lengths(config, registry)
     natural = ", ".join(natural_datasets(config)) or "none"
     for model, grid in config["multivector"].items():
@@ -362,6 +381,7 @@ def _config_key(config: dict, setting: str, model: str, lengths_key: str) -> str
         "lengths": lengths_key,
         "cast_weights": "compress.cast_weights",
         "search": f"compress.{setting}",
+        "prior": f"models.{model}.prior",
     }
     return keys.get(top, setting)
 
@@ -383,6 +403,7 @@ def check_results(config: dict, registry: dict, jobs: list[tuple[str | Path, Job
     try:
         from memcap.core.engine import OptimConfig
         from memcap.core.models import ModelSpec, resolve_model
+        from memcap.core.prior import file_sha
         from memcap.stages.job import job_fingerprint
         from memcap.stages.store import changed_settings, stored_fingerprint
     except ImportError:
@@ -395,6 +416,7 @@ def check_results(config: dict, registry: dict, jobs: list[tuple[str | Path, Job
             spec = resolve_model(job.model, entry)
         except (TypeError, ValueError) as err:
             raise PlanError(f"Invalid model registry {config['models_file']}: model {job.model!r}: {err}") from None
+        prior = job_prior(config, job.model, job.dataset) if job.rule == "compress" else None
         now = job_fingerprint(
             spec,
             protocol=config["protocol"],
@@ -404,6 +426,7 @@ def check_results(config: dict, registry: dict, jobs: list[tuple[str | Path, Job
             lengths=job.lengths or [],
             cast_weights=config["compress"]["cast_weights"],
             search=config["compress"]["search"],
+            prior=file_sha(prior) if prior else None,
         )
         changed = changed_settings(stored_fingerprint(parts), now)
         changed.sort(key=lambda change: change[0] != "optim.preset")  # a preset changes many values: name it first

@@ -132,6 +132,17 @@ def compress_input(wildcards):
     return texts | model_input(wildcards.model)
 
 
+def compress_prior(wildcards):
+    """The prior file of a compress search job (models.<name>.prior), or None."""
+    return plan.job_prior(config, wildcards.model, wildcards.dataset)
+
+
+def prior_input(wildcards):
+    """A compress job's prior file is its input: a new prior reruns the job."""
+    prior = compress_prior(wildcards)
+    return {"prior": prior} if prior else {}
+
+
 def dataset_spec(wildcards):
     """A dataset's config entry as the texts rules get it (params): `documents` only where it
     is set, so that a config of before the key gives the same params and its texts are not

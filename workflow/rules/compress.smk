@@ -8,6 +8,7 @@
 rule compress:
     input:
         unpack(compress_input),
+        unpack(prior_input),
     output:
         records=f"{RESULTS}/compress/{{model}}/{{dataset}}.jsonl",
     log:
@@ -31,6 +32,7 @@ rule compress:
         device=config["resources"]["device"],
         cast_weights=config["compress"]["cast_weights"],
         search=config["compress"]["search"],
+        prior=compress_prior,
         models_file=config["models_file"],
         cache_dir=config["cache_dir"],
     script:
@@ -40,6 +42,8 @@ rule compress:
 # The same job per (model, K); unlisted params are inherited from compress (`use rule`
 # replaces params one keyword at a time, every other directive whole).
 use rule compress as multivector with:
+    input:
+        unpack(compress_input),
     output:
         records=f"{RESULTS}/multivector/{{model}}/{{dataset}}/K{{K}}.jsonl",
     log:
@@ -49,3 +53,5 @@ use rule compress as multivector with:
     params:
         lengths=lambda wildcards: multivector_lengths(wildcards.model, int(wildcards.K)),
         K=lambda wildcards: [int(wildcards.K)],
+        # a prior is one K's (K = 1): more vectors start from the random init
+        prior=lambda wildcards: None,

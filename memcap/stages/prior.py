@@ -1,0 +1,90 @@
+"""A prior file (memcap.core.prior) built from saved searches: `memcap prior`.
+
+    memcap prior results/demo/compress/smollm2-135m/lee.jsonl --length 8 --out lee.prior.safetensors
+    memcap prior benchmarks/validation3/claimed.json.progress.jsonl ... --length 8 --out p.safetensors
+
+Reads every lossless K-vector attempt at `length` tokens in each source and averages their
+vectors. A source is either a compress job's records (results/<run>/compress/<model>/<dataset>.jsonl,
+its vectors in the parts folder beside it) or a benchmarks/fast.py progress file
+(<folder>/<name>.json.progress.jsonl, its texts in <folder>/texts.jsonl). Every source must be
+of one model. The texts the vectors came from are recorded (their sha1), so a run on any of
+them refuses the prior.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+from safetensors import safe_open
+
+from memcap.core.prior import mean_prior, save_prior
+from memcap.io import read_jsonl
+from memcap.records import lossless
+
+
+def _text_sha(text: str) -> str:
+    from memcap.stages.job import text_sha
+
+    return text_sha(text)
+
+
+def progress_vectors(path: Path, L: int, K: int = 1) -> tuple[str, list[torch.Tensor], list[str]]:
+    """A fast.py progress file's model name, its lossless L-token vectors and their texts' sha1."""
+    rows = read_jsonl(path)
+    model = re.match(r"[^:]*: model (\S+),", rows[0].get("header", "")) if rows else None
+    if model is None:
+        raise ValueError(f"{path}: not a benchmarks/fast.py progress file (its first line names no model)")
+    texts = read_jsonl(path.parent / "texts.jsonl")
+    vectors, shas = [], []
+    for row in rows[1:]:
+        v = torch.tensor(row["vectors"])
+        if row["L"] == L and row["lossless"] and v.shape[0] == K:
+            vectors.append(v)
+            shas.append(_text_sha(texts[row["index"]]["text"]))
+    return model.group(1), vectors, shas
+
+
+def records_vectors(path: Path, L: int, K: int = 1) -> tuple[dict, list[torch.Tensor], list[str]]:
+    """A compress job's records: its model, lossless L-token vectors of K and their texts' sha1."""
+    rows = [r for r in read_jsonl(path) if r["L"] == L and r["K"] == K and r.get("vectors")]
+    rows = [r for r in rows if lossless(r["status"], r["correct"], r["max_correct"], r["scored"], r["protocol"])]
+    models = {(r["model"], r["model_id"], r.get("revision") or "", r.get("model_source", "hf")) for r in rows}
+    if len(models) > 1:
+        raise ValueError(f"{path} holds records of {len(models)} models; a prior is one model's")
+    vectors = []
+    for r in rows:
+        with safe_open(str(path.parent / r["vectors"]), framework="pt") as f:
+            vectors.append(f.get_tensor(r["vectors_key"]).float())
+    model = dict(zip(("name", "model_id", "revision", "source"), next(iter(models)), strict=True)) if models else {}
+    return model, vectors, [r["text_sha"] for r in rows]
+
+
+def build_prior(sources: list[Path], L: int, out: Path, registry: dict, K: int = 1) -> int:
+    """Write the prior of `sources` to `out`; returns how many vectors it averages."""
+    from memcap.core.models import resolve_model
+
+    models, vectors, shas = set(), [], []
+    for path in map(Path, sources):
+        if not path.is_file():
+            raise FileNotFoundError(f"no source at {path}: give compress records or a fast.py progress file")
+        if path.name.endswith(".progress.jsonl"):
+            name, found, texts = progress_vectors(path, L, K)
+            spec = resolve_model(name, registry)
+            model = dict(name=spec.name, model_id=spec.model_id, revision=spec.revision or "", source=spec.source)
+        else:
+            model, found, texts = records_vectors(path, L, K)
+        if found:
+            models.add(tuple(model.values()))
+        vectors += found
+        shas += texts
+    if not vectors:
+        raise ValueError(f"no lossless {L}-token attempts of K={K} in {', '.join(map(str, sources))}")
+    if len(models) > 1:
+        raise ValueError(f"the sources are searches of {len(models)} models ({sorted(m[0] for m in models)}); "
+                         "a prior is one model's")  # fmt: skip
+    spec = SimpleNamespace(**dict(zip(("name", "model_id", "revision", "source"), models.pop(), strict=True)))
+    save_prior(out, mean_prior(vectors), spec, L, len(vectors), shas, [str(p) for p in sources])
+    return len(vectors)
