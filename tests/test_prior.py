@@ -103,5 +103,7 @@ def test_a_prior_that_does_not_fit_is_refused_with_what_is_wrong(built, tmp_path
     with pytest.raises(ValueError, match="a prior is for the capacity search of one K"):
         run_job("tiny-llama", folder / "a.jsonl", tmp_path / "g.jsonl", lengths=[4], prior=prior, models_file=MODELS)
     assert main(["prior", str(tmp_path / "none.jsonl"), "--out", str(tmp_path / "p.safetensors")]) == 2
+    job = ["job", "-m", "tiny-llama", "--texts", str(folder / "a.jsonl"), "--out", str(tmp_path / "j.jsonl")]
+    assert main([*job, "--lengths", "4", "--prior", str(prior)]) == 2  # the grid: refused before any work
     with pytest.raises(ValueError, match="at least one lossless vector"):
         mean_prior([])
