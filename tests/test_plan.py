@@ -413,6 +413,25 @@ def test_a_file_source_is_an_input_of_its_texts_rule(tmp_path):
     assert inputs == {"lee": [], "mine": [str(mine)]}
 
 
+def test_a_models_prior_is_an_input_and_a_param_of_its_search_job_only(tmp_path):
+    """models.<name>.prior: a new prior file reruns the K = 1 search job of natural text; the
+    random-text grid and the multivector job (another K) neither read nor get it."""
+    from conftest import plan as dry_run
+    from conftest import write_config
+
+    prior = tmp_path / "tiny.prior.safetensors"
+    prior.write_bytes(b"a prior")
+    models = {"tiny-gpt-neox": {"prior": str(prior)}}
+    cfg = write_config("smoke", tmp_path / "prior.yaml", models=models, compress={"mode": "search"})
+    jobs = [j for j in dry_run(cfg, workdir=tmp_path) if j["rule"] in ("compress", "multivector")]
+    got = {(j["rule"], j["wildcards"]["dataset"]): (str(prior) in j["input"], j["params"]["prior"]) for j in jobs}
+    assert got == {
+        ("compress", "lee"): (True, str(prior)),
+        ("compress", "random"): (False, None),
+        ("multivector", "lee"): (False, None),
+    }
+
+
 @pytest.mark.slow
 def test_a_grid_beyond_smollm2s_context_fails_at_planning():
     """A GGUF model's context comes from its file's metadata, read only for grids over 2048."""
