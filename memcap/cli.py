@@ -1,5 +1,4 @@
-"""Command line: compress one text into [mem] vectors, decode it back, run a compress job, or
-build a prior for a search's fresh starts.
+"""Command line: compress a text into [mem] vectors, decode them, run a compress job, build a prior.
 
     memcap compress "The quick brown fox jumps over the lazy dog." --model smollm2-135m -o fox.safetensors
     memcap decode fox.safetensors
