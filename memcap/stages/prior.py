@@ -23,12 +23,7 @@ from safetensors import safe_open
 from memcap.core.prior import mean_prior, save_prior
 from memcap.io import read_jsonl
 from memcap.records import lossless
-
-
-def _text_sha(text: str) -> str:
-    from memcap.stages.job import text_sha
-
-    return text_sha(text)
+from memcap.stages.job import text_sha
 
 
 def progress_vectors(path: Path, L: int, K: int = 1) -> tuple[str, list[torch.Tensor], list[str]]:
@@ -43,7 +38,7 @@ def progress_vectors(path: Path, L: int, K: int = 1) -> tuple[str, list[torch.Te
         v = torch.tensor(row["vectors"])
         if row["L"] == L and row["lossless"] and v.shape[0] == K:
             vectors.append(v)
-            shas.append(_text_sha(texts[row["index"]]["text"]))
+            shas.append(text_sha(texts[row["index"]]["text"]))
     return model.group(1), vectors, shas
 
 
