@@ -237,6 +237,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=Path("vectors.safetensors"),
         help="vectors file to write (default %(default)s)",
     )
+    p.add_argument(
+        "--prior",
+        type=Path,
+        help="a prior file (`memcap prior`) where the fresh attempts of its K begin instead of the random init",
+    )
     search_args(p, title="how each K goes through the prefixes, 8, 16, 32, ... tokens, then the text")
     _optim_args(p, preset="fast")
 
@@ -367,7 +372,7 @@ def _compress_input(args, optim):
             f"K + L = {smallest} + {len(ids)} exceeds the {lm.max_context} positions of {spec.name!r}; "
             "use fewer vectors or --max-tokens"
         )
-    return lm, ids
+    return lm, ids, text
 
 
 class _CompressDisplay:
@@ -431,7 +436,13 @@ def cmd_compress(args) -> int:
 
     check_writable(args.out, "-o")  # before the model loads and the optimisation runs
     optim, search = _optim(args), search_config(args)
-    lm, ids = _compress_input(args, optim)
+    lm, ids, text = _compress_input(args, optim)
+    prior = None
+    if args.prior is not None:
+        from memcap.core.prior import load_prior
+        from memcap.stages.job import text_sha
+
+        prior = load_prior(args.prior, lm, None, [text_sha(text)])
     auto = args.vectors == "auto"
     display = _CompressDisplay(optim, len(ids))
     print(
@@ -451,14 +462,17 @@ def cmd_compress(args) -> int:
             progress=display.progress,
             counts=None if auto else [args.vectors],
             search=search,
+            prior=prior.vectors if prior is not None else None,
         )
     finally:
         display.close()
     best = found.best
     # vectors of a failed K decode (at best) the prefix they were fitted to
+    made_from_prior = prior is not None and best.outcome.vectors.shape[0] == prior.vectors.shape[0]
     save_vectors(
-        args.out, best.outcome.vectors, lm, args.protocol, ids[: best.L], best.outcome, optim, search.changed()
-    )
+        args.out, best.outcome.vectors, lm, args.protocol, ids[: best.L], best.outcome, optim, search.changed(),
+        prior=prior.sha if made_from_prior else None,
+    )  # fmt: skip
     return _compress_result(found, auto, f"{found.steps} optimiser steps in {found.wall_s:.1f} s; wrote {args.out}")
 
 

@@ -81,6 +81,19 @@ def test_a_search_job_starts_its_fresh_attempts_from_the_prior(built, tmp_path):
         run_job("tiny-llama", texts, tmp_path / "used.jsonl", optim=OPTIM, prior=other, **SEARCH)
 
 
+def test_memcap_compress_takes_a_prior_for_its_k_and_records_it_in_the_vectors_file(built, tmp_path):
+    _, _, prior = built
+    out = tmp_path / "fox.safetensors"
+    text = "The quick brown fox jumps over the lazy dog."
+    flags = ["-m", "tiny-llama", "--models-file", str(MODELS), "--max-steps", "20", "-o", str(out)]
+    assert main(["compress", text, "-k", "1", "--prior", str(prior), *flags]) == 0
+    with safe_open(str(out), framework="pt") as f:
+        assert f.metadata()["prior"] == __import__("hashlib").sha1(prior.read_bytes()).hexdigest()
+    assert main(["compress", text, "-k", "2", "--prior", str(prior), *flags]) == 0  # K = 2: the random init
+    with safe_open(str(out), framework="pt") as f:
+        assert "prior" not in f.metadata()
+
+
 def test_a_prior_that_does_not_fit_is_refused_with_what_is_wrong(built, tmp_path):
     folder, records, prior = built
     spec = resolve_model("tiny-llama", load_registry(MODELS))

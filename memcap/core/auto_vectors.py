@@ -19,6 +19,8 @@ import functools
 import time
 from dataclasses import dataclass, field
 
+import torch
+
 from memcap.core.engine import OptimConfig, Outcome, compress_batch, first_scored
 from memcap.core.search import SearchConfig, search_capacity
 
@@ -100,12 +102,15 @@ def fewest_vectors(
     progress=None,
     counts: list[int] | None = None,
     search: SearchConfig | None = None,
+    prior: torch.Tensor | None = None,
 ) -> FewestVectors:
     """Compress `ids` with K = 1, 2, 4, ... vectors until greedy decoding reproduces it.
 
     `counts` replaces the doubling with given K values (e.g. one fixed K). on_attempt(attempt),
     if given, is called after each K; progress is passed to compress_batch. `search` sets how
     each K goes through the prefixes (memcap.core.search.SearchConfig; None: its defaults).
+    `prior`: a (K, d) start for the fresh attempts of that K (memcap.core.prior); other K
+    start from the random init.
     """
     counts = counts or vector_counts(max_vectors, lm.max_context, len(ids))
     if not counts:
@@ -117,9 +122,11 @@ def fewest_vectors(
     lengths = prefix_lengths(len(ids), protocol)
     for K in counts:
         t0 = time.perf_counter()
+        own = prior if prior is not None and prior.shape[0] == K else None
         result = search_capacity(
-            lm, [ids], K, protocol, [seed], optim, lengths_grid=lengths, batch_size=1, runner=runner, config=search
-        )[0]
+            lm, [ids], K, protocol, [seed], optim, lengths_grid=lengths, batch_size=1, runner=runner, config=search,
+            prior=own,
+        )[0]  # fmt: skip
         last = result.attempts[-1]
         found.attempts.append(VectorsAttempt(K, last.outcome, time.perf_counter() - t0, last.L, result.steps))
         if on_attempt is not None:

@@ -13,7 +13,8 @@ It also records the sha1 of every text it was built from, so a run that measures
 is refused: a prior holding a text's own answer would overstate that text's capacity.
 
 `memcap prior` builds one from saved searches (memcap.stages.prior); a compress job takes it
-as `models.<name>.prior` in a config or `memcap compress --prior FILE`.
+as `models.<name>.prior` in a config or `memcap job --prior FILE`, one text `memcap compress
+--prior FILE` (for the K it was built with).
 """
 
 from __future__ import annotations
@@ -84,10 +85,10 @@ class Prior:
         return set(json.loads(self.meta["texts"]))
 
 
-def load_prior(path, lm, K: int, texts: list[str] = ()) -> Prior:
-    """The prior of `path` for model `lm` (its spec and mem_dim) and K vectors; ValueError naming
-    what does not fit: not a prior file, another model, K or width, or built from one of `texts`
-    (sha1 of the texts this run measures)."""
+def load_prior(path, lm, K: int | None, texts: list[str] = ()) -> Prior:
+    """The prior of `path` for model `lm` (its spec and mem_dim) and K vectors (None: the
+    file's own K); ValueError naming what does not fit: not a prior file, another model, K or
+    width, or built from one of `texts` (sha1 of the texts this run measures)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no prior file at {path}; `memcap prior` builds one from saved searches")
@@ -106,6 +107,7 @@ def load_prior(path, lm, K: int, texts: list[str] = ()) -> Prior:
     if why:
         raise ValueError(f"{path}: {why.replace('the vectors were', 'the prior was')}; build one for this model")
     vectors = load_file(str(path))[KEY].float()
+    K = vectors.shape[0] if K is None else K
     if tuple(vectors.shape) != (K, lm.mem_dim):
         raise ValueError(
             f"{path}: the prior is {tuple(vectors.shape)}; this search needs (K, width) = ({K}, {lm.mem_dim})"

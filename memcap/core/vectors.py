@@ -11,7 +11,8 @@ decoding starts from: none under strict, t1 under paper, as JSON), ids_sha (sha1
 token ids as JSON), accuracy, greedy_exact (true/false), steps, the optimiser preset, optim
 (the optimiser settings as JSON, OptimConfig.as_dict(): the values the preset gave or the user
 set, and the parametrisation where it is not full), search (the search settings away from their
-defaults, as JSON; only where there are any), memcap version. ``read_vectors_file``
+defaults, as JSON; only where there are any), prior (the sha1 of the prior file the search's
+fresh starts began from; only where there was one), memcap version. ``read_vectors_file``
 checks every field before anything is decoded; files written before a field existed lack it.
 
 Vectors decode only with the model that made them: ``model_for_file`` finds it (the registry
@@ -57,10 +58,12 @@ def save_vectors(
     outcome,
     optim: OptimConfig | None = None,
     search: dict | None = None,
+    prior: str | None = None,
 ) -> None:
     """`optim`: the settings that made the vectors (None: the paper's), recorded as preset and optim.
     `search`: the search settings away from their defaults (SearchConfig.changed()), recorded as
-    search where there are any, so files made with the defaults stay as they were."""
+    search where there are any, so files made with the defaults stay as they were. `prior`: the
+    sha1 of the prior file their search's fresh starts began from (memcap.core.prior), if any."""
     from safetensors.torch import save
 
     first = first_scored(protocol)
@@ -82,6 +85,7 @@ def save_vectors(
         "optim": json.dumps(optim.as_dict()),
         "memcap": memcap.__version__,
         **({"search": json.dumps(search)} if search else {}),
+        **({"prior": prior} if prior else {}),
     }
     data = save({KEY: vectors.detach().float().contiguous().cpu()}, metadata=meta)
     atomic_write_bytes(Path(path), data)
@@ -189,6 +193,7 @@ def _check_labels(path, meta: dict) -> None:
         "preset": (LABEL.fullmatch, "a preset name"),
         "optim": (_json_object, "a JSON object of optimiser settings"),
         "search": (_json_object, "a JSON object of search settings"),
+        "prior": (re.compile(r"[0-9a-f]{40}").fullmatch, "the sha1 of a prior file, 40 hex digits"),
         "memcap": (LABEL.fullmatch, "a memcap version"),
     }
     for key, (ok, allowed) in optional.items():
