@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from types import SimpleNamespace
+from typing import NamedTuple
 
 import torch
 from safetensors import safe_open
@@ -42,19 +42,25 @@ def progress_vectors(path: Path, L: int, K: int = 1) -> tuple[str, list[torch.Te
     return model.group(1), vectors, shas
 
 
-def records_vectors(path: Path, L: int, K: int = 1) -> tuple[dict, list[torch.Tensor], list[str]]:
-    """A compress job's records: its model, lossless L-token vectors of K and their texts' sha1."""
+class Model(NamedTuple):
+    """What a prior file records of the model whose vectors it averages (save_prior's `spec`)."""
+
+    name: str
+    model_id: str
+    revision: str
+    source: str
+
+
+def records_vectors(path: Path, L: int, K: int = 1) -> tuple[set[Model], list[torch.Tensor], list[str]]:
+    """A compress job's records: their model(s), lossless L-token vectors of K, their texts' sha1."""
     rows = [r for r in read_jsonl(path) if r["L"] == L and r["K"] == K and r.get("vectors")]
     rows = [r for r in rows if lossless(r["status"], r["correct"], r["max_correct"], r["scored"], r["protocol"])]
-    models = {(r["model"], r["model_id"], r.get("revision") or "", r.get("model_source", "hf")) for r in rows}
-    if len(models) > 1:
-        raise ValueError(f"{path} holds records of {len(models)} models; a prior is one model's")
+    models = {Model(r["model"], r["model_id"], r.get("revision") or "", r.get("model_source", "hf")) for r in rows}
     vectors = []
     for r in rows:
         with safe_open(str(path.parent / r["vectors"]), framework="pt") as f:
             vectors.append(f.get_tensor(r["vectors_key"]).float())
-    model = dict(zip(("name", "model_id", "revision", "source"), next(iter(models)), strict=True)) if models else {}
-    return model, vectors, [r["text_sha"] for r in rows]
+    return models, vectors, [r["text_sha"] for r in rows]
 
 
 def build_prior(sources: list[Path], L: int, out: Path, registry: dict, K: int = 1) -> int:
@@ -68,18 +74,16 @@ def build_prior(sources: list[Path], L: int, out: Path, registry: dict, K: int =
         if path.name.endswith(".progress.jsonl"):
             name, found, texts = progress_vectors(path, L, K)
             spec = resolve_model(name, registry)
-            model = dict(name=spec.name, model_id=spec.model_id, revision=spec.revision or "", source=spec.source)
+            models |= {Model(spec.name, spec.model_id, spec.revision or "", spec.source)} if found else set()
         else:
-            model, found, texts = records_vectors(path, L, K)
-        if found:
-            models.add(tuple(model.values()))
+            own, found, texts = records_vectors(path, L, K)
+            models |= own
         vectors += found
         shas += texts
     if not vectors:
         raise ValueError(f"no lossless {L}-token attempts of K={K} in {', '.join(map(str, sources))}")
     if len(models) > 1:
-        raise ValueError(f"the sources are searches of {len(models)} models ({sorted(m[0] for m in models)}); "
-                         "a prior is one model's")  # fmt: skip
-    spec = SimpleNamespace(**dict(zip(("name", "model_id", "revision", "source"), models.pop(), strict=True)))
-    save_prior(out, mean_prior(vectors), spec, L, len(vectors), shas, [str(p) for p in sources])
+        names = sorted(m.name for m in models)
+        raise ValueError(f"the sources are searches of {len(models)} models ({names}); a prior is one model's")
+    save_prior(out, mean_prior(vectors), models.pop(), L, len(vectors), shas, [str(p) for p in sources])
     return len(vectors)
