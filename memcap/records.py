@@ -5,7 +5,7 @@ is lossless, and how its vectors were optimised.
     accuracy_is_lossless(0.99)               # True: the package's one threshold
     accuracy_is_lossless(frame["acc"])       # elementwise on a pandas column or a numpy array
     lossless(r["status"], r["correct"], r["max_correct"], r["scored"], r["protocol"])  # a record
-    method(r.get("preset"), r.get("optim"))  # 'fast', or 'fast + low_rank r=64 (pca)'
+    method(r.get("preset"), r.get("optim"), r.get("search"))  # 'fast', 'fast + low_rank r=64 (pca)', 'fast + prior'
 
 Standard library only: the search and the job (torch, no pandas), the metrics (pandas) and
 the texts all import it. Threshold convention (docs/method.md section 4.2): a sample is
@@ -35,15 +35,18 @@ def lossless(status: str, correct: int, max_correct: int, scored: int, protocol:
     return accuracy_is_lossless((max_correct if protocol == "paper" else correct) / scored)
 
 
-def method(preset, optim) -> str:
-    """How vectors were optimised, as one label: the optimiser preset, and the parametrisation
-    where it is not full (its rank and basis with it): 'fast', 'fast + low_rank r=64 (pca)'.
-    `optim` is a record's optim dict (OptimConfig.as_dict(), which leaves full and the pca
-    basis out); records and files made before either existed get 'paper' and full. No comma
-    inside: the analysis joins a group's methods with commas."""
+def method(preset, optim, search=None) -> str:
+    """How vectors were optimised, as one label: the optimiser preset, the parametrisation
+    where it is not full (its rank and basis with it), and a search's prior where its fresh
+    starts began from one: 'fast', 'fast + low_rank r=64 (pca)', 'fast + prior'. `optim` is a
+    record's optim dict (OptimConfig.as_dict(), which leaves full and the pca basis out),
+    `search` its search dict; records and files made before either existed get 'paper', full
+    and no prior. No comma inside: the analysis joins a group's methods with commas."""
     optim = optim if isinstance(optim, dict) else {}
     label = preset if isinstance(preset, str) and preset else optim.get("preset", "paper")
     parametrisation = optim.get("parametrisation", "full")
     if parametrisation != "full":
         label += f" + {parametrisation} r={optim.get('rank')} ({optim.get('basis', 'pca')})"
+    if isinstance(search, dict) and search.get("prior"):
+        label += " + prior"
     return label

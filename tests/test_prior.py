@@ -13,6 +13,7 @@ from memcap.cli import main
 from memcap.core.engine import OptimConfig
 from memcap.core.models import load_model, load_registry, resolve_model
 from memcap.core.prior import load_prior, mean_prior, save_prior
+from memcap.core.vectors import read_vectors_file
 from memcap.io import read_jsonl
 from memcap.records import lossless
 from memcap.stages.job import run_job, text_sha
@@ -72,8 +73,16 @@ def test_a_search_job_starts_its_fresh_attempts_from_the_prior(built, tmp_path):
         return [(r["sample_id"], r["loss_sum"]) for r in rows if r["L"] == 4 and r["retry"] == 0 and not r["extension"]]
 
     assert len(first(used)) == 2 and first(used) != first(plain)
+    sha = __import__("hashlib").sha1(prior.read_bytes()).hexdigest()
+    assert {json.dumps(r["search"]["prior"]) for r in used} == {json.dumps({"file": str(prior), "sha1": sha})}
+    assert all("prior" not in r["search"] for r in plain)
+    # the analysis names the method ("(search, paper + prior)" in the tables and the report)
+    from memcap.analysis.metrics import load_records
+
+    assert set(load_records([tmp_path / "used.jsonl"])["method"]) == {"paper + prior"}
+    assert set(load_records([tmp_path / "plain.jsonl"])["method"]) == {"paper"}
     stored = json.loads((tmp_path / "used.parts" / "job.json").read_text())
-    assert stored["prior"] == __import__("hashlib").sha1(prior.read_bytes()).hexdigest()
+    assert stored["prior"] == sha
     assert "prior" not in json.loads((tmp_path / "plain.parts" / "job.json").read_text())
     other = tmp_path / "other.safetensors"
     save_prior(other, torch.zeros(1, 64), resolve_model("tiny-llama", load_registry(MODELS)), 4, 1, [], [])
@@ -89,6 +98,7 @@ def test_memcap_compress_takes_a_prior_for_its_k_and_records_it_in_the_vectors_f
     assert main(["compress", text, "-k", "1", "--prior", str(prior), *flags]) == 0
     with safe_open(str(out), framework="pt") as f:
         assert f.metadata()["prior"] == __import__("hashlib").sha1(prior.read_bytes()).hexdigest()
+    assert read_vectors_file(out).method == "fast + prior"  # what `memcap -v decode` logs
     assert main(["compress", text, "-k", "2", "--prior", str(prior), *flags]) == 0  # K = 2: the random init
     with safe_open(str(out), framework="pt") as f:
         assert "prior" not in f.metadata()

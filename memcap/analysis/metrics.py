@@ -131,7 +131,8 @@ def load_records(paths: list[str | Path]) -> pd.DataFrame:
     # records made before optimiser presets existed were made with the paper's settings
     df["preset"] = df["preset"].fillna("paper") if "preset" in df else "paper"
     optims = df["optim"] if "optim" in df else pd.Series(None, index=df.index, dtype=object)
-    df["method"] = [method(p, o) for p, o in zip(df["preset"], optims, strict=True)]
+    searches = df["search"] if "search" in df else pd.Series(None, index=df.index, dtype=object)
+    df["method"] = [method(p, o, s) for p, o, s in zip(df["preset"], optims, searches, strict=True)]
     df["ok"] = df["status"] == "ok"
     df["kind"] = _kinds(df)
     short = df["short"] if "short" in df.columns else pd.Series(False, index=df.index)

@@ -136,7 +136,7 @@ class VectorsFile:
     def method(self) -> str:
         """The preset and, where it is not full, the parametrisation that made the vectors
         (memcap.records.method): 'fast', 'fast + low_rank r=4 (pca)'."""
-        return method(self.meta.get("preset"), json.loads(self.meta.get("optim", "{}")))
+        return method(self.meta.get("preset"), json.loads(self.meta.get("optim", "{}")), self.meta)
 
 
 def _invalid(path, key: str, value, allowed: str) -> ValueError:

@@ -169,7 +169,9 @@ def run_job(
     )
     store = _check_texts(PartStore(out.with_suffix(".parts"), fingerprint=fingerprint), rows, texts)
     prior = Path(prior) if prior is not None else None
-    ctx = JobContext(spec, store, dataset, protocol, optim, batch_size, progress, search, device, cast_weights, prior)
+    ctx = JobContext(
+        spec, store, dataset, protocol, optim, batch_size, progress, search, device, cast_weights, prior, prior_sha
+    )
     if mode == "search":
         _run_search(ctx, todo, all_lengths, Ks)
     else:
@@ -279,6 +281,7 @@ class JobContext:
     device: str
     cast_weights: bool
     prior_file: Path | None = None  # search mode: where fresh starts begin (memcap.core.prior)
+    prior_sha: str | None = None  # its file_sha()
     lm: LoadedModel | None = None
     shared: dict | None = None  # the fields every record of the job shares (set by load_lm)
     limit: OomLimit = field(default_factory=OomLimit)  # out-of-memory batch size seen so far
@@ -286,6 +289,11 @@ class JobContext:
     @property
     def first(self) -> int:
         return first_scored(self.protocol)
+
+    @property
+    def prior_label(self) -> dict:
+        """What a search record keeps of the prior in its `search` dict (nothing without one)."""
+        return {"prior": {"file": str(self.prior_file), "sha1": self.prior_sha}} if self.prior_file else {}
 
     def load_lm(self, Ks, lengths) -> LoadedModel:
         """Load the model, check that K + L fit its context, and fill `shared`."""
@@ -590,7 +598,7 @@ def _record(ctx: JobContext, row, ids, outcome: Outcome | None, cell: Cell, atte
         res, a = attempt
         record.update(
             mode="search",
-            search=ctx.search.as_dict(),
+            search=ctx.search.as_dict() | ctx.prior_label,
             warm_start=a.warm_start,
             retry=a.retry,
             extension=a.extension,
