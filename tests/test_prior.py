@@ -115,11 +115,12 @@ def test_a_prior_that_does_not_fit_is_refused_with_what_is_wrong(built, tmp_path
         load_prior(prior, lm, 1, [one, text_sha("another text")])
     with pytest.raises(ValueError, match="built from .* of the texts this run measures"):
         run_job("tiny-llama", folder / "a.jsonl", tmp_path / "same.jsonl", optim=OPTIM, prior=prior, **SEARCH)
+    assert not (tmp_path / "same.parts").exists()  # refused before a fingerprint with it was kept
     # another model, another K, not a prior file, not a search
     other = resolve_model("tiny-gpt-neox", load_registry(MODELS))
     with pytest.raises(ValueError, match="the prior was made with model 'tiny-llama'"):
         load_prior(prior, load_model(other, "cpu"), 1)
-    with pytest.raises(ValueError, match=r"the prior is \(1, 64\); this search needs \(K, width\) = \(2, 64\)"):
+    with pytest.raises(ValueError, match=r"the prior is \(1, 64\); this search needs 2 vector\(s\)"):
         load_prior(prior, lm, 2)
     with pytest.raises(ValueError, match="is not a prior file written by `memcap prior`"):
         load_prior(folder / records[0]["vectors"], lm, 1)

@@ -3,6 +3,7 @@
     prior = mean_prior(vectors)                             # lossless (K, d) vectors of other texts
     save_prior("smollm2-135m.prior.safetensors", prior, spec, L=8, n=30, texts=shas, sources=["run.jsonl"])
     prior = load_prior("smollm2-135m.prior.safetensors", lm, K=1, texts=shas_measured).vectors
+    read_prior("smollm2-135m.prior.safetensors", spec, K=1, texts=shas_measured)   # before the model loads
 
 A prior is the mean of the lossless [mem] vectors that searches found for *other* texts at one
 length (their first grid length): a start that already sits where decodable vectors live, so
@@ -85,10 +86,11 @@ class Prior:
         return set(json.loads(self.meta["texts"]))
 
 
-def load_prior(path, lm, K: int | None, texts: list[str] = ()) -> Prior:
-    """The prior of `path` for model `lm` (its spec and mem_dim) and K vectors (None: the
-    file's own K); ValueError naming what does not fit: not a prior file, another model, K or
-    width, or built from one of `texts` (sha1 of the texts this run measures)."""
+def read_prior(path, spec, K: int | None, texts: list[str] = ()) -> Prior:
+    """The prior of `path` for model `spec` (memcap.core.models.ModelSpec) and K vectors (None:
+    the file's own K), before the model loads; ValueError naming what does not fit: not a prior
+    file, another model or K, or built from one of `texts` (sha1 of the texts this run
+    measures). load_prior() also checks the width against the loaded model."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no prior file at {path}; `memcap prior` builds one from saved searches")
@@ -103,15 +105,13 @@ def load_prior(path, lm, K: int | None, texts: list[str] = ()) -> Prior:
             f"{path} is not a prior file written by `memcap prior` (it lacks the {KEY!r} tensor or the "
             f"metadata {', '.join(missing) or 'kind'})"
         )
-    why = model_mismatch(meta, lm.spec)
+    why = model_mismatch(meta, spec)
     if why:
         raise ValueError(f"{path}: {why.replace('the vectors were', 'the prior was')}; build one for this model")
     vectors = load_file(str(path))[KEY].float()
     K = vectors.shape[0] if K is None else K
-    if tuple(vectors.shape) != (K, lm.mem_dim):
-        raise ValueError(
-            f"{path}: the prior is {tuple(vectors.shape)}; this search needs (K, width) = ({K}, {lm.mem_dim})"
-        )
+    if vectors.ndim != 2 or vectors.shape[0] != K:
+        raise ValueError(f"{path}: the prior is {tuple(vectors.shape)}; this search needs {K} vector(s) (K, width)")
     if not torch.isfinite(vectors).all():
         raise ValueError(f"{path}: the prior holds NaN or infinite values")
     prior = Prior(path=path, vectors=vectors, meta=meta, sha=file_sha(path))
@@ -120,5 +120,15 @@ def load_prior(path, lm, K: int | None, texts: list[str] = ()) -> Prior:
         raise ValueError(
             f"{path} was built from {len(shared)} of the texts this run measures: a prior comes from other "
             "texts, or it overstates their capacity; build it without them"
+        )
+    return prior
+
+
+def load_prior(path, lm, K: int | None, texts: list[str] = ()) -> Prior:
+    """read_prior() for the loaded model `lm` (its spec), and its width (lm.mem_dim)."""
+    prior = read_prior(path, lm.spec, K, texts)
+    if prior.vectors.shape[1] != lm.mem_dim:
+        raise ValueError(
+            f"{path}: the prior is {tuple(prior.vectors.shape)}; this model's vectors are {lm.mem_dim} wide"
         )
     return prior

@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 import memcap
 from memcap.core.engine import OptimConfig, Outcome, first_scored
 from memcap.core.models import LoadedModel, load_model, load_registry, resolve_model
-from memcap.core.prior import file_sha, load_prior
+from memcap.core.prior import load_prior, read_prior
 from memcap.core.search import Attempt, Search, SearchConfig
 from memcap.records import MODES, lossless
 from memcap.stages.batching import OomLimit, compress_splitting, derive_seed
@@ -146,12 +146,13 @@ def run_job(
     Ks = _check_arguments(mode, lengths, K, batch_size)
     if prior is not None and (mode != "search" or len(Ks) != 1):
         raise ValueError(f"a prior is for the capacity search of one K (mode search), not mode {mode} with K {Ks}")
-    prior_sha = file_sha(prior) if prior is not None else None
     rows = read_texts(texts, max_samples)
     todo = _chosen(rows, samples, texts)
     all_lengths = _job_lengths(texts, rows, lengths, protocol)
     registry = load_registry(models_file) if Path(models_file).exists() else {}
     spec = resolve_model(model, registry)
+    # before the parts folder records a fingerprint with it: a prior that does not fit leaves nothing
+    prior_sha = read_prior(prior, spec, Ks[0], [text_sha(r["text"]) for r in rows]).sha if prior is not None else None
     dataset = dataset or Path(texts).stem
     out = Path(out)
     if threads:
