@@ -124,11 +124,15 @@ def read_prior(path, spec, K: int | None, texts: list[str] = ()) -> Prior:
     return prior
 
 
-def load_prior(path, lm, K: int | None, texts: list[str] = ()) -> Prior:
-    """read_prior() for the loaded model `lm` (its spec), and its width (lm.mem_dim)."""
-    prior = read_prior(path, lm.spec, K, texts)
+def check_width(prior: Prior, lm) -> Prior:
+    """`prior`, once its vectors are as wide as the loaded model's (lm.mem_dim)."""
     if prior.vectors.shape[1] != lm.mem_dim:
         raise ValueError(
-            f"{path}: the prior is {tuple(prior.vectors.shape)}; this model's vectors are {lm.mem_dim} wide"
+            f"{prior.path}: the prior is {tuple(prior.vectors.shape)}; this model's vectors are {lm.mem_dim} wide"
         )
     return prior
+
+
+def load_prior(path, lm, K: int | None, texts: list[str] = ()) -> Prior:
+    """read_prior() for the loaded model `lm` (its spec), and its width (check_width)."""
+    return check_width(read_prior(path, lm.spec, K, texts), lm)

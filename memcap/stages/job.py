@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 import memcap
 from memcap.core.engine import OptimConfig, Outcome, first_scored
 from memcap.core.models import LoadedModel, load_model, load_registry, resolve_model
-from memcap.core.prior import load_prior, read_prior
+from memcap.core.prior import Prior, check_width, read_prior
 from memcap.core.search import Attempt, Search, SearchConfig
 from memcap.records import MODES, lossless
 from memcap.stages.batching import OomLimit, compress_splitting, derive_seed
@@ -152,7 +152,7 @@ def run_job(
     registry = load_registry(models_file) if Path(models_file).exists() else {}
     spec = resolve_model(model, registry)
     # before the parts folder records a fingerprint with it: a prior that does not fit leaves nothing
-    prior_sha = read_prior(prior, spec, Ks[0], [text_sha(r["text"]) for r in rows]).sha if prior is not None else None
+    prior = read_prior(prior, spec, Ks[0], [text_sha(r["text"]) for r in rows]) if prior is not None else None
     dataset = dataset or Path(texts).stem
     out = Path(out)
     if threads:
@@ -166,13 +166,10 @@ def run_job(
         lengths=all_lengths,
         cast_weights=cast_weights,
         search=search,
-        prior=prior_sha,
+        prior=prior.sha if prior is not None else None,
     )
     store = _check_texts(PartStore(out.with_suffix(".parts"), fingerprint=fingerprint), rows, texts)
-    prior = Path(prior) if prior is not None else None
-    ctx = JobContext(
-        spec, store, dataset, protocol, optim, batch_size, progress, search, device, cast_weights, prior, prior_sha
-    )
+    ctx = JobContext(spec, store, dataset, protocol, optim, batch_size, progress, search, device, cast_weights, prior)
     if mode == "search":
         _run_search(ctx, todo, all_lengths, Ks)
     else:
@@ -281,8 +278,7 @@ class JobContext:
     search: SearchConfig  # search mode only
     device: str
     cast_weights: bool
-    prior_file: Path | None = None  # search mode: where fresh starts begin (memcap.core.prior)
-    prior_sha: str | None = None  # its file_sha()
+    prior: Prior | None = None  # search mode: where fresh starts begin (memcap.core.prior), checked once
     lm: LoadedModel | None = None
     shared: dict | None = None  # the fields every record of the job shares (set by load_lm)
     limit: OomLimit = field(default_factory=OomLimit)  # out-of-memory batch size seen so far
@@ -294,7 +290,7 @@ class JobContext:
     @property
     def prior_label(self) -> dict:
         """What a search record keeps of the prior in its `search` dict (nothing without one)."""
-        return {"prior": {"file": str(self.prior_file), "sha1": self.prior_sha}} if self.prior_file else {}
+        return {"prior": {"file": str(self.prior.path), "sha1": self.prior.sha}} if self.prior else {}
 
     def load_lm(self, Ks, lengths) -> LoadedModel:
         """Load the model, check that K + L fit its context, and fill `shared`."""
@@ -335,9 +331,9 @@ def _run_search(ctx: JobContext, rows, lengths, Ks) -> None:
         return
     ctx.load_lm(Ks, lengths)
     prior = None
-    if ctx.prior_file is not None:  # checked against the model, K and the texts measured here
-        prior = load_prior(ctx.prior_file, ctx.lm, Ks[0], [text_sha(r["text"]) for r in rows]).vectors
-        log.info("fresh starts from the prior %s", ctx.prior_file)
+    if ctx.prior is not None:  # its model, K and texts were checked before the parts folder was made
+        prior = check_width(ctx.prior, ctx.lm).vectors
+        log.info("fresh starts from the prior %s", ctx.prior.path)
     bar = tqdm(desc=f"{ctx.spec.name}/{ctx.dataset} search", unit="attempt", disable=not ctx.progress)
     for K, group in todo.items():
         if group:
