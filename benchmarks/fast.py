@@ -7,6 +7,7 @@
     python benchmarks/fast.py --compare fast.json  # later: the saved results against the references as they are then
     python benchmarks/fast.py --compare fast.json --max-steps 150 ...  # while it runs: so far (give its flags)
     python benchmarks/fast.py --folder DIR --prior OTHER/run.json.progress.jsonl   # fresh starts from a prior
+    python benchmarks/fast.py --folder DIR --prior config/priors/smollm2-135m.safetensors   # ... or a prior file
     python benchmarks/fast.py --save new.json --prior-redo ... --fork old.json      # reuse old's attempts
 
 With --save, every attempt is also kept in <folder>/<NAME>.progress.jsonl as it ends (its
@@ -62,9 +63,12 @@ from memcap.analysis.paper_budget import text_capacities
 from memcap.cli import search_args, search_flags
 from memcap.core.engine import PRESETS, OptimConfig
 from memcap.core.models import load_model, load_registry, resolve_model
+from memcap.core.prior import file_sha
 from memcap.core.search import CLAIMED, Attempt, Search, SearchConfig, search_capacity
 from memcap.io import read_jsonl, write_jsonl
 from memcap.stages.batching import derive_seed
+from memcap.stages.job import text_sha
+from memcap.stages.prior import prior_without
 from memcap.stages.texts import read_texts
 from optimizer import parse_config
 from reference import HERE, LENGTHS
@@ -149,10 +153,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--prior",
         type=Path,
         action="append",
-        metavar="PROGRESS",
-        help="a saved search run on other texts (a --save progress file); repeat for more: every fresh start "
-        "begins from the mean of their lossless first-length vectors instead of the seeded random init "
-        "(benchmarks/first_length.py measures it); a run on a text of --folder's is refused",
+        metavar="FILE",
+        help="a saved search run on other texts (a --save progress file; repeat for more) or one prior file "
+        "(`memcap prior`, .safetensors): every fresh start begins from the mean of their lossless first-length "
+        "vectors instead of the seeded random init (benchmarks/first_length.py measures it). A progress file "
+        "of a run on a text of --folder's is refused; a prior file built from some of them is rebuilt from "
+        "its recorded sources without their vectors. Default: CLAIMED's prior for the model, if it has one",
+    )
+    parser.add_argument(
+        "--no-prior", action="store_true", help="fresh starts from the random init, whatever CLAIMED says"
     )
     parser.add_argument(
         "--prior-redo",
@@ -186,6 +195,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--checks-on-grid goes with --stage (a grid search's checks are on its grid already)")
     if args.prior_redo and not args.prior:
         parser.error("--prior-redo redoes a start from the prior: give --prior too")
+    if args.prior and args.no_prior:
+        parser.error("--prior and --no-prior: give one")
+    files = [p for p in args.prior or () if p.suffix == ".safetensors"]
+    if files and len(args.prior) > 1:
+        parser.error(f"--prior: one prior file ({files[0]}) or progress files, not both nor two prior files")
     if args.fork and not args.save:
         parser.error("--fork begins a --save NAME from another run: give --save too")
     return args
@@ -210,9 +224,9 @@ def run_search(folder: Path, args, optim: OptimConfig, search: SearchConfig) -> 
     t0 = time.perf_counter()
     lm = load_model(spec, args.device)
     ids = [lm.tokenize(row["text"]) for row in rows]
-    header = run_header(folder, args, spec.name, len(rows), optim, search, lm.device, torch.get_num_threads())
+    prior, note = fresh_prior(args, spec, rows, grid[0])
+    header = run_header(folder, args, spec.name, len(rows), optim, search, lm.device, torch.get_num_threads(), note)
     progress_file = progress_of(folder, args.save) if args.save else None
-    prior = prior_vectors(args.prior, grid[0], rows)[0] if args.prior else None
     if args.fork and not progress_file.is_file():
         fork(progress_of(folder, args.fork), progress_file, header, ids, args, grid, search, prior)
     done, earlier_wall = read_progress(progress_file, header, len(rows))
@@ -308,12 +322,30 @@ def saved_run(header: str, model: str, grid: list[int], wall_s: float, rows, res
     }
 
 
-def run_header(folder: Path, args, model: str, n_texts: int, optim, search, device, threads: int) -> str:
+def fresh_prior(args, spec, rows: list[dict], L: int) -> tuple[torch.Tensor | None, str]:
+    """Where the fresh starts on `rows` begin: --prior's vectors (or CLAIMED's prior for this
+    model; None: the random init), and how the progress header says so ("" for none). A prior
+    file carries its sha1 in the header, so a resume under a rebuilt file is refused."""
+    paths = args.prior
+    if paths is None and not args.no_prior and spec.name in CLAIMED["prior"]:
+        paths = [Path(CLAIMED["prior"][spec.name])]
+    if not paths:
+        return None, ""
+    if paths[0].suffix != ".safetensors":
+        return prior_vectors(paths, L, rows)[0], f", fresh starts from the prior of {', '.join(map(str, paths))}"
+    measured = [text_sha(row["text"]) for row in rows]
+    try:
+        vectors, left_out = prior_without(paths[0], spec, measured, load_registry("config/models.yaml"))
+    except (ValueError, FileNotFoundError) as err:
+        raise SystemExit(f"--prior: {err}") from None
+    less = f", less its {left_out} vectors of these texts" if left_out else ""
+    return vectors, f", fresh starts from the prior file {paths[0]} (sha1 {file_sha(paths[0])[:12]}{less})"
+
+
+def run_header(folder: Path, args, model: str, n_texts: int, optim, search, device, threads: int, prior="") -> str:
     """The first line of a progress file: every setting of the run, so a resume with other
-    settings is refused."""
+    settings is refused. `prior`: how fresh_prior() names the fresh starts' prior."""
     values = {k: v for k, v in optim.as_dict().items() if k != "preset"}
-    priors = getattr(args, "prior", None)  # the header stays as it was for runs without one
-    prior = f", fresh starts from the prior of {', '.join(map(str, priors))}" if priors else ""
     if getattr(args, "prior_redo", False):
         prior += ", redone once from the random init where a text would end at its prior-born first length"
     return (
@@ -343,11 +375,12 @@ def so_far(folder: Path, args) -> dict:
     optim, search = settings(args)
     grid = sorted(set(args.lengths))
     rows = read_texts(folder / "texts.jsonl")
-    model = resolve_model(args.model, load_registry("config/models.yaml")).name
-    header = run_header(folder, args, model, len(rows), optim, search, args.device, args.threads)
+    spec = resolve_model(args.model, load_registry("config/models.yaml"))
+    model = spec.name
+    prior, note = fresh_prior(args, spec, rows, grid[0])  # a replay compares starts only
+    header = run_header(folder, args, model, len(rows), optim, search, args.device, args.threads, note)
     done, wall = read_progress(progress_of(folder, args.compare), header, len(rows))
     history = {i: [attempt_of(r) for r in text] for i, text in rows_by_text(done).items()}
-    prior = prior_vectors(args.prior, grid[0], rows)[0] if args.prior else None  # a replay compares starts only
     replayed = Search(
         [10**9] * len(rows),
         1,

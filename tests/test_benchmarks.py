@@ -614,23 +614,83 @@ def test_first_length_prints_each_start_and_rate(tmp_path):
     assert all(0 < s <= 3 for s in line[0]["steps"])
 
 
-def test_fast_prior_and_its_redo_are_named_in_the_progress_header(monkeypatch, capsys):
-    """fast.py --prior (fresh starts from it: memcap.core.search, tested in test_search.py) and
-    --prior-redo are named in the progress header, so a resume of other settings is refused;
-    --prior-redo needs --prior, and --fork needs --save."""
-    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
-    import fast
+def _search_run(folder: Path, texts: list[str], vectors: list[list[float]]) -> Path:
+    """A saved fast.py run of tiny-llama on `texts`, one lossless 8-token attempt each."""
+    from memcap.io import write_jsonl
 
-    prior = ["--prior", "benchmarks/validation/tune-F.json.progress.jsonl"]
-    args = fast.parse_args(prior)
-    optim, search = fast.settings(args)
-    header = fast.run_header(Path("x"), args, "m", 6, optim, search, "cpu", 1)
-    assert header.endswith(", fresh starts from the prior of benchmarks/validation/tune-F.json.progress.jsonl")
-    redo = fast.run_header(Path("x"), fast.parse_args([*prior, "--prior-redo"]), "m", 6, optim, search, "cpu", 1)
-    assert redo.startswith(header) and redo.endswith("where a text would end at its prior-born first length")
-    plain = fast.parse_args([])
-    assert "prior" not in fast.run_header(Path("x"), plain, "m", 6, optim, search, "cpu", 1)
-    for bad, says in ((["--prior-redo"], "give --prior too"), (["--fork", "old.json"], "give --save too")):
+    folder.mkdir()
+    write_jsonl([{"id": f"{folder.name}{i}", "text": t} for i, t in enumerate(texts)], folder / "texts.jsonl")
+    rows = [{"index": i, "L": 8, "lossless": True, "vectors": [v]} for i, v in enumerate(vectors)]
+    write_jsonl([{"header": f"{folder}: model tiny-llama, 2 texts, K=1"}, *rows], folder / "F.json.progress.jsonl")
+    return folder / "F.json.progress.jsonl"
+
+
+def test_fast_prior_progress_files_or_a_prior_file_left_out_of_the_texts_it_measures(tmp_path, monkeypatch, capsys):
+    """fast.py --prior (fresh starts from it: memcap.core.search, tested in test_search.py) takes
+    progress files or one prior file (`memcap prior`). A prior file built from texts the run
+    measures is rebuilt from its sources without them; CLAIMED's prior is the default and
+    --no-prior turns it off. The prior (a file's sha1 too) and --prior-redo are named in the
+    progress header, so a resume of other settings is refused."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    monkeypatch.chdir(REPO)
+    import fast
+    from memcap.cli import main
+    from memcap.core.models import load_registry, resolve_model
+    from memcap.core.prior import file_sha
+
+    a = _search_run(tmp_path / "a", ["The first text.", "The second text."], [[1.0, 0.0], [3.0, 0.0]])
+    b = _search_run(tmp_path / "b", ["A third text.", "A fourth text."], [[0.0, 2.0], [0.0, 4.0]])
+    file = tmp_path / "tiny.prior.safetensors"
+    assert main(["prior", str(a), str(b), "--length", "8", "--out", str(file)]) == 0
+    spec = resolve_model("tiny-llama", load_registry(REPO / "config" / "models.yaml"))
+    rows_a, other = fast.read_texts(a.parent / "texts.jsonl"), [{"id": "c", "text": "Another text."}]
+
+    def prior(argv, rows):
+        args = fast.parse_args(argv)
+        vectors, note = fast.fresh_prior(args, spec, rows, 8)
+        optim, search = fast.settings(args)
+        return (
+            (vectors.tolist() if vectors is not None else None),
+            note,
+            fast.run_header(Path("x"), args, "m", 2, optim, search, "cpu", 1, note),
+        )
+
+    vectors, note, header = prior(["--prior", str(b)], rows_a)  # progress files: as before
+    assert vectors == [[0.0, 3.0]] and header.endswith(f", fresh starts from the prior of {b}")
+    with pytest.raises(SystemExit, match="is a run on a0, a1, which this run measures"):
+        prior(["--prior", str(a)], rows_a)
+    vectors, note, _ = prior(["--prior", str(file)], rows_a)  # the file, less a's two vectors
+    sha = file_sha(file)[:12]
+    assert (
+        vectors == [[0.0, 3.0]]
+        and note == f", fresh starts from the prior file {file} (sha1 {sha}, less its 2 vectors of these texts)"
+    )
+    vectors, note, _ = prior(["--prior", str(file)], other)  # none of its texts: the file as it is
+    assert vectors == [[1.0, 1.5]] and note == f", fresh starts from the prior file {file} (sha1 {sha})"
+    _, _, redo = prior(["--prior", str(file), "--prior-redo"], other)
+    assert redo.endswith(
+        f"(sha1 {sha}), redone once from the random init where a text would end at its prior-born first length"
+    )
+
+    monkeypatch.setitem(fast.CLAIMED["prior"], "tiny-llama", str(file))  # a claim with a prior: the default
+    assert prior([], other)[:2] == ([[1.0, 1.5]], f", fresh starts from the prior file {file} (sha1 {sha})")
+    assert prior(["--no-prior"], other)[:2] == (None, "")
+    monkeypatch.delitem(fast.CLAIMED["prior"], "tiny-llama")
+    assert "prior" not in prior([], other)[2]
+
+    kept = a.read_bytes()  # a rebuild needs the sources as they were
+    a.unlink()
+    with pytest.raises(SystemExit, match=f"--prior: {file} was built from texts this run measures; .* not here: {a}"):
+        prior(["--prior", str(file)], rows_a)
+    a.write_bytes(kept.replace(b"3.0", b"5.0"))
+    with pytest.raises(SystemExit, match="no longer hold the 4 vectors it averages"):
+        prior(["--prior", str(file)], rows_a)
+    for bad, says in (
+        (["--prior-redo"], "give --prior too"),
+        (["--fork", "old.json"], "give --save too"),
+        (["--prior", str(file), "--no-prior"], "give one"),
+        (["--prior", str(file), "--prior", str(b)], "one prior file"),
+    ):
         with pytest.raises(SystemExit):
             fast.parse_args(bad)
         assert says in capsys.readouterr().err

@@ -213,10 +213,13 @@ class SearchConfig:
 # line stuck at its prefix the next lengths start fresh; a text that would end below 24 tokens
 # first tries the next 2 lengths from fresh starts. benchmarks/fast.py runs it by default;
 # `memcap compress` (preset fast, SearchConfig's defaults) and the workflow's optim and
-# compress.search keys keep their own defaults, so runs made before it still resume.
+# compress.search keys keep their own defaults, so runs made before it still resume. `prior`:
+# per model, the prior file (memcap.core.prior) its fresh starts begin from, if the claim has one
+# (fast.py rebuilds it without the texts it measures; a config names it as models.<name>.prior).
 CLAIMED = {
     "optim": {"preset": "fast", "max_steps": 100, "patience": 100, "fresh_patience": 300},
     "search": {"fails": 2, "retry_fresh": False, "budget": 5000, "fresh_after_stuck": True, "fresh_check_below": 24},
+    "prior": {},
 }
 
 

@@ -8,11 +8,13 @@ vectors. A source is either a compress job's records (results/<run>/compress/<mo
 its vectors in the parts folder beside it) or a benchmarks/fast.py progress file
 (<folder>/<name>.json.progress.jsonl, its texts in <folder>/texts.jsonl). Every source must be
 of one model. The texts the vectors came from are recorded (their sha1), so a run on any of
-them refuses the prior.
+them refuses the prior; prior_without() rebuilds it from its sources without them (what
+benchmarks/fast.py does with a prior file on texts it was built from).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import NamedTuple
@@ -20,7 +22,7 @@ from typing import NamedTuple
 import torch
 from safetensors import safe_open
 
-from memcap.core.prior import mean_prior, save_prior
+from memcap.core.prior import mean_prior, read_prior, save_prior
 from memcap.io import read_jsonl
 from memcap.records import lossless
 from memcap.stages.job import text_sha
@@ -63,8 +65,9 @@ def records_vectors(path: Path, L: int, K: int = 1) -> tuple[set[Model], list[to
     return models, vectors, [r["text_sha"] for r in rows]
 
 
-def build_prior(sources: list[Path], L: int, out: Path, registry: dict, K: int = 1) -> int:
-    """Write the prior of `sources` to `out`; returns how many vectors it averages."""
+def gather(sources: list[Path], L: int, registry: dict, K: int = 1) -> tuple[set[Model], list[torch.Tensor], list[str]]:
+    """The models, lossless L-token vectors of K and their texts' sha1 in `sources` (compress
+    records or fast.py progress files)."""
     from memcap.core.models import resolve_model
 
     models, vectors, shas = set(), [], []
@@ -80,6 +83,12 @@ def build_prior(sources: list[Path], L: int, out: Path, registry: dict, K: int =
             models |= own
         vectors += found
         shas += texts
+    return models, vectors, shas
+
+
+def build_prior(sources: list[Path], L: int, out: Path, registry: dict, K: int = 1) -> int:
+    """Write the prior of `sources` to `out`; returns how many vectors it averages."""
+    models, vectors, shas = gather(sources, L, registry, K)
     if not vectors:
         raise ValueError(f"no lossless {L}-token attempts of K={K} in {', '.join(map(str, sources))}")
     if len(models) > 1:
@@ -87,3 +96,26 @@ def build_prior(sources: list[Path], L: int, out: Path, registry: dict, K: int =
         raise ValueError(f"the sources are searches of {len(models)} models ({names}); a prior is one model's")
     save_prior(out, mean_prior(vectors), models.pop(), L, len(vectors), shas, [str(p) for p in sources])
     return len(vectors)
+
+
+def prior_without(path: Path, spec, texts: list[str], registry: dict) -> tuple[torch.Tensor, int]:
+    """The prior file `path` (checked for model `spec`) for a run that measures `texts` (sha1):
+    its own vectors when it was built from none of them; otherwise its mean rebuilt from the
+    sources it records without their vectors (a leave-set-out prior), and how many were left out.
+    ValueError when such a rebuild cannot be made as the file was: a source missing or changed."""
+    prior = read_prior(path, spec, None)
+    measured = set(texts)
+    if not prior.texts & measured:
+        return prior.vectors, 0
+    sources = [Path(s) for s in json.loads(prior.meta.get("sources", "[]"))]
+    why = f"{path} was built from texts this run measures; leaving them out rebuilds it from its sources"
+    missing = [str(s) for s in sources if not s.is_file()] or ([] if sources else ["(it records none)"])
+    if missing:
+        raise ValueError(f"{why}, and these are not here: {', '.join(missing)}")
+    _, vectors, shas = gather(sources, int(prior.meta["L"]), registry, prior.vectors.shape[0])
+    if len(vectors) != int(prior.meta["n"]) or not torch.allclose(mean_prior(vectors), prior.vectors):
+        raise ValueError(f"{why}, and they no longer hold the {prior.meta['n']} vectors it averages")
+    kept = [v for v, sha in zip(vectors, shas, strict=True) if sha not in measured]
+    if not kept:
+        raise ValueError(f"{why}, and every one of its vectors comes from them")
+    return mean_prior(kept), len(vectors) - len(kept)
