@@ -122,8 +122,8 @@ def search_args(
 ) -> None:
     """One flag per memcap.core.search.SearchConfig field, so a new search setting needs no edit
     here. `defaults` (e.g. memcap.core.search.CLAIMED["search"]) replaces SearchConfig's where the
-    caller starts from other values: a bool that defaults to true gets --no-<name>, else --<name>.
-    Unset flags keep the defaults."""
+    caller starts from other values: a bool gets --<name> and --no-<name>, so a command written
+    against one set of defaults still reads the same under another. Unset flags keep the defaults."""
     import dataclasses
 
     from memcap.core.search import SearchConfig
@@ -134,9 +134,8 @@ def search_args(
         default = defaults.get(f.name, f.default)
         flag, text = f.name.replace("_", "-"), f"{f.metadata['help']} (default {default})"
         if f.type in ("bool", bool):
-            negate = "no-" if default else ""
-            action = "store_false" if default else "store_true"
-            group.add_argument(f"--{negate}{flag}", dest=f"search_{f.name}", action=action, default=None, help=text)
+            action = argparse.BooleanOptionalAction
+            group.add_argument(f"--{flag}", dest=f"search_{f.name}", action=action, default=None, help=text)
         else:
             # annotations are strings here (from __future__ import annotations): "int | None" -> int
             kind = {"int": int, "float": float}.get(str(f.type).split(" |")[0], str)

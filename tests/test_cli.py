@@ -99,8 +99,9 @@ def test_compress_takes_the_search_flags_and_defaults_to_the_search_of_before():
 
 
 def test_a_caller_with_other_search_defaults_gets_flags_that_turn_them_off(monkeypatch):
-    """fast.py starts from the claimed search (memcap.core.search.CLAIMED): its bools that are
-    on get --no-<name>, so each can be turned off; a number is turned off with none."""
+    """fast.py starts from the claimed search (memcap.core.search.CLAIMED): every bool gets
+    --<name> and --no-<name>, so each can be turned off, and a command that turns one on still
+    reads the same once it is on already; a number is turned off with none."""
     import argparse
 
     from memcap.cli import search_args, search_flags
@@ -112,8 +113,10 @@ def test_a_caller_with_other_search_defaults_gets_flags_that_turn_them_off(monke
     search = SearchConfig.from_dict({**CLAIMED["search"], **search_flags(args)})
     assert (search.fresh_after_stuck, search.retry_fresh, search.fresh_check_below) == (False, True, None)
     assert search.budget == CLAIMED["search"]["budget"]
+    on = search_flags(parser.parse_args(["--fresh-after-stuck", "--no-retry-fresh"]))  # as they are already
+    assert SearchConfig.from_dict({**CLAIMED["search"], **on}) == SearchConfig.from_dict(CLAIMED["search"])
     with pytest.raises(SystemExit):
-        parser.parse_args(["--fresh-after-stuck"])  # already on: no such flag
+        parser.parse_args(["--fresh-after-stuck", "yes"])
 
 
 def test_max_steps_and_patience_alone_apply_to_fresh_starts_too():
