@@ -496,6 +496,36 @@ def test_the_max_preset_is_the_run_the_study_chose(monkeypatch):
     assert (lee.mode, lee.lengths) == ("search", [8, 9, 10, 11, 12])
 
 
+def test_the_claimed_search_in_config_readme_is_claimed_and_the_workflow_takes_it(monkeypatch):
+    """config/README.md's keys for the claimed search are memcap.core.search.CLAIMED's, as
+    fast.py runs it by default (its prior too), on the reference's grid; the workflow accepts them."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    monkeypatch.chdir(REPO)
+    import yaml
+    from snakemake.utils import validate
+
+    import fast
+    from memcap.core.engine import OptimConfig
+    from memcap.core.search import CLAIMED, SearchConfig
+    from memcap.stages import plan
+
+    section = (REPO / "config/README.md").read_text().split("## The claimed search")[1]
+    keys = yaml.safe_load(section.split("```yaml\n")[1].split("```")[0])
+    optim, search = fast.settings(fast.parse_args([]))
+    assert OptimConfig.from_dict(keys["optim"]) == optim
+    assert SearchConfig.from_dict(keys["compress"]["search"]) == search
+    priors = {name: model["prior"] for name, model in keys.get("models", {}).items() if "prior" in model}
+    assert priors == CLAIMED["prior"] and all((REPO / path).is_file() for path in priors.values())
+    assert keys["lengths"] == fast.LENGTHS
+    cfg = yaml.safe_load((REPO / "config/demo.yaml").read_text())
+    cfg = {**cfg, **{k: v for k, v in keys.items() if k != "models"}}
+    cfg["models"] = {name: {**model, **keys.get("models", {}).get(name, {})} for name, model in cfg["models"].items()}
+    cfg["datasets"]["lee"]["documents"] = [76, 77]  # texts of no prior (validation-7's first two)
+    validate(cfg, str(REPO / "workflow/schemas/config.schema.yaml"))
+    lee = next(j for j in plan.model_jobs(cfg) if j.dataset == "lee" and j.rule == "compress")
+    assert (lee.mode, plan.job_prior(cfg, lee.model, lee.dataset)) == ("search", CLAIMED["prior"].get(lee.model))
+
+
 def test_restarts_finds_each_fresh_line_after_a_lossless_length_in_the_saved_runs(monkeypatch):
     """benchmarks/restarts.py reruns these lines as cheaper restarts (search restart_mix); on F's
     saved runs over the 24 tuning texts there are 17, and F spent 11,229 steps in them."""
