@@ -21,8 +21,9 @@ Runs memcap's capacity search (memcap.core.search) with CLAIMED's settings
 (memcap.core.search.CLAIMED), or with the preset, optimiser keys and search flags given, on the
 texts of each folder: by default the tuning texts (benchmarks/reference/, and
 benchmarks/validation/ and validation2/ since each judged an earlier claim) and the validation
-sets (benchmarks/validation3/, which judged F, and benchmarks/validation4/, which judged H),
-each chosen by the rule in docs/benchmarks.md. Settings are chosen on the tuning texts; a claim
+sets (benchmarks/validation3/ to validation6/, which judged F, H, P5 and P7), each chosen by the
+rule in docs/benchmarks.md. CLAIMED's fresh starts begin from the model's prior file, rebuilt
+on each folder without the vectors of its own texts (--prior, --no-prior). Settings are chosen on the tuning texts; a claim
 is made on the validation texts only, and each set's line says which it is. Each folder's
 reference (benchmarks/reference.py: the paper's optimiser, 5000 steps, every (text, length)
 from a fresh start, batch 1, one thread) is read from its records when the search ends. Seeds are the
@@ -80,6 +81,8 @@ SETS = {
     "tuning since E's judgement": HERE.parent / "validation2",
     "validation (it judged F; tuning for later candidates)": HERE.parent / "validation3",
     "validation (it judged H; tuning for later candidates)": HERE.parent / "validation4",
+    "validation (it judged P5; tuning for later candidates)": HERE.parent / "validation5",
+    "validation (it judged P7, claimed; tuning for later candidates)": HERE.parent / "validation6",
 }
 # Published by mrsndmn/compression_horizon (SmolLM2-1.7B, growth-schedule ablation): steps per token.
 PEER = "peer (compression_horizon, SmolLM2-1.7B): 26 steps/token one token per stage, 14 geometric + bisection"

@@ -19,7 +19,7 @@ The `max` preset is chosen by a rule written down (docs/benchmarks.md, "The max 
 the results of the rows it reads: a factor *helps* when its run's mean per-text capacity is at
 least HELPS tokens above the base's with every text within one grid step of the reference; the
 `combined` run puts every factor that helps (the better learning rate only) on the claimed
-search (CLAIMED as it is, fresh_check_below included); max is the run, base and combined
+search (CLAIMED as it was then, F, fresh_check_below included); max is the run, base and combined
 included, with the highest mean among those with every text within one grid step and no more
 steps than the reference's, ties going to fewer steps. `--choose` prints each step of that.
 """
@@ -38,8 +38,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 TUNING = Path("benchmarks/reference")  # relative to REPO, as fast.py's progress headers name it
 # The study's base: CLAIMED when it started (candidate E); CLAIMED has since gained
-# fresh_check_below (candidate F), which every run turns off so the base stays the same.
-BASE = ["--fresh-check-below", "none"]
+# fresh_check_below (candidate F), which every run but the combined one turns off so the base
+# stays the same, and P7's settings and prior, which every run turns off (SINCE_F): the combined
+# run was made on CLAIMED as it was then (F).
+SINCE_F = ["--restart-mix", "none", "--no-fresh-check-from-random", "--one-fail-from", "none", "--no-prior"]
+BASE = ["--fresh-check-below", "none", *SINCE_F]
 # name -> fast.py flags on top of the base, in docs/benchmarks.md's order (the costliest last)
 STUDY = {
     "base": [],
@@ -78,8 +81,8 @@ def saved(name: str) -> Path:
 
 
 def flags_of(name: str) -> list[str]:
-    """A run's fast.py flags: the base's and its own (combined: the rule's, on CLAIMED as it is)."""
-    return combined_flags(figures(), settled()) if name == COMBINED else [*BASE, *STUDY[name]]
+    """A run's fast.py flags: the base's and its own (combined: the rule's, on CLAIMED as F was)."""
+    return [*SINCE_F, *combined_flags(figures(), settled())] if name == COMBINED else [*BASE, *STUDY[name]]
 
 
 def command(name: str, compare: bool = False) -> list[str]:

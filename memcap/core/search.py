@@ -208,18 +208,30 @@ class SearchConfig:
 
 # The configuration whose numbers README claims ("Which texts a number comes from"): chosen on
 # the tuning texts and judged on a validation set nobody tuned on (docs/benchmarks.md; candidate
-# F, 2026-12-04). Warm attempts run in 100-step windows that go on while each raises the best
+# P7, 2026-12-06). Warm attempts run in 100-step windows that go on while each raises the best
 # count, up to the paper's 5000 steps; a fresh start may plateau for its whole 300; after a warm
-# line stuck at its prefix the next lengths start fresh; a text that would end below 24 tokens
-# first tries the next 2 lengths from fresh starts. benchmarks/fast.py runs it by default;
-# `memcap compress` (preset fast, SearchConfig's defaults) and the workflow's optim and
-# compress.search keys keep their own defaults, so runs made before it still resume. `prior`:
-# per model, the prior file (memcap.core.prior) its fresh starts begin from, if the claim has one
-# (fast.py rebuilds it without the texts it measures; a config names it as models.<name>.prior).
+# line stuck at its prefix the next lengths start fresh, from the prefix mixed half and half with
+# the random init; a text that would end below 24 tokens first tries the next 2 lengths from the
+# random init, as the paper-budget reference's cells start; from 40 tokens up one failing length
+# ends a text; first lengths start from the model's prior (the mean of other texts' lossless
+# 8-token vectors). benchmarks/fast.py runs it by default (rebuilding the prior without the
+# texts it measures); `memcap compress` (preset fast, SearchConfig's defaults) and the
+# workflow's optim and compress.search keys keep their own defaults, so runs made before it
+# still resume. `prior`: per model, the prior file (memcap.core.prior) its fresh starts begin
+# from (a config names it as models.<name>.prior).
 CLAIMED = {
     "optim": {"preset": "fast", "max_steps": 100, "patience": 100, "fresh_patience": 300},
-    "search": {"fails": 2, "retry_fresh": False, "budget": 5000, "fresh_after_stuck": True, "fresh_check_below": 24},
-    "prior": {},
+    "search": {
+        "fails": 2,
+        "retry_fresh": False,
+        "budget": 5000,
+        "fresh_after_stuck": True,
+        "fresh_check_below": 24,
+        "restart_mix": 0.5,
+        "fresh_check_from_random": True,
+        "one_fail_from": 40,
+    },
+    "prior": {"smollm2-135m": "config/priors/smollm2-135m.safetensors"},
 }
 
 
