@@ -23,12 +23,12 @@ texts of each folder: by default the tuning texts (benchmarks/reference/, and
 benchmarks/validation/ and validation2/ since each judged an earlier claim) and the validation
 sets (benchmarks/validation3/ to validation6/, which judged F, H, P5 and P7), each chosen by the
 rule in docs/benchmarks.md. CLAIMED's fresh starts begin from the model's prior file, rebuilt
-on each folder without the vectors of its own texts (--prior, --no-prior). Settings are chosen on the tuning texts; a claim
-is made on the validation texts only, and each set's line says which it is. Each folder's
-reference (benchmarks/reference.py: the paper's optimiser, 5000 steps, every (text, length)
-from a fresh start, batch 1, one thread) is read from its records when the search ends. Seeds are the
-compress job's (memcap.stages.batching.derive_seed), so a first attempt starts where the
-reference's cell did.
+on each folder without the vectors of its own texts (--prior, --no-prior). Settings are chosen
+on the tuning texts; a claim is made on the validation texts only, and each set's line says
+which it is. Each folder's reference (benchmarks/reference.py: the paper's optimiser, 5000
+steps, every (text, length) from a fresh start, batch 1, one thread) is read from its records
+when the search ends. Seeds are the compress job's (memcap.stages.batching.derive_seed), so a
+first attempt starts where the reference's cell did.
 
 Prints, per folder, each text's capacity (its largest lossless grid length) beside the
 reference's, then one line per set side by side: the per-text capacities and their mean, the
