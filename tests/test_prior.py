@@ -131,3 +131,29 @@ def test_a_prior_that_does_not_fit_is_refused_with_what_is_wrong(built, tmp_path
     assert main([*job, "--lengths", "4", "--prior", str(prior)]) == 2  # the grid: refused before any work
     with pytest.raises(ValueError, match="at least one lossless vector"):
         mean_prior([])
+
+
+def test_the_shipped_prior_is_the_mean_of_the_sources_it_records_and_leaves_out_measured_texts(monkeypatch):
+    """config/priors/smollm2-135m.safetensors (the claimed search's, memcap.core.search.CLAIMED)
+    is what its recorded sources average, so benchmarks/fast.py can rebuild it without the texts
+    it measures: on validation-3 that is the prior of the other four progress files."""
+    from memcap.core.prior import read_prior
+    from memcap.core.search import CLAIMED
+    from memcap.stages.prior import gather, prior_without
+
+    monkeypatch.chdir(REPO)  # the file records its sources relative to the repository
+    registry = load_registry(MODELS)
+    spec = resolve_model("smollm2-135m", registry)
+    path = Path(CLAIMED["prior"]["smollm2-135m"])
+    prior = read_prior(path, spec, 1)
+    sources = [Path(s) for s in json.loads(prior.meta["sources"])]
+    _, vectors, shas = gather(sources, int(prior.meta["L"]), registry)
+    assert len(vectors) == int(prior.meta["n"]) == 25 and torch.allclose(mean_prior(vectors), prior.vectors)
+    assert set(shas) == prior.texts
+    measured = [text_sha(row["text"]) for row in read_jsonl(REPO / "benchmarks/validation3/texts.jsonl")]
+    left, n = prior_without(path, spec, measured, registry)
+    others = [s for s in sources if "validation3" not in str(s)]
+    assert n == 25 - len(gather(others, 8, registry)[1]) > 0
+    assert torch.allclose(left, mean_prior(gather(others, 8, registry)[1]))
+    same, none = prior_without(path, spec, [text_sha("A text no prior was built from.")], registry)
+    assert none == 0 and torch.equal(same, prior.vectors)
