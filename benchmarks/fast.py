@@ -64,7 +64,6 @@ from memcap.analysis.paper_budget import text_capacities
 from memcap.cli import search_args, search_flags
 from memcap.core.engine import PRESETS, OptimConfig
 from memcap.core.models import load_model, load_registry, resolve_model
-from memcap.core.prior import file_sha
 from memcap.core.search import CLAIMED, Attempt, Search, SearchConfig, search_capacity
 from memcap.io import read_jsonl, write_jsonl
 from memcap.stages.batching import derive_seed
@@ -223,11 +222,12 @@ def run_search(folder: Path, args, optim: OptimConfig, search: SearchConfig) -> 
     torch.set_num_threads(args.threads)
     grid = sorted(set(args.lengths))
     rows = read_texts(folder / "texts.jsonl")
-    spec = resolve_model(args.model, load_registry("config/models.yaml"))
+    registry = load_registry("config/models.yaml")
+    spec = resolve_model(args.model, registry)
     t0 = time.perf_counter()
     lm = load_model(spec, args.device)
     ids = [lm.tokenize(row["text"]) for row in rows]
-    prior, note = fresh_prior(args, spec, rows, grid[0])
+    prior, note = fresh_prior(args, spec, rows, grid[0], registry)
     header = run_header(folder, args, spec.name, len(rows), optim, search, lm.device, torch.get_num_threads(), note)
     progress_file = progress_of(folder, args.save) if args.save else None
     if args.fork and not progress_file.is_file():
@@ -325,10 +325,11 @@ def saved_run(header: str, model: str, grid: list[int], wall_s: float, rows, res
     }
 
 
-def fresh_prior(args, spec, rows: list[dict], L: int) -> tuple[torch.Tensor | None, str]:
+def fresh_prior(args, spec, rows: list[dict], L: int, registry: dict) -> tuple[torch.Tensor | None, str]:
     """Where the fresh starts on `rows` begin: --prior's vectors (or CLAIMED's prior for this
     model; None: the random init), and how the progress header says so ("" for none). A prior
-    file carries its sha1 in the header, so a resume under a rebuilt file is refused."""
+    file carries its sha1 in the header, so a resume under a rebuilt file is refused; `registry`
+    (config/models.yaml's) resolves the models of the sources a prior file is rebuilt from."""
     paths = args.prior
     if paths is None and not args.no_prior and spec.name in CLAIMED["prior"]:
         paths = [Path(CLAIMED["prior"][spec.name])]
@@ -338,11 +339,11 @@ def fresh_prior(args, spec, rows: list[dict], L: int) -> tuple[torch.Tensor | No
         return prior_vectors(paths, L, rows)[0], f", fresh starts from the prior of {', '.join(map(str, paths))}"
     measured = [text_sha(row["text"]) for row in rows]
     try:
-        vectors, left_out = prior_without(paths[0], spec, measured, load_registry("config/models.yaml"))
+        prior = prior_without(paths[0], spec, measured, registry)
     except (ValueError, FileNotFoundError) as err:
         raise SystemExit(f"--prior: {err}") from None
-    less = f", less its {left_out} vectors of these texts" if left_out else ""
-    return vectors, f", fresh starts from the prior file {paths[0]} (sha1 {file_sha(paths[0])[:12]}{less})"
+    less = f", less its {prior.left_out} vectors of these texts" if prior.left_out else ""
+    return prior.vectors, f", fresh starts from the prior file {paths[0]} (sha1 {prior.sha[:12]}{less})"
 
 
 def run_header(folder: Path, args, model: str, n_texts: int, optim, search, device, threads: int, prior="") -> str:
@@ -378,9 +379,10 @@ def so_far(folder: Path, args) -> dict:
     optim, search = settings(args)
     grid = sorted(set(args.lengths))
     rows = read_texts(folder / "texts.jsonl")
-    spec = resolve_model(args.model, load_registry("config/models.yaml"))
+    registry = load_registry("config/models.yaml")
+    spec = resolve_model(args.model, registry)
     model = spec.name
-    prior, note = fresh_prior(args, spec, rows, grid[0])  # a replay compares starts only
+    prior, note = fresh_prior(args, spec, rows, grid[0], registry)  # a replay compares starts only
     header = run_header(folder, args, model, len(rows), optim, search, args.device, args.threads, note)
     done, wall = read_progress(progress_of(folder, args.compare), header, len(rows))
     history = {i: [attempt_of(r) for r in text] for i, text in rows_by_text(done).items()}

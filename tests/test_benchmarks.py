@@ -672,12 +672,13 @@ def test_fast_prior_progress_files_or_a_prior_file_left_out_of_the_texts_it_meas
     b = _search_run(tmp_path / "b", ["A third text.", "A fourth text."], [[0.0, 2.0], [0.0, 4.0]])
     file = tmp_path / "tiny.prior.safetensors"
     assert main(["prior", str(a), str(b), "--length", "8", "--out", str(file)]) == 0
-    spec = resolve_model("tiny-llama", load_registry(REPO / "config" / "models.yaml"))
+    registry = load_registry(REPO / "config" / "models.yaml")
+    spec = resolve_model("tiny-llama", registry)
     rows_a, other = fast.read_texts(a.parent / "texts.jsonl"), [{"id": "c", "text": "Another text."}]
 
     def prior(argv, rows):
         args = fast.parse_args(argv)
-        vectors, note = fast.fresh_prior(args, spec, rows, 8)
+        vectors, note = fast.fresh_prior(args, spec, rows, 8, registry)
         optim, search = fast.settings(args)
         return (
             (vectors.tolist() if vectors is not None else None),

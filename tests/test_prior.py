@@ -151,9 +151,9 @@ def test_the_shipped_prior_is_the_mean_of_the_sources_it_records_and_leaves_out_
     assert len(vectors) == int(prior.meta["n"]) == 25 and torch.allclose(mean_prior(vectors), prior.vectors)
     assert set(shas) == prior.texts
     measured = [text_sha(row["text"]) for row in read_jsonl(REPO / "benchmarks/validation3/texts.jsonl")]
-    left, n = prior_without(path, spec, measured, registry)
+    left = prior_without(path, spec, measured, registry)
     others = [s for s in sources if "validation3" not in str(s)]
-    assert n == 25 - len(gather(others, 8, registry)[1]) > 0
-    assert torch.allclose(left, mean_prior(gather(others, 8, registry)[1]))
-    same, none = prior_without(path, spec, [text_sha("A text no prior was built from.")], registry)
-    assert none == 0 and torch.equal(same, prior.vectors)
+    assert left.left_out == 25 - len(gather(others, 8, registry)[1]) > 0 and left.sha == prior.sha
+    assert torch.allclose(left.vectors, mean_prior(gather(others, 8, registry)[1]))
+    same = prior_without(path, spec, [text_sha("A text no prior was built from.")], registry)
+    assert same.left_out == 0 and torch.equal(same.vectors, prior.vectors) and same.sha == prior.sha

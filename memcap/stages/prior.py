@@ -98,7 +98,16 @@ def build_prior(sources: list[Path], L: int, out: Path, registry: dict, K: int =
     return len(vectors)
 
 
-def prior_without(path: Path, spec, texts: list[str], registry: dict) -> tuple[torch.Tensor, int]:
+class LeftOut(NamedTuple):
+    """What prior_without() gives a run: the vectors its fresh starts begin from, how many of the
+    file's vectors were left out for it, and the file's sha1 (memcap.core.prior.file_sha)."""
+
+    vectors: torch.Tensor
+    left_out: int
+    sha: str
+
+
+def prior_without(path: Path, spec, texts: list[str], registry: dict) -> LeftOut:
     """The prior file `path` (checked for model `spec`) for a run that measures `texts` (sha1):
     its own vectors when it was built from none of them; otherwise its mean rebuilt from the
     sources it records without their vectors (a leave-set-out prior), and how many were left out.
@@ -106,7 +115,7 @@ def prior_without(path: Path, spec, texts: list[str], registry: dict) -> tuple[t
     prior = read_prior(path, spec, None)
     measured = set(texts)
     if not prior.texts & measured:
-        return prior.vectors, 0
+        return LeftOut(prior.vectors, 0, prior.sha)
     sources = [Path(s) for s in json.loads(prior.meta.get("sources", "[]"))]
     why = f"{path} was built from texts this run measures; leaving them out rebuilds it from its sources"
     missing = [str(s) for s in sources if not s.is_file()] or ([] if sources else ["(it records none)"])
@@ -118,4 +127,4 @@ def prior_without(path: Path, spec, texts: list[str], registry: dict) -> tuple[t
     kept = [v for v, sha in zip(vectors, shas, strict=True) if sha not in measured]
     if not kept:
         raise ValueError(f"{why}, and every one of its vectors comes from them")
-    return mean_prior(kept), len(vectors) - len(kept)
+    return LeftOut(mean_prior(kept), len(vectors) - len(kept), prior.sha)
