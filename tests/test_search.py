@@ -285,6 +285,7 @@ def test_workflow_passes_compress_mode_and_keeps_random_text_on_the_grid(tmp_pat
             "fresh_check_rounds": 1,
             "one_fail_from": None,
             "last_token_lr": None,
+            "fresh_budget": None,
         }
         for j in compress_jobs
     )
@@ -491,6 +492,56 @@ def test_a_continuation_that_does_not_raise_the_best_count_ends_the_line():
             )
         )
         assert (state.extending is not None) == more
+
+
+def test_fresh_budget_caps_the_lines_at_the_fresh_settings_only():
+    """SearchConfig.fresh_budget: a line at the fresh settings (warm_start None) is continued up
+    to fresh_budget steps, a warm line still up to budget; at its default it stays out of the
+    records and the fingerprint."""
+    from memcap.core.search import Attempt, Search
+
+    assert "fresh_budget" not in SearchConfig().as_dict() and SearchConfig(fresh_budget=600).changed() == {
+        "fresh_budget": 600
+    }
+    with pytest.raises(ValueError, match="fresh_budget must be an integer >= 1 or null, got 0"):
+        SearchConfig(fresh_budget=0)
+    config = SearchConfig(budget=10_000, fresh_budget=600, fails=2)
+    search = Search([40], 4, "paper", lengths_grid=[8, 12], config=config)
+    state, v = search.states[0], torch.zeros(4, 8)
+    asked = []
+    for extension in range(2):  # fresh at 8: 300, then 600 steps; each window raises the count
+        (request,) = search.round(1)[0]
+        asked.append((request.L, request.warm_start, request.extension))
+        state.update(
+            Attempt(
+                8, None, 1, False, 300, vectors=v, stop_reason="max_steps", extension=extension, score=3 + extension
+            )
+        )
+    assert asked == [(8, None, 0), (8, None, 1)] and state.extending is None  # 600 spent: not continued
+    for extension in range(4):  # the next length goes on fresh too (no lossless vectors yet): the same cap
+        requests = search.round(1)
+        if not requests:
+            break
+        (request,) = requests[0]
+        asked.append((request.L, request.warm_start, request.extension))
+        state.update(
+            Attempt(
+                12, None, 1, False, 300, vectors=v, stop_reason="max_steps", extension=extension, score=6 + extension
+            )
+        )
+    assert asked[2:] == [(12, None, 0), (12, None, 1)] and search.done
+
+    warm = Search([40], 4, "paper", lengths_grid=[8, 12], config=config)
+    state = warm.states[0]
+    (request,) = warm.round(1)[0]
+    state.update(Attempt(8, None, 1, True, 50, vectors=v, stop_reason="converged", score=7))
+    for extension in range(8):  # a warm line at 12: continued while it rises, past 600 steps
+        (request,) = warm.round(1)[0]
+        assert (request.L, request.warm_start, request.extension) == (12, 8, extension)
+        state.update(
+            Attempt(12, 8, 1, False, 100, vectors=v, stop_reason="max_steps", extension=extension, score=8 + extension)
+        )
+    assert state.extending is not None and sum(a.steps for a in state.result.attempts if a.L == 12) == 800
 
 
 def _feed(search, outcomes, mixes: list | None = None):

@@ -13,8 +13,9 @@ stuck (stopped by `patience`) is run once more from a fresh random init (the gri
 at that length), since prefix vectors can sit in a basin the longer text cannot leave; the
 length then fails only if both do.
 An attempt that ran out of steps while still improving is continued from its own best
-vectors, up to SearchConfig.budget steps in all (off by default), so no attempt is declared
-failed while it still improves within that budget. With SearchConfig.last_token_lr, a line at
+vectors, up to SearchConfig.budget steps in all (off by default; SearchConfig.fresh_budget for a
+line at the fresh settings), so no attempt is declared failed while it still improves within
+that budget. With SearchConfig.last_token_lr, a line at
 the warm settings that would fail exactly one token short gets one more window from its best
 vectors at that (lower) learning rate first.
 What a failure does depends on the mode. With a grid (`lengths_grid`), a text goes on to
@@ -158,6 +159,15 @@ class SearchConfig:
             "help": "a warm-settings line that would fail exactly one token short of lossless gets one more window "
             "(the warm max_steps) from its best vectors at this learning rate before its length fails: the last "
             "token is a step-size problem (benchmarks/last_token.py) (none: no such window)",
+        },
+    )
+    fresh_budget: int | None = field(
+        default=None,
+        metadata={
+            "optional": True,
+            "help": "optimiser steps a line at the fresh settings (from the random init or a prior, and its "
+            "continuations) may grow to, in place of `budget`: on SmolLM2 (tuning texts) fresh lines that pass "
+            "do so within two fresh windows, and the ones that went on failed (none: `budget`)",
         },
     )
 
@@ -314,6 +324,7 @@ class _Plan:
     one_fail_from: int | None = None  # from this length up, one failing length ends a text
     fresh_check_from_random: bool = False  # fresh checks start from the seeded random init, never mixed
     fresh_check_rounds: int = 1  # how many times a text may start fresh checks
+    fresh_budget: int | None = None  # steps a fresh-settings line may grow to (None: budget)
 
 
 class _Text:
@@ -403,13 +414,17 @@ class _Text:
     def _extends(self, attempt: Attempt) -> bool:
         """Whether `attempt` is continued: it ran out of steps while still improving (the
         engine's patience did not stop it, and a continuation raised the best count of its
-        line of attempts) and that line has budget left."""
-        if self.plan.budget is None or attempt.stop_reason != "max_steps" or attempt.vectors is None:
+        line of attempts) and that line has budget left (plan.fresh_budget for a line at the fresh
+        settings, when set)."""
+        budget = self.plan.budget
+        if attempt.fresh and self.plan.fresh_budget is not None:
+            budget = self.plan.fresh_budget
+        if budget is None or attempt.stop_reason != "max_steps" or attempt.vectors is None:
             return False
         line = [a for a in self.result.attempts[self.since :] if (a.L, a.retry) == (attempt.L, attempt.retry)]
         earlier = [a.score for a in line if a is not attempt]
         rose = not attempt.extension or attempt.score > max(earlier, default=-1)
-        return rose and sum(a.steps for a in line) < self.plan.budget
+        return rose and sum(a.steps for a in line) < budget
 
     def _one_short(self, attempt: Attempt) -> bool:
         """With plan.last_token_lr, whether `attempt` ends a warm-settings line (a warm start, a
@@ -651,6 +666,7 @@ class Search:
             self.config.one_fail_from,
             self.config.fresh_check_from_random,
             self.config.fresh_check_rounds,
+            self.config.fresh_budget,
         )
         self.states = [_Text(i, n, plan) for i, n in enumerate(n_tokens)]
         for i, done in (history or {}).items():
