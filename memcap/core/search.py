@@ -17,7 +17,8 @@ vectors, up to SearchConfig.budget steps in all (off by default; SearchConfig.fr
 line at the fresh settings), so no attempt is declared failed while it still improves within
 that budget. With SearchConfig.last_token_lr, a line at
 the warm settings that would fail exactly one token short gets one more window from its best
-vectors at that (lower) learning rate first.
+vectors at that (lower) learning rate first (with SearchConfig.last_token_below, only while the
+text's capacity so far is below that many tokens).
 What a failure does depends on the mode. With a grid (`lengths_grid`), a text goes on to
 the next grid length after a failing one, from its last lossless vectors (or a fresh init if
 it has none: a text that fails its first length can pass the next; with
@@ -168,6 +169,16 @@ class SearchConfig:
             "help": "optimiser steps a line at the fresh settings (from the random init or a prior, and its "
             "continuations) may grow to, in place of `budget`: on SmolLM2 (tuning texts) fresh lines that pass "
             "do so within two fresh windows, and the ones that went on failed (none: `budget`)",
+        },
+    )
+    last_token_below: int | None = field(
+        default=None,
+        metadata={
+            "optional": True,
+            "help": "last_token_lr's window only for a text whose capacity so far is below this many tokens: the "
+            "texts a search under-reports against the paper-budget reference end short (on SmolLM2's tuning "
+            "texts, every such miss was at 16 tokens or fewer), and a window elsewhere costs steps that buy no "
+            "target (none: at every length)",
         },
     )
 
@@ -325,6 +336,7 @@ class _Plan:
     fresh_check_from_random: bool = False  # fresh checks start from the seeded random init, never mixed
     fresh_check_rounds: int = 1  # how many times a text may start fresh checks
     fresh_budget: int | None = None  # steps a fresh-settings line may grow to (None: budget)
+    last_token_below: int | None = None  # last-token windows only while capacity is below this
 
 
 class _Text:
@@ -430,8 +442,11 @@ class _Text:
         """With plan.last_token_lr, whether `attempt` ends a warm-settings line (a warm start, a
         mixed restart, or their continuations) exactly one token short of lossless, and is not
         itself that line's last-token window: seen on SmolLM2 (tuning texts), such lines pass in
-        11 of 19 cases when continued at lr 0.03 for 100 steps, 3 of 19 at the warm lr 0.3."""
+        11 of 19 cases when continued at lr 0.03 for 100 steps, 3 of 19 at the warm lr 0.3.
+        With plan.last_token_below, only while the text's capacity so far is below it."""
         if self.plan.last_token_lr is None or attempt.fresh or attempt.lr is not None or attempt.vectors is None:
+            return False
+        if self.plan.last_token_below is not None and self.lo >= self.plan.last_token_below:
             return False
         scored = attempt.L - (self.plan.min_length - 1)
         return scored > 0 and accuracy_is_lossless((attempt.score + 1) / scored)
@@ -667,6 +682,7 @@ class Search:
             self.config.fresh_check_from_random,
             self.config.fresh_check_rounds,
             self.config.fresh_budget,
+            self.config.last_token_below,
         )
         self.states = [_Text(i, n, plan) for i, n in enumerate(n_tokens)]
         for i, done in (history or {}).items():
