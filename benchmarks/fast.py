@@ -585,6 +585,11 @@ def side_by_side(summaries: list[dict]) -> None:
             f"{s['steps']:7d} {s['ref_steps']:9d} {ratio} {s['ok']:>6d}/{n:<6d} {s['zeros']:>15d} "
             f"{s['bracketed']:>5d}/{n:<3d} {per_token:11.1f}"
         )
+        if n < len(s["ours"]):  # the steps column and the ratio count only texts with a reference
+            print(
+                f"{'':11s} {len(s['ours']) - n} of {len(s['ours'])} texts have no reference yet: their "
+                f"{s['all_steps'] - s['steps']} optimiser steps are left out of the steps column and the ratio"
+            )
         low, high = bootstrap_mean_ci(s["ours"])
         print(
             f"{'':11s} {s['role'] + ' texts: ' if s['role'] else ''}ours {s['ours']} (mean "

@@ -419,6 +419,8 @@ def test_capacities_off_the_grid_are_compared_on_it(monkeypatch, tmp_path, capsy
     out = capsys.readouterr().out
     assert re.search(rf"^{tmp_path.name}\s+4\s+18.0 ", out, re.M), out  # the mean on the grid, not 19.8
     assert "read against the grid: [24, 8, 0, 40] (mean 18.0" in out and "ours [31, 8, 0, 40]" in out
+    # no reference in the folder: its steps are said to be left out, not shown as a run of 0 steps
+    assert "4 of 4 texts have no reference yet: their 400 optimiser steps are left out" in out
     (tmp_path / "run.json").write_text(__import__("json").dumps(run))
     figures = study.summary(tmp_path / "run.json", tmp_path)
     assert figures["capacities"] == [24, 8, 0, 40] and figures["mean"] == 18 and figures["found"][0] == 31
