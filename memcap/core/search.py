@@ -313,30 +313,19 @@ def is_lossless(outcome: Outcome | None, protocol: str) -> bool:
 
 @dataclass(frozen=True)
 class _Plan:
-    """How every text of one search moves through the lengths (search_capacity's arguments)."""
+    """How every text of one search moves through the lengths (search_capacity's arguments):
+    the SearchConfig, and what the search's call adds to it."""
 
+    config: SearchConfig
     grid: list[int] | None  # grow through these lengths; None: start, then times growth
     start: int
     growth: float
     resolution: int | None  # bisect down to this many tokens (None: grid mode stays on the grid)
     max_length: int
     min_length: int  # the shortest text the protocol scores (first_scored + 1)
-    retry_fresh: bool
-    fails: int  # failing grid lengths in a row that end a text
-    budget: int | None = None  # steps an attempt may grow to by continuations (None: no continuation)
-    fresh_after_stuck: bool = False  # a warm line stuck at its prefix: later lengths start fresh
-    fresh_check_below: int | None = None  # a text ending below this gets fresh checks above it
     check_grid: list[int] | None = None  # the lengths fresh checks go to (None: grid's)
-    restart_mix: float | None = None  # restarts keep the prefix's vectors, mixed with this much random
-    retry_stuck: bool = False  # a warm line stuck at its prefix's count is retried from the random init
     prior: torch.Tensor | None = None  # fresh starts begin here instead of the seeded random init
     prior_redo: bool = False  # a text about to end at its prior-born first length redoes it from random
-    last_token_lr: float | None = None  # a warm line one token short gets one window at this lr
-    one_fail_from: int | None = None  # from this length up, one failing length ends a text
-    fresh_check_from_random: bool = False  # fresh checks start from the seeded random init, never mixed
-    fresh_check_rounds: int = 1  # how many times a text may start fresh checks
-    fresh_budget: int | None = None  # steps a fresh-settings line may grow to (None: budget)
-    last_token_below: int | None = None  # last-token windows only while capacity is below this
 
 
 class _Text:
@@ -344,21 +333,21 @@ class _Text:
 
     def __init__(self, index: int, n_tokens: int, plan: _Plan):
         self.result = SearchResult(index)
-        self.plan, self.n_tokens = plan, n_tokens
-        self.failed = 0  # failing lengths in a row so far (plan.fails allowed)
+        self.plan, self.config, self.n_tokens = plan, plan.config, n_tokens
+        self.failed = 0  # failing lengths in a row so far (config.fails allowed)
         self.retrying = False  # the next attempt restarts `next` (from a random init, or a mix)
         self.extending: Attempt | None = None  # the next attempt continues this one
         self.lr: float | None = None  # the next attempt's own learning rate (a last-token window)
         self.lo, self.lo_vectors, self.hi = 0, None, None
         self.lo_score = -1  # the count the lossless attempt at lo was judged on
-        self.stuck = False  # a warm line from lo never got past lo's count (plan.fresh_after_stuck)
-        self.checks: list[int] = []  # grid lengths still to check from fresh starts (plan.fresh_check_below)
-        self.check_rounds = 0  # rounds of fresh checks started (plan.fresh_check_rounds allowed)
+        self.stuck = False  # a warm line from lo never got past lo's count (config.fresh_after_stuck)
+        self.checks: list[int] = []  # grid lengths still to check from fresh starts (config.fresh_check_below)
+        self.check_rounds = 0  # rounds of fresh checks started (config.fresh_check_rounds allowed)
         self.redone = False  # its one redo from the random init (plan.prior_redo) has been started
         self.since = 0  # attempts before this index belong to the line the redo replaced
         self.redo_hi: int | None = None  # the failing length the text had before its redo
         self.from_random: int | None = None  # the retry of a next attempt from the seeded random init, whatever
-        # prior or mix (plan.retry_stuck's 1, plan.prior_redo's REDO); None: the usual start
+        # prior or mix (config.retry_stuck's 1, plan.prior_redo's REDO); None: the usual start
         self.next = plan.grid[0] if plan.grid else plan.start
         self._check_next()
 
@@ -385,7 +374,7 @@ class _Text:
 
     def _bisect(self) -> int | None:
         if self.plan.grid and self.plan.resolution is None:
-            if self.plan.fails > 1:  # growth tried every grid length up to hi; those it skipped failed
+            if self.config.fails > 1:  # growth tried every grid length up to hi; those it skipped failed
                 return None
             inside = [L for L in self.plan.grid if self.lo < L < self.hi]
             return inside[len(inside) // 2] if inside else None
@@ -397,9 +386,9 @@ class _Text:
     @property
     def mix(self) -> float:
         """The share of the random init in the next attempt's start (0: none, or all of it when
-        init is None): a restart mixes into the prefix's vectors under plan.restart_mix."""
-        restarting = self.extending is None and (self.retrying or self.stuck)
-        return self.plan.restart_mix if restarting and self.plan.restart_mix and self.lo_vectors is not None else 0.0
+        init is None): a restart mixes into the prefix's vectors under config.restart_mix."""
+        restarting = self.extending is None and (self.retrying or self.stuck) and self.lo_vectors is not None
+        return self.config.restart_mix if restarting and self.config.restart_mix else 0.0
 
     @property
     def init(self):
@@ -426,11 +415,11 @@ class _Text:
     def _extends(self, attempt: Attempt) -> bool:
         """Whether `attempt` is continued: it ran out of steps while still improving (the
         engine's patience did not stop it, and a continuation raised the best count of its
-        line of attempts) and that line has budget left (plan.fresh_budget for a line at the fresh
+        line of attempts) and that line has budget left (config.fresh_budget for a line at the fresh
         settings, when set)."""
-        budget = self.plan.budget
-        if attempt.fresh and self.plan.fresh_budget is not None:
-            budget = self.plan.fresh_budget
+        budget = self.config.budget
+        if attempt.fresh and self.config.fresh_budget is not None:
+            budget = self.config.fresh_budget
         if budget is None or attempt.stop_reason != "max_steps" or attempt.vectors is None:
             return False
         line = [a for a in self.result.attempts[self.since :] if (a.L, a.retry) == (attempt.L, attempt.retry)]
@@ -439,14 +428,14 @@ class _Text:
         return rose and sum(a.steps for a in line) < budget
 
     def _one_short(self, attempt: Attempt) -> bool:
-        """With plan.last_token_lr, whether `attempt` ends a warm-settings line (a warm start, a
+        """With config.last_token_lr, whether `attempt` ends a warm-settings line (a warm start, a
         mixed restart, or their continuations) exactly one token short of lossless, and is not
         itself that line's last-token window: seen on SmolLM2 (tuning texts), such lines pass in
         11 of 19 cases when continued at lr 0.03 for 100 steps, 3 of 19 at the warm lr 0.3.
-        With plan.last_token_below, only while the text's capacity so far is below it."""
-        if self.plan.last_token_lr is None or attempt.fresh or attempt.lr is not None or attempt.vectors is None:
+        With config.last_token_below, only while the text's capacity so far is below it."""
+        if self.config.last_token_lr is None or attempt.fresh or attempt.lr is not None or attempt.vectors is None:
             return False
-        if self.plan.last_token_below is not None and self.lo >= self.plan.last_token_below:
+        if self.config.last_token_below is not None and self.lo >= self.config.last_token_below:
             return False
         scored = attempt.L - (self.plan.min_length - 1)
         return scored > 0 and accuracy_is_lossless((attempt.score + 1) / scored)
@@ -460,21 +449,21 @@ class _Text:
         return bool(warm) and max(a.score for a in warm) <= self.lo_score
 
     def _start_check(self) -> bool:
-        """A text about to end at a capacity below plan.fresh_check_below instead tries the next
+        """A text about to end at a capacity below config.fresh_check_below instead tries the next
         `fails` grid lengths above it that had no fresh start yet, from fresh starts (retry 1,
         the reference's way: its warm lines there failed, and a warm start can fail where a
-        fresh one passes, as on lee-0008 and lee-0029); plan.fresh_check_rounds times per text
+        fresh one passes, as on lee-0008 and lee-0029); config.fresh_check_rounds times per text
         (once by default)."""
-        below = self.plan.fresh_check_below
-        rounds = self.check_rounds >= self.plan.fresh_check_rounds
+        below = self.config.fresh_check_below
+        rounds = self.check_rounds >= self.config.fresh_check_rounds
         if below is None or rounds or not self.plan.grid or self.lo >= below:
             return False
         cap = min(self.plan.max_length, self.n_tokens)
         # a seeded start is the same run again (from the random init, only a start from it is)
-        random = self.plan.fresh_check_from_random
+        random = self.config.fresh_check_from_random
         fresh = {a.L for a in self.result.attempts if (a.fresh if random else a.restart)}
         grid = self.plan.check_grid or self.plan.grid
-        self.checks = [L for L in grid if self.lo < L <= cap and L not in fresh][: self.plan.fails]
+        self.checks = [L for L in grid if self.lo < L <= cap and L not in fresh][: self.config.fails]
         if not self.checks:
             return False
         self.check_rounds, self.failed, self.hi = self.check_rounds + 1, 0, None
@@ -483,9 +472,9 @@ class _Text:
 
     def _next_check(self) -> None:
         """The next attempt is the fresh check at self.checks[0]: a restart (mixed under
-        plan.restart_mix), or with plan.fresh_check_from_random the seeded random init."""
+        config.restart_mix), or with config.fresh_check_from_random the seeded random init."""
         self.retrying, self.next = True, self.checks[0]
-        if self.plan.fresh_check_from_random:
+        if self.config.fresh_check_from_random:
             self.from_random = 1
 
     def _start_redo(self) -> bool:
@@ -513,7 +502,7 @@ class _Text:
             self.extending, self.next = attempt, attempt.L
             return
         if not attempt.lossless and self._one_short(attempt):
-            self.extending, self.next, self.lr = attempt, attempt.L, self.plan.last_token_lr
+            self.extending, self.next, self.lr = attempt, attempt.L, self.config.last_token_lr
             return
         if attempt.retry == REDO and not attempt.lossless:  # the text keeps what it had
             self.hi = self.redo_hi if self.redo_hi is not None else attempt.L
@@ -534,7 +523,7 @@ class _Text:
                 return self._check_next()
             return self._finish("failed")
         elif (
-            self.plan.retry_stuck
+            self.config.retry_stuck
             and attempt.warm_start is not None
             and not attempt.retry
             and not attempt.mix
@@ -549,7 +538,7 @@ class _Text:
             attempt.warm_start is not None
             and not attempt.retry
             and attempt.stop_reason == "patience"
-            and self.plan.retry_fresh
+            and self.config.retry_fresh
         ):
             # vectors that encode the prefix can sit in a basin the longer text cannot leave
             # (seen on SmolLM2: a warm start at 8 tokens never improved, where fresh starts
@@ -559,13 +548,13 @@ class _Text:
             return
         else:
             self.failed += 1
-            if self.plan.fresh_after_stuck and self._stuck_at_prefix(attempt.L):
+            if self.config.fresh_after_stuck and self._stuck_at_prefix(attempt.L):
                 # seen on SmolLM2 (lee-0008): warm starts from 8 tokens stayed at their 7 correct
                 # tokens at 12 and at 16, where fresh starts (the paper-budget reference) passed
                 # 16, 24 and 32; prefix vectors that cannot move are not reused
                 self.stuck = True
-            once = self.plan.one_fail_from is not None and attempt.L >= self.plan.one_fail_from
-            if self.plan.grid and self.failed < self.plan.fails and not once:
+            once = self.config.one_fail_from is not None and attempt.L >= self.config.one_fail_from
+            if self.plan.grid and self.failed < self.config.fails and not once:
                 # capacity is not monotone in L (seen on SmolLM2 at the paper's budget: a text
                 # failed at 12 tokens, then passed 16 to 32), so a grid search may skip a failure
                 later = [L for L in self.plan.grid if L > attempt.L]
@@ -661,28 +650,16 @@ class Search:
         if prior_redo and (prior is None or grid is None):
             raise ValueError("prior_redo redoes a start from the prior on a grid: it needs a prior and lengths_grid")
         plan = _Plan(
+            self.config,
             grid,
             start,
             growth,
             resolution,
             max_length if max_length is not None else 10**9,
             first + 1,
-            self.config.retry_fresh,
-            self.config.fails,
-            self.config.budget,
-            self.config.fresh_after_stuck,
-            self.config.fresh_check_below,
             sorted({int(L) for L in check_grid}) if check_grid else None,
-            self.config.restart_mix,
-            self.config.retry_stuck,
             prior,
             prior_redo,
-            self.config.last_token_lr,
-            self.config.one_fail_from,
-            self.config.fresh_check_from_random,
-            self.config.fresh_check_rounds,
-            self.config.fresh_budget,
-            self.config.last_token_below,
         )
         self.states = [_Text(i, n, plan) for i, n in enumerate(n_tokens)]
         for i, done in (history or {}).items():
