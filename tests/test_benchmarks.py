@@ -811,6 +811,42 @@ def test_monotone_counts_failing_lengths_and_later_passes(tmp_path, monkeypatch)
     assert texts == {True: 1, False: 1}
 
 
+def test_continuations_counts_what_continued_lines_bought_once_per_line(tmp_path, monkeypatch):
+    """benchmarks/continuations.py: a line is an attempt and its continuations; a warm line
+    counts under its first window's shortfall, once even when a fork replays it in another
+    run; fresh lines of a run that caps them are left out of the fresh counts."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import continuations
+    from memcap.io import write_jsonl
+
+    def attempt(index, L, score, steps, lossless=False, warm_start=8, extension=0, retry=0):
+        fields = dict(index=index, L=L, score=score, steps=steps, lossless=lossless, warm_start=warm_start)
+        return {**fields, "extension": extension, "retry": retry}
+
+    rows = [
+        attempt(0, 16, 12, 100), attempt(0, 16, 14, 100, extension=1), attempt(0, 16, 15, 60, True, extension=2),
+        attempt(0, 24, 20, 100), attempt(0, 24, 20, 100, extension=1),  # 3 short, failed
+        attempt(1, 16, 14, 50, True),  # passed in its first window: not continued
+        attempt(1, 24, 14, 300, warm_start=None, retry=1),
+        attempt(1, 24, 20, 300, warm_start=None, retry=1, extension=1),
+        attempt(1, 24, 23, 200, True, warm_start=None, retry=1, extension=2),  # fresh, passed after 800
+    ]  # fmt: skip
+    write_jsonl([{"header": "search {'fails': 2}"}, *rows], tmp_path / "set" / "run.json.progress.jsonl")
+    write_jsonl([{"header": "search {'fails': 2}"}, *rows[:5]], tmp_path / "set" / "fork.json.progress.jsonl")
+    capped = [attempt(0, 12, 5, 300, warm_start=None), attempt(0, 12, 9, 300, warm_start=None, extension=1)]
+    write_jsonl([{"header": "search {'fresh_budget': 600}"}, *capped], tmp_path / "other" / "run.json.progress.jsonl")
+    found = continuations.lines(tmp_path)
+    assert len(found) == 5 and sum(not line["warm"] for line in found) == 2
+    table = continuations.by_shortfall(found)
+    assert {short: dict(row) for short, row in table.items()} == {
+        3: {"lines": 2, "passed": 1, "steps passed": 160, "steps failed": 100}  # 15 - 12, 23 - 20
+    }
+    ran, passed = continuations.fresh_lengths(found)
+    assert (ran[600], passed[600], ran[900]) == (1, 1, 0)  # the capped run's line is not counted
+    only = continuations.lines(tmp_path, runs=("fork",), sets=("set",))
+    assert [line["steps"] for line in only] == [260, 200]
+
+
 def test_repeat_reruns_reference_cells_from_other_seeds_and_resumes(tmp_path):
     """benchmarks/repeat.py on a tiny model: each cell runs from `--seeds` other seeds, is printed
     beside the reference's own cell, and a rerun computes nothing already in repeat.jsonl; a
