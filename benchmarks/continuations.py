@@ -25,7 +25,7 @@ import argparse
 from collections import Counter
 from pathlib import Path
 
-from common import rows_by_text
+from common import lines_of
 from memcap.io import read_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,31 +43,23 @@ def lines(
     seen: dict[tuple, dict] = {}
     files = {path for run in runs for folder in sets for path in root.glob(f"{folder}/{run}.json.progress.jsonl")}
     for progress in sorted(files):
-        header, *rows = read_jsonl(progress)
-        capped = "'fresh_budget'" in header.get("header", "")
-        for index, attempts in rows_by_text(rows).items():
-            runs: list[list[dict]] = []
-            for a in attempts:
-                if a["extension"] and runs and (runs[-1][0]["L"], runs[-1][0]["retry"]) == (a["L"], a["retry"]):
-                    runs[-1].append(a)
-                else:
-                    runs.append([a])
-            for line in runs:
-                first = line[0]
-                key = (progress.parent.name, index, first["L"], first["warm_start"], first["retry"])
-                key += (first["score"], first["steps"], len(line))
-                seen.setdefault(
-                    key,
-                    {
-                        "warm": first["warm_start"] is not None,
-                        "capped": capped,
-                        "short": first["L"] - 1 - first["score"],  # paper protocol: L - 1 tokens scored
-                        "passed": line[-1]["lossless"],
-                        "windows": len(line),
-                        "steps": sum(a["steps"] for a in line),
-                        "continued_steps": sum(a["steps"] for a in line[1:]),
-                    },
-                )
+        capped = "'fresh_budget'" in read_jsonl(progress)[0].get("header", "")
+        for text, line in lines_of(progress.parent, progress.name.removesuffix(".json.progress.jsonl")):
+            first = line[0]
+            key = (progress.parent.name, text["id"], first["L"], first["warm_start"], first["retry"])
+            key += (first["score"], first["steps"], len(line))
+            seen.setdefault(
+                key,
+                {
+                    "warm": first["warm_start"] is not None,
+                    "capped": capped,
+                    "short": first["L"] - 1 - first["score"],  # paper protocol: L - 1 tokens scored
+                    "passed": line[-1]["lossless"],
+                    "windows": len(line),
+                    "steps": sum(a["steps"] for a in line),
+                    "continued_steps": sum(a["steps"] for a in line[1:]),
+                },
+            )
     return list(seen.values())
 
 

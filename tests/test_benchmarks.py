@@ -831,6 +831,8 @@ def test_continuations_counts_what_continued_lines_bought_once_per_line(tmp_path
         attempt(1, 24, 20, 300, warm_start=None, retry=1, extension=1),
         attempt(1, 24, 23, 200, True, warm_start=None, retry=1, extension=2),  # fresh, passed after 800
     ]  # fmt: skip
+    for folder in ("set", "other"):
+        write_jsonl([{"id": "a", "text": "..."}, {"id": "b", "text": "..."}], tmp_path / folder / "texts.jsonl")
     write_jsonl([{"header": "search {'fails': 2}"}, *rows], tmp_path / "set" / "run.json.progress.jsonl")
     write_jsonl([{"header": "search {'fails': 2}"}, *rows[:5]], tmp_path / "set" / "fork.json.progress.jsonl")
     capped = [attempt(0, 12, 5, 300, warm_start=None), attempt(0, 12, 9, 300, warm_start=None, extension=1)]
