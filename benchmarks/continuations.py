@@ -22,11 +22,12 @@ length lower. The counts bound what a rule could cost; fast.py measures what it 
 from __future__ import annotations
 
 import argparse
+import json
 from collections import Counter
 from pathlib import Path
 
 from common import lines_of
-from memcap.io import read_jsonl
+from memcap.core.engine import first_scored
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,7 +44,8 @@ def lines(
     seen: dict[tuple, dict] = {}
     files = {path for run in runs for folder in sets for path in root.glob(f"{folder}/{run}.json.progress.jsonl")}
     for progress in sorted(files):
-        capped = "'fresh_budget'" in read_jsonl(progress)[0].get("header", "")
+        with progress.open(encoding="utf-8") as file:  # the header only: lines_of reads the rest
+            capped = "'fresh_budget'" in json.loads(file.readline()).get("header", "")
         for text, line in lines_of(progress.parent, progress.name.removesuffix(".json.progress.jsonl")):
             first = line[0]
             key = (progress.parent.name, text["id"], first["L"], first["warm_start"], first["retry"])
@@ -53,7 +55,7 @@ def lines(
                 {
                     "warm": first["warm_start"] is not None,
                     "capped": capped,
-                    "short": first["L"] - 1 - first["score"],  # paper protocol: L - 1 tokens scored
+                    "short": first["L"] - first_scored("paper") - first["score"],
                     "passed": line[-1]["lossless"],
                     "windows": len(line),
                     "steps": sum(a["steps"] for a in line),
