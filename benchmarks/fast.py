@@ -21,7 +21,7 @@ Runs memcap's capacity search (memcap.core.search) with CLAIMED's settings
 (memcap.core.search.CLAIMED), or with the preset, optimiser keys and search flags given, on the
 texts of each folder: by default the tuning texts (benchmarks/reference/, and
 benchmarks/validation/ and validation2/ since each judged an earlier claim) and the validation
-sets (benchmarks/validation3/ to validation6/, which judged F, H, P5 and P7), each chosen by the
+sets (benchmarks/validation3/ to validation9/, which judged F, H, P5, P7, P9, P10 and P11), each chosen by the
 rule in docs/benchmarks.md. CLAIMED's fresh starts begin from the model's prior file, rebuilt
 on each folder without the vectors of its own texts (--prior, --no-prior). Settings are chosen
 on the tuning texts; a claim is made on the validation texts only, and each set's line says
@@ -38,7 +38,11 @@ at least the reference's, at most 10 % of its steps. Texts the reference has not
 are shown, and counted in the targets as far as the reference goes ("so far"). Steps per decoded
 token stand beside the published figures of the closest peer (mrsndmn/compression_horizon), and
 a last line says where the steps went: passing attempts, failing ones at or below each text's
-capacity, failing ones above it, and the share of fresh starts among them. A text more than a
+capacity, failing ones above it, and the share of fresh starts among them. With two or more
+folders, a pooled line takes their texts together: the share within one grid step of the
+reference with its Wilson 95 % interval, the mean per-text difference with a paired bootstrap
+interval, and the steps ratio (pool one configuration's validation sets, as
+`--compare claim-P7.json --folder benchmarks/validation6 --folder benchmarks/validation9`). A text more than a
 grid step below its reference gets how often the reference's cell at its capacity passed from
 other seeds (<folder>/repeat.jsonl, benchmarks/repeat.py), or the repeat.py command that finds out.
 """
@@ -57,6 +61,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import torch
+from scipy.stats import binomtest
 
 from common import prior_vectors, rows_by_text
 from memcap.analysis.capacity_stats import bootstrap_mean_ci
@@ -82,6 +87,9 @@ SETS = {
     "validation (it judged H; tuning for later candidates)": HERE.parent / "validation4",
     "validation (it judged P5; tuning for later candidates)": HERE.parent / "validation5",
     "validation (it judged P7, claimed; tuning for later candidates)": HERE.parent / "validation6",
+    "validation (it judged P9; tuning for later candidates)": HERE.parent / "validation7",
+    "validation (it judged P10; tuning for later candidates)": HERE.parent / "validation8",
+    "validation (it judged P11, then P7 again; tuning for later candidates)": HERE.parent / "validation9",
 }
 # Published by mrsndmn/compression_horizon (SmolLM2-1.7B, growth-schedule ablation): steps per token.
 PEER = "peer (compression_horizon, SmolLM2-1.7B): 26 steps/token one token per stage, 14 geometric + bisection"
@@ -104,7 +112,8 @@ def main() -> None:
     named = args.compare or args.save  # its progress rows say which attempts started fresh
     progress = [progress_of(f, named) if named else None for f in folders]
     summaries = [compare(*fields) for fields in zip(runs, folders, progress, strict=True)]
-    side_by_side(summaries)
+    # pooled only over folders someone chose: the default run's sets mix tuning and validation roles
+    side_by_side(summaries, pool=bool(args.folder or args.compare))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -514,6 +523,7 @@ def compare(run: dict, folder: Path, progress: Path | None = None) -> dict:
     # ours: the capacities found; on_grid: each read against the grid (the grid length at or
     # below it), the same for a grid search, and what a growth schedule is compared by
     s = {"set": folder.name, "ours": [], "on_grid": [], "reference": [], "ok": 0, "zeros": 0, "bracketed": 0}
+    s["differences"] = []  # per text with a reference: ours on the grid minus the reference's, for pooled()
     # a run in progress (so_far()): texts still searching, and ended texts already below the
     # reference's minus one grid step (final: a text's capacity only grows while it searches)
     s["searching"] = sum(not text.get("done", True) for text in run["texts"])
@@ -542,6 +552,7 @@ def compare(run: dict, folder: Path, progress: Path | None = None) -> dict:
             s["settled_below"].append(f"{text['id']} ended at {text['capacity']}, reference {ref['capacity']}")
             s["below_cells"].append((text["id"], ref["capacity"]))
         s["reference"].append(ref["capacity"])
+        s["differences"].append(steps_up[position(text["capacity"])] - ref["capacity"])
         s["ok"] += ok
         s["zeros"] += text["capacity"] == 0 and ref["capacity"] > 0
         s["bracketed"] += ref["bracketed"]
@@ -567,8 +578,8 @@ def _mean(values) -> str:
     return f"{statistics.mean(values):5.1f}" if values else "    -"
 
 
-def side_by_side(summaries: list[dict]) -> None:
-    """One line per set: capacities, the steps ratio and the targets."""
+def side_by_side(summaries: list[dict], pool: bool = True) -> None:
+    """One line per set: capacities, the steps ratio and the targets; then, with `pool`, the sets pooled."""
     print(
         f"{'set':11s} {'texts':>5s} {'ours: mean':>10s} {'reference':>9s} {'steps':>7s} {'ref steps':>9s} "
         f"{'ratio':>6s} {'>= ref-1 step':>13s} {'0 where ref > 0':>15s} {'bracketed':>9s} {'steps/token':>11s}"
@@ -635,7 +646,42 @@ def side_by_side(summaries: list[dict]) -> None:
                     f"{'':11s} below the reference by more than a grid step: is its cell there a draw? "
                     f"python benchmarks/repeat.py --folder {s['folder']} --cells '{cells}' --seeds 4"
                 )
+    if pool:
+        pooled(summaries)
     print(PEER)
+
+
+def pooled(summaries: list[dict]) -> None:
+    """The sets' texts taken together, when there are two or more: one set's six texts say
+    little about how often a search lands within a grid step of the paper's optimiser, so this
+    gives that rate with its Wilson 95 % interval, the mean per-text difference with a paired
+    bootstrap interval, and the steps ratio. Pool only sets of the same role (give their
+    folders): a configuration's validation sets, never its tuning sets with them."""
+    sets = [s for s in summaries if s["reference"]]
+    if len(sets) < 2:
+        return
+    n, ok = sum(len(s["reference"]) for s in sets), sum(s["ok"] for s in sets)
+    references = [r for s in sets for r in s["reference"]]
+    differences = [d for s in sets for d in s["differences"]]
+    steps, ref_steps = sum(s["steps"] for s in sets), sum(s["ref_steps"] for s in sets)
+    bracketed = sum(s["bracketed"] for s in sets)
+    rate = binomtest(ok, n).proportion_ci(confidence_level=0.95, method="wilson")
+    low, high = bootstrap_mean_ci(differences)
+    so_far = f"; {n - bracketed} of their references not bracketed yet: so far" if bracketed < n else ""
+    print(f"pooled over {', '.join(s['set'] for s in sets)}: {n} texts with a reference{so_far}")
+    print(
+        f"{'':11s} at least the reference's minus one grid step: {ok}/{n} texts ({100 * ok / n:.0f} %, Wilson 95 % "
+        f"interval {100 * rate.low:.0f}-{100 * rate.high:.0f} %); 0 where the reference passes a length: "
+        f"{sum(s['zeros'] for s in sets)}"
+    )
+    print(
+        f"{'':11s} mean per-text capacity {statistics.mean(references) + statistics.mean(differences):.1f} against "
+        f"the reference's {statistics.mean(references):.1f}: {statistics.mean(differences):+.1f} tokens per text "
+        f"(paired bootstrap 95 % interval {low:+.1f} to {high:+.1f})"
+    )
+    if ref_steps:
+        ratio = steps / ref_steps
+        print(f"{'':11s} steps ratio ours / reference: {steps} / {ref_steps} = {ratio:.3f} (target <= 0.10)")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,14 @@ def bench(*args, timeout=600) -> str:
     return result.stdout
 
 
+def cell(sample, L, passed):
+    """A reference record of the paper's grid, as benchmarks/reference.py writes it."""
+    correct = L - 1 if passed else L - 3
+    return {"model": "m", "dataset": "lee", "sample_id": sample, "K": 1, "mode": "grid", "L": L, "status": "ok",
+            "correct": correct, "max_correct": correct, "scored": L - 1, "protocol": "paper",
+            "max_accuracy": correct / (L - 1), "steps": 100, "wall_s": 1.0}  # fmt: skip
+
+
 def test_steps_prints_both_procedures_and_their_ratio():
     out = bench("benchmarks/steps.py", "--model", "tiny-llama", "--length", "24", "--texts", "2", "--steps", "3")
     assert re.search(r"authors' procedure \(batch 1, reloads\)\s+[\d.]+\s+\d+", out), out
@@ -435,12 +443,6 @@ def test_a_run_in_progress_is_settled_below_only_by_a_text_that_ended_there(monk
     import fast
     from memcap.io import write_jsonl
 
-    def cell(sample, L, passed):  # a reference record of the paper's grid, as reference.py writes it
-        correct = L - 1 if passed else L - 3
-        return {"model": "m", "dataset": "lee", "sample_id": sample, "K": 1, "mode": "grid", "L": L, "status": "ok",
-                "correct": correct, "max_correct": correct, "scored": L - 1, "protocol": "paper",
-                "max_accuracy": correct / (L - 1), "steps": 100, "wall_s": 1.0}  # fmt: skip
-
     write_jsonl([cell(t, L, L <= 32) for t in ("a", "b") for L in (8, 12, 16, 24, 32, 40, 48)], tmp_path / "lee.jsonl")
     texts = [  # both at 16 against the reference's 32: one has ended there, one still searches
         {"id": "a", "capacity": 16, "steps": 10, "attempts": []},
@@ -461,6 +463,39 @@ def test_a_run_in_progress_is_settled_below_only_by_a_text_that_ended_there(monk
     fast.side_by_side([fast.compare(run, tmp_path)])
     out = capsys.readouterr().out
     assert "a at 32, the reference's cell: passed from 1 of 3 other seeds" in out and "repeat.py --folder" not in out
+
+
+def test_sets_compared_together_are_pooled_with_intervals(monkeypatch, tmp_path, capsys):
+    """Two or more sets: one pooled line of the share of texts within one grid step of the
+    reference (Wilson 95 % interval), the mean per-text difference (paired bootstrap interval)
+    and the steps ratio over all their texts; a single set prints no pooled line."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    monkeypatch.syspath_prepend(str(REPO))
+    import fast
+    from memcap.io import write_jsonl
+
+    grid = [8, 12, 16, 24, 32, 40, 48]
+    references = {"a": {"t1": 32, "t2": 24}, "b": {"t3": 32, "t4": 8}}
+    ours = {"t1": 16, "t2": 24, "t3": 40, "t4": 8}  # t1 is two grid steps below its reference
+    summaries = []
+    for name, capacities in references.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        write_jsonl([cell(t, L, L <= c) for t, c in capacities.items() for L in grid], folder / "lee.jsonl")
+        texts = [{"id": t, "capacity": ours[t], "steps": 10, "attempts": []} for t in capacities]
+        run = {"header": name, "model": "m", "grid": grid, "wall_s": 1.0, "texts": texts}
+        summaries.append(fast.compare(run, folder))
+    fast.side_by_side(summaries[:1])
+    assert "pooled over" not in capsys.readouterr().out
+    fast.side_by_side(summaries)
+    out = capsys.readouterr().out
+    assert "pooled over a, b: 4 texts with a reference\n" in out, out  # every reference bracketed: no "so far"
+    # 3 of 4: Wilson 95 % interval 0.301-0.954
+    assert "at least the reference's minus one grid step: 3/4 texts (75 %, Wilson 95 % interval 30-95 %)" in out
+    assert "0 where the reference passes a length: 0" in out
+    # per text 16-32, 24-24, 40-32, 8-8: mean 22.0 against 24.0
+    assert "mean per-text capacity 22.0 against the reference's 24.0: -2.0 tokens per text" in out
+    assert "steps ratio ours / reference: 40 / 2800 = 0.014" in out
 
 
 def test_the_max_preset_is_the_run_the_study_chose(monkeypatch):
