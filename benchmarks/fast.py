@@ -50,7 +50,6 @@ other seeds (<folder>/repeat.jsonl, benchmarks/repeat.py), or the repeat.py comm
 from __future__ import annotations
 
 import argparse
-import bisect
 import dataclasses
 import json
 import re
@@ -65,7 +64,7 @@ from scipy.stats import binomtest
 
 from common import prior_vectors, rows_by_text
 from memcap.analysis.capacity_stats import bootstrap_mean_ci
-from memcap.analysis.paper_budget import text_capacities
+from memcap.analysis.paper_budget import grid_position, text_capacities, within_one_step
 from memcap.cli import search_args, search_flags
 from memcap.core.engine import PRESETS, OptimConfig
 from memcap.core.models import load_model, load_registry, resolve_model
@@ -516,9 +515,6 @@ def compare(run: dict, folder: Path, progress: Path | None = None) -> dict:
     steady = steady_walls(cells)
     steps_up = [0, *run["grid"]]
 
-    def position(L):  # a growth schedule's capacity counts as the grid length at or below it
-        return bisect.bisect_right(steps_up, L) - 1
-
     print(run["header"])
     # ours: the capacities found; on_grid: each read against the grid (the grid length at or
     # below it), the same for a grid search, and what a growth schedule is compared by
@@ -541,18 +537,18 @@ def compare(run: dict, folder: Path, progress: Path | None = None) -> dict:
         last_ok = [a for a in text["attempts"] if a["lossless"] and a["L"] == text["capacity"]]
         exact = "exact" if last_ok and last_ok[-1]["greedy_exact"] else "not exact"
         s["ours"].append(text["capacity"])
-        s["on_grid"].append(steps_up[position(text["capacity"])])
+        s["on_grid"].append(steps_up[grid_position(text["capacity"], run["grid"])])
         s["exact"] += exact == "exact"
         if ref is None:
             print(f"  {text['id']}: ours {text['capacity']} (greedy {exact}); no reference yet; attempts {tried}")
             continue
-        ok = position(text["capacity"]) >= position(ref["capacity"]) - 1
+        ok = within_one_step(text["capacity"], ref["capacity"], run["grid"])
         searching = not text.get("done", True)
         if not ok and not searching:
             s["settled_below"].append(f"{text['id']} ended at {text['capacity']}, reference {ref['capacity']}")
             s["below_cells"].append((text["id"], ref["capacity"]))
         s["reference"].append(ref["capacity"])
-        s["differences"].append(steps_up[position(text["capacity"])] - ref["capacity"])
+        s["differences"].append(s["on_grid"][-1] - ref["capacity"])
         s["ok"] += ok
         s["zeros"] += text["capacity"] == 0 and ref["capacity"] > 0
         s["bracketed"] += ref["bracketed"]

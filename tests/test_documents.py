@@ -229,3 +229,35 @@ def test_the_tuning_set_is_named_as_such(tmp_path):
     assert (b["set_name"], b["capacity"], b["complete"]) == ("tuning", "8", True)
     assert "the tuning set: the texts on which memcap's optimiser and search settings were tuned" in text
     assert "lower bound" not in text
+
+
+def test_each_shared_text_is_compared_with_the_reference_within_one_grid_step(tmp_path):
+    """The statement lists this run's capacity beside the reference's per shared text and counts
+    those at least the reference's minus one grid step (the reference's grid); a text at 0 where
+    the reference passes a length is named, and an unbracketed reference makes the count so far."""
+    reference = grid("lee-0008", [(8, True), (16, True), (24, True), (32, True), (40, False), (48, False)])
+    reference += grid("lee-0009", [(8, True), (16, True), (24, True), (32, False), (40, False)])
+    reference += grid("lee-0012", [(8, True), (16, True)])  # still running: 16 so far
+    ref_file = tmp_path / "validation" / "lee.jsonl"
+    ref_file.parent.mkdir(parents=True)
+    ref_file.write_text("".join(json.dumps(r) + "\n" for r in reference))
+    ours = [make_record("pythia-160m", "lee", 16, i, steps=10) for i in ("lee-0008", "lee-0009", "lee-0012")]
+    ours += [make_record("pythia-160m", "lee", 24, i, steps=10, max_correct=3) for i in ("lee-0008", "lee-0012")]
+    ours += [make_record("pythia-160m", "lee", 24, "lee-0009", steps=10)]
+    context = report.report_context(write_records(tmp_path / "run", ours), "documents", budget_reference=[ref_file])
+    (b,) = context["budget_reference"]
+    # lee-0008: 16 against 32, two grid steps below; lee-0009: 24 against 24; lee-0012: 16 against >=16
+    assert b["per_text"] == "lee-0008 16 against 32, lee-0009 24 against 24, lee-0012 16 against ≥16"
+    assert (b["n_compared"], b["n_within"], b["n_zero"], b["within_so_far"]) == (3, 2, 0, True)
+    text = " ".join(report.render_report(context).split())
+    assert "this run's capacity against the reference's: lee-0008 16 against 32, lee-0009 24 against 24," in text
+    assert r"lee-0012 16 against $\geq$16; 2 of 3 texts are at least the reference's capacity minus one" in text
+    assert "(so far: an unbracketed reference capacity can still rise)." in text
+    # a text that decodes nothing where the reference passes 8 is said
+    zero = [make_record("pythia-160m", "lee", L, "lee-0009", steps=10, max_correct=2) for L in (16, 24)]
+    context = report.report_context(write_records(tmp_path / "zero", zero), "documents", budget_reference=[ref_file])
+    (b,) = context["budget_reference"]
+    assert (b["per_text"], b["n_within"], b["n_zero"], b["within_so_far"]) == ("lee-0009 0 against 24", 0, 1, False)
+    assert "0 of 1 texts are at least the reference's capacity minus one grid step, and 1 decodes nothing" in " ".join(
+        report.render_report(context).split()
+    )

@@ -13,6 +13,7 @@ tokens): its capacity is its largest lossless length, *bracketed* once that stop
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import defaultdict
 
@@ -87,3 +88,34 @@ def reference_summary(texts: list[dict]) -> list[dict]:
             }
         )
     return out
+
+
+def grid_position(capacity: int, grid: list[int]) -> int:
+    """Where `capacity` sits on `grid`: the index in [0, *grid] of the grid length at or below it
+    (a capacity found off the grid, by a growth schedule, counts as that length)."""
+    return bisect.bisect_right([0, *sorted(grid)], capacity) - 1
+
+
+def within_one_step(ours: int, reference: int, grid: list[int]) -> bool:
+    """Issue 22's per-text target: `ours` is at least the reference's capacity minus one grid step."""
+    return grid_position(ours, grid) >= grid_position(reference, grid) - 1
+
+
+def against_reference(texts: list[dict], ours: dict[str, int]) -> list[dict]:
+    """Per reference text (`text_capacities` rows) that `ours` (sample_id -> capacity) has: both
+    capacities and whether ours is within one grid step of the reference or above it, on the
+    grid of every length the reference ran. An unbracketed reference capacity can still rise,
+    so its `within` is so far."""
+    grid = sorted({L for t in texts for L in t["lengths"]})
+    return [
+        {
+            "sample_id": t["sample_id"],
+            "ours": ours[t["sample_id"]],
+            "reference": t["capacity"],
+            "bracketed": t["bracketed"],
+            "within": within_one_step(ours[t["sample_id"]], t["capacity"], grid),
+            "zero": ours[t["sample_id"]] == 0 and t["capacity"] > 0,
+        }
+        for t in texts
+        if t["sample_id"] in ours
+    ]

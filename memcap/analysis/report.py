@@ -479,7 +479,7 @@ def _budget_reference(paths: list[Path] | None, df: pd.DataFrame, summary: pd.Da
     its texts are bracketed, marks each unbracketed text's capacity as a lower bound (>=), and
     gives the capacity over the texts as a lower bound only while the unbracketed texts can
     still change it; `missing` names this run's texts the reference has not started."""
-    from memcap.analysis.paper_budget import reference_summary, text_capacities
+    from memcap.analysis.paper_budget import against_reference, reference_summary, text_capacities
     from memcap.io import read_jsonl
 
     records, folders = [], {}
@@ -511,6 +511,9 @@ def _budget_reference(paths: list[Path] | None, df: pd.DataFrame, summary: pd.Da
         mine = df[(df.model == ref["model"]) & (df.dataset == ref["dataset"]) & (df.K == 1)] if len(df) else df
         steps = int(mine["steps"].sum()) if len(mine) else 0
         optim = dict(ref["optim"] or {})
+        # per shared text, this run's capacity beside the reference's (a run of several protocols: its best)
+        caps = metrics.text_capacities(mine) if len(mine) and same_texts else pd.DataFrame(columns=["sample_id"])
+        compared = against_reference(group, caps.groupby("sample_id")["capacity"].max().to_dict())
         rows.append(
             {
                 **ref,
@@ -531,6 +534,14 @@ def _budget_reference(paths: list[Path] | None, df: pd.DataFrame, summary: pd.Da
                 "ours_method": ", ".join(sorted(set(mine["method"]))) if len(mine) else None,
                 "ours_steps": steps,
                 "steps_ratio": f"{steps / ref['steps']:.3f}" if ref["steps"] and steps else None,
+                "per_text": ", ".join(
+                    f"{t['sample_id']} {t['ours']} against {'' if t['bracketed'] else '≥'}{t['reference']}"
+                    for t in compared
+                ),
+                "n_compared": len(compared),
+                "n_within": sum(t["within"] for t in compared),
+                "n_zero": sum(t["zero"] for t in compared),
+                "within_so_far": any(t["within"] and not t["bracketed"] for t in compared),
             }
         )
     return rows
