@@ -145,6 +145,23 @@ def test_missing_tables_and_figures_do_not_break_the_build(tmp_path):
     assert "Table 1 was not produced" in text and "was not produced" in text
 
 
+@needs_latex
+def test_the_per_text_comparison_with_the_reference_reaches_the_pdf(tmp_path):
+    """LaTeX takes the per-text statement (its >= of an unbracketed reference capacity too)."""
+    reference = [
+        make_record("pythia-160m", "lee", L, sample, max_correct=(L - 1) if L <= last else L // 2)
+        for sample, last, lengths in [("lee-0", 64, (64, 80, 96)), ("lee-1", 80, (64, 80))]
+        for L in lengths
+    ]
+    ref_file = tmp_path / "reference.jsonl"
+    ref_file.write_text("".join(json.dumps(r) + "\n" for r in reference))
+    files = write_records(tmp_path / "run", [make_record("pythia-160m", "lee", 64, f"lee-{i}") for i in range(2)])
+    pdf = report.build_report({}, {}, files, tmp_path / "r" / "r.pdf", budget_reference=[ref_file])
+    text = one_line(pdf_text(pdf, layout=False)).replace("\u2019", "'")  # LaTeX's typographic apostrophe
+    assert "this run's capacity against the reference's: lee-0 64 against 64, lee-1 64 against ≥80;" in text
+    assert "2 of 2 texts are at least the reference's capacity minus one grid step (so far" in text
+
+
 @pytest.mark.slow
 @needs_latex
 def test_the_report_includes_the_files_it_is_given_under_any_name(tmp_path):
