@@ -261,3 +261,7 @@ def test_each_shared_text_is_compared_with_the_reference_within_one_grid_step(tm
     assert "0 of 1 texts are at least the reference's capacity minus one grid step, and 1 decodes nothing" in " ".join(
         report.render_report(context).split()
     )
+    # a run on other texts than the reference's has nothing to compare per text (and does not fail)
+    other = write_records(tmp_path / "other", [make_record("pythia-160m", "lee", 16, "lee-0500", steps=10)])
+    (b,) = report.report_context(other, "documents", budget_reference=[ref_file])["budget_reference"]
+    assert (b["same_texts"], b["per_text"], b["n_compared"]) == (False, "", 0)

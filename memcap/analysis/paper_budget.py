@@ -107,15 +107,19 @@ def against_reference(texts: list[dict], ours: dict[str, int]) -> list[dict]:
     grid of every length the reference ran. An unbracketed reference capacity can still rise,
     so its `within` is so far."""
     grid = sorted({L for t in texts for L in t["lengths"]})
-    return [
-        {
-            "sample_id": t["sample_id"],
-            "ours": ours[t["sample_id"]],
-            "reference": t["capacity"],
-            "bracketed": t["bracketed"],
-            "within": within_one_step(ours[t["sample_id"]], t["capacity"], grid),
-            "zero": ours[t["sample_id"]] == 0 and t["capacity"] > 0,
-        }
-        for t in texts
-        if t["sample_id"] in ours
-    ]
+    rows = []
+    for t in texts:
+        mine = ours.get(t["sample_id"])
+        if mine is None:
+            continue
+        rows.append(
+            {
+                "sample_id": t["sample_id"],
+                "ours": mine,
+                "reference": t["capacity"],
+                "bracketed": t["bracketed"],
+                "within": within_one_step(mine, t["capacity"], grid),
+                "zero": mine == 0 and t["capacity"] > 0,
+            }
+        )
+    return rows

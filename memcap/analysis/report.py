@@ -512,8 +512,8 @@ def _budget_reference(paths: list[Path] | None, df: pd.DataFrame, summary: pd.Da
         steps = int(mine["steps"].sum()) if len(mine) else 0
         optim = dict(ref["optim"] or {})
         # per shared text, this run's capacity beside the reference's (a run of several protocols: its best)
-        caps = metrics.text_capacities(mine) if len(mine) and same_texts else pd.DataFrame(columns=["sample_id"])
-        compared = against_reference(group, caps.groupby("sample_id")["capacity"].max().to_dict())
+        caps = metrics.text_capacities(mine).groupby("sample_id")["capacity"].max() if len(mine) and same_texts else {}
+        compared = against_reference(group, dict(caps))
         rows.append(
             {
                 **ref,
